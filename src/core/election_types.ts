@@ -1,0 +1,96 @@
+// The election core's contract: configuration, durable state, wire messages and the Ready batch.
+// The state machine itself lives in election.ts; shells (src/cluster) and the simulator (test/sim)
+// program against these types only.
+//
+// The caller's loop (same order in the shell and in the simulator):
+//   1. feed inputs: tick() on every logical tick, step(envelope) for each received message;
+//   2. while hasReady(): r = ready();
+//        persist r.hardState (fsync) BEFORE any message leaves — a restarted node must never vote twice
+//        in one term;
+//        send r.messages; emit r.events; then advance(r).
+
+import type { ConfigProblem, Envelope, NodeId, Role, Term } from "./types.ts";
+
+export type { ConfigProblem, Envelope, NodeId, Role, Term };
+
+export interface ElectionConfig {
+  selfId: NodeId;
+  /** Nodes that vote and may lead (includes selfId when self is a member). */
+  members: readonly NodeId[];
+  /** Nodes that vote but never lead: the tie-breaker of a two-node pair. */
+  witnesses: readonly NodeId[];
+  /** Priority of every voter (members and witnesses); among healthy members the highest leads. */
+  priorities: Readonly<Record<NodeId, number>>;
+  /** A follower campaigns after a randomized timeout in [T, 2T-1] ticks without hearing a leader. */
+  electionTimeoutTicks: number;
+  /** The leader sends heartbeats every this many ticks. */
+  heartbeatIntervalTicks: number;
+  /**
+   * How long after the send time of a heartbeat acknowledged by a quorum the leader may act as leader.
+   * Must be < electionTimeoutTicks so that the lease ends before any follower would grant a vote.
+   */
+  leaseTicks: number;
+  preVote: boolean;
+  checkQuorum: boolean;
+}
+
+/** What must be on disk before messages leave. */
+export interface HardState {
+  term: Term;
+  votedFor: NodeId | null;
+}
+
+export const emptyHardState: HardState = Object.freeze({ term: 0, votedFor: null });
+
+/** Plain JSON-serialisable data; the shell schema-checks it on receipt (src/cluster/wire.ts). */
+export type ElectionMessage =
+  /** "Would you vote for me in `term`?" Sent with term = current+1; does not change anyone's term. */
+  | { type: "pre-vote"; term: Term }
+  | { type: "pre-vote-response"; term: Term; granted: boolean }
+  /** `transfer`: campaign started by leadership transfer; voters ignore their leader lease for it. */
+  | { type: "vote"; term: Term; transfer: boolean }
+  | { type: "vote-response"; term: Term; granted: boolean }
+  /** From the leader; `seq` is echoed so the leader can date the lease from the send time. */
+  | { type: "heartbeat"; term: Term; seq: number }
+  | { type: "heartbeat-response"; term: Term; seq: number }
+  /** From the leader to the chosen successor: campaign now (leadership transfer). */
+  | { type: "timeout-now"; term: Term };
+
+export type ElectionMessageType = ElectionMessage["type"];
+
+/** Things worth a log line or a simulator transcript line; never needed for correctness. */
+export type ElectionEvent =
+  | { type: "role-changed"; term: Term; role: Role; leaderId: NodeId | null; reason: string }
+  | { type: "term-changed"; term: Term; from: Term; reason: string }
+  | { type: "vote-granted"; term: Term; to: NodeId; preVote: boolean }
+  | { type: "vote-rejected"; term: Term; to: NodeId; preVote: boolean; reason: string }
+  | { type: "lease-lost"; term: Term }
+  | { type: "transfer-started"; term: Term; to: NodeId };
+
+export interface SoftState {
+  role: Role;
+  leaderId: NodeId | null;
+}
+
+export interface ElectionReady {
+  /** Present when term or vote changed: persist (fsync) before sending messages. */
+  hardState?: HardState;
+  /** Present when role or known leader changed. */
+  softState?: SoftState;
+  messages: Envelope<ElectionMessage>[];
+  events: ElectionEvent[];
+  /** The current term: the fencing token for anything this node coordinates as leader. */
+  fencingTerm: Term;
+}
+
+export interface ElectionStatus {
+  selfId: NodeId;
+  role: Role;
+  term: Term;
+  leaderId: NodeId | null;
+  votedFor: NodeId | null;
+  /** Leader only: true while a quorum has acknowledged a heartbeat sent within the last leaseTicks. */
+  leaseValid: boolean;
+  /** Leader only: ticks until the lease ends (0 when not leader or expired). */
+  leaseRemainingTicks: number;
+}

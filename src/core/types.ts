@@ -1,0 +1,28 @@
+// Data types shared by the pure cores. No I/O, no timers, no imports from outside src/core.
+
+/** A node's stable id from config (e.g. "n1"). Also the CN of its certificate and its PSK identity. */
+export type NodeId = string;
+
+/** An election term. Monotonic per node; the fencing token handed to drivers and writes. */
+export type Term = number;
+
+export const Role = {
+  Follower: "follower",
+  PreCandidate: "pre-candidate",
+  Candidate: "candidate",
+  Leader: "leader",
+} as const;
+export type Role = (typeof Role)[keyof typeof Role];
+
+/** A message addressed from one node to another; cores emit these, shells deliver them. */
+export interface Envelope<M> {
+  from: NodeId;
+  to: NodeId;
+  message: M;
+}
+
+/** One reason a configuration is impossible; `[]` means valid. */
+export interface ConfigProblem {
+  key: string;
+  message: string;
+}

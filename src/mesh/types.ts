@@ -1,0 +1,113 @@
+// The mesh's public contract: what src/cluster and later capabilities program against.
+// Implementation: mesh.ts (links, dial/accept, dedupe, reconnect), link.ts, frame.ts, handshake.ts, rpc.ts.
+
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Logger } from "pino";
+import type { NodeId } from "../core/types.ts";
+
+/** How links authenticate. Both modes are TLS 1.3; nothing home-made. */
+export type MeshSecurity =
+  | {
+      mode: "mtls";
+      /** PEM of the cluster CA: the only issuer trusted for peers and API clients. */
+      caCertPem: string;
+      /** This node's certificate (CN = node id) and key, PEM. */
+      certPem: string;
+      keyPem: string;
+    }
+  | {
+      mode: "psk";
+      /** The cluster's shared secret (>= 32 bytes). The PSK identity is the node id. */
+      key: Buffer;
+    };
+
+export interface MeshPeer {
+  id: NodeId;
+  /** host:port that this node dials. */
+  address: string;
+}
+
+export interface MeshLimits {
+  /** Largest frame accepted or sent (bytes); larger ones close the link with a logged reason. */
+  frameBytesMax: number;
+  /** Frames queued per link while the socket is busy; past it, send() reports "backpressure". */
+  sendQueueFramesMax: number;
+  /** Bytes queued per link (ws bufferedAmount + our queue); past it, send() reports "backpressure". */
+  sendQueueBytesMax: number;
+  /** Outstanding requests per link; past it, request() rejects with BackpressureError. */
+  inflightRequestsMax: number;
+  /** Default request timeout. */
+  requestTimeoutMs: number;
+  /** Handshake must finish within this, or the socket is closed. */
+  handshakeTimeoutMs: number;
+  /** Reconnect backoff with full jitter between these bounds. */
+  reconnectDelayMsMin: number;
+  reconnectDelayMsMax: number;
+}
+
+/** Authenticated identity of an HTTP client on the TLS port: the certificate CN or the PSK identity. */
+export interface ClientIdentity {
+  kind: "certificate" | "psk";
+  name: string;
+}
+
+/** Non-mesh HTTP requests on the TLS port (the API) are handed to this, already authenticated. */
+export type TlsHttpHandler = (req: IncomingMessage, res: ServerResponse, identity: ClientIdentity) => void;
+
+export interface MeshOptions {
+  selfId: NodeId;
+  /** Peers with different cluster names refuse each other at the hello. */
+  clusterName: string;
+  listenHost: string;
+  /** 0 picks a free port (tests); read the actual one from address(). */
+  listenPort: number;
+  peers: readonly MeshPeer[];
+  security: MeshSecurity;
+  logger: Logger;
+  limits?: Partial<MeshLimits>;
+  httpHandler?: TlsHttpHandler;
+}
+
+/** A one-way message handler for a channel. Runs on the event loop; must not throw. */
+export type MessageListener = (from: NodeId, payload: Uint8Array) => void;
+
+/** A request handler for a channel; its resolved bytes are the response, a rejection an error reply. */
+export type RequestHandler = (from: NodeId, payload: Uint8Array) => Promise<Uint8Array> | Uint8Array;
+
+export type SendResult = "sent" | "no-link" | "backpressure";
+
+export interface PeerLinkStatus {
+  id: NodeId;
+  address: string;
+  connected: boolean;
+  /** Who dialed the surviving link. */
+  dialer: NodeId | null;
+  /** Date.now() when the current link came up, or when it went down. */
+  sinceMs: number;
+  lastError: string | null;
+  inflightRequests: number;
+  queuedFrames: number;
+}
+
+export interface MeshEventMap {
+  "link:up": [peer: NodeId];
+  "link:down": [peer: NodeId, reason: string];
+}
+
+/** The surface of Mesh (mesh.ts) that the rest of Tandem uses. */
+export interface MeshApi {
+  readonly selfId: NodeId;
+  address(): { host: string; port: number };
+  send(peer: NodeId, channel: string, payload: Uint8Array): SendResult;
+  request(
+    peer: NodeId,
+    channel: string,
+    payload: Uint8Array,
+    options?: { timeoutMs?: number },
+  ): Promise<Uint8Array>;
+  onMessage(channel: string, listener: MessageListener): void;
+  onRequest(channel: string, handler: RequestHandler): void;
+  peers(): PeerLinkStatus[];
+  on<E extends keyof MeshEventMap>(event: E, listener: (...args: MeshEventMap[E]) => void): void;
+  close(): Promise<void>;
+}
