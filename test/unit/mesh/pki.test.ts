@@ -53,7 +53,8 @@ async function handshake(serverPair: PemPair, clientPair: PemPair, caPem: string
   });
   const serverSettled = new Promise<void>((resolve) => {
     tlsServer.on("secureConnection", (socket) => {
-      result.serverSawPeer = socket.getPeerCertificate().subject?.CN ?? null;
+      const commonName = socket.getPeerCertificate().subject?.CN;
+      result.serverSawPeer = typeof commonName === "string" ? commonName : null;
       result.protocol = socket.getProtocol();
       socket.end("hello");
       resolve();
