@@ -1,0 +1,202 @@
+// Heartbeat failure detector: pure and tick-driven. Each peer goes alive → suspect → down as its silence
+// grows, and back to alive on any authenticated traffic from it. The shell (src/cluster/health_runner.ts)
+// feeds ticks, traffic and measured event-loop lateness, sends a heartbeat when one is due, and publishes
+// the drained transitions.
+//
+// Timing contract (awareness score 0, timers on time): silence is counted in ticks since the peer was last
+// heard. A peer becomes suspect on the tick where its silence reaches
+//   suspectAfterTicks = suspectAfterMissed × heartbeatIntervalTicks
+// and down on the tick where it reaches downAfterTicks. Traffic arrives between ticks, so with tick length
+// T the down transition happens between (downAfterTicks − 1)·T and downAfterTicks·T after the last message
+// from the peer. Defaults (T = 50 ms, heartbeat 4 ticks, 3 missed, down 20 ticks): suspect after 12 ticks
+// (550–600 ms), down after 20 ticks (950–1000 ms) — a peer that dies is down within 1 s of its last
+// heartbeat, hence within 1 s of its death. Both thresholds are multiplied by (awareness score + 1).
+//
+// Local stalls (why reportLateness() does not advance silence): when this node's event loop is starved
+// (GC pause, CPU contention, SIGSTOP), wall time passes but the node hears nothing, because it reads
+// nothing. Peers' heartbeats sent meanwhile sit unread in socket buffers, and Node runs the late timer
+// before it polls those sockets, so counting the missed ticks as silence would convert our own stall into
+// accusations of every peer at once. Worse, the cause (an overloaded host) may have starved the peers too.
+// So silence only grows on tick(), one per timer firing in which this node actually ran; the ticks it
+// missed are reported as lateness, which raises the awareness score (stretching every timeout while the
+// node is evidently unreliable) and makes a heartbeat due at once so that peers hear from us promptly.
+// The price: a peer that really died during our stall is declared down later, by at most the stall length
+// times the awareness factor — a slow node must not be the one that accuses.
+import { Awareness, latenessPenalty } from "./awareness.ts";
+import type { ConfigProblem, NodeId } from "./types.ts";
+
+export const PeerState = {
+  Alive: "alive",
+  Suspect: "suspect",
+  Down: "down",
+} as const;
+export type PeerState = (typeof PeerState)[keyof typeof PeerState];
+
+export interface HealthConfig {
+  /** The peers to watch (never this node itself). */
+  peers: readonly NodeId[];
+  /** This node sends a heartbeat every this many ticks, and expects one from each peer as often. */
+  heartbeatIntervalTicks: number;
+  /** Heartbeat intervals of silence before a peer is suspect. */
+  suspectAfterMissed: number;
+  /** Ticks of silence before a peer is down; more than the suspect threshold. */
+  downAfterTicks: number;
+  /** Lifeguard bound: timeouts stretch by at most this factor while this node is slow. */
+  awarenessMax: number;
+}
+
+export interface PeerHealth {
+  peer: NodeId;
+  state: PeerState;
+  /** Ticks counted since the peer was last heard (local stalls excluded). */
+  silentTicks: number;
+}
+
+export interface HealthTransition {
+  peer: NodeId;
+  from: PeerState;
+  to: PeerState;
+  silentTicks: number;
+}
+
+function positiveInteger(value: number): boolean {
+  return Number.isInteger(value) && value >= 1;
+}
+
+/** `[]` means the config is usable. */
+export function validateHealthConfig(config: HealthConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const key of [
+    "heartbeatIntervalTicks",
+    "suspectAfterMissed",
+    "downAfterTicks",
+    "awarenessMax",
+  ] as const) {
+    if (!positiveInteger(config[key]))
+      problems.push({ key, message: `must be an integer >= 1, got ${config[key]}` });
+  }
+  if (new Set(config.peers).size !== config.peers.length) {
+    problems.push({ key: "peers", message: "lists a peer more than once" });
+  }
+  const suspectAfterTicks = config.suspectAfterMissed * config.heartbeatIntervalTicks;
+  if (problems.length === 0 && config.downAfterTicks <= suspectAfterTicks) {
+    problems.push({
+      key: "downAfterTicks",
+      message: `must exceed suspectAfterMissed × heartbeatIntervalTicks (${suspectAfterTicks}), got ${config.downAfterTicks}`,
+    });
+  }
+  return problems;
+}
+
+export class HealthDetector {
+  private readonly heartbeatIntervalTicks: number;
+  private readonly suspectAfterTicks: number;
+  private readonly downAfterTicks: number;
+  private readonly awareness: Awareness;
+  private readonly peerHealth = new Map<NodeId, PeerHealth>();
+  private transitions: HealthTransition[] = [];
+  private ticksSinceHeartbeat = 0;
+  // The tick that follows a lateness report is the late wake-up itself, not an on-time tick.
+  private lateSinceLastTick = false;
+  // Due at once: peers should hear from a node as soon as it starts.
+  private heartbeatDue = true;
+
+  constructor(config: HealthConfig) {
+    const problems = validateHealthConfig(config);
+    if (problems.length > 0) {
+      throw new RangeError(
+        `invalid health config: ${problems.map((p) => `${p.key} ${p.message}`).join("; ")}`,
+      );
+    }
+    this.heartbeatIntervalTicks = config.heartbeatIntervalTicks;
+    this.suspectAfterTicks = config.suspectAfterMissed * config.heartbeatIntervalTicks;
+    this.downAfterTicks = config.downAfterTicks;
+    this.awareness = new Awareness({
+      awarenessMax: config.awarenessMax,
+      // One point per on-time heartbeat interval: the node stays lenient about as long as it was stalled.
+      decayEveryTicks: config.heartbeatIntervalTicks,
+    });
+    // Peers start alive with no silence: a peer that never shows up goes suspect, then down, on schedule.
+    for (const peer of config.peers)
+      this.peerHealth.set(peer, { peer, state: PeerState.Alive, silentTicks: 0 });
+  }
+
+  /** One tick of local time during which this node ran. */
+  tick(): void {
+    if (!this.lateSinceLastTick) this.awareness.tickOnTime();
+    this.lateSinceLastTick = false;
+    this.ticksSinceHeartbeat += 1;
+    if (this.ticksSinceHeartbeat >= this.heartbeatIntervalTicks) this.heartbeatDue = true;
+    const suspectAfterTicks = this.awareness.scaleTimeoutTicks(this.suspectAfterTicks);
+    const downAfterTicks = this.awareness.scaleTimeoutTicks(this.downAfterTicks);
+    for (const health of this.peerHealth.values()) {
+      health.silentTicks += 1;
+      if (health.state === PeerState.Alive && health.silentTicks >= suspectAfterTicks) {
+        this.transition(health, PeerState.Suspect);
+      }
+      if (health.state === PeerState.Suspect && health.silentTicks >= downAfterTicks) {
+        this.transition(health, PeerState.Down);
+      }
+    }
+  }
+
+  /** Authenticated traffic from a peer (a heartbeat or anything else). False if the peer is not watched. */
+  heardFrom(peer: NodeId): boolean {
+    const health = this.peerHealth.get(peer);
+    if (!health) return false;
+    if (health.state !== PeerState.Alive) this.transition(health, PeerState.Alive);
+    health.silentTicks = 0;
+    return true;
+  }
+
+  /**
+   * The shell found its timer `lateTicks` whole ticks late: this node did not run for that long. The missed
+   * ticks do not count as peer silence (see the header); they raise the awareness score instead.
+   */
+  reportLateness(lateTicks: number): void {
+    if (lateTicks === 0) return;
+    this.awareness.raise(latenessPenalty(lateTicks, this.heartbeatIntervalTicks));
+    this.lateSinceLastTick = true;
+    this.heartbeatDue = true;
+  }
+
+  /**
+   * The mesh lost its link to a peer. Only a hint: an alive peer becomes suspect at once (nothing can
+   * arrive from it until the link returns) but never down. Links also drop for reasons that say nothing
+   * about the peer's health — a duplicate-dial resolution, a local socket reset, a reconnect that
+   * succeeds within the backoff — and `down` drives failover, so it must keep one meaning: the peer was
+   * silent for the whole timeout.
+   */
+  linkDown(peer: NodeId): void {
+    const health = this.peerHealth.get(peer);
+    if (health?.state === PeerState.Alive) this.transition(health, PeerState.Suspect);
+  }
+
+  /** True once per heartbeat interval, and right after a late wake-up; reading it consumes it. */
+  takeHeartbeatDue(): boolean {
+    if (!this.heartbeatDue) return false;
+    this.heartbeatDue = false;
+    this.ticksSinceHeartbeat = 0;
+    return true;
+  }
+
+  /** Transitions since the last drain, in the order they happened. */
+  drainTransitions(): HealthTransition[] {
+    const drained = this.transitions;
+    this.transitions = [];
+    return drained;
+  }
+
+  peerStates(): PeerHealth[] {
+    return [...this.peerHealth.values()].map((health) => ({ ...health }));
+  }
+
+  get awarenessScore(): number {
+    return this.awareness.score;
+  }
+
+  private transition(health: PeerHealth, to: PeerState): void {
+    this.transitions.push({ peer: health.peer, from: health.state, to, silentTicks: health.silentTicks });
+    health.state = to;
+  }
+}

@@ -1,0 +1,236 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  type HealthConfig,
+  HealthDetector,
+  type HealthTransition,
+  PeerState,
+  validateHealthConfig,
+} from "../../../src/core/health.ts";
+
+// The runner's defaults in ticks of 50 ms: heartbeat 200 ms, suspect after 3 missed, down after 1 s.
+const defaults: HealthConfig = {
+  peers: ["n2", "n3"],
+  heartbeatIntervalTicks: 4,
+  suspectAfterMissed: 3,
+  downAfterTicks: 20,
+  awarenessMax: 8,
+};
+const tickMs = 50;
+
+type Observed = HealthTransition & { tick: number };
+
+/** Runs `count` ticks, calling `beforeTick(i)` first (1-based), and records transitions with their tick. */
+function run(
+  detector: HealthDetector,
+  count: number,
+  beforeTick: (tick: number) => void = () => {},
+): Observed[] {
+  const observed: Observed[] = [];
+  for (let tick = 1; tick <= count; tick++) {
+    beforeTick(tick);
+    detector.tick();
+    for (const transition of detector.drainTransitions()) observed.push({ ...transition, tick });
+  }
+  return observed;
+}
+
+/** n3 heartbeats every interval (shifted by `offsetTicks`); only n2 is under test. */
+function n3Heartbeats(detector: HealthDetector, offsetTicks = 0): (tick: number) => void {
+  return (tick) => {
+    if ((tick + offsetTicks) % defaults.heartbeatIntervalTicks === 0) detector.heardFrom("n3");
+  };
+}
+
+test("health: validateHealthConfig accepts the defaults and names each impossible key", () => {
+  assert.deepEqual(validateHealthConfig(defaults), []);
+  const table: [change: Partial<HealthConfig>, key: string][] = [
+    [{ heartbeatIntervalTicks: 0 }, "heartbeatIntervalTicks"],
+    [{ suspectAfterMissed: 1.5 }, "suspectAfterMissed"],
+    [{ downAfterTicks: -1 }, "downAfterTicks"],
+    [{ awarenessMax: 0 }, "awarenessMax"],
+    [{ downAfterTicks: 12 }, "downAfterTicks"], // not beyond the suspect threshold (3 × 4)
+    [{ peers: ["n2", "n2"] }, "peers"],
+  ];
+  for (const [change, key] of table) {
+    const problems = validateHealthConfig({ ...defaults, ...change });
+    assert.deepEqual(
+      problems.map((p) => p.key),
+      [key],
+      JSON.stringify(change),
+    );
+  }
+  assert.throws(() => new HealthDetector({ ...defaults, downAfterTicks: 12 }), RangeError);
+});
+
+test("health: silence: suspect on tick 12, down on tick 20 with the defaults", () => {
+  const detector = new HealthDetector(defaults);
+  const observed = run(detector, 40, n3Heartbeats(detector));
+  assert.deepEqual(observed, [
+    { peer: "n2", from: PeerState.Alive, to: PeerState.Suspect, silentTicks: 12, tick: 12 },
+    { peer: "n2", from: PeerState.Suspect, to: PeerState.Down, silentTicks: 20, tick: 20 },
+  ]);
+  assert.deepEqual(detector.peerStates(), [
+    { peer: "n2", state: PeerState.Down, silentTicks: 40 },
+    { peer: "n3", state: PeerState.Alive, silentTicks: 1 },
+  ]);
+});
+
+test("health: a peer that dies is down within 1 s of its last heartbeat with the defaults", () => {
+  const detector = new HealthDetector(defaults);
+  // n2 heartbeats until tick 40, then dies; its last message arrived just before tick 40.
+  const observed = run(detector, 100, (tick) => {
+    n3Heartbeats(detector)(tick);
+    if (tick <= 40 && tick % 4 === 0) detector.heardFrom("n2");
+  });
+  const down = observed.find((o) => o.peer === "n2" && o.to === PeerState.Down);
+  assert.ok(down);
+  // Heard between ticks 39 and 40, down on tick 59: (59 - 40) × 50 ms < elapsed <= (59 - 39) × 50 ms.
+  assert.equal(down.tick, 59);
+  assert.ok((down.tick - 39) * tickMs <= 1000);
+});
+
+test("health: heard again: suspect and down peers come back alive", () => {
+  const detector = new HealthDetector(defaults);
+  run(detector, 14, n3Heartbeats(detector));
+  assert.equal(detector.peerStates()[0]?.state, PeerState.Suspect);
+  assert.equal(detector.heardFrom("n2"), true);
+  assert.deepEqual(detector.drainTransitions(), [
+    { peer: "n2", from: PeerState.Suspect, to: PeerState.Alive, silentTicks: 14 },
+  ]);
+  run(detector, 25, n3Heartbeats(detector));
+  assert.equal(detector.peerStates()[0]?.state, PeerState.Down);
+  detector.heardFrom("n2");
+  assert.deepEqual(detector.drainTransitions(), [
+    { peer: "n2", from: PeerState.Down, to: PeerState.Alive, silentTicks: 25 },
+  ]);
+  assert.deepEqual(detector.peerStates()[0], { peer: "n2", state: PeerState.Alive, silentTicks: 0 });
+});
+
+test("health: heardFrom an unwatched node changes nothing", () => {
+  const detector = new HealthDetector(defaults);
+  assert.equal(detector.heardFrom("n9"), false);
+  assert.deepEqual(detector.drainTransitions(), []);
+  assert.equal(detector.peerStates().length, 2);
+});
+
+test("health: a 300 ms local stall produces no transition", () => {
+  const detector = new HealthDetector(defaults);
+  const heartbeats = (tick: number) => {
+    if (tick % 4 === 0) {
+      detector.heardFrom("n2");
+      detector.heardFrom("n3");
+    }
+  };
+  assert.deepEqual(run(detector, 23, heartbeats), []);
+  // Stall: 6 ticks missed. The same host starved the peers, so nothing arrives before our wake-up tick.
+  detector.reportLateness(300 / tickMs);
+  assert.deepEqual(
+    run(detector, 40, (tick) => heartbeats(tick + 24)),
+    [],
+  );
+});
+
+test("health: a stall longer than the down timeout accuses nobody when the node wakes up", () => {
+  const detector = new HealthDetector(defaults);
+  run(detector, 3);
+  // 2 s without running; a detector counting wall time would declare both peers down on the next tick.
+  detector.reportLateness(2000 / tickMs);
+  assert.deepEqual(run(detector, 1), []);
+  assert.deepEqual(
+    detector.peerStates().map((p) => [p.peer, p.state, p.silentTicks]),
+    [
+      ["n2", PeerState.Alive, 4],
+      ["n3", PeerState.Alive, 4],
+    ],
+  );
+  // Their heartbeats, queued during the stall, are read right after the wake-up tick.
+  detector.heardFrom("n2");
+  detector.heardFrom("n3");
+  assert.deepEqual(detector.drainTransitions(), []);
+});
+
+test("health: lateness stretches the thresholds of a peer that stays silent", () => {
+  const detector = new HealthDetector(defaults);
+  // n2 has been silent 10 ticks (two heartbeats lost) when a 300 ms stall hits: score 2.
+  run(detector, 10, n3Heartbeats(detector));
+  detector.reportLateness(6);
+  assert.equal(detector.awarenessScore, 2);
+  const observed = run(detector, 20, n3Heartbeats(detector, 10));
+  // Without awareness n2 would be suspect on the second tick after waking (silence 12). The wake-up tick is
+  // not on time; then the score decays one point per 4 on-time ticks (ticks 5 and 9), so the suspect
+  // threshold is 36, then 24, then 12 ticks: suspect at silence 19.
+  assert.deepEqual(
+    observed.map((o) => [o.tick, o.to, o.silentTicks]),
+    [
+      [9, PeerState.Suspect, 19],
+      [10, PeerState.Down, 20],
+    ],
+  );
+});
+
+test("health: sustained lateness saturates the score and keeps a starved node from accusing", () => {
+  const detector = new HealthDetector(defaults);
+  // Every timer firing is 2 ticks late: one point per firing, and no on-time streak to decay it.
+  const observed = run(detector, 90, () => detector.reportLateness(2));
+  assert.equal(detector.awarenessScore, 7);
+  // Thresholds stretched 8×: suspect at 96 ticks of silence, not 12.
+  assert.deepEqual(observed, []);
+  assert.deepEqual(
+    run(detector, 6, () => detector.reportLateness(2)).map((o) => [o.tick, o.to, o.silentTicks]),
+    [
+      [6, PeerState.Suspect, 96],
+      [6, PeerState.Suspect, 96],
+    ],
+  );
+});
+
+test("health: alive → suspect → down in one tick as the score decays, in order", () => {
+  const config: HealthConfig = {
+    peers: ["n2"],
+    heartbeatIntervalTicks: 2,
+    suspectAfterMissed: 2,
+    downAfterTicks: 5,
+    awarenessMax: 4,
+  };
+  const detector = new HealthDetector(config);
+  // Score held at 3 (thresholds 16/20) while silence reaches 14.
+  assert.deepEqual(
+    run(detector, 14, () => detector.reportLateness(1)),
+    [],
+  );
+  // Second on-time tick: score 2, thresholds 12/15, silence 16 crosses both.
+  assert.deepEqual(run(detector, 2), [
+    { peer: "n2", from: PeerState.Alive, to: PeerState.Suspect, silentTicks: 16, tick: 2 },
+    { peer: "n2", from: PeerState.Suspect, to: PeerState.Down, silentTicks: 16, tick: 2 },
+  ]);
+});
+
+test("health: linkDown makes an alive peer suspect but never down before the timeout", () => {
+  const detector = new HealthDetector(defaults);
+  run(detector, 2, n3Heartbeats(detector));
+  detector.linkDown("n2");
+  assert.deepEqual(detector.drainTransitions(), [
+    { peer: "n2", from: PeerState.Alive, to: PeerState.Suspect, silentTicks: 2 },
+  ]);
+  detector.linkDown("n2");
+  assert.deepEqual(detector.drainTransitions(), [], "a repeated hint changes nothing");
+  const observed = run(detector, 30, n3Heartbeats(detector, 2));
+  assert.deepEqual(observed, [
+    { peer: "n2", from: PeerState.Suspect, to: PeerState.Down, silentTicks: 20, tick: 18 },
+  ]);
+  detector.linkDown("n2");
+  assert.deepEqual(detector.drainTransitions(), []);
+});
+
+test("health: heartbeat due at start, every interval, and right after a late wake-up", () => {
+  const detector = new HealthDetector(defaults);
+  const due: number[] = [];
+  for (let tick = 0; tick <= 12; tick++) {
+    if (tick > 0) detector.tick();
+    if (tick === 6) detector.reportLateness(1);
+    if (detector.takeHeartbeatDue()) due.push(tick);
+  }
+  assert.deepEqual(due, [0, 4, 6, 10]);
+  assert.equal(detector.takeHeartbeatDue(), false, "reading consumes it");
+});
