@@ -1,0 +1,411 @@
+// N real election cores on one virtual clock and one virtual network. Each node is drained exactly as
+// the shell drains it (src/cluster/election_runner.ts): tick or step, then while hasReady(): persist the
+// hardState (write, fsync), send the messages, emit the events, advance. A crash normally falls between
+// two events; crashAtDrainStep() tears one drain instead (after the write, after the fsync, or after some
+// of the messages left). A stalled node (pause) runs nothing, then catches up all its due ticks in one
+// batch before the messages that queued meanwhile, as the shell's MonotonicTicker does.
+// The safety checker runs after every event; the transcript is built only when someone listens.
+import type {
+  ElectionConfig,
+  ElectionEvent,
+  ElectionMessage,
+  ElectionReady,
+  ElectionStatus,
+  HardState,
+} from "../../src/core/election_types.ts";
+import type { Prng } from "../../src/core/prng.ts";
+import type { Envelope, NodeId, Term } from "../../src/core/types.ts";
+import { ElectionSafetyChecker, SafetyViolationError } from "./checkers/election_safety.ts";
+import { NodeClock, unitsPerTick } from "./clock.ts";
+import { SimDisk } from "./disk.ts";
+import { Network, type NetworkOptions } from "./network.ts";
+
+/** The surface of src/core/election.ts the simulator drives. */
+export interface ElectionCore {
+  tick(): void;
+  step(envelope: Envelope<ElectionMessage>): void;
+  campaign(): void;
+  transferLeadership(to: NodeId): void;
+  hasReady(): boolean;
+  ready(): ElectionReady;
+  advance(ready: ElectionReady): void;
+  status(): ElectionStatus;
+}
+
+export type ElectionFactory = (config: ElectionConfig, persisted: HardState, rng: Prng) => ElectionCore;
+
+export interface NodeSpec {
+  id: NodeId;
+  witness: boolean;
+  priority: number;
+  /** Clock rate error, see clock.ts. */
+  drift: number;
+  firstTickUnits: number;
+}
+
+export interface ClusterOptions {
+  rng: Prng;
+  nodes: readonly NodeSpec[];
+  electionTimeoutTicks: number;
+  heartbeatIntervalTicks: number;
+  leaseTicks: number;
+  preVote: boolean;
+  checkQuorum: boolean;
+  network: NetworkOptions;
+  createElection: ElectionFactory;
+  /** Receives transcript lines; without it none are formatted. */
+  log?: (line: string) => void;
+  /** Also log every delivered message (long). */
+  logMessages?: boolean;
+}
+
+interface SimNode {
+  readonly spec: NodeSpec;
+  readonly config: ElectionConfig;
+  readonly clock: NodeClock;
+  readonly disk: SimDisk;
+  /** null while crashed. */
+  core: ElectionCore | null;
+  boots: number;
+  pausedUntilUnits: number;
+  /** Messages that arrived while the node was stalled, stepped in arrival order when it wakes. */
+  inbox: Envelope<ElectionMessage>[];
+  /** Drain operations left before a torn-drain crash; null when none is armed. */
+  crashAfterOps: number | null;
+}
+
+/** One leader that every live node knows. */
+export interface LeaderAgreement {
+  leaderId: NodeId;
+  term: Term;
+}
+
+export class Cluster {
+  readonly network: Network<ElectionMessage>;
+  readonly checker: ElectionSafetyChecker;
+  readonly ids: readonly NodeId[];
+  nowUnits = 0;
+  eventsProcessed = 0;
+  private readonly options: ClusterOptions;
+  private readonly nodes = new Map<NodeId, SimNode>();
+  private readonly log: ((line: string) => void) | undefined;
+
+  constructor(options: ClusterOptions) {
+    this.options = options;
+    this.log = options.log;
+    this.ids = options.nodes.map((n) => n.id);
+    const members = options.nodes.filter((n) => !n.witness).map((n) => n.id);
+    const witnesses = options.nodes.filter((n) => n.witness).map((n) => n.id);
+    const priorities: Record<NodeId, number> = {};
+    for (const n of options.nodes) priorities[n.id] = n.priority;
+    this.checker = new ElectionSafetyChecker(witnesses);
+    this.network = new Network(this.ids, options.network, options.rng.fork("network"));
+    for (const spec of options.nodes) {
+      const config: ElectionConfig = {
+        selfId: spec.id,
+        members,
+        witnesses,
+        priorities,
+        electionTimeoutTicks: options.electionTimeoutTicks,
+        heartbeatIntervalTicks: options.heartbeatIntervalTicks,
+        leaseTicks: options.leaseTicks,
+        preVote: options.preVote,
+        checkQuorum: options.checkQuorum,
+      };
+      const node: SimNode = {
+        spec,
+        config,
+        clock: new NodeClock({ drift: spec.drift, firstTickUnits: spec.firstTickUnits }),
+        disk: new SimDisk(),
+        core: null,
+        boots: 0,
+        pausedUntilUnits: 0,
+        inbox: [],
+        crashAfterOps: null,
+      };
+      this.nodes.set(spec.id, node);
+      this.boot(node);
+    }
+    this.check();
+  }
+
+  /** Processes every event due up to and including `untilUnits`, then sets the clock there. */
+  runUntil(untilUnits: number): void {
+    for (;;) {
+      const next = this.nextEvent();
+      if (next.atUnits > untilUnits) break;
+      this.nowUnits = next.atUnits;
+      if (next.node === null) this.deliver(this.network.popDue(this.nowUnits));
+      else this.wake(next.node);
+      this.eventsProcessed++;
+      this.check();
+    }
+    this.nowUnits = untilUnits;
+  }
+
+  runTicks(ticks: number): void {
+    this.runUntil(this.nowUnits + ticks * unitsPerTick);
+  }
+
+  /**
+   * Runs (checking once per nominal tick) until every live node knows one leader that `accept` approves,
+   * or `ticksMax` pass; returns that agreement, or null.
+   */
+  runUntilAgreement(
+    ticksMax: number,
+    accept: (a: LeaderAgreement) => boolean = () => true,
+  ): LeaderAgreement | null {
+    const endUnits = this.nowUnits + ticksMax * unitsPerTick;
+    for (;;) {
+      const agreed = this.leaderAgreement();
+      if (agreed !== null && accept(agreed)) return agreed;
+      if (this.nowUnits >= endUnits) return null;
+      this.runUntil(Math.min(endUnits, this.nowUnits + unitsPerTick));
+    }
+  }
+
+  isAlive(id: NodeId): boolean {
+    return this.node(id).core !== null;
+  }
+
+  status(id: NodeId): ElectionStatus | null {
+    return this.node(id).core?.status() ?? null;
+  }
+
+  durableState(id: NodeId): HardState {
+    return this.node(id).disk.durableState;
+  }
+
+  configOf(id: NodeId): ElectionConfig {
+    return this.node(id).config;
+  }
+
+  spec(id: NodeId): NodeSpec {
+    return this.node(id).spec;
+  }
+
+  /** Ticks this node's own clock has counted (it differs from global time by its drift). */
+  localTicks(id: NodeId): number {
+    return this.node(id).clock.ticks;
+  }
+
+  /** One leader, with every live node agreeing on it and on its term; null otherwise. */
+  leaderAgreement(): LeaderAgreement | null {
+    let agreed: LeaderAgreement | null = null;
+    for (const node of this.nodes.values()) {
+      if (node.core === null) continue;
+      const s = node.core.status();
+      if (s.leaderId === null) return null;
+      if (agreed === null) agreed = { leaderId: s.leaderId, term: s.term };
+      if (s.leaderId !== agreed.leaderId || s.term !== agreed.term) return null;
+    }
+    if (agreed === null) return null;
+    const leader = this.nodes.get(agreed.leaderId)?.core?.status();
+    return leader?.role === "leader" ? agreed : null;
+  }
+
+  crash(id: NodeId): void {
+    const node = this.node(id);
+    if (node.core === null) return;
+    node.core = null;
+    node.disk.crash();
+    node.inbox = [];
+    node.pausedUntilUnits = 0;
+    node.crashAfterOps = null;
+    this.line(
+      `${id} crash (disk term=${node.disk.durableState.term} vote=${node.disk.durableState.votedFor})`,
+    );
+  }
+
+  /** Arms a crash inside this node's next drain, after `ops` of its write/fsync/send operations. */
+  crashAtDrainStep(id: NodeId, ops: number): void {
+    const node = this.node(id);
+    if (node.core !== null) node.crashAfterOps = ops;
+  }
+
+  disarmTornCrash(id: NodeId): void {
+    this.node(id).crashAfterOps = null;
+  }
+
+  restart(id: NodeId): void {
+    const node = this.node(id);
+    if (node.core !== null) return;
+    node.clock.restartAt(this.nowUnits);
+    this.boot(node);
+    this.check();
+  }
+
+  /** Stalls a node (GC pause, CPU starvation, SIGSTOP) for `ticks` nominal ticks. */
+  pause(id: NodeId, ticks: number): void {
+    const node = this.node(id);
+    if (node.core === null) return;
+    node.pausedUntilUnits = Math.max(node.pausedUntilUnits, this.nowUnits + ticks * unitsPerTick);
+    this.line(`${id} pause ${ticks} ticks`);
+  }
+
+  campaign(id: NodeId): void {
+    const node = this.live(id);
+    node.core.campaign();
+    this.drain(node);
+    this.check();
+  }
+
+  transferLeadership(id: NodeId, to: NodeId): void {
+    const node = this.live(id);
+    node.core.transferLeadership(to);
+    this.drain(node);
+    this.check();
+  }
+
+  /** Writes a line to the transcript (faults decided outside the cluster use it too). */
+  line(text: string): void {
+    this.log?.(`[${(this.nowUnits / unitsPerTick).toFixed(3).padStart(9)}] ${text}`);
+  }
+
+  private boot(node: SimNode): void {
+    node.boots++;
+    const rng = this.options.rng.fork(`node/${node.spec.id}/boot/${node.boots}`);
+    const persisted = node.disk.load();
+    node.core = this.options.createElection(node.config, persisted, rng);
+    this.line(`${node.spec.id} boot #${node.boots} (term=${persisted.term} vote=${persisted.votedFor})`);
+    this.drain(node);
+  }
+
+  private nextEvent(): { atUnits: number; node: SimNode | null } {
+    let best: { atUnits: number; node: SimNode | null } = { atUnits: this.network.peekUnits(), node: null };
+    for (const node of this.nodes.values()) {
+      if (node.core === null) continue;
+      const atUnits =
+        node.pausedUntilUnits > this.nowUnits ? node.pausedUntilUnits : node.clock.nextTickUnits;
+      if (atUnits < best.atUnits) best = { atUnits, node };
+    }
+    return best;
+  }
+
+  /** A node's timer fired or its stall ended: deliver its due ticks in one batch, then what queued. */
+  private wake(node: SimNode): void {
+    const core = node.core!;
+    const due = node.clock.takeDue(this.nowUnits);
+    for (let i = 0; i < due; i++) core.tick();
+    if (due > 1) this.line(`${node.spec.id} catches up ${due} ticks`);
+    this.drain(node);
+    const inbox = node.inbox;
+    node.inbox = [];
+    for (const envelope of inbox) {
+      if (node.core === null) return;
+      this.stepInto(node, envelope);
+    }
+  }
+
+  private deliver(envelope: Envelope<ElectionMessage> | undefined): void {
+    if (envelope === undefined) return;
+    const node = this.node(envelope.to);
+    if (node.core === null) return;
+    if (node.pausedUntilUnits > this.nowUnits) {
+      node.inbox.push(envelope);
+      return;
+    }
+    this.stepInto(node, envelope);
+  }
+
+  private stepInto(node: SimNode, envelope: Envelope<ElectionMessage>): void {
+    if (this.log && this.options.logMessages) {
+      this.line(`${envelope.from}->${envelope.to} ${formatMessage(envelope.message)}`);
+    }
+    node.core!.step(envelope);
+    this.drain(node);
+  }
+
+  private drain(node: SimNode): void {
+    const id = node.spec.id;
+    while (node.core?.hasReady()) {
+      const ready = node.core.ready();
+      if (ready.hardState) {
+        if (this.tornHere(node)) return;
+        node.disk.write(ready.hardState);
+        if (this.tornHere(node)) return;
+        node.disk.sync();
+      }
+      for (const envelope of ready.messages) {
+        if (this.tornHere(node)) return;
+        this.checker.observeSend(envelope, node.disk.durableState);
+        this.network.send(envelope, this.nowUnits);
+      }
+      // The fencing token is handed out with the events, once its term is durable.
+      this.checker.observeFencingTerm(id, ready.fencingTerm);
+      if (this.log) for (const event of ready.events) this.line(`${id} ${formatEvent(event)}`);
+      node.core.advance(ready);
+    }
+  }
+
+  /** Counts one drain operation against an armed torn-drain crash; true when the node just crashed. */
+  private tornHere(node: SimNode): boolean {
+    if (node.crashAfterOps === null) return false;
+    if (node.crashAfterOps > 0) {
+      node.crashAfterOps--;
+      return false;
+    }
+    this.line(`${node.spec.id} crash inside a drain`);
+    this.crash(node.spec.id);
+    return true;
+  }
+
+  private check(): void {
+    const statuses: ElectionStatus[] = [];
+    for (const node of this.nodes.values()) {
+      // A stalled node acts on nothing; it is checked once it has caught up its ticks.
+      if (node.core !== null && node.pausedUntilUnits <= this.nowUnits) statuses.push(node.core.status());
+    }
+    try {
+      this.checker.checkAfterEvent(statuses);
+    } catch (error) {
+      if (error instanceof SafetyViolationError) this.line(`VIOLATION ${error.message}`);
+      throw error;
+    }
+  }
+
+  private node(id: NodeId): SimNode {
+    const node = this.nodes.get(id);
+    if (node === undefined) throw new Error(`unknown node ${id}`);
+    return node;
+  }
+
+  private live(id: NodeId): SimNode & { core: ElectionCore } {
+    const node = this.node(id);
+    if (node.core === null) throw new Error(`node ${id} is down`);
+    return node as SimNode & { core: ElectionCore };
+  }
+}
+
+export function formatMessage(m: ElectionMessage): string {
+  switch (m.type) {
+    case "pre-vote":
+    case "timeout-now":
+      return `${m.type} term=${m.term}`;
+    case "vote":
+      return `vote term=${m.term}${m.transfer ? " transfer" : ""}`;
+    case "pre-vote-response":
+    case "vote-response":
+      return `${m.type} term=${m.term} ${m.granted ? "granted" : "rejected"}`;
+    case "heartbeat":
+    case "heartbeat-response":
+      return `${m.type} term=${m.term} seq=${m.seq}`;
+  }
+}
+
+export function formatEvent(e: ElectionEvent): string {
+  switch (e.type) {
+    case "role-changed":
+      return `role-changed term=${e.term} role=${e.role} leader=${e.leaderId ?? "-"} (${e.reason})`;
+    case "term-changed":
+      return `term-changed ${e.from}->${e.term} (${e.reason})`;
+    case "vote-granted":
+      return `${e.preVote ? "pre-vote" : "vote"}-granted term=${e.term} to=${e.to}`;
+    case "vote-rejected":
+      return `${e.preVote ? "pre-vote" : "vote"}-rejected term=${e.term} to=${e.to} (${e.reason})`;
+    case "lease-lost":
+      return `lease-lost term=${e.term}`;
+    case "transfer-started":
+      return `transfer-started term=${e.term} to=${e.to}`;
+  }
+}
