@@ -1,0 +1,34 @@
+// TLS API access rules. Both patterns are plain regular expressions tested (unanchored) against the request
+// path and the client identity (certificate CN or PSK identity); anchor them with ^ and $ as needed.
+// Rules are tried in order and the first whose path matches decides: allowed iff its cn matches.
+// No matching path means denied.
+import type { NodeId } from "../core/types.ts";
+
+export interface AclRule {
+  /** RegExp source tested against the request path. */
+  path: string;
+  /** RegExp source tested against the authenticated identity. */
+  cn: string;
+}
+
+/** Matches nothing: the internal API of a cluster without peers is closed. */
+const noIdentityPattern = "(?!)";
+
+export function defaultAcl(peerIds: readonly NodeId[]): AclRule[] {
+  const peers = peerIds.length === 0 ? noIdentityPattern : `^(${peerIds.map(escapeRegExp).join("|")})$`;
+  return [
+    { path: "^/api/internal/", cn: peers },
+    { path: "^/", cn: ".*" },
+  ];
+}
+
+export function aclAllows(rules: readonly AclRule[], path: string, identity: string): boolean {
+  for (const rule of rules) {
+    if (new RegExp(rule.path).test(path)) return new RegExp(rule.cn).test(identity);
+  }
+  return false;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

@@ -1,0 +1,22 @@
+// Public surface of src/config: load and validate tandem.yml, load key material, timings, JSON Schema.
+export { type AclRule, aclAllows, defaultAcl } from "./acl.ts";
+export { formatHostPort, type HostPort, isLoopbackHost, parseHostPort } from "./address.ts";
+export { ConfigError, type ConfigProblem, formatProblem } from "./errors.ts";
+export { configJsonSchema, configJsonSchemaText } from "./json_schema.ts";
+export { configPathDefault, configPathEnv, loadConfig, parseConfigText, resolveConfigPath } from "./load.ts";
+export { err, ok, type Result } from "./result.ts";
+export { LogLevel, NodeRole, nodeIdPattern } from "./schema.ts";
+export { type LoadedSecurity, loadMeshSecurity, pskBytesMin } from "./security.ts";
+export { listenPortDefault, type StarterOptions, starterConfigText } from "./starter.ts";
+export type { PeerConfig, SecurityConfig, TandemConfig } from "./tandem_config.ts";
+export {
+  lanTimings,
+  localTimings,
+  presetTimings,
+  type Timings,
+  TimingsPreset,
+  type TimingTicks,
+  toTicks,
+  validateTimings,
+  wanTimings,
+} from "./timings.ts";

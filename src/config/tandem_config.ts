@@ -1,0 +1,192 @@
+// The loaded, normalised configuration (camelCase, absolute paths, parsed addresses, resolved timings)
+// and the rules that span several fields.
+import { dirname, resolve } from "node:path";
+import type { NodeId } from "../core/types.ts";
+import { type AclRule, defaultAcl } from "./acl.ts";
+import { type HostPort, isLoopbackHost, isWildcardHost, parseHostPort } from "./address.ts";
+import type { ConfigFile, LogLevel, NodeRole } from "./schema.ts";
+import { presetTimings, type Timings, timingsYamlKeys, validateTimings } from "./timings.ts";
+
+export interface PeerConfig {
+  id: NodeId;
+  address: HostPort;
+  role: NodeRole;
+  priority: number;
+}
+
+export type SecurityConfig =
+  | { mode: "mtls"; caFile: string; certFile: string; keyFile: string }
+  | { mode: "psk"; pskFile?: string; pskEnv?: string };
+
+export interface TandemConfig {
+  /** Absolute path of the file this came from. */
+  sourcePath: string;
+  clusterName: string;
+  node: { id: NodeId; role: NodeRole; priority: number };
+  listen: HostPort;
+  /** What peers dial; equals listen unless given. */
+  advertise: HostPort;
+  api: { listen: HostPort | null };
+  /** Absolute. */
+  dataDir: string;
+  peers: PeerConfig[];
+  /** File paths are absolute. */
+  security: SecurityConfig;
+  acl: AclRule[];
+  timings: Timings;
+  log: { level: LogLevel };
+}
+
+/** A rule broken across fields; `path` in YAML spelling, `keyOfLast` to point at a key, not its value. */
+export interface FieldProblem {
+  path: PropertyKey[];
+  message: string;
+  keyOfLast?: boolean;
+}
+
+export type Normalised = { ok: true; config: TandemConfig } | { ok: false; problems: FieldProblem[] };
+
+/** `file` has passed the schema; this checks the rules across fields and builds the TandemConfig. */
+export function toTandemConfig(file: ConfigFile, sourcePath: string): Normalised {
+  const problems: FieldProblem[] = [];
+  const baseDir = dirname(sourcePath);
+  const listen = hostPort(file.listen);
+  const advertise = file.advertise === undefined ? listen : hostPort(file.advertise);
+  if (file.advertise === undefined && isWildcardHost(listen.host)) {
+    problems.push({
+      path: ["listen"],
+      message: "binds every interface, so `advertise` (the host:port peers dial) is required",
+    });
+  }
+  if (isWildcardHost(advertise.host) && file.advertise !== undefined) {
+    problems.push({ path: ["advertise"], message: "must be an address peers can dial, not 0.0.0.0 or ::" });
+  }
+  const apiListen = file.api.listen === null ? null : hostPort(file.api.listen);
+  if (apiListen !== null && !isLoopbackHost(apiListen.host)) {
+    problems.push({
+      path: ["api", "listen"],
+      message:
+        "must be a loopback address (127.0.0.1, ::1 or localhost): this API is plain HTTP without authentication",
+    });
+  }
+  problems.push(...peerProblems(file, advertise));
+  const timings = resolveTimings(file, problems);
+  const security = resolveSecurity(file, baseDir, problems);
+  if (problems.length > 0) return { ok: false, problems };
+  const peers = file.peers.map((p) => ({
+    id: p.id,
+    address: hostPort(p.address),
+    role: p.role,
+    priority: p.priority,
+  }));
+  return {
+    ok: true,
+    config: {
+      sourcePath,
+      clusterName: file.cluster_name,
+      node: { id: file.node.id, role: file.node.role, priority: file.node.priority },
+      listen,
+      advertise,
+      api: { listen: apiListen },
+      dataDir: resolve(baseDir, file.data_dir),
+      peers,
+      security,
+      acl: file.acl ?? defaultAcl(peers.map((p) => p.id)),
+      timings,
+      log: { level: file.log.level },
+    },
+  };
+}
+
+function peerProblems(file: ConfigFile, advertise: HostPort): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  const firstById = new Map<string, number>();
+  const firstByAddress = new Map<string, number>();
+  const selfAddress = `${advertise.host}:${advertise.port}`;
+  file.peers.forEach((peer, index) => {
+    const address = hostPort(peer.address);
+    const addressKey = `${address.host}:${address.port}`;
+    if (peer.id === file.node.id) {
+      problems.push({
+        path: ["peers", index, "id"],
+        message: `"${peer.id}" is this node; list only the other nodes`,
+      });
+    }
+    const sameId = firstById.get(peer.id);
+    if (sameId !== undefined) {
+      problems.push({
+        path: ["peers", index, "id"],
+        message: `duplicate peer id "${peer.id}" (see peers[${sameId}])`,
+      });
+    } else firstById.set(peer.id, index);
+    if (isWildcardHost(address.host)) {
+      problems.push({
+        path: ["peers", index, "address"],
+        message: "must be an address to dial, not 0.0.0.0 or ::",
+      });
+    }
+    const sameAddress = firstByAddress.get(addressKey);
+    if (sameAddress !== undefined) {
+      problems.push({ path: ["peers", index, "address"], message: `same address as peers[${sameAddress}]` });
+    } else firstByAddress.set(addressKey, index);
+    if (addressKey === selfAddress) {
+      problems.push({
+        path: ["peers", index, "address"],
+        message: "is this node's own (advertised) address",
+      });
+    }
+  });
+  const hasMember = file.node.role === "member" || file.peers.some((p) => p.role === "member");
+  if (!hasMember) problems.push({ path: ["node", "role"], message: "the cluster needs at least one member" });
+  return problems;
+}
+
+function resolveTimings(file: ConfigFile, problems: FieldProblem[]): Timings {
+  const t = file.timings;
+  const preset = presetTimings(t.preset);
+  const timings: Timings = {
+    tickMs: t.tick_ms ?? preset.tickMs,
+    heartbeatIntervalMs: t.heartbeat_interval_ms ?? preset.heartbeatIntervalMs,
+    suspectAfterMissed: t.suspect_after_missed ?? preset.suspectAfterMissed,
+    downAfterMs: t.down_after_ms ?? preset.downAfterMs,
+    electionTimeoutMs: t.election_timeout_ms ?? preset.electionTimeoutMs,
+    leaderHeartbeatMs: t.leader_heartbeat_ms ?? preset.leaderHeartbeatMs,
+    leaseMs: t.lease_ms ?? preset.leaseMs,
+  };
+  for (const p of validateTimings(timings)) {
+    const key = timingsYamlKeys[p.key];
+    const written = t[key] !== undefined;
+    // A value from the preset is not in the file: say so (the position falls back to the timings block).
+    const message = written ? p.message : `${p.message} (value from preset "${t.preset}")`;
+    problems.push({ path: ["timings", key], message });
+  }
+  return timings;
+}
+
+function resolveSecurity(file: ConfigFile, baseDir: string, problems: FieldProblem[]): SecurityConfig {
+  const s = file.security;
+  if (s.mode === "mtls") {
+    const id = file.node.id;
+    return {
+      mode: "mtls",
+      caFile: resolve(baseDir, s.ca_file ?? "tls/ca.pem"),
+      certFile: resolve(baseDir, s.cert_file ?? `tls/${id}.pem`),
+      keyFile: resolve(baseDir, s.key_file ?? `tls/${id}-key.pem`),
+    };
+  }
+  if ((s.psk_file === undefined) === (s.psk_env === undefined)) {
+    problems.push({ path: ["security"], message: "psk mode needs exactly one of psk_file or psk_env" });
+  }
+  return {
+    mode: "psk",
+    ...(s.psk_file === undefined ? {} : { pskFile: resolve(baseDir, s.psk_file) }),
+    ...(s.psk_env === undefined ? {} : { pskEnv: s.psk_env }),
+  };
+}
+
+/** The schema already checked the text, so a failure here is a bug. */
+function hostPort(text: string): HostPort {
+  const parsed = parseHostPort(text);
+  if (!parsed.ok) throw new Error(`address passed the schema but does not parse: ${parsed.reason}`);
+  return parsed.value;
+}
