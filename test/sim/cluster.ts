@@ -67,6 +67,7 @@ interface SimNode {
   /** null while crashed. */
   core: ElectionCore | null;
   boots: number;
+  /** End of the current stall; 0 when running. Cleared only by the wake-up, which catches up first. */
   pausedUntilUnits: number;
   /** Messages that arrived while the node was stalled, stepped in arrival order when it wakes. */
   inbox: Envelope<ElectionMessage>[];
@@ -275,8 +276,7 @@ export class Cluster {
     let best: { atUnits: number; node: SimNode | null } = { atUnits: this.network.peekUnits(), node: null };
     for (const node of this.nodes.values()) {
       if (node.core === null) continue;
-      const atUnits =
-        node.pausedUntilUnits > this.nowUnits ? node.pausedUntilUnits : node.clock.nextTickUnits;
+      const atUnits = node.pausedUntilUnits > 0 ? node.pausedUntilUnits : node.clock.nextTickUnits;
       if (atUnits < best.atUnits) best = { atUnits, node };
     }
     return best;
@@ -285,6 +285,7 @@ export class Cluster {
   /** A node's timer fired or its stall ended: deliver its due ticks in one batch, then what queued. */
   private wake(node: SimNode): void {
     const core = node.core!;
+    node.pausedUntilUnits = 0;
     const due = node.clock.takeDue(this.nowUnits);
     for (let i = 0; i < due; i++) core.tick();
     if (due > 1) this.line(`${node.spec.id} catches up ${due} ticks`);
@@ -301,7 +302,7 @@ export class Cluster {
     if (envelope === undefined) return;
     const node = this.node(envelope.to);
     if (node.core === null) return;
-    if (node.pausedUntilUnits > this.nowUnits) {
+    if (node.pausedUntilUnits > 0) {
       node.inbox.push(envelope);
       return;
     }
@@ -354,7 +355,7 @@ export class Cluster {
     const statuses: ElectionStatus[] = [];
     for (const node of this.nodes.values()) {
       // A stalled node acts on nothing; it is checked once it has caught up its ticks.
-      if (node.core !== null && node.pausedUntilUnits <= this.nowUnits) statuses.push(node.core.status());
+      if (node.core !== null && node.pausedUntilUnits === 0) statuses.push(node.core.status());
     }
     try {
       this.checker.checkAfterEvent(statuses);

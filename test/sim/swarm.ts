@@ -124,6 +124,7 @@ export interface HistoryResult {
   ticks: number;
   /** Ticks from the end of the fault phase until every live node knew the expected leader. */
   convergenceTicks: number;
+  electionTimeoutTicks: number;
   leader: LeaderAgreement;
   termsWithLeader: number;
 }
@@ -177,6 +178,7 @@ function runOptions(seed: string, rng: Prng, o: SwarmOptions, hooks: HistoryHook
     events: cluster.eventsProcessed,
     ticks: Math.ceil(cluster.nowUnits / unitsPerTick),
     convergenceTicks,
+    electionTimeoutTicks: o.electionTimeoutTicks,
     leader,
     termsWithLeader: cluster.checker.termsWithLeader,
   };

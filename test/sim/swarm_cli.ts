@@ -42,7 +42,7 @@ function sweep(from: number, count: number): number {
   const startedMs = performance.now();
   let lastReportMs = startedMs;
   let events = 0;
-  let convergenceTicksMax = 0;
+  let convergenceTimeoutsMax = 0;
   let slowestSeed = "";
   for (let i = 0; i < count; i++) {
     const seed = String(from + i);
@@ -54,8 +54,9 @@ function sweep(from: number, count: number): number {
       return report(error);
     }
     events += r.events;
-    if (r.convergenceTicks > convergenceTicksMax) {
-      convergenceTicksMax = r.convergenceTicks;
+    const convergenceTimeouts = r.convergenceTicks / r.electionTimeoutTicks;
+    if (convergenceTimeouts > convergenceTimeoutsMax) {
+      convergenceTimeoutsMax = convergenceTimeouts;
       slowestSeed = seed;
     }
     const nowMs = performance.now();
@@ -68,7 +69,7 @@ function sweep(from: number, count: number): number {
   console.log(
     `ok: ${count} histories (seeds ${from}..${from + count - 1}) in ${(elapsedMs / 1000).toFixed(1)} s: ` +
       `${rate(count, elapsedMs)} histories/s, ${rate(events, elapsedMs)} events/s; ` +
-      `slowest convergence ${convergenceTicksMax} ticks (seed ${slowestSeed})`,
+      `slowest convergence ${convergenceTimeoutsMax.toFixed(1)} election timeouts (seed ${slowestSeed})`,
   );
   return 0;
 }
@@ -85,7 +86,8 @@ function report(error: unknown): number {
 function describeResult(r: HistoryResult): string {
   return (
     `seed=${r.seed} ok: ${r.size} nodes (${r.witnesses} witnesses), ${r.events} events, ${r.ticks} ticks, ` +
-    `leader ${r.leader.leaderId} term=${r.leader.term} after ${r.convergenceTicks} ticks of healing, ` +
+    `leader ${r.leader.leaderId} term=${r.leader.term} after ${r.convergenceTicks} ticks ` +
+    `(T=${r.electionTimeoutTicks}) of healing, ` +
     `${r.termsWithLeader} terms had a leader`
   );
 }
