@@ -1,0 +1,520 @@
+// Raft-style leader election without a log, as a pure state machine in the shape of etcd raft's RawNode:
+// inputs are tick(), step(envelope) and local intents (campaign, transferLeadership); outputs are
+// batched in a Ready (hardState to fsync first, then messages, events). The caller's loop is described
+// in election_types.ts.
+//
+// Safety of the leader lease. The leader may act while a quorum (itself counting as "now") has
+// acknowledged a heartbeat sent less than leaseTicks ago. A voter that heard the leader, granted a vote
+// or restarted with a term ignores pre-votes and votes for a newer term during the next
+// electionTimeoutTicks (T). Since leaseTicks <= 0.9*T, any new quorum forms only after the old lease
+// ended, so a leader that still believes itself leader while a newer leader exists has lost its lease.
+// Only a transfer (the leader gives up its lease first) bypasses the voters' window.
+//
+// Priorities. Lower-priority members draw their randomized election timeout as the latest of several
+// draws in [T, 2T-1], so higher priorities tend to win races; afterwards the leader hands leadership to
+// the highest-priority member that has answered heartbeats without a gap for T ticks, if that member's
+// priority is strictly higher than its own (equal priorities never move leadership).
+import { validateElectionConfig } from "./election_config.ts";
+import { ElectionConfigError, ElectionInvariantError } from "./election_errors.ts";
+import { checkElectionInvariants, type ElectionSnapshot } from "./election_invariants.ts";
+import type {
+  ElectionConfig,
+  ElectionEvent,
+  ElectionMessage,
+  ElectionReady,
+  ElectionStatus,
+  HardState,
+  SoftState,
+} from "./election_types.ts";
+import { LeaderLease } from "./leader_lease.ts";
+import type { Prng } from "./prng.ts";
+import { VoteResult, voteResult } from "./quorum.ts";
+import { Timeout } from "./timeout.ts";
+import { type Envelope, type NodeId, Role, type Term } from "./types.ts";
+
+export { validateElectionConfig };
+
+/** Cap on extra timeout draws for low priorities: enough bias without pushing everyone to 2T-1. */
+const priorityDrawsExtraMax = 3;
+
+type VoteRequest = Extract<ElectionMessage, { type: "pre-vote" | "vote" }>;
+
+export class Election {
+  private readonly config: ElectionConfig;
+  private readonly rng: Prng;
+  private readonly selfId: NodeId;
+  private readonly voters: readonly NodeId[];
+  private readonly isWitness: boolean;
+  private readonly timeoutDraws: number;
+
+  private term: Term;
+  private votedFor: NodeId | null;
+  private role: Role = Role.Follower;
+  private leaderId: NodeId | null = null;
+  private nowTicks = 0;
+
+  private readonly electionTimer: Timeout;
+  private readonly heartbeatTimer: Timeout;
+  /** Not fired: this node honours a lease (heard the leader, granted a vote or restarted < T ago). */
+  private readonly leaseWindow: Timeout;
+
+  private readonly granted = new Set<NodeId>();
+  private readonly rejected = new Set<NodeId>();
+  /** Tick at which the current vote requests were sent; dates a won election's first lease. */
+  private campaignTicks = 0;
+  private lease: LeaderLease | null = null;
+
+  private stepRole: (from: NodeId, message: ElectionMessage) => void;
+  private tickRole: () => void;
+
+  private readonly messages: Envelope<ElectionMessage>[] = [];
+  private readonly events: ElectionEvent[] = [];
+  private persisted: HardState;
+  private published: SoftState;
+  private readyInFlight: ElectionReady | null = null;
+  private checked: ElectionSnapshot;
+
+  constructor(config: ElectionConfig, persisted: HardState, rng: Prng) {
+    const problems = validateElectionConfig(config);
+    if (problems.length > 0) throw new ElectionConfigError(problems);
+    if (!Number.isInteger(persisted.term) || persisted.term < 0) {
+      throw new RangeError(`persisted term must be an integer >= 0, got ${persisted.term}`);
+    }
+    this.config = config;
+    this.rng = rng;
+    this.selfId = config.selfId;
+    this.voters = [...config.members, ...config.witnesses];
+    this.isWitness = config.witnesses.includes(config.selfId);
+    this.timeoutDraws = 1 + Math.min(priorityDrawsExtraMax, this.priorityRank());
+    this.term = persisted.term;
+    this.votedFor = persisted.votedFor;
+    this.persisted = { term: persisted.term, votedFor: persisted.votedFor };
+    this.published = { role: this.role, leaderId: this.leaderId };
+
+    const electionTimeoutTicks = config.electionTimeoutTicks;
+    this.electionTimer = new Timeout("election", electionTimeoutTicks);
+    this.electionTimer.resetRandomized(rng, this.timeoutDraws);
+    this.heartbeatTimer = new Timeout("heartbeat", config.heartbeatIntervalTicks);
+    this.leaseWindow = new Timeout("lease-window", electionTimeoutTicks);
+    // A node with a term may have acknowledged a lease before it restarted: honour it for T ticks.
+    if (persisted.term === 0) this.leaseWindow.expire();
+
+    this.stepRole = this.stepFollower;
+    this.tickRole = this.tickElection;
+    this.checked = this.snapshot();
+  }
+
+  tick(): void {
+    this.nowTicks++;
+    this.tickRole();
+    this.assertInvariants();
+  }
+
+  step(envelope: Envelope<ElectionMessage>): void {
+    if (envelope.to !== this.selfId) {
+      throw new RangeError(`message for ${envelope.to} stepped into ${this.selfId}`);
+    }
+    if (envelope.from === this.selfId || !this.voters.includes(envelope.from)) return;
+    this.stepMessage(envelope.from, envelope.message);
+    this.assertInvariants();
+  }
+
+  /** Start an election now (pre-vote first when enabled). Ignored on leaders and witnesses. */
+  campaign(): void {
+    if (this.isWitness || this.role === Role.Leader) return;
+    this.startCampaign("campaign requested");
+    this.assertInvariants();
+  }
+
+  /** Hand leadership to member `to` (timeout-now, then step down). Ignored unless leader. */
+  transferLeadership(to: NodeId): void {
+    if (this.role !== Role.Leader || to === this.selfId || !this.config.members.includes(to)) return;
+    this.transferTo(to, "transfer requested");
+    this.assertInvariants();
+  }
+
+  hasReady(): boolean {
+    return (
+      this.messages.length > 0 || this.events.length > 0 || this.hardStateChanged() || this.softStateChanged()
+    );
+  }
+
+  /** The pending outputs; call advance() with it before the next ready(). */
+  ready(): ElectionReady {
+    if (this.readyInFlight !== null) throw new Error("ready() called again before advance()");
+    const ready: ElectionReady = {
+      messages: [...this.messages],
+      events: [...this.events],
+      fencingTerm: this.term,
+    };
+    if (this.hardStateChanged()) ready.hardState = { term: this.term, votedFor: this.votedFor };
+    if (this.softStateChanged()) ready.softState = { role: this.role, leaderId: this.leaderId };
+    this.readyInFlight = ready;
+    return ready;
+  }
+
+  /** The caller persisted, sent and emitted everything in `ready`. */
+  advance(ready: ElectionReady): void {
+    if (ready !== this.readyInFlight) throw new Error("advance() with a Ready that ready() did not return");
+    this.messages.splice(0, ready.messages.length);
+    this.events.splice(0, ready.events.length);
+    if (ready.hardState) this.persisted = ready.hardState;
+    if (ready.softState) this.published = ready.softState;
+    this.readyInFlight = null;
+  }
+
+  status(): ElectionStatus {
+    const remainingTicks = this.leaseRemainingTicks();
+    return {
+      selfId: this.selfId,
+      role: this.role,
+      term: this.term,
+      leaderId: this.leaderId,
+      votedFor: this.votedFor,
+      leaseValid: remainingTicks > 0,
+      leaseRemainingTicks: remainingTicks,
+    };
+  }
+
+  // --- inputs ------------------------------------------------------------------------------------
+
+  private stepMessage(from: NodeId, message: ElectionMessage): void {
+    if (message.term > this.term) {
+      if (!this.acceptNewerTerm(from, message)) return;
+    } else if (message.term < this.term) {
+      this.answerStale(from, message);
+      return;
+    }
+    if (message.type === "pre-vote" || message.type === "vote") this.answerVoteRequest(from, message);
+    else this.stepRole(from, message);
+  }
+
+  /** A message from a newer term: false when it must be dropped without changing anything. */
+  private acceptNewerTerm(from: NodeId, message: ElectionMessage): boolean {
+    switch (message.type) {
+      case "pre-vote":
+      case "vote": {
+        const transfer = message.type === "vote" && message.transfer;
+        if (!transfer && this.inLease()) {
+          this.rejectVote(message, from, `lease of leader ${this.leaderId ?? "(vote granted)"} holds`);
+          return false;
+        }
+        // A pre-vote asks about a future term and never changes ours.
+        if (message.type === "vote") this.becomeFollower(message.term, null, `vote request from ${from}`);
+        return true;
+      }
+      case "pre-vote-response":
+        // A grant carries the term we would campaign in; only a rejection reports a newer term.
+        if (!message.granted) this.becomeFollower(message.term, null, `pre-vote rejected by ${from}`);
+        return message.granted;
+      case "heartbeat":
+        this.becomeFollower(message.term, from, `heartbeat from ${from}`);
+        return true;
+      default:
+        this.becomeFollower(message.term, null, `${message.type} from ${from}`);
+        return true;
+    }
+  }
+
+  /** A message from an older term: tell its sender our term where that makes it step down. */
+  private answerStale(from: NodeId, message: ElectionMessage): void {
+    switch (message.type) {
+      case "heartbeat":
+        this.send(from, { type: "heartbeat-response", term: this.term, seq: message.seq });
+        return;
+      case "pre-vote":
+      case "vote":
+        this.rejectVote(message, from, `stale term ${message.term}`);
+        this.send(from, { type: `${message.type}-response`, term: this.term, granted: false });
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Raft's vote rule (no log to compare): one vote per term; a pre-vote for a newer term is free. */
+  private answerVoteRequest(from: NodeId, request: VoteRequest): void {
+    const preVote = request.type === "pre-vote";
+    const canVote =
+      this.votedFor === from ||
+      (this.votedFor === null && this.leaderId === null) ||
+      (preVote && request.term > this.term);
+    if (!canVote) {
+      const reason = this.votedFor !== null ? `voted for ${this.votedFor}` : `leader ${this.leaderId} known`;
+      this.rejectVote(request, from, reason);
+      this.send(from, { type: `${request.type}-response`, term: this.term, granted: false });
+      return;
+    }
+    if (!preVote) {
+      this.votedFor = from;
+      this.electionTimer.resetRandomized(this.rng, this.timeoutDraws);
+      // The candidate dates its first lease from its request, so honour it as if it were leader.
+      this.leaseWindow.reset();
+    }
+    this.events.push({ type: "vote-granted", term: request.term, to: from, preVote });
+    this.send(from, { type: `${request.type}-response`, term: request.term, granted: true });
+  }
+
+  private rejectVote(request: VoteRequest, from: NodeId, reason: string): void {
+    const preVote = request.type === "pre-vote";
+    this.events.push({ type: "vote-rejected", term: request.term, to: from, preVote, reason });
+  }
+
+  private stepFollower(from: NodeId, message: ElectionMessage): void {
+    if (message.type === "heartbeat") {
+      if (this.leaderId !== from) this.becomeFollower(this.term, from, `heartbeat from ${from}`);
+      this.electionTimer.resetRandomized(this.rng, this.timeoutDraws);
+      this.electionTimer.clearAttempts();
+      this.leaseWindow.reset();
+      this.send(from, { type: "heartbeat-response", term: this.term, seq: message.seq });
+    } else if (message.type === "timeout-now" && !this.isWitness) {
+      this.electionTimer.resetRandomized(this.rng, this.timeoutDraws);
+      this.becomeCandidate(true, `timeout-now from ${from}`);
+    }
+  }
+
+  private stepPreCandidate(from: NodeId, message: ElectionMessage): void {
+    if (message.type === "heartbeat") {
+      this.becomeFollower(this.term, from, `heartbeat from ${from}`);
+      this.stepFollower(from, message);
+    } else if (message.type === "pre-vote-response") {
+      // Grants name the next term; a rejection from a voter in our own term arrives with our term.
+      if (message.granted && message.term !== this.term + 1) return;
+      this.poll(from, message.granted);
+    }
+  }
+
+  private stepCandidate(from: NodeId, message: ElectionMessage): void {
+    if (message.type === "heartbeat") {
+      this.becomeFollower(this.term, from, `heartbeat from ${from}`);
+      this.stepFollower(from, message);
+    } else if (message.type === "vote-response") {
+      this.poll(from, message.granted);
+    }
+  }
+
+  private stepLeader(from: NodeId, message: ElectionMessage): void {
+    if (message.type === "heartbeat-response") this.lease?.acknowledged(from, message.seq);
+  }
+
+  private poll(from: NodeId, granted: boolean): void {
+    if (this.granted.has(from) || this.rejected.has(from)) return;
+    (granted ? this.granted : this.rejected).add(from);
+    this.actOnPoll();
+  }
+
+  private actOnPoll(): void {
+    const result = voteResult(this.voters, this.granted, this.rejected);
+    if (result === VoteResult.Lost) this.becomeFollower(this.term, null, `${this.role} lost the vote`);
+    if (result !== VoteResult.Won) return;
+    if (this.role === Role.Candidate) {
+      this.becomeLeader();
+      return;
+    }
+    this.electionTimer.resetRandomized(this.rng, this.timeoutDraws);
+    this.becomeCandidate(false, "pre-vote won");
+  }
+
+  // --- time --------------------------------------------------------------------------------------
+
+  /** Followers and candidates: campaign when no leader was heard for the randomized timeout. */
+  private tickElection(): void {
+    this.leaseWindow.tick();
+    if (this.isWitness) return;
+    this.electionTimer.tick();
+    if (this.electionTimer.fired()) this.startCampaign("election timeout");
+  }
+
+  /** Leader: give up when the lease ran out, heartbeat on schedule, hand over to a higher priority. */
+  private tickHeartbeat(): void {
+    if (this.config.checkQuorum && this.leaseRemainingTicks() === 0) {
+      this.events.push({ type: "lease-lost", term: this.term });
+      this.becomeFollower(this.term, null, "lease lost: no quorum acknowledged recent heartbeats");
+      return;
+    }
+    this.heartbeatTimer.tick();
+    if (this.heartbeatTimer.fired()) this.broadcastHeartbeat();
+    const successor = this.preferredSuccessor();
+    if (successor !== null) this.transferTo(successor, `${successor} has a higher priority and is healthy`);
+  }
+
+  private broadcastHeartbeat(): void {
+    const lease = this.lease;
+    if (lease === null) throw new Error("leader without a lease tracker");
+    const seq = lease.heartbeatSent(this.nowTicks);
+    for (const voter of this.voters) {
+      if (voter !== this.selfId) this.send(voter, { type: "heartbeat", term: this.term, seq });
+    }
+    this.heartbeatTimer.reset();
+  }
+
+  // --- transitions -------------------------------------------------------------------------------
+
+  /** Counts campaigns since a leader was last heard: the attempt number goes into the role-change reason. */
+  private startCampaign(reason: string): void {
+    this.electionTimer.retryRandomized(this.rng, this.timeoutDraws);
+    const attemptReason = `${reason} (attempt ${this.electionTimer.attempts})`;
+    if (this.config.preVote) this.becomePreCandidate(attemptReason);
+    else this.becomeCandidate(false, attemptReason);
+  }
+
+  private becomeFollower(term: Term, leaderId: NodeId | null, reason: string): void {
+    const wasLeader = this.role === Role.Leader;
+    this.setTerm(term, reason);
+    this.stepRole = this.stepFollower;
+    this.tickRole = this.tickElection;
+    this.electionTimer.resetRandomized(this.rng, this.timeoutDraws);
+    this.lease = null;
+    // A leader that steps down relinquishes its lease: nothing left for this node to honour.
+    if (wasLeader) this.leaseWindow.expire();
+    this.setRole(Role.Follower, leaderId, reason);
+  }
+
+  private becomePreCandidate(reason: string): void {
+    this.assertPromotable(Role.PreCandidate);
+    this.stepRole = this.stepPreCandidate;
+    this.tickRole = this.tickElection;
+    this.setRole(Role.PreCandidate, null, reason);
+    this.openPoll();
+    for (const voter of this.otherVoters()) this.send(voter, { type: "pre-vote", term: this.term + 1 });
+    this.actOnPoll();
+  }
+
+  private becomeCandidate(transfer: boolean, reason: string): void {
+    this.assertPromotable(Role.Candidate);
+    this.setTerm(this.term + 1, reason);
+    this.votedFor = this.selfId;
+    this.stepRole = this.stepCandidate;
+    this.tickRole = this.tickElection;
+    this.setRole(Role.Candidate, null, reason);
+    this.openPoll();
+    this.campaignTicks = this.nowTicks;
+    for (const voter of this.otherVoters()) this.send(voter, { type: "vote", term: this.term, transfer });
+    this.actOnPoll();
+  }
+
+  private becomeLeader(): void {
+    if (this.role !== Role.Candidate) throw new Error(`${this.role} cannot become leader`);
+    this.stepRole = this.stepLeader;
+    this.tickRole = this.tickHeartbeat;
+    this.lease = new LeaderLease({
+      selfId: this.selfId,
+      voters: this.voters,
+      leaseTicks: this.config.leaseTicks,
+      streakGapTicksMax: 2 * this.config.heartbeatIntervalTicks,
+      campaignTicks: this.campaignTicks,
+      grantedBy: this.granted,
+    });
+    this.setRole(Role.Leader, this.selfId, `won the vote in term ${this.term}`);
+    this.broadcastHeartbeat();
+  }
+
+  private transferTo(to: NodeId, reason: string): void {
+    this.events.push({ type: "transfer-started", term: this.term, to });
+    this.send(to, { type: "timeout-now", term: this.term });
+    this.becomeFollower(this.term, null, `leadership handed to ${to}: ${reason}`);
+  }
+
+  private assertPromotable(role: Role): void {
+    if (this.isWitness) throw new Error(`witness ${this.selfId} cannot become ${role}`);
+    if (this.role === Role.Leader) throw new Error(`leader cannot become ${role}`);
+  }
+
+  private openPoll(): void {
+    this.granted.clear();
+    this.rejected.clear();
+    this.granted.add(this.selfId);
+  }
+
+  private setTerm(term: Term, reason: string): void {
+    if (term < this.term) throw new Error(`term would decrease from ${this.term} to ${term}`);
+    if (term === this.term) return;
+    this.events.push({ type: "term-changed", term, from: this.term, reason });
+    this.term = term;
+    this.votedFor = null;
+  }
+
+  private setRole(role: Role, leaderId: NodeId | null, reason: string): void {
+    if (role === this.role && leaderId === this.leaderId) return;
+    this.role = role;
+    this.leaderId = leaderId;
+    this.events.push({ type: "role-changed", term: this.term, role, leaderId, reason });
+  }
+
+  // --- queries -----------------------------------------------------------------------------------
+
+  /** Whether this node refuses to help elect anyone newer (only with checkQuorum, as in Raft). */
+  private inLease(): boolean {
+    if (!this.config.checkQuorum) return false;
+    if (this.role === Role.Leader) return this.leaseRemainingTicks() > 0;
+    return !this.leaseWindow.fired();
+  }
+
+  /** Without checkQuorum voters honour no lease, so a leader can promise none. */
+  private leaseRemainingTicks(): number {
+    if (this.lease === null || !this.config.checkQuorum) return 0;
+    return Math.max(0, this.lease.expiresAtTicks(this.nowTicks) - this.nowTicks);
+  }
+
+  private preferredSuccessor(): NodeId | null {
+    const lease = this.lease;
+    if (lease === null) return null;
+    let best: NodeId | null = null;
+    let bestPriority = this.priorityOf(this.selfId);
+    for (const member of this.config.members) {
+      const priority = this.priorityOf(member);
+      if (member === this.selfId || priority <= bestPriority) continue;
+      if (!lease.isHealthy(member, this.nowTicks, this.config.electionTimeoutTicks)) continue;
+      best = member;
+      bestPriority = priority;
+    }
+    return best;
+  }
+
+  /** How many distinct member priorities are above ours (0 for the highest). */
+  private priorityRank(): number {
+    const own = this.priorityOf(this.selfId);
+    const higher = new Set(this.config.members.map((m) => this.priorityOf(m)).filter((p) => p > own));
+    return higher.size;
+  }
+
+  private priorityOf(id: NodeId): number {
+    const priority = this.config.priorities[id];
+    if (priority === undefined) throw new Error(`no priority for ${id}`);
+    return priority;
+  }
+
+  private otherVoters(): NodeId[] {
+    return this.voters.filter((voter) => voter !== this.selfId);
+  }
+
+  private send(to: NodeId, message: ElectionMessage): void {
+    this.messages.push({ from: this.selfId, to, message });
+  }
+
+  private hardStateChanged(): boolean {
+    return this.term !== this.persisted.term || this.votedFor !== this.persisted.votedFor;
+  }
+
+  private softStateChanged(): boolean {
+    return this.role !== this.published.role || this.leaderId !== this.published.leaderId;
+  }
+
+  private snapshot(): ElectionSnapshot {
+    return {
+      term: this.term,
+      votedFor: this.votedFor,
+      role: this.role,
+      leaderId: this.leaderId,
+      fencingTerm: this.term,
+    };
+  }
+
+  private assertInvariants(): void {
+    const after = this.snapshot();
+    const identity = { selfId: this.selfId, isWitness: this.isWitness };
+    const violations = checkElectionInvariants(identity, this.checked, after);
+    if (violations.length > 0) throw new ElectionInvariantError(this.selfId, violations);
+    this.checked = after;
+  }
+}
