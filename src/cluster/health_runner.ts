@@ -1,0 +1,281 @@
+// The shell around the pure failure detector (src/core/health.ts): a timer feeds it one tick per firing
+// and reports how late the firing was (so a stalled event loop raises awareness instead of accusing
+// peers), pings go out on the mesh channel "health" when the detector says a heartbeat is due, any ping or
+// pong from a peer counts as hearing from it, and drained transitions become typed events.
+import { performance } from "node:perf_hooks";
+import type { Logger } from "pino";
+import { type HealthConfig, HealthDetector, type PeerState, validateHealthConfig } from "../core/health.ts";
+import type { ConfigProblem, NodeId } from "../core/types.ts";
+import type { MeshApi, SendResult } from "../mesh/types.ts";
+import { SafeEmitter } from "./events.ts";
+import {
+  decodeHealthMessage,
+  encodeHealthMessage,
+  HEALTH_CHANNEL,
+  type HealthMessage,
+} from "./health_wire.ts";
+
+export interface HealthTimings {
+  /** Length of one detector tick; the other durations must be multiples of it. */
+  tickMs: number;
+  heartbeatIntervalMs: number;
+  /** Heartbeat intervals of silence before a peer is suspect. */
+  suspectAfterMissed: number;
+  /** Silence before a peer is down; longer than suspectAfterMissed × heartbeatIntervalMs. */
+  downAfterMs: number;
+  /** Lifeguard bound: timeouts stretch up to this factor while this node runs late (default 8). */
+  awarenessMax?: number;
+}
+
+export const healthTimingsDefault = {
+  // Fine enough that detection lands within a twentieth of the down timeout; cheap (one timer per node).
+  tickMs: 50,
+  heartbeatIntervalMs: 200,
+  // Two lost heartbeats in a row are ordinary on a busy link; three are worth a look.
+  suspectAfterMissed: 3,
+  // A dead node is detected within a second of its last heartbeat: five missed heartbeats.
+  downAfterMs: 1000,
+  // memberlist's AwarenessMaxMultiplier: a node stalled repeatedly waits at most 8× longer to accuse.
+  awarenessMax: 8,
+} as const satisfies Required<HealthTimings>;
+
+/** Converts milliseconds to detector ticks, once. Call only with timings that validate. */
+export function healthConfigFromTimings(peers: readonly NodeId[], timings: HealthTimings): HealthConfig {
+  return {
+    peers,
+    heartbeatIntervalTicks: timings.heartbeatIntervalMs / timings.tickMs,
+    suspectAfterMissed: timings.suspectAfterMissed,
+    downAfterTicks: timings.downAfterMs / timings.tickMs,
+    awarenessMax: timings.awarenessMax ?? healthTimingsDefault.awarenessMax,
+  };
+}
+
+/** `[]` means usable; keys are the HealthTimings field names. */
+export function validateHealthTimings(timings: HealthTimings): ConfigProblem[] {
+  if (!Number.isInteger(timings.tickMs) || timings.tickMs < 1) {
+    return [{ key: "tickMs", message: `must be an integer >= 1, got ${timings.tickMs}` }];
+  }
+  const problems: ConfigProblem[] = [];
+  for (const key of ["heartbeatIntervalMs", "downAfterMs"] as const) {
+    if (timings[key] % timings.tickMs !== 0 || timings[key] <= 0) {
+      problems.push({
+        key,
+        message: `must be a positive multiple of tickMs (${timings.tickMs}), got ${timings[key]}`,
+      });
+    }
+  }
+  if (problems.length > 0) return problems;
+  const msKeys: Record<string, string> = {
+    heartbeatIntervalTicks: "heartbeatIntervalMs",
+    downAfterTicks: "downAfterMs",
+  };
+  return validateHealthConfig(healthConfigFromTimings([], timings)).map((p) => ({
+    key: msKeys[p.key] ?? p.key,
+    message: p.message,
+  }));
+}
+
+export interface HealthChange {
+  peer: NodeId;
+  from: PeerState;
+  to: PeerState;
+}
+
+export interface HealthEventMap extends Record<string, unknown[]> {
+  "peer:alive": [change: HealthChange];
+  "peer:suspect": [change: HealthChange];
+  "peer:down": [change: HealthChange];
+}
+
+const eventForState = {
+  alive: "peer:alive",
+  suspect: "peer:suspect",
+  down: "peer:down",
+} as const satisfies Record<PeerState, keyof HealthEventMap>;
+
+export interface HealthPeerStatus {
+  id: NodeId;
+  state: PeerState;
+  /** Last measured round trip, ms; null until the first pong. */
+  rttMs: number | null;
+  /** Smoothed round trip (RFC 6298 weights, 1/8 per sample), ms. */
+  rttSmoothedMs: number | null;
+  /** Date.now() when the peer was last heard; null if never. */
+  lastHeardMs: number | null;
+}
+
+export type HealthMesh = Pick<MeshApi, "send" | "onMessage" | "on">;
+
+export interface HealthRunnerOptions {
+  mesh: HealthMesh;
+  selfId: NodeId;
+  /** Watched peers, never selfId. */
+  peers: readonly NodeId[];
+  timings: HealthTimings;
+  logger: Logger;
+}
+
+interface PeerContact {
+  rttMs: number | null;
+  rttSmoothedMs: number | null;
+  lastHeardMs: number | null;
+  /** Logged when it changes, so an unreachable peer costs one log line, not one per heartbeat. */
+  lastSendResult: SendResult;
+}
+
+const rttSmoothingWeight = 1 / 8;
+
+export class HealthRunner {
+  private readonly mesh: HealthMesh;
+  private readonly tickMs: number;
+  private readonly logger: Logger;
+  private readonly detector: HealthDetector;
+  private readonly emitter: SafeEmitter<HealthEventMap>;
+  private readonly contacts = new Map<NodeId, PeerContact>();
+  private timer: NodeJS.Timeout | null = null;
+  private lastFiredAtMs = 0;
+  private pingSeq = 0;
+
+  constructor(options: HealthRunnerOptions) {
+    const problems = validateHealthTimings(options.timings);
+    if (problems.length > 0) {
+      throw new RangeError(
+        `invalid health timings: ${problems.map((p) => `${p.key} ${p.message}`).join("; ")}`,
+      );
+    }
+    if (options.peers.includes(options.selfId))
+      throw new RangeError(`peers include selfId ${options.selfId}`);
+    this.mesh = options.mesh;
+    this.tickMs = options.timings.tickMs;
+    this.logger = options.logger;
+    this.detector = new HealthDetector(healthConfigFromTimings(options.peers, options.timings));
+    this.emitter = new SafeEmitter(options.logger);
+    for (const peer of options.peers) {
+      this.contacts.set(peer, {
+        rttMs: null,
+        rttSmoothedMs: null,
+        lastHeardMs: null,
+        lastSendResult: "sent",
+      });
+    }
+    this.mesh.onMessage(HEALTH_CHANNEL, (from, payload) => this.receive(from, payload));
+    this.mesh.on("link:down", (peer) => this.onLinkDown(peer));
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.lastFiredAtMs = performance.now();
+    this.timer = setInterval(() => this.onTimer(), this.tickMs);
+    this.sendHeartbeatIfDue();
+  }
+
+  /** Stops pinging and answering; state is kept for peers() and a later start(). */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  on<E extends keyof HealthEventMap>(event: E, listener: (...args: HealthEventMap[E]) => void): () => void {
+    return this.emitter.on(event, listener);
+  }
+
+  peers(): HealthPeerStatus[] {
+    return this.detector.peerStates().map(({ peer, state }) => {
+      const contact = this.contacts.get(peer);
+      return {
+        id: peer,
+        state,
+        rttMs: contact?.rttMs ?? null,
+        rttSmoothedMs: contact?.rttSmoothedMs ?? null,
+        lastHeardMs: contact?.lastHeardMs ?? null,
+      };
+    });
+  }
+
+  /** Lifeguard score: 0 while this node runs on time; timeouts are stretched by (score + 1). */
+  awarenessScore(): number {
+    return this.detector.awarenessScore;
+  }
+
+  private onTimer(): void {
+    const nowMs = performance.now();
+    // setInterval does not catch up: one firing after a stall, whose gap measures how long we did not run.
+    const lateMs = nowMs - this.lastFiredAtMs - this.tickMs;
+    const lateTicks = Math.max(0, Math.floor(lateMs / this.tickMs));
+    this.lastFiredAtMs = nowMs;
+    if (lateTicks > 0) {
+      this.logger.warn({ lateMs: Math.round(lateMs), lateTicks }, "health timer ran late");
+      this.detector.reportLateness(lateTicks);
+    }
+    this.detector.tick();
+    this.sendHeartbeatIfDue();
+    this.publishTransitions();
+  }
+
+  private sendHeartbeatIfDue(): void {
+    if (!this.detector.takeHeartbeatDue()) return;
+    this.pingSeq += 1;
+    const ping = encodeHealthMessage({ type: "ping", seq: this.pingSeq, sentAtMs: performance.now() });
+    for (const [peer, contact] of this.contacts) {
+      // Not retried: the next heartbeat is the retry, so an unreachable peer costs one send per interval.
+      const result = this.mesh.send(peer, HEALTH_CHANNEL, ping);
+      if (result !== contact.lastSendResult)
+        this.logger.debug({ peer, result }, "health ping send result changed");
+      contact.lastSendResult = result;
+    }
+  }
+
+  private receive(from: NodeId, payload: Uint8Array): void {
+    if (!this.timer) return;
+    const decoded = decodeHealthMessage(payload);
+    if (!decoded.ok) {
+      this.logger.warn({ peer: from, reason: decoded.reason }, "dropped health message");
+      return;
+    }
+    const message = decoded.message;
+    // Answer any authenticated node (a liveness probe costs nothing); only watched peers feed the detector.
+    if (message.type === "ping") this.answer(from, message);
+    const contact = this.contacts.get(from);
+    if (!contact || !this.detector.heardFrom(from)) {
+      this.logger.debug({ peer: from }, "health traffic from an unwatched node");
+      return;
+    }
+    contact.lastHeardMs = Date.now();
+    if (message.type === "pong") this.measureRoundTrip(from, contact, message);
+    this.publishTransitions();
+  }
+
+  private answer(from: NodeId, ping: HealthMessage): void {
+    const pong = encodeHealthMessage({ type: "pong", seq: ping.seq, sentAtMs: ping.sentAtMs });
+    this.mesh.send(from, HEALTH_CHANNEL, pong);
+  }
+
+  private measureRoundTrip(from: NodeId, contact: PeerContact, pong: HealthMessage): void {
+    const rttMs = performance.now() - pong.sentAtMs;
+    if (pong.seq > this.pingSeq || rttMs < 0) {
+      this.logger.warn({ peer: from, seq: pong.seq }, "pong echoes a ping this node never sent");
+      return;
+    }
+    contact.rttMs = rttMs;
+    contact.rttSmoothedMs =
+      contact.rttSmoothedMs === null
+        ? rttMs
+        : contact.rttSmoothedMs + rttSmoothingWeight * (rttMs - contact.rttSmoothedMs);
+  }
+
+  private onLinkDown(peer: NodeId): void {
+    if (!this.timer) return;
+    this.detector.linkDown(peer);
+    this.publishTransitions();
+  }
+
+  private publishTransitions(): void {
+    for (const { peer, from, to, silentTicks } of this.detector.drainTransitions()) {
+      this.logger.info(
+        { peer, from, to, silentMs: silentTicks * this.tickMs, awarenessScore: this.detector.awarenessScore },
+        `peer ${to}`,
+      );
+      this.emitter.emit(eventForState[to], { peer, from, to });
+    }
+  }
+}

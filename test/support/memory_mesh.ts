@@ -1,0 +1,109 @@
+// An in-memory stand-in for the mesh: the parts of MeshApi that one-way protocols need (send, onMessage,
+// link events), between nodes of one process. Delivery is asynchronous (setImmediate), like a socket, so a
+// send never re-enters the receiver inside the sender's call. Links are explicit; a muted node keeps its
+// links but everything it sends is lost (a hung process whose TCP connections stay open).
+import type { NodeId } from "../../src/core/types.ts";
+import type { MeshApi, MeshEventMap, MessageListener, SendResult } from "../../src/mesh/types.ts";
+
+export type MemoryMeshApi = Pick<MeshApi, "selfId" | "send" | "onMessage" | "on">;
+
+type EventListeners = { [E in keyof MeshEventMap]: Array<(...args: MeshEventMap[E]) => void> };
+
+interface MemoryNode {
+  messageListeners: Map<string, MessageListener[]>;
+  eventListeners: EventListeners;
+}
+
+function linkKey(a: NodeId, b: NodeId): string {
+  return a < b ? `${a}\u0000${b}` : `${b}\u0000${a}`;
+}
+
+export class MemoryNetwork {
+  private readonly nodes = new Map<NodeId, MemoryNode>();
+  private readonly links = new Set<string>();
+  private readonly muted = new Set<NodeId>();
+  private readonly inFlight = new Set<NodeJS.Immediate>();
+  private readonly sends = new Map<string, number>();
+  private closed = false;
+
+  /** Adds a node with no links yet. */
+  join(selfId: NodeId): MemoryMeshApi {
+    if (this.nodes.has(selfId)) throw new Error(`node ${selfId} already joined`);
+    const node: MemoryNode = {
+      messageListeners: new Map(),
+      eventListeners: { "link:up": [], "link:down": [] },
+    };
+    this.nodes.set(selfId, node);
+    return {
+      selfId,
+      send: (peer, channel, payload) => this.send(selfId, peer, channel, payload),
+      onMessage: (channel, listener) => {
+        node.messageListeners.set(channel, [...(node.messageListeners.get(channel) ?? []), listener]);
+      },
+      on: (event, listener) => {
+        node.eventListeners[event].push(listener);
+      },
+    } satisfies MemoryMeshApi;
+  }
+
+  /** Links every pair of joined nodes that is not linked yet. */
+  connectAll(): void {
+    const ids = [...this.nodes.keys()];
+    for (const [index, a] of ids.entries()) {
+      for (const b of ids.slice(index + 1)) this.connect(a, b);
+    }
+  }
+
+  connect(a: NodeId, b: NodeId): void {
+    if (this.links.has(linkKey(a, b))) return;
+    this.links.add(linkKey(a, b));
+    for (const l of this.node(a).eventListeners["link:up"]) l(b);
+    for (const l of this.node(b).eventListeners["link:up"]) l(a);
+  }
+
+  disconnect(a: NodeId, b: NodeId, reason = "disconnected by test"): void {
+    if (!this.links.delete(linkKey(a, b))) return;
+    for (const l of this.node(a).eventListeners["link:down"]) l(b, reason);
+    for (const l of this.node(b).eventListeners["link:down"]) l(a, reason);
+  }
+
+  /** While muted, everything the node sends reports "sent" and is lost. */
+  setMuted(id: NodeId, muted: boolean): void {
+    if (muted) this.muted.add(id);
+    else this.muted.delete(id);
+  }
+
+  /** How many times `from` called send() towards `to` on `channel`, whatever the result. */
+  sendCount(from: NodeId, to: NodeId, channel: string): number {
+    return this.sends.get(`${from}>${to}>${channel}`) ?? 0;
+  }
+
+  /** Drops every message still in flight and refuses new ones. */
+  close(): void {
+    this.closed = true;
+    for (const immediate of this.inFlight) clearImmediate(immediate);
+    this.inFlight.clear();
+  }
+
+  private send(from: NodeId, to: NodeId, channel: string, payload: Uint8Array): SendResult {
+    const key = `${from}>${to}>${channel}`;
+    this.sends.set(key, (this.sends.get(key) ?? 0) + 1);
+    if (this.closed || !this.links.has(linkKey(from, to))) return "no-link";
+    if (this.muted.has(from)) return "sent";
+    const copy = payload.slice();
+    const immediate = setImmediate(() => {
+      this.inFlight.delete(immediate);
+      // The link may have gone down while the message was in flight.
+      if (!this.links.has(linkKey(from, to))) return;
+      for (const listener of this.node(to).messageListeners.get(channel) ?? []) listener(from, copy);
+    });
+    this.inFlight.add(immediate);
+    return "sent";
+  }
+
+  private node(id: NodeId): MemoryNode {
+    const node = this.nodes.get(id);
+    if (!node) throw new Error(`node ${id} has not joined`);
+    return node;
+  }
+}
