@@ -43,6 +43,8 @@ export interface MeshLimits {
   /** Reconnect backoff with full jitter between these bounds. */
   reconnectDelayMsMin: number;
   reconnectDelayMsMax: number;
+  /** A ws ping goes out this often; a link with no pong by the next ping is terminated. */
+  keepaliveIntervalMs: number;
 }
 
 /** Authenticated identity of an HTTP client on the TLS port: the certificate CN or the PSK identity. */

@@ -1,0 +1,173 @@
+// The hello exchange that turns an authenticated WebSocket into a mesh link. Pure: the link feeds it
+// decoded frames and acts on the verdicts. The dialer sends hello; the acceptor answers hello-ok with the
+// chosen protocol version, or hello-refused with a reason and closes.
+import { z } from "zod";
+import type { NodeId } from "../core/types.ts";
+import { type Frame, FrameKind } from "./frame.ts";
+
+export const PROTOCOL_VERSION_MIN = 1;
+export const PROTOCOL_VERSION_MAX = 1;
+
+/** WebSocket close codes (application range 4000-4999) with the short reason sent alongside. */
+export const CloseCode = {
+  ProtocolError: 4000,
+  VersionMismatch: 4001,
+  ClusterMismatch: 4002,
+  UnknownNode: 4003,
+  IdentityMismatch: 4004,
+  HandshakeTimeout: 4005,
+  DuplicateLink: 4006,
+  ShuttingDown: 4007,
+  Refused: 4008,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+const nodeIdSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
+const version = z.number().int().min(1).max(65_535);
+
+export const helloSchema = z.strictObject({
+  protocolVersionMin: version,
+  protocolVersionMax: version,
+  nodeId: nodeIdSchema,
+  clusterName: z.string().min(1).max(128),
+  /** Random per process start: tells a restarted peer from the old incarnation in logs. */
+  bootId: z.string().min(1).max(64),
+});
+export type Hello = z.infer<typeof helloSchema>;
+
+export const helloOkSchema = z.strictObject({
+  protocolVersion: version,
+  nodeId: nodeIdSchema,
+  clusterName: z.string().min(1).max(128),
+  bootId: z.string().min(1).max(64),
+});
+export type HelloOk = z.infer<typeof helloOkSchema>;
+
+export const helloRefusedSchema = z.strictObject({ reason: z.string().max(200) });
+export type HelloRefused = z.infer<typeof helloRefusedSchema>;
+
+export interface HandshakeContext {
+  selfId: NodeId;
+  clusterName: string;
+  bootId: string;
+  /** Configured peers: the only node ids allowed to link. */
+  peerIds: ReadonlySet<NodeId>;
+}
+
+export interface HandshakeRefusal {
+  code: CloseCode;
+  reason: string;
+}
+
+export type AcceptVerdict =
+  | { ok: true; hello: Hello; reply: HelloOk }
+  | { ok: false; refusal: HandshakeRefusal };
+export type DialVerdict = { ok: true; helloOk: HelloOk } | { ok: false; refusal: HandshakeRefusal };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+export function helloFrame(context: HandshakeContext): Frame {
+  const hello: Hello = {
+    protocolVersionMin: PROTOCOL_VERSION_MIN,
+    protocolVersionMax: PROTOCOL_VERSION_MAX,
+    nodeId: context.selfId,
+    clusterName: context.clusterName,
+    bootId: context.bootId,
+  };
+  return controlFrame(FrameKind.Hello, hello);
+}
+
+export function helloOkFrame(reply: HelloOk): Frame {
+  return controlFrame(FrameKind.HelloOk, reply);
+}
+
+export function helloRefusedFrame(refusal: HandshakeRefusal): Frame {
+  return controlFrame(FrameKind.HelloRefused, { reason: refusal.reason } satisfies HelloRefused);
+}
+
+function controlFrame(kind: FrameKind, body: unknown): Frame {
+  return { kind, requestId: 0, channel: "", payload: encoder.encode(JSON.stringify(body)) };
+}
+
+/** Acceptor side: `identity` is the authenticated name (certificate CN or PSK identity). */
+export function evaluateHello(frame: Frame, identity: string, context: HandshakeContext): AcceptVerdict {
+  if (frame.kind !== FrameKind.Hello)
+    return refuse(CloseCode.ProtocolError, `expected hello, got kind ${frame.kind}`);
+  const parsed = parseControl(frame.payload, helloSchema);
+  if (!parsed.ok) return refuse(CloseCode.ProtocolError, `invalid hello: ${parsed.reason}`);
+  const hello = parsed.value;
+  const chosen = Math.min(hello.protocolVersionMax, PROTOCOL_VERSION_MAX);
+  if (chosen < Math.max(hello.protocolVersionMin, PROTOCOL_VERSION_MIN)) {
+    return refuse(
+      CloseCode.VersionMismatch,
+      `no common protocol version: peer ${hello.protocolVersionMin}-${hello.protocolVersionMax}, ` +
+        `self ${PROTOCOL_VERSION_MIN}-${PROTOCOL_VERSION_MAX}`,
+    );
+  }
+  if (hello.clusterName !== context.clusterName)
+    return refuse(CloseCode.ClusterMismatch, "cluster name differs");
+  if (hello.nodeId !== identity)
+    return refuse(CloseCode.IdentityMismatch, "hello node id differs from identity");
+  if (!context.peerIds.has(hello.nodeId))
+    return refuse(CloseCode.UnknownNode, "node id is not a configured peer");
+  const reply: HelloOk = {
+    protocolVersion: chosen,
+    nodeId: context.selfId,
+    clusterName: context.clusterName,
+    bootId: context.bootId,
+  };
+  return { ok: true, hello, reply };
+}
+
+/** Dialer side: the answer must come from the peer we dialed, in our cluster, at a version we speak. */
+export function evaluateHelloAnswer(
+  frame: Frame,
+  dialedPeer: NodeId,
+  context: HandshakeContext,
+): DialVerdict {
+  if (frame.kind === FrameKind.HelloRefused) {
+    const parsed = parseControl(frame.payload, helloRefusedSchema);
+    const reason = parsed.ok ? parsed.value.reason : "unreadable refusal";
+    return refuse(CloseCode.Refused, `refused by peer: ${reason}`);
+  }
+  if (frame.kind !== FrameKind.HelloOk) {
+    return refuse(CloseCode.ProtocolError, `expected hello-ok, got kind ${frame.kind}`);
+  }
+  const parsed = parseControl(frame.payload, helloOkSchema);
+  if (!parsed.ok) return refuse(CloseCode.ProtocolError, `invalid hello-ok: ${parsed.reason}`);
+  const helloOk = parsed.value;
+  if (helloOk.protocolVersion < PROTOCOL_VERSION_MIN || helloOk.protocolVersion > PROTOCOL_VERSION_MAX) {
+    return refuse(CloseCode.VersionMismatch, `peer chose unsupported version ${helloOk.protocolVersion}`);
+  }
+  if (helloOk.clusterName !== context.clusterName)
+    return refuse(CloseCode.ClusterMismatch, "cluster name differs");
+  if (helloOk.nodeId !== dialedPeer)
+    return refuse(CloseCode.IdentityMismatch, "answer from a different node id");
+  return { ok: true, helloOk };
+}
+
+type ControlParse<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+function parseControl<T>(payload: Uint8Array, schema: z.ZodType<T>): ControlParse<T> {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(payload));
+  } catch {
+    return { ok: false, reason: "not UTF-8 JSON" };
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return { ok: false, reason: `${issue?.path.join(".") ?? ""}: ${issue?.message ?? "schema mismatch"}` };
+  }
+  return { ok: true, value: parsed.data };
+}
+
+function refuse(code: CloseCode, reason: string): { ok: false; refusal: HandshakeRefusal } {
+  return { ok: false, refusal: { code, reason } };
+}

@@ -1,0 +1,14 @@
+// Public surface of the mesh; everything else in this folder is internal.
+export {
+  BackpressureError,
+  HandshakeError,
+  meshErrors,
+  PeerUnreachableError,
+  ProtocolError,
+  RemoteError,
+  TimeoutError,
+} from "./errors.ts";
+export { DEFAULT_MESH_LIMITS } from "./limits.ts";
+export { MESH_PATH, Mesh } from "./mesh.ts";
+export * from "./pki.ts";
+export type * from "./types.ts";

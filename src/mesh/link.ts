@@ -1,0 +1,390 @@
+// One WebSocket to one peer, from hello to close: runs the handshake, then carries frames with a bounded
+// send queue, matches request answers, runs request handlers and keeps the link alive with pings.
+// The mesh decides which established link survives; a link only reports what happened to it. A losing
+// duplicate is retired, not cut: each side sends a retire frame after its last new frame, answers what is
+// still running, and the link closes once both sides retired it and nothing is outstanding.
+import type { Logger } from "pino";
+import type { RawData, WebSocket } from "ws";
+import type { NodeId } from "../core/types.ts";
+import { BackpressureError, PeerUnreachableError } from "./errors.ts";
+import { decodeFrame, encodedFrameBytes, encodeFrame, type Frame, FrameKind } from "./frame.ts";
+import {
+  CloseCode,
+  evaluateHello,
+  evaluateHelloAnswer,
+  type HandshakeContext,
+  type HandshakeRefusal,
+  helloFrame,
+  helloOkFrame,
+  helloRefusedFrame,
+} from "./handshake.ts";
+import { PendingRequests } from "./rpc.ts";
+import type { MeshLimits, RequestHandler, SendResult } from "./types.ts";
+
+export type LinkRole = "dialer" | "acceptor";
+type LinkState = "handshaking" | "established" | "closed";
+
+/** Error messages sent back to a requester are cut here: enough to debug, never a flood. */
+const REMOTE_ERROR_CHARS_MAX = 1000;
+/** WebSocket close reasons are limited to 123 bytes by RFC 6455. */
+const CLOSE_REASON_CHARS_MAX = 120;
+
+export interface LinkHooks {
+  established(link: Link): void;
+  closed(link: Link, reason: string): void;
+  message(from: NodeId, channel: string, payload: Uint8Array): void;
+  requestHandler(channel: string): RequestHandler | undefined;
+}
+
+export interface LinkOptions {
+  ws: WebSocket;
+  role: LinkRole;
+  /** Dialer: the peer it dialed. Acceptor: the authenticated identity (certificate CN or PSK identity). */
+  peer: NodeId;
+  handshake: HandshakeContext;
+  limits: MeshLimits;
+  logger: Logger;
+  hooks: LinkHooks;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const retireFrame: Frame = { kind: FrameKind.Retire, requestId: 0, channel: "", payload: new Uint8Array() };
+
+export class Link {
+  readonly peer: NodeId;
+  readonly role: LinkRole;
+  /** The node that opened this link; the mesh keeps the lower node id's link when two exist. */
+  readonly dialer: NodeId;
+  peerBootId: string | null = null;
+  establishedAtMs = 0;
+  /** Resolves once the socket is closed for good. */
+  readonly closed: Promise<void>;
+
+  private readonly ws: WebSocket;
+  private readonly handshake: HandshakeContext;
+  private readonly limits: MeshLimits;
+  private readonly logger: Logger;
+  private readonly hooks: LinkHooks;
+  private readonly requests: PendingRequests;
+  private state: LinkState = "handshaking";
+  private queuedFramesCount = 0;
+  private handlersRunning = 0;
+  private pongSeen = true;
+  private socketError: string | null = null;
+  private handshakeTimer: NodeJS.Timeout | null;
+  private keepaliveTimer: NodeJS.Timeout | null = null;
+  private retireTimer: NodeJS.Timeout | null = null;
+  private retiredBySelf = false;
+  private retiredByPeer = false;
+  private readonly onFrameSent = (): void => {
+    this.queuedFramesCount -= 1;
+  };
+
+  constructor(options: LinkOptions) {
+    this.ws = options.ws;
+    this.role = options.role;
+    this.peer = options.peer;
+    this.dialer = options.role === "dialer" ? options.handshake.selfId : options.peer;
+    this.handshake = options.handshake;
+    this.limits = options.limits;
+    this.logger = options.logger.child({ peer: options.peer, role: options.role });
+    this.hooks = options.hooks;
+    this.requests = new PendingRequests({
+      peer: options.peer,
+      inflightMax: options.limits.inflightRequestsMax,
+      onEmpty: () => this.closeIfDrained(),
+    });
+    this.closed = new Promise((resolve) => this.ws.once("close", () => resolve()));
+    this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), this.limits.handshakeTimeoutMs);
+    this.ws.on("open", () => this.onOpen());
+    this.ws.on("message", (data, isBinary) => this.onData(data, isBinary));
+    this.ws.on("pong", () => {
+      this.pongSeen = true;
+    });
+    this.ws.on("error", (error) => {
+      this.socketError = error.message;
+    });
+    this.ws.on("close", (code, reason) => this.onSocketClose(code, reason));
+  }
+
+  get isEstablished(): boolean {
+    return this.state === "established";
+  }
+
+  get inflightRequests(): number {
+    return this.requests.size;
+  }
+
+  get queuedFrames(): number {
+    return this.queuedFramesCount;
+  }
+
+  send(channel: string, payload: Uint8Array): SendResult {
+    return this.sendFrame({ kind: FrameKind.Message, requestId: 0, channel, payload });
+  }
+
+  request(channel: string, payload: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    if (this.state !== "established") {
+      return Promise.reject(new PeerUnreachableError(this.peer, "link is not established"));
+    }
+    const opened = this.requests.open(channel, timeoutMs);
+    if (!opened.ok) return Promise.reject(opened.error);
+    const result = this.sendFrame({ kind: FrameKind.Request, requestId: opened.requestId, channel, payload });
+    if (result === "backpressure") {
+      this.requests.fail(opened.requestId, new BackpressureError(`send queue to ${this.peer} is full`));
+    }
+    return opened.response;
+  }
+
+  /** This link lost to a duplicate: send nothing new, finish what runs, close when both sides are done. */
+  retire(): void {
+    if (this.state !== "established" || this.retiredBySelf) return;
+    this.retiredBySelf = true;
+    this.writeFrame(retireFrame);
+    // A peer that never retires its side cannot hold the link open past one request timeout.
+    this.retireTimer = setTimeout(
+      () => this.close(CloseCode.DuplicateLink, "duplicate link"),
+      this.limits.requestTimeoutMs,
+    );
+    this.retireTimer.unref();
+    this.closeIfDrained();
+  }
+
+  /** Closes with a code and reason the peer sees; pending requests fail at once. */
+  close(code: CloseCode, reason: string): void {
+    if (this.state === "closed") return;
+    this.finish(reason);
+    if (this.ws.readyState === this.ws.OPEN) {
+      this.ws.close(code, reason.slice(0, CLOSE_REASON_CHARS_MAX));
+    } else {
+      this.ws.terminate();
+    }
+  }
+
+  /** Drops the socket without a closing handshake (dead peer, shutdown deadline). */
+  terminate(reason: string): void {
+    this.finish(reason);
+    this.ws.terminate();
+  }
+
+  private sendFrame(frame: Frame): SendResult {
+    if (this.state !== "established") return "no-link";
+    const frameBytes = encodedFrameBytes(frame.channel, frame.payload.byteLength);
+    if (
+      this.queuedFramesCount >= this.limits.sendQueueFramesMax ||
+      this.ws.bufferedAmount + frameBytes > this.limits.sendQueueBytesMax
+    ) {
+      return "backpressure";
+    }
+    this.writeFrame(frame);
+    return "sent";
+  }
+
+  /** Writes without the queue bound: hello frames and the ones already admitted by sendFrame. */
+  private writeFrame(frame: Frame): void {
+    this.queuedFramesCount += 1;
+    this.ws.send(encodeFrame(frame), { binary: true }, this.onFrameSent);
+  }
+
+  private onOpen(): void {
+    if (this.role === "dialer" && this.state === "handshaking") this.writeFrame(helloFrame(this.handshake));
+  }
+
+  private onData(data: RawData, isBinary: boolean): void {
+    if (this.state === "closed") return;
+    if (!isBinary) {
+      this.refuse({ code: CloseCode.ProtocolError, reason: "text frame" });
+      return;
+    }
+    // Buffers are used as they are (no copy); ws only hands out arrays or ArrayBuffers if asked to.
+    const bytes = Array.isArray(data)
+      ? Buffer.concat(data)
+      : data instanceof ArrayBuffer
+        ? new Uint8Array(data)
+        : data;
+    const decoded = decodeFrame(bytes, this.limits.frameBytesMax);
+    if (!decoded.ok) {
+      this.refuse({ code: CloseCode.ProtocolError, reason: `bad frame: ${decoded.error.message}` });
+      return;
+    }
+    if (this.state === "handshaking") {
+      this.onHandshakeFrame(decoded.frame);
+    } else {
+      this.onLinkFrame(decoded.frame);
+    }
+  }
+
+  private onHandshakeFrame(frame: Frame): void {
+    if (this.role === "acceptor") {
+      const verdict = evaluateHello(frame, this.peer, this.handshake);
+      if (!verdict.ok) {
+        this.writeFrame(helloRefusedFrame(verdict.refusal));
+        this.refuse(verdict.refusal);
+        return;
+      }
+      this.writeFrame(helloOkFrame(verdict.reply));
+      this.establish(verdict.hello.bootId);
+      return;
+    }
+    const verdict = evaluateHelloAnswer(frame, this.peer, this.handshake);
+    if (!verdict.ok) {
+      this.refuse(verdict.refusal);
+      return;
+    }
+    this.establish(verdict.helloOk.bootId);
+  }
+
+  private establish(peerBootId: string): void {
+    this.clearHandshakeTimer();
+    this.state = "established";
+    this.peerBootId = peerBootId;
+    this.establishedAtMs = Date.now();
+    this.keepaliveTimer = setInterval(() => this.onKeepalive(), this.limits.keepaliveIntervalMs);
+    this.keepaliveTimer.unref();
+    this.hooks.established(this);
+  }
+
+  private onLinkFrame(frame: Frame): void {
+    switch (frame.kind) {
+      case FrameKind.Message:
+        this.hooks.message(this.peer, frame.channel, frame.payload);
+        return;
+      case FrameKind.Request:
+        this.runRequest(frame.requestId, frame.channel, frame.payload);
+        return;
+      case FrameKind.Response:
+        if (!this.requests.resolve(frame.requestId, frame.payload)) this.logLateAnswer(frame.requestId);
+        return;
+      case FrameKind.ResponseError:
+        if (!this.requests.rejectRemote(frame.requestId, decoder.decode(frame.payload))) {
+          this.logLateAnswer(frame.requestId);
+        }
+        return;
+      case FrameKind.Retire:
+        this.retiredByPeer = true;
+        this.closeIfDrained();
+        return;
+      case FrameKind.Hello:
+      case FrameKind.HelloOk:
+      case FrameKind.HelloRefused:
+        this.refuse({ code: CloseCode.ProtocolError, reason: "hello frame on an established link" });
+        return;
+    }
+  }
+
+  private runRequest(requestId: number, channel: string, payload: Uint8Array): void {
+    const handler = this.hooks.requestHandler(channel);
+    if (handler === undefined) {
+      this.answerError(requestId, `no handler for channel ${channel}`);
+      return;
+    }
+    if (this.handlersRunning >= this.limits.inflightRequestsMax) {
+      this.answerError(requestId, "peer busy: too many requests in flight");
+      return;
+    }
+    let result: Promise<Uint8Array> | Uint8Array;
+    try {
+      result = handler(this.peer, payload);
+    } catch (error) {
+      this.answerError(requestId, errorMessage(error));
+      return;
+    }
+    // Synchronous handlers answer without a promise turn: the common case for small lookups.
+    if (result instanceof Uint8Array) {
+      this.answer({ kind: FrameKind.Response, requestId, channel: "", payload: result });
+      return;
+    }
+    this.handlersRunning += 1;
+    result.then(
+      (response) => {
+        this.handlersRunning -= 1;
+        this.answer({ kind: FrameKind.Response, requestId, channel: "", payload: response });
+        this.closeIfDrained();
+      },
+      (error: unknown) => {
+        this.handlersRunning -= 1;
+        this.answerError(requestId, errorMessage(error));
+        this.closeIfDrained();
+      },
+    );
+  }
+
+  private closeIfDrained(): void {
+    if (!this.retiredBySelf || !this.retiredByPeer || this.state !== "established") return;
+    if (this.requests.size > 0 || this.handlersRunning > 0) return;
+    this.close(CloseCode.DuplicateLink, "duplicate link");
+  }
+
+  private answerError(requestId: number, message: string): void {
+    const payload = encoder.encode(message.slice(0, REMOTE_ERROR_CHARS_MAX));
+    this.answer({ kind: FrameKind.ResponseError, requestId, channel: "", payload });
+  }
+
+  private answer(frame: Frame): void {
+    if (frame.payload.byteLength + encodedFrameBytes("", 0) > this.limits.frameBytesMax) {
+      this.logger.warn({ requestId: frame.requestId, reason: "response too large" }, "mesh answer dropped");
+      this.answerError(frame.requestId, "response exceeds frameBytesMax");
+      return;
+    }
+    const result = this.sendFrame(frame);
+    if (result !== "sent") {
+      // The requester times out; buffering past the bound would trade a timeout for unbounded memory.
+      this.logger.warn({ requestId: frame.requestId, reason: result }, "mesh answer dropped");
+    }
+  }
+
+  private logLateAnswer(requestId: number): void {
+    this.logger.debug({ requestId }, "mesh answer for a request no longer pending");
+  }
+
+  private onKeepalive(): void {
+    if (!this.pongSeen) {
+      this.logger.warn({ reason: "no pong within keepalive interval" }, "mesh link dead");
+      this.terminate("keepalive timeout");
+      return;
+    }
+    this.pongSeen = false;
+    this.ws.ping();
+  }
+
+  private onHandshakeTimeout(): void {
+    this.handshakeTimer = null;
+    if (this.state !== "handshaking") return;
+    this.refuse({ code: CloseCode.HandshakeTimeout, reason: "handshake timeout" });
+  }
+
+  /** Closes for a protocol or handshake failure, with the reason logged once. */
+  private refuse(refusal: HandshakeRefusal): void {
+    this.logger.warn({ reason: refusal.reason, closeCode: refusal.code }, "mesh link refused");
+    this.close(refusal.code, refusal.reason);
+  }
+
+  private onSocketClose(code: number, reason: Buffer): void {
+    const text = reason.toString("utf8");
+    const detail = this.socketError ?? (text === "" ? `code ${code}` : `${code} ${text}`);
+    this.finish(`closed: ${detail}`);
+  }
+
+  /** Runs once: stops timers, fails pending requests and reports to the mesh. */
+  private finish(reason: string): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.clearHandshakeTimer();
+    if (this.keepaliveTimer !== null) clearInterval(this.keepaliveTimer);
+    this.keepaliveTimer = null;
+    if (this.retireTimer !== null) clearTimeout(this.retireTimer);
+    this.retireTimer = null;
+    this.requests.rejectAll(new PeerUnreachableError(this.peer, reason));
+    this.hooks.closed(this, reason);
+  }
+
+  private clearHandshakeTimer(): void {
+    if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
+  }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

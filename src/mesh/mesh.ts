@@ -1,0 +1,421 @@
+// The mesh: one TLS 1.3 listener per node, a WebSocket link to every configured peer, request/response
+// and one-way messages on named channels. Both sides dial; when two links to a peer end up established,
+// both keep the one dialed by the lower node id, so they agree without talking about it; the other is
+// retired (drained, then closed) so requests already on it still get their answers.
+import { randomBytes } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer, type Server } from "node:https";
+import type { Duplex } from "node:stream";
+import type { TLSSocket } from "node:tls";
+import type { Logger } from "pino";
+import { type ClientOptions, WebSocket, WebSocketServer } from "ws";
+import { Prng } from "../core/prng.ts";
+import type { NodeId } from "../core/types.ts";
+import { ReconnectBackoff } from "./backoff.ts";
+import { SafeEmitter } from "./emitter.ts";
+import { PeerUnreachableError } from "./errors.ts";
+import { encodedFrameBytes, isValidChannel } from "./frame.ts";
+import { CloseCode, type HandshakeContext } from "./handshake.ts";
+import { resolveMeshLimits } from "./limits.ts";
+import { Link, type LinkRole } from "./link.ts";
+import { dialTlsOptions, ServerTls } from "./tls.ts";
+import type {
+  MeshApi,
+  MeshEventMap,
+  MeshLimits,
+  MeshOptions,
+  MeshPeer,
+  MessageListener,
+  PeerLinkStatus,
+  RequestHandler,
+  SendResult,
+} from "./types.ts";
+
+export const MESH_PATH = "/api/internal/mesh";
+/** On close, links get this long to finish their closing handshake before they are dropped. */
+const CLOSE_GRACE_MS = 500;
+
+interface PeerSlot {
+  peer: MeshPeer;
+  /** The established link traffic uses. */
+  link: Link | null;
+  /** Our outbound attempt, until it is established or fails. */
+  dialing: Link | null;
+  redialTimer: NodeJS.Timeout | null;
+  backoff: ReconnectBackoff;
+  sinceMs: number;
+  lastError: string | null;
+}
+
+export class Mesh implements MeshApi {
+  readonly selfId: NodeId;
+  private readonly options: MeshOptions;
+  private readonly limits: MeshLimits;
+  private readonly logger: Logger;
+  private readonly handshake: HandshakeContext;
+  private readonly tls: ServerTls;
+  private readonly server: Server;
+  private readonly wss: WebSocketServer;
+  private readonly slots = new Map<NodeId, PeerSlot>();
+  private readonly links = new Set<Link>();
+  private readonly messageListeners = new Map<string, MessageListener[]>();
+  private readonly requestHandlers = new Map<string, RequestHandler>();
+  private readonly events: SafeEmitter<MeshEventMap>;
+  private closing: Promise<void> | null = null;
+
+  private constructor(options: MeshOptions) {
+    this.selfId = options.selfId;
+    this.options = options;
+    this.limits = resolveMeshLimits(options.limits);
+    this.logger = options.logger;
+    this.events = new SafeEmitter(options.logger);
+    const rng = new Prng(randomBytes(8).toString("hex"));
+    for (const peer of options.peers) {
+      if (peer.id === options.selfId) continue;
+      if (this.slots.has(peer.id)) throw new RangeError(`mesh: peer ${peer.id} configured twice`);
+      const backoff = new ReconnectBackoff({
+        delayMsMin: this.limits.reconnectDelayMsMin,
+        delayMsMax: this.limits.reconnectDelayMsMax,
+        rng: rng.fork(peer.id),
+      });
+      this.slots.set(peer.id, {
+        peer,
+        link: null,
+        dialing: null,
+        redialTimer: null,
+        backoff,
+        sinceMs: Date.now(),
+        lastError: null,
+      });
+    }
+    this.handshake = {
+      selfId: options.selfId,
+      clusterName: options.clusterName,
+      bootId: randomBytes(8).toString("hex"),
+      peerIds: new Set(this.slots.keys()),
+    };
+    this.tls = new ServerTls(options.security);
+    this.server = createServer(this.tls.options());
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.limits.frameBytesMax,
+      perMessageDeflate: false,
+    });
+    this.server.on("request", (req, res) => this.onHttpRequest(req, res));
+    this.server.on("upgrade", (req, socket, head) => this.onUpgrade(req, socket, head));
+    this.server.on("tlsClientError", (error: NodeJS.ErrnoException, socket: TLSSocket) => {
+      this.logger.warn(
+        { reason: error.code ?? error.message, remoteAddress: socket.remoteAddress },
+        "mesh tls handshake failed",
+      );
+    });
+  }
+
+  /** Listens, then dials every peer. Rejects if the port cannot be bound. */
+  static async start(options: MeshOptions): Promise<Mesh> {
+    const mesh = new Mesh(options);
+    await new Promise<void>((resolve, reject) => {
+      mesh.server.once("error", reject);
+      mesh.server.listen(options.listenPort, options.listenHost, () => {
+        mesh.server.off("error", reject);
+        resolve();
+      });
+    });
+    mesh.server.on("error", (error) => mesh.logger.error({ err: error }, "mesh listener error"));
+    const { port } = mesh.address();
+    mesh.logger.info({ host: options.listenHost, port, peers: [...mesh.slots.keys()] }, "mesh listening");
+    for (const slot of mesh.slots.values()) mesh.dial(slot);
+    return mesh;
+  }
+
+  address(): { host: string; port: number } {
+    const address = this.server.address();
+    if (address === null || typeof address === "string") throw new Error("mesh: listener is not bound");
+    return { host: address.address, port: address.port };
+  }
+
+  send(peer: NodeId, channel: string, payload: Uint8Array): SendResult {
+    this.assertSendable(channel, payload);
+    const link = this.slots.get(peer)?.link ?? null;
+    return link === null ? "no-link" : link.send(channel, payload);
+  }
+
+  request(
+    peer: NodeId,
+    channel: string,
+    payload: Uint8Array,
+    options?: { timeoutMs?: number },
+  ): Promise<Uint8Array> {
+    try {
+      this.assertSendable(channel, payload);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const slot = this.slots.get(peer);
+    if (slot === undefined) return Promise.reject(new PeerUnreachableError(peer, "not a configured peer"));
+    if (slot.link === null)
+      return Promise.reject(new PeerUnreachableError(peer, slot.lastError ?? "no link"));
+    return slot.link.request(channel, payload, options?.timeoutMs ?? this.limits.requestTimeoutMs);
+  }
+
+  onMessage(channel: string, listener: MessageListener): void {
+    if (!isValidChannel(channel))
+      throw new RangeError(`mesh: invalid channel name ${JSON.stringify(channel)}`);
+    const listeners = this.messageListeners.get(channel) ?? [];
+    listeners.push(listener);
+    this.messageListeners.set(channel, listeners);
+  }
+
+  onRequest(channel: string, handler: RequestHandler): void {
+    if (!isValidChannel(channel))
+      throw new RangeError(`mesh: invalid channel name ${JSON.stringify(channel)}`);
+    if (this.requestHandlers.has(channel))
+      throw new RangeError(`mesh: channel ${channel} already has a handler`);
+    this.requestHandlers.set(channel, handler);
+  }
+
+  peers(): PeerLinkStatus[] {
+    return [...this.slots.values()].map((slot) => ({
+      id: slot.peer.id,
+      address: slot.peer.address,
+      connected: slot.link !== null,
+      dialer: slot.link?.dialer ?? null,
+      sinceMs: slot.sinceMs,
+      lastError: slot.lastError,
+      inflightRequests: slot.link?.inflightRequests ?? 0,
+      queuedFrames: slot.link?.queuedFrames ?? 0,
+    }));
+  }
+
+  on<E extends keyof MeshEventMap>(event: E, listener: (...args: MeshEventMap[E]) => void): void {
+    this.events.on(event, listener);
+  }
+
+  /** Closes links (pending requests fail with PeerUnreachableError), stops redials and the listener. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    for (const slot of this.slots.values()) this.clearRedial(slot);
+    const links = [...this.links];
+    for (const link of links) link.close(CloseCode.ShuttingDown, "mesh closing");
+    const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    let graceTimer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => {
+      graceTimer = setTimeout(resolve, CLOSE_GRACE_MS);
+    });
+    await Promise.race([Promise.all(links.map((link) => link.closed)), grace]);
+    clearTimeout(graceTimer);
+    for (const link of links) link.terminate("mesh closing");
+    this.wss.close();
+    await serverClosed;
+    this.logger.info("mesh closed");
+  }
+
+  private assertSendable(channel: string, payload: Uint8Array): void {
+    if (!isValidChannel(channel))
+      throw new RangeError(`mesh: invalid channel name ${JSON.stringify(channel)}`);
+    const frameBytes = encodedFrameBytes(channel, payload.byteLength);
+    if (frameBytes > this.limits.frameBytesMax) {
+      throw new RangeError(
+        `mesh: frame of ${frameBytes} bytes exceeds frameBytesMax ${this.limits.frameBytesMax}`,
+      );
+    }
+  }
+
+  private dial(slot: PeerSlot): void {
+    if (this.closing !== null || slot.link !== null || slot.dialing !== null) return;
+    const tlsOptions = dialTlsOptions(this.options.security, this.selfId, slot.peer.id);
+    // @types/ws declares checkServerIdentity as returning boolean; ws hands it to tls.connect, which
+    // expects Error | undefined, so the node:tls type is the right one.
+    const wsOptions = {
+      ...tlsOptions,
+      perMessageDeflate: false,
+      maxPayload: this.limits.frameBytesMax,
+      handshakeTimeout: this.limits.handshakeTimeoutMs,
+      followRedirects: false,
+    } as unknown as ClientOptions;
+    const ws = new WebSocket(`wss://${slot.peer.address}${MESH_PATH}`, wsOptions);
+    slot.dialing = this.adopt(ws, "dialer", slot.peer.id);
+  }
+
+  private adopt(ws: WebSocket, role: LinkRole, peer: NodeId): Link {
+    const link = new Link({
+      ws,
+      role,
+      peer,
+      handshake: this.handshake,
+      limits: this.limits,
+      logger: this.logger,
+      hooks: {
+        established: (established) => this.onLinkEstablished(established),
+        closed: (closed, reason) => this.onLinkClosed(closed, reason),
+        message: (from, channel, payload) => this.deliverMessage(from, channel, payload),
+        requestHandler: (channel) => this.requestHandlers.get(channel),
+      },
+    });
+    this.links.add(link);
+    return link;
+  }
+
+  private onLinkEstablished(link: Link): void {
+    const slot = this.slots.get(link.peer);
+    if (slot === undefined) throw new Error(`mesh: established link to unconfigured peer ${link.peer}`);
+    if (slot.dialing === link) slot.dialing = null;
+    if (this.closing !== null) {
+      link.close(CloseCode.ShuttingDown, "mesh closing");
+      return;
+    }
+    const current = slot.link;
+    if (current !== null && !this.prefers(link, current)) {
+      link.retire();
+      return;
+    }
+    slot.link = link;
+    slot.backoff.reset();
+    this.clearRedial(slot);
+    if (current !== null) {
+      this.logger.info({ peer: link.peer, dialer: link.dialer }, "mesh link replaced duplicate");
+      current.retire();
+      return;
+    }
+    slot.sinceMs = Date.now();
+    this.logger.info({ peer: link.peer, dialer: link.dialer, peerBootId: link.peerBootId }, "mesh link up");
+    this.events.emit("link:up", link.peer);
+  }
+
+  /** Of two established links to one peer: the lower node id's dial wins; from the same dialer, the newer. */
+  private prefers(candidate: Link, current: Link): boolean {
+    if (candidate.dialer === current.dialer) return true;
+    return candidate.dialer === lowerNodeId(this.selfId, candidate.peer);
+  }
+
+  private onLinkClosed(link: Link, reason: string): void {
+    this.links.delete(link);
+    const slot = this.slots.get(link.peer);
+    if (slot === undefined) return;
+    if (slot.dialing === link) {
+      slot.dialing = null;
+      this.noteDialFailure(slot, reason);
+    } else if (slot.link === link) {
+      slot.link = null;
+      slot.sinceMs = Date.now();
+      slot.lastError = reason;
+      this.logger.warn({ peer: link.peer, reason }, "mesh link down");
+      this.events.emit("link:down", link.peer, reason);
+    } else {
+      return;
+    }
+    if (slot.link === null) this.scheduleRedial(slot);
+  }
+
+  /** The first failure of a kind is a warning; the same failure on every retry is only debug noise. */
+  private noteDialFailure(slot: PeerSlot, reason: string): void {
+    const repeated = slot.lastError === reason;
+    slot.lastError = reason;
+    if (slot.link !== null) return;
+    const fields = { peer: slot.peer.id, address: slot.peer.address, reason };
+    if (repeated) this.logger.debug(fields, "mesh dial failed");
+    else this.logger.warn(fields, "mesh dial failed");
+  }
+
+  private scheduleRedial(slot: PeerSlot): void {
+    if (this.closing !== null || slot.redialTimer !== null || slot.dialing !== null) return;
+    const delayMs = slot.backoff.nextDelayMs();
+    slot.redialTimer = setTimeout(() => {
+      slot.redialTimer = null;
+      this.dial(slot);
+    }, delayMs);
+  }
+
+  private clearRedial(slot: PeerSlot): void {
+    if (slot.redialTimer !== null) clearTimeout(slot.redialTimer);
+    slot.redialTimer = null;
+  }
+
+  private deliverMessage(from: NodeId, channel: string, payload: Uint8Array): void {
+    const listeners = this.messageListeners.get(channel);
+    if (listeners === undefined) {
+      this.logger.debug({ peer: from, channel }, "mesh message for a channel without listener");
+      return;
+    }
+    for (const listener of listeners) {
+      try {
+        listener(from, payload);
+      } catch (error) {
+        this.logger.error({ peer: from, channel, err: error }, "mesh message listener threw");
+      }
+    }
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const tlsSocket = req.socket as TLSSocket;
+    if (this.closing !== null) {
+      socket.destroy();
+      return;
+    }
+    if (pathOf(req) !== MESH_PATH) {
+      rejectUpgrade(socket, 404, "Not Found");
+      return;
+    }
+    const identity = this.tls.identity(tlsSocket);
+    if (identity === null || !this.tls.isNodeCredential(tlsSocket)) {
+      this.logger.warn(
+        {
+          identity: identity?.name ?? null,
+          remoteAddress: tlsSocket.remoteAddress,
+          reason: "not a node credential",
+        },
+        "mesh upgrade refused",
+      );
+      rejectUpgrade(socket, 403, "Forbidden");
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.adopt(ws, "acceptor", identity.name));
+  }
+
+  private onHttpRequest(req: IncomingMessage, res: ServerResponse): void {
+    const identity = this.tls.identity(req.socket as TLSSocket);
+    if (identity === null) {
+      sendJsonError(res, 401, "unauthenticated", "no authenticated identity on this connection");
+      return;
+    }
+    const handler = this.options.httpHandler;
+    if (handler === undefined) {
+      sendJsonError(res, 404, "not_found", `no handler for ${pathOf(req)}`);
+      return;
+    }
+    try {
+      handler(req, res, identity);
+    } catch (error) {
+      this.logger.error({ err: error, path: pathOf(req) }, "http handler threw");
+      if (!res.headersSent) sendJsonError(res, 500, "internal", "internal error");
+      else res.destroy();
+    }
+  }
+}
+
+/** Plain code-unit order, the same on every node. */
+function lowerNodeId(a: NodeId, b: NodeId): NodeId {
+  if (a < b) return a;
+  return b;
+}
+
+function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? "/";
+  const query = url.indexOf("?");
+  return query === -1 ? url : url.slice(0, query);
+}
+
+function rejectUpgrade(socket: Duplex, status: number, text: string): void {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+function sendJsonError(res: ServerResponse, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ error: { code, message } });
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}
