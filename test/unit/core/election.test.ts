@@ -276,6 +276,25 @@ describe("election", () => {
     assert.deepEqual(cluster.sent.at(-1)?.message, { type: "vote-response", term: 2, granted: true });
   });
 
+  test("election: vote: a granted vote is honoured like a lease for T ticks", () => {
+    const node = new Election(configFor("n2", three), emptyHardState, new Prng(1));
+    node.step({ from: "n1", to: "n2", message: { type: "vote", term: 1, transfer: false } });
+    node.step({ from: "n3", to: "n2", message: { type: "vote", term: 2, transfer: false } });
+    assert.deepEqual(
+      { term: node.status().term, votedFor: node.status().votedFor },
+      { term: 1, votedFor: "n1" },
+    );
+    for (let i = 0; i < electionTimeoutTicks - 1; i++) node.tick();
+    node.step({ from: "n3", to: "n2", message: { type: "vote", term: 2, transfer: false } });
+    assert.equal(node.status().term, 1, "n1 may have won and dated its lease from its request");
+    node.tick();
+    node.step({ from: "n3", to: "n2", message: { type: "vote", term: 2, transfer: false } });
+    assert.deepEqual(
+      { term: node.status().term, votedFor: node.status().votedFor },
+      { term: 2, votedFor: "n3" },
+    );
+  });
+
   test("election: vote: a restarted node never votes twice in a term and honours a lease for T ticks", () => {
     const options = { ...three, preVote: false };
     const cluster = electedCluster(options);
