@@ -4,8 +4,8 @@
 // pong from a peer counts as hearing from it, and drained transitions become typed events.
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
-import { type HealthConfig, HealthDetector, type PeerState, validateHealthConfig } from "../core/health.ts";
-import type { ConfigProblem, NodeId } from "../core/types.ts";
+import { type HealthConfig, HealthDetector, type PeerState } from "../core/health.ts";
+import type { NodeId } from "../core/types.ts";
 import type { MeshApi, SendResult } from "../mesh/types.ts";
 import { SafeEmitter } from "./events.ts";
 import {
@@ -16,7 +16,7 @@ import {
 } from "./health_wire.ts";
 
 export interface HealthTimings {
-  /** Length of one detector tick; the other durations must be multiples of it. */
+  /** Length of one detector tick; the durations below must be whole multiples of it. */
   tickMs: number;
   heartbeatIntervalMs: number;
   /** Heartbeat intervals of silence before a peer is suspect. */
@@ -27,52 +27,28 @@ export interface HealthTimings {
   awarenessMax?: number;
 }
 
-export const healthTimingsDefault = {
-  // Fine enough that detection lands within a twentieth of the down timeout; cheap (one timer per node).
-  tickMs: 50,
-  heartbeatIntervalMs: 200,
-  // Two lost heartbeats in a row are ordinary on a busy link; three are worth a look.
-  suspectAfterMissed: 3,
-  // A dead node is detected within a second of its last heartbeat: five missed heartbeats.
-  downAfterMs: 1000,
-  // memberlist's AwarenessMaxMultiplier: a node stalled repeatedly waits at most 8× longer to accuse.
-  awarenessMax: 8,
-} as const satisfies Required<HealthTimings>;
+/** memberlist's AwarenessMaxMultiplier: a node that keeps stalling waits at most 8× longer to accuse. */
+export const awarenessMaxDefault = 8;
 
-/** Converts milliseconds to detector ticks, once. Call only with timings that validate. */
+/**
+ * Converts milliseconds to detector ticks, once. Durations must be whole numbers of ticks (the config
+ * loader refuses others, see src/config/timings.ts); anything else here is a bug and throws.
+ */
 export function healthConfigFromTimings(peers: readonly NodeId[], timings: HealthTimings): HealthConfig {
+  const ticks = (key: "heartbeatIntervalMs" | "downAfterMs"): number => {
+    const count = timings[key] / timings.tickMs;
+    if (!Number.isInteger(count) || count < 1) {
+      throw new RangeError(`${key} (${timings[key]}) is not a whole number of ${timings.tickMs} ms ticks`);
+    }
+    return count;
+  };
   return {
     peers,
-    heartbeatIntervalTicks: timings.heartbeatIntervalMs / timings.tickMs,
+    heartbeatIntervalTicks: ticks("heartbeatIntervalMs"),
     suspectAfterMissed: timings.suspectAfterMissed,
-    downAfterTicks: timings.downAfterMs / timings.tickMs,
-    awarenessMax: timings.awarenessMax ?? healthTimingsDefault.awarenessMax,
+    downAfterTicks: ticks("downAfterMs"),
+    awarenessMax: timings.awarenessMax ?? awarenessMaxDefault,
   };
-}
-
-/** `[]` means usable; keys are the HealthTimings field names. */
-export function validateHealthTimings(timings: HealthTimings): ConfigProblem[] {
-  if (!Number.isInteger(timings.tickMs) || timings.tickMs < 1) {
-    return [{ key: "tickMs", message: `must be an integer >= 1, got ${timings.tickMs}` }];
-  }
-  const problems: ConfigProblem[] = [];
-  for (const key of ["heartbeatIntervalMs", "downAfterMs"] as const) {
-    if (timings[key] % timings.tickMs !== 0 || timings[key] <= 0) {
-      problems.push({
-        key,
-        message: `must be a positive multiple of tickMs (${timings.tickMs}), got ${timings[key]}`,
-      });
-    }
-  }
-  if (problems.length > 0) return problems;
-  const msKeys: Record<string, string> = {
-    heartbeatIntervalTicks: "heartbeatIntervalMs",
-    downAfterTicks: "downAfterMs",
-  };
-  return validateHealthConfig(healthConfigFromTimings([], timings)).map((p) => ({
-    key: msKeys[p.key] ?? p.key,
-    message: p.message,
-  }));
 }
 
 export interface HealthChange {
@@ -128,6 +104,7 @@ const rttSmoothingWeight = 1 / 8;
 export class HealthRunner {
   private readonly mesh: HealthMesh;
   private readonly tickMs: number;
+  private readonly heartbeatIntervalTicks: number;
   private readonly logger: Logger;
   private readonly detector: HealthDetector;
   private readonly emitter: SafeEmitter<HealthEventMap>;
@@ -137,18 +114,14 @@ export class HealthRunner {
   private pingSeq = 0;
 
   constructor(options: HealthRunnerOptions) {
-    const problems = validateHealthTimings(options.timings);
-    if (problems.length > 0) {
-      throw new RangeError(
-        `invalid health timings: ${problems.map((p) => `${p.key} ${p.message}`).join("; ")}`,
-      );
-    }
     if (options.peers.includes(options.selfId))
       throw new RangeError(`peers include selfId ${options.selfId}`);
     this.mesh = options.mesh;
     this.tickMs = options.timings.tickMs;
     this.logger = options.logger;
-    this.detector = new HealthDetector(healthConfigFromTimings(options.peers, options.timings));
+    const config = healthConfigFromTimings(options.peers, options.timings);
+    this.heartbeatIntervalTicks = config.heartbeatIntervalTicks;
+    this.detector = new HealthDetector(config);
     this.emitter = new SafeEmitter(options.logger);
     for (const peer of options.peers) {
       this.contacts.set(peer, {
@@ -204,7 +177,9 @@ export class HealthRunner {
     const lateTicks = Math.max(0, Math.floor(lateMs / this.tickMs));
     this.lastFiredAtMs = nowMs;
     if (lateTicks > 0) {
-      this.logger.warn({ lateMs: Math.round(lateMs), lateTicks }, "health timer ran late");
+      // Warn only past a whole heartbeat interval (peers then missed a heartbeat); jitter stays at debug.
+      const level = lateTicks >= this.heartbeatIntervalTicks ? "warn" : "debug";
+      this.logger[level]({ lateMs: Math.round(lateMs), lateTicks }, "health timer ran late");
       this.detector.reportLateness(lateTicks);
     }
     this.detector.tick();

@@ -6,23 +6,24 @@ import {
   type HealthChange,
   HealthRunner,
   type HealthTimings,
-  healthTimingsDefault,
-  validateHealthTimings,
+  healthConfigFromTimings,
 } from "../../../src/cluster/health_runner.ts";
 import {
   decodeHealthMessage,
   encodeHealthMessage,
   HEALTH_CHANNEL,
 } from "../../../src/cluster/health_wire.ts";
+import { lanTimings } from "../../../src/config/timings.ts";
 import { type MemoryMeshApi, MemoryNetwork } from "../../support/memory_mesh.ts";
 
-// The default ratios (tick : heartbeat : down = 1 : 4 : 20, 3 missed) scaled down 5×: 10/40/200 ms.
+// The LAN defaults (50/200/1000 ms, 3 missed: tick : heartbeat : down = 1 : 4 : 20) scaled down 5×.
+const lan = lanTimings();
 const scale = 5;
 const timings: HealthTimings = {
-  tickMs: healthTimingsDefault.tickMs / scale,
-  heartbeatIntervalMs: healthTimingsDefault.heartbeatIntervalMs / scale,
-  suspectAfterMissed: healthTimingsDefault.suspectAfterMissed,
-  downAfterMs: healthTimingsDefault.downAfterMs / scale,
+  tickMs: lan.tickMs / scale,
+  heartbeatIntervalMs: lan.heartbeatIntervalMs / scale,
+  suspectAfterMissed: lan.suspectAfterMissed,
+  downAfterMs: lan.downAfterMs / scale,
 };
 
 interface LogLine {
@@ -239,30 +240,31 @@ test("health runner: an unreachable peer costs one ping per heartbeat interval, 
   assert.equal(h.network.sendCount("a", "c", HEALTH_CHANNEL), pings);
 });
 
-test("health runner: timings are validated in milliseconds", () => {
-  assert.deepEqual(validateHealthTimings(healthTimingsDefault), []);
-  assert.deepEqual(validateHealthTimings(timings), []);
-  const table: [change: Partial<HealthTimings>, keys: string[]][] = [
-    [{ tickMs: 0 }, ["tickMs"]],
-    [{ heartbeatIntervalMs: 210 }, ["heartbeatIntervalMs"]],
-    [{ downAfterMs: 600 }, ["downAfterMs"]],
-    [{ suspectAfterMissed: 0 }, ["suspectAfterMissed"]],
-    [{ awarenessMax: 0 }, ["awarenessMax"]],
+test("health runner: timings convert to ticks exactly; impossible ones are refused", () => {
+  assert.deepEqual(healthConfigFromTimings(["b"], lan), {
+    peers: ["b"],
+    heartbeatIntervalTicks: 4,
+    suspectAfterMissed: 3,
+    downAfterTicks: 20,
+    awarenessMax: 8,
+  });
+  const mesh = new MemoryNetwork().join("a");
+  const { logger } = capturingLogger();
+  const table: [change: Partial<HealthTimings>, peers: string[]][] = [
+    [{ tickMs: 0 }, ["b"]],
+    [{ heartbeatIntervalMs: 45 }, ["b"]], // 4.5 ticks
+    [{ downAfterMs: 120 }, ["b"]], // 12 ticks: not beyond suspect (3 × 4)
+    [{ suspectAfterMissed: 0 }, ["b"]],
+    [{ awarenessMax: 0 }, ["b"]],
+    [{}, ["a", "b"]], // watching itself
   ];
-  for (const [change, keys] of table) {
-    assert.deepEqual(
-      validateHealthTimings({ ...healthTimingsDefault, ...change }).map((p) => p.key),
-      keys,
+  for (const [change, peers] of table) {
+    assert.throws(
+      () => new HealthRunner({ mesh, selfId: "a", peers, timings: { ...timings, ...change }, logger }),
+      RangeError,
       JSON.stringify(change),
     );
   }
-  const mesh = new MemoryNetwork().join("a");
-  const { logger } = capturingLogger();
-  assert.throws(
-    () => new HealthRunner({ mesh, selfId: "a", peers: ["b"], timings: { ...timings, tickMs: 0 }, logger }),
-    RangeError,
-  );
-  assert.throws(() => new HealthRunner({ mesh, selfId: "a", peers: ["a"], timings, logger }), RangeError);
 });
 
 test("health wire: decode accepts pings and pongs and refuses everything else", () => {
