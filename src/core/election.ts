@@ -119,9 +119,13 @@ export class Election {
     this.assertInvariants();
   }
 
-  /** Start an election now (pre-vote first when enabled). Ignored on leaders and witnesses. */
+  /**
+   * Start an election now (pre-vote first when enabled). Ignored on leaders and witnesses, and while this
+   * node honours a lease: its own vote would help unseat a leader that still counts on it (move
+   * leadership with transferLeadership on the leader instead).
+   */
   campaign(): void {
-    if (this.isWitness || this.role === Role.Leader) return;
+    if (this.isWitness || this.role === Role.Leader || this.inLease()) return;
     this.startCampaign("campaign requested");
     this.assertInvariants();
   }

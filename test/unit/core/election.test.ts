@@ -346,6 +346,15 @@ describe("election", () => {
     assert.equal(n1.status().leaseValid, true);
   });
 
+  test("election: lease: campaign() is ignored while the node honours the leader's lease", () => {
+    const cluster = electedCluster({ ...three, preVote: false });
+    cluster.isolate("n2");
+    cluster.tick(electionTimeoutTicks - 1);
+    cluster.on("n3", (e) => e.campaign());
+    assert.equal(cluster.node("n3").status().term, 1, "n3 acknowledged n1's lease one tick ago");
+    assert.equal(cluster.soleLeader(), "n1");
+  });
+
   test("election: lease: without checkQuorum no lease is promised and the leader never steps down", () => {
     const cluster = electedCluster({ ...three, checkQuorum: false });
     assert.equal(cluster.node("n1").status().leaseValid, false);
