@@ -163,9 +163,9 @@ export class HealthDetector {
   /**
    * The mesh lost its link to a peer. Only a hint: an alive peer becomes suspect at once (nothing can
    * arrive from it until the link returns) but never down. Links also drop for reasons that say nothing
-   * about the peer's health — a duplicate-dial resolution, a local socket reset, a reconnect that
-   * succeeds within the backoff — and `down` drives failover, so it must keep one meaning: the peer was
-   * silent for the whole timeout.
+   * about the peer's health — a local socket reset, a keepalive that expired while this node was the one
+   * stalled, a middlebox idle timeout — and usually come back within the reconnect backoff; `down` drives
+   * failover, so it must keep one meaning: the peer was silent for the whole (scaled) timeout.
    */
   linkDown(peer: NodeId): void {
     const health = this.peerHealth.get(peer);
