@@ -1,7 +1,7 @@
 // TLS API access rules. Both patterns are plain regular expressions tested (unanchored) against the request
 // path and the client identity (certificate CN or PSK identity); anchor them with ^ and $ as needed.
 // Rules are tried in order and the first whose path matches decides: allowed iff its cn matches.
-// No matching path means denied.
+// No matching path means denied. src/api/acl.ts applies them.
 import type { NodeId } from "../core/types.ts";
 
 export interface AclRule {
@@ -20,13 +20,6 @@ export function defaultAcl(peerIds: readonly NodeId[]): AclRule[] {
     { path: "^/api/internal/", cn: peers },
     { path: "^/", cn: ".*" },
   ];
-}
-
-export function aclAllows(rules: readonly AclRule[], path: string, identity: string): boolean {
-  for (const rule of rules) {
-    if (new RegExp(rule.path).test(path)) return new RegExp(rule.cn).test(identity);
-  }
-  return false;
 }
 
 function escapeRegExp(text: string): string {

@@ -1,5 +1,5 @@
 // Public surface of src/config: load and validate tandem.yml, load key material, timings, JSON Schema.
-export { type AclRule, aclAllows, defaultAcl } from "./acl.ts";
+export { type AclRule, defaultAcl } from "./acl.ts";
 export { formatHostPort, type HostPort, isLoopbackHost, parseHostPort } from "./address.ts";
 export { ConfigError, type ConfigProblem, formatProblem } from "./errors.ts";
 export { configJsonSchema, configJsonSchemaText } from "./json_schema.ts";
