@@ -116,18 +116,26 @@ test("health: heardFrom an unwatched node changes nothing", () => {
 
 test("health: a 300 ms local stall produces no transition", () => {
   const detector = new HealthDetector(defaults);
-  const heartbeats = (tick: number) => {
-    if (tick % 4 === 0) {
-      detector.heardFrom("n2");
-      detector.heardFrom("n3");
-    }
+  const heartbeats = () => {
+    detector.heardFrom("n2");
+    detector.heardFrom("n3");
   };
-  assert.deepEqual(run(detector, 23, heartbeats), []);
-  // Stall: 6 ticks missed. The same host starved the peers, so nothing arrives before our wake-up tick.
+  // Worst case: the heartbeats due at tick 20 were lost, so both peers are 7 ticks silent when the stall
+  // hits after tick 23 (a wall-clock detector would reach 7 + 6 + 1 = 14 ≥ 12 on waking up).
+  assert.deepEqual(
+    run(detector, 23, (tick) => tick % 4 === 0 && tick !== 20 && heartbeats()),
+    [],
+  );
+  // 6 ticks missed. The same host starved the peers; their heartbeats, due at once after their own late
+  // wake-up, arrive right after our wake-up tick, then every interval.
   detector.reportLateness(300 / tickMs);
   assert.deepEqual(
-    run(detector, 40, (tick) => heartbeats(tick + 24)),
+    run(detector, 40, (tick) => tick % 4 === 2 && heartbeats()),
     [],
+  );
+  assert.deepEqual(
+    detector.peerStates().map((p) => p.state),
+    [PeerState.Alive, PeerState.Alive],
   );
 });
 
