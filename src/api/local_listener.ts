@@ -1,0 +1,23 @@
+// The plain-HTTP API for operators on the same machine. Loopback only: config validation refuses any other
+// address, and this re-checks, because plain HTTP must never face a network.
+import { createServer, type Server } from "node:http";
+import { isLoopbackHost } from "../config/index.ts";
+import type { ApiRouter } from "./router.ts";
+
+export class NonLoopbackError extends Error {
+  override name = "NonLoopbackError";
+}
+
+export async function startLocalApi(host: string, port: number, router: ApiRouter): Promise<Server> {
+  if (!isLoopbackHost(host)) throw new NonLoopbackError(`api.listen must be a loopback address, got ${host}`);
+  const server = createServer((req, res) => router(req, res, { kind: "local", name: "local" }));
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return server;
+}

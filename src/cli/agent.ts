@@ -1,0 +1,137 @@
+// The composition root of `tandem agent`: config → mesh → cluster → API. Owns nothing protocol-wise.
+import { randomBytes } from "node:crypto";
+import type { Server } from "node:http";
+import { type Logger, pino } from "pino";
+import { createApiRouter, startLocalApi } from "../api/index.ts";
+import { Cluster, FileHardStateStore } from "../cluster/index.ts";
+import type { TandemConfig } from "../config/index.ts";
+import { loadMeshSecurity, toTicks } from "../config/index.ts";
+import { Mesh } from "../mesh/index.ts";
+import { DataDirLock } from "./data_dir_lock.ts";
+import { VERSION } from "./version.ts";
+
+export interface RunningAgent {
+  logger: Logger;
+  mesh: Mesh;
+  cluster: Cluster;
+  localApi: Server | null;
+  /** Graceful stop: hand off leadership, stop timers, close links and listeners. */
+  stop(): Promise<void>;
+}
+
+export function agentLogger(config: TandemConfig): Logger {
+  return pino({ level: config.log.level, base: { node: config.node.id } });
+}
+
+export async function startAgent(config: TandemConfig, logger: Logger): Promise<RunningAgent> {
+  const lock = new DataDirLock(config.dataDir);
+  const store = new FileHardStateStore(config.dataDir);
+  lock.acquire();
+  const loadedSecurity = await loadMeshSecurity(config);
+  if (!loadedSecurity.ok) throw loadedSecurity.error;
+  const { security, warnings } = loadedSecurity.value;
+  for (const warning of warnings) logger.warn({ warning }, "security configuration warning");
+  const bootId = randomBytes(8).toString("hex");
+  const startedAtMs = Date.now();
+
+  let status: () => unknown = () => ({});
+  const router = createApiRouter({
+    nodeId: config.node.id,
+    status: () => status(),
+    acl: config.acl,
+    logger: logger.child({ component: "api" }),
+  });
+
+  const mesh = await Mesh.start({
+    selfId: config.node.id,
+    clusterName: config.clusterName,
+    listenHost: config.listen.host,
+    listenPort: config.listen.port,
+    peers: config.peers.map((p) => ({ id: p.id, address: `${p.address.host}:${p.address.port}` })),
+    security,
+    logger: logger.child({ component: "mesh" }),
+    httpHandler: (req, res, identity) => router(req, res, identity),
+  });
+
+  const ticks = toTicks(config.timings);
+  const cluster = new Cluster({
+    self: { id: config.node.id, role: config.node.role, priority: config.node.priority },
+    peers: config.peers.map((p) => ({ id: p.id, role: p.role, priority: p.priority })),
+    timings: {
+      tickMs: config.timings.tickMs,
+      heartbeatIntervalMs: config.timings.heartbeatIntervalMs,
+      suspectAfterMissed: config.timings.suspectAfterMissed,
+      downAfterMs: config.timings.downAfterMs,
+      electionTimeoutTicks: ticks.electionTimeoutTicks,
+      leaderHeartbeatTicks: ticks.leaderHeartbeatTicks,
+      leaseTicks: ticks.leaseTicks,
+    },
+    mesh,
+    store,
+    logger,
+  });
+  cluster.on("leader:changed", (view) =>
+    logger.info({ leader: view.leaderId, term: view.term }, "leader changed"),
+  );
+
+  status = () => ({
+    node: {
+      id: config.node.id,
+      role: config.node.role,
+      priority: config.node.priority,
+      cluster: config.clusterName,
+      address: `${config.advertise.host}:${config.advertise.port}`,
+      version: VERSION,
+      bootId,
+      startedAt: new Date(startedAtMs).toISOString(),
+      uptimeMs: Date.now() - startedAtMs,
+    },
+    ...cluster.status(),
+  });
+  cluster.start();
+
+  const localApi = config.api.listen
+    ? await startLocalApi(config.api.listen.host, config.api.listen.port, router)
+    : null;
+  const meshAddress = mesh.address();
+  logger.info(
+    {
+      version: VERSION,
+      mesh: `${meshAddress.host}:${meshAddress.port}`,
+      api: config.api.listen ? `http://${config.api.listen.host}:${config.api.listen.port}` : null,
+      security: config.security.mode,
+      peers: config.peers.length,
+    },
+    "agent started",
+  );
+
+  return {
+    logger,
+    mesh,
+    cluster,
+    localApi,
+    async stop() {
+      const successor = cluster.handOffLeadership();
+      if (successor) {
+        logger.info({ successor }, "handing leadership off before shutdown");
+        await waitUntil(() => cluster.leadership().role !== "leader", 1_000);
+      }
+      cluster.stop();
+      await Promise.all([mesh.close(), localApi ? closeServer(localApi) : Promise.resolve()]);
+      lock.release();
+      logger.info("agent stopped");
+    },
+  };
+}
+
+async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}

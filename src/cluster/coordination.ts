@@ -1,0 +1,25 @@
+// The small interface the rest of Tandem uses to ask "who leads, under which fencing term?".
+// The built-in election implements it (cluster.ts); a fleet past ~50 nodes will point the same interface
+// at an external etcd cluster, so nothing outside src/cluster reaches into the election's internals.
+import type { NodeId, Role, Term } from "../core/types.ts";
+
+export interface LeadershipView {
+  leaderId: NodeId | null;
+  /** The fencing token: hand it to every driver and every write coordinated under this leadership. */
+  term: Term;
+  role: Role;
+  /** Leader only: true while a quorum has acknowledged this leadership recently enough to act on it. */
+  leaseValid: boolean;
+}
+
+export interface CoordinationEventMap extends Record<string, unknown[]> {
+  "leader:changed": [view: LeadershipView];
+}
+
+export interface Coordination {
+  leadership(): LeadershipView;
+  on<E extends keyof CoordinationEventMap>(
+    event: E,
+    listener: (...args: CoordinationEventMap[E]) => void,
+  ): () => void;
+}

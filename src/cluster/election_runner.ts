@@ -1,0 +1,155 @@
+// The shell around the pure election core: owns the core, a monotonic ticker and the drain loop.
+// Drain order (see src/core/election_types.ts): persist hardState (fsync) → send messages → emit events →
+// advance. Everything here is synchronous, so inputs arriving from the mesh are simply stepped in turn;
+// nothing can interleave with a drain.
+import { randomBytes } from "node:crypto";
+import type { Logger } from "pino";
+import { Election } from "../core/election.ts";
+import type { ElectionConfig, ElectionEvent, ElectionStatus } from "../core/election_types.ts";
+import { Prng } from "../core/prng.ts";
+import type { NodeId, Role, Term } from "../core/types.ts";
+import type { MeshApi } from "../mesh/types.ts";
+import { SafeEmitter } from "./events.ts";
+import type { HardStateStore } from "./hard_state_store.ts";
+import { MonotonicTicker } from "./monotonic_ticker.ts";
+import { decodeElectionMessage, ELECTION_CHANNEL, encodeElectionMessage } from "./wire.ts";
+
+export interface ElectionRunnerEventMap extends Record<string, unknown[]> {
+  "leader:changed": [leaderId: NodeId | null, term: Term];
+  "role:changed": [role: Role, term: Term];
+}
+
+export interface ElectionRunnerOptions {
+  config: ElectionConfig;
+  store: HardStateStore;
+  mesh: Pick<MeshApi, "send" | "onMessage">;
+  logger: Logger;
+  tickMs: number;
+  /** Seed for randomized timeouts; fresh randomness by default. */
+  seed?: string;
+}
+
+export class ElectionRunner {
+  readonly events: SafeEmitter<ElectionRunnerEventMap>;
+  private readonly core: Election;
+  private readonly store: HardStateStore;
+  private readonly mesh: Pick<MeshApi, "send" | "onMessage">;
+  private readonly logger: Logger;
+  private readonly ticker: MonotonicTicker;
+  private readonly selfId: NodeId;
+  private lastLeader: NodeId | null = null;
+  private lastRole: Role;
+  private draining = false;
+
+  constructor(options: ElectionRunnerOptions) {
+    this.selfId = options.config.selfId;
+    this.store = options.store;
+    this.mesh = options.mesh;
+    this.logger = options.logger;
+    this.events = new SafeEmitter(options.logger);
+    const persisted = this.store.load();
+    const rng = new Prng(options.seed ?? randomBytes(8).toString("hex"));
+    this.core = new Election(options.config, persisted, rng);
+    this.lastRole = this.core.status().role;
+    this.ticker = new MonotonicTicker({
+      tickMs: options.tickMs,
+      onTicks: (count) => {
+        for (let i = 0; i < count; i++) this.core.tick();
+        this.drain();
+      },
+    });
+    this.logger.info({ term: persisted.term, votedFor: persisted.votedFor }, "election state loaded");
+    this.mesh.onMessage(ELECTION_CHANNEL, (from, payload) => this.receive(from, payload));
+  }
+
+  start(): void {
+    this.ticker.start();
+    this.drain();
+  }
+
+  stop(): void {
+    this.ticker.stop();
+  }
+
+  status(): ElectionStatus {
+    this.ticker.catchUp();
+    this.drain();
+    return this.core.status();
+  }
+
+  campaign(): void {
+    this.ticker.catchUp();
+    this.core.campaign();
+    this.drain();
+  }
+
+  transferLeadership(to: NodeId): void {
+    this.ticker.catchUp();
+    this.core.transferLeadership(to);
+    this.drain();
+  }
+
+  private receive(from: NodeId, payload: Uint8Array): void {
+    const decoded = decodeElectionMessage(payload);
+    if (!decoded.ok) {
+      this.logger.warn({ peer: from, reason: decoded.reason }, "dropped election message");
+      return;
+    }
+    // Time first: a node that slept through its lease must notice before it acts on a message.
+    this.ticker.catchUp();
+    this.core.step({ from, to: this.selfId, message: decoded.message });
+    this.drain();
+  }
+
+  /**
+   * Persist → send → log → advance, until the core has nothing more. Listeners run only after the loop,
+   * when no Ready is outstanding, so a listener that reads status() (or a nested drain) cannot break the
+   * ready()/advance() pairing.
+   */
+  private drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    const changes: Array<() => void> = [];
+    try {
+      while (this.core.hasReady()) {
+        const ready = this.core.ready();
+        if (ready.hardState) this.store.save(ready.hardState);
+        for (const envelope of ready.messages) {
+          this.mesh.send(envelope.to, ELECTION_CHANNEL, encodeElectionMessage(envelope.message));
+        }
+        for (const event of ready.events) this.logEvent(event);
+        if (ready.softState)
+          changes.push(
+            ...this.softStateChanges(ready.softState.role, ready.softState.leaderId, ready.fencingTerm),
+          );
+        this.core.advance(ready);
+      }
+    } finally {
+      this.draining = false;
+    }
+    for (const emit of changes) emit();
+  }
+
+  private softStateChanges(role: Role, leaderId: NodeId | null, term: Term): Array<() => void> {
+    const changes: Array<() => void> = [];
+    if (role !== this.lastRole) {
+      this.lastRole = role;
+      changes.push(() => this.events.emit("role:changed", role, term));
+    }
+    if (leaderId !== this.lastLeader) {
+      this.lastLeader = leaderId;
+      changes.push(() => this.events.emit("leader:changed", leaderId, term));
+    }
+    return changes;
+  }
+
+  private logEvent(event: ElectionEvent): void {
+    const { type, ...fields } = event;
+    if (type === "role-changed") {
+      const { role, leaderId, ...rest } = fields as Extract<ElectionEvent, { type: "role-changed" }>;
+      this.logger.info({ ...rest, leader: leaderId }, `became ${role}`);
+    } else {
+      this.logger[type === "lease-lost" ? "warn" : "debug"](fields, `election ${type}`);
+    }
+  }
+}

@@ -1,0 +1,87 @@
+// Durable election state (term, vote). Saved with write-temp, fsync, rename, fsync-dir, so that a crash at
+// any instant leaves either the old or the new state on disk, never a torn file: a restarted node must
+// never vote twice in one term.
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import { emptyHardState, type HardState } from "../core/election_types.ts";
+
+export interface HardStateStore {
+  load(): HardState;
+  save(state: HardState): void;
+}
+
+const hardStateSchema = z.strictObject({
+  term: z.number().int().nonnegative(),
+  votedFor: z.string().nullable(),
+});
+
+export class CorruptStateError extends Error {
+  override name = "CorruptStateError";
+}
+
+export const HARD_STATE_FILE = "election-state.json";
+
+export class FileHardStateStore implements HardStateStore {
+  readonly path: string;
+  private readonly dir: string;
+
+  constructor(dataDir: string) {
+    this.dir = dataDir;
+    this.path = join(dataDir, HARD_STATE_FILE);
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  }
+
+  load(): HardState {
+    let text: string;
+    try {
+      text = readFileSync(this.path, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return emptyHardState;
+      throw error;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (cause) {
+      throw new CorruptStateError(`${this.path}: not JSON; refusing to start with an unknown term`, {
+        cause,
+      });
+    }
+    const result = hardStateSchema.safeParse(parsed);
+    if (!result.success) {
+      throw new CorruptStateError(`${this.path}: ${result.error.issues[0]?.message ?? "invalid"}`);
+    }
+    return result.data;
+  }
+
+  save(state: HardState): void {
+    const temp = `${this.path}.tmp`;
+    const fd = openSync(temp, "w", 0o600);
+    try {
+      writeSync(fd, JSON.stringify(state));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, this.path);
+    const dirFd = openSync(this.dir, "r");
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
+  }
+}
+
+export class MemoryHardStateStore implements HardStateStore {
+  private state: HardState = emptyHardState;
+  saves = 0;
+  load(): HardState {
+    return this.state;
+  }
+  save(state: HardState): void {
+    this.state = { ...state };
+    this.saves++;
+  }
+}

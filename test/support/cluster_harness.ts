@@ -1,0 +1,201 @@
+// Real multi-process clusters for integration tests: configs written like `tandem dev` does, agents
+// started through the real CLI, killed by pid (SIGKILL for crash tests), every process reaped at the end.
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse, stringify } from "yaml";
+import { type DevNode, formatLogLine, prepareDevCluster, spawnAgent } from "../../src/cli/dev_cluster.ts";
+import { freeBasePort } from "./free_ports.ts";
+
+export const CLI_ENTRY = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+
+export interface NodeStatus {
+  node: { id: string };
+  leaderId: string | null;
+  term: number;
+  role: string;
+  leaseValid: boolean;
+  peers: Array<{ id: string; state: string; link: string; rttMs: number | null }>;
+}
+
+export interface ClusterHarnessOptions {
+  nodes: number;
+  witness?: boolean;
+  security?: "mtls" | "psk";
+}
+
+export class ClusterHarness {
+  readonly dir: string;
+  readonly nodes: DevNode[];
+  private readonly processes = new Map<string, ChildProcess>();
+  private readonly logs = new Map<string, string[]>();
+
+  private constructor(dir: string, nodes: DevNode[]) {
+    this.dir = dir;
+    this.nodes = nodes;
+    // Agents run in their own process groups: reap them even if a test dies before dispose().
+    process.once("exit", () => {
+      for (const child of this.processes.values()) if (child.pid) process.kill(child.pid, "SIGKILL");
+    });
+  }
+
+  static async create(options: ClusterHarnessOptions): Promise<ClusterHarness> {
+    const dir = mkdtempSync(join(tmpdir(), "tandem-it-"));
+    const basePort = await freeBasePort(options.nodes);
+    const nodes = await prepareDevCluster({
+      nodes: options.nodes,
+      dir,
+      basePort,
+      security: options.security ?? "mtls",
+      witness: options.witness ?? false,
+    });
+    return new ClusterHarness(dir, nodes);
+  }
+
+  node(id: string): DevNode {
+    const node = this.nodes.find((n) => n.id === id);
+    if (!node) throw new Error(`no node ${id}`);
+    return node;
+  }
+
+  /** Rewrites one node's YAML config (e.g. a wrong PSK file or a forged certificate). */
+  editConfig(id: string, edit: (config: Record<string, unknown>) => void): void {
+    const path = this.node(id).configPath;
+    const config = parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+    edit(config);
+    writeFileSync(path, stringify(config));
+  }
+
+  start(id: string): ChildProcess {
+    if (this.processes.has(id)) throw new Error(`${id} already running`);
+    const child = spawnAgent(this.node(id).configPath, CLI_ENTRY);
+    const lines = this.logs.get(id) ?? [];
+    this.logs.set(id, lines);
+    for (const stream of [child.stdout, child.stderr]) {
+      stream?.setEncoding("utf8");
+      let buffered = "";
+      stream?.on("data", (chunk: string) => {
+        buffered += chunk;
+        const parts = buffered.split("\n");
+        buffered = parts.pop() ?? "";
+        lines.push(...parts.filter((l) => l.length > 0));
+      });
+    }
+    this.processes.set(id, child);
+    child.on("exit", () => {
+      if (this.processes.get(id) === child) this.processes.delete(id);
+    });
+    return child;
+  }
+
+  startAll(): void {
+    for (const node of this.nodes) this.start(node.id);
+  }
+
+  running(): string[] {
+    return [...this.processes.keys()];
+  }
+
+  pid(id: string): number {
+    const pid = this.processes.get(id)?.pid;
+    if (pid === undefined) throw new Error(`${id} is not running`);
+    return pid;
+  }
+
+  /** Raw pino JSON lines a node printed. */
+  logLines(id: string): string[] {
+    return this.logs.get(id) ?? [];
+  }
+
+  /** Human-readable logs of every node, for assertion messages. */
+  dumpLogs(): string {
+    return [...this.logs.entries()]
+      .flatMap(([id, lines]) => lines.slice(-40).map((l) => formatLogLine(l, id)))
+      .join("\n");
+  }
+
+  async kill(id: string, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const child = this.processes.get(id);
+    if (!child?.pid) return;
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    process.kill(child.pid, signal);
+    await exited;
+  }
+
+  async status(id: string, timeoutMs = 1_000): Promise<NodeStatus | null> {
+    try {
+      const response = await fetch(`${this.node(id).apiUrl}/api/v1/status`, {
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      return response.ok ? ((await response.json()) as NodeStatus) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Polls until `check` returns a value for the statuses of the given nodes, or throws with the logs. */
+  async waitFor<T>(
+    what: string,
+    ids: string[],
+    check: (statuses: Map<string, NodeStatus>) => T | undefined,
+    timeoutMs = 10_000,
+  ): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let last = new Map<string, NodeStatus>();
+    while (Date.now() < deadline) {
+      last = new Map();
+      for (const id of ids) {
+        const status = await this.status(id, 500);
+        if (status) last.set(id, status);
+      }
+      const result = check(last);
+      if (result !== undefined) return result;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const seen = JSON.stringify(
+      Object.fromEntries(
+        [...last].map(([id, s]) => [id, { leader: s.leaderId, term: s.term, role: s.role }]),
+      ),
+    );
+    throw new Error(`timed out waiting for ${what}; last statuses ${seen}\n${this.dumpLogs()}`);
+  }
+
+  async waitForApi(ids: string[], timeoutMs = 10_000): Promise<void> {
+    await this.waitFor(
+      "the API to answer",
+      ids,
+      (statuses) => (statuses.size === ids.length ? true : undefined),
+      timeoutMs,
+    );
+  }
+
+  /** One leader among the listed nodes that all of them agree on, in the same term, and that says it leads. */
+  async waitForAgreedLeader(ids: string[], timeoutMs = 10_000): Promise<{ leaderId: string; term: number }> {
+    return this.waitFor(
+      `a leader among ${ids.join(",")} agreed by all of them`,
+      ids,
+      (statuses) => {
+        if (statuses.size !== ids.length) return undefined;
+        const first = [...statuses.values()][0]!;
+        const leaderId = first.leaderId;
+        if (!leaderId || !ids.includes(leaderId)) return undefined;
+        const agreed = [...statuses.values()].every((s) => s.leaderId === leaderId && s.term === first.term);
+        return agreed && statuses.get(leaderId)?.role === "leader"
+          ? { leaderId, term: first.term }
+          : undefined;
+      },
+      timeoutMs,
+    );
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.processes.keys()].map((id) => this.kill(id, "SIGKILL")));
+  }
+
+  async dispose(): Promise<void> {
+    await this.stopAll();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
