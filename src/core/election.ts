@@ -200,7 +200,8 @@ export class Election {
       case "vote": {
         const transfer = message.type === "vote" && message.transfer;
         if (!transfer && this.inLease()) {
-          this.rejectVote(message, from, `lease of leader ${this.leaderId ?? "(vote granted)"} holds`);
+          const holder = this.leaderId === null ? "a leader this node may have voted for" : this.leaderId;
+          this.rejectVote(message, from, `in the lease window of ${holder}`);
           return false;
         }
         // A pre-vote asks about a future term and never changes ours.
