@@ -2,17 +2,26 @@
 // The `tandem` command. Each subcommand lives in src/cli/commands/<name>.ts and registers itself here.
 import { Command } from "commander";
 import { registerAgentCommand } from "./commands/agent.ts";
+import { registerConfigCommand } from "./commands/config.ts";
 import { registerDevCommand } from "./commands/dev.ts";
+import { registerInitCommand } from "./commands/init.ts";
 import { registerStatusCommand } from "./commands/status.ts";
+import { registerTlsCommand } from "./commands/tls.ts";
 import { VERSION } from "./version.ts";
 
 const program = new Command();
 program
   .name("tandem")
-  .description("High-availability daemon for small fleets: secure mesh, failure detection, leader election.")
+  .description(
+    "High-availability daemon for small fleets: an encrypted mesh between nodes, failure detection and " +
+      "leader election with fencing terms. Run `tandem <command> --help` for details and examples.",
+  )
   .version(VERSION)
   .showHelpAfterError();
 
+registerInitCommand(program);
+registerConfigCommand(program);
+registerTlsCommand(program);
 registerAgentCommand(program);
 registerStatusCommand(program);
 registerDevCommand(program);

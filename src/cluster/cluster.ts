@@ -105,15 +105,6 @@ export class Cluster implements Coordination {
       logger: options.logger.child({ component: "health" }),
     });
     this.election.events.on("leader:changed", () => this.emitter.emit("leader:changed", this.leadership()));
-    for (const event of ["peer:alive", "peer:suspect", "peer:down"] as const) {
-      this.health.on(event, (change) => {
-        const level = change.to === "alive" ? "info" : "warn";
-        options.logger[level](
-          { peer: change.peer, from: change.from, term: this.election.status().term },
-          `peer ${change.to}`,
-        );
-      });
-    }
   }
 
   start(): void {
