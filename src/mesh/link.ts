@@ -361,6 +361,10 @@ export class Link {
   }
 
   private onSocketClose(code: number, reason: Buffer): void {
+    // Dial failures and lost links are logged by the mesh; an accepted socket failing its hello is not.
+    if (this.socketError !== null && this.role === "acceptor" && this.state === "handshaking") {
+      this.logger.warn({ reason: this.socketError, closeCode: code }, "mesh link socket error");
+    }
     const text = reason.toString("utf8");
     const detail = this.socketError ?? (text === "" ? `code ${code}` : `${code} ${text}`);
     this.finish(`closed: ${detail}`);

@@ -95,7 +95,8 @@ export class Mesh implements MeshApi {
       peerIds: new Set(this.slots.keys()),
     };
     this.tls = new ServerTls(options.security);
-    this.server = createServer(this.tls.options());
+    // A socket that never finishes TLS is dropped as fast as one that never says hello.
+    this.server = createServer({ ...this.tls.options(), handshakeTimeout: this.limits.handshakeTimeoutMs });
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: this.limits.frameBytesMax,
