@@ -6,7 +6,7 @@
 import type { Logger } from "pino";
 import type { RawData, WebSocket } from "ws";
 import type { NodeId } from "../core/types.ts";
-import { BackpressureError, PeerUnreachableError } from "./errors.ts";
+import { BackpressureError, HandshakeError, PeerUnreachableError, ProtocolError } from "./errors.ts";
 import { decodeFrame, encodedFrameBytes, encodeFrame, type Frame, FrameKind } from "./frame.ts";
 import {
   CloseCode,
@@ -31,7 +31,8 @@ const CLOSE_REASON_CHARS_MAX = 120;
 
 export interface LinkHooks {
   established(link: Link): void;
-  closed(link: Link, reason: string): void;
+  /** `cause` says why when the link failed (HandshakeError, ProtocolError, a socket error). */
+  closed(link: Link, reason: string, cause: Error | undefined): void;
   message(from: NodeId, channel: string, payload: Uint8Array): void;
   requestHandler(channel: string): RequestHandler | undefined;
 }
@@ -57,7 +58,6 @@ export class Link {
   /** The node that opened this link; the mesh keeps the lower node id's link when two exist. */
   readonly dialer: NodeId;
   peerBootId: string | null = null;
-  establishedAtMs = 0;
   /** Resolves once the socket is closed for good. */
   readonly closed: Promise<void>;
 
@@ -71,7 +71,7 @@ export class Link {
   private queuedFramesCount = 0;
   private handlersRunning = 0;
   private pongSeen = true;
-  private socketError: string | null = null;
+  private socketError: Error | null = null;
   private handshakeTimer: NodeJS.Timeout | null;
   private keepaliveTimer: NodeJS.Timeout | null = null;
   private retireTimer: NodeJS.Timeout | null = null;
@@ -103,7 +103,7 @@ export class Link {
       this.pongSeen = true;
     });
     this.ws.on("error", (error) => {
-      this.socketError = error.message;
+      this.socketError = error;
     });
     this.ws.on("close", (code, reason) => this.onSocketClose(code, reason));
   }
@@ -152,9 +152,9 @@ export class Link {
   }
 
   /** Closes with a code and reason the peer sees; pending requests fail at once. */
-  close(code: CloseCode, reason: string): void {
+  close(code: CloseCode, reason: string, cause?: Error): void {
     if (this.state === "closed") return;
-    this.finish(reason);
+    this.finish(reason, cause);
     if (this.ws.readyState === this.ws.OPEN) {
       this.ws.close(code, reason.slice(0, CLOSE_REASON_CHARS_MAX));
     } else {
@@ -239,7 +239,6 @@ export class Link {
     this.clearHandshakeTimer();
     this.state = "established";
     this.peerBootId = peerBootId;
-    this.establishedAtMs = Date.now();
     this.keepaliveTimer = setInterval(() => this.onKeepalive(), this.limits.keepaliveIntervalMs);
     this.keepaliveTimer.unref();
     this.hooks.established(this);
@@ -357,21 +356,25 @@ export class Link {
   /** Closes for a protocol or handshake failure, with the reason logged once. */
   private refuse(refusal: HandshakeRefusal): void {
     this.logger.warn({ reason: refusal.reason, closeCode: refusal.code }, "mesh link refused");
-    this.close(refusal.code, refusal.reason);
+    const cause =
+      refusal.code === CloseCode.ProtocolError
+        ? new ProtocolError(refusal.reason)
+        : new HandshakeError(refusal.reason);
+    this.close(refusal.code, refusal.reason, cause);
   }
 
   private onSocketClose(code: number, reason: Buffer): void {
     // Dial failures and lost links are logged by the mesh; an accepted socket failing its hello is not.
     if (this.socketError !== null && this.role === "acceptor" && this.state === "handshaking") {
-      this.logger.warn({ reason: this.socketError, closeCode: code }, "mesh link socket error");
+      this.logger.warn({ reason: this.socketError.message, closeCode: code }, "mesh link socket error");
     }
     const text = reason.toString("utf8");
-    const detail = this.socketError ?? (text === "" ? `code ${code}` : `${code} ${text}`);
-    this.finish(`closed: ${detail}`);
+    const detail = this.socketError?.message ?? (text === "" ? `code ${code}` : `${code} ${text}`);
+    this.finish(`closed: ${detail}`, this.socketError ?? undefined);
   }
 
   /** Runs once: stops timers, fails pending requests and reports to the mesh. */
-  private finish(reason: string): void {
+  private finish(reason: string, cause?: Error): void {
     if (this.state === "closed") return;
     this.state = "closed";
     this.clearHandshakeTimer();
@@ -379,8 +382,8 @@ export class Link {
     this.keepaliveTimer = null;
     if (this.retireTimer !== null) clearTimeout(this.retireTimer);
     this.retireTimer = null;
-    this.requests.rejectAll(new PeerUnreachableError(this.peer, reason));
-    this.hooks.closed(this, reason);
+    this.requests.rejectAll(new PeerUnreachableError(this.peer, reason, { cause }));
+    this.hooks.closed(this, reason, cause);
   }
 
   private clearHandshakeTimer(): void {

@@ -45,6 +45,8 @@ interface PeerSlot {
   backoff: ReconnectBackoff;
   sinceMs: number;
   lastError: string | null;
+  /** Why the last link or dial failed, handed to callers as the cause of PeerUnreachableError. */
+  lastFailure: Error | undefined;
 }
 
 export class Mesh implements MeshApi {
@@ -86,6 +88,7 @@ export class Mesh implements MeshApi {
         backoff,
         sinceMs: Date.now(),
         lastError: null,
+        lastFailure: undefined,
       });
     }
     this.handshake = {
@@ -154,8 +157,10 @@ export class Mesh implements MeshApi {
     }
     const slot = this.slots.get(peer);
     if (slot === undefined) return Promise.reject(new PeerUnreachableError(peer, "not a configured peer"));
-    if (slot.link === null)
-      return Promise.reject(new PeerUnreachableError(peer, slot.lastError ?? "no link"));
+    if (slot.link === null) {
+      const error = new PeerUnreachableError(peer, slot.lastError ?? "no link", { cause: slot.lastFailure });
+      return Promise.reject(error);
+    }
     return slot.link.request(channel, payload, options?.timeoutMs ?? this.limits.requestTimeoutMs);
   }
 
@@ -253,7 +258,7 @@ export class Mesh implements MeshApi {
       logger: this.logger,
       hooks: {
         established: (established) => this.onLinkEstablished(established),
-        closed: (closed, reason) => this.onLinkClosed(closed, reason),
+        closed: (closed, reason, cause) => this.onLinkClosed(closed, reason, cause),
         message: (from, channel, payload) => this.deliverMessage(from, channel, payload),
         requestHandler: (channel) => this.requestHandlers.get(channel),
       },
@@ -294,10 +299,11 @@ export class Mesh implements MeshApi {
     return candidate.dialer === lowerNodeId(this.selfId, candidate.peer);
   }
 
-  private onLinkClosed(link: Link, reason: string): void {
+  private onLinkClosed(link: Link, reason: string, cause: Error | undefined): void {
     this.links.delete(link);
     const slot = this.slots.get(link.peer);
     if (slot === undefined) return;
+    if (slot.dialing === link || slot.link === link) slot.lastFailure = cause;
     if (slot.dialing === link) {
       slot.dialing = null;
       this.noteDialFailure(slot, reason);

@@ -13,6 +13,7 @@ import { CloseCode } from "../../src/mesh/handshake.ts";
 import {
   BackpressureError,
   type ClientIdentity,
+  HandshakeError,
   MESH_PATH,
   Mesh,
   type MeshLimits,
@@ -571,6 +572,11 @@ describe("mesh: mtls", { timeout: 60_000 }, () => {
         .entries.some((e) => e.msg === "mesh dial failed" && /CN n3 is not n2/.test(String(e.reason))),
     );
     assert.equal(linkStatus(cluster.mesh("n1"), "n2").connected, false);
+    await assert.rejects(impostor.mesh.request("n1", "echo", new Uint8Array()), (error) => {
+      assert.ok(error instanceof PeerUnreachableError);
+      assert.ok(error.cause instanceof HandshakeError, "the cause says the handshake was refused");
+      return true;
+    });
   });
 
   it("mesh: http: the handler receives the certificate identity; without a handler 404 JSON", async () => {
