@@ -81,6 +81,15 @@ export interface LeaderAgreement {
   term: Term;
 }
 
+/** One input yields a Ready or two; a core that keeps producing them is stuck in a loop. */
+const readiesPerDrainMax = 64;
+
+export interface AgreementWait {
+  ticksMax: number;
+  accept?: (a: LeaderAgreement) => boolean;
+  among?: readonly NodeId[];
+}
+
 export class Cluster {
   readonly network: Network<ElectionMessage>;
   readonly checker: ElectionSafetyChecker;
@@ -149,16 +158,14 @@ export class Cluster {
   }
 
   /**
-   * Runs (checking once per nominal tick) until every live node knows one leader that `accept` approves,
-   * or `ticksMax` pass; returns that agreement, or null.
+   * Runs (checking once per nominal tick) until the live nodes of `among` (all by default) know one leader
+   * that `accept` approves, or `ticksMax` pass; returns that agreement, or null.
    */
-  runUntilAgreement(
-    ticksMax: number,
-    accept: (a: LeaderAgreement) => boolean = () => true,
-  ): LeaderAgreement | null {
-    const endUnits = this.nowUnits + ticksMax * unitsPerTick;
+  runUntilAgreement(o: AgreementWait): LeaderAgreement | null {
+    const endUnits = this.nowUnits + o.ticksMax * unitsPerTick;
+    const accept = o.accept ?? (() => true);
     for (;;) {
-      const agreed = this.leaderAgreement();
+      const agreed = this.leaderAgreement(o.among);
       if (agreed !== null && accept(agreed)) return agreed;
       if (this.nowUnits >= endUnits) return null;
       this.runUntil(Math.min(endUnits, this.nowUnits + unitsPerTick));
@@ -185,15 +192,11 @@ export class Cluster {
     return this.node(id).spec;
   }
 
-  /** Ticks this node's own clock has counted (it differs from global time by its drift). */
-  localTicks(id: NodeId): number {
-    return this.node(id).clock.ticks;
-  }
-
-  /** One leader, with every live node agreeing on it and on its term; null otherwise. */
-  leaderAgreement(): LeaderAgreement | null {
+  /** One leader, with every live node of `among` agreeing on it and on its term; null otherwise. */
+  leaderAgreement(among: readonly NodeId[] = this.ids): LeaderAgreement | null {
     let agreed: LeaderAgreement | null = null;
-    for (const node of this.nodes.values()) {
+    for (const id of among) {
+      const node = this.node(id);
       if (node.core === null) continue;
       const s = node.core.status();
       if (s.leaderId === null) return null;
@@ -319,7 +322,9 @@ export class Cluster {
 
   private drain(node: SimNode): void {
     const id = node.spec.id;
-    while (node.core?.hasReady()) {
+    for (let readies = 0; node.core?.hasReady(); readies++) {
+      if (readies === readiesPerDrainMax)
+        throw new Error(`${id}: drain did not settle after ${readies} Readies`);
       const ready = node.core.ready();
       if (ready.hardState) {
         if (this.tornHere(node)) return;

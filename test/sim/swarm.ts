@@ -132,6 +132,8 @@ export interface HistoryResult {
 export interface HistoryHooks {
   log?: (line: string) => void;
   logMessages?: boolean;
+  /** The core under test; the real Election by default (tests swap in deliberately broken ones). */
+  createElection?: ElectionFactory;
 }
 
 /** Runs one history from its seed; throws SwarmFailureError (with the seed) on any failure. */
@@ -157,8 +159,9 @@ function runOptions(seed: string, rng: Prng, o: SwarmOptions, hooks: HistoryHook
     preVote: o.preVote,
     checkQuorum: true,
     network: o.network,
-    createElection: realElection,
-    ...hooks,
+    log: hooks.log,
+    logMessages: hooks.logMessages,
+    createElection: hooks.createElection ?? realElection,
   });
   const problems = validateElectionConfig(cluster.configOf(cluster.ids[0]!));
   if (problems.length > 0) throw new Error(`swarm drew an invalid config: ${JSON.stringify(problems)}`);
@@ -200,7 +203,7 @@ function awaitStableLeader(
   const accept = (a: LeaderAgreement) => cluster.spec(a.leaderId).priority === expectedPriority;
   for (;;) {
     const ticksLeft = Math.max(0, Math.ceil((deadlineUnits - cluster.nowUnits) / unitsPerTick));
-    const leader = cluster.runUntilAgreement(ticksLeft, accept);
+    const leader = cluster.runUntilAgreement({ ticksMax: ticksLeft, accept });
     if (leader === null) {
       const what = `no leader of priority ${expectedPriority} known by all and stable for ${o.ticksStable} ticks`;
       throw new SwarmFailureError(seed, `${what} within ${o.ticksMaxConvergence} ticks after healing`);

@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { ElectionStatus } from "../../../src/core/election_types.ts";
+import { ElectionSafetyChecker, SafetyViolationError } from "./election_safety.ts";
+
+function status(
+  selfId: string,
+  role: ElectionStatus["role"],
+  term: number,
+  leaseValid = true,
+): ElectionStatus {
+  const leader = role === "leader";
+  return {
+    selfId,
+    role,
+    term,
+    leaderId: leader ? selfId : null,
+    votedFor: null,
+    leaseValid: leader && leaseValid,
+    leaseRemainingTicks: leader && leaseValid ? 3 : 0,
+  };
+}
+
+function violation(invariant: string): (error: unknown) => boolean {
+  return (error) => error instanceof SafetyViolationError && error.invariant === invariant;
+}
+
+test("sim: election safety: two leaders of one term are caught even when they never coexist", () => {
+  const checker = new ElectionSafetyChecker([]);
+  checker.checkAfterEvent([status("n1", "leader", 3), status("n2", "follower", 3)]);
+  checker.checkAfterEvent([status("n1", "follower", 3), status("n2", "follower", 3)]);
+  assert.throws(
+    () => checker.checkAfterEvent([status("n1", "follower", 3), status("n2", "leader", 3)]),
+    violation("one-leader-per-term"),
+  );
+});
+
+test("sim: election safety: an old leader may coexist with a newer one only without a lease", () => {
+  const checker = new ElectionSafetyChecker([]);
+  checker.checkAfterEvent([status("n1", "leader", 3, false), status("n2", "leader", 4)]);
+  assert.throws(
+    () => checker.checkAfterEvent([status("n1", "leader", 3, true), status("n2", "leader", 4)]),
+    violation("stale-leader-lease"),
+  );
+});
+
+test("sim: election safety: a witness that leads is caught", () => {
+  const checker = new ElectionSafetyChecker(["n3"]);
+  assert.throws(() => checker.checkAfterEvent([status("n3", "leader", 1)]), violation("witness-never-leads"));
+});
+
+test("sim: election safety: fencing terms may repeat but never go back, across restarts", () => {
+  const checker = new ElectionSafetyChecker([]);
+  checker.observeFencingTerm("n1", 2);
+  checker.observeFencingTerm("n1", 2);
+  checker.observeFencingTerm("n2", 1);
+  assert.throws(() => checker.observeFencingTerm("n1", 1), violation("fencing-monotonic"));
+});
+
+test("sim: election safety: a granted vote must be on disk when it leaves, and only one per term", () => {
+  const checker = new ElectionSafetyChecker([]);
+  const grant = (to: string) => ({
+    from: "n2",
+    to,
+    message: { type: "vote-response", term: 5, granted: true } as const,
+  });
+  assert.throws(
+    () => checker.observeSend(grant("n1"), { term: 4, votedFor: null }),
+    violation("vote-durable"),
+  );
+  checker.observeSend(grant("n1"), { term: 5, votedFor: "n1" });
+  checker.observeSend(grant("n1"), { term: 5, votedFor: "n1" });
+  // A disk that lost the vote (no fsync) and voted again would look exactly like this.
+  assert.throws(
+    () => checker.observeSend(grant("n3"), { term: 5, votedFor: "n3" }),
+    violation("one-vote-per-term"),
+  );
+  const preVote = {
+    from: "n2",
+    to: "n3",
+    message: { type: "pre-vote-response", term: 6, granted: true } as const,
+  };
+  checker.observeSend(preVote, { term: 5, votedFor: "n1" });
+});
