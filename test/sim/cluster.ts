@@ -9,7 +9,6 @@ import type {
   ElectionConfig,
   ElectionEvent,
   ElectionMessage,
-  ElectionReady,
   ElectionStatus,
   HardState,
 } from "../../src/core/election_types.ts";
@@ -18,19 +17,8 @@ import type { Envelope, NodeId, Term } from "../../src/core/types.ts";
 import { ElectionSafetyChecker, SafetyViolationError } from "./checkers/election_safety.ts";
 import { NodeClock, unitsPerTick } from "./clock.ts";
 import { SimDisk } from "./disk.ts";
+import { drainCore, type ElectionCore } from "./drain.ts";
 import { Network, type NetworkOptions } from "./network.ts";
-
-/** The surface of src/core/election.ts the simulator drives. */
-export interface ElectionCore {
-  tick(): void;
-  step(envelope: Envelope<ElectionMessage>): void;
-  campaign(): void;
-  transferLeadership(to: NodeId): void;
-  hasReady(): boolean;
-  ready(): ElectionReady;
-  advance(ready: ElectionReady): void;
-  status(): ElectionStatus;
-}
 
 export type ElectionFactory = (config: ElectionConfig, persisted: HardState, rng: Prng) => ElectionCore;
 
@@ -80,9 +68,6 @@ export interface LeaderAgreement {
   leaderId: NodeId;
   term: Term;
 }
-
-/** One input yields a Ready or two; a core that keeps producing them is stuck in a loop. */
-const readiesPerDrainMax = 64;
 
 export interface AgreementWait {
   ticksMax: number;
@@ -321,27 +306,16 @@ export class Cluster {
   }
 
   private drain(node: SimNode): void {
+    const core = node.core;
+    if (core === null) return;
     const id = node.spec.id;
-    for (let readies = 0; node.core?.hasReady(); readies++) {
-      if (readies === readiesPerDrainMax)
-        throw new Error(`${id}: drain did not settle after ${readies} Readies`);
-      const ready = node.core.ready();
-      if (ready.hardState) {
-        if (this.tornHere(node)) return;
-        node.disk.write(ready.hardState);
-        if (this.tornHere(node)) return;
-        node.disk.sync();
-      }
-      for (const envelope of ready.messages) {
-        if (this.tornHere(node)) return;
-        this.checker.observeSend(envelope, node.disk.durableState);
-        this.network.send(envelope, this.nowUnits);
-      }
-      // The fencing token is handed out with the events, once its term is durable.
-      this.checker.observeFencingTerm(id, ready.fencingTerm);
-      if (this.log) for (const event of ready.events) this.line(`${id} ${formatEvent(event)}`);
-      node.core.advance(ready);
-    }
+    drainCore(id, core, node.disk, this.checker, {
+      crashesHere: () => this.tornHere(node),
+      send: (envelope) => this.network.send(envelope, this.nowUnits),
+      emitted: (events) => {
+        if (this.log) for (const event of events) this.line(`${id} ${formatEvent(event)}`);
+      },
+    });
   }
 
   /** Counts one drain operation against an armed torn-drain crash; true when the node just crashed. */
