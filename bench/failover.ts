@@ -9,11 +9,12 @@ import type { Timings } from "../src/config/index.ts";
 import type { ClusterHarness } from "../test/support/cluster_harness.ts";
 import {
   CLUSTER_NODE_IDS,
+  createBenchCluster,
   effectiveTimings,
+  exitOnSignals,
   type Leadership,
   type LogRecord,
   logRecordsSince,
-  startBenchCluster,
   waitForSteadyCluster,
 } from "./support/bench_cluster.ts";
 import { type BenchOptions, parseBenchOptions } from "./support/bench_options.ts";
@@ -177,7 +178,9 @@ async function main(): Promise<void> {
   console.log(`failover  ${startedAt.toISOString()}${options.quick ? "  (--quick: not for quoting)" : ""}`);
   console.log(`machine   ${formatMachine(machine)}`);
 
-  const harness = await startBenchCluster();
+  exitOnSignals();
+  const harness = await createBenchCluster();
+  harness.startAll();
   const results: FailoverTrial[] = [];
   let timings: Timings | null = null;
   let abortReason: string | null = null;

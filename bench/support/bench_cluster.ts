@@ -18,15 +18,16 @@ export interface Leadership {
 }
 
 /**
- * Creates and starts the cluster. Agents run in their own process groups, so a Ctrl-C or a SIGTERM from
- * bench/run.ts would leave them behind: turn those signals into a normal exit, where the harness kills
- * every agent by pid.
+ * Agents run in their own process groups, so a Ctrl-C or a SIGTERM from bench/run.ts would leave them
+ * behind: turn those signals into a normal exit, where the harness kills every agent by pid.
  */
-export async function startBenchCluster(): Promise<ClusterHarness> {
+export function exitOnSignals(): void {
   for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => process.exit(130));
-  const harness = await ClusterHarness.create({ nodes: CLUSTER_NODE_IDS.length });
-  harness.startAll();
-  return harness;
+}
+
+/** Configs, certificates and data folders for a 3-node cluster with the default timings; nothing started. */
+export function createBenchCluster(): Promise<ClusterHarness> {
+  return ClusterHarness.create({ nodes: CLUSTER_NODE_IDS.length });
 }
 
 function steadyLeadership(statuses: Map<string, NodeStatus>, ids: readonly string[]): Leadership | undefined {

@@ -32,7 +32,7 @@ export function checkTarget(
 }
 
 function formatAmount(value: number, unit: string): string {
-  const digits = Number.isInteger(value) || Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 1 ? 2 : 3;
+  const digits = Number.isInteger(value) || Math.abs(value) >= 100 ? 0 : 2;
   return `${value.toFixed(digits)} ${unit}`;
 }
 

@@ -1,0 +1,267 @@
+// Idle cost: 3 agents with the default timings, settled, then left alone for a fixed window; measured twice,
+// once running the TypeScript source (type stripping at load, as `tandem dev` and the tests run it) and once
+// the compiled JavaScript (as the installed `tandem` binary runs it). CPU is the
+// utime+stime delta from /proc/<pid>/stat over the wall time (in USER_HZ ticks from `getconf CLK_TCK`);
+// memory is VmRSS from /proc/<pid>/status, sampled every second. The bench does not call the agents'
+// API during the window (that would be work, not idling); it checks before and after that the leader and
+// term did not change. Writes bench/results/idle.json.
+//
+//   node bench/idle.ts [--quick] [--results-dir DIR]
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Timings } from "../src/config/index.ts";
+import { CLI_ENTRY } from "../test/support/cluster_harness.ts";
+import { AgentGroup } from "./support/agent_group.ts";
+import {
+  CLUSTER_NODE_IDS,
+  createBenchCluster,
+  effectiveTimings,
+  exitOnSignals,
+  type Leadership,
+  waitForSteadyCluster,
+} from "./support/bench_cluster.ts";
+import { type BenchOptions, parseBenchOptions } from "./support/bench_options.ts";
+import { compileCli } from "./support/compiled_cli.ts";
+import { describeMachine, formatMachine, type Machine } from "./support/machine.ts";
+import { clockTicksPerSecond, cpuTicks, memoryUsage } from "./support/process_usage.ts";
+import { writeResult } from "./support/result_file.ts";
+import { printTable } from "./support/table.ts";
+import { Comparison, checkTarget, targetHeader, targetRow } from "./support/target.ts";
+
+const WINDOW_S_FULL = 30;
+const WINDOW_S_QUICK = 5;
+/** After the cluster is steady: start-up work (JIT, TLS handshakes, first elections) fades out. */
+const SETTLE_MS_FULL = 10_000;
+const SETTLE_MS_QUICK = 2_000;
+const RSS_SAMPLE_INTERVAL_MS = 1_000;
+const STEADY_TIMEOUT_MS = 30_000;
+const CPU_PERCENT_OF_CORE_MAX = 2;
+const RSS_MIB_MAX = 80;
+
+interface NodeIdleUsage {
+  id: string;
+  pid: number;
+  cpuTicks: number;
+  /** Share of one core over the window: 100 = one core busy all the time. */
+  cpuPercentOfCore: number;
+  rssMiBMax: number;
+  rssMiBEnd: number;
+  /** VmHWM: the peak since the agent started, start-up included. */
+  rssPeakMiBSinceStart: number;
+}
+
+interface IdleWindow {
+  timings: Timings;
+  settleMs: number;
+  windowMs: number;
+  clockTicksPerSecond: number;
+  rssSamples: number;
+  before: Leadership;
+  after: Leadership;
+  nodes: NodeIdleUsage[];
+}
+
+const Build = { Source: "source", Compiled: "compiled" } as const;
+type Build = (typeof Build)[keyof typeof Build];
+
+const buildDescriptions: Record<Build, string> = {
+  source: "src/cli/main.ts, type stripping at load (tandem dev, npm start, tests)",
+  compiled: "tsc output, plain .js (the installed tandem binary)",
+};
+
+interface IdleRun {
+  build: Build;
+  window: IdleWindow | null;
+  abortReason: string | null;
+}
+
+function mib(kib: number): number {
+  return kib / 1024;
+}
+
+/** CPU ticks over the window, RSS every second; only /proc is read, the agents are not disturbed. */
+async function measureUsage(pids: Map<string, number>, windowS: number) {
+  const hz = clockTicksPerSecond();
+  const rssKiBMax = new Map<string, number>();
+  const sampleRss = () => {
+    for (const [id, pid] of pids)
+      rssKiBMax.set(id, Math.max(rssKiBMax.get(id) ?? 0, memoryUsage(pid).rssKiB));
+  };
+  const ticksStart = new Map([...pids].map(([id, pid]) => [id, cpuTicks(pid)]));
+  const wallStartMs = performance.now();
+  sampleRss();
+  let samples = 1;
+  const samplesPlanned = Math.round((windowS * 1000) / RSS_SAMPLE_INTERVAL_MS);
+  for (let i = 0; i < samplesPlanned; i++) {
+    await sleep(RSS_SAMPLE_INTERVAL_MS);
+    sampleRss();
+    samples += 1;
+  }
+  const windowMs = performance.now() - wallStartMs;
+  const nodes: NodeIdleUsage[] = [...pids].map(([id, pid]) => {
+    const ticks = cpuTicks(pid) - (ticksStart.get(id) ?? 0);
+    const memory = memoryUsage(pid);
+    return {
+      id,
+      pid,
+      cpuTicks: ticks,
+      cpuPercentOfCore: (ticks / hz / (windowMs / 1000)) * 100,
+      rssMiBMax: mib(Math.max(rssKiBMax.get(id) ?? 0, memory.rssKiB)),
+      rssMiBEnd: mib(memory.rssKiB),
+      rssPeakMiBSinceStart: mib(memory.rssPeakKiB),
+    };
+  });
+  return { clockTicksPerSecond: hz, windowMs, samples, nodes };
+}
+
+async function measureIdle(entry: string, settleMs: number, windowS: number): Promise<IdleWindow> {
+  const harness = await createBenchCluster();
+  const agents = new AgentGroup(harness.nodes, entry);
+  try {
+    agents.startAll();
+    const before = await waitForSteadyCluster(harness, STEADY_TIMEOUT_MS);
+    await sleep(settleMs);
+    const pids = new Map<string, number>(CLUSTER_NODE_IDS.map((id) => [id, agents.pid(id)]));
+    const usage = await measureUsage(pids, windowS);
+    const after = await waitForSteadyCluster(harness, STEADY_TIMEOUT_MS);
+    return {
+      timings: effectiveTimings(harness),
+      settleMs,
+      windowMs: usage.windowMs,
+      clockTicksPerSecond: usage.clockTicksPerSecond,
+      rssSamples: usage.samples,
+      before,
+      after,
+      nodes: usage.nodes,
+    };
+  } finally {
+    await agents.stopAll();
+    await harness.dispose();
+  }
+}
+
+function firstLine(error: unknown): string {
+  return error instanceof Error ? (error.message.split("\n")[0] ?? error.name) : String(error);
+}
+
+async function main(): Promise<void> {
+  const options = parseBenchOptions();
+  const windowS = options.quick ? WINDOW_S_QUICK : WINDOW_S_FULL;
+  const settleMs = options.quick ? SETTLE_MS_QUICK : SETTLE_MS_FULL;
+  const machine = describeMachine();
+  console.log(`idle      ${new Date().toISOString()}${options.quick ? "  (--quick: not for quoting)" : ""}`);
+  console.log(`machine   ${formatMachine(machine)}`);
+  console.log(
+    `setup     3 agents on 127.0.0.1 (mtls), default timings; settle ${settleMs / 1000} s, then ${windowS} s idle`,
+  );
+  for (const build of Object.values(Build)) console.log(`          ${build}: ${buildDescriptions[build]}`);
+  exitOnSignals();
+
+  const runs: IdleRun[] = [];
+  const source: IdleRun = { build: Build.Source, window: null, abortReason: null };
+  try {
+    source.window = await measureIdle(CLI_ENTRY, settleMs, windowS);
+  } catch (error) {
+    source.abortReason = firstLine(error);
+  }
+  runs.push(source);
+  const compiled: IdleRun = { build: Build.Compiled, window: null, abortReason: null };
+  try {
+    const cli = compileCli();
+    try {
+      compiled.window = await measureIdle(cli.entry, settleMs, windowS);
+    } finally {
+      cli.remove();
+    }
+  } catch (error) {
+    compiled.abortReason = firstLine(error);
+  }
+  runs.push(compiled);
+  if (runs.some((r) => r.abortReason !== null)) process.exitCode = 1;
+  report(options, machine, runs);
+}
+
+function maxOf(run: IdleRun, pick: (n: NodeIdleUsage) => number): number | null {
+  const nodes = run.window?.nodes ?? [];
+  return nodes.length > 0 ? Math.max(...nodes.map(pick)) : null;
+}
+
+function usageCells(
+  n: Pick<NodeIdleUsage, "cpuPercentOfCore" | "rssMiBMax" | "rssMiBEnd" | "rssPeakMiBSinceStart">,
+) {
+  return [
+    n.cpuPercentOfCore.toFixed(2),
+    n.rssMiBMax.toFixed(1),
+    n.rssMiBEnd.toFixed(1),
+    n.rssPeakMiBSinceStart.toFixed(1),
+  ];
+}
+
+function report(options: BenchOptions, machine: Machine, runs: IdleRun[]): void {
+  console.log("");
+  const rows = runs.flatMap((run) => {
+    if (!run.window) return [[run.build, "-", "aborted", "", "", ""]];
+    const max = {
+      cpuPercentOfCore: maxOf(run, (n) => n.cpuPercentOfCore) ?? 0,
+      rssMiBMax: maxOf(run, (n) => n.rssMiBMax) ?? 0,
+      rssMiBEnd: maxOf(run, (n) => n.rssMiBEnd) ?? 0,
+      rssPeakMiBSinceStart: maxOf(run, (n) => n.rssPeakMiBSinceStart) ?? 0,
+    };
+    return [
+      ...run.window.nodes.map((n) => [run.build, n.id, ...usageCells(n)]),
+      [run.build, "max", ...usageCells(max)],
+    ];
+  });
+  printTable(
+    ["build", "node", "cpu % of a core", "rss MiB max", "rss MiB end", "rss MiB peak since start"],
+    rows,
+  );
+  console.log("");
+  for (const run of runs) {
+    if (run.window) {
+      const { before, after, windowMs } = run.window;
+      console.log(
+        `${run.build.padEnd(9)} window ${(windowMs / 1000).toFixed(1)} s; leader ${before.leaderId} term ${before.term} ` +
+          `before, ${after.leaderId} term ${after.term} after`,
+      );
+    } else console.log(`${run.build.padEnd(9)} aborted: ${run.abortReason}`);
+  }
+  console.log("");
+
+  const measuredRuns = runs.filter((r) => r.window !== null);
+  const newTerms =
+    measuredRuns.length === runs.length
+      ? measuredRuns.reduce((sum, r) => sum + ((r.window?.after.term ?? 0) - (r.window?.before.term ?? 0)), 0)
+      : null;
+  const targets = [
+    ...runs.flatMap((run) => [
+      checkTarget(
+        `idle cpu per node, max (3 nodes, ${run.build})`,
+        "% of a core",
+        Comparison.Below,
+        CPU_PERCENT_OF_CORE_MAX,
+        maxOf(run, (n) => n.cpuPercentOfCore),
+      ),
+      checkTarget(
+        `idle rss per node, max (3 nodes, ${run.build})`,
+        "MiB",
+        Comparison.Below,
+        RSS_MIB_MAX,
+        maxOf(run, (n) => n.rssMiBMax),
+      ),
+    ]),
+    checkTarget("new terms while idle (elections)", "terms", Comparison.AtMost, 0, newTerms),
+  ];
+  printTable(targetHeader, targets.map(targetRow));
+
+  const path = writeResult(options.resultsDir, {
+    bench: "idle",
+    date: new Date().toISOString(),
+    quick: options.quick,
+    machine,
+    targets,
+    data: { nodes: CLUSTER_NODE_IDS.length, security: "mtls", builds: buildDescriptions, runs },
+  });
+  console.log(`wrote     ${path}`);
+}
+
+await main();
