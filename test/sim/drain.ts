@@ -7,6 +7,7 @@ import type {
   ElectionMessage,
   ElectionReady,
   ElectionStatus,
+  HardState,
 } from "../../src/core/election_types.ts";
 import type { Envelope, NodeId } from "../../src/core/types.ts";
 import type { ElectionSafetyChecker } from "./checkers/election_safety.ts";
@@ -30,6 +31,8 @@ const readiesPerDrainMax = 64;
 export interface DrainHooks {
   /** Asked before each write, fsync and send: true when the node crashes at that point. */
   crashesHere(): boolean;
+  /** The Ready's hardState is durable. */
+  persisted?(state: HardState): void;
   send(envelope: Envelope<ElectionMessage>): void;
   /** The Ready's fencing term is durable and its events are out. */
   emitted(events: readonly ElectionEvent[], ready: ElectionReady): void;
@@ -52,6 +55,7 @@ export function drainCore(
       disk.write(ready.hardState);
       if (hooks.crashesHere()) return false;
       disk.sync();
+      hooks.persisted?.(ready.hardState);
     }
     for (const envelope of ready.messages) {
       if (hooks.crashesHere()) return false;
