@@ -57,7 +57,8 @@ export class Link {
   readonly role: LinkRole;
   /** The node that opened this link; the mesh keeps the lower node id's link when two exist. */
   readonly dialer: NodeId;
-  peerBootId: string | null = null;
+  /** The peer process's random boot id from its hello: tells a restarted peer apart in logs. */
+  private peerBootIdValue: string | null = null;
   /** Resolves once the socket is closed for good. */
   readonly closed: Promise<void>;
 
@@ -108,8 +109,8 @@ export class Link {
     this.ws.on("close", (code, reason) => this.onSocketClose(code, reason));
   }
 
-  get isEstablished(): boolean {
-    return this.state === "established";
+  get peerBootId(): string | null {
+    return this.peerBootIdValue;
   }
 
   get inflightRequests(): number {
@@ -238,7 +239,7 @@ export class Link {
   private establish(peerBootId: string): void {
     this.clearHandshakeTimer();
     this.state = "established";
-    this.peerBootId = peerBootId;
+    this.peerBootIdValue = peerBootId;
     this.keepaliveTimer = setInterval(() => this.onKeepalive(), this.limits.keepaliveIntervalMs);
     this.keepaliveTimer.unref();
     this.hooks.established(this);
