@@ -50,14 +50,18 @@ export function swarmOptions(rng: Prng): SwarmOptions {
   const equalPriorities = rng.chance(0.5);
   const T = rng.intBetween(6, 16);
   const heartbeatIntervalTicks = rng.intBetween(1, Math.max(1, Math.floor(T / 4)));
-  const leaseTicks = rng.intBetween(
-    Math.max(heartbeatIntervalTicks + 2, Math.ceil(T / 2)),
-    Math.floor(0.9 * T),
-  );
+  // At least two heartbeats fit in a lease; half the seeds take the longest lease allowed (0.9 T), the
+  // edge where clock drift and tick quantisation could let two leases overlap.
+  const leaseTicksMax = Math.floor(0.9 * T);
+  const leaseTicksMin = Math.max(2 * heartbeatIntervalTicks + 2, Math.ceil(T / 2));
+  const leaseTicks = rng.chance(0.5) ? leaseTicksMax : rng.intBetween(leaseTicksMin, leaseTicksMax);
+  const extremeDrift = rng.chance(0.3);
   const nodes: NodeSpec[] = [];
   for (let i = 1; i <= size; i++) {
     const witness = i > size - witnesses;
-    const drift = Math.round(rng.next() * 2 * clockDriftMax * 1e4 - clockDriftMax * 1e4) / 1e4;
+    const drift = extremeDrift
+      ? rng.pick([-clockDriftMax, clockDriftMax])
+      : Math.round((rng.next() * 2 - 1) * clockDriftMax * 1e4) / 1e4;
     nodes.push({
       id: `n${i}`,
       witness,
