@@ -51,8 +51,3 @@ export class NodeClock {
     this.nextTickUnits = nowUnits + this.periodUnits;
   }
 }
-
-/** Nominal ticks elapsed on the global clock (for transcripts and bounds stated in ticks). */
-export function globalTicks(nowUnits: number): number {
-  return Math.floor(nowUnits / unitsPerTick);
-}

@@ -198,10 +198,6 @@ export class Network<M> {
     this.options = options;
   }
 
-  isCut(from: NodeId, to: NodeId): boolean {
-    return this.path(from, to).cut;
-  }
-
   private enqueue(envelope: Envelope<M>, path: Path, nowUnits: number): void {
     if (path.inflight >= this.options.pathCapacityMax) {
       this.stats.droppedCapacity++;

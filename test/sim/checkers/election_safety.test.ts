@@ -44,6 +44,12 @@ test("sim: election safety: an old leader may coexist with a newer one only with
   );
 });
 
+test("sim: election safety: a lease reported by a non-leader is caught", () => {
+  const checker = new ElectionSafetyChecker([]);
+  const follower = { ...status("n1", "follower", 2), leaseValid: true };
+  assert.throws(() => checker.checkAfterEvent([follower]), violation("lease-only-when-leading"));
+});
+
 test("sim: election safety: a witness that leads is caught", () => {
   const checker = new ElectionSafetyChecker(["n3"]);
   assert.throws(() => checker.checkAfterEvent([status("n3", "leader", 1)]), violation("witness-never-leads"));

@@ -3,7 +3,7 @@
 //   2. fencing terms never go backwards on a node, across restarts;
 //   3. a node that still believes it leads while a leader of a newer term exists has leaseValid === false
 //      (its fencing token must already be refused by its own lease check);
-//   4. witnesses never lead;
+//   4. witnesses never lead, and only a leader reports a valid lease;
 // and, at every send, the durability contract behind them: a granted vote leaves only once the vote is
 // on disk, and no node grants two candidates in one term even across restarts.
 import type { ElectionMessage, ElectionStatus, HardState } from "../../../src/core/election_types.ts";
@@ -64,7 +64,11 @@ export class ElectionSafetyChecker {
   checkAfterEvent(statuses: readonly ElectionStatus[]): void {
     let newestLeaderTerm = 0;
     for (const s of statuses) {
-      if (s.role !== "leader") continue;
+      if (s.role !== "leader") {
+        if (s.leaseValid)
+          throw new SafetyViolationError("lease-only-when-leading", `${s.selfId} is ${s.role} with a lease`);
+        continue;
+      }
       if (this.witnesses.has(s.selfId)) {
         throw new SafetyViolationError("witness-never-leads", `witness ${s.selfId} leads term ${s.term}`);
       }
