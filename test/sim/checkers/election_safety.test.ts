@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { ElectionStatus } from "../../../src/core/election_types.ts";
+import type { ElectionMessage, ElectionStatus } from "../../../src/core/election_types.ts";
 import { ElectionSafetyChecker, SafetyViolationError } from "./election_safety.ts";
 
 function status(
@@ -41,6 +41,21 @@ test("sim: election safety: an old leader may coexist with a newer one only with
   assert.throws(
     () => checker.checkAfterEvent([status("n1", "leader", 3, true), status("n2", "leader", 4)]),
     violation("stale-leader-lease"),
+  );
+});
+
+test("sim: election safety: a message for a term not yet on disk is caught; pre-votes name the next term", () => {
+  const checker = new ElectionSafetyChecker([]);
+  const send = (message: ElectionMessage) => ({ from: "n1", to: "n2", message });
+  checker.observeSend(send({ type: "pre-vote", term: 4 }), { term: 3, votedFor: null });
+  checker.observeSend(send({ type: "pre-vote-response", term: 4, granted: true }), {
+    term: 3,
+    votedFor: null,
+  });
+  checker.observeSend(send({ type: "heartbeat", term: 3, seq: 1 }), { term: 3, votedFor: "n1" });
+  assert.throws(
+    () => checker.observeSend(send({ type: "vote", term: 4, transfer: false }), { term: 3, votedFor: "n1" }),
+    violation("term-durable"),
   );
 });
 

@@ -4,8 +4,9 @@
 //   3. a node that still believes it leads while a leader of a newer term exists has leaseValid === false
 //      (its fencing token must already be refused by its own lease check);
 //   4. witnesses never lead, and only a leader reports a valid lease;
-// and, at every send, the durability contract behind them: a granted vote leaves only once the vote is
-// on disk, and no node grants two candidates in one term even across restarts.
+// and, at every send, the durability contract behind them: a message leaves only once its term is on
+// disk, a granted vote only once the vote is, and no node grants two candidates in one term even across
+// restarts.
 import type { ElectionMessage, ElectionStatus, HardState } from "../../../src/core/election_types.ts";
 import type { Envelope, NodeId, Term } from "../../../src/core/types.ts";
 
@@ -41,6 +42,15 @@ export class ElectionSafetyChecker {
   /** Every message as it leaves its node, with that node's durable state at that instant. */
   observeSend(envelope: Envelope<ElectionMessage>, durable: HardState): void {
     const m = envelope.message;
+    // Pre-votes (and grants of them) name a future term on purpose; everything else speaks for a term
+    // the sender must already have on disk.
+    const futureTerm = m.type === "pre-vote" || (m.type === "pre-vote-response" && m.granted);
+    if (!futureTerm && m.term > durable.term) {
+      throw new SafetyViolationError(
+        "term-durable",
+        `${envelope.from} sent ${m.type} for term ${m.term} with term ${durable.term} on disk`,
+      );
+    }
     if (m.type !== "vote-response" || !m.granted) return;
     const voter = envelope.from;
     if (durable.term !== m.term || durable.votedFor !== envelope.to) {
