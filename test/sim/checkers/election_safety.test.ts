@@ -86,7 +86,7 @@ test("sim: election safety: a granted vote must be on disk when it leaves, and o
     message: { type: "vote-response", term: 5, granted: true } as const,
   });
   assert.throws(
-    () => checker.observeSend(grant("n1"), { term: 4, votedFor: null }),
+    () => checker.observeSend(grant("n1"), { term: 5, votedFor: null }),
     violation("vote-durable"),
   );
   checker.observeSend(grant("n1"), { term: 5, votedFor: "n1" });
