@@ -22,7 +22,7 @@ import {
 import { type BenchOptions, parseBenchOptions } from "./support/bench_options.ts";
 import { compileCli } from "./support/compiled_cli.ts";
 import { describeMachine, formatMachine, type Machine } from "./support/machine.ts";
-import { clockTicksPerSecond, cpuTicks, memoryUsage } from "./support/process_usage.ts";
+import { type CpuTicks, clockTicksPerSecond, cpuTicks, memoryUsage } from "./support/process_usage.ts";
 import { writeResult } from "./support/result_file.ts";
 import { printTable } from "./support/table.ts";
 import { Comparison, checkTarget, targetHeader, targetRow } from "./support/target.ts";
@@ -40,9 +40,11 @@ const RSS_MIB_MAX = 80;
 interface NodeIdleUsage {
   id: string;
   pid: number;
-  cpuTicks: number;
+  cpuTicks: CpuTicks;
   /** Share of one core over the window: 100 = one core busy all the time. */
   cpuPercentOfCore: number;
+  /** The part of it spent in the kernel (stime). */
+  systemPercentOfCore: number;
   rssMiBMax: number;
   rssMiBEnd: number;
   /** VmHWM: the peak since the agent started, start-up included. */
@@ -97,14 +99,18 @@ async function measureUsage(pids: Map<string, number>, windowS: number) {
     samples += 1;
   }
   const windowMs = performance.now() - wallStartMs;
+  const percentOfCore = (ticks: number) => (ticks / hz / (windowMs / 1000)) * 100;
   const nodes: NodeIdleUsage[] = [...pids].map(([id, pid]) => {
-    const ticks = cpuTicks(pid) - (ticksStart.get(id) ?? 0);
+    const end = cpuTicks(pid);
+    const start = ticksStart.get(id) ?? end;
+    const ticks = { user: end.user - start.user, system: end.system - start.system };
     const memory = memoryUsage(pid);
     return {
       id,
       pid,
       cpuTicks: ticks,
-      cpuPercentOfCore: (ticks / hz / (windowMs / 1000)) * 100,
+      cpuPercentOfCore: percentOfCore(ticks.user + ticks.system),
+      systemPercentOfCore: percentOfCore(ticks.system),
       rssMiBMax: mib(Math.max(rssKiBMax.get(id) ?? 0, memory.rssKiB)),
       rssMiBEnd: mib(memory.rssKiB),
       rssPeakMiBSinceStart: mib(memory.rssPeakKiB),
@@ -185,11 +191,15 @@ function maxOf(run: IdleRun, pick: (n: NodeIdleUsage) => number): number | null 
   return nodes.length > 0 ? Math.max(...nodes.map(pick)) : null;
 }
 
-function usageCells(
-  n: Pick<NodeIdleUsage, "cpuPercentOfCore" | "rssMiBMax" | "rssMiBEnd" | "rssPeakMiBSinceStart">,
-) {
+type UsageFigures = Pick<
+  NodeIdleUsage,
+  "cpuPercentOfCore" | "systemPercentOfCore" | "rssMiBMax" | "rssMiBEnd" | "rssPeakMiBSinceStart"
+>;
+
+function usageCells(n: UsageFigures) {
   return [
     n.cpuPercentOfCore.toFixed(2),
+    n.systemPercentOfCore.toFixed(2),
     n.rssMiBMax.toFixed(1),
     n.rssMiBEnd.toFixed(1),
     n.rssPeakMiBSinceStart.toFixed(1),
@@ -199,20 +209,34 @@ function usageCells(
 function report(options: BenchOptions, machine: Machine, runs: IdleRun[]): void {
   console.log("");
   const rows = runs.flatMap((run) => {
-    if (!run.window) return [[run.build, "-", "aborted", "", "", ""]];
-    const max = {
+    if (!run.window) return [[run.build, "-", "aborted"]];
+    const leaderId = run.window.before.leaderId;
+    const max: UsageFigures = {
       cpuPercentOfCore: maxOf(run, (n) => n.cpuPercentOfCore) ?? 0,
+      systemPercentOfCore: maxOf(run, (n) => n.systemPercentOfCore) ?? 0,
       rssMiBMax: maxOf(run, (n) => n.rssMiBMax) ?? 0,
       rssMiBEnd: maxOf(run, (n) => n.rssMiBEnd) ?? 0,
       rssPeakMiBSinceStart: maxOf(run, (n) => n.rssPeakMiBSinceStart) ?? 0,
     };
     return [
-      ...run.window.nodes.map((n) => [run.build, n.id, ...usageCells(n)]),
+      ...run.window.nodes.map((n) => [
+        run.build,
+        n.id === leaderId ? `${n.id} (leader)` : n.id,
+        ...usageCells(n),
+      ]),
       [run.build, "max", ...usageCells(max)],
     ];
   });
   printTable(
-    ["build", "node", "cpu % of a core", "rss MiB max", "rss MiB end", "rss MiB peak since start"],
+    [
+      "build",
+      "node",
+      "cpu % of a core",
+      "of it kernel %",
+      "rss MiB max",
+      "rss MiB end",
+      "rss MiB peak since start",
+    ],
     rows,
   );
   console.log("");

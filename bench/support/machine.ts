@@ -1,5 +1,5 @@
 // The machine a bench ran on, recorded with every result so a figure is never quoted without it.
-import { cpus, platform, release, totalmem } from "node:os";
+import { cpus, loadavg, platform, release, totalmem } from "node:os";
 
 export interface Machine {
   cpu: string;
@@ -8,6 +8,8 @@ export interface Machine {
   platform: string;
   kernel: string;
   node: string;
+  /** 1-minute load average when described: other work on the machine skews timings and CPU figures. */
+  loadAverage1m: number;
 }
 
 export function describeMachine(): Machine {
@@ -19,11 +21,15 @@ export function describeMachine(): Machine {
     platform: platform(),
     kernel: release(),
     node: process.version,
+    loadAverage1m: loadavg()[0] ?? 0,
   };
 }
 
-/** `AMD EPYC, 2 cores, 23.5 GiB, linux 6.18.44, Node v24.21.0` */
+/** `AMD EPYC, 2 cores, 23.5 GiB, linux 6.18.44, Node v24.21.0, load 0.12` */
 export function formatMachine(machine: Machine): string {
   const memoryGiB = (machine.memoryMiB / 1024).toFixed(1);
-  return `${machine.cpu}, ${machine.cores} cores, ${memoryGiB} GiB, ${machine.platform} ${machine.kernel}, Node ${machine.node}`;
+  return (
+    `${machine.cpu}, ${machine.cores} cores, ${memoryGiB} GiB, ${machine.platform} ${machine.kernel}, ` +
+    `Node ${machine.node}, load ${machine.loadAverage1m.toFixed(2)}`
+  );
 }

@@ -9,16 +9,23 @@ export function clockTicksPerSecond(): number {
   return hz;
 }
 
-/** utime + stime of the process so far, in clock ticks. */
-export function cpuTicks(pid: number): number {
+export interface CpuTicks {
+  /** utime: running the process's own code (JavaScript, V8, OpenSSL in user space). */
+  user: number;
+  /** stime: the kernel working for it (system calls such as socket writes, epoll, timers). */
+  system: number;
+}
+
+/** CPU time the process has used so far, in clock ticks. */
+export function cpuTicks(pid: number): CpuTicks {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   // The command name (field 2) is in parentheses and may contain spaces: count fields after its ")".
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // Fields 14 and 15 of the whole line (utime, stime) are 11 and 12 after the name, zero-based.
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error(`unreadable /proc/${pid}/stat`);
-  return utime + stime;
+  const user = Number(fields[11]);
+  const system = Number(fields[12]);
+  if (!Number.isFinite(user) || !Number.isFinite(system)) throw new Error(`unreadable /proc/${pid}/stat`);
+  return { user, system };
 }
 
 export interface MemoryUsage {
