@@ -22,7 +22,8 @@ const nodeIds = ["n1", "n2", "n3"];
 /** Every agent has its own namespace, so fixed ports cannot collide with anything else on the machine. */
 const basePort = 7400;
 const pollIntervalMs = 50;
-const statusTimeoutMs = 500;
+/** Generous: a status answer late under CPU load must not read as a dead node. */
+const statusTimeoutMs = 1_000;
 /** How long the isolated node is watched for any claim of leadership after it stepped down. */
 const leaderlessWatchMs = 3_000;
 
@@ -165,8 +166,62 @@ function agreedLeader(statuses: Statuses, ids: string[]): { leaderId: string; te
     : undefined;
 }
 
+/**
+ * Lease (450 ms) < election timeout (>= 600 ms): the old leader must step down before the majority's leader
+ * takes office, so there is never a moment with two leaders. Both times come from the agents' own logs, on
+ * this one machine's clock.
+ */
+function stepDownOrder(
+  cluster: NamespacedCluster,
+  isolated: string,
+  isolatedTerm: number,
+  elected: { leaderId: string; term: number },
+): { steppedDownAtMs: number; electedAtMs: number } {
+  const history = cluster.transitions(isolated);
+  const tenure = history.findLastIndex((t) => t.role === "leader" && t.term === isolatedTerm);
+  assert.ok(tenure >= 0, `${isolated} logged no election in term ${isolatedTerm}`);
+  const steppedDown = history.slice(tenure + 1).find((t) => t.term === isolatedTerm);
+  const tookOffice = cluster
+    .transitions(elected.leaderId)
+    .find((t) => t.role === "leader" && t.term === elected.term);
+  assert.ok(steppedDown, `${isolated} logged no step-down in term ${isolatedTerm}\n${cluster.dumpLogs()}`);
+  assert.ok(tookOffice, `${elected.leaderId} logged no election in term ${elected.term}`);
+  assert.ok(
+    steppedDown.atMs < tookOffice.atMs,
+    `old leader stepped down at ${steppedDown.atMs}, new leader elected at ${tookOffice.atMs}`,
+  );
+  return { steppedDownAtMs: steppedDown.atMs, electedAtMs: tookOffice.atMs };
+}
+
+/**
+ * While partitioned the old leader claims nothing, follows no one and (pre-vote) does not inflate its term;
+ * the majority keeps its leader throughout.
+ */
+async function assertLeaderless(
+  cluster: NamespacedCluster,
+  isolated: string,
+  isolatedTerm: number,
+  elected: { leaderId: string; term: number },
+): Promise<void> {
+  const majority = nodeIds.filter((id) => id !== isolated);
+  const watchUntilMs = Date.now() + leaderlessWatchMs;
+  let samples = 0;
+  while (Date.now() < watchUntilMs) {
+    const statuses = await cluster.statuses();
+    const minority = statuses.get(isolated);
+    assert.ok(minority, `${isolated} stopped answering on its API`);
+    assert.notEqual(minority.role, "leader", `${isolated} claims leadership while partitioned`);
+    assert.equal(minority.leaderId, null, `${isolated} follows ${minority.leaderId} while partitioned`);
+    assert.equal(minority.term, isolatedTerm, `${isolated} raised its term while partitioned`);
+    assert.deepEqual(agreedLeader(statuses, majority), elected, "the majority's leader changed");
+    samples += 1;
+    await new Promise((resolve) => setTimeout(resolve, pollIntervalMs));
+  }
+  assert.ok(samples >= 10, `only ${samples} status samples in ${leaderlessWatchMs} ms`);
+}
+
 const support = netnsSupport();
-const unsupported = support.ok ? undefined : `needs ${support.missing}: ${netnsInstallHint}`;
+const unsupported = support.ok ? undefined : `this test needs ${support.missing}; ${netnsInstallHint}`;
 // On CI a missing tool is a broken environment, not a reason to skip.
 const skip = unsupported !== undefined && process.env.CI !== "true" ? unsupported : false;
 
@@ -179,7 +234,7 @@ describe("partition: leader cut off by nftables (3 members, mTLS, one namespace 
   let cluster: NamespacedCluster;
 
   before(async () => {
-    assert.equal(unsupported, undefined, unsupported);
+    if (unsupported) assert.fail(unsupported);
     lab = NetnsLab.create(nodeIds);
     dir = mkdtempSync(join(tmpdir(), "tandem-partition-"));
     cluster = await NamespacedCluster.create(lab, dir);
@@ -208,50 +263,18 @@ describe("partition: leader cut off by nftables (3 members, mTLS, one namespace 
     );
     const electedAfterMs = Date.now() - cutAtMs;
 
-    // Lease (450 ms) < election timeout (>= 600 ms): the old leader must have stepped down before the
-    // majority's leader took office, so there is never a moment with two leaders. Both times come from
-    // the agents' own logs on this one machine's clock.
-    const history = cluster.transitions(isolated);
-    const tenure = history.findLastIndex((t) => t.role === "leader" && t.term === first.term);
-    assert.ok(tenure >= 0, `${isolated} logged no election in term ${first.term}`);
-    const steppedDown = history.slice(tenure + 1).find((t) => t.term === first.term);
-    const tookOffice = cluster
-      .transitions(elected.leaderId)
-      .find((t) => t.role === "leader" && t.term === elected.term);
-    assert.ok(steppedDown, `${isolated} logged no step-down in term ${first.term}\n${cluster.dumpLogs()}`);
-    assert.ok(tookOffice, `${elected.leaderId} logged no election in term ${elected.term}`);
-    assert.ok(
-      steppedDown.atMs < tookOffice.atMs,
-      `old leader stepped down at ${steppedDown.atMs}, new leader elected at ${tookOffice.atMs}`,
-    );
-
-    // Partitioned, the old leader claims nothing, follows no one, and (pre-vote) does not inflate its term;
-    // the majority keeps its leader throughout.
-    const watchUntilMs = Date.now() + leaderlessWatchMs;
-    let samples = 0;
-    while (Date.now() < watchUntilMs) {
-      const statuses = await cluster.statuses();
-      const minority = statuses.get(isolated);
-      assert.ok(minority, `${isolated} stopped answering on its API`);
-      assert.notEqual(minority.role, "leader", `${isolated} claims leadership while partitioned`);
-      assert.equal(minority.leaderId, null, `${isolated} follows ${minority.leaderId} while partitioned`);
-      assert.equal(minority.term, first.term, `${isolated} raised its term while partitioned`);
-      assert.deepEqual(agreedLeader(statuses, majority), elected, "the majority's leader changed");
-      samples += 1;
-      await new Promise((resolve) => setTimeout(resolve, pollIntervalMs));
-    }
-    assert.ok(samples >= 10, `only ${samples} status samples in ${leaderlessWatchMs} ms`);
+    const order = stepDownOrder(cluster, isolated, first.term, elected);
+    await assertLeaderless(cluster, isolated, first.term, elected);
 
     const healAtMs = Date.now();
     lab!.heal(isolated);
     const healed = await cluster.waitFor("all three to agree again", (s) => agreedLeader(s, nodeIds), 15_000);
     assert.ok(healed.term >= elected.term, `term ${healed.term} fell below the majority's ${elected.term}`);
-    const steppedDownAfterMs = steppedDown.atMs - cutAtMs;
     const healedAfterMs = Date.now() - healAtMs;
     console.log(
-      `partition ${direction}: ${isolated} isolated; stepped down after ${steppedDownAfterMs} ms, ` +
+      `partition ${direction}: ${isolated} isolated; stepped down after ${order.steppedDownAtMs - cutAtMs} ms, ` +
         `${elected.leaderId} elected (term ${elected.term}) after ${electedAfterMs} ms (logged ` +
-        `${tookOffice.atMs - cutAtMs} ms); healed to ${healed.leaderId} (term ${healed.term}) in ${healedAfterMs} ms`,
+        `${order.electedAtMs - cutAtMs} ms); healed to ${healed.leaderId} (term ${healed.term}) in ${healedAfterMs} ms`,
     );
   }
 

@@ -1,14 +1,14 @@
 // Network namespaces for partition tests. One namespace per host, each joined by a veth pair to a bridge that
 // lives in a namespace of its own, so the root namespace's interfaces and routes are never touched; addresses
 // come from 10.213.<random>.0/24 and exist only inside those namespaces. nftables rules inside one host's
-// namespace cut its links. Everything the lab starts or creates is removed by dispose(), by a process exit
-// hook as a last resort, and by the next lab if a run was killed before either could run.
+// namespace cut its links. Everything the lab starts or creates is removed by dispose(), by exit and signal
+// hooks as a last resort, and by the next lab if a run was killed (SIGKILL) before any of those could run.
 import { type ChildProcess, execFileSync, type SpawnOptions, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readlinkSync, statSync } from "node:fs";
 import { createInterface } from "node:readline";
 
-export const netnsInstallHint = "install them with `apt-get install nftables iproute2` and run as root";
+export const netnsInstallHint = "install the tools with `apt-get install nftables iproute2` and run as root";
 
 /** The nftables table a partition lives in: deleting it heals every rule at once. */
 const partitionTable = "tandem_partition";
@@ -16,6 +16,7 @@ const partitionTable = "tandem_partition";
 const namespacePattern = /^tdm-(\d+)-[0-9a-f]+-/;
 const commandTimeoutMs = 5_000;
 const exitWaitMs = 2_000;
+const teardownSignals: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 
 /** An `ip` or `nft` command failed; the message carries its stderr (no secrets pass through these tools). */
 export class NetnsCommandError extends Error {
@@ -129,6 +130,11 @@ export class NetnsLab {
   private readonly namespaces: string[] = [];
   private disposed = false;
   private readonly exitHook = () => this.teardownNow();
+  /** A signal skips the exit hook: tear down, then re-raise so the process still dies of that signal. */
+  private readonly signalHook = (signal: NodeJS.Signals) => {
+    this.teardownNow();
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
 
   private constructor(prefix: string, hostNames: readonly string[]) {
     const subnet = `10.213.${randomBytes(1)[0]}`;
@@ -139,6 +145,7 @@ export class NetnsLab {
       address: `${subnet}.${index + 1}`,
     }));
     process.once("exit", this.exitHook);
+    for (const signal of teardownSignals) process.once(signal, this.signalHook);
   }
 
   /** Creates the bridge namespace and one namespace per host name, wired and addressed. */
@@ -268,6 +275,7 @@ export class NetnsLab {
     if (this.disposed) return;
     this.disposed = true;
     process.removeListener("exit", this.exitHook);
+    for (const signal of teardownSignals) process.removeListener(signal, this.signalHook);
     killPids(this.childPids());
     for (const namespace of this.namespaces.toReversed()) {
       killPids(namespacePids(namespace));
