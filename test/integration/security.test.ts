@@ -6,8 +6,9 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect } from "node:tls";
+import { pino } from "pino";
 import WebSocket from "ws";
-import { createClusterCa, issueCertificate } from "../../src/mesh/pki.ts";
+import { createClusterCa, issueCertificate, Mesh } from "../../src/mesh/index.ts";
 import { ClusterHarness } from "../support/cluster_harness.ts";
 
 const MESH_PATH = "/api/internal/mesh";
@@ -61,25 +62,41 @@ describe("security: refused identities", { timeout: 120_000 }, () => {
     await assertNoLeaderFor(harness, "n3", 2_000);
   });
 
-  it("a node presenting n3's valid certificate while claiming to be n2 is refused", async () => {
+  it("an impostor presenting n3's valid certificate while claiming to be n2 is refused", async () => {
+    // The agent's own config check refuses a certificate whose CN is not the node id, so the impostor is
+    // a bare mesh endpoint speaking the real protocol from n2's address with n3's certificate.
     const harness = await ClusterHarness.create({ nodes: 3 });
     harnesses.push(harness);
-    harness.editConfig("n2", (config) => {
-      config.security = {
+    const file = (name: string) => readFileSync(join(harness.dir, "tls", name), "utf8");
+    const impostor = await Mesh.start({
+      selfId: "n2",
+      clusterName: "tandem-dev",
+      listenHost: "127.0.0.1",
+      listenPort: harness.node("n2").meshPort,
+      peers: [
+        { id: "n1", address: `127.0.0.1:${harness.node("n1").meshPort}` },
+        { id: "n3", address: `127.0.0.1:${harness.node("n3").meshPort}` },
+      ],
+      security: {
         mode: "mtls",
-        ca_file: "tls/ca.pem",
-        cert_file: "tls/n3.pem",
-        key_file: "tls/n3-key.pem",
-      };
+        caCertPem: file("ca.pem"),
+        certPem: file("n3.pem"),
+        keyPem: file("n3-key.pem"),
+      },
+      logger: pino({ level: "silent" }),
     });
-    harness.start("n1");
-    harness.start("n2");
-    await harness.waitForApi(["n1", "n2"]);
-    // n1 + the impostor would be a quorum of 3: a leader would prove the impostor was accepted.
-    await assertNoLeaderFor(harness, "n1", 3_000);
-    harness.start("n3");
-    const leader = await harness.waitForAgreedLeader(["n1", "n3"]);
-    assert.notEqual(leader.leaderId, "n2");
+    try {
+      harness.start("n1");
+      await harness.waitForApi(["n1"]);
+      // n1 + the impostor would be a quorum of 3: a leader would prove the impostor was accepted.
+      await assertNoLeaderFor(harness, "n1", 3_000);
+      assert.equal(impostor.peers().find((p) => p.id === "n1")?.connected, false, "no link to the impostor");
+      harness.start("n3");
+      const leader = await harness.waitForAgreedLeader(["n1", "n3"]);
+      assert.notEqual(leader.leaderId, "n2");
+    } finally {
+      await impostor.close();
+    }
   });
 });
 
@@ -106,6 +123,7 @@ describe("security: garbage on the mesh port", { timeout: 60_000 }, () => {
           socket.write(Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256)));
         },
       );
+      socket.resume(); // read the server's 400 so the close is seen
       socket.on("error", () => resolve());
       socket.on("close", () => resolve());
     });
