@@ -44,6 +44,8 @@ function sweep(from: number, count: number): number {
   let events = 0;
   let convergenceTimeoutsMax = 0;
   let slowestSeed = "";
+  /** Histories by convergence time in whole election timeouts (index = floor(ticks / T)). */
+  const convergenceHistogram: number[] = [];
   for (let i = 0; i < count; i++) {
     const seed = String(from + i);
     let r: HistoryResult;
@@ -55,6 +57,8 @@ function sweep(from: number, count: number): number {
     }
     events += r.events;
     const convergenceTimeouts = r.convergenceTicks / r.electionTimeoutTicks;
+    const bucket = Math.floor(convergenceTimeouts);
+    convergenceHistogram[bucket] = (convergenceHistogram[bucket] ?? 0) + 1;
     if (convergenceTimeouts > convergenceTimeoutsMax) {
       convergenceTimeoutsMax = convergenceTimeouts;
       slowestSeed = seed;
@@ -71,6 +75,8 @@ function sweep(from: number, count: number): number {
       `${rate(count, elapsedMs)} histories/s, ${rate(events, elapsedMs)} events/s; ` +
       `slowest convergence ${convergenceTimeoutsMax.toFixed(1)} election timeouts (seed ${slowestSeed})`,
   );
+  const buckets = Array.from(convergenceHistogram, (n, t) => `<${t + 1}T: ${n ?? 0}`);
+  console.log(`convergence after healing: ${buckets.join(", ")}`);
   return 0;
 }
 
