@@ -7,6 +7,7 @@
 // term did not change. Writes bench/results/idle.json.
 //
 //   node bench/idle.ts [--quick] [--results-dir DIR]
+import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Timings } from "../src/config/index.ts";
 import { CLI_ENTRY } from "../test/support/cluster_harness.ts";
@@ -45,6 +46,8 @@ interface NodeIdleUsage {
   cpuPercentOfCore: number;
   /** The part of it spent in the kernel (stime). */
   systemPercentOfCore: number;
+  /** First sample of the window: against the end, shows whether memory still grows while idle. */
+  rssMiBStart: number;
   rssMiBMax: number;
   rssMiBEnd: number;
   /** VmHWM: the peak since the agent started, start-up included. */
@@ -84,6 +87,7 @@ function mib(kib: number): number {
 async function measureUsage(pids: Map<string, number>, windowS: number) {
   const hz = clockTicksPerSecond();
   const rssKiBMax = new Map<string, number>();
+  const rssKiBStart = new Map([...pids].map(([id, pid]) => [id, memoryUsage(pid).rssKiB]));
   const sampleRss = () => {
     for (const [id, pid] of pids)
       rssKiBMax.set(id, Math.max(rssKiBMax.get(id) ?? 0, memoryUsage(pid).rssKiB));
@@ -111,6 +115,7 @@ async function measureUsage(pids: Map<string, number>, windowS: number) {
       cpuTicks: ticks,
       cpuPercentOfCore: percentOfCore(ticks.user + ticks.system),
       systemPercentOfCore: percentOfCore(ticks.system),
+      rssMiBStart: mib(rssKiBStart.get(id) ?? 0),
       rssMiBMax: mib(Math.max(rssKiBMax.get(id) ?? 0, memory.rssKiB)),
       rssMiBEnd: mib(memory.rssKiB),
       rssPeakMiBSinceStart: mib(memory.rssPeakKiB),
@@ -145,6 +150,29 @@ async function measureIdle(entry: string, settleMs: number, windowS: number): Pr
   }
 }
 
+/** The floor every agent starts from: this Node binary running nothing but a 1 s interval. */
+const NODE_FLOOR_SCRIPT = "setInterval(() => {}, 1000)";
+
+async function measureNodeFloor(settleMs: number, windowS: number): Promise<NodeIdleUsage> {
+  const child = spawn(process.execPath, ["-e", NODE_FLOOR_SCRIPT], { stdio: "ignore" });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error("could not start the node floor process");
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const killOnExit = () => process.kill(pid, "SIGKILL");
+  process.once("exit", killOnExit);
+  try {
+    await sleep(settleMs);
+    const usage = await measureUsage(new Map([["node", pid]]), windowS);
+    const floor = usage.nodes[0];
+    if (!floor) throw new Error("no usage for the node floor process");
+    return floor;
+  } finally {
+    process.kill(pid, "SIGKILL");
+    process.off("exit", killOnExit);
+    await exited;
+  }
+}
+
 function firstLine(error: unknown): string {
   return error instanceof Error ? (error.message.split("\n")[0] ?? error.name) : String(error);
 }
@@ -160,6 +188,7 @@ async function main(): Promise<void> {
     `setup     3 agents on 127.0.0.1 (mtls), default timings; settle ${settleMs / 1000} s, then ${windowS} s idle`,
   );
   for (const build of Object.values(Build)) console.log(`          ${build}: ${buildDescriptions[build]}`);
+  console.log(`          node floor: \`node -e "${NODE_FLOOR_SCRIPT}"\`, the same window, for reference`);
   exitOnSignals();
 
   const runs: IdleRun[] = [];
@@ -183,7 +212,9 @@ async function main(): Promise<void> {
   }
   runs.push(compiled);
   if (runs.some((r) => r.abortReason !== null)) process.exitCode = 1;
-  report(options, machine, runs);
+  // A reference, not a target: how much of an agent's footprint is Node itself.
+  const nodeFloor = await measureNodeFloor(settleMs, windowS).catch((error: unknown) => firstLine(error));
+  report(options, machine, runs, nodeFloor);
 }
 
 function maxOf(run: IdleRun, pick: (n: NodeIdleUsage) => number): number | null {
@@ -193,20 +224,31 @@ function maxOf(run: IdleRun, pick: (n: NodeIdleUsage) => number): number | null 
 
 type UsageFigures = Pick<
   NodeIdleUsage,
-  "cpuPercentOfCore" | "systemPercentOfCore" | "rssMiBMax" | "rssMiBEnd" | "rssPeakMiBSinceStart"
+  | "cpuPercentOfCore"
+  | "systemPercentOfCore"
+  | "rssMiBStart"
+  | "rssMiBMax"
+  | "rssMiBEnd"
+  | "rssPeakMiBSinceStart"
 >;
 
 function usageCells(n: UsageFigures) {
   return [
     n.cpuPercentOfCore.toFixed(2),
     n.systemPercentOfCore.toFixed(2),
+    n.rssMiBStart.toFixed(1),
     n.rssMiBMax.toFixed(1),
     n.rssMiBEnd.toFixed(1),
     n.rssPeakMiBSinceStart.toFixed(1),
   ];
 }
 
-function report(options: BenchOptions, machine: Machine, runs: IdleRun[]): void {
+function report(
+  options: BenchOptions,
+  machine: Machine,
+  runs: IdleRun[],
+  nodeFloor: NodeIdleUsage | string,
+): void {
   console.log("");
   const rows = runs.flatMap((run) => {
     if (!run.window) return [[run.build, "-", "aborted"]];
@@ -214,6 +256,7 @@ function report(options: BenchOptions, machine: Machine, runs: IdleRun[]): void 
     const max: UsageFigures = {
       cpuPercentOfCore: maxOf(run, (n) => n.cpuPercentOfCore) ?? 0,
       systemPercentOfCore: maxOf(run, (n) => n.systemPercentOfCore) ?? 0,
+      rssMiBStart: maxOf(run, (n) => n.rssMiBStart) ?? 0,
       rssMiBMax: maxOf(run, (n) => n.rssMiBMax) ?? 0,
       rssMiBEnd: maxOf(run, (n) => n.rssMiBEnd) ?? 0,
       rssPeakMiBSinceStart: maxOf(run, (n) => n.rssPeakMiBSinceStart) ?? 0,
@@ -233,11 +276,17 @@ function report(options: BenchOptions, machine: Machine, runs: IdleRun[]): void 
       "node",
       "cpu % of a core",
       "of it kernel %",
+      "rss MiB start",
       "rss MiB max",
       "rss MiB end",
       "rss MiB peak since start",
     ],
-    rows,
+    [
+      ...rows,
+      typeof nodeFloor === "string"
+        ? ["node floor", "-", `not measured: ${nodeFloor}`]
+        : ["node floor", "(no agent)", ...usageCells(nodeFloor)],
+    ],
   );
   console.log("");
   for (const run of runs) {
@@ -283,7 +332,13 @@ function report(options: BenchOptions, machine: Machine, runs: IdleRun[]): void 
     quick: options.quick,
     machine,
     targets,
-    data: { nodes: CLUSTER_NODE_IDS.length, security: "mtls", builds: buildDescriptions, runs },
+    data: {
+      nodes: CLUSTER_NODE_IDS.length,
+      security: "mtls",
+      builds: buildDescriptions,
+      runs,
+      nodeFloor: { script: NODE_FLOOR_SCRIPT, usage: nodeFloor },
+    },
   });
   console.log(`wrote     ${path}`);
 }
