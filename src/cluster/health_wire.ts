@@ -2,6 +2,7 @@
 // send time; the pong echoes both so the sender measures the round trip with its own clock only.
 // JSON, size-capped and schema-checked before use.
 import { z } from "zod";
+import { decodeJsonPayload, encodeJsonPayload } from "../mesh/index.ts";
 
 export const HEALTH_CHANNEL = "health";
 
@@ -21,29 +22,14 @@ export type HealthMessage = z.infer<typeof healthMessageSchema>;
 
 export type HealthDecodeResult = { ok: true; message: HealthMessage } | { ok: false; reason: string };
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
-
 export function encodeHealthMessage(message: HealthMessage): Uint8Array {
-  return encoder.encode(JSON.stringify(message));
+  return encodeJsonPayload(message);
 }
 
 /** Never throws: hostile bytes from a peer become a reason to log. */
 export function decodeHealthMessage(payload: Uint8Array): HealthDecodeResult {
-  if (payload.byteLength > healthMessageBytesMax) {
-    return {
-      ok: false,
-      reason: `health message of ${payload.byteLength} bytes exceeds ${healthMessageBytesMax}`,
-    };
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(decoder.decode(payload));
-  } catch {
-    return { ok: false, reason: "health message is not UTF-8 JSON" };
-  }
-  const parsed = healthMessageSchema.safeParse(value);
-  if (!parsed.success)
-    return { ok: false, reason: `invalid health message: ${parsed.error.issues[0]?.message}` };
-  return { ok: true, message: parsed.data };
+  const decoded = decodeJsonPayload(payload, healthMessageSchema, healthMessageBytesMax);
+  return decoded.ok
+    ? { ok: true, message: decoded.value }
+    : { ok: false, reason: `invalid health message: ${decoded.reason}` };
 }

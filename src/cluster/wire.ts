@@ -1,6 +1,7 @@
 // Election messages on the mesh channel "election": JSON, schema-checked before the core sees them.
 import { z } from "zod";
 import type { ElectionMessage } from "../core/election_types.ts";
+import { decodeJsonPayload, encodeJsonPayload } from "../mesh/index.ts";
 
 export const ELECTION_CHANNEL = "election";
 
@@ -17,25 +18,19 @@ export const electionMessageSchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("timeout-now"), term }),
 ]) satisfies z.ZodType<ElectionMessage>;
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
-
 export function encodeElectionMessage(message: ElectionMessage): Uint8Array {
-  return encoder.encode(JSON.stringify(message));
+  return encodeJsonPayload(message);
 }
 
 export type DecodeResult = { ok: true; message: ElectionMessage } | { ok: false; reason: string };
 
+/** Election messages are tiny; anything larger is garbage and is not parsed. */
+export const electionMessageBytesMax = 1024;
+
 /** Never throws: hostile bytes from a peer become a reason to log. */
 export function decodeElectionMessage(payload: Uint8Array): DecodeResult {
-  let value: unknown;
-  try {
-    value = JSON.parse(decoder.decode(payload));
-  } catch {
-    return { ok: false, reason: "election message is not UTF-8 JSON" };
-  }
-  const parsed = electionMessageSchema.safeParse(value);
-  if (!parsed.success)
-    return { ok: false, reason: `invalid election message: ${parsed.error.issues[0]?.message}` };
-  return { ok: true, message: parsed.data };
+  const decoded = decodeJsonPayload(payload, electionMessageSchema, electionMessageBytesMax);
+  return decoded.ok
+    ? { ok: true, message: decoded.value }
+    : { ok: false, reason: `invalid election message: ${decoded.reason}` };
 }

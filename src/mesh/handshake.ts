@@ -4,6 +4,7 @@
 import { z } from "zod";
 import type { NodeId } from "../core/types.ts";
 import { type Frame, FrameKind } from "./frame.ts";
+import { decodeJsonPayload, encodeJsonPayload } from "./json_payload.ts";
 
 export const PROTOCOL_VERSION_MIN = 1;
 export const PROTOCOL_VERSION_MAX = 1;
@@ -68,9 +69,6 @@ export type AcceptVerdict =
   | { ok: false; refusal: HandshakeRefusal };
 export type DialVerdict = { ok: true; helloOk: HelloOk } | { ok: false; refusal: HandshakeRefusal };
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
-
 export function helloFrame(context: HandshakeContext): Frame {
   const hello: Hello = {
     protocolVersionMin: PROTOCOL_VERSION_MIN,
@@ -91,14 +89,14 @@ export function helloRefusedFrame(refusal: HandshakeRefusal): Frame {
 }
 
 function controlFrame(kind: FrameKind, body: unknown): Frame {
-  return { kind, requestId: 0, channel: "", payload: encoder.encode(JSON.stringify(body)) };
+  return { kind, requestId: 0, channel: "", payload: encodeJsonPayload(body) };
 }
 
 /** Acceptor side: `identity` is the authenticated name (certificate CN or PSK identity). */
 export function evaluateHello(frame: Frame, identity: string, context: HandshakeContext): AcceptVerdict {
   if (frame.kind !== FrameKind.Hello)
     return refuse(CloseCode.ProtocolError, `expected hello, got kind ${frame.kind}`);
-  const parsed = parseControl(frame.payload, helloSchema);
+  const parsed = decodeJsonPayload(frame.payload, helloSchema);
   if (!parsed.ok) return refuse(CloseCode.ProtocolError, `invalid hello: ${parsed.reason}`);
   const hello = parsed.value;
   const chosen = Math.min(hello.protocolVersionMax, PROTOCOL_VERSION_MAX);
@@ -131,14 +129,14 @@ export function evaluateHelloAnswer(
   context: HandshakeContext,
 ): DialVerdict {
   if (frame.kind === FrameKind.HelloRefused) {
-    const parsed = parseControl(frame.payload, helloRefusedSchema);
+    const parsed = decodeJsonPayload(frame.payload, helloRefusedSchema);
     const reason = parsed.ok ? parsed.value.reason : "unreadable refusal";
     return refuse(CloseCode.Refused, `refused by peer: ${reason}`);
   }
   if (frame.kind !== FrameKind.HelloOk) {
     return refuse(CloseCode.ProtocolError, `expected hello-ok, got kind ${frame.kind}`);
   }
-  const parsed = parseControl(frame.payload, helloOkSchema);
+  const parsed = decodeJsonPayload(frame.payload, helloOkSchema);
   if (!parsed.ok) return refuse(CloseCode.ProtocolError, `invalid hello-ok: ${parsed.reason}`);
   const helloOk = parsed.value;
   if (helloOk.protocolVersion < PROTOCOL_VERSION_MIN || helloOk.protocolVersion > PROTOCOL_VERSION_MAX) {
@@ -149,23 +147,6 @@ export function evaluateHelloAnswer(
   if (helloOk.nodeId !== dialedPeer)
     return refuse(CloseCode.IdentityMismatch, "answer from a different node id");
   return { ok: true, helloOk };
-}
-
-type ControlParse<T> = { ok: true; value: T } | { ok: false; reason: string };
-
-function parseControl<T>(payload: Uint8Array, schema: z.ZodType<T>): ControlParse<T> {
-  let value: unknown;
-  try {
-    value = JSON.parse(decoder.decode(payload));
-  } catch {
-    return { ok: false, reason: "not UTF-8 JSON" };
-  }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return { ok: false, reason: `${issue?.path.join(".") ?? ""}: ${issue?.message ?? "schema mismatch"}` };
-  }
-  return { ok: true, value: parsed.data };
 }
 
 function refuse(code: CloseCode, reason: string): { ok: false; refusal: HandshakeRefusal } {

@@ -8,6 +8,7 @@ export {
   RemoteError,
   TimeoutError,
 } from "./errors.ts";
+export { decodeJsonPayload, encodeJsonPayload, type JsonPayloadResult } from "./json_payload.ts";
 export { DEFAULT_MESH_LIMITS } from "./limits.ts";
 export { MESH_PATH, Mesh } from "./mesh.ts";
 export * from "./pki.ts";

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse, stringify } from "yaml";
 import { type DevNode, formatLogLine, prepareDevCluster } from "../../src/cli/dev_cluster.ts";
+import { collectLines } from "../support/child_lines.ts";
 import { CLI_ENTRY, type NodeStatus } from "../support/cluster_harness.ts";
 import {
   NetnsHttpRelay,
@@ -83,16 +84,7 @@ class NamespacedCluster {
       );
       const lines: string[] = [];
       this.logs.set(node.id, lines);
-      for (const stream of [agent.stdout, agent.stderr]) {
-        stream?.setEncoding("utf8");
-        let buffered = "";
-        stream?.on("data", (chunk: string) => {
-          buffered += chunk;
-          const parts = buffered.split("\n");
-          buffered = parts.pop() ?? "";
-          lines.push(...parts.filter((l) => l.length > 0));
-        });
-      }
+      collectLines(agent, lines);
       this.agents.set(node.id, agent);
       this.relays.set(node.id, new NetnsHttpRelay(this.lab, node.id));
     }

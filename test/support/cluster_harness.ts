@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse, stringify } from "yaml";
 import { type DevNode, formatLogLine, prepareDevCluster, spawnAgent } from "../../src/cli/dev_cluster.ts";
+import { collectLines } from "./child_lines.ts";
 import { freeBasePort } from "./free_ports.ts";
 
 export const CLI_ENTRY = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
@@ -73,16 +74,7 @@ export class ClusterHarness {
     const child = spawnAgent(this.node(id).configPath, CLI_ENTRY);
     const lines = this.logs.get(id) ?? [];
     this.logs.set(id, lines);
-    for (const stream of [child.stdout, child.stderr]) {
-      stream?.setEncoding("utf8");
-      let buffered = "";
-      stream?.on("data", (chunk: string) => {
-        buffered += chunk;
-        const parts = buffered.split("\n");
-        buffered = parts.pop() ?? "";
-        lines.push(...parts.filter((l) => l.length > 0));
-      });
-    }
+    collectLines(child, lines);
     this.processes.set(id, child);
     child.on("exit", () => {
       if (this.processes.get(id) === child) this.processes.delete(id);
