@@ -53,6 +53,8 @@ interface FailoverTrial {
   rejoinedAsFollower: boolean;
   /** The rejoin did not bump the term (pre-vote kept the restarted node from disrupting the leader). */
   rejoinKeptTerm: boolean;
+  /** The survivors' role changes after the kill, to explain a slow trial (split vote, refused pre-vote). */
+  roleChanges: Array<{ node: string; afterKillMs: number; msg: string; term: unknown; reason: unknown }>;
   error: string | null;
 }
 
@@ -72,7 +74,7 @@ function failoverPhases(
   victim: string,
   killAtMs: number,
   elected: Leadership,
-): Pick<FailoverTrial, "failoverMs" | "suspectMs" | "campaignMs"> {
+): Pick<FailoverTrial, "failoverMs" | "suspectMs" | "campaignMs" | "roleChanges"> {
   const records = [...logOffsets].flatMap(([id, from]) =>
     logRecordsSince(harness, id, from).map((record) => ({ id, record })),
   );
@@ -84,6 +86,16 @@ function failoverPhases(
   return {
     failoverMs: leaderLine ? leaderLine.record.time - killAtMs : null,
     suspectMs: firstTimeAfter(ofSurvivors, killAtMs, (r) => r.msg === "peer suspect" && r.peer === victim),
+    roleChanges: records
+      .filter(({ record }) => record.time >= killAtMs && record.msg.startsWith("became "))
+      .sort((a, b) => a.record.time - b.record.time)
+      .map(({ id, record }) => ({
+        node: id,
+        afterKillMs: record.time - killAtMs,
+        msg: record.msg,
+        term: record.term,
+        reason: record.reason,
+      })),
     campaignMs: firstTimeAfter(
       ofSurvivors,
       killAtMs,
@@ -110,6 +122,7 @@ async function runTrial(harness: ClusterHarness, trial: number, before: Leadersh
     rejoinMs: null,
     rejoinedAsFollower: false,
     rejoinKeptTerm: false,
+    roleChanges: [],
     error: null,
   };
   // harness.kill sends the SIGKILL synchronously, before its first await: nothing runs in between.
