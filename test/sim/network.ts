@@ -149,11 +149,12 @@ export class Network<M> {
         path.clogUntilUnits = nowUnits + Math.round(exponential(this.rng, o.clogTicksMean) * tickUnits);
       }
     }
-    if (o.partitionMode === PartitionMode.None) return;
+    // Any partition heals at this rate, also one a scenario or the swarm cut by hand.
     if (this.partitioned) {
       if (this.rng.chance(o.unpartitionProbability)) this.heal();
-    } else if (this.nodeIds.length > 1 && this.rng.chance(o.partitionProbability)) {
-      this.partition(this.drawSide(o.partitionMode), o.partitionSymmetry);
+    } else if (o.partitionMode !== PartitionMode.None && this.nodeIds.length > 1) {
+      if (this.rng.chance(o.partitionProbability))
+        this.partition(this.drawSide(o.partitionMode), o.partitionSymmetry);
     }
   }
 

@@ -6,6 +6,7 @@
 // Safety is checked after every event throughout (checkers/election_safety.ts).
 import { Election, validateElectionConfig } from "../../src/core/election.ts";
 import { Prng } from "../../src/core/prng.ts";
+import type { NodeId } from "../../src/core/types.ts";
 import { clockDriftMax, unitsPerTick } from "./clock.ts";
 import { Cluster, type ElectionFactory, type LeaderAgreement, type NodeSpec } from "./cluster.ts";
 import { type NetworkOptions, PartitionMode, PartitionSymmetry, quietNetworkOptions } from "./network.ts";
@@ -31,6 +32,11 @@ export interface SwarmOptions {
   pauseTicksMax: number;
   /** Per nominal tick: the leader is asked to hand over to a random member. */
   transferProbability: number;
+  /**
+   * Per nominal tick: the leader is singled out, either stalled past its lease (up to 3 T) or cut off
+   * (symmetric or one-way) until the network heals: the failovers where two leases could overlap.
+   */
+  leaderFaultProbability: number;
   /** Per nominal tick: a random live node is asked to campaign (witnesses must ignore it). */
   campaignProbability: number;
   faultTicks: number;
@@ -99,6 +105,7 @@ export function swarmOptions(rng: Prng): SwarmOptions {
     pauseProbability: faulty && rng.chance(0.4) ? rng.next() * 0.003 : 0,
     pauseTicksMax: rng.intBetween(1, 3 * T),
     transferProbability: rng.chance(0.3) ? rng.next() * 0.01 : 0,
+    leaderFaultProbability: faulty && rng.chance(0.5) ? rng.next() * 0.01 : 0,
     campaignProbability: rng.chance(0.3) ? rng.next() * 0.005 : 0,
     faultTicks: rng.intBetween(10 * T, 30 * T),
     ticksMaxConvergence: convergenceTimeouts * T,
@@ -239,8 +246,18 @@ function injectFaults(cluster: Cluster, o: SwarmOptions, rng: Prng): void {
       cluster.pause(id, rng.intBetween(1, o.pauseTicksMax));
     }
   }
+  if (rng.chance(o.leaderFaultProbability)) {
+    const leader = currentLeader(cluster);
+    if (leader !== undefined && rng.chance(0.5)) {
+      cluster.pause(leader, rng.intBetween(o.leaseTicks, 3 * o.electionTimeoutTicks));
+    } else if (leader !== undefined && cluster.ids.length > 1) {
+      const symmetry = rng.pick(Object.values(PartitionSymmetry));
+      cluster.line(`${leader} cut off (${symmetry})`);
+      cluster.network.partition([leader], symmetry);
+    }
+  }
   if (rng.chance(o.transferProbability)) {
-    const leader = cluster.ids.find((id) => cluster.status(id)?.role === "leader");
+    const leader = currentLeader(cluster);
     const members = o.nodes.filter((n) => !n.witness && n.id !== leader).map((n) => n.id);
     if (leader !== undefined && members.length > 0) {
       const to = rng.pick(members);
@@ -255,6 +272,10 @@ function injectFaults(cluster: Cluster, o: SwarmOptions, rng: Prng): void {
       cluster.campaign(id);
     }
   }
+}
+
+function currentLeader(cluster: Cluster): NodeId | undefined {
+  return cluster.ids.find((id) => cluster.status(id)?.role === "leader");
 }
 
 function heal(cluster: Cluster, o: SwarmOptions): void {
@@ -282,7 +303,7 @@ function describeOptions(o: SwarmOptions): string {
     `T=${o.electionTimeoutTicks} hb=${o.heartbeatIntervalTicks} lease=${o.leaseTicks} preVote=${o.preVote}`,
     `delay=${n.delayMinUnits}+${n.delayMeanUnits - n.delayMinUnits}u loss=${n.lossProbability.toFixed(3)} dup=${n.duplicateProbability.toFixed(3)} cap=${n.pathCapacityMax}`,
     `clog=${n.clogProbability.toFixed(4)}/${n.clogTicksMean}t partition=${n.partitionMode}/${n.partitionSymmetry}`,
-    `crash=${o.crashProbability.toFixed(4)} restart=${o.restartProbability.toFixed(3)} pause=${o.pauseProbability.toFixed(4)}`,
+    `crash=${o.crashProbability.toFixed(4)} restart=${o.restartProbability.toFixed(3)} pause=${o.pauseProbability.toFixed(4)} leaderFault=${o.leaderFaultProbability.toFixed(4)}`,
     `faultTicks=${o.faultTicks} convergenceMax=${o.ticksMaxConvergence}`,
   ].join("\n  ");
 }
