@@ -194,7 +194,7 @@ async function main(): Promise<void> {
   const runs: IdleRun[] = [];
   const source: IdleRun = { build: Build.Source, window: null, abortReason: null };
   try {
-    source.window = await measureIdle(CLI_ENTRY, settleMs, windowS);
+    source.window = await measureIdle(CLI_ENTRY.source, settleMs, windowS);
   } catch (error) {
     source.abortReason = firstLine(error);
   }

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { stringify } from "yaml";
-import { createClusterCa, issueCertificate, type PemPair } from "../mesh/pki.ts";
+import type { PemPair } from "../pki/index.ts";
 
 export interface DevClusterOptions {
   nodes: number;
@@ -43,6 +43,8 @@ function writeSecret(path: string, text: string): void {
 }
 
 async function ensureTls(dir: string, nodeIds: string[]): Promise<void> {
+  // Loaded on use: `tandem agent` shares this binary and must not load the X.509 libraries.
+  const { createClusterCa, issueCertificate } = await import("../pki/index.ts");
   const tls = join(dir, "tls");
   mkdirSync(tls, { recursive: true, mode: 0o700 });
   const caPath = join(tls, "ca.pem");
@@ -113,10 +115,16 @@ export async function prepareDevCluster(options: DevClusterOptions): Promise<Dev
   return nodes;
 }
 
+/**
+ * V8 settings for the agent, the same in bin/tandem.js: a small young generation and one GC helper
+ * thread keep an idle agent's memory low (measured in bench/idle.ts); the agent allocates little.
+ */
+export const AGENT_NODE_FLAGS = ["--max-semi-space-size=1", "--v8-pool-size=1"] as const;
+
 /** Starts `tandem agent` for one node with this Node binary and, by default, this process's entry script. */
 export function spawnAgent(configPath: string, entry = process.argv[1]): ChildProcess {
   if (!entry) throw new Error("cannot find the tandem entry script");
-  return spawn(process.execPath, [...process.execArgv, entry, "agent", "--config", configPath], {
+  return spawn(process.execPath, [...AGENT_NODE_FLAGS, entry, "agent", "--config", configPath], {
     stdio: ["ignore", "pipe", "pipe"],
     // Its own process group: a terminal's Ctrl-C reaches only the parent, which stops agents one signal each.
     detached: true,

@@ -11,5 +11,4 @@ export {
 export { decodeJsonPayload, encodeJsonPayload, type JsonPayloadResult } from "./json_payload.ts";
 export { DEFAULT_MESH_LIMITS } from "./limits.ts";
 export { MESH_PATH, Mesh } from "./mesh.ts";
-export * from "./pki.ts";
 export type * from "./types.ts";

@@ -22,7 +22,7 @@ import {
   RemoteError,
   TimeoutError,
 } from "../../src/mesh/index.ts";
-import { createClusterCa, issueCertificate, type PemPair } from "../../src/mesh/pki.ts";
+import { createClusterCa, issueCertificate, type PemPair } from "../../src/pki/index.ts";
 
 const CLUSTER = "test-cluster";
 const PSK = randomBytes(32);

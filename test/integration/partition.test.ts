@@ -77,7 +77,7 @@ class NamespacedCluster {
       const agent = this.lab.spawn(
         node.id,
         process.execPath,
-        [CLI_ENTRY, "agent", "--config", node.configPath],
+        [CLI_ENTRY.source, "agent", "--config", node.configPath],
         {
           stdio: ["ignore", "pipe", "pipe"],
         },

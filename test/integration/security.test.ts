@@ -8,7 +8,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { connect } from "node:tls";
 import { pino } from "pino";
 import WebSocket from "ws";
-import { createClusterCa, issueCertificate, Mesh } from "../../src/mesh/index.ts";
+import { Mesh } from "../../src/mesh/index.ts";
+import { createClusterCa, issueCertificate } from "../../src/pki/index.ts";
 import { ClusterHarness } from "../support/cluster_harness.ts";
 
 const MESH_PATH = "/api/internal/mesh";

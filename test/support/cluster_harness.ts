@@ -10,7 +10,11 @@ import { type DevNode, formatLogLine, prepareDevCluster, spawnAgent } from "../.
 import { collectLines } from "./child_lines.ts";
 import { freeBasePort } from "./free_ports.ts";
 
-export const CLI_ENTRY = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+/** Tests run the TypeScript sources; benchmarks run the compiled build that operators run (`npm run build`). */
+export const CLI_ENTRY = {
+  source: fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url)),
+  build: fileURLToPath(new URL("../../dist/src/cli/main.js", import.meta.url)),
+} as const;
 
 export interface NodeStatus {
   node: { id: string };
@@ -25,6 +29,8 @@ export interface ClusterHarnessOptions {
   nodes: number;
   witness?: boolean;
   security?: "mtls" | "psk";
+  /** Which CLI the agents run (default: source). */
+  entry?: keyof typeof CLI_ENTRY;
 }
 
 export class ClusterHarness {
@@ -33,9 +39,12 @@ export class ClusterHarness {
   private readonly processes = new Map<string, ChildProcess>();
   private readonly logs = new Map<string, string[]>();
 
-  private constructor(dir: string, nodes: DevNode[]) {
+  private readonly entry: string;
+
+  private constructor(dir: string, nodes: DevNode[], entry: string) {
     this.dir = dir;
     this.nodes = nodes;
+    this.entry = entry;
     // Agents run in their own process groups: reap them even if a test dies before dispose().
     process.once("exit", () => {
       for (const child of this.processes.values()) if (child.pid) process.kill(child.pid, "SIGKILL");
@@ -52,7 +61,7 @@ export class ClusterHarness {
       security: options.security ?? "mtls",
       witness: options.witness ?? false,
     });
-    return new ClusterHarness(dir, nodes);
+    return new ClusterHarness(dir, nodes, CLI_ENTRY[options.entry ?? "source"]);
   }
 
   node(id: string): DevNode {
@@ -71,7 +80,7 @@ export class ClusterHarness {
 
   start(id: string): ChildProcess {
     if (this.processes.has(id)) throw new Error(`${id} already running`);
-    const child = spawnAgent(this.node(id).configPath, CLI_ENTRY);
+    const child = spawnAgent(this.node(id).configPath, this.entry);
     const lines = this.logs.get(id) ?? [];
     this.logs.set(id, lines);
     collectLines(child, lines);

@@ -6,7 +6,11 @@ import { isIP } from "node:net";
 import { join } from "node:path";
 import { type Command, InvalidArgumentError } from "commander";
 import { nodeIdPattern, pskBytesMin } from "../../config/index.ts";
-import { createClusterCa, issueCertificate, type PemPair, PkiInputError } from "../../mesh/pki.ts";
+import type { PemPair } from "../../pki/index.ts";
+
+// Loaded on use: the X.509 libraries are heavy, and `tandem agent` (same binary) must not pay for them.
+type Pki = typeof import("../../pki/index.ts");
+const loadPki = (): Promise<Pki> => import("../../pki/index.ts");
 
 const privateFileMode = 0o600;
 const publicFileMode = 0o644;
@@ -38,8 +42,8 @@ Example (psk):
     .action(async (options: { dir: string; name: string; days: number }, command: Command) => {
       const certPath = join(options.dir, "ca.pem");
       const keyPath = join(options.dir, "ca-key.pem");
-      const pair = await withPkiErrors(command, () =>
-        createClusterCa({ commonName: options.name, validDays: options.days }),
+      const pair = await withPkiErrors(command, (pki) =>
+        pki.createClusterCa({ commonName: options.name, validDays: options.days }),
       );
       await writePair(command, options.dir, pair, certPath, keyPath);
       print(command, `wrote ${certPath} (CA certificate, give it to every node)\n`);
@@ -78,8 +82,8 @@ peers dial with --ip/--dns. Examples:
           });
         }
         const ca = await readCa(command, options.dir);
-        const pair = await withPkiErrors(command, () =>
-          issueCertificate(ca, {
+        const pair = await withPkiErrors(command, (pki) =>
+          pki.issueCertificate(ca, {
             commonName: name,
             kind: options.client ? "client" : "node",
             validDays: options.days,
@@ -154,11 +158,12 @@ async function writeNew(command: Command, path: string, text: string, mode: numb
   }
 }
 
-async function withPkiErrors<T>(command: Command, make: () => Promise<T>): Promise<T> {
+async function withPkiErrors<T>(command: Command, make: (pki: Pki) => Promise<T>): Promise<T> {
+  const pki = await loadPki();
   try {
-    return await make();
+    return await make(pki);
   } catch (cause) {
-    if (cause instanceof PkiInputError) return command.error(`tandem tls: ${cause.message}`);
+    if (cause instanceof pki.PkiInputError) return command.error(`tandem tls: ${cause.message}`);
     throw cause;
   }
 }

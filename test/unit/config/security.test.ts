@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { loadMeshSecurity, parseConfigText, type TandemConfig } from "../../../src/config/index.ts";
-import { createClusterCa, issueCertificate, type PemPair } from "../../../src/mesh/pki.ts";
+import { createClusterCa, issueCertificate, type PemPair } from "../../../src/pki/index.ts";
 
 let dir: string;
 let ca: PemPair;

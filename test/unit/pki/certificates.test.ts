@@ -10,7 +10,7 @@ import {
   issueCertificate,
   type PemPair,
   PkiInputError,
-} from "../../../src/mesh/pki.ts";
+} from "../../../src/pki/index.ts";
 
 const handshakeTimeoutMs = 5_000;
 
