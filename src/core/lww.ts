@@ -1,0 +1,41 @@
+// Last-write-wins order and merge for store entries: the highest version wins; versions are totally
+// ordered by (wallMs, counter, nodeId), so every replica picks the same winner whatever the arrival order.
+// Merge is commutative, associative and idempotent (property-tested in test/unit/core/lww.test.ts).
+import { compareHlc } from "./hlc.ts";
+import type { StoreEntry, Version } from "./store_types.ts";
+
+export function compareVersions(a: Version, b: Version): -1 | 0 | 1 {
+  const byClock = compareHlc(a, b);
+  if (byClock !== 0) return byClock;
+  if (a.nodeId === b.nodeId) return 0;
+  return a.nodeId < b.nodeId ? -1 : 1;
+}
+
+/** The winner of two entries for the same path (the local one when versions are equal). */
+export function mergeEntry(local: StoreEntry | undefined, incoming: StoreEntry): StoreEntry {
+  if (local && local.path !== incoming.path) throw new RangeError("mergeEntry: different paths");
+  if (!local) return incoming;
+  return compareVersions(incoming.version, local.version) > 0 ? incoming : local;
+}
+
+/** True when `incoming` would replace what a replica holds (nothing, or an older version). */
+export function supersedes(incoming: Version, held: Version | undefined): boolean {
+  return held === undefined || compareVersions(incoming, held) > 0;
+}
+
+const wallDigits = 15;
+const counterDigits = 10;
+
+/**
+ * A string whose byte order equals the version order (fixed-width digits, then the node id), for indexes
+ * and for SQL `ORDER BY`. Node ids are [a-z0-9._-], so no separator ambiguity.
+ */
+export function versionKey(v: Version): string {
+  return `${String(v.wallMs).padStart(wallDigits, "0")}.${String(v.counter).padStart(counterDigits, "0")}.${v.nodeId}`;
+}
+
+export function parseVersionKey(key: string): Version | null {
+  const match = /^(\d{15})\.(\d{10})\.([a-z0-9][a-z0-9._-]{0,62})$/.exec(key);
+  if (!match) return null;
+  return { wallMs: Number(match[1]), counter: Number(match[2]), nodeId: match[3]! };
+}
