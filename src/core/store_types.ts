@@ -34,3 +34,11 @@ export interface EntryStamp {
   version: Version;
   deleted: boolean;
 }
+
+/** A summary of the entries in one digest bucket (see digest.ts). */
+export interface BucketDigest {
+  bucket: number;
+  /** Order-independent fingerprint (XOR of stamp hashes) of the bucket's entries, 16 hex digits. */
+  fingerprint: string;
+  count: number;
+}
