@@ -43,3 +43,40 @@ export interface LocalStore {
   collectTombstones(olderThanWallMs: number): number;
   close(): void;
 }
+
+/** What a write achieved: committed locally always; replicated to `hostsOk`; `acked` when >= minAcks did. */
+export interface WriteOutcome {
+  entries: StoreEntry[];
+  /** Peers that hold the write durably (acknowledged). */
+  hostsOk: string[];
+  /** Peers that did not acknowledge in time, with the reason. */
+  hostsErr: Array<{ host: string; error: string }>;
+  /** hostsOk.length >= the requested minAcks. When false the write stays local and spreads later. */
+  acked: boolean;
+}
+
+/** "all" = every configured peer. */
+export type MinAcks = number | "all";
+
+export class ReadOnlyReplicaError extends Error {
+  override name = "ReadOnlyReplicaError";
+}
+
+/**
+ * The store as the API and CLI see it (implemented by src/store/replicator.ts over LocalStore + mesh).
+ * Paths given here are already validated (src/core/store_path.ts).
+ */
+export interface StoreService {
+  readonly readOnly: boolean;
+  /** Commit locally, replicate to every peer at once, resolve when minAcks peers hold it or on timeout. */
+  write(
+    writes: readonly StoreWrite[],
+    options: { minAcks: MinAcks; timeoutMs?: number },
+  ): Promise<WriteOutcome>;
+  get(path: string): StoreEntry | null;
+  list(prefix: string, options: { after?: string; limit: number }): StoreEntry[];
+  changesSince(afterSeq: number, limit: number): StoreChange[];
+  lastSeq(): number;
+  /** Called after every local commit (own writes and remote ones that won); returns an unsubscribe. */
+  onChange(listener: (changes: readonly StoreChange[]) => void): () => void;
+}
