@@ -17,7 +17,7 @@ program
       "leader election with fencing terms. Run `tandem <command> --help` for details and examples.",
   )
   .version(VERSION)
-  .showHelpAfterError();
+  .showHelpAfterError("(run with --help for usage)");
 
 registerInitCommand(program);
 registerConfigCommand(program);
