@@ -13,6 +13,11 @@ export function compareHlc(a: Hlc, b: Hlc): -1 | 0 | 1 {
   return 0;
 }
 
+/** Whole non-negative numbers only: NaN or fractions from a peer would corrupt every later comparison. */
+function isHlc(t: Hlc): boolean {
+  return Number.isSafeInteger(t.wallMs) && t.wallMs >= 0 && Number.isSafeInteger(t.counter) && t.counter >= 0;
+}
+
 export class HybridClock {
   private last: Hlc;
   /** A remote timestamp further ahead of our wall clock than this is refused (a broken peer clock). */
@@ -31,6 +36,8 @@ export class HybridClock {
 
   /** A new timestamp for a local event, strictly greater than every earlier one. */
   now(nowWallMs: number): Hlc {
+    // NaN would poison the clock for good (Math.max(x, NaN) is NaN): a caller bug.
+    if (!Number.isFinite(nowWallMs)) throw new RangeError(`now: wall clock reading ${nowWallMs}`);
     const wallMs = Math.max(this.last.wallMs, Math.floor(nowWallMs));
     const counter = wallMs === this.last.wallMs ? this.last.counter + 1 : 0;
     this.last = { wallMs, counter };
@@ -39,9 +46,11 @@ export class HybridClock {
 
   /**
    * Folds in a timestamp received from a peer so that later local events order after it.
-   * Throws ClockSkewError (and changes nothing) when the peer is more than skewMsMax ahead.
+   * Throws ClockSkewError (and changes nothing) when the peer is more than skewMsMax ahead, RangeError when
+   * the timestamp is not two whole non-negative numbers.
    */
   observe(remote: Hlc, nowWallMs: number): void {
+    if (!isHlc(remote)) throw new RangeError(`observe: malformed timestamp ${JSON.stringify(remote)}`);
     if (remote.wallMs - nowWallMs > this.skewMsMax) {
       throw new ClockSkewError(
         `remote clock is ${remote.wallMs - nowWallMs} ms ahead of ours (limit ${this.skewMsMax} ms)`,

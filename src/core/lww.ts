@@ -26,11 +26,19 @@ export function supersedes(incoming: Version, held: Version | undefined): boolea
 const wallDigits = 15;
 const counterDigits = 10;
 
+function isFixedWidth(n: number, digits: number): boolean {
+  return Number.isSafeInteger(n) && n >= 0 && n < 10 ** digits;
+}
+
 /**
  * A string whose byte order equals the version order (fixed-width digits, then the node id), for indexes
  * and for SQL `ORDER BY`. Node ids are [a-z0-9._-], so no separator ambiguity.
  */
 export function versionKey(v: Version): string {
+  // Wider numbers would break the byte order silently; such a version is a bug (wire input is schema-checked).
+  if (!isFixedWidth(v.wallMs, wallDigits) || !isFixedWidth(v.counter, counterDigits)) {
+    throw new RangeError(`versionKey: wallMs ${v.wallMs} or counter ${v.counter} out of range`);
+  }
   return `${String(v.wallMs).padStart(wallDigits, "0")}.${String(v.counter).padStart(counterDigits, "0")}.${v.nodeId}`;
 }
 
