@@ -1,0 +1,88 @@
+// The SQLite layout of the local store and its creation. One row per path holds the winning entry (its
+// value, version and the local seq of its last change), so there is no separate change log: the materialiser
+// and `watch` need only the latest state of each path. `buckets` keeps the anti-entropy digest up to date in
+// the same transaction as the entries it summarises; `meta` keeps what must survive a restart.
+import type Database from "better-sqlite3";
+
+/** Bumped when the layout changes; a database written by a newer version is refused, never rewritten. */
+export const SCHEMA_VERSION = 1;
+
+export const MetaKey = {
+  SchemaVersion: "schema_version",
+  BucketCount: "bucket_count",
+  /** The HLC high-water mark, so versions never go back after a restart even when the wall clock does. */
+  HlcWallMs: "hlc_wall_ms",
+  HlcCounter: "hlc_counter",
+  /** The last seq handed out; kept apart from entries because collected tombstones take their seq along. */
+  LastSeq: "last_seq",
+} as const;
+export type MetaKey = (typeof MetaKey)[keyof typeof MetaKey];
+
+const ddl = `
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value
+);
+CREATE TABLE IF NOT EXISTS entries (
+  path TEXT PRIMARY KEY,
+  value BLOB NOT NULL,
+  wall_ms INTEGER NOT NULL,
+  counter INTEGER NOT NULL,
+  node_id TEXT NOT NULL,
+  deleted INTEGER NOT NULL,
+  bucket INTEGER NOT NULL,
+  seq INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS entries_by_seq ON entries (seq);
+CREATE INDEX IF NOT EXISTS entries_by_bucket ON entries (bucket);
+CREATE INDEX IF NOT EXISTS tombstones_by_wall_ms ON entries (wall_ms) WHERE deleted = 1;
+CREATE TABLE IF NOT EXISTS buckets (
+  bucket INTEGER PRIMARY KEY,
+  hi INTEGER NOT NULL,
+  lo INTEGER NOT NULL,
+  count INTEGER NOT NULL
+);
+`;
+
+/** The database could not be opened as a local store (not a database, unreadable, or from a newer version). */
+export class StoreOpenError extends Error {
+  override name = "StoreOpenError";
+}
+
+export type MetaValues = Partial<Record<MetaKey, number>>;
+
+export function readMeta(db: Database.Database): MetaValues {
+  const rows = db.prepare<[], { key: string; value: unknown }>("SELECT key, value FROM meta").all();
+  const values: MetaValues = {};
+  for (const row of rows) {
+    if (typeof row.value === "number") values[row.key as MetaKey] = row.value;
+  }
+  return values;
+}
+
+/**
+ * Applies the durability settings and creates the tables when missing. Returns the meta values stored
+ * before this call. Throws StoreOpenError for a database from a newer schema.
+ */
+export function prepareSchema(db: Database.Database, path: string): MetaValues {
+  const inMemory = path === ":memory:";
+  // WAL + synchronous=FULL: every commit is fsynced to the WAL before it returns (survives power loss).
+  const journalMode = db.pragma("journal_mode = WAL", { simple: true });
+  if (!inMemory && journalMode !== "wal") {
+    throw new StoreOpenError(`${path}: SQLite refused WAL mode (got ${String(journalMode)})`);
+  }
+  db.pragma("synchronous = FULL");
+  db.pragma("busy_timeout = 5000");
+  db.pragma("foreign_keys = OFF");
+  // Truncate the WAL after checkpoints so a burst of large values does not leave a large file behind.
+  db.pragma("journal_size_limit = 67108864");
+  db.exec(ddl);
+  const meta = readMeta(db);
+  const stored = meta[MetaKey.SchemaVersion];
+  if (stored !== undefined && stored > SCHEMA_VERSION) {
+    throw new StoreOpenError(
+      `${path}: schema version ${stored} is newer than this Tandem (${SCHEMA_VERSION})`,
+    );
+  }
+  return meta;
+}
