@@ -1,8 +1,9 @@
-// Failover on loopback: 3 agents with the default timings, kill -9 of the leader, time until a new leader
-// is elected. The kill instant is Date.now() right before the SIGKILL; the election instant is the `time`
-// of the new leader's own "became leader" log line (same machine clock), cross-checked against the moment
-// polling GET /api/v1/status first saw the survivors agree. After each trial the killed node restarts and
-// must rejoin as a follower before the next one. Prints the distribution, writes bench/results/failover.json.
+// Failover on loopback: 3 agents (the compiled build, rebuilt first) with the default timings, kill -9 of
+// the leader, time until a new leader is elected. The kill instant is Date.now() right before the SIGKILL;
+// the election instant is the `time` of the new leader's own "became leader" log line (same machine clock),
+// cross-checked against the moment polling GET /api/v1/status first saw the survivors agree. After each
+// trial the killed node restarts and must rejoin as a follower before the next one. Prints the
+// distribution, writes bench/results/failover.json.
 //
 //   node bench/failover.ts [--quick] [--results-dir DIR]
 import type { Timings } from "../src/config/index.ts";
@@ -18,6 +19,7 @@ import {
   waitForSteadyCluster,
 } from "./support/bench_cluster.ts";
 import { type BenchOptions, parseBenchOptions } from "./support/bench_options.ts";
+import { buildCli } from "./support/cli_build.ts";
 import { type Distribution, histogramLines, summarize } from "./support/distribution.ts";
 import { describeMachine, formatMachine, type Machine } from "./support/machine.ts";
 import { writeResult } from "./support/result_file.ts";
@@ -192,7 +194,8 @@ async function main(): Promise<void> {
   console.log(`machine   ${formatMachine(machine)}`);
 
   exitOnSignals();
-  const harness = await createBenchCluster();
+  buildCli();
+  const harness = await createBenchCluster("build");
   harness.startAll();
   const results: FailoverTrial[] = [];
   let timings: Timings | null = null;
@@ -200,7 +203,7 @@ async function main(): Promise<void> {
   try {
     timings = effectiveTimings(harness);
     console.log(
-      `setup     3 agents on 127.0.0.1 (mtls), default timings: election timeout ${timings.electionTimeoutMs} ms, ` +
+      `setup     3 agents (compiled build, dist/) on 127.0.0.1 (mtls), default timings: election timeout ${timings.electionTimeoutMs} ms, ` +
         `leader heartbeat ${timings.leaderHeartbeatMs} ms, lease ${timings.leaseMs} ms, tick ${timings.tickMs} ms`,
     );
     console.log("");
@@ -288,6 +291,7 @@ function report(run: {
     targets,
     data: {
       nodes: CLUSTER_NODE_IDS.length,
+      cli: "build",
       security: "mtls",
       timings: run.timings,
       trialsPlanned: run.trials,

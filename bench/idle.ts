@@ -1,6 +1,6 @@
 // Idle cost: 3 agents with the default timings, settled, then left alone for a fixed window; measured twice,
-// once running the TypeScript source (type stripping at load, as `tandem dev` and the tests run it) and once
-// the compiled JavaScript (as the installed `tandem` binary runs it). CPU is the
+// once running the compiled build (dist/, rebuilt first: what the installed `tandem` binary runs) and once
+// the TypeScript source (type stripping at load, as `tandem dev` and the tests run it). CPU is the
 // utime+stime delta from /proc/<pid>/stat over the wall time (in USER_HZ ticks from `getconf CLK_TCK`);
 // memory is VmRSS from /proc/<pid>/status, sampled every second. The bench does not call the agents'
 // API during the window (that would be work, not idling); it checks before and after that the leader and
@@ -9,11 +9,11 @@
 //   node bench/idle.ts [--quick] [--results-dir DIR]
 import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
+import { AGENT_NODE_FLAGS } from "../src/cli/dev_cluster.ts";
 import type { Timings } from "../src/config/index.ts";
-import { CLI_ENTRY } from "../test/support/cluster_harness.ts";
-import { AgentGroup } from "./support/agent_group.ts";
 import {
   CLUSTER_NODE_IDS,
+  type CliEntry,
   createBenchCluster,
   effectiveTimings,
   exitOnSignals,
@@ -21,7 +21,7 @@ import {
   waitForSteadyCluster,
 } from "./support/bench_cluster.ts";
 import { type BenchOptions, parseBenchOptions } from "./support/bench_options.ts";
-import { compileCli } from "./support/compiled_cli.ts";
+import { buildCli } from "./support/cli_build.ts";
 import { describeMachine, formatMachine, type Machine } from "./support/machine.ts";
 import { type CpuTicks, clockTicksPerSecond, cpuTicks, memoryUsage } from "./support/process_usage.ts";
 import { writeResult } from "./support/result_file.ts";
@@ -65,16 +65,16 @@ interface IdleWindow {
   nodes: NodeIdleUsage[];
 }
 
-const Build = { Source: "source", Compiled: "compiled" } as const;
-type Build = (typeof Build)[keyof typeof Build];
+/** The installed form first: it is the one the targets are about. */
+const builds: readonly CliEntry[] = ["build", "source"];
 
-const buildDescriptions: Record<Build, string> = {
+const buildDescriptions: Record<CliEntry, string> = {
+  build: "dist/src/cli/main.js from `npm run build` (the installed tandem binary)",
   source: "src/cli/main.ts, type stripping at load (tandem dev, npm start, tests)",
-  compiled: "tsc output, plain .js (the installed tandem binary)",
 };
 
 interface IdleRun {
-  build: Build;
+  build: CliEntry;
   window: IdleWindow | null;
   abortReason: string | null;
 }
@@ -124,14 +124,13 @@ async function measureUsage(pids: Map<string, number>, windowS: number) {
   return { clockTicksPerSecond: hz, windowMs, samples, nodes };
 }
 
-async function measureIdle(entry: string, settleMs: number, windowS: number): Promise<IdleWindow> {
-  const harness = await createBenchCluster();
-  const agents = new AgentGroup(harness.nodes, entry);
+async function measureIdle(entry: CliEntry, settleMs: number, windowS: number): Promise<IdleWindow> {
+  const harness = await createBenchCluster(entry);
   try {
-    agents.startAll();
+    harness.startAll();
     const before = await waitForSteadyCluster(harness, STEADY_TIMEOUT_MS);
     await sleep(settleMs);
-    const pids = new Map<string, number>(CLUSTER_NODE_IDS.map((id) => [id, agents.pid(id)]));
+    const pids = new Map<string, number>(CLUSTER_NODE_IDS.map((id) => [id, harness.pid(id)]));
     const usage = await measureUsage(pids, windowS);
     const after = await waitForSteadyCluster(harness, STEADY_TIMEOUT_MS);
     return {
@@ -145,16 +144,17 @@ async function measureIdle(entry: string, settleMs: number, windowS: number): Pr
       nodes: usage.nodes,
     };
   } finally {
-    await agents.stopAll();
     await harness.dispose();
   }
 }
 
-/** The floor every agent starts from: this Node binary running nothing but a 1 s interval. */
+/** The floor every agent starts from: this Node binary, with the agents' V8 flags, running a 1 s interval. */
 const NODE_FLOOR_SCRIPT = "setInterval(() => {}, 1000)";
 
 async function measureNodeFloor(settleMs: number, windowS: number): Promise<NodeIdleUsage> {
-  const child = spawn(process.execPath, ["-e", NODE_FLOOR_SCRIPT], { stdio: "ignore" });
+  const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, "-e", NODE_FLOOR_SCRIPT], {
+    stdio: "ignore",
+  });
   const pid = child.pid;
   if (pid === undefined) throw new Error("could not start the node floor process");
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
@@ -187,30 +187,23 @@ async function main(): Promise<void> {
   console.log(
     `setup     3 agents on 127.0.0.1 (mtls), default timings; settle ${settleMs / 1000} s, then ${windowS} s idle`,
   );
-  for (const build of Object.values(Build)) console.log(`          ${build}: ${buildDescriptions[build]}`);
-  console.log(`          node floor: \`node -e "${NODE_FLOOR_SCRIPT}"\`, the same window, for reference`);
+  for (const build of builds) console.log(`          ${build}: ${buildDescriptions[build]}`);
+  console.log(
+    `          node floor: \`node ${AGENT_NODE_FLAGS.join(" ")} -e "${NODE_FLOOR_SCRIPT}"\`, for reference`,
+  );
   exitOnSignals();
 
   const runs: IdleRun[] = [];
-  const source: IdleRun = { build: Build.Source, window: null, abortReason: null };
-  try {
-    source.window = await measureIdle(CLI_ENTRY.source, settleMs, windowS);
-  } catch (error) {
-    source.abortReason = firstLine(error);
-  }
-  runs.push(source);
-  const compiled: IdleRun = { build: Build.Compiled, window: null, abortReason: null };
-  try {
-    const cli = compileCli();
+  for (const build of builds) {
+    const run: IdleRun = { build, window: null, abortReason: null };
     try {
-      compiled.window = await measureIdle(cli.entry, settleMs, windowS);
-    } finally {
-      cli.remove();
+      if (build === "build") buildCli();
+      run.window = await measureIdle(build, settleMs, windowS);
+    } catch (error) {
+      run.abortReason = firstLine(error);
     }
-  } catch (error) {
-    compiled.abortReason = firstLine(error);
+    runs.push(run);
   }
-  runs.push(compiled);
   if (runs.some((r) => r.abortReason !== null)) process.exitCode = 1;
   // A reference, not a target: how much of an agent's footprint is Node itself.
   const nodeFloor = await measureNodeFloor(settleMs, windowS).catch((error: unknown) => firstLine(error));

@@ -1,7 +1,7 @@
 // A real 3-agent cluster for benches: the integration-test harness (configs as `tandem dev` writes them,
 // default timings, agents through the real CLI), plus the steady-state wait every bench starts from.
 import { loadConfig, type Timings } from "../../src/config/index.ts";
-import { ClusterHarness, type NodeStatus } from "../../test/support/cluster_harness.ts";
+import { type CLI_ENTRY, ClusterHarness, type NodeStatus } from "../../test/support/cluster_harness.ts";
 
 export const CLUSTER_NODE_IDS = ["n1", "n2", "n3"] as const;
 
@@ -25,9 +25,12 @@ export function exitOnSignals(): void {
   for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => process.exit(130));
 }
 
+/** Which CLI the agents run: "build" (dist/, as installed; see cli_build.ts) or "source" (type stripping). */
+export type CliEntry = keyof typeof CLI_ENTRY;
+
 /** Configs, certificates and data folders for a 3-node cluster with the default timings; nothing started. */
-export function createBenchCluster(): Promise<ClusterHarness> {
-  return ClusterHarness.create({ nodes: CLUSTER_NODE_IDS.length });
+export function createBenchCluster(entry: CliEntry): Promise<ClusterHarness> {
+  return ClusterHarness.create({ nodes: CLUSTER_NODE_IDS.length, entry });
 }
 
 function steadyLeadership(statuses: Map<string, NodeStatus>, ids: readonly string[]): Leadership | undefined {
