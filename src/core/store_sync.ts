@@ -1,0 +1,449 @@
+// Replication of the store as a pure state machine in the shape of election.ts: inputs are method calls
+// (localCommitted, step, tick, persisted, linkUp/linkDown), outputs are batched in a Ready (the caller's
+// loop is in store_sync_types.ts). It reads local state through a read-only StoreView and never writes:
+// remote entries leave as persist requests that the shell makes durable before it reports them persisted.
+//
+// Write path: a write committed locally goes to every peer at once (apply, in bounded chunks). A peer acks
+// a chunk only after the shell persisted it, so an ack means durable there; the write resolves as soon as
+// minAcks peers acked every chunk, or fails with the missing hosts when writeTimeoutTicks pass. Lost
+// applies are not retried: the write stays local and anti-entropy spreads it.
+//
+// Anti-entropy round, A (initiator) with B: A → digest (fingerprints of A's non-empty buckets); B answers
+// stamps (B's stamps in the differing buckets that fit one message, `more` if others differ too); A
+// reconciles both stamp sets, pushes what it holds newer and pulls what B holds newer; B answers the pull
+// with entries messages, the final one marked `last`. The round completes once the pulled entries are
+// persisted; if any bound cut the exchange short, the next round with B starts at once. Every round is
+// bounded in bytes and in time (roundTimeoutTicks); B keeps no state for it. Rounds run every
+// antiEntropyIntervalTicks with one peer at a time (round robin) and at once when a link comes up.
+
+import { differingBuckets, reconcileStamps } from "./digest.ts";
+import { bucketsThatFit, chunkEntries } from "./store_sync_batch.ts";
+import { StoreSyncConfigError, validateStoreSyncConfig } from "./store_sync_config.ts";
+import type {
+  Envelope,
+  NodeId,
+  StoreEntry,
+  StoreSyncConfig,
+  StoreSyncEvent,
+  StoreSyncMessage,
+  StoreSyncReady,
+  StoreView,
+  SyncMinAcks,
+  WriteResult,
+} from "./store_sync_types.ts";
+import { Timeout } from "./timeout.ts";
+
+export { validateStoreSyncConfig };
+
+type MessageOf<T extends StoreSyncMessage["type"]> = Extract<StoreSyncMessage, { type: T }>;
+
+interface PendingWrite {
+  writeId: string;
+  /** Peer acks needed (minAcks resolved against the peer count). */
+  acksNeeded: number;
+  chunks: number;
+  /** Chunks each peer acknowledged so far. */
+  chunksAcked: Map<NodeId, Set<number>>;
+  /** Peers that acknowledged every chunk, in order of their last ack. */
+  hostsOk: NodeId[];
+  timer: Timeout;
+  resolved: boolean;
+}
+
+/** Where a persist request came from: an apply to acknowledge, or a pull answer a round waits for. */
+type PersistOrigin = { kind: "apply"; from: NodeId; writeId: string; chunk: number } | { kind: "round" };
+
+interface Round {
+  roundId: number;
+  peer: NodeId;
+  /** digest sent, awaiting stamps → pull sent, awaiting entries (and their persistence). */
+  phase: "digest" | "pull";
+  timer: Timeout;
+  pulled: number;
+  pushed: number;
+  /** A bound cut this round's exchange short: run the next one at once. */
+  more: boolean;
+  /** Persist tokens of received entries not yet reported persisted. */
+  tokensPending: Set<number>;
+  lastEntriesSeen: boolean;
+}
+
+export class StoreSync {
+  private readonly config: StoreSyncConfig;
+  private readonly view: StoreView;
+  private readonly peers: ReadonlySet<NodeId>;
+
+  private readonly writes = new Map<string, PendingWrite>();
+  private readonly persistOrigins = new Map<number, PersistOrigin>();
+  private readonly rounds = new Map<NodeId, Round>();
+  private readonly roundsByToken = new Map<number, Round>();
+  private readonly linksDown = new Set<NodeId>();
+  private readonly antiEntropyTimer: Timeout;
+  private roundRobinIndex = 0;
+  private roundIdNext = 1;
+  private persistTokenNext = 1;
+
+  private ready_: StoreSyncReady = emptyReady();
+  private readyInFlight: StoreSyncReady | null = null;
+
+  constructor(config: StoreSyncConfig, view: StoreView) {
+    const problems = validateStoreSyncConfig(config);
+    if (problems.length > 0) throw new StoreSyncConfigError(problems);
+    this.config = config;
+    this.view = view;
+    this.peers = new Set(config.peers);
+    this.antiEntropyTimer = new Timeout("anti-entropy", config.antiEntropyIntervalTicks);
+  }
+
+  // --- inputs ------------------------------------------------------------------------------------
+
+  /**
+   * The shell committed `entries` durably as one local write: send them to every peer and track the acks.
+   * `timeoutTicks` overrides writeTimeoutTicks for this write.
+   */
+  localCommitted(
+    writeId: string,
+    entries: readonly StoreEntry[],
+    minAcks: SyncMinAcks,
+    timeoutTicks = this.config.writeTimeoutTicks,
+  ): void {
+    if (this.writes.has(writeId)) throw new RangeError(`write ${writeId} is already in flight`);
+    if (!Number.isSafeInteger(timeoutTicks) || timeoutTicks < 1) {
+      throw new RangeError(`write timeoutTicks must be an integer >= 1, got ${timeoutTicks}`);
+    }
+    const acksNeeded = minAcks === "all" ? this.peers.size : minAcks;
+    if (!Number.isSafeInteger(acksNeeded) || acksNeeded < 0) throw new RangeError(`bad minAcks ${minAcks}`);
+    const chunks = chunkEntries(entries, this.config.limits);
+    for (const peer of this.peers) {
+      chunks.forEach((chunk, index) => {
+        this.send(peer, { type: "apply", writeId, chunk: index, entries: chunk });
+      });
+    }
+    const write: PendingWrite = {
+      writeId,
+      acksNeeded,
+      chunks: chunks.length,
+      chunksAcked: new Map(),
+      hostsOk: [],
+      timer: new Timeout(`write ${writeId}`, timeoutTicks),
+      resolved: false,
+    };
+    // Nothing to wait for: no peers, or nothing to send (every peer trivially holds an empty write).
+    if (chunks.length === 0) write.hostsOk.push(...this.peers);
+    this.writes.set(writeId, write);
+    this.progressWrite(write);
+  }
+
+  step(from: NodeId, message: StoreSyncMessage): void {
+    if (!this.peers.has(from)) {
+      this.ignore(from, message, "not a peer");
+      return;
+    }
+    switch (message.type) {
+      case "apply":
+        this.requestPersist(from, message.entries, {
+          kind: "apply",
+          from,
+          writeId: message.writeId,
+          chunk: message.chunk,
+        });
+        return;
+      case "apply-ack":
+        this.onApplyAck(from, message);
+        return;
+      case "digest":
+        this.onDigest(from, message);
+        return;
+      case "stamps":
+        this.onStamps(from, message);
+        return;
+      case "pull":
+        this.onPull(from, message);
+        return;
+      case "push":
+        this.requestPersist(from, message.entries, null);
+        return;
+      case "entries":
+        this.onEntries(from, message);
+        return;
+    }
+  }
+
+  tick(): void {
+    for (const write of [...this.writes.values()]) {
+      write.timer.tick();
+      if (write.timer.fired()) this.finishWrite(write);
+    }
+    for (const round of [...this.rounds.values()]) {
+      round.timer.tick();
+      if (round.timer.fired()) this.abandonRound(round, `no answer within ${round.timer.afterTicks} ticks`);
+    }
+    this.antiEntropyTimer.tick();
+    if (this.antiEntropyTimer.fired()) {
+      this.antiEntropyTimer.reset();
+      this.startNextRound();
+    }
+  }
+
+  /** The shell made persist request `token` durable. */
+  persisted(token: number): void {
+    const origin = this.takeOrigin(token);
+    if (origin?.kind === "apply") {
+      this.send(origin.from, { type: "apply-ack", writeId: origin.writeId, chunk: origin.chunk });
+    } else if (origin?.kind === "round") {
+      const round = this.roundsByToken.get(token);
+      this.roundsByToken.delete(token);
+      round?.tokensPending.delete(token);
+      if (round !== undefined) this.completeRoundIfDone(round);
+    }
+  }
+
+  /** The shell could not make persist request `token` durable: no ack; the round it served fails. */
+  persistFailed(token: number, reason: string): void {
+    const origin = this.takeOrigin(token);
+    const round = this.roundsByToken.get(token);
+    this.roundsByToken.delete(token);
+    if (origin?.kind === "round" && round !== undefined)
+      this.abandonRound(round, `persist failed: ${reason}`);
+  }
+
+  /** A link to `peer` came up: converge with it now rather than at its next turn. */
+  linkUp(peer: NodeId): void {
+    if (!this.peers.has(peer)) return;
+    this.linksDown.delete(peer);
+    const inFlight = this.rounds.get(peer);
+    if (inFlight !== undefined) this.abandonRound(inFlight, "link came up again");
+    this.startRound(peer, "link up");
+  }
+
+  linkDown(peer: NodeId): void {
+    if (!this.peers.has(peer)) return;
+    this.linksDown.add(peer);
+    const inFlight = this.rounds.get(peer);
+    if (inFlight !== undefined) this.abandonRound(inFlight, "link down");
+  }
+
+  // --- outputs -----------------------------------------------------------------------------------
+
+  hasReady(): boolean {
+    const r = this.ready_;
+    return r.persist.length + r.messages.length + r.writeResults.length + r.events.length > 0;
+  }
+
+  /** The pending outputs; call advance() with it before the next ready(). Inputs meanwhile queue. */
+  ready(): StoreSyncReady {
+    if (this.readyInFlight !== null) throw new Error("ready() called again before advance()");
+    const ready = this.ready_;
+    this.ready_ = emptyReady();
+    this.readyInFlight = ready;
+    return ready;
+  }
+
+  advance(ready: StoreSyncReady): void {
+    if (ready !== this.readyInFlight) throw new Error("advance() with a Ready that ready() did not return");
+    this.readyInFlight = null;
+  }
+
+  /** Writes still tracked and rounds in flight (tests and status). */
+  status(): { writesInFlight: number; roundsInFlight: NodeId[]; persistsInFlight: number } {
+    return {
+      writesInFlight: this.writes.size,
+      roundsInFlight: [...this.rounds.keys()],
+      persistsInFlight: this.persistOrigins.size,
+    };
+  }
+
+  // --- writes ------------------------------------------------------------------------------------
+
+  private onApplyAck(from: NodeId, message: MessageOf<"apply-ack">): void {
+    const write = this.writes.get(message.writeId);
+    // Late (the write is done) or unknown: nothing to count.
+    if (write === undefined || message.chunk >= write.chunks) return;
+    const acked = write.chunksAcked.get(from) ?? new Set<number>();
+    write.chunksAcked.set(from, acked);
+    acked.add(message.chunk);
+    if (acked.size === write.chunks && !write.hostsOk.includes(from)) {
+      write.hostsOk.push(from);
+      this.progressWrite(write);
+    }
+  }
+
+  /** Resolves the write once enough peers acked; forgets it once every peer did. */
+  private progressWrite(write: PendingWrite): void {
+    const everyPeer = write.hostsOk.length === this.peers.size;
+    if (!write.resolved && write.hostsOk.length >= write.acksNeeded) {
+      write.resolved = true;
+      this.ready_.writeResults.push(this.writeResult(write, everyPeer, "acknowledgement pending"));
+      if (everyPeer) this.writes.delete(write.writeId);
+    } else if (everyPeer) {
+      this.finishWrite(write);
+    }
+  }
+
+  /** The final result: every peer acked, or the timeout passed. */
+  private finishWrite(write: PendingWrite): void {
+    this.writes.delete(write.writeId);
+    const reason = `no acknowledgement within ${write.timer.afterTicks} ticks`;
+    this.ready_.writeResults.push(this.writeResult(write, true, reason));
+  }
+
+  private writeResult(write: PendingWrite, done: boolean, missingReason: string): WriteResult {
+    const hostsErr = this.config.peers
+      .filter((peer) => !write.hostsOk.includes(peer))
+      .map((host) => ({ host, error: this.linksDown.has(host) ? "link down" : missingReason }));
+    return {
+      writeId: write.writeId,
+      hostsOk: [...write.hostsOk],
+      hostsErr,
+      acked: write.hostsOk.length >= write.acksNeeded,
+      done,
+    };
+  }
+
+  // --- anti-entropy: initiator -------------------------------------------------------------------
+
+  private startNextRound(): void {
+    const peers = this.config.peers;
+    for (let tried = 0; tried < peers.length; tried++) {
+      const peer = peers[this.roundRobinIndex % peers.length]!;
+      this.roundRobinIndex = (this.roundRobinIndex + 1) % peers.length;
+      if (!this.rounds.has(peer) && !this.linksDown.has(peer)) {
+        this.startRound(peer, "periodic");
+        return;
+      }
+    }
+  }
+
+  private startRound(peer: NodeId, reason: string): void {
+    const round: Round = {
+      roundId: this.roundIdNext++,
+      peer,
+      phase: "digest",
+      timer: new Timeout(`round with ${peer}`, this.config.roundTimeoutTicks),
+      pulled: 0,
+      pushed: 0,
+      more: false,
+      tokensPending: new Set(),
+      lastEntriesSeen: false,
+    };
+    this.rounds.set(peer, round);
+    this.event({ type: "round-started", peer, roundId: round.roundId, reason });
+    const buckets = this.view
+      .digest()
+      .filter((d) => d.count > 0)
+      .map((d) => ({ bucket: d.bucket, fingerprint: d.fingerprint }));
+    this.send(peer, { type: "digest", roundId: round.roundId, buckets });
+  }
+
+  private onStamps(from: NodeId, message: MessageOf<"stamps">): void {
+    const round = this.rounds.get(from);
+    if (round === undefined || round.roundId !== message.roundId || round.phase !== "digest") {
+      this.ignore(from, message, "no round awaits these stamps");
+      return;
+    }
+    const ours = this.view.stampsInBuckets(message.buckets);
+    const { pull, push } = reconcileStamps(ours, message.stamps);
+    const limits = this.config.limits;
+    const pullPaths = pull.slice(0, limits.pathsPerPullMax);
+    const pushPaths = push.slice(0, limits.entriesPerPushMax);
+    round.more = message.more || pullPaths.length < pull.length || pushPaths.length < push.length;
+    round.pushed = pushPaths.length;
+    round.pulled = pullPaths.length;
+    for (const entries of chunkEntries(this.view.getMany(pushPaths), limits)) {
+      this.send(from, { type: "push", roundId: round.roundId, entries });
+    }
+    round.phase = "pull";
+    if (pullPaths.length > 0) this.send(from, { type: "pull", roundId: round.roundId, paths: pullPaths });
+    else round.lastEntriesSeen = true;
+    this.completeRoundIfDone(round);
+  }
+
+  private onEntries(from: NodeId, message: MessageOf<"entries">): void {
+    const round = this.rounds.get(from);
+    const current = round !== undefined && round.roundId === message.roundId && round.phase === "pull";
+    // Entries of a stale round are still good data: LWW merge makes them harmless either way.
+    const token = this.requestPersist(from, message.entries, current ? { kind: "round" } : null);
+    if (!current) return;
+    if (token !== null) {
+      round.tokensPending.add(token);
+      this.roundsByToken.set(token, round);
+    }
+    if (message.last) round.lastEntriesSeen = true;
+    this.completeRoundIfDone(round);
+  }
+
+  private completeRoundIfDone(round: Round): void {
+    if (round.phase !== "pull" || !round.lastEntriesSeen || round.tokensPending.size > 0) return;
+    this.rounds.delete(round.peer);
+    const { peer, roundId, pulled, pushed, more } = round;
+    this.event({ type: "round-completed", peer, roundId, pulled, pushed, more });
+    if (more) this.startRound(peer, "continuing a bounded round");
+  }
+
+  private abandonRound(round: Round, reason: string): void {
+    this.rounds.delete(round.peer);
+    for (const token of round.tokensPending) this.roundsByToken.delete(token);
+    this.event({ type: "round-abandoned", peer: round.peer, roundId: round.roundId, reason });
+  }
+
+  // --- anti-entropy: responder (stateless) -------------------------------------------------------
+
+  private onDigest(from: NodeId, message: MessageOf<"digest">): void {
+    const ours = this.view.digest();
+    const differing = differingBuckets(
+      ours,
+      message.buckets.map((b) => ({ ...b, count: 0 })),
+    );
+    // Start at a bucket that moves with the round, so that a bucket that cannot be repaired (say its
+    // entries keep failing to persist) never starves the ones after it.
+    const offset = differing.length > 0 ? message.roundId % differing.length : 0;
+    differing.push(...differing.splice(0, offset));
+    const buckets = bucketsThatFit(differing, ours, this.config.limits.stampsPerMessageMax);
+    const stamps = buckets.length > 0 ? this.view.stampsInBuckets(buckets) : [];
+    const more = buckets.length < differing.length;
+    this.send(from, { type: "stamps", roundId: message.roundId, buckets, stamps, more });
+  }
+
+  private onPull(from: NodeId, message: MessageOf<"pull">): void {
+    const paths = message.paths.slice(0, this.config.limits.pathsPerPullMax);
+    const chunks = chunkEntries(this.view.getMany(paths), this.config.limits);
+    if (chunks.length === 0) chunks.push([]);
+    chunks.forEach((entries, index) => {
+      const last = index === chunks.length - 1;
+      this.send(from, { type: "entries", roundId: message.roundId, entries, last });
+    });
+  }
+
+  // --- helpers -----------------------------------------------------------------------------------
+
+  /** Queues remote entries for durable merge; null when there is nothing to persist. */
+  private requestPersist(from: NodeId, entries: StoreEntry[], origin: PersistOrigin | null): number | null {
+    if (entries.length === 0 && origin?.kind !== "apply") return null;
+    const token = this.persistTokenNext++;
+    if (origin !== null) this.persistOrigins.set(token, origin);
+    this.ready_.persist.push({ token, from, entries });
+    return token;
+  }
+
+  private takeOrigin(token: number): PersistOrigin | undefined {
+    const origin = this.persistOrigins.get(token);
+    this.persistOrigins.delete(token);
+    return origin;
+  }
+
+  private send(to: NodeId, message: StoreSyncMessage): void {
+    this.ready_.messages.push({ from: this.config.selfId, to, message } satisfies Envelope<StoreSyncMessage>);
+  }
+
+  private event(event: StoreSyncEvent): void {
+    this.ready_.events.push(event);
+  }
+
+  private ignore(peer: NodeId, message: StoreSyncMessage, reason: string): void {
+    this.event({ type: "message-ignored", peer, messageType: message.type, reason });
+  }
+}
+
+function emptyReady(): StoreSyncReady {
+  return { persist: [], messages: [], writeResults: [], events: [] };
+}

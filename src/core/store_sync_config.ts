@@ -1,0 +1,42 @@
+// Default message bounds of the store sync core and the check that refuses impossible settings.
+import type { ConfigProblem, StoreSyncConfig, StoreSyncLimits } from "./store_sync_types.ts";
+
+/**
+ * Sized for the mesh's 16 MiB frames: 4 MiB of values become ~5.4 MiB of base64 JSON, so even an entry
+ * that travels alone at the few-MiB value limit fits. 512 entries of 1 KiB values are ~0.7 MiB per frame.
+ */
+export const DEFAULT_STORE_SYNC_LIMITS: Readonly<StoreSyncLimits> = Object.freeze({
+  entriesPerMessageMax: 512,
+  valueBytesPerMessageMax: 4 * 1024 * 1024,
+  // A path is at most 1 KiB; 4096 of them stay under 5 MiB, and typical ones under 200 KiB.
+  pathsPerPullMax: 4096,
+  entriesPerPushMax: 4096,
+  // A stamp is ~100 bytes of JSON: ~0.8 MiB. With 256 buckets and 100k entries a bucket holds ~400.
+  stampsPerMessageMax: 8192,
+});
+
+export function validateStoreSyncConfig(c: StoreSyncConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const positive = (key: string, value: number) => {
+    if (!Number.isSafeInteger(value) || value < 1) {
+      problems.push({ key, message: `must be an integer >= 1, got ${value}` });
+    }
+  };
+  positive("writeTimeoutTicks", c.writeTimeoutTicks);
+  positive("antiEntropyIntervalTicks", c.antiEntropyIntervalTicks);
+  positive("roundTimeoutTicks", c.roundTimeoutTicks);
+  for (const [key, value] of Object.entries(c.limits)) positive(`limits.${key}`, value);
+  if (c.peers.includes(c.selfId)) problems.push({ key: "peers", message: "must not include selfId" });
+  if (new Set(c.peers).size !== c.peers.length) problems.push({ key: "peers", message: "duplicate peer" });
+  return problems;
+}
+
+export class StoreSyncConfigError extends Error {
+  override name = "StoreSyncConfigError";
+  readonly problems: ConfigProblem[];
+
+  constructor(problems: ConfigProblem[]) {
+    super(`invalid store sync config: ${problems.map((p) => `${p.key} ${p.message}`).join("; ")}`);
+    this.problems = problems;
+  }
+}

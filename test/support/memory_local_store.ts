@@ -1,0 +1,161 @@
+// An in-memory LocalStore (src/store/types.ts) for tests and the store simulator: same contract as the
+// SQLite one (last-write-wins merge, gap-free change log, incremental bucket digests, HLC versions), with
+// every "commit" durable for as long as the object lives. A simulated crash keeps the object: what was
+// committed survives, and only what the caller had not handed over yet is lost.
+import {
+  bucketOf,
+  EMPTY_FINGERPRINT,
+  fingerprintHex,
+  type Hash64,
+  stampHash,
+  xorHash,
+} from "../../src/core/digest.ts";
+import { HybridClock } from "../../src/core/hlc.ts";
+import { supersedes } from "../../src/core/lww.ts";
+import { isUnderPrefix } from "../../src/core/store_path.ts";
+import type { NodeId } from "../../src/core/types.ts";
+import type {
+  BucketDigest,
+  EntryStamp,
+  LocalStore,
+  StoreChange,
+  StoreEntry,
+  StoreWrite,
+} from "../../src/store/types.ts";
+
+export interface MemoryLocalStoreOptions {
+  nodeId: NodeId;
+  bucketCount?: number;
+  clockSkewMsMax?: number;
+}
+
+interface Bucket {
+  hash: Hash64;
+  entries: Map<string, StoreEntry>;
+}
+
+export class MemoryLocalStore implements LocalStore {
+  readonly nodeId: NodeId;
+  readonly bucketCount: number;
+  private readonly clock: HybridClock;
+  private readonly buckets: Bucket[];
+  private readonly changes: StoreChange[] = [];
+  private closed = false;
+
+  constructor(options: MemoryLocalStoreOptions) {
+    this.nodeId = options.nodeId;
+    this.bucketCount = options.bucketCount ?? 256;
+    this.clock = new HybridClock({ skewMsMax: options.clockSkewMsMax ?? 60_000 });
+    this.buckets = Array.from({ length: this.bucketCount }, () => ({
+      hash: EMPTY_FINGERPRINT,
+      entries: new Map(),
+    }));
+  }
+
+  writeLocal(writes: readonly StoreWrite[], nowWallMs: number): StoreEntry[] {
+    this.assertOpen();
+    const committed = writes.map((w) => {
+      const version = { ...this.clock.now(nowWallMs), nodeId: this.nodeId };
+      const value = w.value === null ? new Uint8Array(0) : w.value.slice();
+      return { path: w.path, value, version, deleted: w.value === null };
+    });
+    for (const entry of committed) this.commit(entry);
+    return committed;
+  }
+
+  /** All-or-nothing like one transaction: a version too far ahead of our clock refuses the whole batch. */
+  applyRemote(entries: readonly StoreEntry[], nowWallMs: number): StoreEntry[] {
+    this.assertOpen();
+    const probe = new HybridClock({ skewMsMax: this.clock.skewMsMax, last: this.clock.peek() });
+    for (const entry of entries) probe.observe(entry.version, nowWallMs);
+    const won: StoreEntry[] = [];
+    for (const entry of entries) {
+      this.clock.observe(entry.version, nowWallMs);
+      if (!supersedes(entry.version, this.get(entry.path)?.version)) continue;
+      const copy = { ...entry, value: entry.value.slice(), version: { ...entry.version } };
+      this.commit(copy);
+      won.push(copy);
+    }
+    return won;
+  }
+
+  get(path: string): StoreEntry | null {
+    return this.bucket(path).entries.get(path) ?? null;
+  }
+
+  getMany(paths: readonly string[]): StoreEntry[] {
+    return paths.flatMap((path) => this.get(path) ?? []);
+  }
+
+  list(prefix: string, options: { after?: string; limit: number }): StoreEntry[] {
+    const after = options.after;
+    return this.all()
+      .filter((e) => !e.deleted && isUnderPrefix(e.path, prefix) && (after === undefined || e.path > after))
+      .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+      .slice(0, options.limit);
+  }
+
+  changesSince(afterSeq: number, limit: number): StoreChange[] {
+    return this.changes.slice(Math.max(0, afterSeq), Math.max(0, afterSeq) + limit);
+  }
+
+  lastSeq(): number {
+    return this.changes.length;
+  }
+
+  digest(): BucketDigest[] {
+    return this.buckets.map((b, bucket) => ({
+      bucket,
+      fingerprint: fingerprintHex(b.hash),
+      count: b.entries.size,
+    }));
+  }
+
+  stampsInBuckets(buckets: readonly number[]): EntryStamp[] {
+    return buckets.flatMap((bucket) =>
+      [...(this.buckets[bucket]?.entries.values() ?? [])].map((e) => ({
+        path: e.path,
+        version: e.version,
+        deleted: e.deleted,
+      })),
+    );
+  }
+
+  collectTombstones(olderThanWallMs: number): number {
+    let collected = 0;
+    for (const entry of this.all()) {
+      if (!entry.deleted || entry.version.wallMs >= olderThanWallMs) continue;
+      const bucket = this.bucket(entry.path);
+      bucket.hash = xorHash(bucket.hash, stampHash(entry));
+      bucket.entries.delete(entry.path);
+      collected++;
+    }
+    return collected;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  /** Every entry held, tombstones included (checkers compare whole replicas with it). */
+  all(): StoreEntry[] {
+    return this.buckets.flatMap((b) => [...b.entries.values()]);
+  }
+
+  private commit(entry: StoreEntry): void {
+    const bucket = this.bucket(entry.path);
+    const held = bucket.entries.get(entry.path);
+    if (held !== undefined) bucket.hash = xorHash(bucket.hash, stampHash(held));
+    bucket.hash = xorHash(bucket.hash, stampHash(entry));
+    bucket.entries.set(entry.path, entry);
+    this.changes.push({ seq: this.changes.length + 1, entry });
+  }
+
+  private bucket(path: string): Bucket {
+    return this.buckets[bucketOf(path, this.bucketCount)]!;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error("store is closed");
+  }
+}

@@ -1,0 +1,424 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { StoreSync, validateStoreSyncConfig } from "../../../src/core/store_sync.ts";
+import { DEFAULT_STORE_SYNC_LIMITS } from "../../../src/core/store_sync_config.ts";
+import type {
+  Envelope,
+  PersistRequest,
+  StoreSyncConfig,
+  StoreSyncEvent,
+  StoreSyncLimits,
+  StoreSyncMessage,
+  WriteResult,
+} from "../../../src/core/store_sync_types.ts";
+import type { NodeId } from "../../../src/core/types.ts";
+import { MemoryLocalStore } from "../../support/memory_local_store.ts";
+
+// A tiny synchronous harness: nodes with a real core over a memory store, one shared FIFO of messages
+// that the test delivers (or drops, duplicates, reorders) explicitly. Wall time is fixed: these tests
+// are about the protocol, not the clock.
+const nowWallMs = 1_700_000_000_000;
+const encoder = new TextEncoder();
+
+interface Node {
+  id: NodeId;
+  core: StoreSync;
+  store: MemoryLocalStore;
+  /** false: persist requests wait in `held` until persistHeld(). */
+  autoPersist: boolean;
+  held: PersistRequest[];
+  results: WriteResult[];
+  events: StoreSyncEvent[];
+}
+
+class Harness {
+  readonly nodes = new Map<NodeId, Node>();
+  queue: Envelope<StoreSyncMessage>[] = [];
+  readonly sent: Envelope<StoreSyncMessage>[] = [];
+  private writeIdNext = 1;
+
+  constructor(ids: readonly NodeId[], overrides: Partial<StoreSyncConfig> = {}, bucketCount = 256) {
+    for (const id of ids) {
+      const store = new MemoryLocalStore({ nodeId: id, bucketCount });
+      const config: StoreSyncConfig = {
+        selfId: id,
+        peers: ids.filter((p) => p !== id),
+        writeTimeoutTicks: 10,
+        antiEntropyIntervalTicks: 1000,
+        roundTimeoutTicks: 5,
+        limits: DEFAULT_STORE_SYNC_LIMITS,
+        ...overrides,
+      };
+      const node = { id, store, autoPersist: true, held: [], results: [], events: [] };
+      this.nodes.set(id, { ...node, core: new StoreSync(config, store) });
+    }
+  }
+
+  node(id: NodeId): Node {
+    const node = this.nodes.get(id);
+    assert.ok(node, `no node ${id}`);
+    return node;
+  }
+
+  /** Commits locally, then feeds the core as the shell does; returns the write id. */
+  write(id: NodeId, paths: Record<string, string | null>, minAcks: number | "all" = 1): string {
+    const node = this.node(id);
+    const writes = Object.entries(paths).map(([path, v]) => ({
+      path,
+      value: v === null ? null : encoder.encode(v),
+    }));
+    const entries = node.store.writeLocal(writes, nowWallMs);
+    const writeId = `${id}.${this.writeIdNext++}`;
+    node.core.localCommitted(writeId, entries, minAcks);
+    this.drain(node);
+    return writeId;
+  }
+
+  drain(node: Node): void {
+    while (node.core.hasReady()) {
+      const ready = node.core.ready();
+      for (const request of ready.persist) {
+        if (node.autoPersist) this.persist(node, request);
+        else node.held.push(request);
+      }
+      this.queue.push(...ready.messages);
+      this.sent.push(...ready.messages);
+      node.results.push(...ready.writeResults);
+      node.events.push(...ready.events);
+      node.core.advance(ready);
+    }
+  }
+
+  persistHeld(id: NodeId): void {
+    const node = this.node(id);
+    for (const request of node.held.splice(0)) this.persist(node, request);
+    this.drain(node);
+  }
+
+  /** Delivers queued messages (and what they cause) until none are left; `drop` loses some. */
+  deliverAll(drop: (e: Envelope<StoreSyncMessage>) => boolean = () => false, stepsMax = 10_000): void {
+    for (let steps = 0; this.queue.length > 0; steps++) {
+      assert.ok(steps < stepsMax, "messages kept flowing");
+      const envelope = this.queue.shift()!;
+      if (!drop(envelope)) this.deliver(envelope);
+    }
+  }
+
+  deliver(envelope: Envelope<StoreSyncMessage>): void {
+    const node = this.node(envelope.to);
+    node.core.step(envelope.from, envelope.message);
+    this.drain(node);
+  }
+
+  tick(id: NodeId, ticks = 1): void {
+    const node = this.node(id);
+    for (let i = 0; i < ticks; i++) node.core.tick();
+    this.drain(node);
+  }
+
+  linkUp(id: NodeId, peer: NodeId): void {
+    this.node(id).core.linkUp(peer);
+    this.drain(this.node(id));
+  }
+
+  /** Path → "value@version" of every entry (tombstones included) on a node. */
+  contents(id: NodeId): Map<string, string> {
+    const entries = this.node(id).store.all();
+    const describe = (e: (typeof entries)[number]) =>
+      `${e.deleted ? "<deleted>" : new TextDecoder().decode(e.value)}@${e.version.wallMs}.${e.version.counter}.${e.version.nodeId}`;
+    const sorted = [...entries].sort((a, b) => (a.path < b.path ? -1 : 1));
+    return new Map(sorted.map((e) => [e.path, describe(e)]));
+  }
+
+  private persist(node: Node, request: PersistRequest): void {
+    node.store.applyRemote(request.entries, nowWallMs);
+    node.core.persisted(request.token);
+  }
+}
+
+function completedRounds(node: Node): number {
+  return node.events.filter((e) => e.type === "round-completed").length;
+}
+
+test("store sync: write: acked after minAcks durable acks, never before the peer persisted", () => {
+  const h = new Harness(["n1", "n2", "n3"]);
+  h.node("n2").autoPersist = false;
+  h.node("n3").autoPersist = false;
+  const writeId = h.write("n1", { "a/x": "1" }, 1);
+  h.deliverAll();
+  assert.deepEqual(h.node("n1").results, [], "no result while no peer persisted");
+  assert.equal(
+    h.sent.some((e) => e.message.type === "apply-ack"),
+    false,
+  );
+  h.persistHeld("n2");
+  h.deliverAll();
+  assert.deepEqual(h.node("n1").results, [
+    {
+      writeId,
+      hostsOk: ["n2"],
+      hostsErr: [{ host: "n3", error: "acknowledgement pending" }],
+      acked: true,
+      done: false,
+    },
+  ]);
+  h.persistHeld("n3");
+  h.deliverAll();
+  assert.deepEqual(h.node("n1").results[1], {
+    writeId,
+    hostsOk: ["n2", "n3"],
+    hostsErr: [],
+    acked: true,
+    done: true,
+  });
+  assert.equal(h.node("n1").core.status().writesInFlight, 0);
+});
+
+test("store sync: write: the timeout reports the missing hosts, and not before it passes", () => {
+  const h = new Harness(["n1", "n2", "n3"]);
+  const writeId = h.write("n1", { a: "1" }, 2);
+  h.deliverAll((e) => e.to === "n3");
+  h.tick("n1", 9);
+  assert.deepEqual(h.node("n1").results, []);
+  h.tick("n1");
+  assert.deepEqual(h.node("n1").results, [
+    {
+      writeId,
+      hostsOk: ["n2"],
+      hostsErr: [{ host: "n3", error: "no acknowledgement within 10 ticks" }],
+      acked: false,
+      done: true,
+    },
+  ]);
+});
+
+test("store sync: write: a peer whose link is down is reported as such", () => {
+  const h = new Harness(["n1", "n2"]);
+  h.node("n1").core.linkDown("n2");
+  const writeId = h.write("n1", { a: "1" }, 1);
+  h.queue = [];
+  h.tick("n1", 10);
+  assert.deepEqual(h.node("n1").results, [
+    { writeId, hostsOk: [], hostsErr: [{ host: "n2", error: "link down" }], acked: false, done: true },
+  ]);
+});
+
+test('store sync: write: "all" waits for every peer; 0 resolves at once', () => {
+  const h = new Harness(["n1", "n2", "n3"]);
+  h.node("n3").autoPersist = false;
+  const all = h.write("n1", { a: "1" }, "all");
+  h.deliverAll();
+  assert.deepEqual(h.node("n1").results, []);
+  h.persistHeld("n3");
+  h.deliverAll();
+  assert.deepEqual(
+    h.node("n1").results.map((r) => [r.writeId, r.acked, r.done, r.hostsOk.length]),
+    [[all, true, true, 2]],
+  );
+
+  const none = h.write("n1", { b: "2" }, 0);
+  assert.deepEqual(h.node("n1").results[1], {
+    writeId: none,
+    hostsOk: [],
+    hostsErr: [
+      { host: "n2", error: "acknowledgement pending" },
+      { host: "n3", error: "acknowledgement pending" },
+    ],
+    acked: true,
+    done: false,
+  });
+});
+
+test("store sync: write: more acks than peers can never be reached and fails once every peer answered", () => {
+  const h = new Harness(["n1", "n2"]);
+  h.write("n1", { a: "1" }, 3);
+  h.deliverAll();
+  const [result] = h.node("n1").results;
+  assert.equal(result?.acked, false);
+  assert.equal(result?.done, true);
+  assert.deepEqual(result?.hostsOk, ["n2"]);
+});
+
+test("store sync: write: a large write travels in bounded chunks and is acked only when all arrived", () => {
+  const limits: StoreSyncLimits = {
+    ...DEFAULT_STORE_SYNC_LIMITS,
+    entriesPerMessageMax: 2,
+    valueBytesPerMessageMax: 10,
+  };
+  const h = new Harness(["n1", "n2"], { limits });
+  const paths: Record<string, string> = { a: "1", b: "2", c: "3", big: "x".repeat(50), d: "4" };
+  h.write("n1", paths, 1);
+  const applies = h.queue.filter((e) => e.message.type === "apply");
+  const sizes = applies.map((e) => (e.message.type === "apply" ? e.message.entries.map((x) => x.path) : []));
+  assert.deepEqual(sizes, [["a", "b"], ["c"], ["big"], ["d"]]);
+  // Every chunk but the last arrives and is acked: not enough.
+  h.deliverAll((e) => e.message.type === "apply" && e.message.chunk === 3);
+  assert.deepEqual(h.node("n1").results, []);
+  h.deliver(applies[3]!);
+  h.deliverAll();
+  assert.equal(h.node("n1").results[0]?.acked, true);
+});
+
+test("store sync: anti-entropy: one round repairs a lagging node in both directions", () => {
+  const h = new Harness(["n1", "n2"]);
+  h.write("n1", { shared: "old", "only/n1": "a" }, 0);
+  h.queue = [];
+  h.write("n2", { shared: "new", "only/n2": "b", gone: "c" }, 0);
+  h.write("n2", { gone: null }, 0);
+  h.queue = [];
+  assert.notDeepEqual(h.contents("n1"), h.contents("n2"));
+  h.linkUp("n1", "n2");
+  h.deliverAll();
+  assert.deepEqual(h.contents("n1"), h.contents("n2"));
+  assert.match(h.contents("n1").get("shared")!, /^new@/);
+  assert.match(h.contents("n1").get("gone")!, /^<deleted>@/);
+  assert.equal(completedRounds(h.node("n1")), 1);
+  assert.deepEqual(h.node("n1").store.digest(), h.node("n2").store.digest());
+});
+
+test("store sync: anti-entropy: a fresh empty node bootstraps through the same rounds", () => {
+  const h = new Harness(["n1", "n2", "n3"]);
+  for (let i = 0; i < 50; i++) h.write(i % 2 === 0 ? "n1" : "n2", { [`k/${i}`]: `v${i}` }, 0);
+  h.deliverAll((e) => e.to === "n3");
+  assert.equal(h.node("n3").store.all().length, 0);
+  h.linkUp("n3", "n1");
+  h.deliverAll();
+  assert.equal(h.node("n3").store.all().length, 50);
+  assert.deepEqual(h.contents("n3"), h.contents("n1"));
+});
+
+test("store sync: anti-entropy: every message stays within its bounds; a big divergence takes several rounds", () => {
+  const limits: StoreSyncLimits = {
+    entriesPerMessageMax: 3,
+    valueBytesPerMessageMax: 1024,
+    pathsPerPullMax: 4,
+    entriesPerPushMax: 5,
+    stampsPerMessageMax: 6,
+  };
+  const h = new Harness(["n1", "n2"], { limits }, 8);
+  for (let i = 0; i < 40; i++) h.write("n1", { [`a/${i}`]: `v${i}` }, 0);
+  for (let i = 0; i < 40; i++) h.write("n2", { [`b/${i}`]: `w${i}` }, 0);
+  h.queue = [];
+  h.sent.length = 0;
+  h.linkUp("n1", "n2");
+  h.deliverAll();
+  assert.deepEqual(h.contents("n1"), h.contents("n2"));
+  assert.equal(h.node("n1").store.all().length, 80);
+  assert.ok(completedRounds(h.node("n1")) >= 8, `rounds: ${completedRounds(h.node("n1"))}`);
+  for (const { message } of h.sent) {
+    if (message.type === "push" || message.type === "entries") assert.ok(message.entries.length <= 3);
+    if (message.type === "pull") assert.ok(message.paths.length <= 4);
+    // Whole buckets are sent while they fit; one bucket over the bound may go alone.
+    if (message.type === "stamps" && message.buckets.length > 1) assert.ok(message.stamps.length <= 6);
+  }
+  const pushedPerRound = new Map<number, number>();
+  for (const { message } of h.sent) {
+    if (message.type === "push") {
+      pushedPerRound.set(
+        message.roundId,
+        (pushedPerRound.get(message.roundId) ?? 0) + message.entries.length,
+      );
+    }
+  }
+  assert.ok(Math.max(...pushedPerRound.values()) <= 5);
+});
+
+test("store sync: duplicated and reordered messages are harmless", () => {
+  const h = new Harness(["n1", "n2", "n3"]);
+  h.write("n1", { a: "1", b: "2" }, 2);
+  h.write("n2", { a: "3" }, 1);
+  h.write("n3", { c: null }, 1);
+  h.linkUp("n1", "n2");
+  h.linkUp("n3", "n1");
+  // Deliver everything twice, newest first, a few times over.
+  for (let pass = 0; pass < 5 && h.queue.length > 0; pass++) {
+    const batch = h.queue.reverse();
+    h.queue = [];
+    for (const envelope of batch) {
+      h.deliver(envelope);
+      h.deliver(envelope);
+    }
+  }
+  h.deliverAll();
+  h.linkUp("n2", "n3");
+  h.deliverAll();
+  assert.deepEqual(h.contents("n1"), h.contents("n2"));
+  assert.deepEqual(h.contents("n2"), h.contents("n3"));
+  for (const id of ["n1", "n2", "n3"]) {
+    const results = h.node(id).results;
+    const resolved = new Set(results.map((r) => r.writeId));
+    assert.equal(resolved.size, 1, `${id}: one write`);
+    assert.ok(results.every((r) => r.acked));
+    assert.ok(results.length <= 2, `${id}: resolved once, finished at most once`);
+    assert.equal(h.node(id).core.status().writesInFlight, 0);
+  }
+});
+
+test("store sync: anti-entropy: a round with no answer is abandoned; the next periodic round repairs", () => {
+  const h = new Harness(["n1", "n2"], { antiEntropyIntervalTicks: 8, roundTimeoutTicks: 3 });
+  h.write("n2", { a: "1" }, 0);
+  h.queue = [];
+  h.linkUp("n1", "n2");
+  h.deliverAll((e) => e.message.type === "stamps");
+  assert.deepEqual(h.node("n1").core.status().roundsInFlight, ["n2"]);
+  h.tick("n1", 3);
+  assert.deepEqual(h.node("n1").core.status().roundsInFlight, []);
+  assert.ok(h.node("n1").events.some((e) => e.type === "round-abandoned"));
+  assert.equal(h.node("n1").store.get("a"), null);
+  h.tick("n1", 5);
+  h.deliverAll();
+  assert.equal(h.node("n1").store.get("a")?.deleted, false);
+});
+
+test("store sync: anti-entropy: periodic rounds go round robin over the peers", () => {
+  const h = new Harness(["n1", "n2", "n3"], { antiEntropyIntervalTicks: 4 });
+  const digestsTo = () => h.sent.filter((e) => e.message.type === "digest").map((e) => e.to);
+  h.tick("n1", 3);
+  assert.deepEqual(digestsTo(), []);
+  h.tick("n1");
+  h.deliverAll();
+  h.tick("n1", 4);
+  h.deliverAll();
+  h.tick("n1", 4);
+  assert.deepEqual(digestsTo(), ["n2", "n3", "n2"]);
+});
+
+test("store sync: messages from nodes that are not peers change nothing", () => {
+  const h = new Harness(["n1", "n2"]);
+  const stranger = new MemoryLocalStore({ nodeId: "n9" });
+  const entries = stranger.writeLocal([{ path: "evil", value: encoder.encode("x") }], nowWallMs);
+  h.node("n1").core.step("n9", { type: "apply", writeId: "w", chunk: 0, entries });
+  h.drain(h.node("n1"));
+  assert.equal(h.node("n1").store.get("evil"), null);
+  assert.deepEqual(h.queue, []);
+  assert.equal(h.node("n1").events[0]?.type, "message-ignored");
+});
+
+test("store sync: a failed persist sends no ack and fails the round it served", () => {
+  const h = new Harness(["n1", "n2"]);
+  h.node("n2").autoPersist = false;
+  h.write("n1", { a: "1" }, 1);
+  h.deliverAll();
+  const n2 = h.node("n2");
+  const [request] = n2.held.splice(0);
+  n2.core.persistFailed(request!.token, "disk full");
+  h.drain(n2);
+  h.deliverAll();
+  assert.equal(h.sent.filter((e) => e.message.type === "apply-ack").length, 0);
+  assert.equal(n2.core.status().persistsInFlight, 0);
+});
+
+test("store sync: config: impossible settings are refused", () => {
+  const problems = validateStoreSyncConfig({
+    selfId: "n1",
+    peers: ["n1", "n2", "n2"],
+    writeTimeoutTicks: 0,
+    antiEntropyIntervalTicks: 1,
+    roundTimeoutTicks: 1.5,
+    limits: { ...DEFAULT_STORE_SYNC_LIMITS, pathsPerPullMax: 0 },
+  });
+  assert.deepEqual(
+    problems.map((p) => p.key),
+    ["writeTimeoutTicks", "roundTimeoutTicks", "limits.pathsPerPullMax", "peers", "peers"],
+  );
+});
