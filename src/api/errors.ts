@@ -2,19 +2,34 @@
 import type { ServerResponse } from "node:http";
 
 export const ApiErrorCode = {
+  BadRequest: "bad_request",
   NotFound: "not_found",
   MethodNotAllowed: "method_not_allowed",
   Forbidden: "forbidden",
+  ReadOnlyReplica: "read_only_replica",
+  PayloadTooLarge: "payload_too_large",
+  UnsupportedMediaType: "unsupported_media_type",
+  TooManyRequests: "too_many_requests",
   Internal: "internal",
 } as const;
 export type ApiErrorCode = (typeof ApiErrorCode)[keyof typeof ApiErrorCode];
 
 const statusByCode: Record<ApiErrorCode, number> = {
+  bad_request: 400,
   not_found: 404,
   method_not_allowed: 405,
   forbidden: 403,
+  // The request is fine; this node's role refuses it (a read-only replica), so it conflicts with its state.
+  read_only_replica: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  too_many_requests: 429,
   internal: 500,
 };
+
+export function statusOfErrorCode(code: ApiErrorCode): number {
+  return statusByCode[code];
+}
 
 export function sendJson(
   res: ServerResponse,

@@ -4,11 +4,39 @@ import type { Logger } from "pino";
 import type { AclRule } from "../config/index.ts";
 import { aclDecide, compileAcl } from "./acl.ts";
 import { ApiErrorCode, sendError, sendJson } from "./errors.ts";
+import { InflightLimit } from "./inflight_limit.ts";
 
 /** Who is calling: a TLS client (certificate CN / PSK identity) or a local operator on loopback HTTP. */
 export interface ApiIdentity {
   kind: "certificate" | "psk" | "local";
   name: string;
+}
+
+/** What a handler learns about its request beyond req/res. */
+export interface RouteContext {
+  identity: ApiIdentity;
+  url: URL;
+  /**
+   * For a prefix route, the rest of the path after the prefix exactly as the client sent it (still
+   * percent-encoded, dot segments not resolved); "" for exact routes.
+   */
+  param: string;
+  /**
+   * Whether the ACL admits this caller to `path` (always true on the local listener). Routes that act on
+   * paths carried elsewhere than the URL (a body, a decoded parameter) ask here for each of them.
+   */
+  allows(path: string): boolean;
+}
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, context: RouteContext) => unknown;
+
+export interface ApiRoute {
+  /** An exact path, or with `prefix: true` a prefix ending in "/" whose rest is the parameter. */
+  path: string;
+  prefix?: boolean;
+  methods: Partial<Record<string, RouteHandler>>;
+  /** Long-lived responses (server-sent events) hold no in-flight slot; such a route bounds itself. */
+  streaming?: boolean;
 }
 
 export interface ApiDependencies {
@@ -17,44 +45,104 @@ export interface ApiDependencies {
   status: () => unknown;
   acl: readonly AclRule[];
   logger: Logger;
+  /** Routes of other parts (the store), next to the built-in ones. */
+  routes?: readonly ApiRoute[];
+  /** Requests served at once; beyond it 429 with Retry-After (default inflightMaxDefault). */
+  inflightMax?: number;
 }
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 export type ApiRouter = (req: IncomingMessage, res: ServerResponse, identity: ApiIdentity) => void;
 
+/** Enough for bursts of a busy fleet; a node past it sheds load instead of queueing without bound. */
+export const inflightMaxDefault = 256;
+/** A shed request tries again after this; overload on a small fleet clears within a second. */
+const retryAfterSeconds = 1;
+
+interface RouteMatch {
+  route: ApiRoute;
+  param: string;
+}
+
 export function createApiRouter(deps: ApiDependencies): ApiRouter {
   const acl = compileAcl(deps.acl);
-  const routes: Record<string, Partial<Record<string, Handler>>> = {
-    "/healthz": { GET: (_req, res) => sendJson(res, 200, { status: "ok", node: deps.nodeId }) },
-    "/api/v1/status": { GET: (_req, res) => sendJson(res, 200, deps.status()) },
+  const limit = new InflightLimit(deps.inflightMax ?? inflightMaxDefault);
+  const builtIn: ApiRoute[] = [
+    {
+      path: "/healthz",
+      methods: { GET: (_req, res) => sendJson(res, 200, { status: "ok", node: deps.nodeId }) },
+    },
+    { path: "/api/v1/status", methods: { GET: (_req, res) => sendJson(res, 200, deps.status()) } },
+  ];
+  const routes = [...builtIn, ...(deps.routes ?? [])];
+  const exact = new Map(routes.filter((r) => !r.prefix).map((r) => [r.path, r]));
+  // Longest prefix first, so a nested prefix route wins over its parent.
+  const prefixes = routes.filter((r) => r.prefix).sort((a, b) => b.path.length - a.path.length);
+
+  const match = (path: string, rawPath: string): RouteMatch | "non_canonical" | null => {
+    const found = exact.get(path);
+    if (found) return { route: found, param: "" };
+    const route = prefixes.find((r) => path.startsWith(r.path));
+    if (!route) return null;
+    // The parameter comes from the path as sent: resolving dot segments first would hide `..` from the route.
+    if (!rawPath.startsWith(route.path)) return "non_canonical";
+    return { route, param: rawPath.slice(route.path.length) };
   };
 
   return (req, res, identity) => {
-    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const path = url.pathname;
+    const allows = (target: string) =>
+      identity.kind === "local" || aclDecide(acl, target, identity.name).allowed;
     if (identity.kind === "local") {
       // Peer-only routes are served on the authenticated TLS port alone.
       if (path.startsWith("/api/internal/"))
         return sendError(res, ApiErrorCode.Forbidden, "peer routes need TLS");
-    } else {
-      const decision = aclDecide(acl, path, identity.name);
-      if (!decision.allowed) {
-        deps.logger.warn({ path, identity: identity.name }, "api request denied by acl");
-        return sendError(res, ApiErrorCode.Forbidden, `${identity.name} may not access ${path}`);
-      }
+    } else if (!allows(path)) {
+      deps.logger.warn({ path, identity: identity.name }, "api request denied by acl");
+      return sendError(res, ApiErrorCode.Forbidden, `${identity.name} may not access ${path}`);
     }
-    const methods = routes[path];
-    if (!methods) return sendError(res, ApiErrorCode.NotFound, `no route ${path}`);
-    const handler = methods[req.method ?? "GET"];
+    const found = match(path, rawPathOf(req.url ?? "/"));
+    if (found === null) return sendError(res, ApiErrorCode.NotFound, `no route ${path}`);
+    if (found === "non_canonical") {
+      return sendError(res, ApiErrorCode.BadRequest, "path must not contain dot segments");
+    }
+    const { route, param } = found;
+    const handler = route.methods[req.method ?? "GET"];
     if (!handler) {
-      const allow = Object.keys(methods).join(", ");
+      const allow = Object.keys(route.methods).join(", ");
       return sendError(res, ApiErrorCode.MethodNotAllowed, `${req.method} not allowed on ${path}`, { allow });
     }
-    try {
-      handler(req, res);
-    } catch (error) {
+    if (!route.streaming) {
+      const release = limit.tryAcquire();
+      if (!release) {
+        res.setHeader("connection", "close");
+        return sendError(
+          res,
+          ApiErrorCode.TooManyRequests,
+          `more than ${limit.inflightMax} requests in flight`,
+          {
+            "retry-after": String(retryAfterSeconds),
+          },
+        );
+      }
+      res.once("close", release);
+    }
+    const failed = (error: unknown) => {
       deps.logger.error({ err: error, path }, "api handler failed");
       if (!res.headersSent) sendError(res, ApiErrorCode.Internal, "internal error");
+      else res.destroy();
+    };
+    try {
+      const result = handler(req, res, { identity, url, param, allows });
+      if (result instanceof Promise) result.catch(failed);
+    } catch (error) {
+      failed(error);
     }
   };
+}
+
+/** The path part of a request target, before any query or fragment, untouched. */
+function rawPathOf(target: string): string {
+  const end = target.search(/[?#]/);
+  return end === -1 ? target : target.slice(0, end);
 }
