@@ -10,9 +10,8 @@ import {
   stampHash,
   xorHash,
 } from "../../src/core/digest.ts";
-import { HybridClock } from "../../src/core/hlc.ts";
+import { ClockSkewError, HybridClock } from "../../src/core/hlc.ts";
 import { supersedes } from "../../src/core/lww.ts";
-import { isUnderPrefix } from "../../src/core/store_path.ts";
 import type { NodeId } from "../../src/core/types.ts";
 import type {
   BucketDigest,
@@ -41,6 +40,7 @@ export class MemoryLocalStore implements LocalStore {
   private readonly buckets: Bucket[];
   private readonly changes: StoreChange[] = [];
   private closed = false;
+  clockSkewRejectedTotal = 0;
 
   constructor(options: MemoryLocalStoreOptions) {
     this.nodeId = options.nodeId;
@@ -63,16 +63,24 @@ export class MemoryLocalStore implements LocalStore {
     return committed;
   }
 
-  /** All-or-nothing like one transaction: a version too far ahead of our clock refuses the whole batch. */
+  /**
+   * Like the SQLite store: entries apply one after the other; one whose clock is more than clockSkewMsMax
+   * ahead of ours is skipped (and counted), and anti-entropy offers it again later.
+   */
   applyRemote(entries: readonly StoreEntry[], nowWallMs: number): StoreEntry[] {
     this.assertOpen();
-    const probe = new HybridClock({ skewMsMax: this.clock.skewMsMax, last: this.clock.peek() });
-    for (const entry of entries) probe.observe(entry.version, nowWallMs);
     const won: StoreEntry[] = [];
     for (const entry of entries) {
-      this.clock.observe(entry.version, nowWallMs);
+      try {
+        this.clock.observe(entry.version, nowWallMs);
+      } catch (error) {
+        if (!(error instanceof ClockSkewError)) throw error;
+        this.clockSkewRejectedTotal++;
+        continue;
+      }
       if (!supersedes(entry.version, this.get(entry.path)?.version)) continue;
-      const copy = { ...entry, value: entry.value.slice(), version: { ...entry.version } };
+      const value = entry.deleted ? new Uint8Array(0) : entry.value.slice();
+      const copy = { ...entry, value, version: { ...entry.version } };
       this.commit(copy);
       won.push(copy);
     }
@@ -87,10 +95,11 @@ export class MemoryLocalStore implements LocalStore {
     return paths.flatMap((path) => this.get(path) ?? []);
   }
 
+  /** A plain string prefix, as in the SQLite store: "a" lists "a", "a/b" and "ab". */
   list(prefix: string, options: { after?: string; limit: number }): StoreEntry[] {
     const after = options.after;
     return this.all()
-      .filter((e) => !e.deleted && isUnderPrefix(e.path, prefix) && (after === undefined || e.path > after))
+      .filter((e) => !e.deleted && e.path.startsWith(prefix) && (after === undefined || e.path > after))
       .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
       .slice(0, options.limit);
   }

@@ -1,0 +1,316 @@
+// The shell around the pure store sync core (src/core/store_sync.ts): owns the core, a monotonic ticker and
+// the drain loop, and is the StoreService the API and CLI use. Drain order (see store_sync_types.ts): merge
+// each persist batch durably (LocalStore.applyRemote commits before it returns) → send messages → settle
+// writes → log → advance, then report the persisted tokens so that acks leave in the next turn. Everything
+// is synchronous, so inputs from the mesh are stepped in turn and nothing interleaves with a drain.
+// Messages: one-way, on the channels of store_wire.ts, schema-checked; garbage is logged and dropped.
+import { randomBytes } from "node:crypto";
+import type { Logger } from "pino";
+import { MonotonicTicker } from "../cluster/monotonic_ticker.ts";
+import { compareVersions } from "../core/lww.ts";
+import { StoreSync } from "../core/store_sync.ts";
+import { DEFAULT_STORE_SYNC_LIMITS } from "../core/store_sync_config.ts";
+import type {
+  PersistRequest,
+  StoreSyncEvent,
+  StoreSyncLimits,
+  WriteResult,
+} from "../core/store_sync_types.ts";
+import type { NodeId } from "../core/types.ts";
+import { DEFAULT_MESH_LIMITS, type MeshApi } from "../mesh/index.ts";
+import {
+  channelOf,
+  encodeStoreMessage,
+  STORE_APPLY_CHANNEL,
+  STORE_SYNC_CHANNEL,
+  type StoreMessageDecoder,
+  storeMessageDecoder,
+} from "./store_wire.ts";
+import {
+  type LocalStore,
+  type MinAcks,
+  ReadOnlyReplicaError,
+  type StoreChange,
+  type StoreEntry,
+  type StoreService,
+  type StoreWrite,
+  type WriteOutcome,
+} from "./types.ts";
+
+export interface ReplicatorOptions {
+  selfId: NodeId;
+  /** Every other node (read-only replicas included): writes go to all of them, "all" counts all of them. */
+  peers: readonly NodeId[];
+  /** Serve and receive replication, refuse writes. */
+  readOnly: boolean;
+  store: LocalStore;
+  mesh: Pick<MeshApi, "send" | "onMessage" | "on">;
+  logger: Logger;
+  /** A write that has not reached minAcks by then resolves with acked=false (per-write timeoutMs overrides). */
+  writeTimeoutMs: number;
+  antiEntropyIntervalMs: number;
+  /** An anti-entropy round without an answer for this long is abandoned (default 5 s). */
+  roundTimeoutMs?: number;
+  /** Resolution of the core's timers (default 20 ms); acks are handled as they arrive, not per tick. */
+  tickMs?: number;
+  /** Largest value a peer may send (the API's bound). */
+  valueBytesMax: number;
+  bucketCount?: number;
+  limits?: Partial<StoreSyncLimits>;
+  /** Wall clock for HLC versions (default Date.now). */
+  nowWallMs?: () => number;
+}
+
+const tickMsDefault = 20;
+const roundTimeoutMsDefault = 5000;
+/** Changes handed to onChange listeners per call; a larger commit arrives in several calls. */
+const changesPerNotificationMax = 4096;
+
+interface PendingWrite {
+  entries: StoreEntry[];
+  resolve: (outcome: WriteOutcome) => void;
+}
+
+export class Replicator implements StoreService {
+  readonly readOnly: boolean;
+  private readonly selfId: NodeId;
+  private readonly store: LocalStore;
+  private readonly mesh: Pick<MeshApi, "send" | "onMessage" | "on">;
+  private readonly logger: Logger;
+  private readonly core: StoreSync;
+  private readonly ticker: MonotonicTicker;
+  private readonly tickMs: number;
+  private readonly decode: StoreMessageDecoder;
+  private readonly nowWallMs: () => number;
+  /** Write ids stay unique across restarts: an ack meant for an earlier process never counts. */
+  private readonly bootId = randomBytes(6).toString("hex");
+  private writeSeq = 0;
+  private readonly pending = new Map<string, PendingWrite>();
+  private readonly listeners = new Set<(changes: readonly StoreChange[]) => void>();
+  private draining = false;
+  private stopped = false;
+
+  constructor(options: ReplicatorOptions) {
+    this.readOnly = options.readOnly;
+    this.selfId = options.selfId;
+    this.store = options.store;
+    this.mesh = options.mesh;
+    this.logger = options.logger;
+    this.nowWallMs = options.nowWallMs ?? Date.now;
+    this.tickMs = options.tickMs ?? tickMsDefault;
+    const limits: StoreSyncLimits = { ...DEFAULT_STORE_SYNC_LIMITS, ...options.limits };
+    this.core = new StoreSync(
+      {
+        selfId: options.selfId,
+        peers: options.peers,
+        writeTimeoutTicks: this.ticksOf(options.writeTimeoutMs),
+        antiEntropyIntervalTicks: this.ticksOf(options.antiEntropyIntervalMs),
+        roundTimeoutTicks: this.ticksOf(options.roundTimeoutMs ?? roundTimeoutMsDefault),
+        limits,
+      },
+      this.store,
+    );
+    this.decode = storeMessageDecoder({
+      sync: limits,
+      valueBytesMax: options.valueBytesMax,
+      messageBytesMax: DEFAULT_MESH_LIMITS.frameBytesMax,
+      bucketCount: options.bucketCount ?? 256,
+    });
+    this.ticker = new MonotonicTicker({
+      tickMs: this.tickMs,
+      onTicks: (count) => {
+        for (let i = 0; i < count; i++) this.core.tick();
+        this.drain();
+      },
+    });
+    const peers = new Set(options.peers);
+    for (const channel of [STORE_APPLY_CHANNEL, STORE_SYNC_CHANNEL]) {
+      this.mesh.onMessage(channel, (from, payload) => this.receive(from, payload));
+    }
+    this.mesh.on("link:up", (peer) => this.input(() => peers.has(peer) && this.core.linkUp(peer)));
+    this.mesh.on("link:down", (peer) => this.input(() => peers.has(peer) && this.core.linkDown(peer)));
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.ticker.start();
+  }
+
+  /** Stops the timers; writes still waiting resolve as not acknowledged. */
+  stop(): void {
+    this.stopped = true;
+    this.ticker.stop();
+    for (const [writeId, write] of this.pending) {
+      this.pending.delete(writeId);
+      write.resolve({ entries: write.entries, hostsOk: [], hostsErr: [], acked: false });
+    }
+  }
+
+  write(
+    writes: readonly StoreWrite[],
+    options: { minAcks: MinAcks; timeoutMs?: number },
+  ): Promise<WriteOutcome> {
+    if (this.readOnly) {
+      return Promise.reject(new ReadOnlyReplicaError(`node ${this.selfId} is a read-only replica`));
+    }
+    if (this.stopped) return Promise.reject(new Error("replicator is stopped"));
+    this.ticker.catchUp();
+    const seqBefore = this.store.lastSeq();
+    let entries: StoreEntry[];
+    let timeoutTicks: number | undefined;
+    try {
+      timeoutTicks = options.timeoutMs === undefined ? undefined : this.ticksOf(options.timeoutMs);
+      entries = this.store.writeLocal(writes, this.nowWallMs());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const writeId = `${this.bootId}.${++this.writeSeq}`;
+    const outcome = new Promise<WriteOutcome>((resolve) => this.pending.set(writeId, { entries, resolve }));
+    this.core.localCommitted(writeId, entries, options.minAcks, timeoutTicks);
+    this.notify(seqBefore);
+    this.drain();
+    return outcome;
+  }
+
+  get(path: string): StoreEntry | null {
+    return this.store.get(path);
+  }
+
+  list(prefix: string, options: { after?: string; limit: number }): StoreEntry[] {
+    return this.store.list(prefix, options);
+  }
+
+  changesSince(afterSeq: number, limit: number): StoreChange[] {
+    return this.store.changesSince(afterSeq, limit);
+  }
+
+  lastSeq(): number {
+    return this.store.lastSeq();
+  }
+
+  onChange(listener: (changes: readonly StoreChange[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Writes still tracked and anti-entropy rounds in flight. */
+  status(): ReturnType<StoreSync["status"]> {
+    return this.core.status();
+  }
+
+  private ticksOf(ms: number): number {
+    if (!(ms > 0)) throw new RangeError(`durations must be > 0 ms, got ${ms}`);
+    return Math.max(1, Math.ceil(ms / this.tickMs));
+  }
+
+  private receive(from: NodeId, payload: Uint8Array): void {
+    const decoded = this.decode(payload);
+    if (!decoded.ok) {
+      this.logger.warn({ peer: from, reason: decoded.reason }, "dropped store message");
+      return;
+    }
+    this.input(() => this.core.step(from, decoded.message));
+  }
+
+  /** Time first (a stalled node must see its timeouts before it acts), then the input, then drain. */
+  private input(feed: () => unknown): void {
+    if (this.stopped) return;
+    this.ticker.catchUp();
+    feed();
+    this.drain();
+  }
+
+  private drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    const seqBefore = this.store.lastSeq();
+    try {
+      while (this.core.hasReady()) {
+        const ready = this.core.ready();
+        const outcomes = ready.persist.map((request) => this.persist(request));
+        for (const envelope of ready.messages) {
+          const { to, message } = envelope;
+          const sent = this.mesh.send(to, channelOf(message), encodeStoreMessage(message));
+          if (sent !== "sent")
+            this.logger.debug({ peer: to, type: message.type, sent }, "store message not sent");
+        }
+        for (const result of ready.writeResults) this.settle(result);
+        for (const event of ready.events) this.logEvent(event);
+        this.core.advance(ready);
+        for (const { token, error } of outcomes) {
+          if (error === null) this.core.persisted(token);
+          else this.core.persistFailed(token, error);
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+    this.notify(seqBefore);
+  }
+
+  /**
+   * Merges a remote batch durably. It counts as persisted only if we now hold every entry's version or a
+   * newer one: the store may skip an entry (a clock too far ahead), and an ack must never claim it.
+   */
+  private persist(request: PersistRequest): { token: number; error: string | null } {
+    const { token, from, entries } = request;
+    try {
+      const won = this.store.applyRemote(entries, this.nowWallMs());
+      if (won.length === entries.length) return { token, error: null };
+      const held = new Map(this.store.getMany(entries.map((e) => e.path)).map((e) => [e.path, e.version]));
+      const missing = entries.filter((e) => {
+        const version = held.get(e.path);
+        return version === undefined || compareVersions(version, e.version) < 0;
+      });
+      if (missing.length === 0) return { token, error: null };
+      this.logger.warn(
+        { peer: from, skipped: missing.length },
+        "remote entries skipped (clock too far ahead)",
+      );
+      return { token, error: `${missing.length} entries skipped` };
+    } catch (error) {
+      this.logger.error({ err: error, peer: from }, "could not persist remote entries");
+      return { token, error: error instanceof Error ? error.message : String(error) };
+    }
+  }
+
+  private settle(result: WriteResult): void {
+    const write = this.pending.get(result.writeId);
+    if (write === undefined) {
+      // A later result of a resolved write: late acks or the final tally, for the log only.
+      const level = result.hostsErr.length > 0 ? "info" : "debug";
+      this.logger[level](
+        { writeId: result.writeId, hostsOk: result.hostsOk, hostsErr: result.hostsErr },
+        "write replication finished",
+      );
+      return;
+    }
+    this.pending.delete(result.writeId);
+    const { hostsOk, hostsErr, acked } = result;
+    write.resolve({ entries: write.entries, hostsOk, hostsErr, acked });
+  }
+
+  /** Hands the changes committed since `seqBefore` to the listeners; a throwing listener is logged. */
+  private notify(seqBefore: number): void {
+    const seqAfter = this.store.lastSeq();
+    if (seqAfter <= seqBefore || this.listeners.size === 0) return;
+    for (let seq = seqBefore; seq < seqAfter; ) {
+      const changes = this.store.changesSince(seq, Math.min(changesPerNotificationMax, seqAfter - seq));
+      if (changes.length === 0) break;
+      seq = changes[changes.length - 1]!.seq;
+      for (const listener of [...this.listeners]) {
+        try {
+          listener(changes);
+        } catch (error) {
+          this.logger.error({ err: error }, "store change listener threw");
+        }
+      }
+    }
+  }
+
+  private logEvent(event: StoreSyncEvent): void {
+    const { type, ...fields } = event;
+    if (type === "round-abandoned" || type === "message-ignored") this.logger.info(fields, `store ${type}`);
+    else this.logger.debug(fields, `store ${type}`);
+  }
+}

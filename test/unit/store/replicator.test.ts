@@ -1,0 +1,240 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import pino from "pino";
+import type { NodeId } from "../../../src/core/types.ts";
+import { Replicator, type ReplicatorOptions } from "../../../src/store/replicator.ts";
+import { SqliteLocalStore } from "../../../src/store/sqlite_store.ts";
+import {
+  encodeStoreMessage,
+  STORE_APPLY_CHANNEL,
+  STORE_SYNC_CHANNEL,
+} from "../../../src/store/store_wire.ts";
+import { ReadOnlyReplicaError, type StoreChange } from "../../../src/store/types.ts";
+import { MemoryNetwork } from "../../support/memory_mesh.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const valueBytesMax = 1024 * 1024;
+
+interface LogLine {
+  level: number;
+  msg: string;
+  reason?: string;
+}
+
+interface Fleet {
+  network: MemoryNetwork;
+  nodes: Map<NodeId, { replicator: Replicator; store: SqliteLocalStore; logs: LogLine[] }>;
+  replicator(id: NodeId): Replicator;
+  store(id: NodeId): SqliteLocalStore;
+  close(): void;
+}
+
+/** Replicators over real SQLite stores (in memory) and the in-memory mesh, links not yet up. */
+function fleet(
+  ids: readonly NodeId[],
+  overrides: (id: NodeId) => Partial<ReplicatorOptions> = () => ({}),
+): Fleet {
+  const network = new MemoryNetwork();
+  const nodes = new Map<NodeId, { replicator: Replicator; store: SqliteLocalStore; logs: LogLine[] }>();
+  for (const id of ids) {
+    const logs: LogLine[] = [];
+    const logger = pino({ level: "debug" }, { write: (line: string) => logs.push(JSON.parse(line)) });
+    const store = SqliteLocalStore.open({ path: ":memory:", nodeId: id, valueBytesMax });
+    const replicator = new Replicator({
+      selfId: id,
+      peers: ids.filter((p) => p !== id),
+      readOnly: false,
+      store,
+      mesh: network.join(id),
+      logger,
+      writeTimeoutMs: 2000,
+      antiEntropyIntervalMs: 60_000,
+      tickMs: 5,
+      valueBytesMax,
+      ...overrides(id),
+    });
+    replicator.start();
+    nodes.set(id, { replicator, store, logs });
+  }
+  const node = (id: NodeId) => {
+    const n = nodes.get(id);
+    assert.ok(n, `no node ${id}`);
+    return n;
+  };
+  return {
+    network,
+    nodes,
+    replicator: (id) => node(id).replicator,
+    store: (id) => node(id).store,
+    close: () => {
+      network.close();
+      for (const n of nodes.values()) {
+        n.replicator.stop();
+        n.store.close();
+      }
+    },
+  };
+}
+
+/** Resolves once `done()` holds, checking after every event-loop turn; fails after `timeoutMs`. */
+async function until(done: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!done()) {
+    assert.ok(performance.now() < deadline, "condition not reached in time");
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+function valueAt(f: Fleet, id: NodeId, path: string): string | null {
+  const entry = f.store(id).get(path);
+  return entry === null || entry.deleted ? null : decoder.decode(entry.value);
+}
+
+test("replicator: a write resolves acked once min_acks peers hold it durably, then reaches every node", async (t) => {
+  const f = fleet(["n1", "n2", "n3"]);
+  t.after(() => f.close());
+  f.network.connectAll();
+  const outcome = await f.replicator("n1").write([{ path: "certs/a.pem", value: encoder.encode("A") }], {
+    minAcks: 1,
+  });
+  assert.equal(outcome.acked, true);
+  assert.equal(outcome.hostsOk.length, 1);
+  assert.equal(outcome.entries[0]?.path, "certs/a.pem");
+  assert.equal(valueAt(f, outcome.hostsOk[0]!, "certs/a.pem"), "A", "the acking host holds it");
+  await until(() => valueAt(f, "n2", "certs/a.pem") === "A" && valueAt(f, "n3", "certs/a.pem") === "A");
+
+  const all = await f.replicator("n2").write([{ path: "certs/a.pem", value: null }], { minAcks: "all" });
+  assert.deepEqual([...all.hostsOk].sort(), ["n1", "n3"]);
+  assert.deepEqual(all.hostsErr, []);
+  assert.equal(f.store("n1").get("certs/a.pem")?.deleted, true);
+  assert.equal(f.store("n3").get("certs/a.pem")?.deleted, true);
+});
+
+test("replicator: a write that cannot reach min_acks says which hosts failed and stays local", async (t) => {
+  const f = fleet(["n1", "n2", "n3"]);
+  t.after(() => f.close());
+  f.network.connect("n1", "n2");
+  const outcome = await f.replicator("n1").write([{ path: "x", value: encoder.encode("1") }], {
+    minAcks: 2,
+    timeoutMs: 50,
+  });
+  assert.equal(outcome.acked, false);
+  assert.deepEqual(outcome.hostsOk, ["n2"]);
+  assert.deepEqual(
+    outcome.hostsErr.map((h) => h.host),
+    ["n3"],
+  );
+  assert.equal(valueAt(f, "n1", "x"), "1");
+  assert.equal(valueAt(f, "n3", "x"), null);
+});
+
+test("replicator: a node whose link comes up converges at once, both ways", async (t) => {
+  const f = fleet(["n1", "n2"]);
+  t.after(() => f.close());
+  await f.replicator("n1").write([{ path: "a", value: encoder.encode("from n1") }], { minAcks: 0 });
+  await f.replicator("n2").write([{ path: "b", value: encoder.encode("from n2") }], { minAcks: 0 });
+  assert.equal(valueAt(f, "n2", "a"), null);
+  f.network.connect("n1", "n2");
+  await until(() => valueAt(f, "n2", "a") === "from n1" && valueAt(f, "n1", "b") === "from n2");
+  assert.deepEqual(f.store("n1").digest(), f.store("n2").digest());
+});
+
+test("replicator: a read-only replica refuses writes but receives and acknowledges remote ones", async (t) => {
+  const f = fleet(["n1", "r1"], (id) => ({ readOnly: id === "r1" }));
+  t.after(() => f.close());
+  f.network.connectAll();
+  await assert.rejects(
+    f.replicator("r1").write([{ path: "a", value: encoder.encode("1") }], { minAcks: 0 }),
+    ReadOnlyReplicaError,
+  );
+  assert.equal(f.store("r1").lastSeq(), 0, "nothing committed");
+  const outcome = await f.replicator("n1").write([{ path: "a", value: encoder.encode("2") }], { minAcks: 1 });
+  assert.deepEqual(outcome.hostsOk, ["r1"]);
+  assert.equal(valueAt(f, "r1", "a"), "2");
+});
+
+test("replicator: onChange reports own commits and remote winners, in seq order", async (t) => {
+  const f = fleet(["n1", "n2"]);
+  t.after(() => f.close());
+  f.network.connectAll();
+  const seen = new Map<NodeId, StoreChange[]>([
+    ["n1", []],
+    ["n2", []],
+  ]);
+  for (const [id, changes] of seen) f.replicator(id).onChange((batch) => changes.push(...batch));
+  const unsubscribe = f.replicator("n2").onChange(() => {
+    throw new Error("a broken listener must not break replication");
+  });
+  await f.replicator("n1").write(
+    [
+      { path: "a", value: encoder.encode("1") },
+      { path: "b", value: encoder.encode("2") },
+    ],
+    { minAcks: 1 },
+  );
+  unsubscribe();
+  assert.deepEqual(
+    seen.get("n1")!.map((c) => [c.seq, c.entry.path]),
+    [
+      [1, "a"],
+      [2, "b"],
+    ],
+  );
+  assert.deepEqual(
+    seen.get("n2")!.map((c) => [c.seq, c.entry.path]),
+    [
+      [1, "a"],
+      [2, "b"],
+    ],
+  );
+  assert.ok(f.nodes.get("n2")!.logs.some((l) => l.msg === "store change listener threw"));
+});
+
+test("replicator: garbage from a peer is logged and dropped", async (t) => {
+  const f = fleet(["n1", "n2"]);
+  t.after(() => f.close());
+  f.network.connectAll();
+  const intruder = f.network.join("n3");
+  f.network.connect("n3", "n1");
+  const entry = {
+    path: "../etc/passwd",
+    value: new Uint8Array([1]),
+    version: { wallMs: 1, counter: 0, nodeId: "n2" },
+    deleted: false,
+  };
+  intruder.send("n1", STORE_SYNC_CHANNEL, encoder.encode("{not json"));
+  intruder.send(
+    "n1",
+    STORE_APPLY_CHANNEL,
+    encodeStoreMessage({ type: "apply", writeId: "w", chunk: 0, entries: [entry] }),
+  );
+  intruder.send(
+    "n1",
+    STORE_SYNC_CHANNEL,
+    encoder.encode(JSON.stringify({ type: "pull", roundId: 1, paths: "a" })),
+  );
+  const logs = f.nodes.get("n1")!.logs;
+  await until(() => logs.filter((l) => l.msg === "dropped store message").length === 3);
+  const reasons = logs.filter((l) => l.msg === "dropped store message").map((l) => l.reason);
+  assert.match(reasons[0]!, /not UTF-8 JSON/);
+  assert.match(reasons[1]!, /invalid store path/);
+  assert.match(reasons[2]!, /paths/);
+  assert.equal(f.store("n1").lastSeq(), 0);
+});
+
+test("replicator: entries a peer could not store (clock far ahead) are never acknowledged", async (t) => {
+  const f = fleet(["n1", "n2"], (id) => ({
+    // n2's wall clock is two minutes behind n1's: beyond the store's 60 s skew bound.
+    nowWallMs: id === "n2" ? () => Date.now() - 120_000 : Date.now,
+  }));
+  t.after(() => f.close());
+  f.network.connectAll();
+  const outcome = await f.replicator("n1").write([{ path: "a", value: encoder.encode("1") }], {
+    minAcks: 1,
+    timeoutMs: 50,
+  });
+  assert.equal(outcome.acked, false);
+  assert.equal(f.store("n2").get("a"), null);
+  assert.ok(f.nodes.get("n2")!.logs.some((l) => l.msg === "remote entries skipped (clock too far ahead)"));
+});
