@@ -245,6 +245,10 @@ export class SqliteLocalStore implements LocalStore {
     return this.skewRejectedTotal;
   }
 
+  /**
+   * Returns exactly one entry per write, in order. A commit costs one fsync (~0.3 ms here), so callers
+   * that take one write per request should group concurrent requests into one call and split the result.
+   */
   writeLocal(writes: readonly StoreWrite[], nowWallMs: number): StoreEntry[] {
     for (const write of writes) this.checkValueBytes(write.path, write.value?.byteLength ?? 0);
     return this.commit((batch) =>
@@ -351,6 +355,7 @@ export class SqliteLocalStore implements LocalStore {
    * after that long would bring it back, so the horizon must exceed the longest partition tolerated.
    */
   collectTombstones(olderThanWallMs: number): number {
+    checkCount("olderThanWallMs", olderThanWallMs);
     return this.commit((batch) => {
       const rows = this.statements.tombstonesBefore.all(olderThanWallMs);
       for (const row of rows) {

@@ -335,6 +335,7 @@ test("sqlite store: collectTombstones: removes old tombstones only, keeps digest
   assert.equal(store.lastSeq(), seqBefore);
   assert.equal(store.collectTombstones(baseWallMs + 101), 1);
   assert.equal(store.collectTombstones(baseWallMs + 101), 0);
+  assert.throws(() => store.collectTombstones(Number.NaN), RangeError);
   // The latest seq left with the collected row; seqs are never reused.
   store.writeLocal([{ path: "after", value: text("x") }], baseWallMs + 200);
   assert.equal(store.lastSeq(), seqBefore + 1);
