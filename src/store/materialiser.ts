@@ -1,0 +1,424 @@
+// Writes the store under a directory as plain files, so ordinary programs (nginx, apt) read them.
+//
+// - Atomic: every file is replaced through a temp file in the same directory (fsync, chmod/chown, rename,
+//   directory fsync); readers never see a partial file. Temp files left by a crash are swept at open().
+// - Owned: the manifest (materialise_manifest.ts) lists what the materialiser created; it deletes only
+//   those files and the directories it made, never anything else in `dir`.
+// - Contained: a path whose parents are not plain directories (a symlink, a file) is refused and logged,
+//   so nothing is written or deleted outside `dir` (parents are checked with lstat before each batch).
+// - Resumable: the manifest keeps lastAppliedSeq; after a restart the caller feeds changesSince(it).
+// - Serialised: one batch at a time, in seq order; applies queued while a batch runs join one batch.
+//
+// Caller's loop: open() → resync(all entries, {seq}) → apply(changes) on every commit → close().
+// After an I/O failure apply() refuses until a resync() succeeds (the disk no longer matches the seq).
+import type { Stats } from "node:fs";
+import { chmod, chown, mkdir, rmdir, stat, unlink } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { Logger } from "pino";
+import { isUnderPrefix, validateStorePath } from "../core/store_path.ts";
+import type { StoreEntry } from "../core/store_types.ts";
+import { type HookConfig, HookRunner, type HookTimers, realTimers } from "./hook_runner.ts";
+import {
+  type FileOwnership,
+  fileMatches,
+  isErrnoException,
+  isTempName,
+  lstatOrNull,
+  replaceFile,
+  sweepTempFiles,
+  syncDirectory,
+} from "./materialise_fs.ts";
+import { Manifest, manifestFileName } from "./materialise_manifest.ts";
+import type { StoreChange } from "./types.ts";
+
+export interface MaterialiserOptions {
+  /** Directory the store is written under (created when missing). Store paths keep their full name in it. */
+  dir: string;
+  /** Only store paths under this prefix (isUnderPrefix) are materialised; "" = all. */
+  prefix?: string;
+  fileMode?: number;
+  dirMode?: number;
+  /** chown files and created directories when given. */
+  uid?: number;
+  gid?: number;
+  logger: Logger;
+  hooks?: readonly HookConfig[];
+  /** Timers for hook debounce and timeout; tests pass a manual scheduler. */
+  timers?: HookTimers;
+}
+
+export const fileModeDefault = 0o644;
+export const dirModeDefault = 0o755;
+/** Entries per resync batch: bounds memory (values) and the work between two manifest saves. */
+export const resyncBatchEntriesMax = 256;
+
+/** What one batch did. */
+export interface MaterialiseResult {
+  /** Paths whose file was created or replaced. */
+  written: string[];
+  /** Paths whose file was removed. */
+  removed: string[];
+  /** Paths left alone, with the reason (also logged). */
+  refused: Array<{ path: string; reason: string }>;
+}
+
+/** The disk could not be brought to the store's state (I/O error); `cause` holds the error. */
+export class MaterialiseError extends Error {
+  override readonly name = "MaterialiseError";
+}
+
+type DirState = "dir" | "missing" | "blocked";
+
+/** What one path should look like on disk: this value, or no file (null). */
+interface FileIntent {
+  path: string;
+  value: Uint8Array | null;
+}
+
+export class Materialiser {
+  readonly dir: string;
+  readonly prefix: string;
+  private readonly ownership: FileOwnership;
+  private readonly dirMode: number;
+  private readonly logger: Logger;
+  private readonly manifest: Manifest;
+  private readonly hooks: HookRunner[];
+  private tail: Promise<unknown> = Promise.resolve();
+  private openBatch: { changes: StoreChange[]; done: Promise<MaterialiseResult> } | null = null;
+  private needsResync = false;
+  private closed = false;
+
+  private constructor(options: MaterialiserOptions, manifest: Manifest) {
+    this.dir = options.dir;
+    this.prefix = options.prefix ?? "";
+    this.ownership = { fileMode: options.fileMode ?? fileModeDefault, uid: options.uid, gid: options.gid };
+    this.dirMode = options.dirMode ?? dirModeDefault;
+    this.logger = options.logger;
+    this.manifest = manifest;
+    const env = { TANDEM_DIR: options.dir };
+    this.hooks = (options.hooks ?? []).map(
+      (hook) =>
+        new HookRunner(hook, {
+          logger: options.logger,
+          timers: options.timers ?? realTimers,
+          env: { ...env, TANDEM_HOOK_PREFIX: hook.prefix },
+        }),
+    );
+  }
+
+  /** Creates `dir` if needed, loads the manifest and sweeps temp files a crash left behind. */
+  static async open(options: MaterialiserOptions): Promise<Materialiser> {
+    validateOptions(options);
+    await mkdir(options.dir, { recursive: true, mode: options.dirMode ?? dirModeDefault });
+    if (!(await stat(options.dir)).isDirectory())
+      throw new MaterialiseError(`${options.dir} is not a directory`);
+    const manifest = await Manifest.load(options.dir);
+    const swept = await sweepTempFiles(options.dir);
+    if (swept.length > 0)
+      options.logger.info({ dir: options.dir, count: swept.length }, "removed leftover temp files");
+    return new Materialiser(options, manifest);
+  }
+
+  /** The seq of the last change written to disk; resume with changesSince(lastAppliedSeq). */
+  get lastAppliedSeq(): number {
+    return this.manifest.lastAppliedSeq;
+  }
+
+  /** Brings the files in line with committed changes (latest per path wins; older seqs are skipped). */
+  apply(changes: readonly StoreChange[]): Promise<MaterialiseResult> {
+    if (this.openBatch) {
+      this.openBatch.changes.push(...changes);
+      return this.openBatch.done;
+    }
+    const batch = { changes: [...changes], done: Promise.resolve(emptyResult()) };
+    this.openBatch = batch;
+    batch.done = this.exclusive(async () => {
+      if (this.openBatch === batch) this.openBatch = null;
+      if (this.needsResync) throw new MaterialiseError("an earlier batch failed: resync() first");
+      return this.applyChanges(batch.changes);
+    });
+    return batch.done;
+  }
+
+  /**
+   * A full pass: writes every entry that differs on disk, removes owned files the entries do not name.
+   * `entries` must be the whole store (tombstones may be included); `seq` is the change seq it reflects.
+   */
+  resync(
+    entries: Iterable<StoreEntry> | AsyncIterable<StoreEntry>,
+    options: { seq?: number } = {},
+  ): Promise<MaterialiseResult> {
+    this.openBatch = null;
+    return this.exclusive(() => this.resyncAll(entries, options.seq));
+  }
+
+  /** Waits for queued batches, runs hooks still owed, and stops. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.openBatch = null;
+    await this.tail.catch(() => undefined);
+    await Promise.all(this.hooks.map((hook) => hook.close()));
+  }
+
+  private exclusive<T>(job: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new MaterialiseError("materialiser is closed"));
+    const run = this.tail.then(job, job);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyChanges(changes: readonly StoreChange[]): Promise<MaterialiseResult> {
+    const latest = new Map<string, StoreChange>();
+    let seqMax = this.manifest.lastAppliedSeq;
+    for (const change of changes) {
+      if (change.seq <= this.manifest.lastAppliedSeq) continue;
+      seqMax = Math.max(seqMax, change.seq);
+      if (!isUnderPrefix(change.entry.path, this.prefix)) continue;
+      const held = latest.get(change.entry.path);
+      if (!held || held.seq < change.seq) latest.set(change.entry.path, change);
+    }
+    const result = await this.guarded(() =>
+      this.materialise([...latest.values()].map((c) => intentOf(c.entry))),
+    );
+    const changed = result.written.length + result.removed.length > 0;
+    this.manifest.lastAppliedSeq = seqMax;
+    // Without a change on disk the seq may lag on disk: replaying those changes after a restart is a no-op.
+    if (changed || this.manifest.isDirty) await this.guarded(() => this.manifest.save());
+    this.runHooks(result);
+    return result;
+  }
+
+  private async resyncAll(
+    entries: Iterable<StoreEntry> | AsyncIterable<StoreEntry>,
+    seq: number | undefined,
+  ): Promise<MaterialiseResult> {
+    const total = emptyResult();
+    const live = new Set<string>();
+    let batch: FileIntent[] = [];
+    const flush = async () => {
+      merge(total, await this.guarded(() => this.materialise(batch)));
+      batch = [];
+    };
+    for await (const entry of entries) {
+      if (!isUnderPrefix(entry.path, this.prefix)) continue;
+      if (!entry.deleted) live.add(entry.path);
+      batch.push(intentOf(entry));
+      if (batch.length >= resyncBatchEntriesMax) await flush();
+    }
+    await flush();
+    for (const path of this.manifest.ownedPaths().filter((p) => !live.has(p))) {
+      batch.push({ path, value: null });
+      if (batch.length >= resyncBatchEntriesMax) await flush();
+    }
+    await flush();
+    await this.guarded(() => this.pruneEmptyDirs());
+    if (seq !== undefined) this.manifest.lastAppliedSeq = Math.max(this.manifest.lastAppliedSeq, seq);
+    await this.guarded(() => this.manifest.save());
+    this.needsResync = false;
+    this.runHooks(total);
+    return total;
+  }
+
+  /** Runs an I/O step; a failure makes every later apply() wait for a resync. */
+  private async guarded<T>(step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (error) {
+      this.needsResync = true;
+      this.logger.error({ dir: this.dir, err: error }, "materialise failed; a resync is needed");
+      throw error instanceof MaterialiseError
+        ? error
+        : new MaterialiseError("materialise failed", { cause: error });
+    }
+  }
+
+  /**
+   * One batch (one entry per path): deletes first, then writes, so a directory emptied by a delete can
+   * become a file and the reverse. New names go into the manifest before they exist on disk.
+   */
+  private async materialise(intents: readonly FileIntent[]): Promise<MaterialiseResult> {
+    const result = emptyResult();
+    const touchedDirs = new Set<string>();
+    const accepted = intents.filter((intent) => {
+      const reason = refusalReason(intent.path);
+      if (reason !== null) this.refuse(result, intent.path, reason);
+      return reason === null;
+    });
+    for (const { path, value } of accepted) if (value === null) await this.remove(path, result, touchedDirs);
+    const states = new Map<string, DirState>();
+    const writes: Array<{ path: string; value: Uint8Array }> = [];
+    for (const { path, value } of accepted) {
+      if (value === null) continue;
+      const reason = await this.writeBlocker(path, states);
+      if (reason !== null) this.refuse(result, path, reason);
+      else if (await fileMatches(this.absolute(path), value, this.ownership)) this.manifest.addPath(path);
+      else writes.push({ path, value });
+    }
+    const newDirs = [...states].filter(([, state]) => state === "missing").map(([dir]) => dir);
+    const conflicts = new Set(newDirs);
+    for (const { path } of writes.filter((w) => conflicts.has(w.path))) {
+      this.refuse(result, path, "another store path in this batch needs a directory here");
+    }
+    const files = writes.filter((w) => !conflicts.has(w.path));
+    for (const dir of newDirs) this.manifest.addDir(dir);
+    for (const { path } of files) this.manifest.addPath(path);
+    if (this.manifest.isDirty) await this.manifest.save();
+    for (const dir of newDirs.sort()) await this.createDir(dir, touchedDirs);
+    for (const { path, value } of files) {
+      await replaceFile(this.absolute(path), value, this.ownership);
+      touchedDirs.add(dirname(this.absolute(path)));
+      result.written.push(path);
+    }
+    for (const dir of touchedDirs) await syncDirectory(dir);
+    return result;
+  }
+
+  /** Why `path` cannot be written now (a parent is a symlink or a file, the target a directory), or null. */
+  private async writeBlocker(path: string, states: Map<string, DirState>): Promise<string | null> {
+    const blocked = await this.blockedParent(path, states);
+    if (blocked !== null) return blocked;
+    const target = await lstatOrNull(this.absolute(path));
+    if (target?.isDirectory()) return "a directory is in the way";
+    if (target?.isSymbolicLink()) return "the target is a symlink (not followed, not replaced)";
+    return null;
+  }
+
+  /** Checks every parent directory with lstat (cached per batch); records the missing ones. */
+  private async blockedParent(path: string, states: Map<string, DirState>): Promise<string | null> {
+    const segments = path.split("/");
+    let missing = false;
+    for (let depth = 1; depth < segments.length; depth++) {
+      const parent = segments.slice(0, depth).join("/");
+      let state: DirState | undefined = states.get(parent);
+      if (state === undefined) {
+        const stats: Stats | null = missing ? null : await lstatOrNull(this.absolute(parent));
+        state = stats === null ? "missing" : stats.isDirectory() ? "dir" : "blocked";
+        states.set(parent, state);
+      }
+      if (state === "blocked") return `parent "${parent}" is not a plain directory (symlink or file)`;
+      missing = state === "missing";
+    }
+    return null;
+  }
+
+  private async createDir(dir: string, touchedDirs: Set<string>): Promise<void> {
+    const absolute = this.absolute(dir);
+    try {
+      await mkdir(absolute, { mode: this.dirMode });
+    } catch (error) {
+      if (!(isErrnoException(error) && error.code === "EEXIST")) throw error;
+      // Someone else made it meanwhile: not ours to remove later.
+      this.manifest.removeDir(dir);
+      if (!(await lstatOrNull(absolute))?.isDirectory())
+        throw new MaterialiseError(`${absolute} appeared as a non-directory`);
+      return;
+    }
+    await chmodChown(absolute, this.dirMode, this.ownership);
+    touchedDirs.add(dirname(absolute));
+  }
+
+  /** Removes an owned file (never a foreign one) and the now-empty directories the materialiser made. */
+  private async remove(path: string, result: MaterialiseResult, touchedDirs: Set<string>): Promise<void> {
+    if (!this.manifest.ownsPath(path)) return;
+    const blocked = await this.blockedParent(path, new Map());
+    if (blocked !== null) return this.refuse(result, path, blocked);
+    const target = await lstatOrNull(this.absolute(path));
+    if (target && !target.isDirectory()) {
+      await unlink(this.absolute(path));
+      touchedDirs.add(dirname(this.absolute(path)));
+      result.removed.push(path);
+    }
+    this.manifest.removePath(path);
+    const segments = path.split("/");
+    for (let depth = segments.length - 1; depth >= 1; depth--) {
+      const parent = segments.slice(0, depth).join("/");
+      if (!this.manifest.ownsDir(parent) || !(await this.removeDirIfEmpty(parent))) return;
+      touchedDirs.delete(this.absolute(parent));
+      touchedDirs.add(dirname(this.absolute(parent)));
+    }
+  }
+
+  /** rmdir an owned directory; false when it still holds something. */
+  private async removeDirIfEmpty(dir: string): Promise<boolean> {
+    try {
+      await rmdir(this.absolute(dir));
+    } catch (error) {
+      if (isErrnoException(error) && (error.code === "ENOTEMPTY" || error.code === "EEXIST")) return false;
+      if (!(isErrnoException(error) && error.code === "ENOENT")) throw error;
+    }
+    this.manifest.removeDir(dir);
+    return true;
+  }
+
+  /** After a resync: owned directories left empty (e.g. by a crash between mkdir and rename) go away. */
+  private async pruneEmptyDirs(): Promise<void> {
+    const deepestFirst = this.manifest.ownedDirs().sort((a, b) => b.split("/").length - a.split("/").length);
+    for (const dir of deepestFirst) {
+      const stats = await lstatOrNull(this.absolute(dir));
+      if (stats === null) this.manifest.removeDir(dir);
+      else if (stats.isDirectory() && (await this.removeDirIfEmpty(dir)))
+        await syncDirectory(dirname(this.absolute(dir)));
+    }
+  }
+
+  private refuse(result: MaterialiseResult, path: string, reason: string): void {
+    result.refused.push({ path, reason });
+    this.logger.warn({ dir: this.dir, path, reason }, "materialise refused path");
+  }
+
+  private runHooks(result: MaterialiseResult): void {
+    const changed = [...result.written, ...result.removed];
+    for (const hook of this.hooks) {
+      if (changed.some((path) => isUnderPrefix(path, hook.prefix))) hook.trigger();
+    }
+  }
+
+  private absolute(path: string): string {
+    return join(this.dir, ...path.split("/"));
+  }
+}
+
+/** Store paths the materialiser will not write: invalid ones and names it reserves for itself. */
+function refusalReason(path: string): string | null {
+  const valid = validateStorePath(path);
+  if (!valid.ok) return `invalid store path: ${valid.reason}`;
+  if (path === manifestFileName) return "reserved name (the materialiser's manifest)";
+  if (path.split("/").some(isTempName)) return "reserved name (looks like a materialiser temp file)";
+  return null;
+}
+
+async function chmodChown(path: string, mode: number, ownership: FileOwnership): Promise<void> {
+  await chmod(path, mode);
+  if (ownership.uid !== undefined || ownership.gid !== undefined)
+    await chown(path, ownership.uid ?? -1, ownership.gid ?? -1);
+}
+
+function intentOf(entry: StoreEntry): FileIntent {
+  return { path: entry.path, value: entry.deleted ? null : entry.value };
+}
+
+function emptyResult(): MaterialiseResult {
+  return { written: [], removed: [], refused: [] };
+}
+
+function merge(into: MaterialiseResult, from: MaterialiseResult): void {
+  into.written.push(...from.written);
+  into.removed.push(...from.removed);
+  into.refused.push(...from.refused);
+}
+
+function validateOptions(options: MaterialiserOptions): void {
+  for (const [key, mode] of [
+    ["fileMode", options.fileMode],
+    ["dirMode", options.dirMode],
+  ] as const) {
+    if (mode !== undefined && !(Number.isInteger(mode) && mode >= 0 && mode <= 0o7777)) {
+      throw new RangeError(`materialiser ${key} must be a mode in 0..0o7777, got ${mode}`);
+    }
+  }
+  const prefix = options.prefix ?? "";
+  if (prefix !== "" && !validateStorePath(prefix.replace(/\/$/, "")).ok) {
+    throw new RangeError(`materialiser prefix "${prefix}" is not a store path`);
+  }
+}
