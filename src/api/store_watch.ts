@@ -61,6 +61,8 @@ export function serveWatch(res: ServerResponse, service: StoreService, options: 
       const page = service.changesSince(sentSeq, pageChanges);
       if (page.length === 0) return;
       for (const change of page) {
+        // The log's seqs strictly increase (contract); a service breaking it must not spin this loop.
+        if (change.seq <= sentSeq) return void res.destroy(new RangeError("store change log out of order"));
         sentSeq = change.seq;
         const path = change.entry.path;
         if (!isUnderPrefix(path, options.prefix) || !options.allows(`/api/v1/store/${path}`)) continue;

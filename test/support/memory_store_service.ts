@@ -42,7 +42,7 @@ export class MemoryStoreService implements StoreService {
   async write(writes: readonly StoreWrite[], options: { minAcks: MinAcks }): Promise<WriteOutcome> {
     if (this.readOnly) throw new ReadOnlyReplicaError("read-only replica");
     this.writeCalls.push([...writes]);
-    const committed: StoreChange[] = writes.map((write) => {
+    const committed: StoreChange[] = writes.map((write, index) => {
       const entry: StoreEntry = {
         path: write.path,
         value: write.value ?? new Uint8Array(),
@@ -50,7 +50,7 @@ export class MemoryStoreService implements StoreService {
         deleted: write.value === null,
       };
       this.entries.set(entry.path, entry);
-      return { seq: this.changes.length + 1, entry };
+      return { seq: this.changes.length + 1 + index, entry };
     });
     for (const change of committed) this.changes.push(change);
     for (const listener of this.listeners) listener(committed);

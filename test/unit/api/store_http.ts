@@ -87,3 +87,78 @@ export function rawRequest(
     req.end(options.body);
   });
 }
+
+export interface SseEvent {
+  id?: string;
+  event?: string;
+  data?: string;
+  comment?: string;
+}
+
+/** An open event stream: `next()` yields parsed events (comments included) in order. */
+export interface EventStream {
+  status: number;
+  next(): Promise<SseEvent>;
+  /** Stops reading from the socket (a slow consumer) until `resume()`. */
+  pause(): void;
+  resume(): void;
+  /** Resolves when the server ends the stream. */
+  ended: Promise<void>;
+  close(): void;
+}
+
+export function openEvents(
+  base: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<EventStream> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, path, headers, agent: false }, (res) => {
+      const events: SseEvent[] = [];
+      const waiters: Array<(event: SseEvent) => void> = [];
+      let buffered = "";
+      res.setEncoding("utf8");
+      res.on("data", (text: string) => {
+        buffered += text;
+        for (let end = buffered.indexOf("\n\n"); end !== -1; end = buffered.indexOf("\n\n")) {
+          const block = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          const event: SseEvent = {};
+          for (const line of block.split("\n")) {
+            const colon = line.indexOf(":");
+            const field = line.slice(0, colon);
+            const value = line.slice(colon + 1).trimStart();
+            if (field === "") event.comment = value;
+            else if (field === "id" || field === "event" || field === "data") event[field] = value;
+          }
+          const waiter = waiters.shift();
+          if (waiter) waiter(event);
+          else events.push(event);
+        }
+      });
+      const ended = new Promise<void>((done) => res.on("close", done));
+      resolve({
+        status: res.statusCode ?? 0,
+        next: () => {
+          const event = events.shift();
+          return event ? Promise.resolve(event) : new Promise((r) => waiters.push(r));
+        },
+        pause: () => res.pause(),
+        resume: () => res.resume(),
+        ended,
+        close: () => req.destroy(),
+      });
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** The next event that is not a comment. */
+export async function nextChange(stream: EventStream): Promise<SseEvent> {
+  for (;;) {
+    const event = await stream.next();
+    if (event.comment === undefined) return event;
+  }
+}
