@@ -76,7 +76,8 @@ export function prepareSchema(db: Database.Database, path: string): MetaValues {
   db.pragma("foreign_keys = OFF");
   // Truncate the WAL after checkpoints so a burst of large values does not leave a large file behind.
   db.pragma("journal_size_limit = 67108864");
-  db.exec(ddl);
+  // One transaction: a crash while creating a new database leaves all of the layout or none of it.
+  db.transaction(() => db.exec(ddl)).immediate();
   const meta = readMeta(db);
   const stored = meta[MetaKey.SchemaVersion];
   if (stored !== undefined && stored > SCHEMA_VERSION) {

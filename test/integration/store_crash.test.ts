@@ -27,6 +27,8 @@ const childScript = new URL("../support/store_crash_child.ts", import.meta.url).
 const killCount = 15;
 const firstAckTimeoutMs = 10_000;
 const killDelayMsMax = 400;
+/** Every few rounds the kill may land before the first batch: while Node starts or the store opens. */
+const earlyKillEvery = 4;
 const childLifetimeMs = 30_000;
 
 const tempDir = mkdtempSync(join(tmpdir(), "tandem-store-crash-"));
@@ -45,8 +47,11 @@ async function waitForFirstAck(lines: readonly string[], child: ChildProcess): P
   }
 }
 
-/** Runs the child until a random moment after its first acknowledged batch, kills it -9, returns its acks. */
-async function runAndKill(dbPath: string, seed: string, rng: Prng): Promise<AckedStamp[][]> {
+/**
+ * Runs the child until a random moment (after its first acknowledged batch, or from its start when
+ * `early`, so that some kills land while it opens the database), kills it -9, returns its acks.
+ */
+async function runAndKill(dbPath: string, seed: string, rng: Prng, early: boolean): Promise<AckedStamp[][]> {
   const child = spawn(process.execPath, [childScript, dbPath, seed, String(Date.now() + childLifetimeMs)], {
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -55,7 +60,7 @@ async function runAndKill(dbPath: string, seed: string, rng: Prng): Promise<Acke
   const lines: string[] = [];
   collectLines(child, lines);
   try {
-    await waitForFirstAck(lines, child);
+    if (!early) await waitForFirstAck(lines, child);
     await sleep(rng.intBetween(0, killDelayMsMax));
   } finally {
     process.kill(child.pid!, "SIGKILL");
@@ -87,7 +92,8 @@ function learn(known: Known, stamp: EntryStamp): void {
   if (!held || compareVersions(stamp.version, held.version) > 0) known.set(stamp.path, stamp);
 }
 
-function checkStore(dbPath: string, known: Known, round: number): void {
+/** Checks the reopened store against what is known; returns its lastSeq. */
+function checkStore(dbPath: string, known: Known, round: number): number {
   const store = SqliteLocalStore.open({
     path: dbPath,
     nodeId: crashNodeId,
@@ -111,6 +117,8 @@ function checkStore(dbPath: string, known: Known, round: number): void {
     const stamps = store.stampsInBuckets(buckets);
     assert.deepEqual(store.digest(), digestOf(stamps, store.bucketCount), `round ${round}: digest`);
     for (const stamp of stamps) learn(known, stamp);
+    assert.deepEqual(store.changesSince(store.lastSeq(), 1), [], `round ${round}: a change past lastSeq`);
+    return store.lastSeq();
   } finally {
     store.close();
   }
@@ -126,8 +134,9 @@ test("store crash: kill -9 at random moments loses no acknowledged write and cor
   const known: Known = new Map();
   let lastLocal: Version | undefined;
   let ackedTotal = 0;
+  let lastSeq = 0;
   for (let round = 0; round < killCount; round++) {
-    const batches = await runAndKill(dbPath, `${seed}/${round}`, rng);
+    const batches = await runAndKill(dbPath, `${seed}/${round}`, rng, round % earlyKillEvery === 0);
     for (const stamp of batches.flat()) {
       const version = versionOf(stamp);
       learn(known, { path: stamp[0], version, deleted: stamp[4] });
@@ -139,7 +148,9 @@ test("store crash: kill -9 at random moments loses no acknowledged write and cor
     }
     ackedTotal += batches.flat().length;
     assert.equal(integrityOf(dbPath), "ok", `round ${round}: integrity_check`);
-    checkStore(dbPath, known, round);
+    const seq = checkStore(dbPath, known, round);
+    assert.ok(seq >= lastSeq, `round ${round}: lastSeq went back from ${lastSeq} to ${seq}`);
+    lastSeq = seq;
   }
   t.diagnostic(`${ackedTotal} acknowledged changes across ${killCount} kills, ${known.size} paths`);
   assert.ok(ackedTotal > killCount, "the child acknowledged writes in every run");
