@@ -251,6 +251,8 @@ export class SqliteLocalStore implements LocalStore {
    */
   writeLocal(writes: readonly StoreWrite[], nowWallMs: number): StoreEntry[] {
     for (const write of writes) this.checkValueBytes(write.path, write.value?.byteLength ?? 0);
+    // Nothing to commit: spare the fsync.
+    if (writes.length === 0) return [];
     return this.commit((batch) =>
       writes.map((write) => {
         const version: Version = { ...this.clock.now(nowWallMs), nodeId: this.nodeId };
@@ -274,6 +276,7 @@ export class SqliteLocalStore implements LocalStore {
    */
   applyRemote(entries: readonly StoreEntry[], nowWallMs: number): StoreEntry[] {
     for (const entry of entries) this.checkValueBytes(entry.path, entry.value.byteLength);
+    if (entries.length === 0) return [];
     const winners = this.commit((batch) => {
       const changed: StoreEntry[] = [];
       for (const incoming of entries) {
