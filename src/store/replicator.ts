@@ -14,6 +14,7 @@ import type {
   PersistRequest,
   StoreSyncEvent,
   StoreSyncLimits,
+  StoreSyncMessage,
   WriteResult,
 } from "../core/store_sync_types.ts";
 import type { NodeId } from "../core/types.ts";
@@ -65,6 +66,8 @@ const tickMsDefault = 20;
 const roundTimeoutMsDefault = 5000;
 /** Changes handed to onChange listeners per call; a larger commit arrives in several calls. */
 const changesPerNotificationMax = 4096;
+/** Received messages waiting for the next turn; a peer flooding past this loses messages, not memory. */
+const inboxMessagesMax = 16_384;
 
 interface PendingWrite {
   entries: StoreEntry[];
@@ -88,6 +91,8 @@ export class Replicator implements StoreService {
   private readonly pending = new Map<string, PendingWrite>();
   private readonly listeners = new Set<(changes: readonly StoreChange[]) => void>();
   private draining = false;
+  private readonly inbox: Array<{ from: NodeId; message: StoreSyncMessage }> = [];
+  private flushScheduled: NodeJS.Immediate | null = null;
   private stopped = false;
 
   constructor(options: ReplicatorOptions) {
@@ -140,6 +145,9 @@ export class Replicator implements StoreService {
   stop(): void {
     this.stopped = true;
     this.ticker.stop();
+    if (this.flushScheduled !== null) clearImmediate(this.flushScheduled);
+    this.flushScheduled = null;
+    this.inbox.length = 0;
     for (const [writeId, write] of this.pending) {
       this.pending.delete(writeId);
       write.resolve({ entries: write.entries, hostsOk: [], hostsErr: [], acked: false });
@@ -203,13 +211,32 @@ export class Replicator implements StoreService {
     return Math.max(1, Math.ceil(ms / this.tickMs));
   }
 
+  /**
+   * Messages queue and are stepped together on the next turn of the event loop (own pace: a burst of
+   * applies becomes one drain and one SQLite transaction, not one fsync per message).
+   */
   private receive(from: NodeId, payload: Uint8Array): void {
+    if (this.stopped) return;
     const decoded = this.decode(payload);
     if (!decoded.ok) {
       this.logger.warn({ peer: from, reason: decoded.reason }, "dropped store message");
       return;
     }
-    this.input(() => this.core.step(from, decoded.message));
+    if (this.inbox.length >= inboxMessagesMax) {
+      // The sender's timeouts and anti-entropy cover what is dropped here.
+      this.logger.warn({ peer: from, type: decoded.message.type }, "store inbox full, message dropped");
+      return;
+    }
+    this.inbox.push({ from, message: decoded.message });
+    this.flushScheduled ??= setImmediate(() => this.flushInbox());
+  }
+
+  private flushInbox(): void {
+    this.flushScheduled = null;
+    const inbox = this.inbox.splice(0);
+    this.input(() => {
+      for (const { from, message } of inbox) this.core.step(from, message);
+    });
   }
 
   /** Time first (a stalled node must see its timeouts before it acts), then the input, then drain. */
@@ -227,7 +254,7 @@ export class Replicator implements StoreService {
     try {
       while (this.core.hasReady()) {
         const ready = this.core.ready();
-        const outcomes = ready.persist.map((request) => this.persist(request));
+        const outcomes = this.persist(ready.persist);
         for (const envelope of ready.messages) {
           const { to, message } = envelope;
           const sent = this.mesh.send(to, channelOf(message), encodeStoreMessage(message));
@@ -249,15 +276,24 @@ export class Replicator implements StoreService {
   }
 
   /**
-   * Merges a remote batch durably. It counts as persisted only if we now hold every entry's version or a
-   * newer one: the store may skip an entry (a clock too far ahead), and an ack must never claim it.
+   * Merges the remote batches durably in one transaction. A batch counts as persisted only if we now hold
+   * each of its entries' versions or a newer one: the store skips an entry whose clock is too far ahead,
+   * and an ack must never claim it.
    */
-  private persist(request: PersistRequest): { token: number; error: string | null } {
-    const { token, from, entries } = request;
+  private persist(requests: readonly PersistRequest[]): Array<{ token: number; error: string | null }> {
+    const entries = requests.flatMap((r) => r.entries);
+    if (requests.length === 0) return [];
+    let won: StoreEntry[];
     try {
-      const won = this.store.applyRemote(entries, this.nowWallMs());
-      if (won.length === entries.length) return { token, error: null };
-      const held = new Map(this.store.getMany(entries.map((e) => e.path)).map((e) => [e.path, e.version]));
+      won = this.store.applyRemote(entries, this.nowWallMs());
+    } catch (error) {
+      this.logger.error({ err: error, entries: entries.length }, "could not persist remote entries");
+      const reason = error instanceof Error ? error.message : String(error);
+      return requests.map(({ token }) => ({ token, error: reason }));
+    }
+    if (won.length === entries.length) return requests.map(({ token }) => ({ token, error: null }));
+    const held = new Map(this.store.getMany(entries.map((e) => e.path)).map((e) => [e.path, e.version]));
+    return requests.map(({ token, from, entries }) => {
       const missing = entries.filter((e) => {
         const version = held.get(e.path);
         return version === undefined || compareVersions(version, e.version) < 0;
@@ -268,10 +304,7 @@ export class Replicator implements StoreService {
         "remote entries skipped (clock too far ahead)",
       );
       return { token, error: `${missing.length} entries skipped` };
-    } catch (error) {
-      this.logger.error({ err: error, peer: from }, "could not persist remote entries");
-      return { token, error: error instanceof Error ? error.message : String(error) };
-    }
+    });
   }
 
   private settle(result: WriteResult): void {

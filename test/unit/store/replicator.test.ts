@@ -9,7 +9,7 @@ import {
   STORE_APPLY_CHANNEL,
   STORE_SYNC_CHANNEL,
 } from "../../../src/store/store_wire.ts";
-import { ReadOnlyReplicaError, type StoreChange } from "../../../src/store/types.ts";
+import { type LocalStore, ReadOnlyReplicaError, type StoreChange } from "../../../src/store/types.ts";
 import { MemoryNetwork } from "../../support/memory_mesh.ts";
 
 const encoder = new TextEncoder();
@@ -24,9 +24,9 @@ interface LogLine {
 
 interface Fleet {
   network: MemoryNetwork;
-  nodes: Map<NodeId, { replicator: Replicator; store: SqliteLocalStore; logs: LogLine[] }>;
+  nodes: Map<NodeId, { replicator: Replicator; store: LocalStore; logs: LogLine[] }>;
   replicator(id: NodeId): Replicator;
-  store(id: NodeId): SqliteLocalStore;
+  store(id: NodeId): LocalStore;
   close(): void;
 }
 
@@ -36,23 +36,24 @@ function fleet(
   overrides: (id: NodeId) => Partial<ReplicatorOptions> = () => ({}),
 ): Fleet {
   const network = new MemoryNetwork();
-  const nodes = new Map<NodeId, { replicator: Replicator; store: SqliteLocalStore; logs: LogLine[] }>();
+  const nodes = new Map<NodeId, { replicator: Replicator; store: LocalStore; logs: LogLine[] }>();
   for (const id of ids) {
     const logs: LogLine[] = [];
     const logger = pino({ level: "debug" }, { write: (line: string) => logs.push(JSON.parse(line)) });
-    const store = SqliteLocalStore.open({ path: ":memory:", nodeId: id, valueBytesMax });
+    const options = overrides(id);
+    const store = options.store ?? SqliteLocalStore.open({ path: ":memory:", nodeId: id, valueBytesMax });
     const replicator = new Replicator({
       selfId: id,
       peers: ids.filter((p) => p !== id),
       readOnly: false,
-      store,
       mesh: network.join(id),
       logger,
       writeTimeoutMs: 2000,
       antiEntropyIntervalMs: 60_000,
       tickMs: 5,
       valueBytesMax,
-      ...overrides(id),
+      ...options,
+      store,
     });
     replicator.start();
     nodes.set(id, { replicator, store, logs });
@@ -237,4 +238,33 @@ test("replicator: entries a peer could not store (clock far ahead) are never ack
   assert.equal(outcome.acked, false);
   assert.equal(f.store("n2").get("a"), null);
   assert.ok(f.nodes.get("n2")!.logs.some((l) => l.msg === "remote entries skipped (clock too far ahead)"));
+});
+
+test("replicator: a burst of applies is merged in a few transactions, not one per message", async (t) => {
+  let applyRemoteCalls = 0;
+  const countingStore = (store: SqliteLocalStore): SqliteLocalStore =>
+    new Proxy(store, {
+      get(target, key, receiver) {
+        const value = Reflect.get(target, key, receiver);
+        if (key !== "applyRemote" || typeof value !== "function")
+          return typeof value === "function" ? value.bind(target) : value;
+        return (...args: Parameters<SqliteLocalStore["applyRemote"]>) => {
+          applyRemoteCalls++;
+          return target.applyRemote(...args);
+        };
+      },
+    });
+  const f = fleet(["n1", "n2"], (id) =>
+    id === "n2"
+      ? { store: countingStore(SqliteLocalStore.open({ path: ":memory:", nodeId: "n2", valueBytesMax })) }
+      : {},
+  );
+  t.after(() => f.close());
+  f.network.connectAll();
+  const writes = Array.from({ length: 100 }, (_, i) =>
+    f.replicator("n1").write([{ path: `burst/${i}`, value: encoder.encode(String(i)) }], { minAcks: 1 }),
+  );
+  const outcomes = await Promise.all(writes);
+  assert.ok(outcomes.every((o) => o.acked));
+  assert.ok(applyRemoteCalls < 10, `${applyRemoteCalls} transactions for 100 applies`);
 });
