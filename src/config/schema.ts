@@ -2,6 +2,7 @@
 // shows them; rules across fields are in tandem_config.ts. Strict objects: an unknown key is an error.
 import { z } from "zod";
 import { hostPortPattern, parseHostPort } from "./address.ts";
+import { storeDefaults, storeSchema } from "./store_schema.ts";
 import { TimingsPreset } from "./timings.ts";
 
 export const nodeIdPattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -126,6 +127,7 @@ export const configFileSchema = z
         "TLS API rules, first match wins; default: /api/internal/ for peers, the rest for any client",
       ),
     timings: timingsSchema.default({ preset: "lan" }),
+    store: storeSchema.default(storeDefaults).describe("The replicated store"),
     log: z
       .strictObject({
         level: z

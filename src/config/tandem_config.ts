@@ -18,6 +18,34 @@ export type SecurityConfig =
   | { mode: "mtls"; caFile: string; certFile: string; keyFile: string }
   | { mode: "psk"; pskFile?: string; pskEnv?: string };
 
+export interface HookConfig {
+  prefix: string;
+  command: string[];
+  debounceMs: number;
+  timeoutMs: number;
+}
+
+export interface StoreConfig {
+  readOnly: boolean;
+  minAcks: number | "all";
+  writeTimeoutMs: number;
+  antiEntropyIntervalMs: number;
+  tombstoneHorizonMs: number;
+  valueBytesMax: number;
+  inflightMax: number;
+  /** null: the store is not written to disk as files (it is still kept in data_dir). */
+  materialise: {
+    /** Absolute. */
+    dir: string;
+    prefix: string;
+    fileMode: number;
+    dirMode: number;
+    uid?: number;
+    gid?: number;
+    hooks: HookConfig[];
+  } | null;
+}
+
 export interface TandemConfig {
   /** Absolute path of the file this came from. */
   sourcePath: string;
@@ -34,6 +62,7 @@ export interface TandemConfig {
   security: SecurityConfig;
   acl: AclRule[];
   timings: Timings;
+  store: StoreConfig;
   log: { level: LogLevel };
 }
 
@@ -72,6 +101,7 @@ export function toTandemConfig(file: ConfigFile, sourcePath: string): Normalised
   problems.push(...peerProblems(file, advertise));
   const timings = resolveTimings(file, problems);
   const security = resolveSecurity(file, baseDir, problems);
+  const store = resolveStore(file, baseDir, problems);
   if (problems.length > 0) return { ok: false, problems };
   const peers = file.peers.map((p) => ({
     id: p.id,
@@ -93,6 +123,7 @@ export function toTandemConfig(file: ConfigFile, sourcePath: string): Normalised
       security,
       acl: file.acl ?? defaultAcl(peers.map((p) => p.id)),
       timings,
+      store,
       log: { level: file.log.level },
     },
   };
@@ -181,6 +212,47 @@ function resolveSecurity(file: ConfigFile, baseDir: string, problems: FieldProbl
     mode: "psk",
     ...(s.psk_file === undefined ? {} : { pskFile: resolve(baseDir, s.psk_file) }),
     ...(s.psk_env === undefined ? {} : { pskEnv: s.psk_env }),
+  };
+}
+
+function resolveStore(file: ConfigFile, baseDir: string, problems: FieldProblem[]): StoreConfig {
+  const s = file.store;
+  if (typeof s.min_acks === "number" && s.min_acks > file.peers.length) {
+    problems.push({
+      path: ["store", "min_acks"],
+      message: `${s.min_acks} exceeds the ${file.peers.length} configured peer(s); use "all" for every peer`,
+    });
+  }
+  const m = s.materialise;
+  const dir = m ? resolve(baseDir, m.dir) : null;
+  if (dir !== null && dir === resolve(baseDir, file.data_dir)) {
+    problems.push({ path: ["store", "materialise", "dir"], message: "must not be the data_dir itself" });
+  }
+  return {
+    readOnly: s.read_only,
+    minAcks: s.min_acks ?? Math.min(1, file.peers.length),
+    writeTimeoutMs: s.write_timeout_ms,
+    antiEntropyIntervalMs: s.anti_entropy_interval_ms,
+    tombstoneHorizonMs: s.tombstone_horizon_ms,
+    valueBytesMax: s.value_bytes_max,
+    inflightMax: s.inflight_max,
+    materialise:
+      m && dir
+        ? {
+            dir,
+            prefix: m.prefix,
+            fileMode: Number.parseInt(m.file_mode, 8),
+            dirMode: Number.parseInt(m.dir_mode, 8),
+            ...(m.uid === undefined ? {} : { uid: m.uid }),
+            ...(m.gid === undefined ? {} : { gid: m.gid }),
+            hooks: m.hooks.map((h) => ({
+              prefix: h.prefix,
+              command: h.command,
+              debounceMs: h.debounce_ms,
+              timeoutMs: h.timeout_ms,
+            })),
+          }
+        : null,
   };
 }
 

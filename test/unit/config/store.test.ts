@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { parseConfigText, type TandemConfig } from "../../../src/config/index.ts";
+
+const base = "node: { id: n1 }\nlisten: 127.0.0.1:7400\n";
+const twoPeers = "peers:\n  - { id: n2, address: 127.0.0.1:7410 }\n  - { id: n3, address: 127.0.0.1:7420 }\n";
+
+function parsed(text: string): TandemConfig {
+  const result = parseConfigText(text, "/etc/tandem/tandem.yml");
+  assert.ok(result.ok, result.ok ? "" : result.error.format());
+  return result.value;
+}
+
+function problems(text: string): string {
+  const result = parseConfigText(text, "tandem.yml");
+  assert.ok(!result.ok, "expected the config to be refused");
+  return result.error.format();
+}
+
+test("config: store: defaults (min_acks 1 with peers, 0 alone; nothing materialised)", () => {
+  const alone = parsed(base).store;
+  assert.equal(alone.minAcks, 0);
+  assert.equal(alone.readOnly, false);
+  assert.equal(alone.materialise, null);
+  assert.equal(alone.valueBytesMax, 4 * 1024 * 1024);
+  assert.equal(alone.inflightMax, 256);
+  assert.equal(parsed(base + twoPeers).store.minAcks, 1);
+});
+
+test("config: store: materialise resolves the dir, parses octal modes, keeps hooks as argv", () => {
+  const store = parsed(
+    `${base}${twoPeers}store:\n  min_acks: all\n  read_only: true\n  materialise:\n    dir: www\n    prefix: certs/\n` +
+      `    file_mode: "0640"\n    dir_mode: "750"\n    gid: 33\n` +
+      "    hooks:\n      - { prefix: certs/, command: [systemctl, reload, nginx], debounce_ms: 200 }\n",
+  ).store;
+  assert.equal(store.minAcks, "all");
+  assert.equal(store.readOnly, true);
+  assert.deepEqual(store.materialise, {
+    dir: "/etc/tandem/www",
+    prefix: "certs/",
+    fileMode: 0o640,
+    dirMode: 0o750,
+    gid: 33,
+    hooks: [
+      { prefix: "certs/", command: ["systemctl", "reload", "nginx"], debounceMs: 200, timeoutMs: 30_000 },
+    ],
+  });
+});
+
+test("config: store: impossible settings name the key and line", () => {
+  assert.match(
+    problems(`${base}${twoPeers}store:\n  min_acks: 3\n`),
+    /tandem\.yml:\d+:\d+: store\.min_acks: 3 exceeds the 2/,
+  );
+  assert.match(
+    problems(`${base}store:\n  materialise: { dir: data }\n`),
+    /store\.materialise\.dir: must not be the data_dir/,
+  );
+  assert.match(
+    problems(`${base}store:\n  materialise: { dir: x, file_mode: "rw-r--r--" }\n`),
+    /file_mode: expected an octal/,
+  );
+  assert.match(
+    problems(`${base}store:\n  materialise: { dir: x, hooks: [{ command: [] }] }\n`),
+    /hooks\[0\]\.command/,
+  );
+  assert.match(problems(`${base}store:\n  tombstone_horizon_ms: 5\n`), /store\.tombstone_horizon_ms/);
+});
