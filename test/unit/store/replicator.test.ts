@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import pino from "pino";
+import { DEFAULT_STORE_SYNC_LIMITS } from "../../../src/core/store_sync_config.ts";
+import type { StoreSyncMessage } from "../../../src/core/store_sync_types.ts";
 import type { NodeId } from "../../../src/core/types.ts";
 import { Replicator, type ReplicatorOptions } from "../../../src/store/replicator.ts";
 import { SqliteLocalStore } from "../../../src/store/sqlite_store.ts";
@@ -267,4 +269,41 @@ test("replicator: a burst of applies is merged in a few transactions, not one pe
   const outcomes = await Promise.all(writes);
   assert.ok(outcomes.every((o) => o.acked));
   assert.ok(applyRemoteCalls < 10, `${applyRemoteCalls} transactions for 100 applies`);
+});
+
+test("replicator: wire: every message type survives encode and decode; values are bytes, bounds hold", () => {
+  const decode = storeMessageDecoder({
+    sync: { ...DEFAULT_STORE_SYNC_LIMITS, entriesPerMessageMax: 2 },
+    valueBytesMax: 300,
+    messageBytesMax: 64 * 1024,
+    bucketCount: 16,
+  });
+  const version = { wallMs: 1_700_000_000_000, counter: 3, nodeId: "n1" };
+  const entry = {
+    path: "a/b",
+    value: Uint8Array.from({ length: 256 }, (_, i) => i),
+    version,
+    deleted: false,
+  };
+  const tombstone = { path: "c", value: new Uint8Array(0), version, deleted: true };
+  const messages: StoreSyncMessage[] = [
+    { type: "apply", writeId: "abc.1", chunk: 0, entries: [entry, tombstone] },
+    { type: "apply-ack", writeId: "abc.1", chunk: 0 },
+    { type: "digest", roundId: 1, buckets: [{ bucket: 15, fingerprint: "0123456789abcdef" }] },
+    { type: "stamps", roundId: 1, buckets: [3], stamps: [{ path: "c", version, deleted: true }], more: true },
+    { type: "pull", roundId: 1, paths: ["a/b"] },
+    { type: "push", roundId: 1, entries: [entry] },
+    { type: "entries", roundId: 1, entries: [], last: true },
+  ];
+  for (const message of messages)
+    assert.deepEqual(decode(encodeStoreMessage(message)), { ok: true, message });
+  const refused: StoreSyncMessage[] = [
+    { type: "push", roundId: 1, entries: [entry, entry, entry] },
+    { type: "push", roundId: 1, entries: [{ ...entry, value: new Uint8Array(301) }] },
+    { type: "digest", roundId: 1, buckets: [{ bucket: 16, fingerprint: "0123456789abcdef" }] },
+    { type: "pull", roundId: 1, paths: ["/etc/passwd"] },
+  ];
+  for (const message of refused) assert.equal(decode(encodeStoreMessage(message)).ok, false, message.type);
+  const bad = JSON.stringify({ type: "push", roundId: 1, entries: [{ ...entry, value: "AA=A" }] });
+  assert.equal(decode(encoder.encode(bad)).ok, false);
 });
