@@ -10,6 +10,7 @@ import {
   encodeStoreMessage,
   STORE_APPLY_CHANNEL,
   STORE_SYNC_CHANNEL,
+  storeMessageDecoder,
 } from "../../../src/store/store_wire.ts";
 import { type LocalStore, ReadOnlyReplicaError, type StoreChange } from "../../../src/store/types.ts";
 import { MemoryNetwork } from "../../support/memory_mesh.ts";
