@@ -144,7 +144,7 @@ export function storeRoutes(service: StoreService, options: StoreRoutesOptions):
       });
       return void res.end(entry.value);
     }
-    sendJson(res, 200, entryJson(entry, true));
+    sendJson(res, 200, entryJson(entry, { value: true }));
   };
 
   const putOne = async (req: IncomingMessage, res: ServerResponse, context: RouteContext) => {
@@ -226,12 +226,12 @@ export function storeRoutes(service: StoreService, options: StoreRoutesOptions):
       limit: limit.value,
       ...(after === null ? {} : { after: after.value }),
     });
-    const withValues = query.get("values") === "1";
+    const include = { value: query.get("values") === "1", sha256: query.get("hashes") === "1" };
     const entries = page
       .filter(
         (e) => !e.deleted && isUnderPrefix(e.path, prefix.value) && context.allows(`/api/v1/store/${e.path}`),
       )
-      .map((e) => entryJson(e, withValues));
+      .map((e) => entryJson(e, include));
     // A full page may have more behind it; `next` is the cursor for `after`.
     const next = page.length >= limit.value ? (page.at(-1)?.path ?? null) : null;
     sendJson(res, 200, { entries, next });

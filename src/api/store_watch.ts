@@ -52,7 +52,7 @@ export function serveWatch(res: ServerResponse, service: StoreService, options: 
   const eventOf = (change: StoreChange) =>
     `id: ${options.nodeId}:${change.seq}\nevent: change\ndata: ${JSON.stringify({
       seq: change.seq,
-      ...entryJson(change.entry, options.values),
+      ...entryJson(change.entry, { value: options.values }),
     })}\n\n`;
 
   const pump = () => {

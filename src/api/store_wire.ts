@@ -1,6 +1,7 @@
 // The store API's JSON shapes and the checks on what clients send: paths (src/core/store_path.ts), list
 // prefixes, min_acks, strict base64 and batch bodies. Each check returns a typed result with a reason that
 // names what was wrong, never a partial value.
+import { createHash } from "node:crypto";
 import { validateStorePath } from "../core/store_path.ts";
 import type { StoreEntry } from "../core/store_types.ts";
 import type { MinAcks, StoreWrite, Version, WriteOutcome } from "../store/types.ts";
@@ -8,19 +9,22 @@ import type { MinAcks, StoreWrite, Version, WriteOutcome } from "../store/types.
 /** A failure marked `tooLarge` breaks a size bound (413); any other is malformed input (400). */
 export type Checked<T> = { ok: true; value: T } | { ok: false; reason: string; tooLarge?: boolean };
 
-/** How an entry travels in JSON: the value (when sent) as base64, its size in bytes always. */
+/** How an entry travels in JSON: the value (when asked) as base64, its size in bytes always. */
 export interface EntryJson {
   path: string;
   version: Version;
   size: number;
   deleted?: true;
   value?: string;
+  /** SHA-256 of the value, hex: lets `tandem sync` compare contents without downloading them. */
+  sha256?: string;
 }
 
-export function entryJson(entry: StoreEntry, withValue: boolean): EntryJson {
+export function entryJson(entry: StoreEntry, include: { value?: boolean; sha256?: boolean } = {}): EntryJson {
   const json: EntryJson = { path: entry.path, version: entry.version, size: entry.value.byteLength };
   if (entry.deleted) json.deleted = true;
-  if (withValue) json.value = Buffer.from(entry.value).toString("base64");
+  if (include.value) json.value = Buffer.from(entry.value).toString("base64");
+  if (include.sha256) json.sha256 = createHash("sha256").update(entry.value).digest("hex");
   return json;
 }
 
@@ -34,7 +38,7 @@ export interface WriteOutcomeJson {
 
 export function writeOutcomeJson(outcome: WriteOutcome, minAcks: MinAcks): WriteOutcomeJson {
   return {
-    entries: outcome.entries.map((entry) => entryJson(entry, false)),
+    entries: outcome.entries.map((entry) => entryJson(entry)),
     hostsOk: outcome.hostsOk,
     hostsErr: outcome.hostsErr,
     acked: outcome.acked,
