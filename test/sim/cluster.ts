@@ -169,10 +169,6 @@ export class Cluster {
     return this.node(id).disk.durableState;
   }
 
-  configOf(id: NodeId): ElectionConfig {
-    return this.node(id).config;
-  }
-
   spec(id: NodeId): NodeSpec {
     return this.node(id).spec;
   }
