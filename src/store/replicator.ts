@@ -343,7 +343,8 @@ export class Replicator implements StoreService {
 
   private logEvent(event: StoreSyncEvent): void {
     const { type, ...fields } = event;
-    if (type === "round-abandoned" || type === "message-ignored") this.logger.info(fields, `store ${type}`);
+    // Abandoned rounds point at an unreachable or overloaded peer; ignored messages are mostly stale answers.
+    if (type === "round-abandoned") this.logger.info(fields, `store ${type}`);
     else this.logger.debug(fields, `store ${type}`);
   }
 }
