@@ -30,6 +30,8 @@ export class Manifest {
   readonly file: string;
   /** Persisted lazily: a seq that lags on disk only replays changes that are already on disk. */
   lastAppliedSeq = 0;
+  /** The lastAppliedSeq the file on disk holds. */
+  private savedSeq = 0;
   /** Store paths of files the materialiser wrote. */
   private readonly paths = new Set<string>();
   /** Directories (relative) the materialiser created, removed again when they become empty. */
@@ -63,6 +65,7 @@ export class Manifest {
       throw new ManifestError(`${manifest.file} is malformed: ${z.prettifyError(parsed.error)}`);
     }
     manifest.lastAppliedSeq = parsed.data.lastAppliedSeq;
+    manifest.savedSeq = parsed.data.lastAppliedSeq;
     for (const path of parsed.data.paths) manifest.paths.add(path);
     for (const dir of parsed.data.dirs) manifest.dirs.add(dir);
     return manifest;
@@ -102,20 +105,27 @@ export class Manifest {
     if (this.dirs.delete(dir)) this.dirty = true;
   }
 
+  /** The owned sets changed since the last save (a save is needed before those names exist on disk). */
   get isDirty(): boolean {
     return this.dirty;
   }
 
+  get isSeqSaved(): boolean {
+    return this.savedSeq === this.lastAppliedSeq;
+  }
+
   /** Replaces the manifest atomically and durably. */
   async save(): Promise<void> {
+    const seq = this.lastAppliedSeq;
     const body = {
       format: manifestFormat,
-      lastAppliedSeq: this.lastAppliedSeq,
+      lastAppliedSeq: seq,
       paths: [...this.paths].sort(),
       dirs: [...this.dirs].sort(),
     };
     await replaceFile(this.file, new TextEncoder().encode(`${JSON.stringify(body)}\n`), { fileMode: 0o600 });
     await syncDirectory(this.dir);
     this.dirty = false;
+    this.savedSeq = seq;
   }
 }

@@ -6,7 +6,8 @@
 //   those files and the directories it made, never anything else in `dir`.
 // - Contained: a path whose parents are not plain directories (a symlink, a file) is refused and logged,
 //   so nothing is written or deleted outside `dir` (parents are checked with lstat before each batch).
-// - Resumable: the manifest keeps lastAppliedSeq; after a restart the caller feeds changesSince(it).
+// - Resumable: the manifest keeps lastAppliedSeq (saved at close, with every new name, and at least once
+//   per seqSaveIntervalMs otherwise); after a restart the caller feeds changesSince(it).
 // - Serialised: one batch at a time, in seq order; applies queued while a batch runs join one batch.
 //
 // Caller's loop: open() → resync(all entries, {seq}) → apply(changes) on every commit → close().
@@ -51,6 +52,10 @@ export const fileModeDefault = 0o644;
 export const dirModeDefault = 0o755;
 /** Entries per resync batch: bounds memory (values) and the work between two manifest saves. */
 export const resyncBatchEntriesMax = 256;
+/** How often lastAppliedSeq alone is saved (new or removed names are saved at once). */
+export const seqSaveIntervalMs = 1000;
+/** File-system operations in flight at once within a batch (checks, writes and fsyncs overlap). */
+export const fsOperationsInFlightMax = 16;
 
 /** What one batch did. */
 export interface MaterialiseResult {
@@ -86,6 +91,7 @@ export class Materialiser {
   private tail: Promise<unknown> = Promise.resolve();
   private openBatch: { changes: StoreChange[]; done: Promise<MaterialiseResult> } | null = null;
   private needsResync = false;
+  private seqSavedAtMs = Number.NEGATIVE_INFINITY;
   private closed = false;
 
   private constructor(options: MaterialiserOptions, manifest: Manifest) {
@@ -158,6 +164,8 @@ export class Materialiser {
     this.closed = true;
     this.openBatch = null;
     await this.tail.catch(() => undefined);
+    if (!this.needsResync && !this.manifest.isSeqSaved)
+      await this.guarded(() => this.saveManifest()).catch(() => undefined);
     await Promise.all(this.hooks.map((hook) => hook.close()));
   }
 
@@ -181,10 +189,12 @@ export class Materialiser {
     const result = await this.guarded(() =>
       this.materialise([...latest.values()].map((c) => intentOf(c.entry))),
     );
-    const changed = result.written.length + result.removed.length > 0;
     this.manifest.lastAppliedSeq = seqMax;
-    // Without a change on disk the seq may lag on disk: replaying those changes after a restart is a no-op.
-    if (changed || this.manifest.isDirty) await this.guarded(() => this.manifest.save());
+    // The seq is saved at most once per interval: after a crash the changes replayed since the saved seq
+    // are already on disk, so they write nothing and trigger no hook; a full manifest per batch would.
+    const seqDue = performance.now() - this.seqSavedAtMs >= seqSaveIntervalMs;
+    if (this.manifest.isDirty || (seqDue && !this.manifest.isSeqSaved))
+      await this.guarded(() => this.saveManifest());
     this.runHooks(result);
     return result;
   }
@@ -214,10 +224,15 @@ export class Materialiser {
     await flush();
     await this.guarded(() => this.pruneEmptyDirs());
     if (seq !== undefined) this.manifest.lastAppliedSeq = Math.max(this.manifest.lastAppliedSeq, seq);
-    await this.guarded(() => this.manifest.save());
+    await this.guarded(() => this.saveManifest());
     this.needsResync = false;
     this.runHooks(total);
     return total;
+  }
+
+  private async saveManifest(): Promise<void> {
+    await this.manifest.save();
+    this.seqSavedAtMs = performance.now();
   }
 
   /** Runs an I/O step; a failure makes every later apply() wait for a resync. */
@@ -248,13 +263,13 @@ export class Materialiser {
     for (const { path, value } of accepted) if (value === null) await this.remove(path, result, touchedDirs);
     const states = new Map<string, DirState>();
     const writes: Array<{ path: string; value: Uint8Array }> = [];
-    for (const { path, value } of accepted) {
-      if (value === null) continue;
+    await inParallel(accepted, async ({ path, value }) => {
+      if (value === null) return;
       const reason = await this.writeBlocker(path, states);
       if (reason !== null) this.refuse(result, path, reason);
       else if (await fileMatches(this.absolute(path), value, this.ownership)) this.manifest.addPath(path);
       else writes.push({ path, value });
-    }
+    });
     const newDirs = [...states].filter(([, state]) => state === "missing").map(([dir]) => dir);
     const conflicts = new Set(newDirs);
     for (const { path } of writes.filter((w) => conflicts.has(w.path))) {
@@ -263,14 +278,14 @@ export class Materialiser {
     const files = writes.filter((w) => !conflicts.has(w.path));
     for (const dir of newDirs) this.manifest.addDir(dir);
     for (const { path } of files) this.manifest.addPath(path);
-    if (this.manifest.isDirty) await this.manifest.save();
+    if (this.manifest.isDirty) await this.saveManifest();
     for (const dir of newDirs.sort()) await this.createDir(dir, touchedDirs);
-    for (const { path, value } of files) {
+    await inParallel(files, async ({ path, value }) => {
       await replaceFile(this.absolute(path), value, this.ownership);
       touchedDirs.add(dirname(this.absolute(path)));
       result.written.push(path);
-    }
-    for (const dir of touchedDirs) await syncDirectory(dir);
+    });
+    await inParallel([...touchedDirs], syncDirectory);
     return result;
   }
 
@@ -396,6 +411,15 @@ async function chmodChown(path: string, mode: number, ownership: FileOwnership):
 
 function intentOf(entry: StoreEntry): FileIntent {
   return { path: entry.path, value: entry.deleted ? null : entry.value };
+}
+
+/** Runs `step` over `items` with at most fsOperationsInFlightMax running; rejects on the first failure. */
+async function inParallel<T>(items: readonly T[], step: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await step(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(fsOperationsInFlightMax, items.length) }, worker));
 }
 
 function emptyResult(): MaterialiseResult {

@@ -66,6 +66,8 @@ test("materialiser: writes files and the directories they need", async (t) => {
   assert.equal(await readFile(join(dir, "certs/web/a.pem"), "utf8"), "A");
   assert.equal(await readFile(join(dir, "top"), "utf8"), "T");
   assert.deepEqual(await listFiles(dir), [manifestFileName, "certs/web/a.pem", "top"]);
+  assert.equal(materialiser.lastAppliedSeq, 2);
+  await materialiser.close();
   const manifest = await readManifest(dir);
   assert.deepEqual(manifest, {
     format: 1,
@@ -73,7 +75,24 @@ test("materialiser: writes files and the directories they need", async (t) => {
     paths: ["certs/web/a.pem", "top"],
     dirs: ["certs", "certs/web"],
   });
-  assert.equal(materialiser.lastAppliedSeq, 2);
+});
+
+test("materialiser: names are saved before they exist; a lagging saved seq only replays what is on disk", async (t) => {
+  const dir = await tempDir(t);
+  const crashed = await Materialiser.open({ dir, logger: silent });
+  const history = changes(1, ["a/f", "1"], ["g", "2"], ["a/f", "3"], ["g", "4"]);
+  await crashed.apply(history.slice(0, 2));
+  await crashed.apply(history.slice(2));
+  const saved = await readManifest(dir);
+  assert.deepEqual(saved.paths, ["a/f", "g"], "new names saved before the files exist");
+  assert.ok(saved.lastAppliedSeq < 4, `the seq alone is saved lazily (${saved.lastAppliedSeq})`);
+  // No close(): as after kill -9. The restart replays from the saved seq, as changesSince would.
+  const restarted = await openIn(t, { dir });
+  assert.equal(restarted.lastAppliedSeq, saved.lastAppliedSeq);
+  const replay = await restarted.apply(history.filter((c) => c.seq > saved.lastAppliedSeq));
+  assert.deepEqual([replay.written, replay.removed], [[], []], "already on disk: nothing rewritten, no hook");
+  assert.equal(await readFile(join(dir, "a/f"), "utf8"), "3");
+  assert.equal(await readFile(join(dir, "g"), "utf8"), "4");
 });
 
 test("materialiser: overwrites replace the whole file and leave no temp file", async (t) => {
@@ -275,7 +294,7 @@ test("materialiser: reserved names and invalid paths are refused", async (t) => 
     ["reserved name", "reserved name", 'invalid store path: segment 1 is ".."'],
   );
   assert.equal(existsSync(join(dir, "../escape")), false);
-  assert.equal((await readManifest(dir)).lastAppliedSeq, 4);
+  assert.equal(materialiser.lastAppliedSeq, 4);
 });
 
 test("materialiser: a file and a directory at the same name are refused without wedging", async (t) => {
