@@ -118,8 +118,10 @@ export function registerStoreCommands(program: Command): void {
           const value = await readInput(file);
           const client = await storeClientFrom(options);
           const result = await client.put(path, value, options.minAcks);
-          if (options.json) command.configureOutput().writeOut?.(`${JSON.stringify(result.outcome)}\n`);
-          reportWrite(command, `put ${path} (${value.byteLength} bytes)`, result);
+          if (!options.json) return reportWrite(command, `put ${path} (${value.byteLength} bytes)`, result);
+          // Scripts read the outcome; the exit code still tells an unacknowledged write apart.
+          command.configureOutput().writeOut?.(`${JSON.stringify(result.outcome)}\n`);
+          if (!result.outcome.acked) process.exitCode = exitNotAcknowledged;
         } catch (error) {
           fail(command, error);
         }

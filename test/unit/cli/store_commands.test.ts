@@ -127,3 +127,19 @@ test("cli sync: a file whose path breaks the rules stops the sync before anythin
   assert.match(run.stderr, /backslash/);
   assert.equal(service.writeCalls.length, 0);
 });
+
+test("cli store: put --json prints the outcome alone and still exits 2 when not acknowledged", async (t) => {
+  const service = new MemoryStoreService({ peers: ["n2"], peersAcking: new Set() });
+  const api = await startStoreServer(service);
+  const dir = await mkdtemp(join(tmpdir(), "tandem-cli-store-"));
+  t.after(async () => {
+    await api.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  await writeFile(join(dir, "v"), "v");
+  const run = await tandem(registerStoreCommands, ["put", "a", join(dir, "v"), "--json", "--api", api.base]);
+  assert.equal(run.exitCode, 2);
+  const outcome = JSON.parse(run.stdout);
+  assert.equal(outcome.acked, false);
+  assert.deepEqual(outcome.hostsErr, [{ host: "n2", error: "timed out" }]);
+});
