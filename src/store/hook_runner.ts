@@ -5,6 +5,7 @@
 // spawned without a shell; a run past its timeout is killed with its whole process group.
 import { spawn } from "node:child_process";
 import type { Logger } from "pino";
+import type { MaterialiseTimers } from "./materialise_timers.ts";
 
 export const hookDebounceMsDefault = 500;
 export const hookTimeoutMsDefault = 30_000;
@@ -20,17 +21,6 @@ export interface HookConfig {
   timeoutMs?: number;
 }
 
-/** The timer functions the runner uses; tests pass a manual scheduler. */
-export interface HookTimers {
-  setTimeout(callback: () => void, delayMs: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const realTimers: HookTimers = {
-  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
-
 export class HookRunner {
   readonly prefix: string;
   private readonly command: readonly string[];
@@ -38,7 +28,7 @@ export class HookRunner {
   private readonly timeoutMs: number;
   private readonly env: Record<string, string>;
   private readonly logger: Logger;
-  private readonly timers: HookTimers;
+  private readonly timers: MaterialiseTimers;
   private windowTimer: unknown = null;
   private running: Promise<void> | null = null;
   private triggeredWhileRunning = false;
@@ -46,7 +36,7 @@ export class HookRunner {
 
   constructor(
     config: HookConfig,
-    options: { logger: Logger; timers: HookTimers; env: Record<string, string> },
+    options: { logger: Logger; timers: MaterialiseTimers; env: Record<string, string> },
   ) {
     if (config.command.length === 0 || config.command[0] === "") {
       throw new RangeError(`hook for prefix "${config.prefix}": command is empty`);

@@ -18,7 +18,7 @@ import { dirname, join } from "node:path";
 import type { Logger } from "pino";
 import { isUnderPrefix, validateStorePath } from "../core/store_path.ts";
 import type { StoreEntry } from "../core/store_types.ts";
-import { type HookConfig, HookRunner, type HookTimers, realTimers } from "./hook_runner.ts";
+import { type HookConfig, HookRunner } from "./hook_runner.ts";
 import {
   type FileOwnership,
   fileMatches,
@@ -30,6 +30,7 @@ import {
   syncDirectory,
 } from "./materialise_fs.ts";
 import { Manifest, manifestFileName } from "./materialise_manifest.ts";
+import { type MaterialiseTimers, realTimers } from "./materialise_timers.ts";
 import type { StoreChange } from "./types.ts";
 
 export interface MaterialiserOptions {
@@ -45,7 +46,7 @@ export interface MaterialiserOptions {
   logger: Logger;
   hooks?: readonly HookConfig[];
   /** Timers for hook debounce and timeout; tests pass a manual scheduler. */
-  timers?: HookTimers;
+  timers?: MaterialiseTimers;
 }
 
 export const fileModeDefault = 0o644;

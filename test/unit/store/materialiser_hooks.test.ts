@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { pino } from "pino";
-import { type HookConfig, HookRunner, type HookTimers } from "../../../src/store/hook_runner.ts";
+import { type HookConfig, HookRunner } from "../../../src/store/hook_runner.ts";
+import type { MaterialiseTimers } from "../../../src/store/materialise_timers.ts";
 import { Materialiser } from "../../../src/store/materialiser.ts";
 import type { StoreChange } from "../../../src/store/types.ts";
 
@@ -13,7 +14,7 @@ const debounceMs = 500;
 const timeoutMs = 30_000;
 
 /** Timers that fire only when the test says so: debounce windows and timeouts without sleeping. */
-class ManualTimers implements HookTimers {
+class ManualTimers implements MaterialiseTimers {
   private readonly pending = new Map<number, { callback: () => void; delayMs: number }>();
   private nextId = 1;
 
