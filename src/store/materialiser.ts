@@ -6,11 +6,12 @@
 //   those files and the directories it made, never anything else in `dir`.
 // - Contained: a path whose parents are not plain directories (a symlink, a file) is refused and logged,
 //   so nothing is written or deleted outside `dir` (parents are checked with lstat before each batch).
-// - Resumable: the manifest keeps lastAppliedSeq (saved at close, with every new name, and at least once
-//   per seqSaveIntervalMs otherwise); after a restart the caller feeds changesSince(it).
+// - Resumable: the manifest keeps lastAppliedSeq (saved with every new or removed name, at close, and
+//   otherwise at most once per seqSaveIntervalMs); after a restart the caller feeds changesSince(it).
 // - Serialised: one batch at a time, in seq order; applies queued while a batch runs join one batch.
 //
-// Caller's loop: open() → resync(all entries, {seq}) → apply(changes) on every commit → close().
+// Caller's loop (MaterialiseFeed in materialise_feed.ts runs it): open() → resync(all entries, {seq}) →
+// apply(changes) on every commit → close().
 // After an I/O failure apply() refuses until a resync() succeeds (the disk no longer matches the seq).
 import type { Stats } from "node:fs";
 import { chmod, chown, mkdir, rmdir, stat, unlink } from "node:fs/promises";
