@@ -443,6 +443,14 @@ function validateOptions(options: MaterialiserOptions): void {
       throw new RangeError(`materialiser ${key} must be a mode in 0..0o7777, got ${mode}`);
     }
   }
+  for (const [key, id] of [
+    ["uid", options.uid],
+    ["gid", options.gid],
+  ] as const) {
+    if (id !== undefined && !(Number.isInteger(id) && id >= 0)) {
+      throw new RangeError(`materialiser ${key} must be a non-negative integer, got ${id}`);
+    }
+  }
   const prefix = options.prefix ?? "";
   if (prefix !== "" && !validateStorePath(prefix.replace(/\/$/, "")).ok) {
     throw new RangeError(`materialiser prefix "${prefix}" is not a store path`);

@@ -354,6 +354,7 @@ test("materialiser: refuses impossible options", async (t) => {
   const dir = await tempDir(t);
   await assert.rejects(Materialiser.open({ dir, logger: silent, fileMode: 0o10000 }), RangeError);
   await assert.rejects(Materialiser.open({ dir, logger: silent, prefix: "../x" }), RangeError);
+  await assert.rejects(Materialiser.open({ dir, logger: silent, uid: -1 }), RangeError);
   await writeFile(join(dir, "file"), "");
   await assert.rejects(Materialiser.open({ dir: join(dir, "file"), logger: silent }));
 });
