@@ -11,6 +11,7 @@ export const ApiErrorCode = {
   UnsupportedMediaType: "unsupported_media_type",
   TooManyRequests: "too_many_requests",
   Internal: "internal",
+  Unavailable: "unavailable",
 } as const;
 export type ApiErrorCode = (typeof ApiErrorCode)[keyof typeof ApiErrorCode];
 
@@ -25,6 +26,8 @@ const statusByCode: Record<ApiErrorCode, number> = {
   unsupported_media_type: 415,
   too_many_requests: 429,
   internal: 500,
+  // Not ready yet (the agent is starting): retry shortly.
+  unavailable: 503,
 };
 
 export function statusOfErrorCode(code: ApiErrorCode): number {

@@ -1,21 +1,29 @@
-// The composition root of `tandem agent`: config → mesh → cluster → API. Owns nothing protocol-wise.
+// The composition root of `tandem agent`: config → mesh → cluster → store → API. Owns nothing
+// protocol-wise.
 import { randomBytes } from "node:crypto";
 import type { Server } from "node:http";
+import { join } from "node:path";
 import { type Logger, pino } from "pino";
-import { createApiRouter, startLocalApi } from "../api/index.ts";
+import { ApiErrorCode, type ApiRouter, createApiRouter, sendError, startLocalApi } from "../api/index.ts";
+import { storeRoutes } from "../api/store_routes.ts";
 import { Cluster, FileHardStateStore } from "../cluster/index.ts";
 import type { TandemConfig } from "../config/index.ts";
 import { loadMeshSecurity, toTicks } from "../config/index.ts";
 import { Mesh } from "../mesh/index.ts";
+import { Replicator, SqliteLocalStore } from "../store/index.ts";
 import { DataDirLock } from "./data_dir_lock.ts";
 import { VERSION } from "./version.ts";
+
+/** Tombstones past the horizon are collected this often. */
+const TOMBSTONE_SWEEP_MS = 3_600_000;
 
 export interface RunningAgent {
   logger: Logger;
   mesh: Mesh;
   cluster: Cluster;
+  store: Replicator;
   localApi: Server | null;
-  /** Graceful stop: hand off leadership, stop timers, close links and listeners. */
+  /** Graceful stop: hand off leadership, stop timers, close links, listeners and the database. */
   stop(): Promise<void>;
 }
 
@@ -25,7 +33,7 @@ export function agentLogger(config: TandemConfig): Logger {
 
 export async function startAgent(config: TandemConfig, logger: Logger): Promise<RunningAgent> {
   const lock = new DataDirLock(config.dataDir);
-  const store = new FileHardStateStore(config.dataDir);
+  const hardState = new FileHardStateStore(config.dataDir);
   lock.acquire();
   const loadedSecurity = await loadMeshSecurity(config);
   if (!loadedSecurity.ok) throw loadedSecurity.error;
@@ -34,14 +42,8 @@ export async function startAgent(config: TandemConfig, logger: Logger): Promise<
   const bootId = randomBytes(8).toString("hex");
   const startedAtMs = Date.now();
 
-  let status: () => unknown = () => ({});
-  const router = createApiRouter({
-    nodeId: config.node.id,
-    status: () => status(),
-    acl: config.acl,
-    logger: logger.child({ component: "api" }),
-  });
-
+  // The TLS port serves the API too; until everything below exists it answers 503.
+  let router: ApiRouter = (_req, res) => sendError(res, ApiErrorCode.Unavailable, "the agent is starting");
   const mesh = await Mesh.start({
     selfId: config.node.id,
     clusterName: config.clusterName,
@@ -67,14 +69,37 @@ export async function startAgent(config: TandemConfig, logger: Logger): Promise<
       leaseTicks: ticks.leaseTicks,
     },
     mesh,
-    store,
+    store: hardState,
     logger,
   });
   cluster.on("leader:changed", (view) =>
     logger.info({ leader: view.leaderId, term: view.term }, "leader changed"),
   );
 
-  status = () => ({
+  const storeLogger = logger.child({ component: "store" });
+  const localStore = SqliteLocalStore.open({
+    path: join(config.dataDir, "store.db"),
+    nodeId: config.node.id,
+    valueBytesMax: config.store.valueBytesMax,
+  });
+  const store = new Replicator({
+    selfId: config.node.id,
+    peers: config.peers.map((p) => p.id),
+    readOnly: config.store.readOnly,
+    store: localStore,
+    mesh,
+    logger: storeLogger,
+    writeTimeoutMs: config.store.writeTimeoutMs,
+    antiEntropyIntervalMs: config.store.antiEntropyIntervalMs,
+    valueBytesMax: config.store.valueBytesMax,
+  });
+  const tombstoneSweep = setInterval(() => {
+    const collected = localStore.collectTombstones(Date.now() - config.store.tombstoneHorizonMs);
+    if (collected > 0) storeLogger.info({ collected }, "collected tombstones past the horizon");
+  }, TOMBSTONE_SWEEP_MS);
+  tombstoneSweep.unref();
+
+  const status = () => ({
     node: {
       id: config.node.id,
       role: config.node.role,
@@ -87,8 +112,24 @@ export async function startAgent(config: TandemConfig, logger: Logger): Promise<
       uptimeMs: Date.now() - startedAtMs,
     },
     ...cluster.status(),
+    store: { readOnly: config.store.readOnly, lastSeq: store.lastSeq(), sync: store.status() },
+  });
+  router = createApiRouter({
+    nodeId: config.node.id,
+    status,
+    acl: config.acl,
+    logger: logger.child({ component: "api" }),
+    inflightMax: config.store.inflightMax,
+    routes: storeRoutes(store, {
+      nodeId: config.node.id,
+      logger: storeLogger,
+      minAcksDefault: config.store.minAcks,
+      valueBytesMax: config.store.valueBytesMax,
+      writeTimeoutMs: config.store.writeTimeoutMs,
+    }),
   });
   cluster.start();
+  store.start();
 
   const localApi = config.api.listen
     ? await startLocalApi(config.api.listen.host, config.api.listen.port, router)
@@ -109,6 +150,7 @@ export async function startAgent(config: TandemConfig, logger: Logger): Promise<
     logger,
     mesh,
     cluster,
+    store,
     localApi,
     async stop() {
       const successor = cluster.handOffLeadership();
@@ -117,7 +159,10 @@ export async function startAgent(config: TandemConfig, logger: Logger): Promise<
         await waitUntil(() => cluster.leadership().role !== "leader", 1_000);
       }
       cluster.stop();
+      store.stop();
+      clearInterval(tombstoneSweep);
       await Promise.all([mesh.close(), localApi ? closeServer(localApi) : Promise.resolve()]);
+      localStore.close();
       lock.release();
       logger.info("agent stopped");
     },

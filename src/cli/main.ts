@@ -6,6 +6,8 @@ import { registerConfigCommand } from "./commands/config.ts";
 import { registerDevCommand } from "./commands/dev.ts";
 import { registerInitCommand } from "./commands/init.ts";
 import { registerStatusCommand } from "./commands/status.ts";
+import { registerStoreCommands } from "./commands/store.ts";
+import { registerSyncCommand } from "./commands/sync.ts";
 import { registerTlsCommand } from "./commands/tls.ts";
 import { VERSION } from "./version.ts";
 
@@ -13,8 +15,8 @@ const program = new Command();
 program
   .name("tandem")
   .description(
-    "High-availability daemon for small fleets: an encrypted mesh between nodes, failure detection and " +
-      "leader election with fencing terms. Run `tandem <command> --help` for details and examples.",
+    "High-availability daemon for small fleets: an encrypted mesh between nodes, failure detection, " +
+      "leader election with fencing terms, and a replicated store of small files. Run `tandem <command> --help` for details and examples.",
   )
   .version(VERSION)
   .showHelpAfterError("(run with --help for usage)");
@@ -24,6 +26,8 @@ registerConfigCommand(program);
 registerTlsCommand(program);
 registerAgentCommand(program);
 registerStatusCommand(program);
+registerStoreCommands(program);
+registerSyncCommand(program);
 registerDevCommand(program);
 
 await program.parseAsync(process.argv);

@@ -45,7 +45,7 @@ export interface ReplicatorOptions {
   /** Serve and receive replication, refuse writes. */
   readOnly: boolean;
   store: LocalStore;
-  mesh: Pick<MeshApi, "send" | "onMessage" | "on">;
+  mesh: Pick<MeshApi, "send" | "onMessage" | "on" | "peers">;
   logger: Logger;
   /** A write that has not reached minAcks by then resolves with acked=false (per-write timeoutMs overrides). */
   writeTimeoutMs: number;
@@ -77,8 +77,9 @@ interface PendingWrite {
 export class Replicator implements StoreService {
   readonly readOnly: boolean;
   private readonly selfId: NodeId;
+  private readonly peers: ReadonlySet<NodeId>;
   private readonly store: LocalStore;
-  private readonly mesh: Pick<MeshApi, "send" | "onMessage" | "on">;
+  private readonly mesh: Pick<MeshApi, "send" | "onMessage" | "on" | "peers">;
   private readonly logger: Logger;
   private readonly core: StoreSync;
   private readonly ticker: MonotonicTicker;
@@ -98,6 +99,7 @@ export class Replicator implements StoreService {
   constructor(options: ReplicatorOptions) {
     this.readOnly = options.readOnly;
     this.selfId = options.selfId;
+    this.peers = new Set(options.peers);
     this.store = options.store;
     this.mesh = options.mesh;
     this.logger = options.logger;
@@ -128,7 +130,7 @@ export class Replicator implements StoreService {
         this.drain();
       },
     });
-    const peers = new Set(options.peers);
+    const peers = this.peers;
     for (const channel of [STORE_APPLY_CHANNEL, STORE_SYNC_CHANNEL]) {
       this.mesh.onMessage(channel, (from, payload) => this.receive(from, payload));
     }
@@ -139,6 +141,10 @@ export class Replicator implements StoreService {
   start(): void {
     this.stopped = false;
     this.ticker.start();
+    // Links that came up before this replicator existed get their first round now, not a period later.
+    for (const link of this.mesh.peers()) {
+      if (link.connected && this.peers.has(link.id)) this.input(() => this.core.linkUp(link.id));
+    }
   }
 
   /** Stops the timers; writes still waiting resolve as not acknowledged. */

@@ -3,9 +3,15 @@
 // send never re-enters the receiver inside the sender's call. Links are explicit; a muted node keeps its
 // links but everything it sends is lost (a hung process whose TCP connections stay open).
 import type { NodeId } from "../../src/core/types.ts";
-import type { MeshApi, MeshEventMap, MessageListener, SendResult } from "../../src/mesh/types.ts";
+import type {
+  MeshApi,
+  MeshEventMap,
+  MessageListener,
+  PeerLinkStatus,
+  SendResult,
+} from "../../src/mesh/types.ts";
 
-export type MemoryMeshApi = Pick<MeshApi, "selfId" | "send" | "onMessage" | "on">;
+export type MemoryMeshApi = Pick<MeshApi, "selfId" | "send" | "onMessage" | "on" | "peers">;
 
 type EventListeners = { [E in keyof MeshEventMap]: Array<(...args: MeshEventMap[E]) => void> };
 
@@ -43,7 +49,27 @@ export class MemoryNetwork {
       on: (event, listener) => {
         node.eventListeners[event].push(listener);
       },
+      peers: () => this.linkStatuses(selfId),
     } satisfies MemoryMeshApi;
+  }
+
+  /** The link view MeshApi.peers() gives: every other joined node, connected or not. */
+  private linkStatuses(selfId: NodeId): PeerLinkStatus[] {
+    return [...this.nodes.keys()]
+      .filter((id) => id !== selfId)
+      .map((id) => {
+        const connected = this.links.has(linkKey(selfId, id));
+        return {
+          id,
+          address: `memory:${id}`,
+          connected,
+          dialer: connected ? (selfId < id ? selfId : id) : null,
+          sinceMs: 0,
+          lastError: null,
+          inflightRequests: 0,
+          queuedFrames: 0,
+        };
+      });
   }
 
   /** Links every pair of joined nodes that is not linked yet. */

@@ -1,0 +1,5 @@
+// The replicated store's public surface.
+export { Replicator, type ReplicatorOptions } from "./replicator.ts";
+export { SqliteLocalStore, StoreOpenError } from "./sqlite_store.ts";
+export { STORE_APPLY_CHANNEL, STORE_SYNC_CHANNEL } from "./store_wire.ts";
+export * from "./types.ts";
