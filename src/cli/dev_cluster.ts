@@ -116,10 +116,16 @@ export async function prepareDevCluster(options: DevClusterOptions): Promise<Dev
 }
 
 /**
- * V8 settings for the agent, the same in bin/tandem.js: a small young generation and one GC helper
- * thread keep an idle agent's memory low (measured in bench/idle.ts); the agent allocates little.
+ * V8 settings for the agent, the same in bin/tandem.js. A small young generation, one GC helper thread and
+ * no optimising compilers (TurboFan, Maglev) keep an idle agent under 80 MiB (bench/idle.ts); JS-bound
+ * work runs about 2x slower, which an agent whose heavy lifting is native (TLS, SQLite, JSON) can afford.
  */
-export const AGENT_NODE_FLAGS = ["--max-semi-space-size=1", "--v8-pool-size=1"] as const;
+export const AGENT_NODE_FLAGS = [
+  "--max-semi-space-size=1",
+  "--v8-pool-size=1",
+  "--no-opt",
+  "--no-maglev",
+] as const;
 
 /** Starts `tandem agent` for one node with this Node binary and, by default, this process's entry script. */
 export function spawnAgent(configPath: string, entry = process.argv[1]): ChildProcess {
