@@ -10,7 +10,7 @@ import { Cluster, FileHardStateStore } from "../cluster/index.ts";
 import type { TandemConfig } from "../config/index.ts";
 import { loadMeshSecurity, toTicks } from "../config/index.ts";
 import { Mesh } from "../mesh/index.ts";
-import { Replicator, SqliteLocalStore } from "../store/index.ts";
+import { MaterialiseFeed, Materialiser, Replicator, SqliteLocalStore } from "../store/index.ts";
 import { DataDirLock } from "./data_dir_lock.ts";
 import { VERSION } from "./version.ts";
 
@@ -130,6 +130,12 @@ export async function startAgent(config: TandemConfig, logger: Logger): Promise<
   });
   cluster.start();
   store.start();
+  const materialise = config.store.materialise;
+  const materialiser = materialise
+    ? await Materialiser.open({ ...materialise, logger: storeLogger.child({ component: "materialiser" }) })
+    : null;
+  const feed = materialiser ? new MaterialiseFeed(store, materialiser, { logger: storeLogger }) : null;
+  await feed?.start();
 
   const localApi = config.api.listen
     ? await startLocalApi(config.api.listen.host, config.api.listen.port, router)
@@ -159,6 +165,8 @@ export async function startAgent(config: TandemConfig, logger: Logger): Promise<
         await waitUntil(() => cluster.leadership().role !== "leader", 1_000);
       }
       cluster.stop();
+      feed?.stop();
+      await materialiser?.close();
       store.stop();
       clearInterval(tombstoneSweep);
       await Promise.all([mesh.close(), localApi ? closeServer(localApi) : Promise.resolve()]);

@@ -1,6 +1,8 @@
 // The loaded, normalised configuration (camelCase, absolute paths, parsed addresses, resolved timings)
 // and the rules that span several fields.
+
 import { dirname, resolve } from "node:path";
+import { validateStorePath } from "../core/store_path.ts";
 import type { NodeId } from "../core/types.ts";
 import { type AclRule, defaultAcl } from "./acl.ts";
 import { type HostPort, isLoopbackHost, isWildcardHost, parseHostPort } from "./address.ts";
@@ -225,6 +227,10 @@ function resolveStore(file: ConfigFile, baseDir: string, problems: FieldProblem[
   }
   const m = s.materialise;
   const dir = m ? resolve(baseDir, m.dir) : null;
+  const prefixCheck = m && m.prefix !== "" ? validateStorePath(m.prefix.replace(/\/$/, "")) : null;
+  if (prefixCheck && !prefixCheck.ok) {
+    problems.push({ path: ["store", "materialise", "prefix"], message: prefixCheck.reason });
+  }
   if (dir !== null && dir === resolve(baseDir, file.data_dir)) {
     problems.push({ path: ["store", "materialise", "dir"], message: "must not be the data_dir itself" });
   }

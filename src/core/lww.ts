@@ -25,6 +25,9 @@ export function supersedes(incoming: Version, held: Version | undefined): boolea
 
 const wallDigits = 15;
 const counterDigits = 10;
+/** The largest wallMs and counter a version key can hold (wire schemas bound peer input by these). */
+export const versionWallMsMax = 10 ** wallDigits - 1;
+export const versionCounterMax = 10 ** counterDigits - 1;
 
 function isFixedWidth(n: number, digits: number): boolean {
   return Number.isSafeInteger(n) && n >= 0 && n < 10 ** digits;

@@ -2,7 +2,9 @@
 // sees them. One-way messages on two channels: "store.apply" carries the write path (apply, apply-ack),
 // "store.sync" the anti-entropy rounds (digest, stamps, pull, push, entries). The core matches answers to
 // requests and owns every timeout itself, so mesh request/response would only add a second timer.
+
 import { z } from "zod";
+import { versionCounterMax, versionWallMsMax } from "../core/lww.ts";
 import { validateStorePath } from "../core/store_path.ts";
 import type { StoreSyncLimits, StoreSyncMessage } from "../core/store_sync_types.ts";
 import type { StoreEntry } from "../core/store_types.ts";
@@ -28,7 +30,11 @@ export interface StoreWireLimits {
 
 const counter = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 const nodeId = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/);
-const version = z.strictObject({ wallMs: counter, counter, nodeId });
+const version = z.strictObject({
+  wallMs: z.number().int().nonnegative().max(versionWallMsMax),
+  counter: z.number().int().nonnegative().max(versionCounterMax),
+  nodeId,
+});
 const path = z.string().refine((p) => validateStorePath(p).ok, { message: "invalid store path" });
 const base64Pattern = /^[A-Za-z0-9+/]*={0,2}$/;
 

@@ -65,4 +65,8 @@ test("config: store: impossible settings name the key and line", () => {
     /hooks\[0\]\.command/,
   );
   assert.match(problems(`${base}store:\n  tombstone_horizon_ms: 5\n`), /store\.tombstone_horizon_ms/);
+  assert.match(
+    problems(`${base}store:\n  materialise: { dir: x, prefix: ../etc/ }\n`),
+    /store\.materialise\.prefix/,
+  );
 });
