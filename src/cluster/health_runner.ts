@@ -97,9 +97,19 @@ interface PeerContact {
   lastHeardMs: number | null;
   /** Logged when it changes, so an unreachable peer costs one log line, not one per heartbeat. */
   lastSendResult: SendResult;
+  /** performance.now() of the last traffic from the peer on another channel (noteTraffic). */
+  otherTrafficAtMs: number;
+  /** performance.now() of the last ping sent to the peer. */
+  pingedAtMs: number;
 }
 
 const rttSmoothingWeight = 1 / 8;
+/**
+ * A peer whose other traffic (the election's request/response heartbeats) proves it alive in both
+ * directions is still pinged this often, to keep its round-trip time fresh. Skipping the other pings
+ * halves an idle leader's messages, which is most of an idle agent's CPU (bench/idle.ts).
+ */
+const rttPingIntervalMs = 1_000;
 
 export class HealthRunner {
   private readonly mesh: HealthMesh;
@@ -129,6 +139,8 @@ export class HealthRunner {
         rttSmoothedMs: null,
         lastHeardMs: null,
         lastSendResult: "sent",
+        otherTrafficAtMs: Number.NEGATIVE_INFINITY,
+        pingedAtMs: Number.NEGATIVE_INFINITY,
       });
     }
     this.mesh.onMessage(HEALTH_CHANNEL, (from, payload) => this.receive(from, payload));
@@ -187,11 +199,28 @@ export class HealthRunner {
     this.publishTransitions();
   }
 
+  /**
+   * Traffic from a peer on another channel: as good as a pong for liveness. Only for request/response
+   * traffic (both sides hear each other), so that skipping pings never leaves the peer deaf to us.
+   */
+  noteTraffic(peer: NodeId): void {
+    const contact = this.contacts.get(peer);
+    if (!this.timer || !contact || !this.detector.heardFrom(peer)) return;
+    contact.lastHeardMs = Date.now();
+    contact.otherTrafficAtMs = performance.now();
+    this.publishTransitions();
+  }
+
   private sendHeartbeatIfDue(): void {
     if (!this.detector.takeHeartbeatDue()) return;
     this.pingSeq += 1;
-    const ping = encodeHealthMessage({ type: "ping", seq: this.pingSeq, sentAtMs: performance.now() });
+    const nowMs = performance.now();
+    const ping = encodeHealthMessage({ type: "ping", seq: this.pingSeq, sentAtMs: nowMs });
+    const intervalMs = this.heartbeatIntervalTicks * this.tickMs;
     for (const [peer, contact] of this.contacts) {
+      const heardOtherwise = nowMs - contact.otherTrafficAtMs < intervalMs;
+      if (heardOtherwise && nowMs - contact.pingedAtMs < rttPingIntervalMs) continue;
+      contact.pingedAtMs = nowMs;
       // Not retried: the next heartbeat is the retry, so an unreachable peer costs one send per interval.
       const result = this.mesh.send(peer, HEALTH_CHANNEL, ping);
       if (result !== contact.lastSendResult)

@@ -43,7 +43,14 @@ export const storeSchema = z.strictObject({
       "Peers that must hold a write durably before it is acknowledged (per request overridable); default 1, or 0 without peers",
     ),
   write_timeout_ms: z.int().min(1).max(600_000).default(2_000),
-  anti_entropy_interval_ms: z.int().min(10).max(3_600_000).default(1_000),
+  anti_entropy_interval_ms: z
+    .int()
+    .min(10)
+    .max(3_600_000)
+    .default(5_000)
+    .describe(
+      "Periodic repair; a link coming up starts a round at once, so this only bounds how long a lost apply waits",
+    ),
   tombstone_horizon_ms: z
     .int()
     .min(60_000)

@@ -255,6 +255,9 @@ export class Election {
       this.electionTimer.resetRandomized(this.rng, this.timeoutDraws);
       // The candidate dates its first lease from its request, so honour it as if it were leader.
       this.leaseWindow.reset();
+      // A vote binds: a pre-candidate that voted must not go on to win its own campaign past the lease it
+      // just granted (sim seed 122247: two leaders, the older with a valid lease).
+      if (this.role === Role.PreCandidate) this.becomeFollower(this.term, null, `voted for ${from}`);
     }
     this.events.push({ type: "vote-granted", term: request.term, to: from, preVote });
     this.send(from, { type: `${request.type}-response`, term: request.term, granted: true });

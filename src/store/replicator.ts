@@ -62,7 +62,9 @@ export interface ReplicatorOptions {
   nowWallMs?: () => number;
 }
 
-const tickMsDefault = 20;
+/** Timer resolution for write timeouts and anti-entropy rounds; acks are handled as they arrive, so a coarse
+ * tick costs no latency, and an idle agent wakes up rarely. */
+const tickMsDefault = 100;
 const roundTimeoutMsDefault = 5000;
 /** Changes handed to onChange listeners per call; a larger commit arrives in several calls. */
 const changesPerNotificationMax = 4096;

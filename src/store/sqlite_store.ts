@@ -192,6 +192,7 @@ export class SqliteLocalStore implements LocalStore {
   readonly valueBytesMax: number;
   private readonly db: Database.Database;
   private readonly statements: ReturnType<typeof prepareStatements>;
+  private digestCache: BucketDigest[] | null = null;
   private readonly clock: HybridClock;
   private seq: number;
   private skewRejectedTotal = 0;
@@ -250,6 +251,7 @@ export class SqliteLocalStore implements LocalStore {
    * that take one write per request should group concurrent requests into one call and split the result.
    */
   writeLocal(writes: readonly StoreWrite[], nowWallMs: number): StoreEntry[] {
+    this.digestCache = null;
     for (const write of writes) this.checkValueBytes(write.path, write.value?.byteLength ?? 0);
     // Nothing to commit: spare the fsync.
     if (writes.length === 0) return [];
@@ -275,6 +277,7 @@ export class SqliteLocalStore implements LocalStore {
    * anti-entropy offers it again later.
    */
   applyRemote(entries: readonly StoreEntry[], nowWallMs: number): StoreEntry[] {
+    this.digestCache = null;
     for (const entry of entries) this.checkValueBytes(entry.path, entry.value.byteLength);
     if (entries.length === 0) return [];
     const winners = this.commit((batch) => {
@@ -337,12 +340,14 @@ export class SqliteLocalStore implements LocalStore {
     return this.seq;
   }
 
+  /** Cached until the next change: anti-entropy asks for it every round, mostly of an unchanged store. */
   digest(): BucketDigest[] {
-    return this.statements.buckets.all().map((row) => ({
+    this.digestCache ??= this.statements.buckets.all().map((row) => ({
       bucket: row.bucket,
       fingerprint: fingerprintHex([row.hi, row.lo]),
       count: row.count,
     }));
+    return this.digestCache.map((d) => ({ ...d }));
   }
 
   stampsInBuckets(buckets: readonly number[]): EntryStamp[] {
@@ -358,6 +363,7 @@ export class SqliteLocalStore implements LocalStore {
    * after that long would bring it back, so the horizon must exceed the longest partition tolerated.
    */
   collectTombstones(olderThanWallMs: number): number {
+    this.digestCache = null;
     checkCount("olderThanWallMs", olderThanWallMs);
     return this.commit((batch) => {
       const rows = this.statements.tombstonesBefore.all(olderThanWallMs);

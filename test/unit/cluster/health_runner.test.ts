@@ -285,3 +285,22 @@ test("health wire: decode accepts pings and pongs and refuses everything else", 
   for (const payload of refused)
     assert.equal(decodeHealthMessage(payload).ok, false, new TextDecoder().decode(payload));
 });
+
+test("health runner: other request/response traffic counts as liveness and replaces most pings", async () => {
+  const h = harness(["a", "b"]);
+  for (const r of h.runners.values()) r.start();
+  await waitFor("rtt on both sides", () => bothHaveRtt(h));
+  const pingsBefore = h.network.sendCount("a", "b", HEALTH_CHANNEL);
+  // b goes quiet on the health channel but its other traffic keeps reaching a (like election responses).
+  h.network.setMuted("b", true);
+  const windowMs = 12 * timings.heartbeatIntervalMs; // 480 ms: 2.4 down timeouts at this scale
+  const startedMs = performance.now();
+  while (performance.now() - startedMs < windowMs) {
+    runner(h, "a").noteTraffic("b");
+    await sleep(timings.tickMs);
+  }
+  assert.equal(runner(h, "a").peers()[0]?.state, "alive", "traffic alone keeps b alive");
+  assert.deepEqual(h.changes.get("a"), []);
+  // Without the traffic a pings every interval (12 pings here); with it, only to refresh the rtt (1 s).
+  assert.ok(h.network.sendCount("a", "b", HEALTH_CHANNEL) - pingsBefore <= 1);
+});
