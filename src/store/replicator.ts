@@ -3,6 +3,9 @@
 // each persist batch durably (LocalStore.applyRemote commits before it returns) → send messages → settle
 // writes → log → advance, then report the persisted tokens so that acks leave in the next turn. Everything
 // is synchronous, so inputs from the mesh are stepped in turn and nothing interleaves with a drain.
+// Group commit: local writes queue and commit together on the next turn of the event loop, one SQLite
+// transaction (one fsync) for every request that arrived meanwhile; requests asking the same min_acks and
+// timeout share one replicated write (one apply message per peer), and each gets its own entries back.
 // Messages: one-way, on the channels of store_wire.ts, schema-checked; garbage is logged and dropped.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
@@ -71,9 +74,26 @@ const changesPerNotificationMax = 4096;
 /** Received messages waiting for the next turn; a peer flooding past this loses messages, not memory. */
 const inboxMessagesMax = 16_384;
 
-interface PendingWrite {
+/** One caller of write(), waiting for its entries. */
+interface WriteRequest {
   entries: StoreEntry[];
   resolve: (outcome: WriteOutcome) => void;
+}
+
+/** A write() call waiting for the next group commit. */
+interface QueuedWrite {
+  writes: readonly StoreWrite[];
+  minAcks: MinAcks;
+  timeoutTicks: number | undefined;
+  resolve: (outcome: WriteOutcome) => void;
+  reject: (error: unknown) => void;
+}
+
+/** The requests of one group commit that share a replicated write (same min_acks and timeout). */
+interface PendingWrite {
+  minAcks: MinAcks;
+  timeoutTicks: number | undefined;
+  requests: WriteRequest[];
 }
 
 export class Replicator implements StoreService {
@@ -92,6 +112,8 @@ export class Replicator implements StoreService {
   private readonly bootId = randomBytes(6).toString("hex");
   private writeSeq = 0;
   private readonly pending = new Map<string, PendingWrite>();
+  private readonly queued: QueuedWrite[] = [];
+  private commitScheduled: NodeJS.Immediate | null = null;
   private readonly listeners = new Set<(changes: readonly StoreChange[]) => void>();
   private draining = false;
   private readonly inbox: Array<{ from: NodeId; message: StoreSyncMessage }> = [];
@@ -155,10 +177,15 @@ export class Replicator implements StoreService {
     this.ticker.stop();
     if (this.flushScheduled !== null) clearImmediate(this.flushScheduled);
     this.flushScheduled = null;
+    if (this.commitScheduled !== null) clearImmediate(this.commitScheduled);
+    this.commitScheduled = null;
     this.inbox.length = 0;
+    for (const queued of this.queued.splice(0)) queued.reject(new Error("replicator is stopped"));
     for (const [writeId, write] of this.pending) {
       this.pending.delete(writeId);
-      write.resolve({ entries: write.entries, hostsOk: [], hostsErr: [], acked: false });
+      for (const request of write.requests) {
+        request.resolve({ entries: request.entries, hostsOk: [], hostsErr: [], acked: false });
+      }
     }
   }
 
@@ -170,22 +197,17 @@ export class Replicator implements StoreService {
       return Promise.reject(new ReadOnlyReplicaError(`node ${this.selfId} is a read-only replica`));
     }
     if (this.stopped) return Promise.reject(new Error("replicator is stopped"));
-    this.ticker.catchUp();
-    const seqBefore = this.store.lastSeq();
-    let entries: StoreEntry[];
     let timeoutTicks: number | undefined;
     try {
       timeoutTicks = options.timeoutMs === undefined ? undefined : this.ticksOf(options.timeoutMs);
-      entries = this.store.writeLocal(writes, this.nowWallMs());
     } catch (error) {
       return Promise.reject(error);
     }
-    const writeId = `${this.bootId}.${++this.writeSeq}`;
-    const outcome = new Promise<WriteOutcome>((resolve) => this.pending.set(writeId, { entries, resolve }));
-    this.core.localCommitted(writeId, entries, options.minAcks, timeoutTicks);
-    this.notify(seqBefore);
-    this.drain();
-    return outcome;
+    const { minAcks } = options;
+    return new Promise<WriteOutcome>((resolve, reject) => {
+      this.queued.push({ writes, minAcks, timeoutTicks, resolve, reject });
+      this.commitScheduled ??= setImmediate(() => this.commitQueued());
+    });
   }
 
   get(path: string): StoreEntry | null {
@@ -212,6 +234,50 @@ export class Replicator implements StoreService {
   /** Writes still tracked and anti-entropy rounds in flight. */
   status(): ReturnType<StoreSync["status"]> {
     return this.core.status();
+  }
+
+  /**
+   * Commits every queued write in one transaction, in arrival order, and hands each request its own
+   * entries. A failed commit changes nothing and fails every request of the group with its reason.
+   */
+  private commitQueued(): void {
+    this.commitScheduled = null;
+    const group = this.queued.splice(0);
+    if (this.stopped || group.length === 0) return;
+    this.ticker.catchUp();
+    const seqBefore = this.store.lastSeq();
+    let entries: StoreEntry[];
+    try {
+      entries = this.store.writeLocal(
+        group.flatMap((queued) => queued.writes),
+        this.nowWallMs(),
+      );
+    } catch (error) {
+      for (const queued of group) queued.reject(error);
+      return;
+    }
+    const shared = new Map<string, PendingWrite>();
+    let offset = 0;
+    for (const queued of group) {
+      const request = {
+        entries: entries.slice(offset, offset + queued.writes.length),
+        resolve: queued.resolve,
+      };
+      offset += queued.writes.length;
+      const key = `${queued.minAcks}/${queued.timeoutTicks ?? ""}`;
+      const write = shared.get(key);
+      if (write === undefined) {
+        shared.set(key, { minAcks: queued.minAcks, timeoutTicks: queued.timeoutTicks, requests: [request] });
+      } else write.requests.push(request);
+    }
+    for (const write of shared.values()) {
+      const writeId = `${this.bootId}.${++this.writeSeq}`;
+      this.pending.set(writeId, write);
+      const written = write.requests.flatMap((request) => request.entries);
+      this.core.localCommitted(writeId, written, write.minAcks, write.timeoutTicks);
+    }
+    this.notify(seqBefore);
+    this.drain();
   }
 
   private ticksOf(ms: number): number {
@@ -328,7 +394,8 @@ export class Replicator implements StoreService {
     }
     this.pending.delete(result.writeId);
     const { hostsOk, hostsErr, acked } = result;
-    write.resolve({ entries: write.entries, hostsOk, hostsErr, acked });
+    for (const request of write.requests)
+      request.resolve({ entries: request.entries, hostsOk, hostsErr, acked });
   }
 
   /** Hands the changes committed since `seqBefore` to the listeners; a throwing listener is logged. */
