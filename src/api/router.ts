@@ -5,10 +5,14 @@ import type { AclRule } from "../config/index.ts";
 import { aclDecide, compileAcl } from "./acl.ts";
 import { ApiErrorCode, sendError, sendJson } from "./errors.ts";
 import { InflightLimit } from "./inflight_limit.ts";
+import { type TokenVerifier, tokenIdentityPrefix } from "./tokens.ts";
 
-/** Who is calling: a TLS client (certificate CN / PSK identity) or a local operator on loopback HTTP. */
+/**
+ * Who is calling: a TLS client (certificate CN / PSK identity), a bearer token holder (`token:<name>`, on
+ * either listener), or a local operator on loopback HTTP without a token.
+ */
 export interface ApiIdentity {
-  kind: "certificate" | "psk" | "local";
+  kind: "certificate" | "psk" | "local" | "token";
   name: string;
 }
 
@@ -49,9 +53,12 @@ export interface ApiDependencies {
   routes?: readonly ApiRoute[];
   /** Requests served at once; beyond it 429 with Retry-After (default inflightMaxDefault). */
   inflightMax?: number;
+  /** Bearer tokens (config api.tokens_file); without it every `Authorization` header is refused. */
+  tokens?: TokenVerifier;
 }
 
-export type ApiRouter = (req: IncomingMessage, res: ServerResponse, identity: ApiIdentity) => void;
+/** `connection` is who the listener authenticated: the TLS peer, or "local" on the loopback listener. */
+export type ApiRouter = (req: IncomingMessage, res: ServerResponse, connection: ApiIdentity) => void;
 
 /** Enough for bursts of a busy fleet; a node past it sheds load instead of queueing without bound. */
 export const inflightMaxDefault = 256;
@@ -88,16 +95,30 @@ export function createApiRouter(deps: ApiDependencies): ApiRouter {
     return { route, param: rawPath.slice(route.path.length) };
   };
 
-  return (req, res, identity) => {
+  return (req, res, connection) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     const path = url.pathname;
+    const identity = authenticate(req, connection, deps.tokens);
+    if (identity === null) {
+      // The header is never logged: it may be a live token pasted into the wrong place.
+      deps.logger.warn(
+        { path, remoteAddress: req.socket.remoteAddress },
+        "api request with an invalid token",
+      );
+      return sendJson(
+        res,
+        401,
+        { error: { code: "unauthorized", message: "invalid or revoked bearer token" } },
+        { "www-authenticate": 'Bearer realm="tandem"' },
+      );
+    }
     const allows = (target: string) =>
       identity.kind === "local" || aclDecide(acl, target, identity.name).allowed;
-    if (identity.kind === "local") {
-      // Peer-only routes are served on the authenticated TLS port alone.
-      if (path.startsWith("/api/internal/"))
-        return sendError(res, ApiErrorCode.Forbidden, "peer routes need TLS");
-    } else if (!allows(path)) {
+    // Peer-only routes are served on the authenticated TLS port alone, whatever the token.
+    if (connection.kind === "local" && path.startsWith("/api/internal/")) {
+      return sendError(res, ApiErrorCode.Forbidden, "peer routes need TLS");
+    }
+    if (!allows(path)) {
       deps.logger.warn({ path, identity: identity.name }, "api request denied by acl");
       return sendError(res, ApiErrorCode.Forbidden, `${identity.name} may not access ${path}`);
     }
@@ -139,6 +160,23 @@ export function createApiRouter(deps: ApiDependencies): ApiRouter {
       failed(error);
     }
   };
+}
+
+/**
+ * The identity the ACL sees: the bearer token's holder when the request carries `Authorization`, else the
+ * connection's. null when the header is there but names no valid token (malformed, unknown, revoked).
+ */
+function authenticate(
+  req: IncomingMessage,
+  connection: ApiIdentity,
+  tokens: TokenVerifier | undefined,
+): ApiIdentity | null {
+  const header = req.headers.authorization;
+  if (header === undefined) return connection;
+  const bearer = /^Bearer +(\S+) *$/i.exec(header)?.[1];
+  if (bearer === undefined || tokens === undefined) return null;
+  const check = tokens.verify(bearer);
+  return check.valid ? { kind: "token", name: `${tokenIdentityPrefix}${check.name}` } : null;
 }
 
 /** The path part of a request target, before any query or fragment, untouched. */

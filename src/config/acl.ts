@@ -1,5 +1,6 @@
 // TLS API access rules. Both patterns are plain regular expressions tested (unanchored) against the request
-// path and the client identity (certificate CN or PSK identity); anchor them with ^ and $ as needed.
+// path and the client identity (certificate CN, PSK identity, or `token:<name>` for a bearer token, on
+// either listener); anchor them with ^ and $ as needed.
 // Rules are tried in order and the first whose path matches decides: allowed iff its cn matches.
 // No matching path means denied. src/api/acl.ts applies them.
 import type { NodeId } from "../core/types.ts";

@@ -87,7 +87,9 @@ export const timingsSchema = z.strictObject({
 
 export const aclRuleSchema = z.strictObject({
   path: regexSource.describe("Regular expression tested against the request path"),
-  cn: regexSource.describe("Regular expression tested against the client's certificate CN or PSK identity"),
+  cn: regexSource.describe(
+    "Regular expression tested against the client's certificate CN, PSK identity or token:<token name>",
+  ),
 });
 
 export const configFileSchema = z
@@ -112,6 +114,11 @@ export const configFileSchema = z
           .nullable()
           .default("127.0.0.1:7401")
           .describe("Plain-HTTP API, loopback only; null disables"),
+        tokens_file: filePath
+          .optional()
+          .describe(
+            "API bearer tokens (SHA-256 only), made by `tandem token create`; re-read when it changes",
+          ),
       })
       .default({ listen: "127.0.0.1:7401" }),
     data_dir: filePath.default("data").describe("State directory; relative to the config file's folder"),

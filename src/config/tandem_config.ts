@@ -56,7 +56,11 @@ export interface TandemConfig {
   listen: HostPort;
   /** What peers dial; equals listen unless given. */
   advertise: HostPort;
-  api: { listen: HostPort | null };
+  api: {
+    listen: HostPort | null;
+    /** Absolute; null: bearer tokens are refused. */
+    tokensFile: string | null;
+  };
   /** Absolute. */
   dataDir: string;
   peers: PeerConfig[];
@@ -119,7 +123,10 @@ export function toTandemConfig(file: ConfigFile, sourcePath: string): Normalised
       node: { id: file.node.id, role: file.node.role, priority: file.node.priority },
       listen,
       advertise,
-      api: { listen: apiListen },
+      api: {
+        listen: apiListen,
+        tokensFile: file.api.tokens_file === undefined ? null : resolve(baseDir, file.api.tokens_file),
+      },
       dataDir: resolve(baseDir, file.data_dir),
       peers,
       security,
