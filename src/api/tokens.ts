@@ -3,7 +3,7 @@
 // The agent re-reads the file when it changes (checked by stat on each request that carries a token), so
 // revoking a token needs no restart. A file that is missing or malformed admits no token: fail closed.
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { parse, stringify } from "yaml";
 import { z } from "zod";
@@ -81,8 +81,13 @@ export function readTokensFile(path: string): TokenRecord[] {
 export function writeTokensFile(path: string, records: readonly TokenRecord[]): void {
   const header = "# Tandem API tokens: SHA-256 of each token only; a token is shown once, when created.\n";
   const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  writeFileSync(temporary, header + stringify({ tokens: records }), { mode: tokensFileMode, flag: "wx" });
-  renameSync(temporary, path);
+  try {
+    writeFileSync(temporary, header + stringify({ tokens: records }), { mode: tokensFileMode, flag: "wx" });
+    renameSync(temporary, path);
+  } catch (cause) {
+    rmSync(temporary, { force: true });
+    throw new TokensFileError(`cannot write tokens file ${path}`, { cause });
+  }
 }
 
 /** Adds a token named `name`; returns the token text, which exists nowhere else afterwards. */
