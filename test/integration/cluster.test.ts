@@ -27,8 +27,21 @@ describe("cluster: three members (mTLS)", { timeout: 90_000 }, () => {
   it("kill -9 of the leader: the others elect a new leader in a higher term", async () => {
     const before = await harness.waitForAgreedLeader(["n1", "n2", "n3"]);
     await harness.kill(before.leaderId, "SIGKILL");
+    const killedAtMs = Date.now();
     const survivors = ["n1", "n2", "n3"].filter((id) => id !== before.leaderId);
     const afterKill = await harness.waitForAgreedLeader(survivors, 5_000);
+    // The failure detector calls the dead node down within about a second (1 s of silence by default).
+    await harness.waitFor(
+      `${before.leaderId} down on the survivors`,
+      survivors,
+      (all) =>
+        [...all.values()].every((s) => s.peers.find((p) => p.id === before.leaderId)?.state === "down")
+          ? true
+          : undefined,
+      3_000,
+    );
+    const detectedMs = Date.now() - killedAtMs;
+    assert.ok(detectedMs < 2_000, `down after ${detectedMs} ms`);
     assert.notEqual(afterKill.leaderId, before.leaderId);
     assert.ok(afterKill.term > before.term, `term ${afterKill.term} must exceed ${before.term}`);
 
