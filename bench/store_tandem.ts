@@ -1,0 +1,167 @@
+// Tandem as a StoreTarget: three compiled agents started here (with or without the agent's V8 flags),
+// driven through the real HTTP API over keep-alive connections (node:http), killed by pid at the end.
+import { type ChildProcess, spawn } from "node:child_process";
+import { Agent, request } from "node:http";
+import { CLI_ENTRY } from "../test/support/cluster_harness.ts";
+import type { KeyValue, StoreTarget } from "./store_workloads.ts";
+import { CLUSTER_NODE_IDS, createBenchCluster, waitForSteadyCluster } from "./support/bench_cluster.ts";
+
+const steadyTimeoutMs = 30_000;
+const requestTimeoutMs = 30_000;
+
+interface HttpAnswer {
+  status: number;
+  body: string;
+}
+
+export class TandemTarget implements StoreTarget {
+  private readonly urls: string[];
+  private readonly agents: ChildProcess[];
+  private readonly cleanup: () => Promise<void>;
+  /** One pool for the writer, sized to the most requests a workload keeps in flight. */
+  private readonly http = new Agent({ keepAlive: true, maxSockets: 64 });
+
+  private constructor(urls: string[], agents: ChildProcess[], cleanup: () => Promise<void>) {
+    this.urls = urls;
+    this.agents = agents;
+    this.cleanup = cleanup;
+  }
+
+  /** `v8Flags`: the agent's own (AGENT_NODE_FLAGS in src/cli/dev_cluster.ts) or none, to show what they cost. */
+  static async start(v8Flags: readonly string[]): Promise<TandemTarget> {
+    const harness = await createBenchCluster("build");
+    const agents = CLUSTER_NODE_IDS.map((id) =>
+      spawn(
+        process.execPath,
+        [...v8Flags, CLI_ENTRY.build, "agent", "--config", harness.node(id).configPath],
+        {
+          stdio: "ignore",
+          detached: true,
+        },
+      ),
+    );
+    const killAll = () => {
+      for (const agent of agents) {
+        if (agent.pid !== undefined && agent.exitCode === null && agent.signalCode === null) {
+          try {
+            process.kill(agent.pid, "SIGKILL");
+          } catch {
+            // Already gone.
+          }
+        }
+      }
+    };
+    process.once("exit", killAll);
+    const cleanup = async () => {
+      killAll();
+      await harness.dispose();
+    };
+    try {
+      await waitForSteadyCluster(harness, steadyTimeoutMs);
+    } catch (error) {
+      await cleanup();
+      throw error;
+    }
+    return new TandemTarget(
+      CLUSTER_NODE_IDS.map((id) => harness.node(id).apiUrl),
+      agents,
+      cleanup,
+    );
+  }
+
+  async writeBatch(entries: readonly KeyValue[]): Promise<number> {
+    const body = JSON.stringify({
+      writes: entries.map((e) => ({ path: e.key, value: Buffer.from(e.value).toString("base64") })),
+      minAcks: 1,
+    });
+    const answer = await this.send("POST", this.url(0, "/api/v1/store"), body, "application/json");
+    return answer.status === 200 ? entries.length : 0;
+  }
+
+  async writeOne(entry: KeyValue): Promise<boolean> {
+    const path = `/api/v1/store/${entry.key.split("/").map(encodeURIComponent).join("/")}?min_acks=1`;
+    const answer = await this.send("PUT", this.url(0, path), entry.value, "application/octet-stream");
+    return answer.status === 200;
+  }
+
+  watch(prefix: string, seen: (key: string) => void): Promise<() => void> {
+    return new Promise((resolve, reject) => {
+      const url = this.url(2, `/api/v1/store-watch?prefix=${encodeURIComponent(prefix)}`);
+      const req = request(url, { method: "GET", headers: { accept: "text/event-stream" } }, (res) => {
+        if (res.statusCode !== 200) {
+          reject(new Error(`watch answered ${res.statusCode}`));
+          res.resume();
+          return;
+        }
+        res.setEncoding("utf8");
+        let buffered = "";
+        res.on("data", (chunk: string) => {
+          buffered += chunk;
+          let end = buffered.indexOf("\n\n");
+          while (end >= 0) {
+            const data = buffered
+              .slice(0, end)
+              .split("\n")
+              .find((line) => line.startsWith("data: "));
+            if (data !== undefined) seen((JSON.parse(data.slice(6)) as { path: string }).path);
+            buffered = buffered.slice(end + 2);
+            end = buffered.indexOf("\n\n");
+          }
+        });
+        resolve(() => req.destroy());
+      });
+      req.on("error", reject);
+      req.end();
+    });
+  }
+
+  pauseNode2(paused: boolean): void {
+    const pid = this.agents[2]?.pid;
+    if (pid === undefined) throw new Error("node 2 is not running");
+    process.kill(pid, paused ? "SIGSTOP" : "SIGCONT");
+  }
+
+  /** Same paths, versions and content hashes in both listings (one page: the prefix holds ≤ 10,000). */
+  async node2Identical(prefix: string): Promise<boolean> {
+    const listing = (node: number) =>
+      this.send(
+        "GET",
+        this.url(node, `/api/v1/store?prefix=${encodeURIComponent(prefix)}&limit=10000&hashes=1`),
+      );
+    const [first, third] = await Promise.all([listing(0), listing(2)]);
+    return first.status === 200 && third.status === 200 && first.body === third.body;
+  }
+
+  async stop(): Promise<void> {
+    this.http.destroy();
+    await this.cleanup();
+  }
+
+  private url(node: number, path: string): string {
+    const base = this.urls[node];
+    if (base === undefined) throw new Error(`no node ${node}`);
+    return `${base}${path}`;
+  }
+
+  private send(
+    method: string,
+    url: string,
+    body?: string | Uint8Array,
+    contentType?: string,
+  ): Promise<HttpAnswer> {
+    return new Promise((resolve, reject) => {
+      const headers: Record<string, string> = contentType ? { "content-type": contentType } : {};
+      const req = request(url, { method, agent: this.http, headers, timeout: requestTimeoutMs }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }),
+        );
+        res.on("error", reject);
+      });
+      req.on("timeout", () => req.destroy(new Error(`${method} ${url} timed out`)));
+      req.on("error", reject);
+      req.end(body);
+    });
+  }
+}
