@@ -1,5 +1,11 @@
-// A small client for the local HTTP API, used by `tandem status` and `tandem dev`.
-import { loadConfig } from "../config/index.ts";
+// A small client for the API, used by `tandem status` and `tandem dev`, and the credentials every API
+// command shares: a bearer token, and for https:// URLs to the TLS port the cluster CA and a client
+// certificate (`tandem tls cert NAME --client`). PSK mode has no CLI client over https.
+import { readFileSync } from "node:fs";
+import { request as httpRequest, type IncomingMessage } from "node:http";
+import { request as httpsRequest } from "node:https";
+import type { Command } from "commander";
+import { isLoopbackHost, loadConfig } from "../config/index.ts";
 
 export class ApiUnreachableError extends Error {
   override name = "ApiUnreachableError";
@@ -28,17 +34,134 @@ export function apiBaseUrl(options: { api?: string; config?: string; configPath:
   return (process.env.TANDEM_API ?? "http://127.0.0.1:7401").replace(/\/+$/, "");
 }
 
-export async function getJson(baseUrl: string, path: string, timeoutMs = 3_000): Promise<unknown> {
-  let response: Response;
-  try {
-    response = await fetch(`${baseUrl}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
-  } catch (cause) {
-    throw new ApiUnreachableError(`cannot reach the Tandem API at ${baseUrl} (is the agent running?)`, {
-      cause,
-    });
+export class CredentialsError extends Error {
+  override name = "CredentialsError";
+}
+
+/** What a client presents. Secrets stay in memory: never printed, never in an error message. */
+export interface ApiCredentials {
+  /** Sent as `Authorization: Bearer`. */
+  token?: string;
+  /** PEM of the CA the server certificate must chain to (https only). */
+  ca?: Buffer;
+  /** PEM client certificate and its key, for the TLS port in mtls mode (https only; both or neither). */
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+export interface CredentialOptions {
+  token?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/** --token, --ca, --cert, --key; each falls back to $TANDEM_TOKEN, $TANDEM_CA, $TANDEM_CERT, $TANDEM_KEY. */
+export function withCredentialOptions(command: Command): Command {
+  // No defaults shown from the environment: --help must never print a token.
+  return command
+    .option("--token <token>", "API bearer token (default: $TANDEM_TOKEN)")
+    .option("--ca <file>", "https: CA certificate the server must chain to (default: $TANDEM_CA)")
+    .option(
+      "--cert <file>",
+      "https: client certificate (`tandem tls cert NAME --client`; default: $TANDEM_CERT)",
+    )
+    .option("--key <file>", "https: the client certificate's private key (default: $TANDEM_KEY)");
+}
+
+/** Options first, then the environment; reads the PEM files. Throws CredentialsError naming the file. */
+export function apiCredentialsFrom(
+  options: CredentialOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): ApiCredentials {
+  const pick = (value: string | undefined, name: string) => value ?? nonEmpty(env[name]);
+  const token = pick(options.token, "TANDEM_TOKEN");
+  const files = {
+    ca: pick(options.ca, "TANDEM_CA"),
+    cert: pick(options.cert, "TANDEM_CERT"),
+    key: pick(options.key, "TANDEM_KEY"),
+  };
+  if ((files.cert === undefined) !== (files.key === undefined)) {
+    throw new CredentialsError(
+      "a client certificate needs both --cert and --key (or TANDEM_CERT and TANDEM_KEY)",
+    );
   }
-  const body = (await response.json().catch(() => null)) as { error?: { message?: string } } | null;
-  if (!response.ok) {
+  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
+    throw new CredentialsError("the token must be printable ASCII without spaces");
+  }
+  const credentials: ApiCredentials = token === undefined ? {} : { token };
+  for (const [what, file] of Object.entries(files) as Array<[keyof typeof files, string | undefined]>) {
+    if (file === undefined) continue;
+    try {
+      credentials[what] = readFileSync(file);
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code ?? "unreadable";
+      throw new CredentialsError(`cannot read the --${what} file ${file} (${code})`);
+    }
+  }
+  return credentials;
+}
+
+/**
+ * Request options carrying the credentials to `url`. A token never travels in clear text off this machine:
+ * over http:// it goes to loopback addresses only (the plain API listens nowhere else).
+ */
+export function credentialRequestOptions(url: URL, address: string, credentials: ApiCredentials) {
+  if (credentials.token !== undefined && url.protocol === "http:" && !isLoopbackHost(address)) {
+    throw new CredentialsError(
+      `refusing to send a token over plain HTTP to ${url.host}; use the TLS port (https://)`,
+    );
+  }
+  const headers: Record<string, string> =
+    credentials.token === undefined ? {} : { authorization: `Bearer ${credentials.token}` };
+  if (url.protocol !== "https:") return { headers };
+  const { ca, cert, key } = credentials;
+  return { headers, ...(ca ? { ca } : {}), ...(cert && key ? { cert, key } : {}) };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === "" ? undefined : value;
+}
+
+export async function getJson(
+  baseUrl: string,
+  path: string,
+  timeoutMs = 3_000,
+  credentials: ApiCredentials = {},
+): Promise<unknown> {
+  const url = new URL(`${baseUrl}${path}`);
+  const address = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  const options = { ...credentialRequestOptions(url, address, credentials), timeout: timeoutMs };
+  let response: { status: number; text: string };
+  try {
+    response = await new Promise((resolve, reject) => {
+      const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, options);
+      req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.on("error", reject);
+      req.on("response", (res: IncomingMessage) => {
+        res.setEncoding("utf8");
+        let text = "";
+        res.on("data", (chunk: string) => {
+          text += chunk;
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on("error", reject);
+      });
+      req.end();
+    });
+  } catch (cause) {
+    throw new ApiUnreachableError(
+      `cannot reach the Tandem API at ${baseUrl} (is the agent running?): ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+  let body: { error?: { message?: string } } | null = null;
+  try {
+    body = JSON.parse(response.text) as { error?: { message?: string } };
+  } catch {
+    // Not JSON (a proxy's page): the status says enough.
+  }
+  if (response.status < 200 || response.status >= 300) {
     throw new ApiResponseError(body?.error?.message ?? `HTTP ${response.status}`, response.status);
   }
   return body;

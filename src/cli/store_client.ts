@@ -9,6 +9,7 @@ import { isIP } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import type { EntryJson, WriteOutcomeJson } from "../api/store_wire.ts";
 import type { MinAcks } from "../store/types.ts";
+import { type ApiCredentials, credentialRequestOptions } from "./api_client.ts";
 
 export type { EntryJson, WriteOutcomeJson };
 
@@ -42,6 +43,8 @@ export interface StoreClientOptions {
   connectTimeoutMs?: number;
   /** A whole attempt, body included; above the server's write timeout so a slow ack is not retried (default 15 s). */
   attemptTimeoutMs?: number;
+  /** A bearer token, and for https:// the CA and client certificate (api_client.ts). */
+  credentials?: ApiCredentials;
 }
 
 export interface WriteResult {
@@ -118,13 +121,18 @@ export class StoreClient {
   readonly endpoints: readonly Endpoint[];
   private readonly connectTimeoutMs: number;
   private readonly attemptTimeoutMs: number;
+  /** Per endpoint: its credential headers and TLS options, checked once (a token never goes out in clear). */
+  private readonly credentialOptions: ReadonlyArray<ReturnType<typeof credentialRequestOptions>>;
   private preferred = 0;
 
+  /** Throws CredentialsError when a token would travel over plain HTTP to a non-loopback address. */
   constructor(endpoints: readonly Endpoint[], options: StoreClientOptions = {}) {
     if (endpoints.length === 0) throw new RangeError("StoreClient needs at least one endpoint");
     this.endpoints = endpoints;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 1_000;
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? 15_000;
+    const credentials = options.credentials ?? {};
+    this.credentialOptions = endpoints.map((e) => credentialRequestOptions(e.url, addressOf(e), credentials));
   }
 
   static async connect(urls: readonly URL[], options: StoreClientOptions = {}): Promise<StoreClient> {
@@ -249,17 +257,16 @@ export class StoreClient {
     let serverError: StoreApiError | null = null;
     for (let i = 0; i < this.endpoints.length; i++) {
       const index = (this.preferred + i) % this.endpoints.length;
-      const endpoint = this.endpoints[index]!;
       let reply: Reply;
       try {
-        reply = await this.attempt(endpoint, method, path, init);
+        reply = await this.attempt(index, method, path, init);
       } catch (error) {
-        failures.push(`${endpoint.url.origin}: ${(error as Error).message}`);
+        failures.push(`${this.endpoints[index]!.url.origin}: ${(error as Error).message}`);
         continue;
       }
       if (reply.status >= 500) {
         serverError = apiErrorOf(reply);
-        failures.push(`${endpoint.url.origin}: HTTP ${reply.status} ${serverError.message}`);
+        failures.push(`${this.endpoints[index]!.url.origin}: HTTP ${reply.status} ${serverError.message}`);
         continue;
       }
       this.preferred = index;
@@ -272,13 +279,13 @@ export class StoreClient {
   }
 
   private attempt(
-    endpoint: Endpoint,
+    index: number,
     method: string,
     path: string,
     init: { headers?: Record<string, string>; body?: string | Uint8Array },
   ): Promise<Reply> {
     return new Promise((resolve, reject) => {
-      const req = this.open(endpoint, method, path, init.headers ?? {});
+      const req = this.open(index, method, path, init.headers ?? {});
       req.setTimeout(this.attemptTimeoutMs, () =>
         req.destroy(new Error(`no answer within ${this.attemptTimeoutMs} ms`)),
       );
@@ -296,14 +303,17 @@ export class StoreClient {
   }
 
   /** A request to one endpoint whose socket must connect within connectTimeoutMs. */
-  private open(endpoint: Endpoint, method: string, path: string, headers: Record<string, string>) {
+  private open(index: number, method: string, path: string, headers: Record<string, string>) {
+    const endpoint = this.endpoints[index]!;
     const { url } = endpoint;
+    const credentials = this.credentialOptions[index]!;
     const options = {
+      ...credentials,
       method,
-      host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+      host: addressOf(endpoint),
       port: url.port === "" ? undefined : Number(url.port),
       path: `${url.pathname.replace(/\/+$/, "")}${path}`,
-      headers: { ...headers, host: endpoint.host },
+      headers: { ...headers, ...credentials.headers, host: endpoint.host },
       agent: false,
       servername: isIP(endpoint.hostname) ? undefined : endpoint.hostname,
     };
@@ -330,7 +340,7 @@ export class StoreClient {
     for (let i = 0; i < this.endpoints.length && !signal.aborted; i++) {
       const index = (this.preferred + i) % this.endpoints.length;
       const endpoint = this.endpoints[index]!;
-      const req = this.open(endpoint, "GET", path, headers);
+      const req = this.open(index, "GET", path, headers);
       const onAbort = () => req.destroy();
       signal.addEventListener("abort", onAbort, { once: true });
       req.once("close", () => signal.removeEventListener("abort", onAbort));
@@ -356,6 +366,11 @@ export class StoreClient {
     if (signal.aborted) return null;
     throw new StoreUnreachableError(`no store API endpoint accepted the watch (${failures.join("; ")})`);
   }
+}
+
+/** The address an endpoint connects to, without IPv6 brackets. */
+function addressOf(endpoint: Endpoint): string {
+  return endpoint.url.hostname.replace(/^\[(.*)\]$/, "$1");
 }
 
 function apiErrorOf(reply: Reply): StoreApiError {

@@ -5,18 +5,26 @@
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { type Command, InvalidArgumentError } from "commander";
 import type { MinAcks } from "../../store/types.ts";
-import { apiBaseUrl } from "../api_client.ts";
+import {
+  apiBaseUrl,
+  apiCredentialsFrom,
+  type CredentialOptions,
+  withCredentialOptions,
+} from "../api_client.ts";
 import { configPathFrom } from "../config_source.ts";
 import { parseApiUrls, StoreClient, type WriteResult } from "../store_client.ts";
 
 export const exitNotAcknowledged = 2;
 
-export interface ClientOptions {
+export interface ClientOptions extends CredentialOptions {
   config?: string;
   api: string[];
 }
 
-/** --api (repeatable, comma-separated) wins; else the config's api.listen, else $TANDEM_API. */
+/**
+ * --api (repeatable, comma-separated) wins; else the config's api.listen, else $TANDEM_API. Credentials
+ * from --token/--ca/--cert/--key or their environment variables.
+ */
 export function storeClientFrom(options: ClientOptions): Promise<StoreClient> {
   const urls =
     options.api.length > 0
@@ -29,7 +37,7 @@ export function storeClientFrom(options: ClientOptions): Promise<StoreClient> {
             }),
           ),
         ];
-  return StoreClient.connect(urls);
+  return StoreClient.connect(urls, { credentials: apiCredentialsFrom(options) });
 }
 
 export function parseMinAcksOption(text: string): MinAcks {
@@ -42,7 +50,7 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** The options every store command shares. */
 export function withClientOptions(command: Command): Command {
-  return command
+  const withApi = command
     .option(
       "-c, --config <file>",
       "read the API address from this config (default: $TANDEM_CONFIG or ./tandem.yml)",
@@ -53,6 +61,7 @@ export function withClientOptions(command: Command): Command {
       collect,
       [],
     );
+  return withCredentialOptions(withApi);
 }
 
 function withMinAcks(command: Command): Command {
