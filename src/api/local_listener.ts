@@ -1,5 +1,6 @@
 // The plain-HTTP API for operators on the same machine. Loopback only: config validation refuses any other
-// address, and this re-checks, because plain HTTP must never face a network.
+// address, and this re-checks, because plain HTTP must never face a network. A request here is the local
+// operator, unless it carries a bearer token: then the router makes it the token's holder, under the ACL.
 import { createServer, type Server } from "node:http";
 import { isLoopbackHost } from "../config/index.ts";
 import type { ApiRouter } from "./router.ts";

@@ -131,7 +131,12 @@ export async function getJson(
 ): Promise<unknown> {
   const url = new URL(`${baseUrl}${path}`);
   const address = url.hostname.replace(/^\[(.*)\]$/, "$1");
-  const options = { ...credentialRequestOptions(url, address, credentials), timeout: timeoutMs };
+  // No keep-alive agent: a one-shot command must not hold a socket open after its answer.
+  const options = {
+    ...credentialRequestOptions(url, address, credentials),
+    timeout: timeoutMs,
+    agent: false,
+  };
   let response: { status: number; text: string };
   try {
     response = await new Promise((resolve, reject) => {
