@@ -257,16 +257,17 @@ export class StoreClient {
     let serverError: StoreApiError | null = null;
     for (let i = 0; i < this.endpoints.length; i++) {
       const index = (this.preferred + i) % this.endpoints.length;
+      const { origin } = this.endpoints[index]!.url;
       let reply: Reply;
       try {
         reply = await this.attempt(index, method, path, init);
       } catch (error) {
-        failures.push(`${this.endpoints[index]!.url.origin}: ${(error as Error).message}`);
+        failures.push(`${origin}: ${(error as Error).message}`);
         continue;
       }
       if (reply.status >= 500) {
         serverError = apiErrorOf(reply);
-        failures.push(`${this.endpoints[index]!.url.origin}: HTTP ${reply.status} ${serverError.message}`);
+        failures.push(`${origin}: HTTP ${reply.status} ${serverError.message}`);
         continue;
       }
       this.preferred = index;
