@@ -12,6 +12,7 @@ export const ApiErrorCode = {
   TooManyRequests: "too_many_requests",
   Internal: "internal",
   Unavailable: "unavailable",
+  Unauthorized: "unauthorized",
 } as const;
 export type ApiErrorCode = (typeof ApiErrorCode)[keyof typeof ApiErrorCode];
 
@@ -28,6 +29,7 @@ const statusByCode: Record<ApiErrorCode, number> = {
   internal: 500,
   // Not ready yet (the agent is starting): retry shortly.
   unavailable: 503,
+  unauthorized: 401,
 };
 
 export function statusOfErrorCode(code: ApiErrorCode): number {

@@ -105,12 +105,9 @@ export function createApiRouter(deps: ApiDependencies): ApiRouter {
         { path, remoteAddress: req.socket.remoteAddress },
         "api request with an invalid token",
       );
-      return sendJson(
-        res,
-        401,
-        { error: { code: "unauthorized", message: "invalid or revoked bearer token" } },
-        { "www-authenticate": 'Bearer realm="tandem"' },
-      );
+      return sendError(res, ApiErrorCode.Unauthorized, "invalid or revoked bearer token", {
+        "www-authenticate": 'Bearer realm="tandem"',
+      });
     }
     const allows = (target: string) =>
       identity.kind === "local" || aclDecide(acl, target, identity.name).allowed;

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { type Logger, pino } from "pino";
 import { ApiErrorCode, type ApiRouter, createApiRouter, sendError, startLocalApi } from "../api/index.ts";
 import { storeRoutes } from "../api/store_routes.ts";
+import { TokensFile } from "../api/tokens.ts";
 import { Cluster, FileHardStateStore } from "../cluster/index.ts";
 import type { TandemConfig } from "../config/index.ts";
 import { loadMeshSecurity, toTicks } from "../config/index.ts";
@@ -114,12 +115,21 @@ export async function startAgent(config: TandemConfig, logger: Logger): Promise<
     ...cluster.status(),
     store: { readOnly: config.store.readOnly, lastSeq: store.lastSeq(), sync: store.status() },
   });
+  const apiLogger = logger.child({ component: "api" });
+  // Bearer tokens: re-read when the file changes; a malformed file admits no token until it is fixed.
+  const tokens =
+    config.api.tokensFile === null
+      ? undefined
+      : new TokensFile(config.api.tokensFile, (error) =>
+          apiLogger.warn({ problem: error.message }, "tokens file unusable: no bearer token is admitted"),
+        );
   router = createApiRouter({
     nodeId: config.node.id,
     status,
     acl: config.acl,
-    logger: logger.child({ component: "api" }),
+    logger: apiLogger,
     inflightMax: config.store.inflightMax,
+    ...(tokens === undefined ? {} : { tokens }),
     routes: storeRoutes(store, {
       nodeId: config.node.id,
       logger: storeLogger,

@@ -9,6 +9,7 @@ import { registerStatusCommand } from "./commands/status.ts";
 import { registerStoreCommands } from "./commands/store.ts";
 import { registerSyncCommand } from "./commands/sync.ts";
 import { registerTlsCommand } from "./commands/tls.ts";
+import { registerTokenCommand } from "./commands/token.ts";
 import { VERSION } from "./version.ts";
 
 const program = new Command();
@@ -24,6 +25,7 @@ program
 registerInitCommand(program);
 registerConfigCommand(program);
 registerTlsCommand(program);
+registerTokenCommand(program);
 registerAgentCommand(program);
 registerStatusCommand(program);
 registerStoreCommands(program);
