@@ -2,12 +2,14 @@
 // given, and every address a URL's hostname resolves to. A request fails over to the next endpoint on a
 // connection error, a timeout or a 5xx; a 4xx is the answer (the request itself is wrong) and is thrown as
 // StoreApiError at once. The endpoint that answered last is tried first next time.
+
 import { lookup } from "node:dns/promises";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { isIP } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import type { EntryJson, WriteOutcomeJson } from "../api/store_wire.ts";
+import { validateStorePath } from "../core/store_path.ts";
 import type { MinAcks } from "../store/types.ts";
 import { type ApiCredentials, credentialRequestOptions } from "./api_client.ts";
 
@@ -113,9 +115,19 @@ const queryOf = (params: Record<string, string | number | undefined>) => {
 
 const watchReconnectDelayMs = 250;
 
-/** Encodes each segment, keeping the slashes: the server decodes the path once. */
-export const storeUrlPath = (path: string) =>
-  `/api/v1/store/${path.split("/").map(encodeURIComponent).join("/")}`;
+export class StorePathError extends Error {
+  override name = "StorePathError";
+}
+
+/**
+ * The URL path of an entry, each segment encoded (the server decodes once). A path the store would refuse
+ * is refused here, before URL normalisation could turn `../x` into another route.
+ */
+export function storeUrlPath(path: string): string {
+  const checked = validateStorePath(path);
+  if (!checked.ok) throw new StorePathError(`invalid store path "${path}": ${checked.reason}`);
+  return `/api/v1/store/${path.split("/").map(encodeURIComponent).join("/")}`;
+}
 
 export class StoreClient {
   readonly endpoints: readonly Endpoint[];

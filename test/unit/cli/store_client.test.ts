@@ -7,7 +7,9 @@ import {
   resolveEndpoints,
   StoreApiError,
   StoreClient,
+  StorePathError,
   StoreUnreachableError,
+  storeUrlPath,
 } from "../../../src/cli/store_client.ts";
 import { MemoryStoreService } from "../../support/memory_store_service.ts";
 import { startStoreServer } from "../api/store_http.ts";
@@ -119,4 +121,10 @@ test("store client: paginated listing and a watch that resumes across a dropped 
     if (seen.length === 3) abort.abort();
   }
   assert.deepEqual(seen, ["n1:4 p/3", "n1:5 p/4", "n1:6 p/0"]);
+});
+
+test("store client: a path the store refuses is refused before any request (no URL normalisation)", () => {
+  assert.throws(() => storeUrlPath("../etc/passwd"), StorePathError);
+  assert.throws(() => storeUrlPath("a//b"), StorePathError);
+  assert.equal(storeUrlPath("certs/my site.pem"), "/api/v1/store/certs/my%20site.pem");
 });
