@@ -19,6 +19,7 @@ import { EtcdTarget } from "./store_etcd.ts";
 import { TandemTarget } from "./store_tandem.ts";
 import {
   type Convergence,
+  type CpuShare,
   closedLoop,
   convergence,
   type Lag,
@@ -26,6 +27,7 @@ import {
   replicationLag,
   type StoreTarget,
   type Throughput,
+  withCpu,
 } from "./store_workloads.ts";
 import { exitOnSignals } from "./support/bench_cluster.ts";
 import { type BenchOptions, parseBenchOptions } from "./support/bench_options.ts";
@@ -68,10 +70,10 @@ interface SystemResult {
   system: string;
   /** What ran: agent V8 flags or the etcd version. */
   variant: string;
-  batched: Throughput | null;
-  single: Throughput | null;
-  lag: Lag | null;
-  convergence: Convergence | null;
+  batched: (Throughput & { cpu: CpuShare }) | null;
+  single: (Throughput & { cpu: CpuShare }) | null;
+  lag: (Lag & { cpu: CpuShare }) | null;
+  convergence: (Convergence & { cpu: CpuShare }) | null;
   error: string | null;
 }
 
@@ -88,34 +90,40 @@ async function measure(
       value: patternValue(VALUE_BYTES, index + i),
     }));
   console.log(`${system} (${variant}): batched writes`);
-  const batched = await closedLoop(BATCH_CONCURRENCY, d.throughputMs, (i) =>
-    target.writeBatch(batchValues(i)),
+  const batched = await withCpu(target.pids(), () =>
+    closedLoop(BATCH_CONCURRENCY, d.throughputMs, (i) => target.writeBatch(batchValues(i))),
   );
   await settle();
   console.log(`${system} (${variant}): single writes`);
-  const single = await closedLoop(SINGLE_CONCURRENCY, d.throughputMs, async (i) =>
-    (await target.writeOne({ key: `single/${i}`, value: patternValue(VALUE_BYTES, i) })) ? 1 : 0,
+  const single = await withCpu(target.pids(), () =>
+    closedLoop(SINGLE_CONCURRENCY, d.throughputMs, async (i) =>
+      (await target.writeOne({ key: `single/${i}`, value: patternValue(VALUE_BYTES, i) })) ? 1 : 0,
+    ),
   );
   await settle();
   console.log(`${system} (${variant}): replication lag at ${LAG_RATE_PER_S}/s`);
-  const lag = await replicationLag(target, {
-    prefix: "lag/",
-    ratePerS: LAG_RATE_PER_S,
-    count: d.lagWrites,
-    valueBytes: VALUE_BYTES,
-    waitMs: LAG_WAIT_MS,
-  });
+  const lag = await withCpu(target.pids(), () =>
+    replicationLag(target, {
+      prefix: "lag/",
+      ratePerS: LAG_RATE_PER_S,
+      count: d.lagWrites,
+      valueBytes: VALUE_BYTES,
+      waitMs: LAG_WAIT_MS,
+    }),
+  );
   await settle();
   console.log(`${system} (${variant}): convergence of a node stopped during ${CONVERGENCE_ENTRIES} writes`);
-  const converged = await convergence(target, {
-    prefix: "conv/",
-    entries: CONVERGENCE_ENTRIES,
-    batchEntries: BATCH_ENTRIES,
-    valueBytes: VALUE_BYTES,
-    pausedMs: CONVERGENCE_PAUSED_MS,
-    checkIntervalMs: CONVERGENCE_CHECK_INTERVAL_MS,
-    waitMs: CONVERGENCE_WAIT_MS,
-  });
+  const converged = await withCpu(target.pids(), () =>
+    convergence(target, {
+      prefix: "conv/",
+      entries: CONVERGENCE_ENTRIES,
+      batchEntries: BATCH_ENTRIES,
+      valueBytes: VALUE_BYTES,
+      pausedMs: CONVERGENCE_PAUSED_MS,
+      checkIntervalMs: CONVERGENCE_CHECK_INTERVAL_MS,
+      waitMs: CONVERGENCE_WAIT_MS,
+    }),
+  );
   return { system, variant, batched, single, lag, convergence: converged, error: null };
 }
 
@@ -207,7 +215,28 @@ function report(results: SystemResult[], etcdNote: string | null): void {
       fixed(r.lag?.p50, 1),
       fixed(r.lag?.p99, 1),
       fixed(r.lag?.max, 1),
+      r.lag ? `${fixed((100 * r.lag.seenBeforeAck) / r.lag.count)}%` : "n/a",
       r.error ? `aborted: ${r.error}` : fixed(r.convergence?.identicalAfterMs),
+    ]),
+  );
+  console.log(
+    "\nCPU during each workload, in cores (the machine has " +
+      describeMachine().cores +
+      "): servers n1+n2+n3 | client",
+  );
+  const cores = (cpu: CpuShare | undefined) =>
+    cpu === undefined
+      ? "n/a"
+      : `${cpu.serverCores.map((c) => c.toFixed(2)).join("+")} | ${cpu.clientCores.toFixed(2)}`;
+  printTable(
+    ["system", "variant", "batched", "single", "lag", "convergence"],
+    results.map((r) => [
+      r.system,
+      r.variant,
+      cores(r.batched?.cpu),
+      cores(r.single?.cpu),
+      cores(r.lag?.cpu),
+      cores(r.convergence?.cpu),
     ]),
   );
   const etcd = results.find((r) => r.system === "etcd" && r.error === null);

@@ -2,7 +2,7 @@
 // Writes go to member 0 (forwarded to the raft leader when it is not), a batch is one transaction of puts,
 // node 2's watch and checks are served by member 2 alone (serializable reads).
 import type { Etcd3, Watcher } from "etcd3";
-import type { KeyValue, StoreTarget } from "./store_workloads.ts";
+import type { ConvergenceProbe, KeyValue, StoreTarget } from "./store_workloads.ts";
 import { EtcdCluster } from "./support/etcd.ts";
 
 /** etcd refuses a transaction with more operations than --max-txn-ops (default 128). */
@@ -52,15 +52,24 @@ export class EtcdTarget implements StoreTarget {
     return () => void watcher.cancel();
   }
 
+  pids(): number[] {
+    return this.cluster.members.map((_, i) => this.cluster.pid(i));
+  }
+
   pauseNode2(paused: boolean): void {
     process.kill(this.cluster.pid(2), paused ? "SIGSTOP" : "SIGCONT");
   }
 
   /** Member 2 has applied everything member 0 has: the same revision and count, read locally on each. */
-  async node2Identical(prefix: string): Promise<boolean> {
+  async convergenceProbe(prefix: string): Promise<ConvergenceProbe> {
     const local = (client: Etcd3) => client.getAll().prefix(prefix).serializable(true).limit(1).exec();
-    const [a, c] = await Promise.all([local(this.first), local(this.third)]);
-    return a.header.revision === c.header.revision && a.count === c.count;
+    return {
+      node2Identical: async () => {
+        const [a, c] = await Promise.all([local(this.first), local(this.third)]);
+        return a.header.revision === c.header.revision && a.count === c.count;
+      },
+      close: () => {},
+    };
   }
 
   stop(): void {

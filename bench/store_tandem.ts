@@ -1,9 +1,11 @@
 // Tandem as a StoreTarget: three compiled agents started here (with or without the agent's V8 flags),
 // driven through the real HTTP API over keep-alive connections (node:http), killed by pid at the end.
 import { type ChildProcess, spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
 import { Agent, request } from "node:http";
+import { join } from "node:path";
 import { CLI_ENTRY } from "../test/support/cluster_harness.ts";
-import type { KeyValue, StoreTarget } from "./store_workloads.ts";
+import type { ConvergenceProbe, KeyValue, StoreTarget } from "./store_workloads.ts";
 import { CLUSTER_NODE_IDS, createBenchCluster, waitForSteadyCluster } from "./support/bench_cluster.ts";
 
 const steadyTimeoutMs = 30_000;
@@ -15,13 +17,16 @@ interface HttpAnswer {
 }
 
 export class TandemTarget implements StoreTarget {
+  /** Configs, data and agent logs (<id>.log); removed by stop(). */
+  readonly dir: string;
   private readonly urls: string[];
   private readonly agents: ChildProcess[];
   private readonly cleanup: () => Promise<void>;
   /** One pool for the writer, sized to the most requests a workload keeps in flight. */
   private readonly http = new Agent({ keepAlive: true, maxSockets: 64 });
 
-  private constructor(urls: string[], agents: ChildProcess[], cleanup: () => Promise<void>) {
+  private constructor(dir: string, urls: string[], agents: ChildProcess[], cleanup: () => Promise<void>) {
+    this.dir = dir;
     this.urls = urls;
     this.agents = agents;
     this.cleanup = cleanup;
@@ -30,16 +35,17 @@ export class TandemTarget implements StoreTarget {
   /** `v8Flags`: the agent's own (AGENT_NODE_FLAGS in src/cli/dev_cluster.ts) or none, to show what they cost. */
   static async start(v8Flags: readonly string[]): Promise<TandemTarget> {
     const harness = await createBenchCluster("build");
-    const agents = CLUSTER_NODE_IDS.map((id) =>
-      spawn(
+    const agents = CLUSTER_NODE_IDS.map((id) => {
+      // Logs go to a file beside the node's config (removed with it): a pipe nobody reads would block.
+      const log = openSync(join(harness.dir, `${id}.log`), "a");
+      const agent = spawn(
         process.execPath,
         [...v8Flags, CLI_ENTRY.build, "agent", "--config", harness.node(id).configPath],
-        {
-          stdio: "ignore",
-          detached: true,
-        },
-      ),
-    );
+        { stdio: ["ignore", log, log], detached: true },
+      );
+      closeSync(log);
+      return agent;
+    });
     const killAll = () => {
       for (const agent of agents) {
         if (agent.pid !== undefined && agent.exitCode === null && agent.signalCode === null) {
@@ -63,6 +69,7 @@ export class TandemTarget implements StoreTarget {
       throw error;
     }
     return new TandemTarget(
+      harness.dir,
       CLUSTER_NODE_IDS.map((id) => harness.node(id).apiUrl),
       agents,
       cleanup,
@@ -115,21 +122,42 @@ export class TandemTarget implements StoreTarget {
     });
   }
 
+  pids(): number[] {
+    return this.agents.flatMap((agent) => (agent.pid === undefined ? [] : [agent.pid]));
+  }
+
   pauseNode2(paused: boolean): void {
     const pid = this.agents[2]?.pid;
     if (pid === undefined) throw new Error("node 2 is not running");
     process.kill(pid, paused ? "SIGSTOP" : "SIGCONT");
   }
 
-  /** Same paths, versions and content hashes in both listings (one page: the prefix holds ≤ 10,000). */
-  async node2Identical(prefix: string): Promise<boolean> {
-    const listing = (node: number) =>
-      this.send(
+  /**
+   * A watch on node 2 counts the paths that arrived; once all have, node 2's listing must equal node 0's
+   * in paths and versions (a version names one write, so equal versions mean equal values). Listing 10,000
+   * entries costs a node tens of ms, so it is only asked for when the watch says it can match.
+   */
+  async convergenceProbe(prefix: string, entries: number): Promise<ConvergenceProbe> {
+    const arrived = new Set<string>();
+    const stopWatch = await this.watch(prefix, (key) => arrived.add(key));
+    let expected: string | null = null;
+    const listing = async (node: number) => {
+      const answer = await this.send(
         "GET",
-        this.url(node, `/api/v1/store?prefix=${encodeURIComponent(prefix)}&limit=10000&hashes=1`),
+        this.url(node, `/api/v1/store?prefix=${encodeURIComponent(prefix)}&limit=${entries}`),
       );
-    const [first, third] = await Promise.all([listing(0), listing(2)]);
-    return first.status === 200 && third.status === 200 && first.body === third.body;
+      if (answer.status !== 200) throw new Error(`listing answered ${answer.status}`);
+      const page = JSON.parse(answer.body) as { entries: Array<{ path: string; version: unknown }> };
+      return JSON.stringify(page.entries.map((e) => [e.path, e.version]));
+    };
+    return {
+      node2Identical: async () => {
+        if (arrived.size < entries) return false;
+        expected ??= await listing(0);
+        return (await listing(2)) === expected;
+      },
+      close: stopWatch,
+    };
   }
 
   async stop(): Promise<void> {

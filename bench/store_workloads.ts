@@ -3,6 +3,7 @@
 // seen by a watch on node 2) and convergence of a paused node after a burst of writes.
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Distribution, percentile } from "./support/distribution.ts";
+import { clockTicksPerSecond, cpuTicks } from "./support/process_usage.ts";
 
 /** What the workloads need from a system under test with three nodes (0 takes writes, 2 is watched). */
 export interface StoreTarget {
@@ -12,10 +13,20 @@ export interface StoreTarget {
   writeOne(entry: KeyValue): Promise<boolean>;
   /** Watches `prefix` on node 2, calling `seen` for every change as it arrives; resolves once open. */
   watch(prefix: string, seen: (key: string) => void): Promise<() => void>;
+  /** The server processes (for their CPU time), node 0 first. */
+  pids(): number[];
   /** Stops (SIGSTOP) or resumes (SIGCONT) node 2's process. */
   pauseNode2(paused: boolean): void;
-  /** Whether node 2 holds exactly what node 0 holds under `prefix`. */
-  node2Identical(prefix: string): Promise<boolean>;
+  /**
+   * Opened before node 2 is paused: tells whether node 2 now holds exactly what node 0 holds under
+   * `prefix`, once `entries` entries were written there; each check should cost node 2 little.
+   */
+  convergenceProbe(prefix: string, entries: number): Promise<ConvergenceProbe>;
+}
+
+export interface ConvergenceProbe {
+  node2Identical(): Promise<boolean>;
+  close(): void;
 }
 
 export interface KeyValue {
@@ -35,6 +46,8 @@ export interface Lag extends Distribution {
   rateOffered: number;
   /** Writes whose change never reached the watch within the wait. */
   missing: number;
+  /** Writes node 2 reported before node 0's ack reached the client (counted as lag 0). */
+  seenBeforeAck: number;
 }
 
 export interface Convergence {
@@ -43,6 +56,36 @@ export interface Convergence {
   identicalAfterMs: number | null;
   /** Time between checks plus one check's duration: the measurement's own resolution. */
   checkIntervalMs: number;
+}
+
+/** Cores busy during a workload (1 = one core all the time): what the bench itself competes with. */
+export interface CpuShare {
+  /** Each server process, node 0 first. */
+  serverCores: number[];
+  /** This process: the bench client (HTTP or gRPC, JSON, base64). */
+  clientCores: number;
+}
+
+export async function withCpu<T>(
+  pids: readonly number[],
+  work: () => Promise<T>,
+): Promise<T & { cpu: CpuShare }> {
+  const hz = clockTicksPerSecond();
+  const ticks = (pid: number) => {
+    const t = cpuTicks(pid);
+    return t.user + t.system;
+  };
+  const serversBefore = pids.map(ticks);
+  const clientBefore = process.cpuUsage();
+  const startedAtMs = performance.now();
+  const result = await work();
+  const seconds = (performance.now() - startedAtMs) / 1000;
+  const client = process.cpuUsage(clientBefore);
+  const cpu = {
+    serverCores: pids.map((pid, i) => (ticks(pid) - (serversBefore[i] ?? 0)) / hz / seconds),
+    clientCores: (client.user + client.system) / 1e6 / seconds,
+  };
+  return { ...result, cpu };
 }
 
 export function patternValue(bytes: number, seed: number): Uint8Array {
@@ -111,10 +154,11 @@ export async function replicationLag(
     await Promise.all(inflight);
     const deadline = performance.now() + options.waitMs;
     while (seenAtMs.size < ackedAtMs.size && performance.now() < deadline) await sleep(10);
-    const lags = [...ackedAtMs].flatMap(([key, ackedMs]) => {
+    const signedLags = [...ackedAtMs].flatMap(([key, ackedMs]) => {
       const seenMs = seenAtMs.get(key);
-      return seenMs === undefined ? [] : [Math.max(0, seenMs - ackedMs)];
+      return seenMs === undefined ? [] : [seenMs - ackedMs];
     });
+    const lags = signedLags.map((lag) => Math.max(0, lag));
     const sorted = lags.sort((a, b) => a - b);
     return {
       count: sorted.length,
@@ -126,6 +170,7 @@ export async function replicationLag(
       mean: sorted.reduce((sum, v) => sum + v, 0) / sorted.length,
       rateOffered: options.ratePerS,
       missing: ackedAtMs.size - sorted.length,
+      seenBeforeAck: signedLags.filter((lag) => lag < 0).length,
     };
   } finally {
     stopWatch();
@@ -149,6 +194,19 @@ export async function convergence(
     waitMs: number;
   },
 ): Promise<Convergence> {
+  const probe = await target.convergenceProbe(options.prefix, options.entries);
+  try {
+    return await pausedWrites(target, probe, options);
+  } finally {
+    probe.close();
+  }
+}
+
+async function pausedWrites(
+  target: StoreTarget,
+  probe: ConvergenceProbe,
+  options: Parameters<typeof convergence>[1],
+): Promise<Convergence> {
   target.pauseNode2(true);
   try {
     for (let first = 0; first < options.entries; first += options.batchEntries) {
@@ -170,7 +228,7 @@ export async function convergence(
   const resumedAtMs = performance.now();
   const deadline = resumedAtMs + options.waitMs;
   while (performance.now() < deadline) {
-    if (await target.node2Identical(options.prefix).catch(() => false)) {
+    if (await probe.node2Identical().catch(() => false)) {
       return {
         entries: options.entries,
         identicalAfterMs: performance.now() - resumedAtMs,
