@@ -205,6 +205,7 @@ function report(results: SystemResult[], etcdNote: string | null): void {
       "lag p50 ms",
       "lag p99 ms",
       "lag max ms",
+      "seen before ack",
       "converged ms",
     ],
     results.map((r) => [
