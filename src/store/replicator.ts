@@ -67,7 +67,7 @@ export interface ReplicatorOptions {
 
 /** Timer resolution for write timeouts and anti-entropy rounds; acks are handled as they arrive, so a coarse
  * tick costs no latency, and an idle agent wakes up rarely. */
-const tickMsDefault = 100;
+const tickMsDefault = 250;
 const roundTimeoutMsDefault = 5000;
 /** Changes handed to onChange listeners per call; a larger commit arrives in several calls. */
 const changesPerNotificationMax = 4096;
