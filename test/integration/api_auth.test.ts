@@ -1,33 +1,12 @@
 // The `tandem` CLI against a real agent: https to the TLS port with a client certificate from
 // `tandem tls cert NAME --client`, verified against the cluster CA, under the configured ACL.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createClusterCa, issueCertificate } from "../../src/pki/index.ts";
-import { CLI_ENTRY, ClusterHarness } from "../support/cluster_harness.ts";
-
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** The real CLI in a child process, bounded in time; `env` adds to (or, undefined, removes from) ours. */
-function tandem(args: string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI_ENTRY.source, ...args],
-      { env: { ...process.env, TANDEM_TOKEN: undefined, ...env }, timeout: 20_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+import { runTandem as tandem } from "../support/cli_run.ts";
+import { ClusterHarness } from "../support/cluster_harness.ts";
 
 describe("api auth: the CLI against a real agent", { timeout: 120_000 }, () => {
   let harness: ClusterHarness;

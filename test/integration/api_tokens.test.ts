@@ -2,32 +2,11 @@
 // (api.tokens_file), the CLI sends the token to the loopback API, the ACL sees token:<name>, and a
 // revocation takes effect on the running agent.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { CLI_ENTRY, ClusterHarness } from "../support/cluster_harness.ts";
-
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** The real CLI in a child process, bounded in time; `env` adds to (or, undefined, removes from) ours. */
-function tandem(args: string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI_ENTRY.source, ...args],
-      { env: { ...process.env, TANDEM_TOKEN: undefined, ...env }, timeout: 20_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+import { runTandem as tandem } from "../support/cli_run.ts";
+import { ClusterHarness } from "../support/cluster_harness.ts";
 
 describe("api tokens: the CLI with a bearer token against a real agent", { timeout: 120_000 }, () => {
   let harness: ClusterHarness;
