@@ -1,7 +1,9 @@
 // The store API's JSON shapes and the checks on what clients send: paths (src/core/store_path.ts), list
 // prefixes, min_acks, strict base64 and batch bodies. Each check returns a typed result with a reason that
 // names what was wrong, never a partial value.
+
 import { createHash } from "node:crypto";
+import { decodeBase64Strict } from "../core/base64.ts";
 import { validateStorePath } from "../core/store_path.ts";
 import type { StoreEntry } from "../core/store_types.ts";
 import type { MinAcks, StoreWrite, Version, WriteOutcome } from "../store/types.ts";
@@ -94,12 +96,8 @@ export function parseCount(
   return { ok: true, value: Number(raw) };
 }
 
-const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
-/** Standard padded base64 only: Buffer.from(…, "base64") would silently skip stray characters. */
-export function decodeBase64(text: string): Buffer | null {
-  return base64Pattern.test(text) ? Buffer.from(text, "base64") : null;
-}
+/** Standard padded base64 only (see src/core/base64.ts). */
+export const decodeBase64 = decodeBase64Strict;
 
 /** Bytes of the base64 text for `bytes` bytes of value. */
 export function base64Bytes(bytes: number): number {

@@ -4,6 +4,7 @@
 // requests and owns every timeout itself, so mesh request/response would only add a second timer.
 
 import { z } from "zod";
+import { decodeBase64Strict } from "../core/base64.ts";
 import { versionCounterMax, versionWallMsMax } from "../core/lww.ts";
 import { validateStorePath } from "../core/store_path.ts";
 import type { StoreSyncLimits, StoreSyncMessage } from "../core/store_sync_types.ts";
@@ -36,14 +37,19 @@ const version = z.strictObject({
   nodeId,
 });
 const path = z.string().refine((p) => validateStorePath(p).ok, { message: "invalid store path" });
-const base64Pattern = /^[A-Za-z0-9+/]*={0,2}$/;
 
 function schemaFor(limits: StoreWireLimits) {
   const value = z
     .string()
     .max(Math.ceil(limits.valueBytesMax / 3) * 4)
-    .refine((text) => text.length % 4 === 0 && base64Pattern.test(text), { message: "invalid base64" })
-    .transform((text) => new Uint8Array(Buffer.from(text, "base64")));
+    .transform((text, ctx) => {
+      const bytes = decodeBase64Strict(text);
+      if (bytes === null) {
+        ctx.addIssue({ code: "custom", message: "invalid base64" });
+        return z.NEVER;
+      }
+      return new Uint8Array(bytes);
+    });
   const entry = z.strictObject({ path, value, version, deleted: z.boolean() });
   const entries = z.array(entry).max(limits.sync.entriesPerMessageMax);
   const bucket = z
