@@ -11,20 +11,19 @@ import type { StoreWrite } from "../../../src/store/types.ts";
 import { clockDriftMax, unitsPerTick } from "../clock.ts";
 import { type NetworkOptions, PartitionMode, PartitionSymmetry, quietNetworkOptions } from "../network.ts";
 import { digestsAgree, StoreViolationError, storeDifference } from "./store_checkers.ts";
-import { StoreCluster, type StoreNodeSpec, type SyncFactory } from "./store_cluster.ts";
+import {
+  StoreCluster,
+  type StoreClusterOptions,
+  type StoreNodeSpec,
+  type SyncFactory,
+} from "./store_cluster.ts";
 
 export const storeClusterSizeMax = 5;
 
-export interface StoreSwarmOptions {
+/** The cluster's settings (what a seed draws for it) plus the workload and fault rates. */
+export interface StoreSwarmOptions
+  extends Omit<StoreClusterOptions, "rng" | "nodes" | "createSync" | "log" | "logMessages"> {
   nodes: StoreNodeSpec[];
-  tickMs: number;
-  writeTimeoutTicks: number;
-  antiEntropyIntervalTicks: number;
-  roundTimeoutTicks: number;
-  limits: StoreSyncLimits;
-  bucketCount: number;
-  clockSkewMsMax: number;
-  network: NetworkOptions;
   /** Paths written are drawn from this many. */
   keySpace: number;
   /** Per live node, per nominal tick. */

@@ -1,11 +1,9 @@
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import { pino } from "pino";
 import { sendJson } from "../../../src/api/errors.ts";
 import { createApiRouter } from "../../../src/api/router.ts";
-import { rawRequest } from "./store_http.ts";
+import { rawRequest, serveRouter } from "./store_http.ts";
 
 test("router: prefix routes get the raw rest of the path; the longest prefix wins; dot segments are refused", async (t) => {
   const router = createApiRouter({
@@ -35,17 +33,8 @@ test("router: prefix routes get the raw rest of the path; the longest prefix win
       },
     ],
   });
-  const server = createServer((req, res) => {
-    const cn = req.headers["x-test-cn"];
-    router(
-      req,
-      res,
-      typeof cn === "string" ? { kind: "certificate", name: cn } : { kind: "local", name: "local" },
-    );
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  t.after(() => server.close());
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const { base, close } = await serveRouter(router);
+  t.after(close);
 
   assert.deepEqual((await rawRequest(base, "GET", "/files/a%2Fb?x=1")).json(), {
     route: "files",

@@ -4,7 +4,7 @@
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pino } from "pino";
-import { createApiRouter } from "../../../src/api/router.ts";
+import { type ApiRouter, createApiRouter } from "../../../src/api/router.ts";
 import { type StoreRoutesOptions, storeRoutes } from "../../../src/api/store_routes.ts";
 import type { AclRule } from "../../../src/config/index.ts";
 import type { StoreService } from "../../../src/store/types.ts";
@@ -28,6 +28,11 @@ export async function startStoreServer(
     routes: storeRoutes(service, { nodeId: "n1", logger, ...options.routes }),
     ...(options.inflightMax === undefined ? {} : { inflightMax: options.inflightMax }),
   });
+  return serveRouter(router);
+}
+
+/** Serves `router` on a loopback port; header x-test-cn stands in for the client certificate's CN. */
+export async function serveRouter(router: ApiRouter): Promise<StoreServer> {
   const server = createServer((req, res) => {
     const cn = req.headers["x-test-cn"];
     router(
