@@ -3,10 +3,10 @@
 import type { Logger } from "pino";
 import type { ElectionConfig } from "../core/election_types.ts";
 import type { NodeId } from "../core/types.ts";
+import { SafeEmitter } from "../mesh/index.ts";
 import type { MeshApi } from "../mesh/types.ts";
 import type { Coordination, CoordinationEventMap, LeadershipView } from "./coordination.ts";
 import { ElectionRunner } from "./election_runner.ts";
-import { SafeEmitter } from "./events.ts";
 import type { HardStateStore } from "./hard_state_store.ts";
 import { HealthRunner } from "./health_runner.ts";
 

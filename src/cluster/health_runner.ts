@@ -6,8 +6,8 @@ import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { type HealthConfig, HealthDetector, type PeerState } from "../core/health.ts";
 import type { NodeId } from "../core/types.ts";
+import { SafeEmitter } from "../mesh/index.ts";
 import type { MeshApi, SendResult } from "../mesh/types.ts";
-import { SafeEmitter } from "./events.ts";
 import {
   decodeHealthMessage,
   encodeHealthMessage,

@@ -1,26 +1,34 @@
-// A small typed event emitter: a listener that throws is logged, never fatal to the emitter.
+// A small typed event emitter: a listener that throws is logged, never fatal to the emitter (an election
+// drain or a link's read loop must not be interrupted half-way). Used by the mesh and the cluster shells.
 import type { Logger } from "pino";
 
-type Listener<A extends unknown[]> = (...args: A) => void;
+type AnyListener = (...args: unknown[]) => void;
 
 export class SafeEmitter<M extends { [K in keyof M]: unknown[] }> {
-  private readonly listeners = new Map<keyof M, Listener<never[]>[]>();
+  private readonly listeners = new Map<keyof M, AnyListener[]>();
   private readonly logger: Logger;
 
   constructor(logger: Logger) {
     this.logger = logger;
   }
 
-  on<E extends keyof M>(event: E, listener: Listener<M[E]>): void {
+  /** Returns the function that removes this listener. */
+  on<E extends keyof M>(event: E, listener: (...args: M[E]) => void): () => void {
     const list = this.listeners.get(event) ?? [];
-    list.push(listener as unknown as Listener<never[]>);
+    const stored = listener as unknown as AnyListener;
+    list.push(stored);
     this.listeners.set(event, list);
+    return () => {
+      const index = list.indexOf(stored);
+      if (index >= 0) list.splice(index, 1);
+    };
   }
 
   emit<E extends keyof M>(event: E, ...args: M[E]): void {
-    for (const listener of this.listeners.get(event) ?? []) {
+    // A copy: a listener that unsubscribes while we iterate must not make us skip the next one.
+    for (const listener of [...(this.listeners.get(event) ?? [])]) {
       try {
-        (listener as unknown as Listener<M[E]>)(...args);
+        listener(...args);
       } catch (error) {
         this.logger.error({ event: String(event), err: error }, "event listener threw");
       }

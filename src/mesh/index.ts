@@ -1,4 +1,6 @@
 // Public surface of the mesh; everything else in this folder is internal.
+
+export { SafeEmitter } from "./emitter.ts";
 export {
   BackpressureError,
   HandshakeError,
