@@ -1,11 +1,13 @@
 // The shape of tandem.yml, as written (snake_case). Field-level rules live here so that the JSON Schema
 // shows them; rules across fields are in tandem_config.ts. Strict objects: an unknown key is an error.
 import { z } from "zod";
+import { nodeIdPattern } from "../core/types.ts";
 import { hostPortPattern, parseHostPort } from "./address.ts";
 import { storeDefaults, storeSchema } from "./store_schema.ts";
 import { TimingsPreset } from "./timings.ts";
 
-export const nodeIdPattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+export { nodeIdPattern };
+
 const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const durationMsMax = 600_000;
 const prioritiesMax = 1000;

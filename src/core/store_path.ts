@@ -12,60 +12,77 @@ export const storePathDepthMax = 32;
 
 export type StorePathResult = { ok: true; path: string } | { ok: false; reason: string };
 
-const encoder = new TextEncoder();
-
-function utf8Bytes(text: string): number {
-  return encoder.encode(text).length;
-}
-
 /** The first character that a path must not contain, described for an error message; null when none. */
-function forbiddenCharacter(path: string): string | null {
-  for (let i = 0; i < path.length; i++) {
-    const code = path.charCodeAt(i);
-    if (code === 0) return "a NUL character";
-    if (code < 0x20 || code === 0x7f) return `a control character (0x${code.toString(16).padStart(2, "0")})`;
-    if (code === 0x5c) return "a backslash";
-    if (code >= 0xd800 && code <= 0xdbff) {
-      const next = path.charCodeAt(i + 1);
-      if (!(next >= 0xdc00 && next <= 0xdfff)) return "an unpaired surrogate (not valid Unicode)";
-      i++;
-    } else if (code >= 0xdc00 && code <= 0xdfff) {
-      return "an unpaired surrogate (not valid Unicode)";
-    }
-  }
-  return null;
+function forbiddenCharacter(code: number, next: number): string | null {
+  if (code === 0) return "a NUL character";
+  if (code < 0x20 || code === 0x7f) return `a control character (0x${code.toString(16).padStart(2, "0")})`;
+  if (code === 0x5c) return "a backslash";
+  const unpaired =
+    code >= 0xd800 && code <= 0xdbff ? !(next >= 0xdc00 && next <= 0xdfff) : code >= 0xdc00 && code <= 0xdfff;
+  return unpaired ? "an unpaired surrogate (not valid Unicode)" : null;
 }
 
-function segmentProblem(segment: string, index: number): string | null {
-  if (segment === "") return `segment ${index + 1} is empty`;
-  if (segment === "." || segment === "..") return `segment ${index + 1} is "${segment}"`;
-  const bytes = utf8Bytes(segment);
+function segmentProblem(
+  path: string,
+  start: number,
+  end: number,
+  bytes: number,
+  index: number,
+): string | null {
+  if (start === end) return `segment ${index + 1} is empty`;
+  if (end - start <= 2 && (path.slice(start, end) === "." || path.slice(start, end) === "..")) {
+    return `segment ${index + 1} is "${path.slice(start, end)}"`;
+  }
   if (bytes > storePathSegmentBytesMax) {
     return `segment ${index + 1} is ${bytes} bytes (limit ${storePathSegmentBytesMax})`;
   }
   return null;
 }
 
-/** Checks a store path against the rules above; the reason names the first rule broken. */
+/**
+ * Checks a store path against the rules above; the reason names the first rule broken. One pass over the
+ * characters (every replicated entry from a peer goes through here), counting UTF-8 bytes as it goes.
+ */
 export function validateStorePath(path: string): StorePathResult {
   if (typeof path !== "string") return { ok: false, reason: "path must be a string" };
   if (path === "") return { ok: false, reason: "path is empty" };
-  const character = forbiddenCharacter(path);
-  if (character !== null) return { ok: false, reason: `path contains ${character}` };
-  const bytes = utf8Bytes(path);
+  let bytes = 0;
+  let segments = 1;
+  let segmentStart = 0;
+  let segmentBytes = 0;
+  let firstSegmentProblem: string | null = null;
+  for (let i = 0; i <= path.length; i++) {
+    const code = i < path.length ? path.charCodeAt(i) : 0x2f;
+    if (code === 0x2f) {
+      firstSegmentProblem ??= segmentProblem(path, segmentStart, i, segmentBytes, segments - 1);
+      if (i < path.length) {
+        segments++;
+        bytes++;
+      }
+      segmentStart = i + 1;
+      segmentBytes = 0;
+      continue;
+    }
+    const forbidden = code < 0x20 || code === 0x7f || code === 0x5c || (code >= 0xd800 && code <= 0xdfff);
+    let width = code < 0x80 ? 1 : code < 0x800 ? 2 : 3;
+    if (forbidden) {
+      const character = forbiddenCharacter(code, path.charCodeAt(i + 1));
+      if (character !== null) return { ok: false, reason: `path contains ${character}` };
+      // A well-formed surrogate pair: one 4-byte character.
+      width = 4;
+      i++;
+    }
+    bytes += width;
+    segmentBytes += width;
+  }
   if (bytes > storePathBytesMax)
     return { ok: false, reason: `path is ${bytes} bytes (limit ${storePathBytesMax})` };
   if (path.startsWith("/")) return { ok: false, reason: "path is absolute (starts with /)" };
   if (path.endsWith("/")) return { ok: false, reason: "path ends with /" };
-  const segments = path.split("/");
-  if (segments.length > storePathDepthMax) {
-    return { ok: false, reason: `path has ${segments.length} segments (limit ${storePathDepthMax})` };
+  if (segments > storePathDepthMax) {
+    return { ok: false, reason: `path has ${segments} segments (limit ${storePathDepthMax})` };
   }
-  for (const [index, segment] of segments.entries()) {
-    const problem = segmentProblem(segment, index);
-    if (problem !== null) return { ok: false, reason: problem };
-  }
-  return { ok: true, path };
+  return firstSegmentProblem === null ? { ok: true, path } : { ok: false, reason: firstSegmentProblem };
 }
 
 /**

@@ -114,11 +114,11 @@ export class StoreSync {
     const acksNeeded = minAcks === "all" ? this.peers.size : minAcks;
     if (!Number.isSafeInteger(acksNeeded) || acksNeeded < 0) throw new RangeError(`bad minAcks ${minAcks}`);
     const chunks = chunkEntries(entries, this.config.limits);
-    for (const peer of this.peers) {
-      chunks.forEach((chunk, index) => {
-        this.send(peer, { type: "apply", writeId, chunk: index, entries: chunk });
-      });
-    }
+    // One message object per chunk for every peer: the shell can encode it once.
+    chunks.forEach((chunk, index) => {
+      const apply: StoreSyncMessage = { type: "apply", writeId, chunk: index, entries: chunk };
+      for (const peer of this.peers) this.send(peer, apply);
+    });
     const write: PendingWrite = {
       writeId,
       acksNeeded,

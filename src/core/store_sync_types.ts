@@ -65,7 +65,7 @@ export interface BucketFingerprint {
 }
 
 /**
- * Plain data; the shell schema-checks it on receipt (src/store/store_wire.ts). `writeId` is opaque and must
+ * Plain data; the shell bounds-checks it on receipt (src/store/store_wire.ts). `writeId` is opaque and must
  * be unique across restarts of the writer (an ack from before a restart must not count for a new write);
  * a write too large for one message travels in several chunks, each acknowledged on its own.
  * `roundId` names one anti-entropy round of the node that started it.

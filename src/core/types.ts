@@ -3,6 +3,9 @@
 /** A node's stable id from config (e.g. "n1"). Also the CN of its certificate and its PSK identity. */
 export type NodeId = string;
 
+/** The grammar of a node id (also what versionKey() in lww.ts relies on). */
+export const nodeIdPattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
 /** An election term. Monotonic per node; the fencing token handed to drivers and writes. */
 export type Term = number;
 

@@ -6,7 +6,7 @@
 // Group commit: local writes queue and commit together on the next turn of the event loop, one SQLite
 // transaction (one fsync) for every request that arrived meanwhile; requests asking the same min_acks and
 // timeout share one replicated write (one apply message per peer), and each gets its own entries back.
-// Messages: one-way, on the channels of store_wire.ts, schema-checked; garbage is logged and dropped.
+// Messages: one-way, on the channels of store_wire.ts, bounds-checked; garbage is logged and dropped.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { MonotonicTicker } from "../cluster/monotonic_ticker.ts";
@@ -18,6 +18,7 @@ import type {
   StoreSyncEvent,
   StoreSyncLimits,
   StoreSyncMessage,
+  StoreSyncReady,
   WriteResult,
 } from "../core/store_sync_types.ts";
 import type { NodeId } from "../core/types.ts";
@@ -329,12 +330,7 @@ export class Replicator implements StoreService {
       while (this.core.hasReady()) {
         const ready = this.core.ready();
         const outcomes = this.persist(ready.persist);
-        for (const envelope of ready.messages) {
-          const { to, message } = envelope;
-          const sent = this.mesh.send(to, channelOf(message), encodeStoreMessage(message));
-          if (sent !== "sent")
-            this.logger.debug({ peer: to, type: message.type, sent }, "store message not sent");
-        }
+        this.sendAll(ready.messages);
         for (const result of ready.writeResults) this.settle(result);
         for (const event of ready.events) this.logEvent(event);
         this.core.advance(ready);
@@ -347,6 +343,21 @@ export class Replicator implements StoreService {
       this.draining = false;
     }
     this.notify(seqBefore);
+  }
+
+  /** A message addressed to several peers (an apply) is encoded once. */
+  private sendAll(envelopes: StoreSyncReady["messages"]): void {
+    const encoded = new Map<StoreSyncMessage, Uint8Array>();
+    for (const { to, message } of envelopes) {
+      let payload = encoded.get(message);
+      if (payload === undefined) {
+        payload = encodeStoreMessage(message);
+        encoded.set(message, payload);
+      }
+      const sent = this.mesh.send(to, channelOf(message), payload);
+      if (sent !== "sent")
+        this.logger.debug({ peer: to, type: message.type, sent }, "store message not sent");
+    }
   }
 
   /**

@@ -24,7 +24,7 @@ import {
 } from "../core/digest.ts";
 import { ClockSkewError, HybridClock } from "../core/hlc.ts";
 import { supersedes } from "../core/lww.ts";
-import type { NodeId } from "../core/types.ts";
+import { type NodeId, nodeIdPattern } from "../core/types.ts";
 import { MetaKey, type MetaValues, prepareSchema, SCHEMA_VERSION, StoreOpenError } from "./sqlite_schema.ts";
 import type {
   BucketDigest,
@@ -40,8 +40,6 @@ export { StoreOpenError };
 
 export const CLOCK_SKEW_MS_MAX_DEFAULT = 60_000;
 const bucketCountMax = 65_536;
-/** The grammar versionKey() relies on (src/core/lww.ts). */
-const nodeIdPattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 export interface SqliteLocalStoreOptions {
   /** The database file (created 0600, its folder 0700), or ":memory:" for tests: same code, nothing durable. */

@@ -1,15 +1,28 @@
-// Store sync messages on the mesh: JSON with values as base64, schema-checked and bounded before the core
-// sees them. One-way messages on two channels: "store.apply" carries the write path (apply, apply-ack),
-// "store.sync" the anti-entropy rounds (digest, stamps, pull, push, entries). The core matches answers to
-// requests and owns every timeout itself, so mesh request/response would only add a second timer.
+// Store sync messages on the mesh, in a fixed binary layout (wire_bytes.ts): values travel as raw bytes, so a
+// replicated 1 KiB write costs a copy, not a base64 round trip and a JSON parse. Every field is bounded and
+// checked before the core sees it. One-way messages on two channels: "store.apply" carries the write path
+// (apply, apply-ack), "store.sync" the anti-entropy rounds (digest, stamps, pull, push, entries). The core
+// matches answers to requests and owns every timeout itself, so mesh request/response would only add a second
+// timer.
+//
+// Layout (big-endian): u8 type, then per type
+//   apply      text8 writeId | uint chunk | entries
+//   apply-ack  text8 writeId | uint chunk
+//   digest     uint roundId | u32 n | n × (u32 bucket | 8 bytes fingerprint)
+//   stamps     uint roundId | u32 n | n × u32 bucket | u32 m | m × stamp | bool more
+//   pull       uint roundId | u32 n | n × text16 path
+//   push       uint roundId | entries
+//   entries    uint roundId | bool last | entries
+// where entries = u32 n | n × (stamp | u32 length | value bytes), stamp = text16 path | uint wallMs |
+// uint counter | text8 nodeId | bool deleted, uint = float64 holding a non-negative safe integer, and textN
+// = UTF-8 after its byte length in N bits.
 
-import { z } from "zod";
-import { decodeBase64Strict } from "../core/base64.ts";
 import { versionCounterMax, versionWallMsMax } from "../core/lww.ts";
 import { validateStorePath } from "../core/store_path.ts";
-import type { StoreSyncLimits, StoreSyncMessage } from "../core/store_sync_types.ts";
-import type { StoreEntry } from "../core/store_types.ts";
-import { decodeJsonPayload, encodeJsonPayload } from "../mesh/index.ts";
+import type { BucketFingerprint, StoreSyncLimits, StoreSyncMessage } from "../core/store_sync_types.ts";
+import type { EntryStamp, StoreEntry, Version } from "../core/store_types.ts";
+import { nodeIdPattern } from "../core/types.ts";
+import { ByteReader, ByteWriter, WireFormatError } from "./wire_bytes.ts";
 
 export const STORE_APPLY_CHANNEL = "store.apply";
 export const STORE_SYNC_CHANNEL = "store.sync";
@@ -29,90 +42,226 @@ export interface StoreWireLimits {
   bucketCount: number;
 }
 
-const counter = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
-const nodeId = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/);
-const version = z.strictObject({
-  wallMs: z.number().int().nonnegative().max(versionWallMsMax),
-  counter: z.number().int().nonnegative().max(versionCounterMax),
-  nodeId,
-});
-const path = z.string().refine((p) => validateStorePath(p).ok, { message: "invalid store path" });
+const typeCodes = {
+  apply: 1,
+  "apply-ack": 2,
+  digest: 3,
+  stamps: 4,
+  pull: 5,
+  push: 6,
+  entries: 7,
+} as const satisfies Record<StoreSyncMessage["type"], number>;
 
-function schemaFor(limits: StoreWireLimits) {
-  const value = z
-    .string()
-    .max(Math.ceil(limits.valueBytesMax / 3) * 4)
-    .transform((text, ctx) => {
-      const bytes = decodeBase64Strict(text);
-      if (bytes === null) {
-        ctx.addIssue({ code: "custom", message: "invalid base64" });
-        return z.NEVER;
-      }
-      return new Uint8Array(bytes);
-    });
-  const entry = z.strictObject({ path, value, version, deleted: z.boolean() });
-  const entries = z.array(entry).max(limits.sync.entriesPerMessageMax);
-  const bucket = z
-    .number()
-    .int()
-    .nonnegative()
-    .max(limits.bucketCount - 1);
-  const roundId = counter;
-  const writeId = z.string().min(1).max(128);
-  return z.discriminatedUnion("type", [
-    z.strictObject({ type: z.literal("apply"), writeId, chunk: counter, entries }),
-    z.strictObject({ type: z.literal("apply-ack"), writeId, chunk: counter }),
-    z.strictObject({
-      type: z.literal("digest"),
-      roundId,
-      buckets: z
-        .array(z.strictObject({ bucket, fingerprint: z.string().regex(/^[0-9a-f]{16}$/) }))
-        .max(limits.bucketCount),
-    }),
-    z.strictObject({
-      type: z.literal("stamps"),
-      roundId,
-      buckets: z.array(bucket).max(limits.bucketCount),
-      // One bucket may exceed stampsPerMessageMax (it travels alone); the message byte bound caps it.
-      stamps: z.array(z.strictObject({ path, version, deleted: z.boolean() })),
-      more: z.boolean(),
-    }),
-    z.strictObject({
-      type: z.literal("pull"),
-      roundId,
-      paths: z.array(path).max(limits.sync.pathsPerPullMax),
-    }),
-    z.strictObject({ type: z.literal("push"), roundId, entries }),
-    z.strictObject({ type: z.literal("entries"), roundId, entries, last: z.boolean() }),
-  ]) satisfies z.ZodType<StoreSyncMessage>;
+const writeIdBytesMax = 128;
+const fingerprintBytes = 8;
+/** The smallest encodings, which bound a count by the bytes left: text16 + 2 uints + text8 + bool (+ u32). */
+const stampBytesMin = 2 + 8 + 8 + 1 + 1;
+const entryBytesMin = stampBytesMin + 4;
+const pathBytesMin = 2;
+
+// --- encode ------------------------------------------------------------------------------------------
+
+function writeStamp(w: ByteWriter, stamp: EntryStamp): void {
+  w.text(stamp.path, 2);
+  w.uint(stamp.version.wallMs);
+  w.uint(stamp.version.counter);
+  w.text(stamp.version.nodeId, 1);
+  w.bool(stamp.deleted);
 }
+
+function writeEntries(w: ByteWriter, entries: readonly StoreEntry[]): void {
+  w.u32(entries.length);
+  for (const entry of entries) {
+    writeStamp(w, entry);
+    w.bytes(entry.value);
+  }
+}
+
+/** Bytes a message will take, roughly (paths counted at 3 bytes a character): one allocation mostly. */
+function sizeHint(message: StoreSyncMessage): number {
+  if (message.type !== "apply" && message.type !== "push" && message.type !== "entries") return 512;
+  let bytes = 64;
+  for (const entry of message.entries)
+    bytes += entryBytesMin + 80 + entry.path.length * 3 + entry.value.byteLength;
+  return bytes;
+}
+
+export function encodeStoreMessage(message: StoreSyncMessage): Uint8Array {
+  const w = new ByteWriter(sizeHint(message));
+  w.u8(typeCodes[message.type]);
+  switch (message.type) {
+    case "apply":
+      w.text(message.writeId, 1);
+      w.uint(message.chunk);
+      writeEntries(w, message.entries);
+      break;
+    case "apply-ack":
+      w.text(message.writeId, 1);
+      w.uint(message.chunk);
+      break;
+    case "digest":
+      w.uint(message.roundId);
+      w.u32(message.buckets.length);
+      for (const { bucket, fingerprint } of message.buckets) {
+        w.u32(bucket);
+        w.raw(Buffer.from(fingerprint, "hex"));
+      }
+      break;
+    case "stamps":
+      w.uint(message.roundId);
+      w.u32(message.buckets.length);
+      for (const bucket of message.buckets) w.u32(bucket);
+      w.u32(message.stamps.length);
+      for (const stamp of message.stamps) writeStamp(w, stamp);
+      w.bool(message.more);
+      break;
+    case "pull":
+      w.uint(message.roundId);
+      w.u32(message.paths.length);
+      for (const path of message.paths) w.text(path, 2);
+      break;
+    case "push":
+      w.uint(message.roundId);
+      writeEntries(w, message.entries);
+      break;
+    case "entries":
+      w.uint(message.roundId);
+      w.bool(message.last);
+      writeEntries(w, message.entries);
+      break;
+  }
+  return w.finish();
+}
+
+// --- decode ------------------------------------------------------------------------------------------
 
 export type StoreMessageDecoder = (payload: Uint8Array) => StoreDecodeResult;
 export type StoreDecodeResult = { ok: true; message: StoreSyncMessage } | { ok: false; reason: string };
 
-/** A decoder for these limits. Never throws: hostile bytes from a peer become a reason to log. */
-export function storeMessageDecoder(limits: StoreWireLimits): StoreMessageDecoder {
-  const schema = schemaFor(limits);
-  return (payload) => {
-    const decoded = decodeJsonPayload(payload, schema, limits.messageBytesMax);
-    return decoded.ok
-      ? { ok: true, message: decoded.value }
-      : { ok: false, reason: `invalid store message: ${decoded.reason}` };
-  };
-}
+class MessageReader extends ByteReader {
+  private readonly limits: StoreWireLimits;
 
-function entryJson(entry: StoreEntry) {
-  const value = Buffer.from(entry.value.buffer, entry.value.byteOffset, entry.value.byteLength);
-  return { ...entry, value: value.toString("base64") };
-}
-
-export function encodeStoreMessage(message: StoreSyncMessage): Uint8Array {
-  switch (message.type) {
-    case "apply":
-    case "push":
-    case "entries":
-      return encodeJsonPayload({ ...message, entries: message.entries.map(entryJson) });
-    default:
-      return encodeJsonPayload(message);
+  constructor(bytes: Uint8Array, limits: StoreWireLimits) {
+    super(bytes);
+    this.limits = limits;
   }
+
+  path(): string {
+    const path = this.text("path", 2);
+    const valid = validateStorePath(path);
+    if (!valid.ok) throw new WireFormatError(`invalid store path: ${valid.reason}`);
+    return path;
+  }
+
+  version(): Version {
+    const wallMs = this.uint("wallMs", versionWallMsMax);
+    const counter = this.uint("counter", versionCounterMax);
+    const nodeId = this.text("nodeId", 1);
+    if (!nodeIdPattern.test(nodeId)) throw new WireFormatError("nodeId: not a node id");
+    return { wallMs, counter, nodeId };
+  }
+
+  stamp(): EntryStamp {
+    const path = this.path();
+    const version = this.version();
+    return { path, version, deleted: this.bool("deleted") };
+  }
+
+  entries(): StoreEntry[] {
+    const n = this.count("entries", this.limits.sync.entriesPerMessageMax, entryBytesMin);
+    const entries: StoreEntry[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const { path, version, deleted } = this.stamp();
+      entries[i] = { path, value: this.bytes("value", this.limits.valueBytesMax), version, deleted };
+    }
+    return entries;
+  }
+
+  bucket(): number {
+    const bucket = this.u32();
+    if (bucket >= this.limits.bucketCount) throw new WireFormatError(`bucket ${bucket} out of range`);
+    return bucket;
+  }
+
+  writeId(): string {
+    const writeId = this.text("writeId", 1);
+    if (writeId.length === 0 || writeId.length > writeIdBytesMax)
+      throw new WireFormatError("writeId: bad length");
+    return writeId;
+  }
+
+  message(): StoreSyncMessage {
+    const code = this.u8();
+    switch (code) {
+      case typeCodes.apply:
+        return { type: "apply", writeId: this.writeId(), chunk: this.uint("chunk"), entries: this.entries() };
+      case typeCodes["apply-ack"]:
+        return { type: "apply-ack", writeId: this.writeId(), chunk: this.uint("chunk") };
+      case typeCodes.digest: {
+        const roundId = this.uint("roundId");
+        const n = this.count("buckets", this.limits.bucketCount, 4 + fingerprintBytes);
+        const buckets: BucketFingerprint[] = new Array(n);
+        for (let i = 0; i < n; i++) {
+          const bucket = this.bucket();
+          buckets[i] = {
+            bucket,
+            fingerprint: Buffer.from(this.raw("fingerprint", fingerprintBytes)).toString("hex"),
+          };
+        }
+        return { type: "digest", roundId, buckets };
+      }
+      case typeCodes.stamps: {
+        const roundId = this.uint("roundId");
+        const buckets: number[] = new Array(this.count("buckets", this.limits.bucketCount, 4));
+        for (let i = 0; i < buckets.length; i++) buckets[i] = this.bucket();
+        // One bucket may exceed stampsPerMessageMax (it travels alone); the message byte bound caps it.
+        const stamps: EntryStamp[] = new Array(this.count("stamps", Number.MAX_SAFE_INTEGER, stampBytesMin));
+        for (let i = 0; i < stamps.length; i++) stamps[i] = this.stamp();
+        return { type: "stamps", roundId, buckets, stamps, more: this.bool("more") };
+      }
+      case typeCodes.pull: {
+        const roundId = this.uint("roundId");
+        const paths: string[] = new Array(
+          this.count("paths", this.limits.sync.pathsPerPullMax, pathBytesMin),
+        );
+        for (let i = 0; i < paths.length; i++) paths[i] = this.path();
+        return { type: "pull", roundId, paths };
+      }
+      case typeCodes.push:
+        return { type: "push", roundId: this.uint("roundId"), entries: this.entries() };
+      case typeCodes.entries:
+        return {
+          type: "entries",
+          roundId: this.uint("roundId"),
+          last: this.bool("last"),
+          entries: this.entries(),
+        };
+      default:
+        throw new WireFormatError(`unknown message type ${code}`);
+    }
+  }
+}
+
+/**
+ * A decoder for these limits. Never throws: hostile bytes from a peer become a reason to log. Values in the
+ * decoded entries are views into `payload`.
+ */
+export function storeMessageDecoder(limits: StoreWireLimits): StoreMessageDecoder {
+  return (payload) => {
+    if (payload.byteLength > limits.messageBytesMax) {
+      return {
+        ok: false,
+        reason: `invalid store message: ${payload.byteLength} bytes exceeds ${limits.messageBytesMax}`,
+      };
+    }
+    try {
+      const reader = new MessageReader(payload, limits);
+      const message = reader.message();
+      reader.end();
+      return { ok: true, message };
+    } catch (error) {
+      if (!(error instanceof WireFormatError)) throw error;
+      return { ok: false, reason: `invalid store message: ${error.message}` };
+    }
+  };
 }

@@ -207,23 +207,20 @@ test("replicator: garbage from a peer is logged and dropped", async (t) => {
     version: { wallMs: 1, counter: 0, nodeId: "n2" },
     deleted: false,
   };
-  intruder.send("n1", STORE_SYNC_CHANNEL, encoder.encode("{not json"));
+  intruder.send("n1", STORE_SYNC_CHANNEL, encoder.encode("{not a store message"));
   intruder.send(
     "n1",
     STORE_APPLY_CHANNEL,
     encodeStoreMessage({ type: "apply", writeId: "w", chunk: 0, entries: [entry] }),
   );
-  intruder.send(
-    "n1",
-    STORE_SYNC_CHANNEL,
-    encoder.encode(JSON.stringify({ type: "pull", roundId: 1, paths: "a" })),
-  );
+  const pull = encodeStoreMessage({ type: "pull", roundId: 1, paths: ["a"] });
+  intruder.send("n1", STORE_SYNC_CHANNEL, pull.subarray(0, pull.byteLength - 1));
   const logs = f.nodes.get("n1")!.logs;
   await until(() => logs.filter((l) => l.msg === "dropped store message").length === 3);
   const reasons = logs.filter((l) => l.msg === "dropped store message").map((l) => l.reason);
-  assert.match(reasons[0]!, /not UTF-8 JSON/);
+  assert.match(reasons[0]!, /unknown message type/);
   assert.match(reasons[1]!, /invalid store path/);
-  assert.match(reasons[2]!, /paths/);
+  assert.match(reasons[2]!, /path: truncated/);
   assert.equal(f.store("n1").lastSeq(), 0);
 });
 
@@ -305,6 +302,26 @@ test("replicator: wire: every message type survives encode and decode; values ar
     { type: "pull", roundId: 1, paths: ["/etc/passwd"] },
   ];
   for (const message of refused) assert.equal(decode(encodeStoreMessage(message)).ok, false, message.type);
-  const bad = JSON.stringify({ type: "push", roundId: 1, entries: [{ ...entry, value: "AA=A" }] });
-  assert.equal(decode(encoder.encode(bad)).ok, false);
+  const pull = encodeStoreMessage({ type: "pull", roundId: 1, paths: ["ab"] });
+  const hostile: Array<[string, Uint8Array, RegExp]> = [
+    ["trailing bytes", Buffer.concat([pull, new Uint8Array([0])]), /unexpected bytes at the end/],
+    ["invalid UTF-8", Buffer.concat([pull.subarray(0, -2), new Uint8Array([0xc3, 0x28])]), /not UTF-8/],
+    ["every prefix", pull.subarray(0, 9), /truncated/],
+    [
+      "a count past the input",
+      Buffer.concat([pull.subarray(0, 9), new Uint8Array([0, 0, 0, 100])]),
+      /cannot fit/,
+    ],
+    ["a fractional round id", Buffer.from([5, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), /roundId/],
+    ["nothing", new Uint8Array(0), /truncated/],
+    ["oversize", new Uint8Array(64 * 1024 + 1), /exceeds/],
+  ];
+  for (const [what, bytes, reason] of hostile) {
+    const decoded = decode(bytes);
+    assert.ok(!decoded.ok, what);
+    assert.match(decoded.reason, reason, what);
+  }
+  // Every truncation of a valid message is refused, never thrown.
+  const apply = encodeStoreMessage(messages[0]!);
+  for (let end = 0; end < apply.byteLength; end++) assert.equal(decode(apply.subarray(0, end)).ok, false);
 });
