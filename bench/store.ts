@@ -7,15 +7,28 @@
 // - single writes: closed loop, SINGLE_CONCURRENCY PUTs in flight over keep-alive connections;
 // - replication lag at LAG_RATE_PER_S writes/s: ack of a PUT on node 0 → the change on a watch of node 2
 //   (SSE /api/v1/store-watch; etcd: a watch on member 2);
-// - convergence: node 2 stopped (SIGSTOP) while CONVERGENCE_ENTRIES entries are written, resumed (SIGCONT)
-//   after its peers called it down; time until its listing (paths, versions, hashes) equals node 0's
-//   (etcd: member 2's revision equals member 0's). A stopped process, not a network partition: its
-//   sockets stay open, so bytes queued in the kernel before the peers gave up still arrive on resume.
-// One client process drives everything on the same cores as the agents. Writes bench/results/store.json.
+// - convergence, stopped: node 2 stopped (SIGSTOP) while CONVERGENCE_ENTRIES entries are written, resumed
+//   (SIGCONT) after its peers called it down; time until its listing (paths, versions) equals node 0's
+//   (etcd: member 2's revision equals member 0's). Both systems run this one, so it is the side-by-side
+//   figure. A stopped process is not a network partition: its sockets stay open, so bytes queued in the
+//   kernel before the peers gave up still arrive on resume;
+// - convergence, partitioned (Tandem only; the target applies to it): after each Tandem run, a second
+//   cluster with the same V8 flags in network namespaces, node 2 cut off both ways by nftables while the
+//   same entries are written, then healed; time from the heal until node 2 is identical
+//   (bench/store_partition.ts). Needs root, `ip` and `nft`; without them the bench says what is missing.
+//   etcd's members stay on loopback and are only stopped.
+// One client process drives everything on the same cores as the agents (for the partition, a driver in
+// each namespace: store_partition_driver.ts). Writes bench/results/store.json.
 //
 //   node bench/store.ts [--quick] [--results-dir DIR]
 import { AGENT_NODE_FLAGS } from "../src/cli/dev_cluster.ts";
 import { EtcdTarget } from "./store_etcd.ts";
+import {
+  type LinkTimes,
+  type PartitionConvergence,
+  partitionConvergence,
+  partitionUnsupported,
+} from "./store_partition.ts";
 import { TandemTarget } from "./store_tandem.ts";
 import {
   type Convergence,
@@ -73,7 +86,12 @@ interface SystemResult {
   batched: (Throughput & { cpu: CpuShare }) | null;
   single: (Throughput & { cpu: CpuShare }) | null;
   lag: (Lag & { cpu: CpuShare }) | null;
+  /** Node 2 stopped by SIGSTOP, both systems. */
   convergence: (Convergence & { cpu: CpuShare }) | null;
+  /** Tandem only: node 2 partitioned by nftables in network namespaces, then healed (the target's figure). */
+  partition: (PartitionConvergence & { cpu: CpuShare }) | null;
+  /** Why `partition` is null. */
+  partitionNote: string | null;
   error: string | null;
 }
 
@@ -124,7 +142,17 @@ async function measure(
       waitMs: CONVERGENCE_WAIT_MS,
     }),
   );
-  return { system, variant, batched, single, lag, convergence: converged, error: null };
+  return {
+    system,
+    variant,
+    batched,
+    single,
+    lag,
+    convergence: converged,
+    partition: null,
+    partitionNote: null,
+    error: null,
+  };
 }
 
 async function runSystem(
@@ -140,9 +168,46 @@ async function runSystem(
   } catch (error) {
     console.log(`${system} (${variant}): aborted: ${String(error)}`);
     const reason = error instanceof Error ? error.message : String(error);
-    return { system, variant, batched: null, single: null, lag: null, convergence: null, error: reason };
+    return {
+      system,
+      variant,
+      batched: null,
+      single: null,
+      lag: null,
+      convergence: null,
+      partition: null,
+      partitionNote: null,
+      error: reason,
+    };
   } finally {
     await target?.stop();
+  }
+}
+
+/** The partition workload on its own namespaced cluster, after the loopback cluster of `result` stopped. */
+async function withPartition(
+  result: SystemResult,
+  v8Flags: readonly string[],
+  unsupported: string | null,
+): Promise<SystemResult> {
+  if (unsupported !== null) return { ...result, partitionNote: unsupported };
+  console.log(
+    `tandem (${result.variant}): convergence of a node partitioned (netns, nftables) during ` +
+      `${CONVERGENCE_ENTRIES} writes`,
+  );
+  try {
+    const partition = await partitionConvergence(v8Flags, {
+      prefix: "part/",
+      entries: CONVERGENCE_ENTRIES,
+      batchEntries: BATCH_ENTRIES,
+      valueBytes: VALUE_BYTES,
+      checkIntervalMs: CONVERGENCE_CHECK_INTERVAL_MS,
+      waitMs: CONVERGENCE_WAIT_MS,
+    });
+    return { ...result, partition };
+  } catch (error) {
+    console.log(`tandem (${result.variant}): partition aborted: ${String(error)}`);
+    return { ...result, partitionNote: `aborted: ${error instanceof Error ? error.message : String(error)}` };
   }
 }
 
@@ -177,11 +242,11 @@ function targetsOf(tandem: SystemResult): TargetCheck[] {
       tandem.lag?.p99 ?? null,
     ),
     checkTarget(
-      `convergence after ${CONVERGENCE_ENTRIES} changes`,
+      `convergence after a partition during ${CONVERGENCE_ENTRIES} changes (netns)`,
       "ms",
       Comparison.AtMost,
       CONVERGENCE_MS_MAX,
-      tandem.convergence?.identicalAfterMs ?? null,
+      tandem.partition?.identicalAfterMs ?? null,
     ),
   ];
 }
@@ -206,7 +271,8 @@ function report(results: SystemResult[], etcdNote: string | null): void {
       "lag p99 ms",
       "lag max ms",
       "seen before ack",
-      "converged ms",
+      "stopped: converged ms",
+      "partitioned: converged ms",
     ],
     results.map((r) => [
       r.system,
@@ -218,8 +284,10 @@ function report(results: SystemResult[], etcdNote: string | null): void {
       fixed(r.lag?.max, 1),
       r.lag ? `${fixed((100 * r.lag.seenBeforeAck) / r.lag.count)}%` : "n/a",
       r.error ? `aborted: ${r.error}` : fixed(r.convergence?.identicalAfterMs),
+      r.partition ? fixed(r.partition.identicalAfterMs) : "n/a",
     ]),
   );
+  reportPartition(results);
   console.log(
     "\nCPU during each workload, in cores (the machine has " +
       describeMachine().cores +
@@ -230,7 +298,7 @@ function report(results: SystemResult[], etcdNote: string | null): void {
       ? "n/a"
       : `${cpu.serverCores.map((c) => c.toFixed(2)).join("+")} | ${cpu.clientCores.toFixed(2)}`;
   printTable(
-    ["system", "variant", "batched", "single", "lag", "convergence"],
+    ["system", "variant", "batched", "single", "lag", "stopped", "partitioned"],
     results.map((r) => [
       r.system,
       r.variant,
@@ -238,6 +306,7 @@ function report(results: SystemResult[], etcdNote: string | null): void {
       cores(r.single?.cpu),
       cores(r.lag?.cpu),
       cores(r.convergence?.cpu),
+      cores(r.partition?.cpu),
     ]),
   );
   const etcd = results.find((r) => r.system === "etcd" && r.error === null);
@@ -245,9 +314,12 @@ function report(results: SystemResult[], etcdNote: string | null): void {
     console.log(`\nno etcd figures: ${etcdNote ?? "etcd did not run"}`);
     return;
   }
-  console.log("\nTandem / etcd (throughput: higher is better for Tandem; lag and convergence: lower is)");
+  console.log(
+    "\nTandem / etcd (throughput: higher is better for Tandem; lag and convergence: lower is; convergence " +
+      "of a stopped node, the method both ran)",
+  );
   printTable(
-    ["variant", "batched", "single", "lag p50", "lag p99", "convergence"],
+    ["variant", "batched", "single", "lag p50", "lag p99", "stopped: convergence"],
     results
       .filter((r) => r.system === "tandem")
       .map((r) => [
@@ -261,6 +333,47 @@ function report(results: SystemResult[], etcdNote: string | null): void {
   );
 }
 
+/** How each system's node 3 was taken away, and the partition's phases (ms) where it ran. */
+function reportPartition(results: SystemResult[]): void {
+  console.log(
+    "\nconverged ms = until node 3 is identical to node 1, after SIGCONT (stopped) or after the nftables " +
+      "rules are deleted (partitioned, network namespaces; tandem only). Partition phases, ms:",
+  );
+  const links = (p: PartitionConvergence, pick: (l: LinkTimes) => number | null) =>
+    p.links.map((l) => `${l.peer} ${fixed(pick(l))}`).join(", ");
+  printTable(
+    [
+      "system",
+      "variant",
+      "cut → peers saw down",
+      "writes",
+      "cut → heal",
+      "cut → links down",
+      "heal → links up",
+      "heal → identical",
+    ],
+    results.flatMap((r) => {
+      const p = r.partition;
+      if (p === null) return [];
+      return [
+        [
+          r.system,
+          r.variant,
+          fixed(p.peersSawDownAfterMs),
+          fixed(p.writeMs),
+          fixed(p.healAfterCutMs),
+          links(p, (l) => l.downAfterCutMs),
+          links(p, (l) => l.upAfterHealMs),
+          fixed(p.identicalAfterMs),
+        ],
+      ];
+    }),
+  );
+  for (const r of results) {
+    if (r.partition === null) console.log(`${r.system} (${r.variant}): partition ${r.partitionNote}`);
+  }
+}
+
 async function main(options: BenchOptions): Promise<void> {
   exitOnSignals();
   const date = new Date().toISOString();
@@ -270,18 +383,26 @@ async function main(options: BenchOptions): Promise<void> {
   console.log(`machine   ${formatMachine(machine)}`);
   buildCli();
   const agentFlags = `agent flags (${AGENT_NODE_FLAGS.join(" ")})`;
-  const results = [
-    await runSystem("tandem", agentFlags, () => TandemTarget.start(AGENT_NODE_FLAGS), d),
-    await runSystem("tandem", "no V8 flags", () => TandemTarget.start([]), d),
-  ];
+  const unsupported = partitionUnsupported();
+  if (unsupported !== null) console.log(`partition ${unsupported}: only the stopped-node convergence runs`);
+  const tandem = async (variant: string, v8Flags: readonly string[]) =>
+    withPartition(
+      await runSystem("tandem", variant, () => TandemTarget.start(v8Flags), d),
+      v8Flags,
+      unsupported,
+    );
+  const results = [await tandem(agentFlags, AGENT_NODE_FLAGS), await tandem("no V8 flags", [])];
   const version = etcdVersion();
   const etcdNote = version === null ? "no etcd binary here (apt-get install etcd-server)" : null;
-  if (version !== null) results.push(await runSystem("etcd", version, () => EtcdTarget.start(), d));
+  if (version !== null) {
+    const etcd = await runSystem("etcd", version, () => EtcdTarget.start(), d);
+    results.push({ ...etcd, partitionNote: "not run: etcd members are only stopped (SIGSTOP)" });
+  }
   report(results, etcdNote);
 
-  const tandem = results[0];
-  if (tandem === undefined) throw new Error("no Tandem result");
-  const targets = targetsOf(tandem);
+  const headline = results[0];
+  if (headline === undefined) throw new Error("no Tandem result");
+  const targets = targetsOf(headline);
   console.log("");
   printTable(targetHeader, targets.map(targetRow));
   const path = writeResult(options.resultsDir, {
@@ -299,6 +420,11 @@ async function main(options: BenchOptions): Promise<void> {
       lagRatePerS: LAG_RATE_PER_S,
       convergenceEntries: CONVERGENCE_ENTRIES,
       convergencePausedMs: CONVERGENCE_PAUSED_MS,
+      convergenceMethods: {
+        tandem:
+          "stopped (SIGSTOP/SIGCONT of node 2) and partitioned (nftables in network namespaces, healed)",
+        etcd: "stopped (SIGSTOP/SIGCONT of member 2)",
+      },
       durations: d,
       etcd: version ?? etcdNote,
       results,

@@ -33,7 +33,11 @@ export function createBenchCluster(entry: CliEntry): Promise<ClusterHarness> {
   return ClusterHarness.create({ nodes: CLUSTER_NODE_IDS.length, entry });
 }
 
-function steadyLeadership(statuses: Map<string, NodeStatus>, ids: readonly string[]): Leadership | undefined {
+/** Every node agrees on one leader in one term, and sees every peer alive over an up link; else undefined. */
+export function steadyLeadership(
+  statuses: Map<string, NodeStatus>,
+  ids: readonly string[],
+): Leadership | undefined {
   if (statuses.size !== ids.length) return undefined;
   const all = [...statuses.values()];
   const first = all[0];
