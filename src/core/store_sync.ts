@@ -14,7 +14,8 @@
 // with entries messages, the final one marked `last`. The round completes once the pulled entries are
 // persisted; if any bound cut the exchange short, the next round with B starts at once. Every round is
 // bounded in bytes and in time (roundTimeoutTicks); B keeps no state for it. Rounds run every
-// antiEntropyIntervalTicks with one peer at a time (round robin) and at once when a link comes up.
+// antiEntropyIntervalTicks with one peer at a time (round robin) and at once when a link comes up (started
+// by the end with the lower node id).
 
 import { differingBuckets, reconcileStamps } from "./digest.ts";
 import { bucketsThatFit, chunkEntries } from "./store_sync_batch.ts";
@@ -207,13 +208,17 @@ export class StoreSync {
       this.abandonRound(round, `persist failed: ${reason}`);
   }
 
-  /** A link to `peer` came up: converge with it now rather than at its next turn. */
+  /**
+   * A link to `peer` came up: converge with it now rather than at its next turn. Both ends see the link
+   * come up, and one round repairs both directions, so only the end with the lower node id starts one: two
+   * rounds would move every differing entry twice (one pushed, one pulled).
+   */
   linkUp(peer: NodeId): void {
     if (!this.peers.has(peer)) return;
     this.linksDown.delete(peer);
     const inFlight = this.rounds.get(peer);
     if (inFlight !== undefined) this.abandonRound(inFlight, "link came up again");
-    this.startRound(peer, "link up");
+    if (this.config.selfId < peer) this.startRound(peer, "link up");
   }
 
   linkDown(peer: NodeId): void {

@@ -282,9 +282,28 @@ test("store sync: anti-entropy: a fresh empty node bootstraps through the same r
   h.deliverAll((e) => e.to === "n3");
   assert.equal(h.node("n3").store.all().length, 0);
   h.linkUp("n3", "n1");
+  h.linkUp("n1", "n3");
   h.deliverAll();
   assert.equal(h.node("n3").store.all().length, 50);
   assert.deepEqual(h.contents("n3"), h.contents("n1"));
+});
+
+test("store sync: anti-entropy: when a link comes up, only the lower id's end starts a round", () => {
+  const h = new Harness(["n1", "n2"]);
+  h.write("n1", { a: "1" }, 0);
+  h.write("n2", { b: "2" }, 0);
+  h.queue = [];
+  h.linkUp("n2", "n1");
+  assert.deepEqual(h.node("n2").core.status().roundsInFlight, []);
+  h.linkUp("n1", "n2");
+  assert.deepEqual(h.node("n1").core.status().roundsInFlight, ["n2"]);
+  h.deliverAll();
+  assert.deepEqual(h.contents("n1"), h.contents("n2"));
+  // Each differing entry crossed once: a pushed, b pulled.
+  const moved = h.sent.flatMap(({ message }) =>
+    message.type === "push" || message.type === "entries" ? message.entries.map((e) => e.path) : [],
+  );
+  assert.deepEqual(moved.sort(), ["a", "b"]);
 });
 
 test("store sync: anti-entropy: every message stays within its bounds; a big divergence takes several rounds", () => {
