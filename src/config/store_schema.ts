@@ -49,7 +49,7 @@ export const storeSchema = z.strictObject({
     .max(3_600_000)
     .default(5_000)
     .describe(
-      "Periodic repair; a link coming up starts a round at once, so this only bounds how long a lost apply waits",
+      "Periodic repair (pull from one peer per interval, in turn); a link coming up starts a round at once, so this only bounds how long a lost apply waits",
     ),
   tombstone_horizon_ms: z
     .int()

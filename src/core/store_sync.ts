@@ -10,14 +10,17 @@
 //
 // Anti-entropy round, A (initiator) with B: A → digest (fingerprints of A's non-empty buckets); B answers
 // stamps (B's stamps in the differing buckets that fit one message, `more` if others differ too); A
-// reconciles both stamp sets, pushes what it holds newer and pulls what B holds newer; B answers the pull
-// with entries messages, the final one marked `last`. The round completes once the pulled entries are
-// persisted; if any bound cut the exchange short, the next round with B starts at once. Every round is
-// bounded in bytes and in time (roundTimeoutTicks); B keeps no state for it. Rounds run every
-// antiEntropyIntervalTicks with one peer at a time (round robin) and at once when a link comes up (started
-// by the end with the lower node id).
+// reconciles both stamp sets and pulls what B holds newer; B answers the pull with entries messages, the
+// final one marked `last`. The round completes once the pulled entries are persisted; if any bound cut the
+// exchange short, the next round with B starts at once. Rounds only pull: what A holds newer, B pulls in its
+// own rounds. So every transfer waits for the receiver's persistence before the next one starts (a pushed
+// entry would not, and a next round would push it again), and no entry crosses twice when both ends start
+// a round at once. Every round is bounded in bytes and in time (roundTimeoutTicks); B keeps no state for
+// it. Rounds run every antiEntropyIntervalTicks with one peer at a time (round robin), and at once with a
+// peer whose link comes up.
 
 import { differingBuckets, reconcileStamps } from "./digest.ts";
+import { compareVersions } from "./lww.ts";
 import { bucketsThatFit, chunkEntries } from "./store_sync_batch.ts";
 import { StoreSyncConfigError, validateStoreSyncConfig } from "./store_sync_config.ts";
 import type {
@@ -32,6 +35,7 @@ import type {
   SyncMinAcks,
   WriteResult,
 } from "./store_sync_types.ts";
+import type { Version } from "./store_types.ts";
 import { Timeout } from "./timeout.ts";
 
 export { validateStoreSyncConfig };
@@ -61,12 +65,13 @@ interface Round {
   phase: "digest" | "pull";
   timer: Timeout;
   pulled: number;
-  pushed: number;
   /** A bound cut this round's exchange short: run the next one at once. */
   more: boolean;
   /** Persist tokens of received entries not yet reported persisted. */
   tokensPending: Set<number>;
   lastEntriesSeen: boolean;
+  /** What this round's pull asked for: each path and the version the peer said it holds. */
+  pulling: Map<string, Version>;
 }
 
 export class StoreSync {
@@ -161,9 +166,6 @@ export class StoreSync {
       case "pull":
         this.onPull(from, message);
         return;
-      case "push":
-        this.requestPersist(from, message.entries, null);
-        return;
       case "entries":
         this.onEntries(from, message);
         return;
@@ -208,17 +210,13 @@ export class StoreSync {
       this.abandonRound(round, `persist failed: ${reason}`);
   }
 
-  /**
-   * A link to `peer` came up: converge with it now rather than at its next turn. Both ends see the link
-   * come up, and one round repairs both directions, so only the end with the lower node id starts one: two
-   * rounds would move every differing entry twice (one pushed, one pulled).
-   */
+  /** A link to `peer` came up: pull what it holds newer now rather than at its next turn (it does the same). */
   linkUp(peer: NodeId): void {
     if (!this.peers.has(peer)) return;
     this.linksDown.delete(peer);
     const inFlight = this.rounds.get(peer);
     if (inFlight !== undefined) this.abandonRound(inFlight, "link came up again");
-    if (this.config.selfId < peer) this.startRound(peer, "link up");
+    this.startRound(peer, "link up");
   }
 
   linkDown(peer: NodeId): void {
@@ -326,9 +324,9 @@ export class StoreSync {
       phase: "digest",
       timer: new Timeout(`round with ${peer}`, this.config.roundTimeoutTicks),
       pulled: 0,
-      pushed: 0,
       more: false,
       tokensPending: new Set(),
+      pulling: new Map(),
       lastEntriesSeen: false,
     };
     this.rounds.set(peer, round);
@@ -347,16 +345,16 @@ export class StoreSync {
       return;
     }
     const ours = this.view.stampsInBuckets(message.buckets);
-    const { pull, push } = reconcileStamps(ours, message.stamps);
-    const limits = this.config.limits;
-    const pullPaths = pull.slice(0, limits.pathsPerPullMax);
-    const pushPaths = push.slice(0, limits.entriesPerPushMax);
-    round.more = message.more || pullPaths.length < pull.length || pushPaths.length < push.length;
-    round.pushed = pushPaths.length;
+    // Only what the peer holds newer: what we hold newer, the peer pulls in its own rounds. A path another
+    // round is already pulling at the same version or a newer one is left to it: after a partition every
+    // peer holds the same missing entries, and each would otherwise send all of them.
+    const theirs = new Map(message.stamps.map((s) => [s.path, s.version]));
+    const { pull } = reconcileStamps(ours, message.stamps);
+    const wanted = pull.filter((path) => !this.pulledElsewhere(path, theirs.get(path)!, round));
+    const pullPaths = wanted.slice(0, this.config.limits.pathsPerPullMax);
+    round.more = message.more || pullPaths.length < wanted.length;
     round.pulled = pullPaths.length;
-    for (const entries of chunkEntries(this.view.getMany(pushPaths), limits)) {
-      this.send(from, { type: "push", roundId: round.roundId, entries });
-    }
+    for (const path of pullPaths) round.pulling.set(path, theirs.get(path)!);
     round.phase = "pull";
     if (pullPaths.length > 0) this.send(from, { type: "pull", roundId: round.roundId, paths: pullPaths });
     else round.lastEntriesSeen = true;
@@ -377,11 +375,20 @@ export class StoreSync {
     this.completeRoundIfDone(round);
   }
 
+  private pulledElsewhere(path: string, version: Version, except: Round): boolean {
+    for (const round of this.rounds.values()) {
+      if (round === except) continue;
+      const pulling = round.pulling.get(path);
+      if (pulling !== undefined && compareVersions(pulling, version) >= 0) return true;
+    }
+    return false;
+  }
+
   private completeRoundIfDone(round: Round): void {
     if (round.phase !== "pull" || !round.lastEntriesSeen || round.tokensPending.size > 0) return;
     this.rounds.delete(round.peer);
-    const { peer, roundId, pulled, pushed, more } = round;
-    this.event({ type: "round-completed", peer, roundId, pulled, pushed, more });
+    const { peer, roundId, pulled, more } = round;
+    this.event({ type: "round-completed", peer, roundId, pulled, more });
     if (more) this.startRound(peer, "continuing a bounded round");
   }
 

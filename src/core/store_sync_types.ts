@@ -30,14 +30,12 @@ export interface StoreView {
  * instead of one huge one. A single entry larger than valueBytesPerMessageMax still travels, alone.
  */
 export interface StoreSyncLimits {
-  /** Entries in one apply, push or entries message. */
+  /** Entries in one apply or entries message. */
   entriesPerMessageMax: number;
-  /** Value bytes in one apply, push or entries message (the rest goes in the next message). */
+  /** Value bytes in one apply or entries message (the rest goes in the next message). */
   valueBytesPerMessageMax: number;
   /** Paths asked for in one pull (one pull per round). */
   pathsPerPullMax: number;
-  /** Entries one round pushes (in several messages); the rest waits for the next round. */
-  entriesPerPushMax: number;
   /** Stamps in one stamps answer: whole buckets are added while they fit (always at least one bucket). */
   stampsPerMessageMax: number;
 }
@@ -77,7 +75,6 @@ export type StoreSyncMessage =
   /** The answer to a digest: stamps of the differing buckets that fit; `more` = other buckets differ too. */
   | { type: "stamps"; roundId: number; buckets: number[]; stamps: EntryStamp[]; more: boolean }
   | { type: "pull"; roundId: number; paths: string[] }
-  | { type: "push"; roundId: number; entries: StoreEntry[] }
   /** The answer to a pull, in one or more messages; `last` marks the final one. */
   | { type: "entries"; roundId: number; entries: StoreEntry[]; last: boolean };
 
@@ -106,7 +103,7 @@ export interface WriteResult {
 /** Worth a log line or a simulator transcript line; never needed for correctness. */
 export type StoreSyncEvent =
   | { type: "round-started"; peer: NodeId; roundId: number; reason: string }
-  | { type: "round-completed"; peer: NodeId; roundId: number; pulled: number; pushed: number; more: boolean }
+  | { type: "round-completed"; peer: NodeId; roundId: number; pulled: number; more: boolean }
   | { type: "round-abandoned"; peer: NodeId; roundId: number; reason: string }
   | { type: "message-ignored"; peer: NodeId; messageType: StoreSyncMessageType; reason: string };
 

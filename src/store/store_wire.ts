@@ -1,7 +1,7 @@
 // Store sync messages on the mesh, in a fixed binary layout (wire_bytes.ts): values travel as raw bytes, so a
 // replicated 1 KiB write costs a copy, not a base64 round trip and a JSON parse. Every field is bounded and
 // checked before the core sees it. One-way messages on two channels: "store.apply" carries the write path
-// (apply, apply-ack), "store.sync" the anti-entropy rounds (digest, stamps, pull, push, entries). The core
+// (apply, apply-ack), "store.sync" the anti-entropy rounds (digest, stamps, pull, entries). The core
 // matches answers to requests and owns every timeout itself, so mesh request/response would only add a second
 // timer.
 //
@@ -11,7 +11,6 @@
 //   digest     uint roundId | u32 n | n × (u32 bucket | 8 bytes fingerprint)
 //   stamps     uint roundId | u32 n | n × u32 bucket | u32 m | m × stamp | bool more
 //   pull       uint roundId | u32 n | n × text16 path
-//   push       uint roundId | entries
 //   entries    uint roundId | bool last | entries
 // where entries = u32 n | n × (stamp | u32 length | value bytes), stamp = text16 path | uint wallMs |
 // uint counter | text8 nodeId | bool deleted, uint = float64 holding a non-negative safe integer, and textN
@@ -48,8 +47,7 @@ const typeCodes = {
   digest: 3,
   stamps: 4,
   pull: 5,
-  push: 6,
-  entries: 7,
+  entries: 6,
 } as const satisfies Record<StoreSyncMessage["type"], number>;
 
 const writeIdBytesMax = 128;
@@ -79,7 +77,7 @@ function writeEntries(w: ByteWriter, entries: readonly StoreEntry[]): void {
 
 /** Bytes a message will take, roughly (paths counted at 3 bytes a character): one allocation mostly. */
 function sizeHint(message: StoreSyncMessage): number {
-  if (message.type !== "apply" && message.type !== "push" && message.type !== "entries") return 512;
+  if (message.type !== "apply" && message.type !== "entries") return 512;
   let bytes = 64;
   for (const entry of message.entries)
     bytes += entryBytesMin + 80 + entry.path.length * 3 + entry.value.byteLength;
@@ -119,10 +117,6 @@ export function encodeStoreMessage(message: StoreSyncMessage): Uint8Array {
       w.uint(message.roundId);
       w.u32(message.paths.length);
       for (const path of message.paths) w.text(path, 2);
-      break;
-    case "push":
-      w.uint(message.roundId);
-      writeEntries(w, message.entries);
       break;
     case "entries":
       w.uint(message.roundId);
@@ -227,8 +221,6 @@ class MessageReader extends ByteReader {
         for (let i = 0; i < paths.length; i++) paths[i] = this.path();
         return { type: "pull", roundId, paths };
       }
-      case typeCodes.push:
-        return { type: "push", roundId: this.uint("roundId"), entries: this.entries() };
       case typeCodes.entries:
         return {
           type: "entries",

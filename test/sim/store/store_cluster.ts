@@ -332,8 +332,6 @@ export function formatMessage(m: StoreSyncMessage): string {
       return `stamps round=${m.roundId} buckets=${m.buckets.length} stamps=${m.stamps.length}${m.more ? " more" : ""}`;
     case "pull":
       return `pull round=${m.roundId} paths=${m.paths.length}`;
-    case "push":
-      return `push round=${m.roundId} entries=${m.entries.length}`;
     case "entries":
       return `entries round=${m.roundId} entries=${m.entries.length}${m.last ? " last" : ""}`;
   }
@@ -344,7 +342,7 @@ export function formatEvent(e: StoreSyncEvent): string {
     case "round-started":
       return `round ${e.roundId} with ${e.peer} started (${e.reason})`;
     case "round-completed":
-      return `round ${e.roundId} with ${e.peer} done: pulled=${e.pulled} pushed=${e.pushed}${e.more ? " more" : ""}`;
+      return `round ${e.roundId} with ${e.peer} done: pulled=${e.pulled}${e.more ? " more" : ""}`;
     case "round-abandoned":
       return `round ${e.roundId} with ${e.peer} abandoned (${e.reason})`;
     case "message-ignored":

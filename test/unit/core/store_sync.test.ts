@@ -259,7 +259,7 @@ test("store sync: write: a large write travels in bounded chunks and is acked on
   assert.equal(h.node("n1").results[0]?.acked, true);
 });
 
-test("store sync: anti-entropy: one round repairs a lagging node in both directions", () => {
+test("store sync: anti-entropy: a link coming up repairs both directions, each end pulling what it lacks", () => {
   const h = new Harness(["n1", "n2"]);
   h.write("n1", { shared: "old", "only/n1": "a" }, 0);
   h.queue = [];
@@ -268,11 +268,13 @@ test("store sync: anti-entropy: one round repairs a lagging node in both directi
   h.queue = [];
   assert.notDeepEqual(h.contents("n1"), h.contents("n2"));
   h.linkUp("n1", "n2");
+  h.linkUp("n2", "n1");
   h.deliverAll();
   assert.deepEqual(h.contents("n1"), h.contents("n2"));
   assert.match(h.contents("n1").get("shared")!, /^new@/);
   assert.match(h.contents("n1").get("gone")!, /^<deleted>@/);
   assert.equal(completedRounds(h.node("n1")), 1);
+  assert.equal(completedRounds(h.node("n2")), 1);
   assert.deepEqual(h.node("n1").store.digest(), h.node("n2").store.digest());
 });
 
@@ -288,22 +290,35 @@ test("store sync: anti-entropy: a fresh empty node bootstraps through the same r
   assert.deepEqual(h.contents("n3"), h.contents("n1"));
 });
 
-test("store sync: anti-entropy: when a link comes up, only the lower id's end starts a round", () => {
+test("store sync: anti-entropy: a round only pulls, so no entry crosses twice when both ends start one", () => {
   const h = new Harness(["n1", "n2"]);
   h.write("n1", { a: "1" }, 0);
   h.write("n2", { b: "2" }, 0);
   h.queue = [];
-  h.linkUp("n2", "n1");
-  assert.deepEqual(h.node("n2").core.status().roundsInFlight, []);
+  h.sent.length = 0;
   h.linkUp("n1", "n2");
-  assert.deepEqual(h.node("n1").core.status().roundsInFlight, ["n2"]);
+  h.linkUp("n2", "n1");
   h.deliverAll();
   assert.deepEqual(h.contents("n1"), h.contents("n2"));
-  // Each differing entry crossed once: a pushed, b pulled.
-  const moved = h.sent.flatMap(({ message }) =>
-    message.type === "push" || message.type === "entries" ? message.entries.map((e) => e.path) : [],
+  const moved = h.sent.flatMap(({ from, message }) =>
+    message.type === "entries" ? message.entries.map((e) => `${e.path} from ${from}`) : [],
   );
-  assert.deepEqual(moved.sort(), ["a", "b"]);
+  assert.deepEqual(moved.sort(), ["a from n1", "b from n2"]);
+});
+
+test("store sync: anti-entropy: what two peers both hold is pulled from one of them, not both", () => {
+  const h = new Harness(["n1", "n2", "n3"]);
+  for (let i = 0; i < 20; i++) h.write("n1", { [`k/${i}`]: `v${i}` }, 0);
+  h.deliverAll((e) => e.to === "n3");
+  h.sent.length = 0;
+  h.linkUp("n3", "n1");
+  h.linkUp("n3", "n2");
+  h.deliverAll();
+  assert.deepEqual(h.contents("n3"), h.contents("n1"));
+  const received = h.sent.flatMap(({ to, message }) =>
+    to === "n3" && message.type === "entries" ? message.entries : [],
+  );
+  assert.equal(received.length, 20);
 });
 
 test("store sync: anti-entropy: every message stays within its bounds; a big divergence takes several rounds", () => {
@@ -311,7 +326,6 @@ test("store sync: anti-entropy: every message stays within its bounds; a big div
     entriesPerMessageMax: 3,
     valueBytesPerMessageMax: 1024,
     pathsPerPullMax: 4,
-    entriesPerPushMax: 5,
     stampsPerMessageMax: 6,
   };
   const h = new Harness(["n1", "n2"], { limits }, 8);
@@ -320,26 +334,25 @@ test("store sync: anti-entropy: every message stays within its bounds; a big div
   h.queue = [];
   h.sent.length = 0;
   h.linkUp("n1", "n2");
+  h.linkUp("n2", "n1");
   h.deliverAll();
   assert.deepEqual(h.contents("n1"), h.contents("n2"));
   assert.equal(h.node("n1").store.all().length, 80);
   assert.ok(completedRounds(h.node("n1")) >= 8, `rounds: ${completedRounds(h.node("n1"))}`);
   for (const { message } of h.sent) {
-    if (message.type === "push" || message.type === "entries") assert.ok(message.entries.length <= 3);
+    if (message.type === "entries") assert.ok(message.entries.length <= 3);
     if (message.type === "pull") assert.ok(message.paths.length <= 4);
     // Whole buckets are sent while they fit; one bucket over the bound may go alone.
     if (message.type === "stamps" && message.buckets.length > 1) assert.ok(message.stamps.length <= 6);
   }
-  const pushedPerRound = new Map<number, number>();
-  for (const { message } of h.sent) {
-    if (message.type === "push") {
-      pushedPerRound.set(
-        message.roundId,
-        (pushedPerRound.get(message.roundId) ?? 0) + message.entries.length,
-      );
+  const pulledPerRound = new Map<string, number>();
+  for (const { to, message } of h.sent) {
+    if (message.type === "entries") {
+      const round = `${to}/${message.roundId}`;
+      pulledPerRound.set(round, (pulledPerRound.get(round) ?? 0) + message.entries.length);
     }
   }
-  assert.ok(Math.max(...pushedPerRound.values()) <= 5);
+  assert.ok(Math.max(...pulledPerRound.values()) <= 4);
 });
 
 test("store sync: duplicated and reordered messages are harmless", () => {

@@ -290,14 +290,14 @@ test("replicator: wire: every message type survives encode and decode; values ar
     { type: "digest", roundId: 1, buckets: [{ bucket: 15, fingerprint: "0123456789abcdef" }] },
     { type: "stamps", roundId: 1, buckets: [3], stamps: [{ path: "c", version, deleted: true }], more: true },
     { type: "pull", roundId: 1, paths: ["a/b"] },
-    { type: "push", roundId: 1, entries: [entry] },
+    { type: "entries", roundId: 1, entries: [entry], last: false },
     { type: "entries", roundId: 1, entries: [], last: true },
   ];
   for (const message of messages)
     assert.deepEqual(decode(encodeStoreMessage(message)), { ok: true, message });
   const refused: StoreSyncMessage[] = [
-    { type: "push", roundId: 1, entries: [entry, entry, entry] },
-    { type: "push", roundId: 1, entries: [{ ...entry, value: new Uint8Array(301) }] },
+    { type: "entries", roundId: 1, entries: [entry, entry, entry], last: true },
+    { type: "entries", roundId: 1, entries: [{ ...entry, value: new Uint8Array(301) }], last: true },
     { type: "digest", roundId: 1, buckets: [{ bucket: 16, fingerprint: "0123456789abcdef" }] },
     { type: "pull", roundId: 1, paths: ["/etc/passwd"] },
   ];
