@@ -349,7 +349,7 @@ function reportPartition(results: SystemResult[]): void {
       "writes",
       "cut → heal",
       "cut → links down",
-      "heal → links up",
+      "heal → new links",
       "heal → identical",
     ],
     results.flatMap((r) => {

@@ -48,7 +48,10 @@ export interface LinkTimes {
   peer: string;
   /** Cut → `mesh link down` (null: not down by the end of the measurement). */
   downAfterCutMs: number | null;
-  /** Heal → `mesh link up` of a new link (null: none by the end; the old link may have lived on). */
+  /**
+   * Heal → a new link: `mesh link up` after the old one went down, or `mesh link replaced duplicate` when
+   * the mesh renewed a link that lived through the partition (null: none by the end).
+   */
   upAfterHealMs: number | null;
 }
 
@@ -313,13 +316,16 @@ async function untilIdentical(
   return null;
 }
 
-/** From each peer's log: its mesh link to the isolated node going down after the cut, up after the heal. */
+/** From each peer's log: its mesh link to the isolated node going down after the cut, new after the heal. */
 function linkTimes(cluster: PartitionCluster, cutAtEpochMs: number, healAtEpochMs: number): LinkTimes[] {
   return CLUSTER_NODE_IDS.filter((id) => id !== ISOLATED).map((peer) => {
     const events = cluster.logRecords(peer).filter((r) => r.peer === ISOLATED);
     const first = (msg: string, fromMs: number) => events.find((r) => r.msg === msg && r.time >= fromMs);
     const down = first("mesh link down", cutAtEpochMs);
-    const up = first("mesh link up", healAtEpochMs);
+    const up = events.find(
+      (r) =>
+        (r.msg === "mesh link up" || r.msg === "mesh link replaced duplicate") && r.time >= healAtEpochMs,
+    );
     return {
       peer,
       downAfterCutMs: down === undefined ? null : down.time - cutAtEpochMs,

@@ -115,6 +115,11 @@ export class Cluster implements Coordination {
       logger: options.logger.child({ component: "health" }),
     });
     this.election.events.on("leader:changed", () => this.emitter.emit("leader:changed", this.leadership()));
+    // A peer heard again after it was down may be reachable over a link stalled in TCP back-off (see
+    // Mesh.renew): a fresh link carries the store's catch-up at once instead of after the keepalive.
+    this.health.on("peer:alive", ({ peer, from }) => {
+      if (from === "down") options.mesh.renew(peer);
+    });
   }
 
   start(): void {

@@ -138,6 +138,24 @@ export class Mesh implements MeshApi {
     return { host: address.address, port: address.port };
   }
 
+  /**
+   * A link that lived through a partition may be stalled after it heals: TCP retransmits what it sent into
+   * the partition with exponential back-off, so that direction can stay silent for about as long as the
+   * partition lasted, until the keepalive gives up on it. A fresh connection starts without that back-off.
+   * Only the preferred dialer (the lower node id) can renew, because only its link replaces the current
+   * one; the higher id's copy is left to the keepalive. The current link keeps serving until the new one is
+   * up, then retires; "link:renewed" follows.
+   */
+  renew(peer: NodeId): boolean {
+    const slot = this.slots.get(peer);
+    if (slot === undefined || this.closing !== null || slot.link === null || slot.dialing !== null)
+      return false;
+    if (lowerNodeId(this.selfId, peer) !== this.selfId) return false;
+    this.logger.info({ peer }, "mesh link renewing");
+    this.startDial(slot);
+    return true;
+  }
+
   send(peer: NodeId, channel: string, payload: Uint8Array): SendResult {
     this.assertSendable(channel, payload);
     const link = this.slots.get(peer)?.link ?? null;
@@ -234,6 +252,10 @@ export class Mesh implements MeshApi {
 
   private dial(slot: PeerSlot): void {
     if (this.closing !== null || slot.link !== null || slot.dialing !== null) return;
+    this.startDial(slot);
+  }
+
+  private startDial(slot: PeerSlot): void {
     const tlsOptions = dialTlsOptions(this.options.security, this.selfId, slot.peer.id);
     // @types/ws declares checkServerIdentity as returning boolean; ws hands it to tls.connect, which
     // expects Error | undefined, so the node:tls type is the right one.
@@ -286,6 +308,7 @@ export class Mesh implements MeshApi {
     if (current !== null) {
       this.logger.info({ peer: link.peer, dialer: link.dialer }, "mesh link replaced duplicate");
       current.retire();
+      this.events.emit("link:renewed", link.peer);
       return;
     }
     slot.sinceMs = Date.now();

@@ -94,6 +94,8 @@ export interface PeerLinkStatus {
 export interface MeshEventMap {
   "link:up": [peer: NodeId];
   "link:down": [peer: NodeId, reason: string];
+  /** A new link to the peer replaced the current one (the peer stayed reachable throughout). */
+  "link:renewed": [peer: NodeId];
 }
 
 /** The surface of Mesh (mesh.ts) that the rest of Tandem uses. */
@@ -110,6 +112,11 @@ export interface MeshApi {
   onMessage(channel: string, listener: MessageListener): void;
   onRequest(channel: string, handler: RequestHandler): void;
   peers(): PeerLinkStatus[];
+  /**
+   * Dials a fresh link to replace the current one, which may be stalled; see Mesh.renew. True when a dial
+   * started.
+   */
+  renew(peer: NodeId): boolean;
   on<E extends keyof MeshEventMap>(event: E, listener: (...args: MeshEventMap[E]) => void): void;
   close(): Promise<void>;
 }

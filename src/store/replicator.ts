@@ -160,6 +160,8 @@ export class Replicator implements StoreService {
       this.mesh.onMessage(channel, (from, payload) => this.receive(from, payload));
     }
     this.mesh.on("link:up", (peer) => this.input(() => peers.has(peer) && this.core.linkUp(peer)));
+    // A renewed link replaced one that may have lost messages (see Mesh.renew): catch up as on link-up.
+    this.mesh.on("link:renewed", (peer) => this.input(() => peers.has(peer) && this.core.linkUp(peer)));
     this.mesh.on("link:down", (peer) => this.input(() => peers.has(peer) && this.core.linkDown(peer)));
   }
 

@@ -370,6 +370,30 @@ describe("mesh: psk links", { timeout: 60_000 }, () => {
     );
   });
 
+  it("mesh: renew: the lower id dials a fresh link that replaces the current one; both ends hear of it", async () => {
+    const cluster = await TestCluster.create({ ids: ["n1", "n3"], security: pskSecurity });
+    clusters.push(cluster);
+    const renewed: string[] = [];
+    for (const id of ["n1", "n3"])
+      cluster.mesh(id).on("link:renewed", (peer) => renewed.push(`${id}:${peer}`));
+    const downs: string[] = [];
+    cluster.mesh("n1").on("link:down", (peer) => downs.push(peer));
+    await waitFor("link", () => fullyLinked(cluster, ["n1", "n3"]));
+    const received: string[] = [];
+    cluster.mesh("n3").onMessage("note", (_from, payload) => received.push(decoder.decode(payload)));
+    assert.equal(cluster.mesh("n3").renew("n1"), false, "only the lower id renews");
+    assert.equal(cluster.mesh("n1").renew("n9"), false, "no such peer");
+    // Both ends dialed at start-up; n1 renews once its own dial has settled (that one may replace too).
+    await waitFor("n1 renews", () => cluster.mesh("n1").renew("n3"));
+    renewed.length = 0;
+    assert.equal(cluster.mesh("n1").send("n3", "note", encoder.encode("during")), "sent");
+    await waitFor("renewed on both ends", () => renewed.includes("n1:n3") && renewed.includes("n3:n1"));
+    assert.equal(cluster.mesh("n1").send("n3", "note", encoder.encode("after")), "sent");
+    await waitFor("both messages", () => received.length === 2);
+    assert.deepEqual(received, ["during", "after"]);
+    assert.deepEqual(downs, [], "the peer never looked unreachable");
+  });
+
   it("mesh: reconnect: a mesh restarted on the same port is redialed", async () => {
     const cluster = await TestCluster.create({ ids: ["n1", "n2", "n3"], security: pskSecurity });
     clusters.push(cluster);

@@ -37,7 +37,7 @@ export class MemoryNetwork {
     if (this.nodes.has(selfId)) throw new Error(`node ${selfId} already joined`);
     const node: MemoryNode = {
       messageListeners: new Map(),
-      eventListeners: { "link:up": [], "link:down": [] },
+      eventListeners: { "link:up": [], "link:down": [], "link:renewed": [] },
     };
     this.nodes.set(selfId, node);
     return {
