@@ -117,8 +117,11 @@ export class Cluster implements Coordination {
     this.election.events.on("leader:changed", () => this.emitter.emit("leader:changed", this.leadership()));
     // A peer heard again after it was down may be reachable over a link stalled in TCP back-off (see
     // Mesh.renew): a fresh link carries the store's catch-up at once instead of after the keepalive.
+    const downSinceMs = new Map<NodeId, number>();
+    this.health.on("peer:down", ({ peer }) => downSinceMs.set(peer, Date.now()));
     this.health.on("peer:alive", ({ peer, from }) => {
-      if (from === "down") options.mesh.renew(peer);
+      const since = downSinceMs.get(peer);
+      if (from === "down" && since !== undefined) options.mesh.renew(peer, since);
     });
   }
 

@@ -144,12 +144,13 @@ export class Mesh implements MeshApi {
    * partition lasted, until the keepalive gives up on it. A fresh connection starts without that back-off.
    * Only the preferred dialer (the lower node id) can renew, because only its link replaces the current
    * one; the higher id's copy is left to the keepalive. The current link keeps serving until the new one is
-   * up, then retires; "link:renewed" follows.
+   * up, then retires; "link:renewed" follows. A link up since `upBeforeMs` or later is new already: kept.
    */
-  renew(peer: NodeId): boolean {
+  renew(peer: NodeId, upBeforeMs: number): boolean {
     const slot = this.slots.get(peer);
     if (slot === undefined || this.closing !== null || slot.link === null || slot.dialing !== null)
       return false;
+    if (slot.sinceMs >= upBeforeMs) return false;
     if (lowerNodeId(this.selfId, peer) !== this.selfId) return false;
     this.logger.info({ peer }, "mesh link renewing");
     this.startDial(slot);

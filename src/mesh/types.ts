@@ -113,10 +113,10 @@ export interface MeshApi {
   onRequest(channel: string, handler: RequestHandler): void;
   peers(): PeerLinkStatus[];
   /**
-   * Dials a fresh link to replace the current one, which may be stalled; see Mesh.renew. True when a dial
-   * started.
+   * Dials a fresh link to replace the current one if that one is up since before `upBeforeMs` (epoch ms) and
+   * may be stalled; see Mesh.renew. True when a dial started.
    */
-  renew(peer: NodeId): boolean;
+  renew(peer: NodeId, upBeforeMs: number): boolean;
   on<E extends keyof MeshEventMap>(event: E, listener: (...args: MeshEventMap[E]) => void): void;
   close(): Promise<void>;
 }

@@ -381,10 +381,11 @@ describe("mesh: psk links", { timeout: 60_000 }, () => {
     await waitFor("link", () => fullyLinked(cluster, ["n1", "n3"]));
     const received: string[] = [];
     cluster.mesh("n3").onMessage("note", (_from, payload) => received.push(decoder.decode(payload)));
-    assert.equal(cluster.mesh("n3").renew("n1"), false, "only the lower id renews");
-    assert.equal(cluster.mesh("n1").renew("n9"), false, "no such peer");
+    assert.equal(cluster.mesh("n3").renew("n1", Date.now()), false, "only the lower id renews");
+    assert.equal(cluster.mesh("n1").renew("n9", Date.now()), false, "no such peer");
     // Both ends dialed at start-up; n1 renews once its own dial has settled (that one may replace too).
-    await waitFor("n1 renews", () => cluster.mesh("n1").renew("n3"));
+    assert.equal(cluster.mesh("n1").renew("n3", 0), false, "a link up since the given moment is kept");
+    await waitFor("n1 renews", () => cluster.mesh("n1").renew("n3", Date.now() + 1));
     renewed.length = 0;
     assert.equal(cluster.mesh("n1").send("n3", "note", encoder.encode("during")), "sent");
     await waitFor("renewed on both ends", () => renewed.includes("n1:n3") && renewed.includes("n3:n1"));
