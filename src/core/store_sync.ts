@@ -21,7 +21,7 @@
 
 import { differingBuckets, reconcileStamps } from "./digest.ts";
 import { compareVersions } from "./lww.ts";
-import { chunkEntries, stampsThatFit } from "./store_sync_batch.ts";
+import { bucketsThatFit, chunkEntries } from "./store_sync_batch.ts";
 import { StoreSyncConfigError, validateStoreSyncConfig } from "./store_sync_config.ts";
 import type {
   Envelope,
@@ -410,8 +410,8 @@ export class StoreSync {
     // entries keep failing to persist) never starves the ones after it.
     const offset = differing.length > 0 ? message.roundId % differing.length : 0;
     differing.push(...differing.splice(0, offset));
-    const stampsIn = (bucket: number) => this.view.stampsInBuckets([bucket]);
-    const { buckets, stamps } = stampsThatFit(differing, stampsIn, this.config.limits);
+    const buckets = bucketsThatFit(differing, ours, this.config.limits.stampsPerMessageMax);
+    const stamps = buckets.length > 0 ? this.view.stampsInBuckets(buckets) : [];
     const more = buckets.length < differing.length;
     this.send(from, { type: "stamps", roundId: message.roundId, buckets, stamps, more });
   }

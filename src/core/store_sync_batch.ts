@@ -1,5 +1,5 @@
 // Splitting entries and stamps into bounded messages (see StoreSyncLimits). Pure helpers of store_sync.ts.
-import type { EntryStamp, StoreEntry, StoreSyncLimits } from "./store_sync_types.ts";
+import type { BucketDigest, StoreEntry, StoreSyncLimits } from "./store_sync_types.ts";
 
 /**
  * Consecutive chunks of at most entriesPerMessageMax entries and valueBytesPerMessageMax value bytes; an
@@ -25,36 +25,23 @@ export function chunkEntries(entries: readonly StoreEntry[], limits: StoreSyncLi
   return chunks;
 }
 
-/** An upper bound of a stamp's wire size: the path at 3 bytes a UTF-16 unit, the version and flags. */
-export function stampBytesMax(stamp: EntryStamp): number {
-  return stamp.path.length * 3 + stampFixedBytesMax;
-}
-
-/** Text lengths (2 + 1), wallMs and counter (8 + 8), node id (at most 63), deleted (1). */
-const stampFixedBytesMax = 2 + 1 + 8 + 8 + 63 + 1;
-
 /**
- * The stamps of the leading differing buckets that fit in one stamps message, by count and by bytes; always
- * the whole first bucket, so progress never stalls on a bucket larger than the bounds.
+ * The leading differing buckets whose stamps (counted from our digest) fit in one stamps message; always at
+ * least the first one, so progress never stalls on a bucket larger than the bound.
  */
-export function stampsThatFit(
+export function bucketsThatFit(
   differing: readonly number[],
-  stampsIn: (bucket: number) => EntryStamp[],
-  limits: Pick<StoreSyncLimits, "stampsPerMessageMax" | "stampBytesPerMessageMax">,
-): { buckets: number[]; stamps: EntryStamp[] } {
-  const buckets: number[] = [];
-  const stamps: EntryStamp[] = [];
-  let bytes = 0;
+  ours: readonly BucketDigest[],
+  stampsPerMessageMax: number,
+): number[] {
+  const countByBucket = new Map(ours.map((d) => [d.bucket, d.count]));
+  const chosen: number[] = [];
+  let stamps = 0;
   for (const bucket of differing) {
-    const more = stampsIn(bucket);
-    const moreBytes = more.reduce((sum, stamp) => sum + stampBytesMax(stamp), 0);
-    const full =
-      stamps.length + more.length > limits.stampsPerMessageMax ||
-      bytes + moreBytes > limits.stampBytesPerMessageMax;
-    if (buckets.length > 0 && full) break;
-    buckets.push(bucket);
-    stamps.push(...more);
-    bytes += moreBytes;
+    const count = countByBucket.get(bucket) ?? 0;
+    if (chosen.length > 0 && stamps + count > stampsPerMessageMax) break;
+    chosen.push(bucket);
+    stamps += count;
   }
-  return { buckets, stamps };
+  return chosen;
 }

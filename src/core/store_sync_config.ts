@@ -10,12 +10,8 @@ export const DEFAULT_STORE_SYNC_LIMITS: Readonly<StoreSyncLimits> = Object.freez
   valueBytesPerMessageMax: 4 * 1024 * 1024,
   // A path is at most 1 KiB; 4096 of them stay under 5 MiB, and typical ones under 200 KiB.
   pathsPerPullMax: 4096,
-  // Changes spread over every bucket make a round carry the stamps of whole buckets, so these bound how many
-  // rounds a large store needs to compare everything: 100k entries of short paths in 2 rounds (with 8192
-  // stamps, a node back from a pause with 130k entries took 16 rounds and 8-9 s). A stamp of a short path
-  // is ~40 bytes on the wire; the byte bound keeps long paths under the 16 MiB frame.
-  stampsPerMessageMax: 65_536,
-  stampBytesPerMessageMax: 8 * 1024 * 1024,
+  // A stamp is ~100 bytes of JSON: ~0.8 MiB. With 256 buckets and 100k entries a bucket holds ~400.
+  stampsPerMessageMax: 8192,
 });
 
 export function validateStoreSyncConfig(c: StoreSyncConfig): ConfigProblem[] {

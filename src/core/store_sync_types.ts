@@ -38,8 +38,6 @@ export interface StoreSyncLimits {
   pathsPerPullMax: number;
   /** Stamps in one stamps answer: whole buckets are added while they fit (always at least one bucket). */
   stampsPerMessageMax: number;
-  /** Bytes of stamps in one stamps answer (upper bounds, see stampBytesMax), under the mesh frame bound. */
-  stampBytesPerMessageMax: number;
 }
 
 export interface StoreSyncConfig {

@@ -57,7 +57,6 @@ export function storeSwarmOptions(rng: Prng): StoreSwarmOptions {
     valueBytesPerMessageMax: tight ? rng.intBetween(1, 64) : 4096,
     pathsPerPullMax: tight ? rng.intBetween(1, 4) : rng.intBetween(16, 256),
     stampsPerMessageMax: tight ? rng.intBetween(1, 8) : rng.intBetween(32, 1024),
-    stampBytesPerMessageMax: tight ? rng.intBetween(1, 400) : 1024 * 1024,
   };
   const delayMinUnits = rng.intBetween(0, 300);
   const faulty = rng.chance(0.9);

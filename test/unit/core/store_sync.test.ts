@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { StoreSync, validateStoreSyncConfig } from "../../../src/core/store_sync.ts";
-import { stampsThatFit } from "../../../src/core/store_sync_batch.ts";
 import { DEFAULT_STORE_SYNC_LIMITS } from "../../../src/core/store_sync_config.ts";
 import type {
   Envelope,
@@ -328,7 +327,6 @@ test("store sync: anti-entropy: every message stays within its bounds; a big div
     valueBytesPerMessageMax: 1024,
     pathsPerPullMax: 4,
     stampsPerMessageMax: 6,
-    stampBytesPerMessageMax: 1024 * 1024,
   };
   const h = new Harness(["n1", "n2"], { limits }, 8);
   for (let i = 0; i < 40; i++) h.write("n1", { [`a/${i}`]: `v${i}` }, 0);
@@ -455,25 +453,4 @@ test("store sync: config: impossible settings are refused", () => {
     problems.map((p) => p.key),
     ["writeTimeoutTicks", "roundTimeoutTicks", "limits.pathsPerPullMax", "peers", "peers"],
   );
-});
-
-test("store sync: a stamps answer takes whole buckets while they fit by count and by bytes", () => {
-  const version = { wallMs: 1, counter: 0, nodeId: "n1" };
-  const bucketOfPaths = (length: number, count: number) =>
-    Array.from({ length: count }, (_, i) => ({ path: `${i}`.padEnd(length, "x"), version, deleted: false }));
-  const buckets = new Map([
-    [1, bucketOfPaths(10, 3)],
-    [2, bucketOfPaths(1000, 3)],
-    [3, bucketOfPaths(10, 3)],
-  ]);
-  const stampsIn = (bucket: number) => buckets.get(bucket) ?? [];
-  const loose = { stampsPerMessageMax: 100, stampBytesPerMessageMax: 1024 * 1024 };
-  assert.deepEqual(stampsThatFit([1, 2, 3], stampsIn, loose).buckets, [1, 2, 3]);
-  const fewStamps = { ...loose, stampsPerMessageMax: 5 };
-  assert.deepEqual(stampsThatFit([1, 2, 3], stampsIn, fewStamps).buckets, [1]);
-  const fewBytes = { ...loose, stampBytesPerMessageMax: 3 * (30 + 83) + 3 * 3083 - 1 };
-  assert.deepEqual(stampsThatFit([1, 2, 3], stampsIn, fewBytes).buckets, [1]);
-  // The first bucket always goes, whatever its size.
-  const tiny = { stampsPerMessageMax: 1, stampBytesPerMessageMax: 1 };
-  assert.equal(stampsThatFit([2, 1], stampsIn, tiny).stamps.length, 3);
 });
