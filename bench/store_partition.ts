@@ -10,19 +10,24 @@
 // and came back up is read from its peers' logs. Everything started here runs under the lab, which kills it
 // by pid and deletes the namespaces.
 import type { ChildProcess } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { parse, stringify } from "yaml";
-import { type DevNode, prepareDevCluster } from "../src/cli/dev_cluster.ts";
+import { prepareDevCluster } from "../src/cli/dev_cluster.ts";
 import { CLI_ENTRY, type NodeStatus } from "../test/support/cluster_harness.ts";
 import { NetnsLab, netnsInstallHint, netnsSupport } from "../test/support/netns.ts";
+import { placeInNamespaces } from "../test/support/netns_cluster.ts";
 import type { DriverCommand, DriverReply, DriverRequest } from "./store_partition_driver.ts";
 import { type CpuShare, withCpu } from "./store_workloads.ts";
-import { CLUSTER_NODE_IDS, type LogRecord, steadyLeadership } from "./support/bench_cluster.ts";
+import {
+  CLUSTER_NODE_IDS,
+  type LogRecord,
+  parseLogRecords,
+  steadyLeadership,
+} from "./support/bench_cluster.ts";
 
 const DRIVER = fileURLToPath(new URL("./store_partition_driver.ts", import.meta.url));
 /** Each agent has its own namespace, so fixed ports collide with nothing on the machine. */
@@ -197,35 +202,12 @@ class PartitionCluster {
   }
 
   logRecords(id: string): LogRecord[] {
-    return readFileSync(join(this.dir, `${id}.log`), "utf8")
-      .split("\n")
-      .flatMap((line) => {
-        try {
-          const record = JSON.parse(line) as LogRecord;
-          return typeof record.time === "number" && typeof record.msg === "string" ? [record] : [];
-        } catch {
-          return [];
-        }
-      });
+    return parseLogRecords(readFileSync(join(this.dir, `${id}.log`), "utf8").split("\n"));
   }
 
   async dispose(): Promise<void> {
     await this.lab.dispose();
     rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-/** The mesh checks the certificate CN against the node id, not the dialed address: dev certificates work. */
-function placeInNamespaces(lab: NetnsLab, nodes: readonly DevNode[]): void {
-  const meshAddress = (id: string) => `${lab.host(id).address}:${nodes.find((n) => n.id === id)?.meshPort}`;
-  for (const node of nodes) {
-    const config = parse(readFileSync(node.configPath, "utf8")) as {
-      listen: string;
-      peers: Array<{ id: string; address: string }>;
-    };
-    config.listen = meshAddress(node.id);
-    for (const peer of config.peers) peer.address = meshAddress(peer.id);
-    writeFileSync(node.configPath, stringify(config));
   }
 }
 

@@ -69,15 +69,17 @@ export function effectiveTimings(harness: ClusterHarness): Timings {
 
 /** The pino records a node printed from line `fromLine` on (its log is append-only). */
 export function logRecordsSince(harness: ClusterHarness, id: string, fromLine: number): LogRecord[] {
-  return harness
-    .logLines(id)
-    .slice(fromLine)
-    .flatMap((line) => {
-      try {
-        const record = JSON.parse(line) as LogRecord;
-        return typeof record.time === "number" && typeof record.msg === "string" ? [record] : [];
-      } catch {
-        return [];
-      }
-    });
+  return parseLogRecords(harness.logLines(id).slice(fromLine));
+}
+
+/** Agent log lines as pino records; other lines (a crash trace, a torn last line) are skipped. */
+export function parseLogRecords(lines: readonly string[]): LogRecord[] {
+  return lines.flatMap((line) => {
+    try {
+      const record = JSON.parse(line) as LogRecord;
+      return typeof record.time === "number" && typeof record.msg === "string" ? [record] : [];
+    } catch {
+      return [];
+    }
+  });
 }

@@ -3,11 +3,10 @@
 // exists) and stays leaderless; once the rules are gone all three agree on one leader again.
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { parse, stringify } from "yaml";
 import { type DevNode, formatLogLine, prepareDevCluster } from "../../src/cli/dev_cluster.ts";
 import { collectLines } from "../support/child_lines.ts";
 import { CLI_ENTRY, type NodeStatus } from "../support/cluster_harness.ts";
@@ -18,6 +17,7 @@ import {
   netnsSupport,
   type PartitionDirection,
 } from "../support/netns.ts";
+import { placeInNamespaces } from "../support/netns_cluster.ts";
 
 const nodeIds = ["n1", "n2", "n3"];
 /** Every agent has its own namespace, so fixed ports cannot collide with anything else on the machine. */
@@ -57,18 +57,7 @@ class NamespacedCluster {
       security: "mtls",
       witness: false,
     });
-    const meshAddress = (id: string) => `${lab.host(id).address}:${nodes.find((n) => n.id === id)!.meshPort}`;
-    for (const node of nodes) {
-      // The mesh checks the certificate CN against the node id, not the dialed address, so the dev
-      // certificates work unchanged on namespace addresses.
-      const config = parse(readFileSync(node.configPath, "utf8")) as {
-        listen: string;
-        peers: Array<{ id: string; address: string }>;
-      };
-      config.listen = meshAddress(node.id);
-      for (const peer of config.peers) peer.address = meshAddress(peer.id);
-      writeFileSync(node.configPath, stringify(config));
-    }
+    placeInNamespaces(lab, nodes);
     return new NamespacedCluster(lab, nodes);
   }
 
