@@ -1,7 +1,7 @@
 // Anti-entropy digests. Paths fall into a fixed number of buckets by a hash of the path; a bucket's
 // fingerprint is the XOR of its entries' stamp hashes, so it is independent of order and can be kept up to
 // date incrementally (XOR out the old stamp, XOR in the new). Two replicas compare fingerprints, exchange
-// stamps only for buckets that differ, and then pull or push only the entries that differ.
+// stamps only for buckets that differ, and then pull only the entries that differ.
 import { compareVersions, versionKey } from "./lww.ts";
 import type { BucketDigest, EntryStamp } from "./store_types.ts";
 
@@ -73,24 +73,16 @@ export function differingBuckets(local: readonly BucketDigest[], remote: readonl
 }
 
 /**
- * Given both sides' stamps for the differing buckets: `pull` = paths where the remote holds a newer version
- * (or the only one), `push` = paths where this side does. Equal versions need nothing.
+ * Given both sides' stamps for the differing buckets: the remote stamps of the paths where the remote holds
+ * a newer version (or the only one), in path order; those are what this side pulls. Equal versions need
+ * nothing; what this side holds newer is newerStamps(remote, local), which the other side pulls.
  */
-export function reconcileStamps(
-  local: readonly EntryStamp[],
-  remote: readonly EntryStamp[],
-): { pull: string[]; push: string[] } {
+export function newerStamps(local: readonly EntryStamp[], remote: readonly EntryStamp[]): EntryStamp[] {
   const localByPath = new Map(local.map((s) => [s.path, s]));
-  const remoteByPath = new Map(remote.map((s) => [s.path, s]));
-  const pull: string[] = [];
-  const push: string[] = [];
-  for (const [path, theirs] of remoteByPath) {
-    const ours = localByPath.get(path);
-    if (!ours || compareVersions(theirs.version, ours.version) > 0) pull.push(path);
+  const newer = new Map<string, EntryStamp>();
+  for (const theirs of remote) {
+    const ours = localByPath.get(theirs.path);
+    if (!ours || compareVersions(theirs.version, ours.version) > 0) newer.set(theirs.path, theirs);
   }
-  for (const [path, ours] of localByPath) {
-    const theirs = remoteByPath.get(path);
-    if (!theirs || compareVersions(ours.version, theirs.version) > 0) push.push(path);
-  }
-  return { pull: pull.sort(), push: push.sort() };
+  return [...newer.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

@@ -19,7 +19,7 @@
 // it. Rounds run every antiEntropyIntervalTicks with one peer at a time (round robin), and at once with a
 // peer whose link comes up.
 
-import { differingBuckets, reconcileStamps } from "./digest.ts";
+import { differingBuckets, newerStamps } from "./digest.ts";
 import { compareVersions } from "./lww.ts";
 import { bucketsThatFit, chunkEntries } from "./store_sync_batch.ts";
 import { StoreSyncConfigError, validateStoreSyncConfig } from "./store_sync_config.ts";
@@ -35,7 +35,7 @@ import type {
   SyncMinAcks,
   WriteResult,
 } from "./store_sync_types.ts";
-import type { Version } from "./store_types.ts";
+import type { EntryStamp, Version } from "./store_types.ts";
 import { Timeout } from "./timeout.ts";
 
 export { validateStoreSyncConfig };
@@ -348,13 +348,12 @@ export class StoreSync {
     // Only what the peer holds newer: what we hold newer, the peer pulls in its own rounds. A path another
     // round is already pulling at the same version or a newer one is left to it: after a partition every
     // peer holds the same missing entries, and each would otherwise send all of them.
-    const theirs = new Map(message.stamps.map((s) => [s.path, s.version]));
-    const { pull } = reconcileStamps(ours, message.stamps);
-    const wanted = pull.filter((path) => !this.pulledElsewhere(path, theirs.get(path)!, round));
-    const pullPaths = wanted.slice(0, this.config.limits.pathsPerPullMax);
-    round.more = message.more || pullPaths.length < wanted.length;
-    round.pulled = pullPaths.length;
-    for (const path of pullPaths) round.pulling.set(path, theirs.get(path)!);
+    const wanted = newerStamps(ours, message.stamps).filter((s) => !this.pulledElsewhere(s, round));
+    const pulling = wanted.slice(0, this.config.limits.pathsPerPullMax);
+    round.more = message.more || pulling.length < wanted.length;
+    round.pulled = pulling.length;
+    for (const stamp of pulling) round.pulling.set(stamp.path, stamp.version);
+    const pullPaths = pulling.map((s) => s.path);
     round.phase = "pull";
     if (pullPaths.length > 0) this.send(from, { type: "pull", roundId: round.roundId, paths: pullPaths });
     else round.lastEntriesSeen = true;
@@ -375,11 +374,11 @@ export class StoreSync {
     this.completeRoundIfDone(round);
   }
 
-  private pulledElsewhere(path: string, version: Version, except: Round): boolean {
+  private pulledElsewhere(stamp: EntryStamp, except: Round): boolean {
     for (const round of this.rounds.values()) {
       if (round === except) continue;
-      const pulling = round.pulling.get(path);
-      if (pulling !== undefined && compareVersions(pulling, version) >= 0) return true;
+      const pulling = round.pulling.get(stamp.path);
+      if (pulling !== undefined && compareVersions(pulling, stamp.version) >= 0) return true;
     }
     return false;
   }

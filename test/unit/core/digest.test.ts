@@ -8,8 +8,8 @@ import {
   EMPTY_FINGERPRINT,
   fingerprintHex,
   type Hash64,
+  newerStamps,
   parseFingerprintHex,
-  reconcileStamps,
   stampHash,
   xorHash,
 } from "../../../src/core/digest.ts";
@@ -234,13 +234,26 @@ function naiveReconcile(local: Replica, remote: Replica): { pull: string[]; push
   return { pull, push };
 }
 
-test("digest: reconcileStamps agrees with a naive per-path comparison", () => {
+/** Both directions of newerStamps, as paths: what `local` pulls and what `remote` pulls from it. */
+function reconcileStamps(local: EntryStamp[], remote: EntryStamp[]): { pull: string[]; push: string[] } {
+  const paths = (stamps: EntryStamp[]) => stamps.map((s) => s.path);
+  return { pull: paths(newerStamps(local, remote)), push: paths(newerStamps(remote, local)) };
+}
+
+test("digest: newerStamps agrees with a naive per-path comparison, both ways", () => {
   const rng = new Prng("digest-reconcile");
   for (let run = 0; run < 500; run++) {
     const local = randomReplica(rng, rng.intBetween(0, 40), 30);
     const remote = randomReplica(rng, rng.intBetween(0, 40), 30);
     const result = reconcileStamps(stampsOf(local), stampsOf(remote));
     assert.deepEqual(result, naiveReconcile(local, remote));
+    for (const stamp of newerStamps(stampsOf(local), stampsOf(remote))) {
+      assert.deepEqual(
+        stamp,
+        stampsOf(remote).find((s) => s.path === stamp.path),
+        "the remote's stamp",
+      );
+    }
     assert.ok(
       result.pull.every((p) => !result.push.includes(p)),
       "a path is pulled or pushed, never both",
