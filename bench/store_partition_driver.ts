@@ -7,6 +7,9 @@
 //   node bench/store_partition_driver.ts API_URL
 import { createHash } from "node:crypto";
 import { createInterface } from "node:readline";
+import { Readable } from "node:stream";
+import type { ReadableStream as NodeReadableStream } from "node:stream/web";
+import { sseEvents } from "../src/cli/store_client.ts";
 import { patternValue } from "./store_workloads.ts";
 
 export type DriverCommand =
@@ -63,23 +66,15 @@ async function watch(prefix: string): Promise<void> {
   const response = await fetch(url, { headers: { accept: "text/event-stream" } });
   if (response.status !== 200 || response.body === null) throw new Error(`watch answered ${response.status}`);
   watchOpen = true;
-  void readEvents(response.body).finally(() => {
+  void readEvents(Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>)).finally(() => {
     watchOpen = false;
   });
 }
 
-async function readEvents(body: ReadableStream<Uint8Array>): Promise<void> {
-  let buffered = "";
-  for await (const chunk of body.pipeThrough(new TextDecoderStream())) {
-    buffered += chunk;
-    let end = buffered.indexOf("\n\n");
-    while (end >= 0) {
-      const event = buffered.slice(0, end).split("\n");
-      const data = event.find((line) => line.startsWith("data: "));
-      if (event.includes("event: change") && data !== undefined)
-        arrived.add((JSON.parse(data.slice(6)) as { path: string }).path);
-      buffered = buffered.slice(end + 2);
-      end = buffered.indexOf("\n\n");
+async function readEvents(body: Readable): Promise<void> {
+  for await (const event of sseEvents(body)) {
+    if (event.event === "change" && event.data !== undefined) {
+      arrived.add((JSON.parse(event.data) as { path: string }).path);
     }
   }
 }

@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { join } from "node:path";
+import { sseEvents } from "../src/cli/store_client.ts";
 import { CLI_ENTRY } from "../test/support/cluster_harness.ts";
 import type { ConvergenceProbe, KeyValue, StoreTarget } from "./store_workloads.ts";
 import { CLUSTER_NODE_IDS, createBenchCluster, waitForSteadyCluster } from "./support/bench_cluster.ts";
@@ -100,21 +101,13 @@ export class TandemTarget implements StoreTarget {
           res.resume();
           return;
         }
-        res.setEncoding("utf8");
-        let buffered = "";
-        res.on("data", (chunk: string) => {
-          buffered += chunk;
-          let end = buffered.indexOf("\n\n");
-          while (end >= 0) {
-            const data = buffered
-              .slice(0, end)
-              .split("\n")
-              .find((line) => line.startsWith("data: "));
-            if (data !== undefined) seen((JSON.parse(data.slice(6)) as { path: string }).path);
-            buffered = buffered.slice(end + 2);
-            end = buffered.indexOf("\n\n");
+        void (async () => {
+          for await (const event of sseEvents(res)) {
+            if (event.event === "change" && event.data !== undefined) {
+              seen((JSON.parse(event.data) as { path: string }).path);
+            }
           }
-        });
+        })();
         resolve(() => req.destroy());
       });
       req.on("error", reject);

@@ -7,6 +7,7 @@ import { lookup } from "node:dns/promises";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { isIP } from "node:net";
+import type { Readable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import type { EntryJson, WriteOutcomeJson } from "../api/store_wire.ts";
 import { validateStorePath } from "../core/store_path.ts";
@@ -400,14 +401,14 @@ function apiErrorOf(reply: Reply): StoreApiError {
   );
 }
 
-interface SseEvent {
+export interface SseEvent {
   id?: string;
   event?: string;
   data?: string;
 }
 
 /** Parses a server-sent event stream (comments skipped); ends when the stream ends or breaks. */
-async function* sseEvents(stream: IncomingMessage): AsyncGenerator<SseEvent> {
+export async function* sseEvents(stream: Readable): AsyncGenerator<SseEvent> {
   stream.setEncoding("utf8");
   let buffered = "";
   try {
