@@ -8,16 +8,27 @@
 // minAcks peers acked every chunk, or fails with the missing hosts when writeTimeoutTicks pass. Lost
 // applies are not retried: the write stays local and anti-entropy spreads it.
 //
-// Anti-entropy round, A (initiator) with B: A → digest (fingerprints of A's non-empty buckets); B answers
-// stamps (B's stamps in the differing buckets that fit one message, `more` if others differ too); A
-// reconciles both stamp sets and pulls what B holds newer; B answers the pull with entries messages, the
-// final one marked `last`. The round completes once the pulled entries are persisted; if any bound cut the
-// exchange short, the next round with B starts at once. Rounds only pull: what A holds newer, B pulls in its
+// Anti-entropy rounds, A (initiator) with B, in two kinds. Both only pull: what A holds newer, B pulls in its
 // own rounds. So every transfer waits for the receiver's persistence before the next one starts (a pushed
-// entry would not, and a next round would push it again), and no entry crosses twice when both ends start
-// a round at once. Every round is bounded in bytes and in time (roundTimeoutTicks); B keeps no state for
-// it. Rounds run every antiEntropyIntervalTicks with one peer at a time (round robin), and at once with a
-// peer whose link comes up.
+// entry would not, and a next round would push it again), and no entry crosses twice when both ends start a
+// round at once.
+// - since (the usual kind): A → since (its cursor into B's change log: B's storeId and a seq); B answers
+//   changes (stamps of what it changed after that seq, bounded, leaving out what A wrote itself with its
+//   current database); A pulls what B holds newer; once that is persisted, A's cursor moves to the seq B
+//   named. A node back from a partition, or an empty one, so compares only what changed while it was away,
+//   whatever the store's size, and under steady load a round costs what changed since the previous one.
+// - digest (every digestRoundEvery-th periodic round with a peer): A → digest (fingerprints of its
+//   non-empty buckets); B answers stamps (its stamps in the differing buckets that fit one message, `more` if
+//   others differ too); A pulls what B holds newer. The safety net for what a cursor cannot see: an entry
+//   skipped for clock skew, a peer's database restored from a copy, a lost cursor after a restart (cursors
+//   live in memory; an empty cursor reads the whole change log, as a new node does).
+// Then B answers the pull with entries messages, the final one marked `last`, and the round completes once
+// the pulled entries are persisted. A since round cut short by a bound continues at once; a digest round
+// only when it also pulled something (under load every bucket differs by what is still in flight, and the
+// next digest round starts at another bucket anyway). A path another round already pulls, at the same
+// version or newer, is left to that round. Every round is bounded in bytes and in time (roundTimeoutTicks);
+// B keeps no state for it. Rounds run every antiEntropyIntervalTicks with one peer at a time (round robin),
+// and at once with a peer whose link comes up.
 
 import { differingBuckets, newerStamps } from "./digest.ts";
 import { compareVersions } from "./lww.ts";
@@ -26,6 +37,7 @@ import { StoreSyncConfigError, validateStoreSyncConfig } from "./store_sync_conf
 import type {
   Envelope,
   NodeId,
+  RoundKind,
   StoreEntry,
   StoreSyncConfig,
   StoreSyncEvent,
@@ -39,6 +51,12 @@ import type { EntryStamp, Version } from "./store_types.ts";
 import { Timeout } from "./timeout.ts";
 
 export { validateStoreSyncConfig };
+
+/**
+ * A since answer looks at up to this many seqs per stamp it may carry: the initiator's own writes are left
+ * out, and under a single writer they are nearly all of them, so the scan must be bounded on its own.
+ */
+const sinceSeqSpanPerStamp = 8;
 
 type MessageOf<T extends StoreSyncMessage["type"]> = Extract<StoreSyncMessage, { type: T }>;
 
@@ -58,11 +76,18 @@ interface PendingWrite {
 /** Where a persist request came from: an apply to acknowledge, or a pull answer a round waits for. */
 type PersistOrigin = { kind: "apply"; from: NodeId; writeId: string; chunk: number } | { kind: "round" };
 
+/** How far this node has seen a peer's change log: every change of store `storeId` up to `seq`. */
+interface Cursor {
+  storeId: number;
+  seq: number;
+}
+
 interface Round {
   roundId: number;
   peer: NodeId;
-  /** digest sent, awaiting stamps → pull sent, awaiting entries (and their persistence). */
-  phase: "digest" | "pull";
+  kind: RoundKind;
+  /** since or digest sent, awaiting stamps → pull sent, awaiting entries (and their persistence). */
+  phase: "stamps" | "pull";
   timer: Timeout;
   pulled: number;
   /** A bound cut this round's exchange short: run the next one at once. */
@@ -72,6 +97,8 @@ interface Round {
   lastEntriesSeen: boolean;
   /** What this round's pull asked for: each path and the version the peer said it holds. */
   pulling: Map<string, Version>;
+  /** Where the cursor into the peer's change log moves once the round completes (since rounds). */
+  cursorAfter: Cursor | null;
 }
 
 export class StoreSync {
@@ -84,6 +111,9 @@ export class StoreSync {
   private readonly rounds = new Map<NodeId, Round>();
   private readonly roundsByToken = new Map<number, Round>();
   private readonly linksDown = new Set<NodeId>();
+  private readonly cursors = new Map<NodeId, Cursor>();
+  /** Periodic rounds started with each peer: every digestRoundEvery-th is a digest round. */
+  private readonly periodicRounds = new Map<NodeId, number>();
   private readonly antiEntropyTimer: Timeout;
   private roundRobinIndex = 0;
   private roundIdNext = 1;
@@ -157,6 +187,12 @@ export class StoreSync {
       case "apply-ack":
         this.onApplyAck(from, message);
         return;
+      case "since":
+        this.onSince(from, message);
+        return;
+      case "changes":
+        this.onChanges(from, message);
+        return;
       case "digest":
         this.onDigest(from, message);
         return;
@@ -216,7 +252,7 @@ export class StoreSync {
     this.linksDown.delete(peer);
     const inFlight = this.rounds.get(peer);
     if (inFlight !== undefined) this.abandonRound(inFlight, "link came up again");
-    this.startRound(peer, "link up");
+    this.startRound(peer, "since", "link up");
   }
 
   linkDown(peer: NodeId): void {
@@ -311,26 +347,41 @@ export class StoreSync {
       const peer = peers[this.roundRobinIndex % peers.length]!;
       this.roundRobinIndex = (this.roundRobinIndex + 1) % peers.length;
       if (!this.rounds.has(peer) && !this.linksDown.has(peer)) {
-        this.startRound(peer, "periodic");
+        const started = (this.periodicRounds.get(peer) ?? 0) + 1;
+        this.periodicRounds.set(peer, started);
+        this.startRound(peer, started % this.config.digestRoundEvery === 0 ? "digest" : "since", "periodic");
         return;
       }
     }
   }
 
-  private startRound(peer: NodeId, reason: string): void {
+  private startRound(peer: NodeId, kind: RoundKind, reason: string): void {
     const round: Round = {
       roundId: this.roundIdNext++,
       peer,
-      phase: "digest",
+      kind,
+      phase: "stamps",
       timer: new Timeout(`round with ${peer}`, this.config.roundTimeoutTicks),
       pulled: 0,
       more: false,
       tokensPending: new Set(),
       pulling: new Map(),
       lastEntriesSeen: false,
+      cursorAfter: null,
     };
     this.rounds.set(peer, round);
-    this.event({ type: "round-started", peer, roundId: round.roundId, reason });
+    this.event({ type: "round-started", peer, roundId: round.roundId, kind, reason });
+    if (kind === "since") {
+      const cursor = this.cursors.get(peer);
+      this.send(peer, {
+        type: "since",
+        roundId: round.roundId,
+        storeId: cursor?.storeId ?? 0,
+        afterSeq: cursor?.seq ?? 0,
+        ownSinceWallMs: this.view.identity().createdWallMs,
+      });
+      return;
+    }
     const buckets = this.view
       .digest()
       .filter((d) => d.count > 0)
@@ -338,25 +389,58 @@ export class StoreSync {
     this.send(peer, { type: "digest", roundId: round.roundId, buckets });
   }
 
-  private onStamps(from: NodeId, message: MessageOf<"stamps">): void {
+  /** The round with `from` that awaits stamps of this kind, or undefined (the message is then ignored). */
+  private roundAwaitingStamps(from: NodeId, message: MessageOf<"stamps" | "changes">): Round | undefined {
     const round = this.rounds.get(from);
-    if (round === undefined || round.roundId !== message.roundId || round.phase !== "digest") {
-      this.ignore(from, message, "no round awaits these stamps");
-      return;
-    }
-    const ours = this.view.stampsInBuckets(message.buckets);
-    // Only what the peer holds newer: what we hold newer, the peer pulls in its own rounds. A path another
-    // round is already pulling at the same version or a newer one is left to it: after a partition every
-    // peer holds the same missing entries, and each would otherwise send all of them.
-    const wanted = newerStamps(ours, message.stamps).filter((s) => !this.pulledElsewhere(s, round));
+    const kind: RoundKind = message.type === "changes" ? "since" : "digest";
+    if (round?.roundId === message.roundId && round.kind === kind && round.phase === "stamps") return round;
+    this.ignore(from, message, "no round awaits these stamps");
+    return undefined;
+  }
+
+  private onChanges(from: NodeId, message: MessageOf<"changes">): void {
+    const round = this.roundAwaitingStamps(from, message);
+    if (round === undefined) return;
+    const ours = this.view.stampsAt(message.stamps.map((s) => s.path));
+    this.pullNewer(round, ours, message.stamps, message.more, {
+      storeId: message.storeId,
+      seq: message.upToSeq,
+    });
+  }
+
+  private onStamps(from: NodeId, message: MessageOf<"stamps">): void {
+    const round = this.roundAwaitingStamps(from, message);
+    if (round === undefined) return;
+    this.pullNewer(round, this.view.stampsInBuckets(message.buckets), message.stamps, message.more, null);
+  }
+
+  /**
+   * Pulls what the peer holds newer than `ours`: only that, since what we hold newer the peer pulls in its
+   * own rounds. A path another round is already pulling at the same version or a newer one is left to it:
+   * after a partition every peer holds the same missing entries, and each would otherwise send all of them.
+   * Only a pull that covers everything newer lets the cursor move to `cursorAfter` when the round completes;
+   * otherwise the next round reads these changes again (what this one pulled then compares equal).
+   */
+  private pullNewer(
+    round: Round,
+    ours: EntryStamp[],
+    theirs: EntryStamp[],
+    more: boolean,
+    cursorAfter: Cursor | null,
+  ): void {
+    const wanted = newerStamps(ours, theirs).filter((s) => !this.pulledElsewhere(s, round));
     const pulling = wanted.slice(0, this.config.limits.pathsPerPullMax);
-    round.more = message.more || pulling.length < wanted.length;
+    const complete = pulling.length === wanted.length;
+    round.more = more || !complete;
     round.pulled = pulling.length;
+    round.cursorAfter = complete ? cursorAfter : null;
     for (const stamp of pulling) round.pulling.set(stamp.path, stamp.version);
-    const pullPaths = pulling.map((s) => s.path);
     round.phase = "pull";
-    if (pullPaths.length > 0) this.send(from, { type: "pull", roundId: round.roundId, paths: pullPaths });
-    else round.lastEntriesSeen = true;
+    if (pulling.length > 0) {
+      this.send(round.peer, { type: "pull", roundId: round.roundId, paths: pulling.map((s) => s.path) });
+    } else {
+      round.lastEntriesSeen = true;
+    }
     this.completeRoundIfDone(round);
   }
 
@@ -387,8 +471,11 @@ export class StoreSync {
     if (round.phase !== "pull" || !round.lastEntriesSeen || round.tokensPending.size > 0) return;
     this.rounds.delete(round.peer);
     const { peer, roundId, pulled, more } = round;
+    if (round.cursorAfter !== null) this.cursors.set(peer, round.cursorAfter);
     this.event({ type: "round-completed", peer, roundId, pulled, more });
-    if (more) this.startRound(peer, "continuing a bounded round");
+    if (more && (round.kind === "since" || pulled > 0)) {
+      this.startRound(peer, round.kind, "continuing a bounded round");
+    }
   }
 
   private abandonRound(round: Round, reason: string): void {
@@ -398,6 +485,19 @@ export class StoreSync {
   }
 
   // --- anti-entropy: responder (stateless) -------------------------------------------------------
+
+  private onSince(from: NodeId, message: MessageOf<"since">): void {
+    const { storeId } = this.view.identity();
+    // A cursor into another store (wiped, replaced) or past our last seq (restored from a copy) is stale.
+    const valid = message.storeId === storeId && message.afterSeq <= this.view.lastSeq();
+    const limit = Math.min(this.config.limits.stampsPerMessageMax, this.config.limits.pathsPerPullMax);
+    const { stamps, upToSeq, more } = this.view.stampsSince(valid ? message.afterSeq : 0, {
+      limit,
+      seqSpanMax: limit * sinceSeqSpanPerStamp,
+      skipOwnWritesOf: { nodeId: from, fromWallMs: message.ownSinceWallMs },
+    });
+    this.send(from, { type: "changes", roundId: message.roundId, storeId, upToSeq, stamps, more });
+  }
 
   private onDigest(from: NodeId, message: MessageOf<"digest">): void {
     const ours = this.view.digest();

@@ -1,5 +1,12 @@
 // Splitting entries and stamps into bounded messages (see StoreSyncLimits). Pure helpers of store_sync.ts.
-import type { BucketDigest, StoreEntry, StoreSyncLimits } from "./store_sync_types.ts";
+import type {
+  BucketDigest,
+  EntryStamp,
+  StampsSince,
+  StampsSinceQuery,
+  StoreEntry,
+  StoreSyncLimits,
+} from "./store_sync_types.ts";
 
 /**
  * Consecutive chunks of at most entriesPerMessageMax entries and valueBytesPerMessageMax value bytes; an
@@ -44,4 +51,23 @@ export function bucketsThatFit(
     stamps += count;
   }
   return chosen;
+}
+
+/** The last seq a since query may look at: its span, and never past the store's last seq. */
+export function sinceUntilSeq(afterSeq: number, query: StampsSinceQuery, lastSeq: number): number {
+  return Math.min(afterSeq + query.seqSpanMax, lastSeq);
+}
+
+/**
+ * A since answer from the rows a store found (seq order, at most query.limit, none past `untilSeq`): when
+ * the limit cut the scan short, the next query starts after the last row found; otherwise after untilSeq.
+ */
+export function stampsSinceOf(
+  rows: ReadonlyArray<{ seq: number; stamp: EntryStamp }>,
+  query: StampsSinceQuery,
+  untilSeq: number,
+  lastSeq: number,
+): StampsSince {
+  const upToSeq = rows.length >= query.limit ? rows[rows.length - 1]!.seq : untilSeq;
+  return { stamps: rows.map((r) => r.stamp), upToSeq, more: upToSeq < lastSeq };
 }

@@ -24,6 +24,7 @@ export function validateStoreSyncConfig(c: StoreSyncConfig): ConfigProblem[] {
   };
   positive("writeTimeoutTicks", c.writeTimeoutTicks);
   positive("antiEntropyIntervalTicks", c.antiEntropyIntervalTicks);
+  positive("digestRoundEvery", c.digestRoundEvery);
   positive("roundTimeoutTicks", c.roundTimeoutTicks);
   for (const [key, value] of Object.entries(c.limits)) positive(`limits.${key}`, value);
   if (c.peers.includes(c.selfId)) problems.push({ key: "peers", message: "must not include selfId" });

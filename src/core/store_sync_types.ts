@@ -17,12 +17,48 @@ export type { ConfigProblem, Envelope, NodeId };
 
 /** The local state as the core reads it: the shell passes the SQLite LocalStore, the simulator a memory one. */
 export interface StoreView {
+  /** Names this copy of the store and its seq space (see StoreIdentity). */
+  identity(): StoreIdentity;
   /** Every bucket's fingerprint (empty buckets may be left out or listed with the empty fingerprint). */
   digest(): BucketDigest[];
   /** Stamps of every entry (tombstones included) in the given buckets. */
   stampsInBuckets(buckets: readonly number[]): EntryStamp[];
+  /** Stamps of the entries changed after seq `afterSeq` (the latest change of each path, at least). */
+  stampsSince(afterSeq: number, query: StampsSinceQuery): StampsSince;
+  /** The stamps held at these paths (tombstones included); unknown paths are left out. */
+  stampsAt(paths: readonly string[]): EntryStamp[];
   /** The entries held at these paths (tombstones included); unknown paths are left out. */
   getMany(paths: readonly string[]): StoreEntry[];
+  /** The seq of the last change (0 when none). */
+  lastSeq(): number;
+}
+
+/**
+ * Who holds a seq space: `storeId` is drawn at random when the database is created (never 0), so a peer's
+ * cursor into a wiped or replaced database is recognised as stale. `createdWallMs` is the wall clock of that
+ * moment: every version this copy wrote itself is at least as late, so entries this node wrote with its
+ * current database need never be offered back to it.
+ */
+export interface StoreIdentity {
+  storeId: number;
+  createdWallMs: number;
+}
+
+export interface StampsSinceQuery {
+  /** Stamps returned at most. */
+  limit: number;
+  /** Seqs looked at at most (afterSeq + 1 … afterSeq + seqSpanMax): bounds the work of a filtered scan. */
+  seqSpanMax: number;
+  /** Leave out entries written by this node at or after this wall time (it holds them, or newer). */
+  skipOwnWritesOf?: { nodeId: NodeId; fromWallMs: number };
+}
+
+export interface StampsSince {
+  stamps: EntryStamp[];
+  /** Every change up to this seq was looked at: the next query starts after it. */
+  upToSeq: number;
+  /** Changes after upToSeq exist. */
+  more: boolean;
 }
 
 /**
@@ -48,6 +84,11 @@ export interface StoreSyncConfig {
   writeTimeoutTicks: number;
   /** An anti-entropy round with the next peer (round robin) starts this often. */
   antiEntropyIntervalTicks: number;
+  /**
+   * Every this many periodic rounds with a peer, one compares digests instead of asking for the changes
+   * since the last round: the safety net for what a change-log cursor cannot see (see store_sync.ts).
+   */
+  digestRoundEvery: number;
   /** A round that has not completed after this many ticks is abandoned. */
   roundTimeoutTicks: number;
   limits: StoreSyncLimits;
@@ -71,6 +112,20 @@ export interface BucketFingerprint {
 export type StoreSyncMessage =
   | { type: "apply"; writeId: string; chunk: number; entries: StoreEntry[] }
   | { type: "apply-ack"; writeId: string; chunk: number }
+  /**
+   * Stamps of the entries the receiver changed after `afterSeq` of its store `storeId` (0 or another store:
+   * from the start), except those the sender wrote itself since its store was created (`ownSinceWallMs`).
+   */
+  | { type: "since"; roundId: number; storeId: number; afterSeq: number; ownSinceWallMs: number }
+  /** The answer to since: the receiver has seen every change of `storeId` up to `upToSeq` once it pulled. */
+  | {
+      type: "changes";
+      roundId: number;
+      storeId: number;
+      upToSeq: number;
+      stamps: EntryStamp[];
+      more: boolean;
+    }
   | { type: "digest"; roundId: number; buckets: BucketFingerprint[] }
   /** The answer to a digest: stamps of the differing buckets that fit; `more` = other buckets differ too. */
   | { type: "stamps"; roundId: number; buckets: number[]; stamps: EntryStamp[]; more: boolean }
@@ -100,9 +155,12 @@ export interface WriteResult {
   done: boolean;
 }
 
+/** "since": the changes after a cursor into the peer's change log; "digest": bucket fingerprints. */
+export type RoundKind = "since" | "digest";
+
 /** Worth a log line or a simulator transcript line; never needed for correctness. */
 export type StoreSyncEvent =
-  | { type: "round-started"; peer: NodeId; roundId: number; reason: string }
+  | { type: "round-started"; peer: NodeId; roundId: number; kind: RoundKind; reason: string }
   | { type: "round-completed"; peer: NodeId; roundId: number; pulled: number; more: boolean }
   | { type: "round-abandoned"; peer: NodeId; roundId: number; reason: string }
   | { type: "message-ignored"; peer: NodeId; messageType: StoreSyncMessageType; reason: string };

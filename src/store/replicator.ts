@@ -56,6 +56,8 @@ export interface ReplicatorOptions {
   antiEntropyIntervalMs: number;
   /** An anti-entropy round without an answer for this long is abandoned (default 5 s). */
   roundTimeoutMs?: number;
+  /** Every this many periodic rounds with a peer, one compares digests instead of change logs (default 12). */
+  digestRoundEvery?: number;
   /** Resolution of the core's timers (default 20 ms); acks are handled as they arrive, not per tick. */
   tickMs?: number;
   /** Largest value a peer may send (the API's bound). */
@@ -70,6 +72,8 @@ export interface ReplicatorOptions {
  * tick costs no latency, and an idle agent wakes up rarely. */
 const tickMsDefault = 250;
 const roundTimeoutMsDefault = 5000;
+/** With the default 5 s interval and two peers: a digest round with each peer every two minutes. */
+const digestRoundEveryDefault = 12;
 /** Changes handed to onChange listeners per call; a larger commit arrives in several calls. */
 const changesPerNotificationMax = 4096;
 /** Received messages waiting for the next turn; a peer flooding past this loses messages, not memory. */
@@ -138,6 +142,7 @@ export class Replicator implements StoreService {
         writeTimeoutTicks: this.ticksOf(options.writeTimeoutMs),
         antiEntropyIntervalTicks: this.ticksOf(options.antiEntropyIntervalMs),
         roundTimeoutTicks: this.ticksOf(options.roundTimeoutMs ?? roundTimeoutMsDefault),
+        digestRoundEvery: options.digestRoundEvery ?? digestRoundEveryDefault,
         limits,
       },
       this.store,

@@ -15,6 +15,10 @@ export const MetaKey = {
   HlcCounter: "hlc_counter",
   /** The last seq handed out; kept apart from entries because collected tombstones take their seq along. */
   LastSeq: "last_seq",
+  /** Names this database's seq space for peers' cursors (StoreIdentity): drawn once, never 0. */
+  StoreId: "store_id",
+  /** When StoreId was drawn. */
+  CreatedWallMs: "created_wall_ms",
 } as const;
 export type MetaKey = (typeof MetaKey)[keyof typeof MetaKey];
 

@@ -10,6 +10,7 @@
 //
 // Path order is SQLite's BINARY order on UTF-8, i.e. Unicode code point order (which differs from
 // JavaScript's UTF-16 `<` only for characters above U+FFFF).
+import { randomInt } from "node:crypto";
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
@@ -24,6 +25,8 @@ import {
 } from "../core/digest.ts";
 import { ClockSkewError, HybridClock } from "../core/hlc.ts";
 import { supersedes } from "../core/lww.ts";
+import { sinceUntilSeq, stampsSinceOf } from "../core/store_sync_batch.ts";
+import type { StampsSince, StampsSinceQuery, StoreIdentity } from "../core/store_sync_types.ts";
 import { type NodeId, nodeIdPattern } from "../core/types.ts";
 import { MetaKey, type MetaValues, prepareSchema, SCHEMA_VERSION, StoreOpenError } from "./sqlite_schema.ts";
 import type {
@@ -104,6 +107,15 @@ function prepareStatements(db: Database.Database) {
     ),
     changesSince: db.prepare<[number, number], EntryRow>(
       `SELECT ${entryColumns} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?`,
+    ),
+    // Walks entries_by_seq; `skipNode` '' matches no node id.
+    stampsSince: db.prepare<
+      [{ after: number; until: number; skipNode: string; skipFrom: number; limit: number }],
+      StampRow & { seq: number }
+    >(
+      `SELECT ${stampColumns}, seq FROM entries
+       WHERE seq > @after AND seq <= @until AND NOT (node_id = @skipNode AND wall_ms >= @skipFrom)
+       ORDER BY seq LIMIT @limit`,
     ),
     stampsInBucket: db.prepare<[number], StampRow>(`SELECT ${stampColumns} FROM entries WHERE bucket = ?`),
     tombstonesBefore: db.prepare<[number], StampRow>(
@@ -194,6 +206,7 @@ export class SqliteLocalStore implements LocalStore {
   private readonly clock: HybridClock;
   private seq: number;
   private skewRejectedTotal = 0;
+  private readonly storeIdentity: StoreIdentity;
 
   /** Opens (creating when missing) the store at options.path. Throws StoreOpenError when it cannot. */
   static open(options: SqliteLocalStoreOptions): SqliteLocalStore {
@@ -236,7 +249,17 @@ export class SqliteLocalStore implements LocalStore {
       ...(wallMs !== undefined && counter !== undefined ? { last: { wallMs, counter } } : {}),
     });
     this.seq = meta[MetaKey.LastSeq] ?? 0;
+    const storeId = meta[MetaKey.StoreId];
+    const createdWallMs = meta[MetaKey.CreatedWallMs];
+    this.storeIdentity =
+      storeId !== undefined && storeId > 0 && createdWallMs !== undefined
+        ? { storeId, createdWallMs }
+        : { storeId: randomInt(1, 2 ** 48), createdWallMs: Date.now() };
     this.initialize(meta[MetaKey.BucketCount]);
+  }
+
+  identity(): StoreIdentity {
+    return { ...this.storeIdentity };
   }
 
   /** Remote entries skipped so far because their clock was too far ahead (a counter: log its increase). */
@@ -348,6 +371,35 @@ export class SqliteLocalStore implements LocalStore {
     return this.digestCache.map((d) => ({ ...d }));
   }
 
+  stampsSince(afterSeq: number, query: StampsSinceQuery): StampsSince {
+    checkCount("afterSeq", afterSeq);
+    checkCount("limit", query.limit);
+    const until = sinceUntilSeq(afterSeq, query, this.seq);
+    const skip = query.skipOwnWritesOf;
+    const rows = this.statements.stampsSince.all({
+      after: afterSeq,
+      until,
+      skipNode: skip?.nodeId ?? "",
+      skipFrom: skip?.fromWallMs ?? 0,
+      limit: query.limit,
+    });
+    return stampsSinceOf(
+      rows.map((row) => ({ seq: row.seq, stamp: stampOf(row) })),
+      query,
+      until,
+      this.seq,
+    );
+  }
+
+  stampsAt(paths: readonly string[]): EntryStamp[] {
+    const stamps: EntryStamp[] = [];
+    for (const path of paths) {
+      const row = this.statements.stamp.get(path);
+      if (row) stamps.push(stampOf(row));
+    }
+    return stamps;
+  }
+
   stampsInBuckets(buckets: readonly number[]): EntryStamp[] {
     const stamps: EntryStamp[] = [];
     for (const bucket of new Set(buckets)) {
@@ -422,6 +474,8 @@ export class SqliteLocalStore implements LocalStore {
         if (storedBucketCount !== this.bucketCount) this.rebuildBuckets();
         this.statements.setMeta.run(MetaKey.SchemaVersion, SCHEMA_VERSION);
         this.statements.setMeta.run(MetaKey.BucketCount, this.bucketCount);
+        this.statements.setMeta.run(MetaKey.StoreId, this.storeIdentity.storeId);
+        this.statements.setMeta.run(MetaKey.CreatedWallMs, this.storeIdentity.createdWallMs);
       })
       .immediate();
   }

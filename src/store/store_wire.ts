@@ -1,7 +1,7 @@
 // Store sync messages on the mesh, in a fixed binary layout (wire_bytes.ts): values travel as raw bytes, so a
 // replicated 1 KiB write costs a copy, not a base64 round trip and a JSON parse. Every field is bounded and
 // checked before the core sees it. One-way messages on two channels: "store.apply" carries the write path
-// (apply, apply-ack), "store.sync" the anti-entropy rounds (digest, stamps, pull, entries). The core
+// (apply, apply-ack), "store.sync" the anti-entropy rounds (since, changes, digest, stamps, pull, entries). The core
 // matches answers to requests and owns every timeout itself, so mesh request/response would only add a second
 // timer.
 //
@@ -12,6 +12,8 @@
 //   stamps     uint roundId | u32 n | n × u32 bucket | u32 m | m × stamp | bool more
 //   pull       uint roundId | u32 n | n × text16 path
 //   entries    uint roundId | bool last | entries
+//   since      uint roundId | uint storeId | uint afterSeq | uint ownSinceWallMs
+//   changes    uint roundId | uint storeId | uint upToSeq | u32 m | m × stamp | bool more
 // where entries = u32 n | n × (stamp | u32 length | value bytes), stamp = text16 path | uint wallMs |
 // uint counter | text8 nodeId | bool deleted, uint = float64 holding a non-negative safe integer, and textN
 // = UTF-8 after its byte length in N bits.
@@ -48,6 +50,8 @@ const typeCodes = {
   stamps: 4,
   pull: 5,
   entries: 6,
+  since: 7,
+  changes: 8,
 } as const satisfies Record<StoreSyncMessage["type"], number>;
 
 const writeIdBytesMax = 128;
@@ -65,6 +69,11 @@ function writeStamp(w: ByteWriter, stamp: EntryStamp): void {
   w.uint(stamp.version.counter);
   w.text(stamp.version.nodeId, 1);
   w.bool(stamp.deleted);
+}
+
+function writeStamps(w: ByteWriter, stamps: readonly EntryStamp[]): void {
+  w.u32(stamps.length);
+  for (const stamp of stamps) writeStamp(w, stamp);
 }
 
 function writeEntries(w: ByteWriter, entries: readonly StoreEntry[]): void {
@@ -109,8 +118,20 @@ export function encodeStoreMessage(message: StoreSyncMessage): Uint8Array {
       w.uint(message.roundId);
       w.u32(message.buckets.length);
       for (const bucket of message.buckets) w.u32(bucket);
-      w.u32(message.stamps.length);
-      for (const stamp of message.stamps) writeStamp(w, stamp);
+      writeStamps(w, message.stamps);
+      w.bool(message.more);
+      break;
+    case "since":
+      w.uint(message.roundId);
+      w.uint(message.storeId);
+      w.uint(message.afterSeq);
+      w.uint(message.ownSinceWallMs);
+      break;
+    case "changes":
+      w.uint(message.roundId);
+      w.uint(message.storeId);
+      w.uint(message.upToSeq);
+      writeStamps(w, message.stamps);
       w.bool(message.more);
       break;
     case "pull":
@@ -161,6 +182,13 @@ class MessageReader extends ByteReader {
     return { path, version, deleted: this.bool("deleted") };
   }
 
+  /** The message byte bound caps the count (a digest answer's one bucket may exceed stampsPerMessageMax). */
+  stamps(): EntryStamp[] {
+    const stamps: EntryStamp[] = new Array(this.count("stamps", Number.MAX_SAFE_INTEGER, stampBytesMin));
+    for (let i = 0; i < stamps.length; i++) stamps[i] = this.stamp();
+    return stamps;
+  }
+
   entries(): StoreEntry[] {
     const n = this.count("entries", this.limits.sync.entriesPerMessageMax, entryBytesMin);
     const entries: StoreEntry[] = new Array(n);
@@ -208,11 +236,25 @@ class MessageReader extends ByteReader {
         const roundId = this.uint("roundId");
         const buckets: number[] = new Array(this.count("buckets", this.limits.bucketCount, 4));
         for (let i = 0; i < buckets.length; i++) buckets[i] = this.bucket();
-        // One bucket may exceed stampsPerMessageMax (it travels alone); the message byte bound caps it.
-        const stamps: EntryStamp[] = new Array(this.count("stamps", Number.MAX_SAFE_INTEGER, stampBytesMin));
-        for (let i = 0; i < stamps.length; i++) stamps[i] = this.stamp();
-        return { type: "stamps", roundId, buckets, stamps, more: this.bool("more") };
+        return { type: "stamps", roundId, buckets, stamps: this.stamps(), more: this.bool("more") };
       }
+      case typeCodes.since:
+        return {
+          type: "since",
+          roundId: this.uint("roundId"),
+          storeId: this.uint("storeId"),
+          afterSeq: this.uint("afterSeq"),
+          ownSinceWallMs: this.uint("ownSinceWallMs", versionWallMsMax),
+        };
+      case typeCodes.changes:
+        return {
+          type: "changes",
+          roundId: this.uint("roundId"),
+          storeId: this.uint("storeId"),
+          upToSeq: this.uint("upToSeq"),
+          stamps: this.stamps(),
+          more: this.bool("more"),
+        };
       case typeCodes.pull: {
         const roundId = this.uint("roundId");
         const paths: string[] = new Array(

@@ -1,6 +1,7 @@
 // The store's contract between its parts: the durable local state (sqlite_store.ts), the replication
 // shell (replicator.ts, over the pure sync core src/core/store_sync.ts), the materialiser and the API.
 
+import type { StoreView } from "../core/store_sync_types.ts";
 import type { BucketDigest, EntryStamp, StoreEntry, Version } from "../core/store_types.ts";
 
 export type { BucketDigest, EntryStamp, StoreEntry, Version };
@@ -20,25 +21,20 @@ export interface StoreChange {
 
 /**
  * The durable local state. Every method that changes state commits in ONE SQLite transaction with
- * synchronous=FULL (WAL) before it returns: what it returns as committed survives kill -9.
+ * synchronous=FULL (WAL) before it returns: what it returns as committed survives kill -9. What the sync core
+ * reads (digests, stamps, entries by path, the identity) is its StoreView part.
  */
-export interface LocalStore {
+export interface LocalStore extends StoreView {
   /** Versions the writes from the node's clock, commits them, returns the committed entries. */
   writeLocal(writes: readonly StoreWrite[], nowWallMs: number): StoreEntry[];
   /** Merges remote entries by last-write-wins; commits; returns the entries that won (changed state). */
   applyRemote(entries: readonly StoreEntry[], nowWallMs: number): StoreEntry[];
   /** The entry at a path, tombstones included (check `deleted`); null when never written or collected. */
   get(path: string): StoreEntry | null;
-  getMany(paths: readonly string[]): StoreEntry[];
   /** Live entries (no tombstones) under a prefix, in path order, paginated by `after` (exclusive). */
   list(prefix: string, options: { after?: string; limit: number }): StoreEntry[];
   /** Changes with seq > afterSeq, in order, at most `limit`. */
   changesSince(afterSeq: number, limit: number): StoreChange[];
-  lastSeq(): number;
-  /** Fingerprints of every bucket (bucketCount buckets, empty ones included). */
-  digest(): BucketDigest[];
-  /** Stamps of every entry (tombstones included) in the given buckets. */
-  stampsInBuckets(buckets: readonly number[]): EntryStamp[];
   /** Removes tombstones older than the horizon; returns how many. */
   collectTombstones(olderThanWallMs: number): number;
   close(): void;

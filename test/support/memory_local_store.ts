@@ -7,11 +7,14 @@ import {
   EMPTY_FINGERPRINT,
   fingerprintHex,
   type Hash64,
+  hash64,
   stampHash,
   xorHash,
 } from "../../src/core/digest.ts";
 import { ClockSkewError, HybridClock } from "../../src/core/hlc.ts";
 import { supersedes } from "../../src/core/lww.ts";
+import { sinceUntilSeq, stampsSinceOf } from "../../src/core/store_sync_batch.ts";
+import type { StampsSince, StampsSinceQuery, StoreIdentity } from "../../src/core/store_sync_types.ts";
 import type { NodeId } from "../../src/core/types.ts";
 import type {
   BucketDigest,
@@ -26,6 +29,8 @@ export interface MemoryLocalStoreOptions {
   nodeId: NodeId;
   bucketCount?: number;
   clockSkewMsMax?: number;
+  /** Default: derived from nodeId, created at wall time 0 (the simulator never wipes a store). */
+  identity?: StoreIdentity;
 }
 
 interface Bucket {
@@ -40,12 +45,14 @@ export class MemoryLocalStore implements LocalStore {
   private readonly buckets: Bucket[];
   private readonly changes: StoreChange[] = [];
   private closed = false;
+  private readonly storeIdentity: StoreIdentity;
   clockSkewRejectedTotal = 0;
 
   constructor(options: MemoryLocalStoreOptions) {
     this.nodeId = options.nodeId;
     this.bucketCount = options.bucketCount ?? 256;
     this.clock = new HybridClock({ skewMsMax: options.clockSkewMsMax ?? 60_000 });
+    this.storeIdentity = options.identity ?? { storeId: 1 + hash64(options.nodeId)[1], createdWallMs: 0 };
     this.buckets = Array.from({ length: this.bucketCount }, () => ({
       hash: EMPTY_FINGERPRINT,
       entries: new Map(),
@@ -110,6 +117,29 @@ export class MemoryLocalStore implements LocalStore {
 
   lastSeq(): number {
     return this.changes.length;
+  }
+
+  identity(): StoreIdentity {
+    return { ...this.storeIdentity };
+  }
+
+  /** Like the SQLite store: only the latest change of each path (one still held) counts. */
+  stampsSince(afterSeq: number, query: StampsSinceQuery): StampsSince {
+    const until = sinceUntilSeq(afterSeq, query, this.lastSeq());
+    const skip = query.skipOwnWritesOf;
+    const rows: Array<{ seq: number; stamp: EntryStamp }> = [];
+    for (const { seq, entry } of this.changes.slice(afterSeq, Math.max(afterSeq, until))) {
+      if (rows.length >= query.limit) break;
+      if (this.get(entry.path) !== entry) continue;
+      const { nodeId, wallMs } = entry.version;
+      if (skip !== undefined && nodeId === skip.nodeId && wallMs >= skip.fromWallMs) continue;
+      rows.push({ seq, stamp: { path: entry.path, version: entry.version, deleted: entry.deleted } });
+    }
+    return stampsSinceOf(rows, query, until, this.lastSeq());
+  }
+
+  stampsAt(paths: readonly string[]): EntryStamp[] {
+    return this.getMany(paths).map((e) => ({ path: e.path, version: e.version, deleted: e.deleted }));
   }
 
   digest(): BucketDigest[] {

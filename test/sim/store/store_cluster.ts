@@ -65,6 +65,7 @@ export interface StoreClusterOptions {
   writeTimeoutTicks: number;
   antiEntropyIntervalTicks: number;
   roundTimeoutTicks: number;
+  digestRoundEvery: number;
   limits: StoreSyncLimits;
   bucketCount: number;
   clockSkewMsMax: number;
@@ -116,6 +117,7 @@ export class StoreCluster {
         writeTimeoutTicks: options.writeTimeoutTicks,
         antiEntropyIntervalTicks: options.antiEntropyIntervalTicks,
         roundTimeoutTicks: options.roundTimeoutTicks,
+        digestRoundEvery: options.digestRoundEvery,
         limits: options.limits,
       };
       const clock = new NodeClock({ drift: spec.drift, firstTickUnits: spec.firstTickUnits });
@@ -326,6 +328,10 @@ export function formatMessage(m: StoreSyncMessage): string {
       return `apply ${m.writeId}/${m.chunk} entries=${m.entries.length}`;
     case "apply-ack":
       return `apply-ack ${m.writeId}/${m.chunk}`;
+    case "since":
+      return `since round=${m.roundId} store=${m.storeId} after=${m.afterSeq}`;
+    case "changes":
+      return `changes round=${m.roundId} store=${m.storeId} upTo=${m.upToSeq} stamps=${m.stamps.length}${m.more ? " more" : ""}`;
     case "digest":
       return `digest round=${m.roundId} buckets=${m.buckets.length}`;
     case "stamps":
@@ -340,7 +346,7 @@ export function formatMessage(m: StoreSyncMessage): string {
 export function formatEvent(e: StoreSyncEvent): string {
   switch (e.type) {
     case "round-started":
-      return `round ${e.roundId} with ${e.peer} started (${e.reason})`;
+      return `${e.kind} round ${e.roundId} with ${e.peer} started (${e.reason})`;
     case "round-completed":
       return `round ${e.roundId} with ${e.peer} done: pulled=${e.pulled}${e.more ? " more" : ""}`;
     case "round-abandoned":

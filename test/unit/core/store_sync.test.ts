@@ -46,6 +46,7 @@ class Harness {
         writeTimeoutTicks: 10,
         antiEntropyIntervalTicks: 1000,
         roundTimeoutTicks: 5,
+        digestRoundEvery: 4,
         limits: DEFAULT_STORE_SYNC_LIMITS,
         ...overrides,
       };
@@ -344,6 +345,8 @@ test("store sync: anti-entropy: every message stays within its bounds; a big div
     if (message.type === "pull") assert.ok(message.paths.length <= 4);
     // Whole buckets are sent while they fit; one bucket over the bound may go alone.
     if (message.type === "stamps" && message.buckets.length > 1) assert.ok(message.stamps.length <= 6);
+    // A since answer is bounded by what one pull can ask for.
+    if (message.type === "changes") assert.ok(message.stamps.length <= 4);
   }
   const pulledPerRound = new Map<string, number>();
   for (const { to, message } of h.sent) {
@@ -391,7 +394,7 @@ test("store sync: anti-entropy: a round with no answer is abandoned; the next pe
   h.write("n2", { a: "1" }, 0);
   h.queue = [];
   h.linkUp("n1", "n2");
-  h.deliverAll((e) => e.message.type === "stamps");
+  h.deliverAll((e) => e.message.type === "changes");
   assert.deepEqual(h.node("n1").core.status().roundsInFlight, ["n2"]);
   h.tick("n1", 3);
   assert.deepEqual(h.node("n1").core.status().roundsInFlight, []);
@@ -402,17 +405,69 @@ test("store sync: anti-entropy: a round with no answer is abandoned; the next pe
   assert.equal(h.node("n1").store.get("a")?.deleted, false);
 });
 
-test("store sync: anti-entropy: periodic rounds go round robin over the peers", () => {
-  const h = new Harness(["n1", "n2", "n3"], { antiEntropyIntervalTicks: 4 });
-  const digestsTo = () => h.sent.filter((e) => e.message.type === "digest").map((e) => e.to);
+test("store sync: anti-entropy: periodic rounds go round robin over the peers; every Nth with a peer compares digests", () => {
+  const h = new Harness(["n1", "n2", "n3"], { antiEntropyIntervalTicks: 4, digestRoundEvery: 2 });
+  const roundsTo = () =>
+    h.sent.flatMap((e) =>
+      e.message.type === "since" || e.message.type === "digest" ? [`${e.message.type} ${e.to}`] : [],
+    );
   h.tick("n1", 3);
-  assert.deepEqual(digestsTo(), []);
-  h.tick("n1");
+  assert.deepEqual(roundsTo(), []);
+  for (let i = 0; i < 4; i++) {
+    h.tick("n1", 4);
+    h.deliverAll();
+  }
+  assert.deepEqual(roundsTo(), ["since n2", "since n3", "digest n2", "digest n3"]);
+});
+
+/** n1 and n2 in step (n1's cursor into n2's log moved past n2's first writes), then n2 writes unseen. */
+function cursorThenMissedWrites(): Harness {
+  const h = new Harness(["n1", "n2"]);
+  for (let i = 0; i < 30; i++) h.write("n2", { [`old/${i}`]: `v${i}` }, 0);
   h.deliverAll();
-  h.tick("n1", 4);
+  h.linkUp("n1", "n2");
   h.deliverAll();
-  h.tick("n1", 4);
-  assert.deepEqual(digestsTo(), ["n2", "n3", "n2"]);
+  h.write("n2", { "new/a": "1", "new/b": "2", "old/3": "changed" }, 0);
+  h.queue = [];
+  h.sent.length = 0;
+  return h;
+}
+
+test("store sync: anti-entropy: a since round reads only the changes after the cursor, whatever the store's size", () => {
+  const h = cursorThenMissedWrites();
+  h.linkUp("n1", "n2");
+  h.deliverAll();
+  assert.deepEqual(h.contents("n1"), h.contents("n2"));
+  const offered = h.sent.flatMap(({ message }) =>
+    message.type === "changes" ? message.stamps.map((s) => s.path) : [],
+  );
+  assert.deepEqual(offered.sort(), ["new/a", "new/b", "old/3"]);
+});
+
+test("store sync: anti-entropy: a cursor into another store (wiped, replaced) reads the log from the start", () => {
+  const h = cursorThenMissedWrites();
+  const n2 = h.node("n2");
+  const { storeId } = n2.store.identity();
+  n2.core.step("n1", { type: "since", roundId: 7, storeId: storeId + 1, afterSeq: 30, ownSinceWallMs: 0 });
+  h.drain(n2);
+  const answer = h.queue.find((e) => e.message.type === "changes")?.message;
+  assert.equal(answer?.type, "changes");
+  assert.equal(answer.storeId, storeId);
+  assert.equal(answer.stamps.length, 32);
+});
+
+test("store sync: anti-entropy: a since answer leaves out what the asker wrote itself with its current store", () => {
+  const h = new Harness(["n1", "n2"]);
+  for (let i = 0; i < 10; i++) h.write("n1", { [`n1/${i}`]: "x" }, 0);
+  h.write("n2", { "n2/a": "y" }, 0);
+  h.deliverAll();
+  h.sent.length = 0;
+  h.linkUp("n1", "n2");
+  h.deliverAll();
+  const offered = h.sent.flatMap(({ message }) =>
+    message.type === "changes" ? message.stamps.map((s) => s.path) : [],
+  );
+  assert.deepEqual(offered, ["n2/a"]);
 });
 
 test("store sync: messages from nodes that are not peers change nothing", () => {
@@ -447,10 +502,18 @@ test("store sync: config: impossible settings are refused", () => {
     writeTimeoutTicks: 0,
     antiEntropyIntervalTicks: 1,
     roundTimeoutTicks: 1.5,
+    digestRoundEvery: 0,
     limits: { ...DEFAULT_STORE_SYNC_LIMITS, pathsPerPullMax: 0 },
   });
   assert.deepEqual(
     problems.map((p) => p.key),
-    ["writeTimeoutTicks", "roundTimeoutTicks", "limits.pathsPerPullMax", "peers", "peers"],
+    [
+      "writeTimeoutTicks",
+      "digestRoundEvery",
+      "roundTimeoutTicks",
+      "limits.pathsPerPullMax",
+      "peers",
+      "peers",
+    ],
   );
 });

@@ -292,6 +292,15 @@ test("replicator: wire: every message type survives encode and decode; values ar
     { type: "pull", roundId: 1, paths: ["a/b"] },
     { type: "entries", roundId: 1, entries: [entry], last: false },
     { type: "entries", roundId: 1, entries: [], last: true },
+    { type: "since", roundId: 2, storeId: 2 ** 47 + 5, afterSeq: 12_345, ownSinceWallMs: 1_700_000_000_000 },
+    {
+      type: "changes",
+      roundId: 2,
+      storeId: 2 ** 47 + 5,
+      upToSeq: 12_400,
+      stamps: [{ path: "c", version, deleted: true }],
+      more: false,
+    },
   ];
   for (const message of messages)
     assert.deepEqual(decode(encodeStoreMessage(message)), { ok: true, message });
@@ -322,6 +331,8 @@ test("replicator: wire: every message type survives encode and decode; values ar
     assert.match(decoded.reason, reason, what);
   }
   // Every truncation of a valid message is refused, never thrown.
-  const apply = encodeStoreMessage(messages[0]!);
-  for (let end = 0; end < apply.byteLength; end++) assert.equal(decode(apply.subarray(0, end)).ok, false);
+  for (const message of [messages[0]!, messages.at(-1)!]) {
+    const bytes = encodeStoreMessage(message);
+    for (let end = 0; end < bytes.byteLength; end++) assert.equal(decode(bytes.subarray(0, end)).ok, false);
+  }
 });

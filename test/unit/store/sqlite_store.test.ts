@@ -265,6 +265,68 @@ test("sqlite store: changesSince: the latest change of each path in seq order, p
   store.close();
 });
 
+test("sqlite store: stampsSince: latest changes after a seq, the asker's own writes left out, bounded", () => {
+  const store = openStore({ nodeId: "n1" });
+  store.writeLocal([{ path: "own", value: text("1") }], baseWallMs);
+  store.applyRemote(
+    [
+      entryAt("x", { wallMs: baseWallMs, counter: 0, nodeId: "n2" }),
+      entryAt("y", { wallMs: baseWallMs - 5_000, counter: 0, nodeId: "n2" }),
+      entryAt("z", { wallMs: baseWallMs, counter: 1, nodeId: "n3" }),
+    ],
+    baseWallMs,
+  );
+  store.writeLocal([{ path: "own", value: text("2") }], baseWallMs);
+  const paths = (r: { stamps: EntryStamp[] }) => r.stamps.map((s) => s.path);
+  const all = store.stampsSince(0, { limit: 10, seqSpanMax: 100 });
+  assert.deepEqual(paths(all), ["x", "y", "z", "own"]);
+  assert.deepEqual([all.upToSeq, all.more], [5, false]);
+  // n2's writes since its store was created (baseWallMs - 1000) are left out; the older one is not.
+  const forN2 = store.stampsSince(0, {
+    limit: 10,
+    seqSpanMax: 100,
+    skipOwnWritesOf: { nodeId: "n2", fromWallMs: baseWallMs - 1_000 },
+  });
+  assert.deepEqual(paths(forN2), ["y", "z", "own"]);
+  // The limit cuts at the last stamp returned; the span cuts at a seq even when nothing there matched.
+  const limited = store.stampsSince(1, { limit: 2, seqSpanMax: 100 });
+  assert.deepEqual([paths(limited), limited.upToSeq, limited.more], [["x", "y"], 3, true]);
+  const spanned = store.stampsSince(0, {
+    limit: 10,
+    seqSpanMax: 2,
+    skipOwnWritesOf: { nodeId: "n2", fromWallMs: 0 },
+  });
+  assert.deepEqual([paths(spanned), spanned.upToSeq, spanned.more], [[], 2, true]);
+  assert.deepEqual(store.stampsSince(5, { limit: 10, seqSpanMax: 100 }), {
+    stamps: [],
+    upToSeq: 5,
+    more: false,
+  });
+  assert.deepEqual(
+    store.stampsAt(["z", "missing", "own"]).map((s) => [s.path, s.version.nodeId]),
+    [
+      ["z", "n3"],
+      ["own", "n1"],
+    ],
+  );
+  store.close();
+});
+
+test("sqlite store: identity: drawn once per database, kept across reopens, new for a new database", () => {
+  const path = dbPath();
+  const first = openStore({ path });
+  const identity = first.identity();
+  assert.ok(identity.storeId >= 1 && Number.isSafeInteger(identity.storeId));
+  assert.ok(Math.abs(identity.createdWallMs - Date.now()) < 60_000);
+  first.close();
+  const again = openStore({ path });
+  assert.deepEqual(again.identity(), identity);
+  again.close();
+  const other = openStore({ path: dbPath() });
+  assert.notEqual(other.identity().storeId, identity.storeId);
+  other.close();
+});
+
 test("sqlite store: list: 'a' vs 'a/…' vs 'ab', tombstones hidden, paginated by after", () => {
   const store = openStore();
   const all = ["a", "a/x", "a/y/z", "a0", "ab", "b", "a/\u{1F600}", "a\u{1F600}", "a\uffff", "a/gone"];
