@@ -1,8 +1,9 @@
 // The plain-HTTP API for operators on the same machine. Loopback only: config validation refuses any other
 // address, and this re-checks, because plain HTTP must never face a network. A request here is the local
 // operator, unless it carries a bearer token: then the router makes it the token's holder, under the ACL.
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import { isLoopbackHost } from "../config/index.ts";
+import { http } from "./node_http.ts";
 import type { ApiRouter } from "./router.ts";
 
 export class NonLoopbackError extends Error {
@@ -11,7 +12,7 @@ export class NonLoopbackError extends Error {
 
 export async function startLocalApi(host: string, port: number, router: ApiRouter): Promise<Server> {
   if (!isLoopbackHost(host)) throw new NonLoopbackError(`api.listen must be a loopback address, got ${host}`);
-  const server = createServer((req, res) => router(req, res, { kind: "local", name: "local" }));
+  const server = http.createServer((req, res) => router(req, res, { kind: "local", name: "local" }));
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -2,9 +2,10 @@
 // command shares: a bearer token, and for https:// URLs to the TLS port the cluster CA and a client
 // certificate (`tandem tls cert NAME --client`). PSK mode has no CLI client over https.
 import { readFileSync } from "node:fs";
-import { request as httpRequest, type IncomingMessage } from "node:http";
+import type { IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Command } from "commander";
+import { http } from "../api/node_http.ts";
 import { isLoopbackHost, loadConfig } from "../config/index.ts";
 
 export class ApiUnreachableError extends Error {
@@ -140,7 +141,7 @@ export async function getJson(
   let response: { status: number; text: string };
   try {
     response = await new Promise((resolve, reject) => {
-      const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, options);
+      const req = (url.protocol === "https:" ? httpsRequest : http.request)(url, options);
       req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
       req.on("error", reject);
       req.on("response", (res: IncomingMessage) => {

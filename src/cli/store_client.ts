@@ -4,11 +4,12 @@
 // StoreApiError at once. The endpoint that answered last is tried first next time.
 
 import { lookup } from "node:dns/promises";
-import { request as httpRequest, type IncomingMessage } from "node:http";
+import type { IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { isIP } from "node:net";
 import type { Readable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
+import { http } from "../api/node_http.ts";
 import type { EntryJson, WriteOutcomeJson } from "../api/store_wire.ts";
 import { validateStorePath } from "../core/store_path.ts";
 import type { MinAcks } from "../store/types.ts";
@@ -331,7 +332,7 @@ export class StoreClient {
       agent: false,
       servername: isIP(endpoint.hostname) ? undefined : endpoint.hostname,
     };
-    const req = url.protocol === "https:" ? httpsRequest(options) : httpRequest(options);
+    const req = url.protocol === "https:" ? httpsRequest(options) : http.request(options);
     const connectTimer = setTimeout(
       () => req.destroy(new Error(`no connection within ${this.connectTimeoutMs} ms`)),
       this.connectTimeoutMs,

@@ -4,8 +4,9 @@
 // always matches the entries.
 //
 // Changes: each committed change takes the next seq and stores it on the entry's row, so `changesSince`
-// returns only the LATEST change of each path (an overwritten change's seq is skipped). That is what `watch`
-// and the materialiser need: they resume from a seq and converge on the current state. A tombstone collected
+// returns only the LATEST change of each path (an overwritten change's seq is skipped). That is what `watch`,
+// the materialiser and peers' anti-entropy cursors (stampsSince) need: they resume from a seq and converge on
+// the current state. A tombstone collected
 // before a consumer read it is gone; the collection horizon must exceed how long a consumer may lag.
 //
 // Path order is SQLite's BINARY order on UTF-8, i.e. Unicode code point order (which differs from
