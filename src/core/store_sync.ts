@@ -38,6 +38,7 @@ import type {
   Envelope,
   NodeId,
   RoundKind,
+  SeqSpan,
   StoreEntry,
   StoreSyncConfig,
   StoreSyncEvent,
@@ -74,7 +75,9 @@ interface PendingWrite {
 }
 
 /** Where a persist request came from: an apply to acknowledge, or a pull answer a round waits for. */
-type PersistOrigin = { kind: "apply"; from: NodeId; writeId: string; chunk: number } | { kind: "round" };
+type PersistOrigin =
+  | { kind: "apply"; from: NodeId; writeId: string; chunk: number; seqs: SeqSpan | null }
+  | { kind: "round" };
 
 /** How far this node has seen a peer's change log: every change of store `storeId` up to `seq`. */
 interface Cursor {
@@ -135,13 +138,16 @@ export class StoreSync {
 
   /**
    * The shell committed `entries` durably as one local write: send them to every peer and track the acks.
-   * `timeoutTicks` overrides writeTimeoutTicks for this write.
+   * `timeoutTicks` overrides writeTimeoutTicks for this write. `firstSeq`: the local seq of entries[0] when
+   * the entries took consecutive seqs and nothing else did in between; peers then keep their cursors into
+   * this node's change log current from the applies alone, and their since rounds find nothing to compare.
    */
   localCommitted(
     writeId: string,
     entries: readonly StoreEntry[],
     minAcks: SyncMinAcks,
     timeoutTicks = this.config.writeTimeoutTicks,
+    firstSeq: number | null = null,
   ): void {
     if (this.writes.has(writeId)) throw new RangeError(`write ${writeId} is already in flight`);
     if (!Number.isSafeInteger(timeoutTicks) || timeoutTicks < 1) {
@@ -150,9 +156,14 @@ export class StoreSync {
     const acksNeeded = minAcks === "all" ? this.peers.size : minAcks;
     if (!Number.isSafeInteger(acksNeeded) || acksNeeded < 0) throw new RangeError(`bad minAcks ${minAcks}`);
     const chunks = chunkEntries(entries, this.config.limits);
+    const storeId = this.view.identity().storeId;
+    let afterSeq = firstSeq === null ? 0 : firstSeq - 1;
     // One message object per chunk for every peer: the shell can encode it once.
     chunks.forEach((chunk, index) => {
-      const apply: StoreSyncMessage = { type: "apply", writeId, chunk: index, entries: chunk };
+      const upToSeq = afterSeq + chunk.length;
+      const seqs = firstSeq === null ? null : { storeId, afterSeq, upToSeq };
+      afterSeq = upToSeq;
+      const apply: StoreSyncMessage = { type: "apply", writeId, chunk: index, entries: chunk, seqs };
       for (const peer of this.peers) this.send(peer, apply);
     });
     const write: PendingWrite = {
@@ -182,6 +193,7 @@ export class StoreSync {
           from,
           writeId: message.writeId,
           chunk: message.chunk,
+          seqs: message.seqs,
         });
         return;
       case "apply-ack":
@@ -229,6 +241,7 @@ export class StoreSync {
     const origin = this.takeOrigin(token);
     if (origin?.kind === "apply") {
       this.send(origin.from, { type: "apply-ack", writeId: origin.writeId, chunk: origin.chunk });
+      this.advanceCursorPast(origin.from, origin.seqs);
     } else if (origin?.kind === "round") {
       const round = this.roundsByToken.get(token);
       this.roundsByToken.delete(token);
@@ -458,6 +471,17 @@ export class StoreSync {
     this.completeRoundIfDone(round);
   }
 
+  /**
+   * A persisted apply that continues the peer's change log right where our cursor stands moves the cursor
+   * past it. Applies persist in the order they were sent (one link, in order), so a gap (a lost apply, a
+   * chunk overtaken) leaves the cursor where it is, for the next since round.
+   */
+  private advanceCursorPast(peer: NodeId, seqs: SeqSpan | null): void {
+    const cursor = this.cursors.get(peer);
+    if (cursor === undefined || seqs === null || cursor.storeId !== seqs.storeId) return;
+    if (cursor.seq === seqs.afterSeq) this.cursors.set(peer, { storeId: seqs.storeId, seq: seqs.upToSeq });
+  }
+
   private pulledElsewhere(stamp: EntryStamp, except: Round): boolean {
     for (const round of this.rounds.values()) {
       if (round === except) continue;
@@ -471,7 +495,12 @@ export class StoreSync {
     if (round.phase !== "pull" || !round.lastEntriesSeen || round.tokensPending.size > 0) return;
     this.rounds.delete(round.peer);
     const { peer, roundId, pulled, more } = round;
-    if (round.cursorAfter !== null) this.cursors.set(peer, round.cursorAfter);
+    // Applies may have moved the cursor past what this round read meanwhile: it never goes back.
+    const cursor = this.cursors.get(peer);
+    const after = round.cursorAfter;
+    if (after !== null && !(cursor?.storeId === after.storeId && cursor.seq > after.seq)) {
+      this.cursors.set(peer, after);
+    }
     this.event({ type: "round-completed", peer, roundId, pulled, more });
     if (more && (round.kind === "since" || pulled > 0)) {
       this.startRound(peer, round.kind, "continuing a bounded round");

@@ -110,7 +110,11 @@ export interface BucketFingerprint {
  * `roundId` names one anti-entropy round of the node that started it.
  */
 export type StoreSyncMessage =
-  | { type: "apply"; writeId: string; chunk: number; entries: StoreEntry[] }
+  /**
+   * `seqs`: when the entries are exactly the sender's changes after `afterSeq` up to `upToSeq` of its store
+   * `storeId`, a receiver whose cursor into that log stands at afterSeq moves it to upToSeq once persisted.
+   */
+  | { type: "apply"; writeId: string; chunk: number; entries: StoreEntry[]; seqs: SeqSpan | null }
   | { type: "apply-ack"; writeId: string; chunk: number }
   /**
    * Stamps of the entries the receiver changed after `afterSeq` of its store `storeId` (0 or another store:
@@ -134,6 +138,13 @@ export type StoreSyncMessage =
   | { type: "entries"; roundId: number; entries: StoreEntry[]; last: boolean };
 
 export type StoreSyncMessageType = StoreSyncMessage["type"];
+
+/** A stretch of one store's change log: the changes after afterSeq up to upToSeq. */
+export interface SeqSpan {
+  storeId: number;
+  afterSeq: number;
+  upToSeq: number;
+}
 
 /** Remote entries to merge durably (LocalStore.applyRemote); then call persisted(token). */
 export interface PersistRequest {

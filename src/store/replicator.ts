@@ -278,11 +278,14 @@ export class Replicator implements StoreService {
         shared.set(key, { minAcks: queued.minAcks, timeoutTicks: queued.timeoutTicks, requests: [request] });
       } else write.requests.push(request);
     }
+    // One write per distinct (minAcks, timeout); the usual single one holds the whole commit, whose entries
+    // took the seqs after seqBefore in order, so peers can move their cursors into our change log with it.
+    const firstSeq = shared.size === 1 ? seqBefore + 1 : null;
     for (const write of shared.values()) {
       const writeId = `${this.bootId}.${++this.writeSeq}`;
       this.pending.set(writeId, write);
       const written = write.requests.flatMap((request) => request.entries);
-      this.core.localCommitted(writeId, written, write.minAcks, write.timeoutTicks);
+      this.core.localCommitted(writeId, written, write.minAcks, write.timeoutTicks, firstSeq);
     }
     this.notify(seqBefore);
     this.drain();

@@ -6,7 +6,7 @@
 // timer.
 //
 // Layout (big-endian): u8 type, then per type
-//   apply      text8 writeId | uint chunk | entries
+//   apply      text8 writeId | uint chunk | entries | bool hasSeqs [| uint storeId | uint afterSeq | uint upToSeq]
 //   apply-ack  text8 writeId | uint chunk
 //   digest     uint roundId | u32 n | n × (u32 bucket | 8 bytes fingerprint)
 //   stamps     uint roundId | u32 n | n × u32 bucket | u32 m | m × stamp | bool more
@@ -20,7 +20,12 @@
 
 import { versionCounterMax, versionWallMsMax } from "../core/lww.ts";
 import { validateStorePath } from "../core/store_path.ts";
-import type { BucketFingerprint, StoreSyncLimits, StoreSyncMessage } from "../core/store_sync_types.ts";
+import type {
+  BucketFingerprint,
+  SeqSpan,
+  StoreSyncLimits,
+  StoreSyncMessage,
+} from "../core/store_sync_types.ts";
 import type { EntryStamp, StoreEntry, Version } from "../core/store_types.ts";
 import { nodeIdPattern } from "../core/types.ts";
 import { ByteReader, ByteWriter, WireFormatError } from "./wire_bytes.ts";
@@ -101,6 +106,12 @@ export function encodeStoreMessage(message: StoreSyncMessage): Uint8Array {
       w.text(message.writeId, 1);
       w.uint(message.chunk);
       writeEntries(w, message.entries);
+      w.bool(message.seqs !== null);
+      if (message.seqs !== null) {
+        w.uint(message.seqs.storeId);
+        w.uint(message.seqs.afterSeq);
+        w.uint(message.seqs.upToSeq);
+      }
       break;
     case "apply-ack":
       w.text(message.writeId, 1);
@@ -199,6 +210,14 @@ class MessageReader extends ByteReader {
     return entries;
   }
 
+  seqSpan(): SeqSpan {
+    const storeId = this.uint("storeId");
+    const afterSeq = this.uint("afterSeq");
+    const upToSeq = this.uint("upToSeq");
+    if (upToSeq < afterSeq) throw new WireFormatError("seqs: upToSeq before afterSeq");
+    return { storeId, afterSeq, upToSeq };
+  }
+
   bucket(): number {
     const bucket = this.u32();
     if (bucket >= this.limits.bucketCount) throw new WireFormatError(`bucket ${bucket} out of range`);
@@ -216,7 +235,13 @@ class MessageReader extends ByteReader {
     const code = this.u8();
     switch (code) {
       case typeCodes.apply:
-        return { type: "apply", writeId: this.writeId(), chunk: this.uint("chunk"), entries: this.entries() };
+        return {
+          type: "apply",
+          writeId: this.writeId(),
+          chunk: this.uint("chunk"),
+          entries: this.entries(),
+          seqs: this.bool("hasSeqs") ? this.seqSpan() : null,
+        };
       case typeCodes["apply-ack"]:
         return { type: "apply-ack", writeId: this.writeId(), chunk: this.uint("chunk") };
       case typeCodes.digest: {

@@ -173,13 +173,14 @@ export class StoreCluster {
   /** A client write on `id`: commit locally, then hand it to the core, as Replicator.write does. */
   write(id: NodeId, writes: readonly StoreWrite[], minAcks: SyncMinAcks): void {
     const node = this.live(id);
+    const firstSeq = node.store.lastSeq() + 1;
     const entries = node.store.writeLocal(writes, this.wallMs(node));
     const writeId = `${id}#${node.boots}.${++node.writeSeq}`;
     this.writesIssued++;
     this.checker.recordWrite(writeId, id, entries);
     const described = writes.map((w) => `${w.path}${w.value === null ? " (delete)" : ""}`).join(", ");
     this.line(`${id} write ${writeId} [${described}] minAcks=${minAcks}`);
-    node.core.localCommitted(writeId, entries, minAcks);
+    node.core.localCommitted(writeId, entries, minAcks, undefined, firstSeq);
     this.drain(node);
   }
 

@@ -68,9 +68,10 @@ class Harness {
       path,
       value: v === null ? null : encoder.encode(v),
     }));
+    const firstSeq = node.store.lastSeq() + 1;
     const entries = node.store.writeLocal(writes, nowWallMs);
     const writeId = `${id}.${this.writeIdNext++}`;
-    node.core.localCommitted(writeId, entries, minAcks);
+    node.core.localCommitted(writeId, entries, minAcks, undefined, firstSeq);
     this.drain(node);
     return writeId;
   }
@@ -444,6 +445,48 @@ test("store sync: anti-entropy: a since round reads only the changes after the c
   assert.deepEqual(offered.sort(), ["new/a", "new/b", "old/3"]);
 });
 
+test("store sync: anti-entropy: applies keep the cursor current, so a since round under steady writes reads nothing", () => {
+  const h = new Harness(["n1", "n2"]);
+  h.write("n1", { first: "1" }, 0);
+  h.deliverAll();
+  h.linkUp("n2", "n1");
+  h.deliverAll();
+  for (let i = 0; i < 5; i++) h.write("n1", { [`k/${i}`]: "v", [`j/${i}`]: "w" }, 1);
+  h.deliverAll();
+  h.sent.length = 0;
+  h.linkUp("n2", "n1");
+  h.deliverAll();
+  const since = h.sent.find((e) => e.message.type === "since")?.message;
+  assert.equal(since?.type, "since");
+  assert.equal(since.afterSeq, h.node("n1").store.lastSeq());
+  const changes = h.sent.find((e) => e.message.type === "changes")?.message;
+  assert.equal(changes?.type, "changes");
+  assert.deepEqual(changes.stamps, []);
+});
+
+test("store sync: anti-entropy: an apply after a lost one leaves the cursor before the gap", () => {
+  const h = new Harness(["n1", "n2"]);
+  h.write("n1", { first: "1" }, 0);
+  h.deliverAll();
+  h.linkUp("n2", "n1");
+  h.deliverAll();
+  h.write("n1", { lost: "x" }, 0);
+  h.queue = [];
+  h.write("n1", { arrived: "y" }, 0);
+  h.deliverAll();
+  assert.equal(h.node("n2").store.get("lost"), null);
+  h.sent.length = 0;
+  h.linkUp("n2", "n1");
+  h.deliverAll();
+  const changes = h.sent.find((e) => e.message.type === "changes")?.message;
+  assert.equal(changes?.type, "changes");
+  assert.deepEqual(
+    changes.stamps.map((s) => s.path),
+    ["lost", "arrived"],
+  );
+  assert.deepEqual(h.contents("n2"), h.contents("n1"));
+});
+
 test("store sync: anti-entropy: a cursor into another store (wiped, replaced) reads the log from the start", () => {
   const h = cursorThenMissedWrites();
   const n2 = h.node("n2");
@@ -474,7 +517,7 @@ test("store sync: messages from nodes that are not peers change nothing", () => 
   const h = new Harness(["n1", "n2"]);
   const stranger = new MemoryLocalStore({ nodeId: "n9" });
   const entries = stranger.writeLocal([{ path: "evil", value: encoder.encode("x") }], nowWallMs);
-  h.node("n1").core.step("n9", { type: "apply", writeId: "w", chunk: 0, entries });
+  h.node("n1").core.step("n9", { type: "apply", writeId: "w", chunk: 0, entries, seqs: null });
   h.drain(h.node("n1"));
   assert.equal(h.node("n1").store.get("evil"), null);
   assert.deepEqual(h.queue, []);

@@ -211,7 +211,7 @@ test("replicator: garbage from a peer is logged and dropped", async (t) => {
   intruder.send(
     "n1",
     STORE_APPLY_CHANNEL,
-    encodeStoreMessage({ type: "apply", writeId: "w", chunk: 0, entries: [entry] }),
+    encodeStoreMessage({ type: "apply", writeId: "w", chunk: 0, entries: [entry], seqs: null }),
   );
   const pull = encodeStoreMessage({ type: "pull", roundId: 1, paths: ["a"] });
   intruder.send("n1", STORE_SYNC_CHANNEL, pull.subarray(0, pull.byteLength - 1));
@@ -285,7 +285,14 @@ test("replicator: wire: every message type survives encode and decode; values ar
   };
   const tombstone = { path: "c", value: new Uint8Array(0), version, deleted: true };
   const messages: StoreSyncMessage[] = [
-    { type: "apply", writeId: "abc.1", chunk: 0, entries: [entry, tombstone] },
+    { type: "apply", writeId: "abc.1", chunk: 0, entries: [entry, tombstone], seqs: null },
+    {
+      type: "apply",
+      writeId: "abc.2",
+      chunk: 1,
+      entries: [entry],
+      seqs: { storeId: 2 ** 40, afterSeq: 99, upToSeq: 100 },
+    },
     { type: "apply-ack", writeId: "abc.1", chunk: 0 },
     { type: "digest", roundId: 1, buckets: [{ bucket: 15, fingerprint: "0123456789abcdef" }] },
     { type: "stamps", roundId: 1, buckets: [3], stamps: [{ path: "c", version, deleted: true }], more: true },
@@ -309,6 +316,7 @@ test("replicator: wire: every message type survives encode and decode; values ar
     { type: "entries", roundId: 1, entries: [{ ...entry, value: new Uint8Array(301) }], last: true },
     { type: "digest", roundId: 1, buckets: [{ bucket: 16, fingerprint: "0123456789abcdef" }] },
     { type: "pull", roundId: 1, paths: ["/etc/passwd"] },
+    { type: "apply", writeId: "w", chunk: 0, entries: [], seqs: { storeId: 1, afterSeq: 5, upToSeq: 4 } },
   ];
   for (const message of refused) assert.equal(decode(encodeStoreMessage(message)).ok, false, message.type);
   const pull = encodeStoreMessage({ type: "pull", roundId: 1, paths: ["ab"] });
