@@ -116,15 +116,19 @@ export async function prepareDevCluster(options: DevClusterOptions): Promise<Dev
 }
 
 /**
- * V8 settings for the agent, the same in bin/tandem.js. A small young generation, one GC helper thread and
- * no optimising compilers (TurboFan, Maglev) keep an idle agent under 80 MiB (bench/idle.ts); JS-bound
- * work runs about 2x slower, which an agent whose heavy lifting is native (TLS, SQLite, JSON) can afford.
+ * V8 settings for the agent, the same in bin/tandem.js, to keep an idle agent under 80 MiB (bench/idle.ts):
+ * a small young generation, one V8 helper thread, and of the optimising compilers only Maglev, and only for
+ * functions called 5,000 times (default 400), so the code that runs at start-up (config, schemas, module
+ * set-up) stays interpreted while the store's hot paths are compiled within a second of load. TurboFan's
+ * peak speed is not worth its memory here: on 2 cores the store is faster without it (bench/store.ts), and
+ * it would add ~4 MiB to an idle agent. Measured idle: ~77 MiB after 40 s, ~79 MiB after 5 minutes, when
+ * the heartbeat paths have been compiled too; without any optimising compiler ~74 MiB, at half the speed.
  */
 export const AGENT_NODE_FLAGS = [
   "--max-semi-space-size=1",
   "--v8-pool-size=1",
   "--no-opt",
-  "--no-maglev",
+  "--invocation-count-for-maglev=5000",
 ] as const;
 
 /** Starts `tandem agent` for one node with this Node binary and, by default, this process's entry script. */
