@@ -37,7 +37,10 @@ CREATE TABLE IF NOT EXISTS entries (
   bucket INTEGER NOT NULL,
   seq INTEGER NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS entries_by_seq ON entries (seq);
+-- By seq, with the version's origin: a since answer (stampsSince) leaves out the asker's own writes by
+-- reading this index alone, so skipping them costs no row lookups.
+DROP INDEX IF EXISTS entries_by_seq;
+CREATE INDEX IF NOT EXISTS entries_by_seq_origin ON entries (seq, node_id, wall_ms);
 CREATE INDEX IF NOT EXISTS entries_by_bucket ON entries (bucket);
 CREATE INDEX IF NOT EXISTS tombstones_by_wall_ms ON entries (wall_ms) WHERE deleted = 1;
 CREATE TABLE IF NOT EXISTS buckets (

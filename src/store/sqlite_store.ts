@@ -109,7 +109,7 @@ function prepareStatements(db: Database.Database) {
     changesSince: db.prepare<[number, number], EntryRow>(
       `SELECT ${entryColumns} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?`,
     ),
-    // Walks entries_by_seq; `skipNode` '' matches no node id.
+    // Walks entries_by_seq_origin, which alone decides the skip; `skipNode` '' matches no node id.
     stampsSince: db.prepare<
       [{ after: number; until: number; skipNode: string; skipFrom: number; limit: number }],
       StampRow & { seq: number }
