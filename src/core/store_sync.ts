@@ -37,6 +37,7 @@ import { StoreSyncConfigError, validateStoreSyncConfig } from "./store_sync_conf
 import type {
   Envelope,
   NodeId,
+  OriginSkip,
   RoundKind,
   SeqSpan,
   StoreEntry,
@@ -79,9 +80,13 @@ type PersistOrigin =
   | { kind: "apply"; from: NodeId; writeId: string; chunk: number; seqs: SeqSpan | null }
   | { kind: "round" };
 
-/** How far this node has seen a peer's change log: every change of store `storeId` up to `seq`. */
+/**
+ * How far this node has seen a peer's change log: every change of store `storeId` up to `seq` (that store
+ * was created at `createdWallMs`).
+ */
 interface Cursor {
   storeId: number;
+  createdWallMs: number;
   seq: number;
 }
 
@@ -391,7 +396,7 @@ export class StoreSync {
         roundId: round.roundId,
         storeId: cursor?.storeId ?? 0,
         afterSeq: cursor?.seq ?? 0,
-        ownSinceWallMs: this.view.identity().createdWallMs,
+        skip: this.originsToSkip(peer),
       });
       return;
     }
@@ -415,10 +420,8 @@ export class StoreSync {
     const round = this.roundAwaitingStamps(from, message);
     if (round === undefined) return;
     const ours = this.view.stampsAt(message.stamps.map((s) => s.path));
-    this.pullNewer(round, ours, message.stamps, message.more, {
-      storeId: message.storeId,
-      seq: message.upToSeq,
-    });
+    const { storeId, createdWallMs, upToSeq } = message;
+    this.pullNewer(round, ours, message.stamps, message.more, { storeId, createdWallMs, seq: upToSeq });
   }
 
   private onStamps(from: NodeId, message: MessageOf<"stamps">): void {
@@ -472,6 +475,24 @@ export class StoreSync {
   }
 
   /**
+   * What a since round with `peer` need not be offered: this node's own writes, and those of every other peer
+   * whose change log it reads itself (a cursor, a link up). Those reach it from their writer; what a writer
+   * can no longer deliver (its link went down later) the digest rounds still compare. Without this, under
+   * one writer each follower would be offered every write again by the other follower.
+   */
+  private originsToSkip(peer: NodeId): OriginSkip[] {
+    const skip: OriginSkip[] = [
+      { nodeId: this.config.selfId, fromWallMs: this.view.identity().createdWallMs },
+    ];
+    for (const [other, cursor] of this.cursors) {
+      if (other !== peer && !this.linksDown.has(other)) {
+        skip.push({ nodeId: other, fromWallMs: cursor.createdWallMs });
+      }
+    }
+    return skip;
+  }
+
+  /**
    * A persisted apply that continues the peer's change log right where our cursor stands moves the cursor
    * past it. Applies persist in the order they were sent (one link, in order), so a gap (a lost apply, a
    * chunk overtaken) leaves the cursor where it is, for the next since round.
@@ -479,7 +500,7 @@ export class StoreSync {
   private advanceCursorPast(peer: NodeId, seqs: SeqSpan | null): void {
     const cursor = this.cursors.get(peer);
     if (cursor === undefined || seqs === null || cursor.storeId !== seqs.storeId) return;
-    if (cursor.seq === seqs.afterSeq) this.cursors.set(peer, { storeId: seqs.storeId, seq: seqs.upToSeq });
+    if (cursor.seq === seqs.afterSeq) this.cursors.set(peer, { ...cursor, seq: seqs.upToSeq });
   }
 
   private pulledElsewhere(stamp: EntryStamp, except: Round): boolean {
@@ -523,9 +544,18 @@ export class StoreSync {
     const { stamps, upToSeq, more } = this.view.stampsSince(valid ? message.afterSeq : 0, {
       limit,
       seqSpanMax: limit * sinceSeqSpanPerStamp,
-      skipOwnWritesOf: { nodeId: from, fromWallMs: message.ownSinceWallMs },
+      skip: message.skip,
     });
-    this.send(from, { type: "changes", roundId: message.roundId, storeId, upToSeq, stamps, more });
+    const { createdWallMs } = this.view.identity();
+    this.send(from, {
+      type: "changes",
+      roundId: message.roundId,
+      storeId,
+      createdWallMs,
+      upToSeq,
+      stamps,
+      more,
+    });
   }
 
   private onDigest(from: NodeId, message: MessageOf<"digest">): void {

@@ -49,8 +49,17 @@ export interface StampsSinceQuery {
   limit: number;
   /** Seqs looked at at most (afterSeq + 1 … afterSeq + seqSpanMax): bounds the work of a filtered scan. */
   seqSpanMax: number;
-  /** Leave out entries written by this node at or after this wall time (it holds them, or newer). */
-  skipOwnWritesOf?: { nodeId: NodeId; fromWallMs: number };
+  /** Leave out entries whose version was written by one of these nodes at or after its wall time. */
+  skip?: readonly OriginSkip[];
+}
+
+/**
+ * Entries written by `nodeId` with its current database (version wall time at or after `fromWallMs`, the
+ * database's createdWallMs): the asker holds them or gets them from that node's own change log.
+ */
+export interface OriginSkip {
+  nodeId: NodeId;
+  fromWallMs: number;
 }
 
 export interface StampsSince {
@@ -118,14 +127,19 @@ export type StoreSyncMessage =
   | { type: "apply-ack"; writeId: string; chunk: number }
   /**
    * Stamps of the entries the receiver changed after `afterSeq` of its store `storeId` (0 or another store:
-   * from the start), except those the sender wrote itself since its store was created (`ownSinceWallMs`).
+   * from the start), except those written by the origins in `skip`: the sender itself, and the peers whose
+   * change logs it reads directly.
    */
-  | { type: "since"; roundId: number; storeId: number; afterSeq: number; ownSinceWallMs: number }
-  /** The answer to since: the receiver has seen every change of `storeId` up to `upToSeq` once it pulled. */
+  | { type: "since"; roundId: number; storeId: number; afterSeq: number; skip: OriginSkip[] }
+  /**
+   * The answer to since: the receiver has seen every change of `storeId` up to `upToSeq` once it pulled.
+   * `createdWallMs` is that store's, for the sender's later skips.
+   */
   | {
       type: "changes";
       roundId: number;
       storeId: number;
+      createdWallMs: number;
       upToSeq: number;
       stamps: EntryStamp[];
       more: boolean;

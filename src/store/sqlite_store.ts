@@ -109,15 +109,6 @@ function prepareStatements(db: Database.Database) {
     changesSince: db.prepare<[number, number], EntryRow>(
       `SELECT ${entryColumns} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?`,
     ),
-    // Walks entries_by_seq_origin, which alone decides the skip; `skipNode` '' matches no node id.
-    stampsSince: db.prepare<
-      [{ after: number; until: number; skipNode: string; skipFrom: number; limit: number }],
-      StampRow & { seq: number }
-    >(
-      `SELECT ${stampColumns}, seq FROM entries
-       WHERE seq > @after AND seq <= @until AND NOT (node_id = @skipNode AND wall_ms >= @skipFrom)
-       ORDER BY seq LIMIT @limit`,
-    ),
     stampsInBucket: db.prepare<[number], StampRow>(`SELECT ${stampColumns} FROM entries WHERE bucket = ?`),
     tombstonesBefore: db.prepare<[number], StampRow>(
       `SELECT ${stampColumns} FROM entries WHERE deleted = 1 AND wall_ms < ?`,
@@ -208,6 +199,10 @@ export class SqliteLocalStore implements LocalStore {
   private seq: number;
   private skewRejectedTotal = 0;
   private readonly storeIdentity: StoreIdentity;
+  private readonly stampsSinceBySkips = new Map<
+    number,
+    Database.Statement<Array<string | number>, StampRow & { seq: number }>
+  >();
 
   /** Opens (creating when missing) the store at options.path. Throws StoreOpenError when it cannot. */
   static open(options: SqliteLocalStoreOptions): SqliteLocalStore {
@@ -376,20 +371,35 @@ export class SqliteLocalStore implements LocalStore {
     checkCount("afterSeq", afterSeq);
     checkCount("limit", query.limit);
     const until = sinceUntilSeq(afterSeq, query, this.seq);
-    const skip = query.skipOwnWritesOf;
-    const rows = this.statements.stampsSince.all({
-      after: afterSeq,
-      until,
-      skipNode: skip?.nodeId ?? "",
-      skipFrom: skip?.fromWallMs ?? 0,
-      limit: query.limit,
-    });
+    const skip = query.skip ?? [];
+    const params: Array<string | number> = [afterSeq, until];
+    for (const { nodeId, fromWallMs } of skip) params.push(nodeId, fromWallMs);
+    params.push(query.limit);
+    const rows = this.stampsSinceStatement(skip.length).all(...params);
     return stampsSinceOf(
       rows.map((row) => ({ seq: row.seq, stamp: stampOf(row) })),
       query,
       until,
       this.seq,
     );
+  }
+
+  /**
+   * One prepared statement per number of skipped origins (a handful in a small cluster). It walks
+   * entries_by_seq_origin, whose columns alone decide each skip: a skipped row costs no table lookup.
+   */
+  private stampsSinceStatement(
+    skips: number,
+  ): Database.Statement<Array<string | number>, StampRow & { seq: number }> {
+    let statement = this.stampsSinceBySkips.get(skips);
+    if (statement === undefined) {
+      const filters = " AND NOT (node_id = ? AND wall_ms >= ?)".repeat(skips);
+      statement = this.db.prepare(
+        `SELECT ${stampColumns}, seq FROM entries WHERE seq > ? AND seq <= ?${filters} ORDER BY seq LIMIT ?`,
+      );
+      this.stampsSinceBySkips.set(skips, statement);
+    }
+    return statement;
   }
 
   stampsAt(paths: readonly string[]): EntryStamp[] {

@@ -12,8 +12,8 @@
 //   stamps     uint roundId | u32 n | n × u32 bucket | u32 m | m × stamp | bool more
 //   pull       uint roundId | u32 n | n × text16 path
 //   entries    uint roundId | bool last | entries
-//   since      uint roundId | uint storeId | uint afterSeq | uint ownSinceWallMs
-//   changes    uint roundId | uint storeId | uint upToSeq | u32 m | m × stamp | bool more
+//   since      uint roundId | uint storeId | uint afterSeq | u8 k | k × (text8 nodeId | uint fromWallMs)
+//   changes    uint roundId | uint storeId | uint createdWallMs | uint upToSeq | u32 m | m × stamp | bool more
 // where entries = u32 n | n × (stamp | u32 length | value bytes), stamp = text16 path | uint wallMs |
 // uint counter | text8 nodeId | bool deleted, uint = float64 holding a non-negative safe integer, and textN
 // = UTF-8 after its byte length in N bits.
@@ -22,6 +22,7 @@ import { versionCounterMax, versionWallMsMax } from "../core/lww.ts";
 import { validateStorePath } from "../core/store_path.ts";
 import type {
   BucketFingerprint,
+  OriginSkip,
   SeqSpan,
   StoreSyncLimits,
   StoreSyncMessage,
@@ -136,11 +137,17 @@ export function encodeStoreMessage(message: StoreSyncMessage): Uint8Array {
       w.uint(message.roundId);
       w.uint(message.storeId);
       w.uint(message.afterSeq);
-      w.uint(message.ownSinceWallMs);
+      // At most 255 origins: skipping fewer is always safe (the receiver offers more).
+      w.u8(Math.min(message.skip.length, 255));
+      for (const { nodeId, fromWallMs } of message.skip.slice(0, 255)) {
+        w.text(nodeId, 1);
+        w.uint(fromWallMs);
+      }
       break;
     case "changes":
       w.uint(message.roundId);
       w.uint(message.storeId);
+      w.uint(message.createdWallMs);
       w.uint(message.upToSeq);
       writeStamps(w, message.stamps);
       w.bool(message.more);
@@ -210,6 +217,16 @@ class MessageReader extends ByteReader {
     return entries;
   }
 
+  originSkips(): OriginSkip[] {
+    const skip: OriginSkip[] = new Array(this.u8());
+    for (let i = 0; i < skip.length; i++) {
+      const nodeId = this.text("nodeId", 1);
+      if (!nodeIdPattern.test(nodeId)) throw new WireFormatError("skip: not a node id");
+      skip[i] = { nodeId, fromWallMs: this.uint("fromWallMs", versionWallMsMax) };
+    }
+    return skip;
+  }
+
   seqSpan(): SeqSpan {
     const storeId = this.uint("storeId");
     const afterSeq = this.uint("afterSeq");
@@ -269,13 +286,14 @@ class MessageReader extends ByteReader {
           roundId: this.uint("roundId"),
           storeId: this.uint("storeId"),
           afterSeq: this.uint("afterSeq"),
-          ownSinceWallMs: this.uint("ownSinceWallMs", versionWallMsMax),
+          skip: this.originSkips(),
         };
       case typeCodes.changes:
         return {
           type: "changes",
           roundId: this.uint("roundId"),
           storeId: this.uint("storeId"),
+          createdWallMs: this.uint("createdWallMs", versionWallMsMax),
           upToSeq: this.uint("upToSeq"),
           stamps: this.stamps(),
           more: this.bool("more"),

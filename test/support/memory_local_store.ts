@@ -126,13 +126,13 @@ export class MemoryLocalStore implements LocalStore {
   /** Like the SQLite store: only the latest change of each path (one still held) counts. */
   stampsSince(afterSeq: number, query: StampsSinceQuery): StampsSince {
     const until = sinceUntilSeq(afterSeq, query, this.lastSeq());
-    const skip = query.skipOwnWritesOf;
+    const skip = query.skip ?? [];
     const rows: Array<{ seq: number; stamp: EntryStamp }> = [];
     for (const { seq, entry } of this.changes.slice(afterSeq, Math.max(afterSeq, until))) {
       if (rows.length >= query.limit) break;
       if (this.get(entry.path) !== entry) continue;
       const { nodeId, wallMs } = entry.version;
-      if (skip !== undefined && nodeId === skip.nodeId && wallMs >= skip.fromWallMs) continue;
+      if (skip.some((o) => o.nodeId === nodeId && wallMs >= o.fromWallMs)) continue;
       rows.push({ seq, stamp: { path: entry.path, version: entry.version, deleted: entry.deleted } });
     }
     return stampsSinceOf(rows, query, until, this.lastSeq());

@@ -487,11 +487,33 @@ test("store sync: anti-entropy: an apply after a lost one leaves the cursor befo
   assert.deepEqual(h.contents("n2"), h.contents("n1"));
 });
 
+test("store sync: anti-entropy: a since answer leaves out the writes of peers the asker reads directly", () => {
+  /** n2 reads n1's log, then asks n3 (its link to n1 up or down): what does n3 offer? */
+  const offeredByN3 = (linkToN1: "up" | "down") => {
+    const h = new Harness(["n1", "n2", "n3"]);
+    for (let i = 0; i < 10; i++) h.write("n1", { [`n1/${i}`]: "x" }, 0);
+    h.write("n3", { "n3/a": "y" }, 0);
+    h.deliverAll();
+    h.linkUp("n2", "n1");
+    h.deliverAll();
+    if (linkToN1 === "down") h.node("n2").core.linkDown("n1");
+    h.sent.length = 0;
+    h.linkUp("n2", "n3");
+    h.deliverAll();
+    return h.sent.flatMap(({ from, message }) =>
+      from === "n3" && message.type === "changes" ? message.stamps.map((s) => s.path) : [],
+    );
+  };
+  assert.deepEqual(offeredByN3("up"), ["n3/a"]);
+  // Cut off from n1, n2 needs n3 to relay n1's writes.
+  assert.equal(offeredByN3("down").length, 11);
+});
+
 test("store sync: anti-entropy: a cursor into another store (wiped, replaced) reads the log from the start", () => {
   const h = cursorThenMissedWrites();
   const n2 = h.node("n2");
   const { storeId } = n2.store.identity();
-  n2.core.step("n1", { type: "since", roundId: 7, storeId: storeId + 1, afterSeq: 30, ownSinceWallMs: 0 });
+  n2.core.step("n1", { type: "since", roundId: 7, storeId: storeId + 1, afterSeq: 30, skip: [] });
   h.drain(n2);
   const answer = h.queue.find((e) => e.message.type === "changes")?.message;
   assert.equal(answer?.type, "changes");

@@ -299,11 +299,21 @@ test("replicator: wire: every message type survives encode and decode; values ar
     { type: "pull", roundId: 1, paths: ["a/b"] },
     { type: "entries", roundId: 1, entries: [entry], last: false },
     { type: "entries", roundId: 1, entries: [], last: true },
-    { type: "since", roundId: 2, storeId: 2 ** 47 + 5, afterSeq: 12_345, ownSinceWallMs: 1_700_000_000_000 },
+    {
+      type: "since",
+      roundId: 2,
+      storeId: 2 ** 47 + 5,
+      afterSeq: 12_345,
+      skip: [
+        { nodeId: "n1", fromWallMs: 1_700_000_000_000 },
+        { nodeId: "n3", fromWallMs: 0 },
+      ],
+    },
     {
       type: "changes",
       roundId: 2,
       storeId: 2 ** 47 + 5,
+      createdWallMs: 1_700_000_000_000,
       upToSeq: 12_400,
       stamps: [{ path: "c", version, deleted: true }],
       more: false,

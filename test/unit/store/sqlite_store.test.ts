@@ -285,16 +285,25 @@ test("sqlite store: stampsSince: latest changes after a seq, the asker's own wri
   const forN2 = store.stampsSince(0, {
     limit: 10,
     seqSpanMax: 100,
-    skipOwnWritesOf: { nodeId: "n2", fromWallMs: baseWallMs - 1_000 },
+    skip: [{ nodeId: "n2", fromWallMs: baseWallMs - 1_000 }],
   });
   assert.deepEqual(paths(forN2), ["y", "z", "own"]);
+  const forN2AndN3 = store.stampsSince(0, {
+    limit: 10,
+    seqSpanMax: 100,
+    skip: [
+      { nodeId: "n2", fromWallMs: 0 },
+      { nodeId: "n3", fromWallMs: 0 },
+    ],
+  });
+  assert.deepEqual(paths(forN2AndN3), ["own"]);
   // The limit cuts at the last stamp returned; the span cuts at a seq even when nothing there matched.
   const limited = store.stampsSince(1, { limit: 2, seqSpanMax: 100 });
   assert.deepEqual([paths(limited), limited.upToSeq, limited.more], [["x", "y"], 3, true]);
   const spanned = store.stampsSince(0, {
     limit: 10,
     seqSpanMax: 2,
-    skipOwnWritesOf: { nodeId: "n2", fromWallMs: 0 },
+    skip: [{ nodeId: "n2", fromWallMs: 0 }],
   });
   assert.deepEqual([paths(spanned), spanned.upToSeq, spanned.more], [[], 2, true]);
   assert.deepEqual(store.stampsSince(5, { limit: 10, seqSpanMax: 100 }), {
