@@ -13,15 +13,17 @@
 // entry would not, and a next round would push it again), and no entry crosses twice when both ends start a
 // round at once.
 // - since (the usual kind): A → since (its cursor into B's change log: B's storeId and a seq); B answers
-//   changes (stamps of what it changed after that seq, bounded, leaving out what A wrote itself with its
-//   current database); A pulls what B holds newer; once that is persisted, A's cursor moves to the seq B
-//   named. A node back from a partition, or an empty one, so compares only what changed while it was away,
-//   whatever the store's size, and under steady load a round costs what changed since the previous one.
+//   changes (stamps of what it changed after that seq, bounded, leaving out the writes of the origins A
+//   names: A itself and every other peer whose log A reads directly); A pulls what B holds newer; once that
+//   is persisted, A's cursor moves to the seq B named. A node back from a partition, or an empty one, so
+//   compares only what changed while it was away, whatever the store's size. Applies carry the writer's seq
+//   span, so A's cursor into a writer's log follows its writes, and under steady load a round finds nothing.
 // - digest (every digestRoundEvery-th periodic round with a peer): A → digest (fingerprints of its
 //   non-empty buckets); B answers stamps (its stamps in the differing buckets that fit one message, `more` if
 //   others differ too); A pulls what B holds newer. The safety net for what a cursor cannot see: an entry
-//   skipped for clock skew, a peer's database restored from a copy, a lost cursor after a restart (cursors
-//   live in memory; an empty cursor reads the whole change log, as a new node does).
+//   skipped for clock skew, a peer's database restored from a copy, a write left out of B's answer because
+//   its writer's link to A was up when A asked, if the writer then died before reaching A. (A lost cursor
+//   after a restart is harmless: cursors live in memory, and an empty one reads the whole change log.)
 // Then B answers the pull with entries messages, the final one marked `last`, and the round completes once
 // the pulled entries are persisted. A since round cut short by a bound continues at once; a digest round
 // only when it also pulled something (under load every bucket differs by what is still in flight, and the
