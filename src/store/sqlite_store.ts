@@ -158,6 +158,20 @@ function entryOf(row: EntryRow): StoreEntry {
   return { path: row.path, value, version: versionOf(row), deleted: row.deleted === 1 };
 }
 
+/** The rows held at these paths, in the asked order; unknown paths are left out. */
+function lookUp<Row, T>(
+  statement: Database.Statement<[string], Row>,
+  paths: readonly string[],
+  of: (row: Row) => T,
+): T[] {
+  const found: T[] = [];
+  for (const path of paths) {
+    const row = statement.get(path);
+    if (row) found.push(of(row));
+  }
+  return found;
+}
+
 /**
  * The least string above every string that starts with `prefix`, in code point order: the last code point
  * incremented (skipping the surrogate range, which UTF-8 cannot hold), after dropping trailing U+10FFFF.
@@ -325,12 +339,7 @@ export class SqliteLocalStore implements LocalStore {
   }
 
   getMany(paths: readonly string[]): StoreEntry[] {
-    const entries: StoreEntry[] = [];
-    for (const path of paths) {
-      const row = this.statements.entry.get(path);
-      if (row) entries.push(entryOf(row));
-    }
-    return entries;
+    return lookUp(this.statements.entry, paths, entryOf);
   }
 
   /** `prefix` is a plain string prefix: "a" lists "a", "a/b" and "ab"; "a/" lists only "a/b". */
@@ -403,12 +412,7 @@ export class SqliteLocalStore implements LocalStore {
   }
 
   stampsAt(paths: readonly string[]): EntryStamp[] {
-    const stamps: EntryStamp[] = [];
-    for (const path of paths) {
-      const row = this.statements.stamp.get(path);
-      if (row) stamps.push(stampOf(row));
-    }
-    return stamps;
+    return lookUp(this.statements.stamp, paths, stampOf);
   }
 
   stampsInBuckets(buckets: readonly number[]): EntryStamp[] {
