@@ -57,8 +57,8 @@ import { Timeout } from "./timeout.ts";
 export { validateStoreSyncConfig };
 
 /**
- * A since answer looks at up to this many seqs per stamp it may carry: the initiator's own writes are left
- * out, and under a single writer they are nearly all of them, so the scan must be bounded on its own.
+ * A since answer looks at up to this many seqs per stamp it may carry: the writes of the origins the asker
+ * names are left out, and under one writer they are nearly all of them, so the scan is bounded on its own.
  */
 const sinceSeqSpanPerStamp = 8;
 
