@@ -107,6 +107,8 @@ interface Round {
   lastEntriesSeen: boolean;
   /** What this round's pull asked for: each path and the version the peer said it holds. */
   pulling: Map<string, Version>;
+  /** Pulled paths whose entry has not arrived: the answer's byte bound may leave some for the next round. */
+  awaiting: Set<string>;
   /** Where the cursor into the peer's change log moves once the round completes (since rounds). */
   cursorAfter: Cursor | null;
 }
@@ -386,6 +388,7 @@ export class StoreSync {
       more: false,
       tokensPending: new Set(),
       pulling: new Map(),
+      awaiting: new Set(),
       lastEntriesSeen: false,
       cursorAfter: null,
     };
@@ -452,7 +455,10 @@ export class StoreSync {
     round.more = more || !complete;
     round.pulled = pulling.length;
     round.cursorAfter = complete ? cursorAfter : null;
-    for (const stamp of pulling) round.pulling.set(stamp.path, stamp.version);
+    for (const stamp of pulling) {
+      round.pulling.set(stamp.path, stamp.version);
+      round.awaiting.add(stamp.path);
+    }
     round.phase = "pull";
     if (pulling.length > 0) {
       this.send(round.peer, { type: "pull", roundId: round.roundId, paths: pulling.map((s) => s.path) });
@@ -472,7 +478,15 @@ export class StoreSync {
       round.tokensPending.add(token);
       this.roundsByToken.set(token, round);
     }
-    if (message.last) round.lastEntriesSeen = true;
+    for (const entry of message.entries) round.awaiting.delete(entry.path);
+    if (message.last) {
+      round.lastEntriesSeen = true;
+      // Left out by the answer's byte bound (or gone meanwhile): read these changes again at once.
+      if (round.awaiting.size > 0) {
+        round.more = true;
+        round.cursorAfter = null;
+      }
+    }
     this.completeRoundIfDone(round);
   }
 
@@ -577,8 +591,18 @@ export class StoreSync {
   }
 
   private onPull(from: NodeId, message: MessageOf<"pull">): void {
-    const paths = message.paths.slice(0, this.config.limits.pathsPerPullMax);
-    const chunks = chunkEntries(this.view.getMany(paths), this.config.limits);
+    const { pathsPerPullMax, valueBytesPerPullMax } = this.config.limits;
+    const entries: StoreEntry[] = [];
+    let valueBytes = 0;
+    // One path at a time, so that the byte bound also bounds what is loaded.
+    for (const path of message.paths.slice(0, pathsPerPullMax)) {
+      if (entries.length > 0 && valueBytes >= valueBytesPerPullMax) break;
+      for (const entry of this.view.getMany([path])) {
+        entries.push(entry);
+        valueBytes += entry.value.byteLength;
+      }
+    }
+    const chunks = chunkEntries(entries, this.config.limits);
     if (chunks.length === 0) chunks.push([]);
     chunks.forEach((entries, index) => {
       const last = index === chunks.length - 1;

@@ -10,6 +10,8 @@ export const DEFAULT_STORE_SYNC_LIMITS: Readonly<StoreSyncLimits> = Object.freez
   valueBytesPerMessageMax: 4 * 1024 * 1024,
   // A path is at most 1 KiB; 4096 of them stay under 5 MiB, and typical ones under 200 KiB.
   pathsPerPullMax: 4096,
+  // 8 mesh frames' worth of values: what one pull answer holds in memory at most (plus one entry).
+  valueBytesPerPullMax: 32 * 1024 * 1024,
   // A stamp is a path (at most 1 KiB) and ~20 bytes more on the wire: under 9 MiB, and ~0.3 MiB for
   // typical paths. With 256 buckets and 100k entries a bucket holds ~400.
   stampsPerMessageMax: 8192,

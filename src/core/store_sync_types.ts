@@ -81,6 +81,11 @@ export interface StoreSyncLimits {
   valueBytesPerMessageMax: number;
   /** Paths asked for in one pull (one pull per round). */
   pathsPerPullMax: number;
+  /**
+   * Value bytes in one pull's answer: the asked paths past it are left out (the asker pulls them in its next
+   * round), so a pull of many multi-MiB values never loads them all at once. The first entry always goes.
+   */
+  valueBytesPerPullMax: number;
   /** Stamps in one stamps answer: whole buckets are added while they fit (always at least one bucket). */
   stampsPerMessageMax: number;
 }

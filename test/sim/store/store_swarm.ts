@@ -56,6 +56,7 @@ export function storeSwarmOptions(rng: Prng): StoreSwarmOptions {
     entriesPerMessageMax: tight ? rng.intBetween(1, 4) : rng.intBetween(8, 64),
     valueBytesPerMessageMax: tight ? rng.intBetween(1, 64) : 4096,
     pathsPerPullMax: tight ? rng.intBetween(1, 4) : rng.intBetween(16, 256),
+    valueBytesPerPullMax: tight ? rng.intBetween(1, 48) : 1024 * 1024,
     stampsPerMessageMax: tight ? rng.intBetween(1, 8) : rng.intBetween(32, 1024),
   };
   const delayMinUnits = rng.intBetween(0, 300);
@@ -260,7 +261,7 @@ function describeOptions(o: StoreSwarmOptions): string {
   return [
     `nodes ${nodes}`,
     `tick=${o.tickMs}ms writeTimeout=${o.writeTimeoutTicks} antiEntropy=${o.antiEntropyIntervalTicks} roundTimeout=${o.roundTimeoutTicks} buckets=${o.bucketCount}`,
-    `limits entries=${l.entriesPerMessageMax} bytes=${l.valueBytesPerMessageMax} pull=${l.pathsPerPullMax} stamps=${l.stampsPerMessageMax}`,
+    `limits entries=${l.entriesPerMessageMax} bytes=${l.valueBytesPerMessageMax} pull=${l.pathsPerPullMax}/${l.valueBytesPerPullMax}B stamps=${l.stampsPerMessageMax}`,
     `keys=${o.keySpace} write=${o.writeProbability.toFixed(3)} batch<=${o.writesPerBatchMax} delete=${o.deleteShare.toFixed(2)}`,
     `delay=${n.delayMinUnits}+${n.delayMeanUnits - n.delayMinUnits}u loss=${n.lossProbability.toFixed(3)} dup=${n.duplicateProbability.toFixed(3)} cap=${n.pathCapacityMax}`,
     `clog=${n.clogProbability.toFixed(4)}/${n.clogTicksMean}t partition=${n.partitionMode}/${n.partitionSymmetry}`,

@@ -328,6 +328,7 @@ test("store sync: anti-entropy: every message stays within its bounds; a big div
     entriesPerMessageMax: 3,
     valueBytesPerMessageMax: 1024,
     pathsPerPullMax: 4,
+    valueBytesPerPullMax: 1024 * 1024,
     stampsPerMessageMax: 6,
   };
   const h = new Harness(["n1", "n2"], { limits }, 8);
@@ -357,6 +358,29 @@ test("store sync: anti-entropy: every message stays within its bounds; a big div
     }
   }
   assert.ok(Math.max(...pulledPerRound.values()) <= 4);
+});
+
+test("store sync: anti-entropy: a pull answer is bounded in value bytes; what it leaves out the next round pulls", () => {
+  const limits: StoreSyncLimits = { ...DEFAULT_STORE_SYNC_LIMITS, valueBytesPerPullMax: 250 };
+  const h = new Harness(["n1", "n2"], { limits });
+  for (let i = 0; i < 10; i++) h.write("n1", { [`big/${i}`]: "v".repeat(100) }, 0);
+  h.queue = [];
+  h.sent.length = 0;
+  h.linkUp("n2", "n1");
+  h.deliverAll();
+  assert.deepEqual(h.contents("n2"), h.contents("n1"));
+  const answers = h.sent.filter((e) => e.message.type === "entries" && e.message.last).length;
+  assert.equal(answers, 4, "3 entries (300 bytes, the last one crossing 250) per answer: 4 rounds");
+  for (const { message } of h.sent) {
+    if (message.type === "entries") assert.ok(message.entries.length <= 3);
+  }
+  // The cursor moved only once everything was pulled: a later round reads nothing.
+  h.sent.length = 0;
+  h.linkUp("n2", "n1");
+  h.deliverAll();
+  const changes = h.sent.find((e) => e.message.type === "changes")?.message;
+  assert.equal(changes?.type, "changes");
+  assert.deepEqual(changes.stamps, []);
 });
 
 test("store sync: duplicated and reordered messages are harmless", () => {
