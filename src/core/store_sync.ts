@@ -22,8 +22,9 @@
 //   non-empty buckets); B answers stamps (its stamps in the differing buckets that fit one message, `more` if
 //   others differ too); A pulls what B holds newer. The safety net for what a cursor cannot see: an entry
 //   skipped for clock skew, a peer's database restored from a copy, a write left out of B's answer because
-//   its writer's link to A was up when A asked, if the writer then died before reaching A. (A lost cursor
-//   after a restart is harmless: cursors live in memory, and an empty one reads the whole change log.)
+//   its writer's link to A was up when A asked, if the writer then died before reaching A.
+// Cursors are saved through the Ready at most once per antiEntropyIntervalTicks and read back at start, so a
+// restarted node resumes where it left off; a lost or stale one only costs reading more of a log.
 // Then B answers the pull with entries messages, the final one marked `last`, and the round completes once
 // the pulled entries are persisted. A since round cut short by a bound continues at once; a digest round
 // only when it also pulled something (under load every bucket differs by what is still in flight, and the
@@ -40,6 +41,7 @@ import type {
   Envelope,
   NodeId,
   OriginSkip,
+  PeerCursor,
   RoundKind,
   SeqSpan,
   StoreEntry,
@@ -82,15 +84,7 @@ type PersistOrigin =
   | { kind: "apply"; from: NodeId; writeId: string; chunk: number; seqs: SeqSpan | null }
   | { kind: "round" };
 
-/**
- * How far this node has seen a peer's change log: every change of store `storeId` up to `seq` (that store
- * was created at `createdWallMs`).
- */
-interface Cursor {
-  storeId: number;
-  createdWallMs: number;
-  seq: number;
-}
+type Cursor = Omit<PeerCursor, "peer">;
 
 interface Round {
   roundId: number;
@@ -127,6 +121,9 @@ export class StoreSync {
   /** Periodic rounds started with each peer: every digestRoundEvery-th is a digest round. */
   private readonly periodicRounds = new Map<NodeId, number>();
   private readonly antiEntropyTimer: Timeout;
+  /** Cursors are saved at most once per antiEntropyIntervalTicks, when they moved. */
+  private readonly cursorSaveTimer: Timeout;
+  private cursorsMoved = false;
   private roundRobinIndex = 0;
   private roundIdNext = 1;
   private persistTokenNext = 1;
@@ -141,6 +138,11 @@ export class StoreSync {
     this.view = view;
     this.peers = new Set(config.peers);
     this.antiEntropyTimer = new Timeout("anti-entropy", config.antiEntropyIntervalTicks);
+    this.cursorSaveTimer = new Timeout("cursor save", config.antiEntropyIntervalTicks);
+    // Where the previous run left off, so a restart does not read every peer's whole log again.
+    for (const { peer, ...cursor } of view.syncCursors()) {
+      if (this.peers.has(peer)) this.cursors.set(peer, cursor);
+    }
   }
 
   // --- inputs ------------------------------------------------------------------------------------
@@ -238,6 +240,14 @@ export class StoreSync {
       round.timer.tick();
       if (round.timer.fired()) this.abandonRound(round, `no answer within ${round.timer.afterTicks} ticks`);
     }
+    this.cursorSaveTimer.tick();
+    if (this.cursorSaveTimer.fired()) {
+      this.cursorSaveTimer.reset();
+      if (this.cursorsMoved) {
+        this.cursorsMoved = false;
+        this.ready_.cursors = [...this.cursors].map(([peer, cursor]) => ({ peer, ...cursor }));
+      }
+    }
     this.antiEntropyTimer.tick();
     if (this.antiEntropyTimer.fired()) {
       this.antiEntropyTimer.reset();
@@ -288,7 +298,8 @@ export class StoreSync {
 
   hasReady(): boolean {
     const r = this.ready_;
-    return r.persist.length + r.messages.length + r.writeResults.length + r.events.length > 0;
+    const outputs = r.persist.length + r.messages.length + r.writeResults.length + r.events.length;
+    return outputs > 0 || r.cursors !== null;
   }
 
   /** The pending outputs; call advance() with it before the next ready(). Inputs meanwhile queue. */
@@ -516,7 +527,12 @@ export class StoreSync {
   private advanceCursorPast(peer: NodeId, seqs: SeqSpan | null): void {
     const cursor = this.cursors.get(peer);
     if (cursor === undefined || seqs === null || cursor.storeId !== seqs.storeId) return;
-    if (cursor.seq === seqs.afterSeq) this.cursors.set(peer, { ...cursor, seq: seqs.upToSeq });
+    if (cursor.seq === seqs.afterSeq) this.setCursor(peer, { ...cursor, seq: seqs.upToSeq });
+  }
+
+  private setCursor(peer: NodeId, cursor: Cursor): void {
+    this.cursors.set(peer, cursor);
+    this.cursorsMoved = true;
   }
 
   private pulledElsewhere(stamp: EntryStamp, except: Round): boolean {
@@ -536,7 +552,7 @@ export class StoreSync {
     const cursor = this.cursors.get(peer);
     const after = round.cursorAfter;
     if (after !== null && !(cursor?.storeId === after.storeId && cursor.seq > after.seq)) {
-      this.cursors.set(peer, after);
+      this.setCursor(peer, after);
     }
     this.event({ type: "round-completed", peer, roundId, pulled, more });
     if (more && (round.kind === "since" || pulled > 0)) {
@@ -641,5 +657,5 @@ export class StoreSync {
 }
 
 function emptyReady(): StoreSyncReady {
-  return { persist: [], messages: [], writeResults: [], events: [] };
+  return { persist: [], cursors: null, messages: [], writeResults: [], events: [] };
 }

@@ -8,6 +8,7 @@
 //   2. while hasReady(): r = ready();
 //        merge each r.persist batch durably (LocalStore.applyRemote), then call persisted(token) — or
 //        persistFailed(token) — for it: an apply-ack leaves only after that, so "acknowledged" means durable;
+//        save r.cursors when not null (LocalStore.saveSyncCursors; losing them only costs re-reading);
 //        send r.messages; hand out r.writeResults; log r.events; then advance(r).
 
 import type { BucketDigest, EntryStamp, StoreEntry } from "./store_types.ts";
@@ -31,6 +32,20 @@ export interface StoreView {
   getMany(paths: readonly string[]): StoreEntry[];
   /** The seq of the last change (0 when none). */
   lastSeq(): number;
+  /** The cursors into peers' change logs saved from a Ready (empty when none were). */
+  syncCursors(): PeerCursor[];
+}
+
+/**
+ * How far a node has read a peer's change log: every change of store `storeId` (created at `createdWallMs`)
+ * up to `seq`. Saved only after what it covers is durable, so a cursor read back after a crash never
+ * claims more than the store holds.
+ */
+export interface PeerCursor {
+  peer: NodeId;
+  storeId: number;
+  createdWallMs: number;
+  seq: number;
 }
 
 /**
@@ -197,6 +212,8 @@ export type StoreSyncEvent =
 
 export interface StoreSyncReady {
   persist: PersistRequest[];
+  /** Every cursor, to save in place of the saved ones; null when none moved since the last save. */
+  cursors: PeerCursor[] | null;
   messages: Envelope<StoreSyncMessage>[];
   writeResults: WriteResult[];
   events: StoreSyncEvent[];

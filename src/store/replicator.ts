@@ -14,6 +14,7 @@ import { compareVersions } from "../core/lww.ts";
 import { StoreSync } from "../core/store_sync.ts";
 import { DEFAULT_STORE_SYNC_LIMITS } from "../core/store_sync_config.ts";
 import type {
+  PeerCursor,
   PersistRequest,
   StoreSyncEvent,
   StoreSyncLimits,
@@ -340,6 +341,7 @@ export class Replicator implements StoreService {
       while (this.core.hasReady()) {
         const ready = this.core.ready();
         const outcomes = this.persist(ready.persist);
+        if (ready.cursors !== null) this.saveCursors(ready.cursors);
         this.sendAll(ready.messages);
         for (const result of ready.writeResults) this.settle(result);
         for (const event of ready.events) this.logEvent(event);
@@ -353,6 +355,15 @@ export class Replicator implements StoreService {
       this.draining = false;
     }
     this.notify(seqBefore);
+  }
+
+  /** Losing them only means re-reading peers' change logs after a restart: a failure is logged, not fatal. */
+  private saveCursors(cursors: readonly PeerCursor[]): void {
+    try {
+      this.store.saveSyncCursors(cursors);
+    } catch (error) {
+      this.logger.warn({ err: error }, "store: cannot save anti-entropy cursors");
+    }
   }
 
   /** A message addressed to several peers (an apply) is encoded once. */

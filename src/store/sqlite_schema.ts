@@ -43,6 +43,12 @@ DROP INDEX IF EXISTS entries_by_seq;
 CREATE INDEX IF NOT EXISTS entries_by_seq_origin ON entries (seq, node_id, wall_ms);
 CREATE INDEX IF NOT EXISTS entries_by_bucket ON entries (bucket);
 CREATE INDEX IF NOT EXISTS tombstones_by_wall_ms ON entries (wall_ms) WHERE deleted = 1;
+CREATE TABLE IF NOT EXISTS sync_cursors (
+  peer TEXT PRIMARY KEY,
+  store_id INTEGER NOT NULL,
+  created_wall_ms INTEGER NOT NULL,
+  seq INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS buckets (
   bucket INTEGER PRIMARY KEY,
   hi INTEGER NOT NULL,

@@ -27,7 +27,7 @@ import {
 import { ClockSkewError, HybridClock } from "../core/hlc.ts";
 import { supersedes } from "../core/lww.ts";
 import { sinceUntilSeq, stampsSinceOf } from "../core/store_sync_batch.ts";
-import type { StampsSince, StampsSinceQuery, StoreIdentity } from "../core/store_sync_types.ts";
+import type { PeerCursor, StampsSince, StampsSinceQuery, StoreIdentity } from "../core/store_sync_types.ts";
 import { type NodeId, nodeIdPattern } from "../core/types.ts";
 import { MetaKey, type MetaValues, prepareSchema, SCHEMA_VERSION, StoreOpenError } from "./sqlite_schema.ts";
 import type {
@@ -409,6 +409,27 @@ export class SqliteLocalStore implements LocalStore {
       this.stampsSinceBySkips.set(skips, statement);
     }
     return statement;
+  }
+
+  syncCursors(): PeerCursor[] {
+    return this.db
+      .prepare<[], PeerCursor>(
+        "SELECT peer, store_id AS storeId, created_wall_ms AS createdWallMs, seq FROM sync_cursors",
+      )
+      .all();
+  }
+
+  /** One small transaction (an fsync): the sync core asks for it at most once per anti-entropy interval. */
+  saveSyncCursors(cursors: readonly PeerCursor[]): void {
+    const insert = this.db.prepare<[string, number, number, number]>(
+      "INSERT INTO sync_cursors (peer, store_id, created_wall_ms, seq) VALUES (?, ?, ?, ?)",
+    );
+    this.db
+      .transaction(() => {
+        this.db.prepare("DELETE FROM sync_cursors").run();
+        for (const c of cursors) insert.run(c.peer, c.storeId, c.createdWallMs, c.seq);
+      })
+      .immediate();
   }
 
   stampsAt(paths: readonly string[]): EntryStamp[] {

@@ -1,7 +1,7 @@
 // The store's contract between its parts: the durable local state (sqlite_store.ts), the replication
 // shell (replicator.ts, over the pure sync core src/core/store_sync.ts), the materialiser and the API.
 
-import type { StoreView } from "../core/store_sync_types.ts";
+import type { PeerCursor, StoreView } from "../core/store_sync_types.ts";
 import type { BucketDigest, EntryStamp, StoreEntry, Version } from "../core/store_types.ts";
 
 export type { BucketDigest, EntryStamp, StoreEntry, Version };
@@ -35,6 +35,8 @@ export interface LocalStore extends StoreView {
   list(prefix: string, options: { after?: string; limit: number }): StoreEntry[];
   /** Changes with seq > afterSeq, in order, at most `limit`. */
   changesSince(afterSeq: number, limit: number): StoreChange[];
+  /** Replaces the saved cursors into peers' change logs (StoreSyncReady.cursors). */
+  saveSyncCursors(cursors: readonly PeerCursor[]): void;
   /** Removes tombstones older than the horizon; returns how many. */
   collectTombstones(olderThanWallMs: number): number;
   close(): void;

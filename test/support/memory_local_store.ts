@@ -14,7 +14,12 @@ import {
 import { ClockSkewError, HybridClock } from "../../src/core/hlc.ts";
 import { supersedes } from "../../src/core/lww.ts";
 import { sinceUntilSeq, stampsSinceOf } from "../../src/core/store_sync_batch.ts";
-import type { StampsSince, StampsSinceQuery, StoreIdentity } from "../../src/core/store_sync_types.ts";
+import type {
+  PeerCursor,
+  StampsSince,
+  StampsSinceQuery,
+  StoreIdentity,
+} from "../../src/core/store_sync_types.ts";
 import type { NodeId } from "../../src/core/types.ts";
 import type {
   BucketDigest,
@@ -46,6 +51,7 @@ export class MemoryLocalStore implements LocalStore {
   private readonly changes: StoreChange[] = [];
   private closed = false;
   private readonly storeIdentity: StoreIdentity;
+  private savedCursors: PeerCursor[] = [];
   clockSkewRejectedTotal = 0;
 
   constructor(options: MemoryLocalStoreOptions) {
@@ -136,6 +142,15 @@ export class MemoryLocalStore implements LocalStore {
       rows.push({ seq, stamp: { path: entry.path, version: entry.version, deleted: entry.deleted } });
     }
     return stampsSinceOf(rows, query, until, this.lastSeq());
+  }
+
+  syncCursors(): PeerCursor[] {
+    return this.savedCursors.map((c) => ({ ...c }));
+  }
+
+  saveSyncCursors(cursors: readonly PeerCursor[]): void {
+    this.assertOpen();
+    this.savedCursors = cursors.map((c) => ({ ...c }));
   }
 
   stampsAt(paths: readonly string[]): EntryStamp[] {

@@ -284,6 +284,7 @@ export class StoreCluster {
         node.store.applyRemote(request.entries, this.wallMs(node));
         tokens.push(request.token);
       }
+      if (ready.cursors !== null) node.store.saveSyncCursors(ready.cursors);
       for (const envelope of ready.messages) this.network.send(envelope, this.nowUnits);
       for (const result of ready.writeResults) {
         const ok = result.hostsOk.join(",") || "-";

@@ -83,6 +83,7 @@ class Harness {
         if (node.autoPersist) this.persist(node, request);
         else node.held.push(request);
       }
+      if (ready.cursors !== null) node.store.saveSyncCursors(ready.cursors);
       this.queue.push(...ready.messages);
       this.sent.push(...ready.messages);
       node.results.push(...ready.writeResults);
@@ -531,6 +532,40 @@ test("store sync: anti-entropy: a since answer leaves out the writes of peers th
   assert.deepEqual(offeredByN3("up"), ["n3/a"]);
   // Cut off from n1, n2 needs n3 to relay n1's writes.
   assert.equal(offeredByN3("down").length, 11);
+});
+
+test("store sync: anti-entropy: cursors are saved once per interval when they moved; a restart resumes from them", () => {
+  const config = { antiEntropyIntervalTicks: 4 };
+  const h = new Harness(["n1", "n2"], config);
+  for (let i = 0; i < 5; i++) h.write("n1", { [`k/${i}`]: "v" }, 0);
+  h.deliverAll();
+  h.linkUp("n2", "n1");
+  h.deliverAll();
+  const n2 = h.node("n2");
+  assert.deepEqual(n2.store.syncCursors(), []);
+  h.tick("n2", 3);
+  assert.deepEqual(n2.store.syncCursors(), []);
+  h.tick("n2");
+  const { storeId, createdWallMs } = h.node("n1").store.identity();
+  const seq = h.node("n1").store.lastSeq();
+  assert.deepEqual(n2.store.syncCursors(), [{ peer: "n1", storeId, createdWallMs, seq }]);
+  // A new core on the same store (a restart) asks for the changes after the saved cursor only.
+  const restarted = new StoreSync(
+    {
+      selfId: "n2",
+      peers: ["n1"],
+      writeTimeoutTicks: 10,
+      antiEntropyIntervalTicks: 4,
+      roundTimeoutTicks: 5,
+      digestRoundEvery: 4,
+      limits: DEFAULT_STORE_SYNC_LIMITS,
+    },
+    n2.store,
+  );
+  restarted.linkUp("n1");
+  const since = restarted.ready().messages.find((e) => e.message.type === "since")?.message;
+  assert.equal(since?.type, "since");
+  assert.deepEqual([since.storeId, since.afterSeq], [storeId, seq]);
 });
 
 test("store sync: anti-entropy: a cursor into another store (wiped, replaced) reads the log from the start", () => {

@@ -321,6 +321,25 @@ test("sqlite store: stampsSince: latest changes after a seq, the asker's own wri
   store.close();
 });
 
+test("sqlite store: sync cursors: saved in place of the previous ones, kept across reopens", () => {
+  const path = dbPath();
+  const first = openStore({ path });
+  assert.deepEqual(first.syncCursors(), []);
+  first.saveSyncCursors([{ peer: "n2", storeId: 7, createdWallMs: baseWallMs, seq: 10 }]);
+  const cursors = [
+    { peer: "n2", storeId: 7, createdWallMs: baseWallMs, seq: 12 },
+    { peer: "n3", storeId: 2 ** 47, createdWallMs: baseWallMs + 1, seq: 3 },
+  ];
+  first.saveSyncCursors(cursors);
+  first.close();
+  const again = openStore({ path });
+  assert.deepEqual(
+    again.syncCursors().sort((a, b) => (a.peer < b.peer ? -1 : 1)),
+    cursors,
+  );
+  again.close();
+});
+
 test("sqlite store: identity: drawn once per database, kept across reopens, new for a new database", () => {
   const path = dbPath();
   const first = openStore({ path });
