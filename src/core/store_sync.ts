@@ -569,7 +569,7 @@ export class StoreSync {
   // --- anti-entropy: responder (stateless) -------------------------------------------------------
 
   private onSince(from: NodeId, message: MessageOf<"since">): void {
-    const { storeId } = this.view.identity();
+    const { storeId, createdWallMs } = this.view.identity();
     // A cursor into another store (wiped, replaced) or past our last seq (restored from a copy) is stale.
     const valid = message.storeId === storeId && message.afterSeq <= this.view.lastSeq();
     const limit = Math.min(this.config.limits.stampsPerMessageMax, this.config.limits.pathsPerPullMax);
@@ -578,7 +578,6 @@ export class StoreSync {
       seqSpanMax: limit * sinceSeqSpanPerStamp,
       skip: message.skip,
     });
-    const { createdWallMs } = this.view.identity();
     this.send(from, {
       type: "changes",
       roundId: message.roundId,

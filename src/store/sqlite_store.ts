@@ -109,6 +109,13 @@ function prepareStatements(db: Database.Database) {
     changesSince: db.prepare<[number, number], EntryRow>(
       `SELECT ${entryColumns} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?`,
     ),
+    syncCursors: db.prepare<[], PeerCursor>(
+      "SELECT peer, store_id AS storeId, created_wall_ms AS createdWallMs, seq FROM sync_cursors",
+    ),
+    clearSyncCursors: db.prepare("DELETE FROM sync_cursors"),
+    addSyncCursor: db.prepare<[string, number, number, number]>(
+      "INSERT INTO sync_cursors (peer, store_id, created_wall_ms, seq) VALUES (?, ?, ?, ?)",
+    ),
     stampsInBucket: db.prepare<[number], StampRow>(`SELECT ${stampColumns} FROM entries WHERE bucket = ?`),
     tombstonesBefore: db.prepare<[number], StampRow>(
       `SELECT ${stampColumns} FROM entries WHERE deleted = 1 AND wall_ms < ?`,
@@ -412,22 +419,16 @@ export class SqliteLocalStore implements LocalStore {
   }
 
   syncCursors(): PeerCursor[] {
-    return this.db
-      .prepare<[], PeerCursor>(
-        "SELECT peer, store_id AS storeId, created_wall_ms AS createdWallMs, seq FROM sync_cursors",
-      )
-      .all();
+    return this.statements.syncCursors.all();
   }
 
   /** One small transaction (an fsync): the sync core asks for it at most once per anti-entropy interval. */
   saveSyncCursors(cursors: readonly PeerCursor[]): void {
-    const insert = this.db.prepare<[string, number, number, number]>(
-      "INSERT INTO sync_cursors (peer, store_id, created_wall_ms, seq) VALUES (?, ?, ?, ?)",
-    );
+    const { clearSyncCursors, addSyncCursor } = this.statements;
     this.db
       .transaction(() => {
-        this.db.prepare("DELETE FROM sync_cursors").run();
-        for (const c of cursors) insert.run(c.peer, c.storeId, c.createdWallMs, c.seq);
+        clearSyncCursors.run();
+        for (const c of cursors) addSyncCursor.run(c.peer, c.storeId, c.createdWallMs, c.seq);
       })
       .immediate();
   }

@@ -30,6 +30,10 @@ import type {
   StoreWrite,
 } from "../../src/store/types.ts";
 
+function stampOf(entry: StoreEntry): EntryStamp {
+  return { path: entry.path, version: entry.version, deleted: entry.deleted };
+}
+
 export interface MemoryLocalStoreOptions {
   nodeId: NodeId;
   bucketCount?: number;
@@ -139,7 +143,7 @@ export class MemoryLocalStore implements LocalStore {
       if (this.get(entry.path) !== entry) continue;
       const { nodeId, wallMs } = entry.version;
       if (skip.some((o) => o.nodeId === nodeId && wallMs >= o.fromWallMs)) continue;
-      rows.push({ seq, stamp: { path: entry.path, version: entry.version, deleted: entry.deleted } });
+      rows.push({ seq, stamp: stampOf(entry) });
     }
     return stampsSinceOf(rows, query, until, this.lastSeq());
   }
@@ -154,7 +158,7 @@ export class MemoryLocalStore implements LocalStore {
   }
 
   stampsAt(paths: readonly string[]): EntryStamp[] {
-    return this.getMany(paths).map((e) => ({ path: e.path, version: e.version, deleted: e.deleted }));
+    return this.getMany(paths).map(stampOf);
   }
 
   digest(): BucketDigest[] {
@@ -166,13 +170,7 @@ export class MemoryLocalStore implements LocalStore {
   }
 
   stampsInBuckets(buckets: readonly number[]): EntryStamp[] {
-    return buckets.flatMap((bucket) =>
-      [...(this.buckets[bucket]?.entries.values() ?? [])].map((e) => ({
-        path: e.path,
-        version: e.version,
-        deleted: e.deleted,
-      })),
-    );
+    return buckets.flatMap((bucket) => [...(this.buckets[bucket]?.entries.values() ?? [])].map(stampOf));
   }
 
   collectTombstones(olderThanWallMs: number): number {

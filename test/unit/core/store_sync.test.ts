@@ -124,6 +124,22 @@ class Harness {
     this.drain(this.node(id));
   }
 
+  /** Paths offered in the `changes` answers sent so far (by `from`, when given). */
+  offered(from?: NodeId): string[] {
+    return this.sent.flatMap((e) =>
+      e.message.type === "changes" && (from === undefined || e.from === from)
+        ? e.message.stamps.map((s) => s.path)
+        : [],
+    );
+  }
+
+  /** The first message of this type sent so far; fails the test when there is none. */
+  firstSent<T extends StoreSyncMessage["type"]>(type: T): Extract<StoreSyncMessage, { type: T }> {
+    const message = this.sent.find((e) => e.message.type === type)?.message;
+    assert.ok(message !== undefined, `no ${type} message was sent`);
+    return message as Extract<StoreSyncMessage, { type: T }>;
+  }
+
   /** Path → "value@version" of every entry (tombstones included) on a node. */
   contents(id: NodeId): Map<string, string> {
     const entries = this.node(id).store.all();
@@ -379,8 +395,7 @@ test("store sync: anti-entropy: a pull answer is bounded in value bytes; what it
   h.sent.length = 0;
   h.linkUp("n2", "n1");
   h.deliverAll();
-  const changes = h.sent.find((e) => e.message.type === "changes")?.message;
-  assert.equal(changes?.type, "changes");
+  const changes = h.firstSent("changes");
   assert.deepEqual(changes.stamps, []);
 });
 
@@ -464,9 +479,7 @@ test("store sync: anti-entropy: a since round reads only the changes after the c
   h.linkUp("n1", "n2");
   h.deliverAll();
   assert.deepEqual(h.contents("n1"), h.contents("n2"));
-  const offered = h.sent.flatMap(({ message }) =>
-    message.type === "changes" ? message.stamps.map((s) => s.path) : [],
-  );
+  const offered = h.offered();
   assert.deepEqual(offered.sort(), ["new/a", "new/b", "old/3"]);
 });
 
@@ -481,11 +494,9 @@ test("store sync: anti-entropy: applies keep the cursor current, so a since roun
   h.sent.length = 0;
   h.linkUp("n2", "n1");
   h.deliverAll();
-  const since = h.sent.find((e) => e.message.type === "since")?.message;
-  assert.equal(since?.type, "since");
+  const since = h.firstSent("since");
   assert.equal(since.afterSeq, h.node("n1").store.lastSeq());
-  const changes = h.sent.find((e) => e.message.type === "changes")?.message;
-  assert.equal(changes?.type, "changes");
+  const changes = h.firstSent("changes");
   assert.deepEqual(changes.stamps, []);
 });
 
@@ -503,8 +514,7 @@ test("store sync: anti-entropy: an apply after a lost one leaves the cursor befo
   h.sent.length = 0;
   h.linkUp("n2", "n1");
   h.deliverAll();
-  const changes = h.sent.find((e) => e.message.type === "changes")?.message;
-  assert.equal(changes?.type, "changes");
+  const changes = h.firstSent("changes");
   assert.deepEqual(
     changes.stamps.map((s) => s.path),
     ["lost", "arrived"],
@@ -525,9 +535,7 @@ test("store sync: anti-entropy: a since answer leaves out the writes of peers th
     h.sent.length = 0;
     h.linkUp("n2", "n3");
     h.deliverAll();
-    return h.sent.flatMap(({ from, message }) =>
-      from === "n3" && message.type === "changes" ? message.stamps.map((s) => s.path) : [],
-    );
+    return h.offered("n3");
   };
   assert.deepEqual(offeredByN3("up"), ["n3/a"]);
   // Cut off from n1, n2 needs n3 to relay n1's writes.
@@ -574,8 +582,7 @@ test("store sync: anti-entropy: a cursor into another store (wiped, replaced) re
   const { storeId } = n2.store.identity();
   n2.core.step("n1", { type: "since", roundId: 7, storeId: storeId + 1, afterSeq: 30, skip: [] });
   h.drain(n2);
-  const answer = h.queue.find((e) => e.message.type === "changes")?.message;
-  assert.equal(answer?.type, "changes");
+  const answer = h.firstSent("changes");
   assert.equal(answer.storeId, storeId);
   assert.equal(answer.stamps.length, 32);
 });
@@ -588,9 +595,7 @@ test("store sync: anti-entropy: a since answer leaves out what the asker wrote i
   h.sent.length = 0;
   h.linkUp("n1", "n2");
   h.deliverAll();
-  const offered = h.sent.flatMap(({ message }) =>
-    message.type === "changes" ? message.stamps.map((s) => s.path) : [],
-  );
+  const offered = h.offered();
   assert.deepEqual(offered, ["n2/a"]);
 });
 
