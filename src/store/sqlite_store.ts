@@ -116,7 +116,11 @@ function prepareStatements(db: Database.Database) {
     addSyncCursor: db.prepare<[string, number, number, number]>(
       "INSERT INTO sync_cursors (peer, store_id, created_wall_ms, seq) VALUES (?, ?, ?, ?)",
     ),
-    stampsInBucket: db.prepare<[number], StampRow>(`SELECT ${stampColumns} FROM entries WHERE bucket = ?`),
+    // One scan of the stamp index, whatever the number of buckets (they come as a JSON array).
+    stampsInBuckets: db.prepare<[string], StampRow>(
+      `SELECT ${stampColumns} FROM entries INDEXED BY entries_stamps_by_seq
+       WHERE bucket IN (SELECT value FROM json_each(?))`,
+    ),
     tombstonesBefore: db.prepare<[number], StampRow>(
       `SELECT ${stampColumns} FROM entries WHERE deleted = 1 AND wall_ms < ?`,
     ),
@@ -402,7 +406,7 @@ export class SqliteLocalStore implements LocalStore {
 
   /**
    * One prepared statement per number of skipped origins (a handful in a small cluster). It walks
-   * entries_by_seq_origin, whose columns alone decide each skip: a skipped row costs no table lookup.
+   * entries_stamps_by_seq, which holds every column it reads: no row is looked up, skipped or not.
    */
   private stampsSinceStatement(
     skips: number,
@@ -438,11 +442,8 @@ export class SqliteLocalStore implements LocalStore {
   }
 
   stampsInBuckets(buckets: readonly number[]): EntryStamp[] {
-    const stamps: EntryStamp[] = [];
-    for (const bucket of new Set(buckets)) {
-      for (const row of this.statements.stampsInBucket.all(bucket)) stamps.push(stampOf(row));
-    }
-    return stamps;
+    if (buckets.length === 0) return [];
+    return this.statements.stampsInBuckets.all(JSON.stringify(buckets)).map(stampOf);
   }
 
   /**

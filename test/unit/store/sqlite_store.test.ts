@@ -488,6 +488,37 @@ test("sqlite store: open: file is private, in WAL mode, with the schema version 
   }
 });
 
+test("sqlite store: open: an earlier layout's indexes give way to the stamp index, entries kept", () => {
+  const path = dbPath();
+  const store = openStore({ path });
+  store.writeLocal([{ path: "a", value: text("1") }], baseWallMs);
+  store.close();
+  const raw = new Database(path);
+  raw.exec(`DROP INDEX entries_stamps_by_seq;
+    CREATE INDEX entries_by_seq ON entries (seq);
+    CREATE INDEX entries_by_seq_origin ON entries (seq, node_id, wall_ms);
+    CREATE INDEX entries_by_bucket ON entries (bucket);`);
+  raw.close();
+  const reopened = openStore({ path });
+  assert.deepEqual(
+    reopened.stampsInBuckets(allBuckets(reopened)).map((s) => s.path),
+    ["a"],
+  );
+  reopened.close();
+  const check = new Database(path, { readonly: true });
+  try {
+    const indexes = check
+      .prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'entries' AND sql IS NOT NULL",
+      )
+      .pluck()
+      .all();
+    assert.deepEqual(indexes.sort(), ["entries_stamps_by_seq", "tombstones_by_wall_ms"]);
+  } finally {
+    check.close();
+  }
+});
+
 test("sqlite store: open: refuses a newer schema, a file that is not a database, a bad node id", () => {
   const newer = dbPath();
   openStore({ path: newer }).close();
