@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import { isUnderPrefix } from "../core/store_path.ts";
 import type { MinAcks, StoreService, StoreWrite } from "../store/types.ts";
 import { ReadOnlyReplicaError } from "../store/types.ts";
+import { StoreFlushError } from "../store/wal_flusher.ts";
 import { ApiErrorCode, sendError, sendJson } from "./errors.ts";
 import { InflightLimit } from "./inflight_limit.ts";
 import { readBody } from "./request_body.ts";
@@ -125,6 +126,10 @@ export function storeRoutes(service: StoreService, options: StoreRoutesOptions):
     } catch (error) {
       if (error instanceof ReadOnlyReplicaError)
         return sendError(res, ApiErrorCode.ReadOnlyReplica, error.message);
+      if (error instanceof StoreFlushError) {
+        const message = "this node could not flush the write to its disk: its outcome is unknown";
+        return sendError(res, ApiErrorCode.Internal, message);
+      }
       throw error;
     }
   };

@@ -4,9 +4,14 @@
 // writes → log → advance, then report the persisted tokens so that acks leave in the next turn. Everything
 // is synchronous, so inputs from the mesh are stepped in turn and nothing interleaves with a drain.
 // Group commit: local writes queue and commit together on the next turn of the event loop, one SQLite
-// transaction (one fsync) for every request that arrived meanwhile; requests asking the same min_acks and
+// transaction (and one flush) for every request that arrived meanwhile; requests asking the same min_acks and
 // timeout share one replicated write (one apply message per peer), and each gets its own entries back.
 // Messages: one-way, on the channels of store_wire.ts, bounds-checked; garbage is logged and dropped.
+// Durability: a commit returns before its fsync (LocalStore.flushed, src/store/wal_flusher.ts). Nothing claims
+// it durable before the flush: a client's answer waits for it (and for min_acks peers, whose acks may come
+// first), a peer's entries are reported persisted to the core (so acked, and cursors moved) only after it,
+// and the change feed (onChange, changesSince, lastSeq: watch and the materialiser) stops at the last
+// flushed seq. Peers are sent a write at once, while it is being flushed here.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { MonotonicTicker } from "../cluster/monotonic_ticker.ts";
@@ -84,6 +89,7 @@ const inboxMessagesMax = 16_384;
 interface WriteRequest {
   entries: StoreEntry[];
   resolve: (outcome: WriteOutcome) => void;
+  reject: (error: unknown) => void;
 }
 
 /** A write() call waiting for the next group commit. */
@@ -100,6 +106,10 @@ interface PendingWrite {
   minAcks: MinAcks;
   timeoutTicks: number | undefined;
   requests: WriteRequest[];
+  /** The local commit is on disk. */
+  flushed: boolean;
+  /** The core's latest result, held until the flush. */
+  result: WriteResult | null;
 }
 
 export class Replicator implements StoreService {
@@ -121,6 +131,10 @@ export class Replicator implements StoreService {
   private readonly queued: QueuedWrite[] = [];
   private commitScheduled: NodeJS.Immediate | null = null;
   private readonly listeners = new Set<(changes: readonly StoreChange[]) => void>();
+  /** The change feed's end: every commit up to it is flushed and was handed to the listeners. */
+  private feedSeq: number;
+  private feedFlushRequested = false;
+  private flushFailureLogged = false;
   private draining = false;
   private readonly inbox: Array<{ from: NodeId; message: StoreSyncMessage }> = [];
   private flushScheduled: NodeJS.Immediate | null = null;
@@ -135,6 +149,7 @@ export class Replicator implements StoreService {
     this.logger = options.logger;
     this.nowWallMs = options.nowWallMs ?? Date.now;
     this.tickMs = options.tickMs ?? tickMsDefault;
+    this.feedSeq = this.store.lastSeq();
     const limits: StoreSyncLimits = { ...DEFAULT_STORE_SYNC_LIMITS, ...options.limits };
     this.core = new StoreSync(
       {
@@ -227,12 +242,15 @@ export class Replicator implements StoreService {
     return this.store.list(prefix, options);
   }
 
+  /** Only flushed changes: a page may stop short of `limit` while the rest is being flushed. */
   changesSince(afterSeq: number, limit: number): StoreChange[] {
-    return this.store.changesSince(afterSeq, limit);
+    const end = this.feedSeq;
+    return afterSeq >= end ? [] : this.store.changesSince(afterSeq, limit).filter((c) => c.seq <= end);
   }
 
+  /** The last flushed seq (see changesSince). */
   lastSeq(): number {
-    return this.store.lastSeq();
+    return this.feedSeq;
   }
 
   onChange(listener: (changes: readonly StoreChange[]) => void): () => void {
@@ -271,25 +289,45 @@ export class Replicator implements StoreService {
       const request = {
         entries: entries.slice(offset, offset + queued.writes.length),
         resolve: queued.resolve,
+        reject: queued.reject,
       };
       offset += queued.writes.length;
       const key = `${queued.minAcks}/${queued.timeoutTicks ?? ""}`;
       const write = shared.get(key);
       if (write === undefined) {
-        shared.set(key, { minAcks: queued.minAcks, timeoutTicks: queued.timeoutTicks, requests: [request] });
+        const { minAcks, timeoutTicks } = queued;
+        shared.set(key, { minAcks, timeoutTicks, requests: [request], flushed: false, result: null });
       } else write.requests.push(request);
     }
     // One write per distinct (minAcks, timeout); the usual single one holds the whole commit, whose entries
     // took the seqs after seqBefore in order, so peers can move their cursors into our change log with it.
     const firstSeq = shared.size === 1 ? seqBefore + 1 : null;
+    const writeIds: string[] = [];
     for (const write of shared.values()) {
       const writeId = `${this.bootId}.${++this.writeSeq}`;
+      writeIds.push(writeId);
       this.pending.set(writeId, write);
       const written = write.requests.flatMap((request) => request.entries);
       this.core.localCommitted(writeId, written, write.minAcks, write.timeoutTicks, firstSeq);
     }
-    this.notify(seqBefore);
+    this.store.flushed((error) => this.localFlushed(writeIds, error));
     this.drain();
+  }
+
+  /** The group's commit is on disk (or never will be: its requests fail, whatever peers said). */
+  private localFlushed(writeIds: readonly string[], error: Error | null): void {
+    for (const writeId of writeIds) {
+      const write = this.pending.get(writeId);
+      if (write === undefined) continue;
+      if (error !== null) {
+        this.flushFailed(error);
+        this.pending.delete(writeId);
+        for (const request of write.requests) request.reject(error);
+        continue;
+      }
+      write.flushed = true;
+      if (write.result !== null) this.settle(write.result);
+    }
   }
 
   private ticksOf(ms: number): number {
@@ -299,7 +337,7 @@ export class Replicator implements StoreService {
 
   /**
    * Messages queue and are stepped together on the next turn of the event loop (own pace: a burst of
-   * applies becomes one drain and one SQLite transaction, not one fsync per message).
+   * applies becomes one drain and one SQLite transaction and flush, not one per message).
    */
   private receive(from: NodeId, payload: Uint8Array): void {
     if (this.stopped) return;
@@ -336,7 +374,7 @@ export class Replicator implements StoreService {
   private drain(): void {
     if (this.draining) return;
     this.draining = true;
-    const seqBefore = this.store.lastSeq();
+    const merged: number[] = [];
     try {
       while (this.core.hasReady()) {
         const ready = this.core.ready();
@@ -347,14 +385,27 @@ export class Replicator implements StoreService {
         for (const event of ready.events) this.logEvent(event);
         this.core.advance(ready);
         for (const { token, error } of outcomes) {
-          if (error === null) this.core.persisted(token);
+          if (error === null) merged.push(token);
           else this.core.persistFailed(token, error);
         }
       }
     } finally {
       this.draining = false;
     }
-    this.notify(seqBefore);
+    if (merged.length > 0) this.store.flushed((error) => this.remoteFlushed(merged, error));
+    this.feedAfterFlush();
+  }
+
+  /** Merged remote entries are on disk: now they may be acked and count for cursors (or fail, if not). */
+  private remoteFlushed(tokens: readonly number[], error: Error | null): void {
+    if (error !== null) this.flushFailed(error);
+    const reason = error?.message ?? "";
+    this.input(() => {
+      for (const token of tokens) {
+        if (error === null) this.core.persisted(token);
+        else this.core.persistFailed(token, reason);
+      }
+    });
   }
 
   /** Losing them only means re-reading peers' change logs after a restart: a failure is logged, not fatal. */
@@ -415,6 +466,10 @@ export class Replicator implements StoreService {
 
   private settle(result: WriteResult): void {
     const write = this.pending.get(result.writeId);
+    if (write !== undefined && !write.flushed) {
+      write.result = result;
+      return;
+    }
     if (write === undefined) {
       // A later result of a resolved write: late acks or the final tally, for the log only.
       const level = result.hostsErr.length > 0 ? "info" : "debug";
@@ -430,14 +485,42 @@ export class Replicator implements StoreService {
       request.resolve({ entries: request.entries, hostsOk, hostsErr, acked });
   }
 
-  /** Hands the changes committed since `seqBefore` to the listeners; a throwing listener is logged. */
-  private notify(seqBefore: number): void {
+  /** Logged once: from then on every write fails and nothing is acknowledged (see wal_flusher.ts). */
+  private flushFailed(error: Error): void {
+    if (this.flushFailureLogged) return;
+    this.flushFailureLogged = true;
+    this.logger.error(
+      { err: error },
+      "store: commits could not be flushed to disk; writes fail and nothing is acknowledged until the agent restarts (check the disk)",
+    );
+  }
+
+  /** Moves the change feed to what is committed now, once that is flushed (one flush wait at a time). */
+  private feedAfterFlush(): void {
+    if (this.feedFlushRequested || this.store.lastSeq() <= this.feedSeq) return;
+    this.feedFlushRequested = true;
     const seqAfter = this.store.lastSeq();
-    if (seqAfter <= seqBefore || this.listeners.size === 0) return;
+    this.store.flushed((error) => {
+      this.feedFlushRequested = false;
+      // A failed flush is logged where it hurts (writes, acks); the feed stays where it was.
+      if (error !== null || this.stopped) return;
+      this.notify(seqAfter);
+      this.feedAfterFlush();
+    });
+  }
+
+  /** Moves the feed to `seqAfter` and hands the changes up to it to the listeners; a throwing one is logged. */
+  private notify(seqAfter: number): void {
+    const seqBefore = this.feedSeq;
+    if (seqAfter <= seqBefore) return;
+    this.feedSeq = seqAfter;
+    if (this.listeners.size === 0) return;
     for (let seq = seqBefore; seq < seqAfter; ) {
-      const changes = this.store.changesSince(seq, Math.min(changesPerNotificationMax, seqAfter - seq));
+      // Later commits, not flushed yet, may follow in the page: they wait for their own flush.
+      const page = this.store.changesSince(seq, changesPerNotificationMax);
+      const changes = page.filter((change) => change.seq <= seqAfter);
       if (changes.length === 0) break;
-      seq = changes[changes.length - 1]!.seq;
+      seq = page.length === changes.length ? changes[changes.length - 1]!.seq : seqAfter;
       for (const listener of [...this.listeners]) {
         try {
           listener(changes);

@@ -1,7 +1,7 @@
-// The node's durable copy of the store: a LocalStore over SQLite (WAL, synchronous=FULL). Every mutating
+// The node's durable copy of the store: a LocalStore over SQLite (WAL, synchronous=NORMAL). Every mutating
 // method is one immediate transaction that also moves the bucket fingerprints, the local seq and the HLC
-// high-water mark, so what a method returns as committed survives kill -9 and power loss, and the digest
-// always matches the entries.
+// high-water mark, so what a method returns as committed survives kill -9, and the digest always matches the
+// entries; `flushed` tells when it also survives power loss (an fsync on the thread pool: wal_flusher.ts).
 //
 // Changes: each committed change takes the next seq and stores it on the entry's row, so `changesSince`
 // returns only the LATEST change of each path (an overwritten change's seq is skipped). That is what `watch`,
@@ -12,7 +12,7 @@
 // Path order is SQLite's BINARY order on UTF-8, i.e. Unicode code point order (which differs from
 // JavaScript's UTF-16 `<` only for characters above U+FFFF).
 import { randomInt } from "node:crypto";
-import { closeSync, mkdirSync, openSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import {
@@ -39,6 +39,7 @@ import type {
   StoreWrite,
   Version,
 } from "./types.ts";
+import { type FlushCallback, WalFlusher } from "./wal_flusher.ts";
 
 export { StoreOpenError };
 
@@ -206,6 +207,15 @@ function checkCount(name: string, value: number): void {
   }
 }
 
+function fsyncDirectory(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Creates the file 0600 (it holds keys and certificates) before SQLite does; its -wal/-shm copy the mode. */
 function createPrivateFile(path: string): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -224,6 +234,7 @@ export class SqliteLocalStore implements LocalStore {
   private seq: number;
   private skewRejectedTotal = 0;
   private readonly storeIdentity: StoreIdentity;
+  private readonly flusher: WalFlusher;
   private readonly stampsSinceBySkips = new Map<
     number,
     Database.Statement<Array<string | number>, StampRow & { seq: number }>
@@ -241,10 +252,14 @@ export class SqliteLocalStore implements LocalStore {
     }
     let db: Database.Database | undefined;
     try {
-      if (options.path !== ":memory:") createPrivateFile(options.path);
+      const inMemory = options.path === ":memory:";
+      if (!inMemory) createPrivateFile(options.path);
       db = new Database(options.path);
       const meta = prepareSchema(db, options.path);
-      return new SqliteLocalStore(db, { ...options, bucketCount }, meta);
+      const store = new SqliteLocalStore(db, { ...options, bucketCount }, meta);
+      // The database and its WAL now exist: their directory entries must survive power loss too.
+      if (!inMemory) fsyncDirectory(dirname(options.path));
+      return store;
     } catch (cause) {
       db?.close();
       if (cause instanceof StoreOpenError) throw cause;
@@ -277,6 +292,11 @@ export class SqliteLocalStore implements LocalStore {
         ? { storeId, createdWallMs }
         : { storeId: randomInt(1, 2 ** 48), createdWallMs: Date.now() };
     this.initialize(meta[MetaKey.BucketCount]);
+    this.flusher = new WalFlusher(options.path === ":memory:" ? null : `${options.path}-wal`);
+  }
+
+  flushed(callback: FlushCallback): void {
+    this.flusher.flushed(callback);
   }
 
   identity(): StoreIdentity {
@@ -289,13 +309,13 @@ export class SqliteLocalStore implements LocalStore {
   }
 
   /**
-   * Returns exactly one entry per write, in order. A commit costs one fsync (~0.3 ms here), so callers
+   * Returns exactly one entry per write, in order. A commit costs a transaction and an fsync, so callers
    * that take one write per request should group concurrent requests into one call and split the result.
    */
   writeLocal(writes: readonly StoreWrite[], nowWallMs: number): StoreEntry[] {
     this.digestCache = null;
     for (const write of writes) this.checkValueBytes(write.path, write.value?.byteLength ?? 0);
-    // Nothing to commit: spare the fsync.
+    // Nothing to commit: spare the transaction.
     if (writes.length === 0) return [];
     return this.commit((batch) =>
       writes.map((write) => {
@@ -426,7 +446,7 @@ export class SqliteLocalStore implements LocalStore {
     return this.statements.syncCursors.all();
   }
 
-  /** One small transaction (an fsync): the sync core asks for it at most once per anti-entropy interval. */
+  /** One small transaction: the sync core asks for it at most once per anti-entropy interval. */
   saveSyncCursors(cursors: readonly PeerCursor[]): void {
     const { clearSyncCursors, addSyncCursor } = this.statements;
     this.db
@@ -435,6 +455,7 @@ export class SqliteLocalStore implements LocalStore {
         for (const c of cursors) addSyncCursor.run(c.peer, c.storeId, c.createdWallMs, c.seq);
       })
       .immediate();
+    this.flusher.committed();
   }
 
   stampsAt(paths: readonly string[]): EntryStamp[] {
@@ -465,6 +486,7 @@ export class SqliteLocalStore implements LocalStore {
 
   close(): void {
     this.db.close();
+    this.flusher.close();
   }
 
   /** Runs work in one immediate transaction, then persists its bucket moves, seq and clock in the same one. */
@@ -482,6 +504,7 @@ export class SqliteLocalStore implements LocalStore {
       })
       .immediate();
     this.seq = batch.seq;
+    this.flusher.committed();
     return result;
   }
 

@@ -20,11 +20,16 @@ export interface StoreChange {
 }
 
 /**
- * The durable local state. Every method that changes state commits in ONE SQLite transaction with
- * synchronous=FULL (WAL) before it returns: what it returns as committed survives kill -9. What the sync core
- * reads (digests, stamps, entries by path, the identity) is its StoreView part.
+ * The durable local state. Every method that changes state commits in ONE SQLite transaction (WAL) before
+ * it returns: what it returns as committed survives kill -9, and survives power loss once `flushed` calls
+ * back. What the sync core reads (digests, stamps, entries by path, the identity) is its StoreView part.
  */
 export interface LocalStore extends StoreView {
+  /**
+   * Calls back on a later turn once everything committed so far is on disk, or with the error that keeps
+   * it from getting there (then for good: nothing may be claimed durable any more).
+   */
+  flushed(callback: (error: Error | null) => void): void;
   /** Versions the writes from the node's clock, commits them, returns the committed entries. */
   writeLocal(writes: readonly StoreWrite[], nowWallMs: number): StoreEntry[];
   /** Merges remote entries by last-write-wins; commits; returns the entries that won (changed state). */

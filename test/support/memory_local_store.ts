@@ -189,6 +189,11 @@ export class MemoryLocalStore implements LocalStore {
     this.closed = true;
   }
 
+  /** Nothing here is ever lost: every commit counts as flushed (on a later turn, as the contract says). */
+  flushed(callback: (error: Error | null) => void): void {
+    setImmediate(callback, null);
+  }
+
   /** Every entry held, tombstones included (checkers compare whole replicas with it). */
   all(): StoreEntry[] {
     return this.buckets.flatMap((b) => [...b.entries.values()]);

@@ -1,7 +1,8 @@
 // N real store sync cores on one virtual clock and one virtual network (test/sim/clock.ts, network.ts).
 // Each node keeps an in-memory LocalStore that loses nothing committed, and is drained as the shell drains
-// it (src/store/replicator.ts): merge each persist batch durably, send, hand out write results, advance,
-// then report the batches persisted. A crash drops the core (writes in flight, rounds, unsent acks) and
+// it (src/store/replicator.ts): merge each persist batch, send, hand out write results, advance, then
+// report the batches persisted once they are flushed: at once, or after a random flush delay (the
+// replicator's fsync on the thread pool), with other inputs stepped meanwhile. A crash drops the core (writes in flight, rounds, unsent acks) and
 // keeps the store; a torn crash strikes inside a drain, between two persist batches. A restart builds a
 // new core over the same store, and the mesh reports the links up on both sides. Each node's wall clock
 // (for HLC versions) is the global time plus its own skew.
@@ -70,6 +71,8 @@ export interface StoreClusterOptions {
   bucketCount: number;
   clockSkewMsMax: number;
   network: NetworkOptions;
+  /** Merged batches are reported persisted after 0..this many units (0: in the same drain). */
+  flushDelayUnitsMax?: number;
   createSync?: SyncFactory;
   log?: (line: string) => void;
   logMessages?: boolean;
@@ -86,6 +89,8 @@ interface SimNode {
   writeSeq: number;
   /** Persist batches left before a torn crash inside a drain; null when none is armed. */
   crashAfterPersists: number | null;
+  /** Merged batches waiting for their flush, by due time (a crash drops them with the core). */
+  flushes: Array<{ atUnits: number; tokens: number[] }>;
 }
 
 export class StoreCluster {
@@ -98,10 +103,12 @@ export class StoreCluster {
   private readonly options: StoreClusterOptions;
   private readonly nodes = new Map<NodeId, SimNode>();
   private readonly createSync: SyncFactory;
+  private readonly flushRng: Prng;
 
   constructor(options: StoreClusterOptions) {
     this.options = options;
     this.createSync = options.createSync ?? realSync;
+    this.flushRng = options.rng.fork("flush");
     this.ids = options.nodes.map((n) => n.id);
     this.network = new Network(this.ids, options.network, options.rng.fork("network"));
     this.checker = new AckedWriteChecker((id) => this.node(id).store);
@@ -130,6 +137,7 @@ export class StoreCluster {
         boots: 0,
         writeSeq: 0,
         crashAfterPersists: null,
+        flushes: [],
       };
       this.nodes.set(spec.id, node);
     }
@@ -143,6 +151,7 @@ export class StoreCluster {
       if (next.atUnits > untilUnits) break;
       this.nowUnits = next.atUnits;
       if (next.node === null) this.deliver(this.network.popDue(this.nowUnits));
+      else if (next.flush) this.flush(next.node);
       else this.wake(next.node);
       this.eventsProcessed++;
     }
@@ -189,6 +198,7 @@ export class StoreCluster {
     if (node.core === null) return;
     node.core = null;
     node.crashAfterPersists = null;
+    node.flushes.length = 0;
     this.line(`${id} crash (store keeps ${node.store.all().length} entries)`);
   }
 
@@ -244,14 +254,25 @@ export class StoreCluster {
     return epochWallMs + Math.floor((this.nowUnits / unitsPerTick) * this.options.tickMs) + node.spec.skewMs;
   }
 
-  private nextEvent(): { atUnits: number; node: SimNode | null } {
-    let best: { atUnits: number; node: SimNode | null } = { atUnits: this.network.peekUnits(), node: null };
+  private nextEvent(): { atUnits: number; node: SimNode | null; flush: boolean } {
+    let best = { atUnits: this.network.peekUnits(), node: null as SimNode | null, flush: false };
     for (const node of this.nodes.values()) {
-      if (node.core !== null && node.clock.nextTickUnits < best.atUnits) {
-        best = { atUnits: node.clock.nextTickUnits, node };
+      if (node.core === null) continue;
+      if (node.clock.nextTickUnits < best.atUnits) {
+        best = { atUnits: node.clock.nextTickUnits, node, flush: false };
       }
+      const flushAt = node.flushes[0]?.atUnits;
+      if (flushAt !== undefined && flushAt < best.atUnits) best = { atUnits: flushAt, node, flush: true };
     }
     return best;
+  }
+
+  /** The node's oldest waiting flush ended: its batches are persisted (flushes end in order, as fsyncs do). */
+  private flush(node: SimNode): void {
+    const due = node.flushes.shift();
+    if (due === undefined || node.core === null) return;
+    for (const token of due.tokens) node.core.persisted(token);
+    this.drain(node);
   }
 
   private wake(node: SimNode): void {
@@ -295,7 +316,15 @@ export class StoreCluster {
       }
       if (this.options.log) for (const event of ready.events) this.line(`${id} ${formatEvent(event)}`);
       core.advance(ready);
-      for (const token of tokens) core.persisted(token);
+      const delayMax = this.options.flushDelayUnitsMax ?? 0;
+      if (delayMax === 0 || tokens.length === 0) {
+        for (const token of tokens) core.persisted(token);
+      } else {
+        // Never before an earlier flush of this node: one fsync covers every commit before it.
+        const earliest = node.flushes.at(-1)?.atUnits ?? this.nowUnits;
+        const atUnits = Math.max(earliest, this.nowUnits + this.flushRng.intBetween(0, delayMax));
+        node.flushes.push({ atUnits, tokens });
+      }
     }
   }
 

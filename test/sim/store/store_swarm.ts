@@ -35,6 +35,8 @@ export interface StoreSwarmOptions
   tornCrashShare: number;
   faultTicks: number;
   ticksMaxConvergence: number;
+  /** Merged batches are reported persisted up to this many units later (the replicator's async fsync). */
+  flushDelayUnitsMax: number;
 }
 
 export function storeSwarmOptions(rng: Prng): StoreSwarmOptions {
@@ -100,6 +102,8 @@ export function storeSwarmOptions(rng: Prng): StoreSwarmOptions {
     // turn of the round robin; what only a digest round repairs (an entry refused for clock skew) waits for
     // one. Generous: the sweep prints the slowest convergence actually seen.
     ticksMaxConvergence: 3000 + 4 * size * digestRoundEvery * (antiEntropyIntervalTicks + roundTimeoutTicks),
+    // Drawn last, so that every other option of a seed stays what it was before flushes were modelled.
+    flushDelayUnitsMax: rng.chance(0.5) ? rng.intBetween(1, 3 * unitsPerTick) : 0,
   };
 }
 
@@ -167,6 +171,7 @@ function runOptions(
     bucketCount: o.bucketCount,
     clockSkewMsMax: o.clockSkewMsMax,
     network: o.network,
+    flushDelayUnitsMax: o.flushDelayUnitsMax,
     createSync: hooks.createSync,
     log: hooks.log,
     logMessages: hooks.logMessages,
@@ -265,6 +270,6 @@ function describeOptions(o: StoreSwarmOptions): string {
     `keys=${o.keySpace} write=${o.writeProbability.toFixed(3)} batch<=${o.writesPerBatchMax} delete=${o.deleteShare.toFixed(2)}`,
     `delay=${n.delayMinUnits}+${n.delayMeanUnits - n.delayMinUnits}u loss=${n.lossProbability.toFixed(3)} dup=${n.duplicateProbability.toFixed(3)} cap=${n.pathCapacityMax}`,
     `clog=${n.clogProbability.toFixed(4)}/${n.clogTicksMean}t partition=${n.partitionMode}/${n.partitionSymmetry}`,
-    `crash=${o.crashProbability.toFixed(4)} restart=${o.restartProbability.toFixed(3)} faultTicks=${o.faultTicks} convergenceMax=${o.ticksMaxConvergence}`,
+    `flushDelay<=${o.flushDelayUnitsMax}u crash=${o.crashProbability.toFixed(4)} restart=${o.restartProbability.toFixed(3)} faultTicks=${o.faultTicks} convergenceMax=${o.ticksMaxConvergence}`,
   ].join("\n  ");
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { StoreFlushError } from "../../../src/store/wal_flusher.ts";
 import { MemoryStoreService } from "../../support/memory_store_service.ts";
 import { rawRequest, startStoreServer } from "./store_http.ts";
 
@@ -120,6 +121,17 @@ test("store api: a read-only replica refuses writes with 409 read_only_replica a
     assert.equal(response.json().error?.code, "read_only_replica");
   }
   assert.equal((await rawRequest(api.base, "GET", "/api/v1/store")).status, 200);
+});
+
+test("store api: a write this node could not flush to disk is 500 internal, saying its outcome is unknown", async (t) => {
+  const service = new MemoryStoreService();
+  service.write = () => Promise.reject(new StoreFlushError("fsync of the store's WAL failed: EIO"));
+  const api = await startStoreServer(service);
+  t.after(() => api.close());
+  const response = await rawRequest(api.base, "PUT", "/api/v1/store/a", { body: "x" });
+  assert.equal(response.status, 500);
+  assert.equal(response.json().error?.code, "internal");
+  assert.match(response.json().error?.message ?? "", /could not flush the write to its disk/);
 });
 
 test("store api: oversize values and bodies are 413 payload_too_large and change nothing", async (t) => {

@@ -12,7 +12,13 @@ import {
   STORE_SYNC_CHANNEL,
   storeMessageDecoder,
 } from "../../../src/store/store_wire.ts";
-import { type LocalStore, ReadOnlyReplicaError, type StoreChange } from "../../../src/store/types.ts";
+import {
+  type LocalStore,
+  ReadOnlyReplicaError,
+  type StoreChange,
+  type WriteOutcome,
+} from "../../../src/store/types.ts";
+import { StoreFlushError } from "../../../src/store/wal_flusher.ts";
 import { MemoryNetwork } from "../../support/memory_mesh.ts";
 
 const encoder = new TextEncoder();
@@ -193,6 +199,113 @@ test("replicator: onChange reports own commits and remote winners, in seq order"
     ],
   );
   assert.ok(f.nodes.get("n2")!.logs.some((l) => l.msg === "store change listener threw"));
+});
+
+/** A real store whose flushes end only when the test says so. */
+function heldFlushes(id: NodeId) {
+  const store = SqliteLocalStore.open({ path: ":memory:", nodeId: id, valueBytesMax });
+  const held: Array<(error: Error | null) => void> = [];
+  const flushed = (callback: (error: Error | null) => void) => held.push(callback);
+  const proxy = new Proxy(store, {
+    get: (target, key) => {
+      if (key === "flushed") return flushed;
+      const value: unknown = Reflect.get(target, key);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return {
+    store: proxy as LocalStore,
+    get waiting() {
+      return held.length;
+    },
+    /** Ends every flush asked for so far, with `error` or done. */
+    release(error: Error | null = null) {
+      for (const callback of held.splice(0)) callback(error);
+    },
+  };
+}
+
+/** Lets the in-memory mesh and the replicators run a few turns. */
+async function turns(count = 10): Promise<void> {
+  for (let i = 0; i < count; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+test("replicator: a write is answered, and fed to watchers, only once its commit is flushed", async (t) => {
+  const n1 = heldFlushes("n1");
+  const f = fleet(["n1", "n2"], (id) => (id === "n1" ? { store: n1.store } : {}));
+  t.after(() => f.close());
+  f.network.connectAll();
+  const fed: number[] = [];
+  f.replicator("n1").onChange((changes) => fed.push(...changes.map((c) => c.seq)));
+  let outcome: WriteOutcome | null = null;
+  void f
+    .replicator("n1")
+    .write([{ path: "a", value: encoder.encode("1") }], { minAcks: 1 })
+    .then((o) => {
+      outcome = o;
+    });
+  await until(() => f.network.sendCount("n2", "n1", STORE_APPLY_CHANNEL) > 0);
+  await turns();
+  assert.equal(outcome, null, "n2 acked, but n1's own commit is not on disk yet");
+  assert.equal(f.replicator("n1").lastSeq(), 0);
+  assert.deepEqual(f.replicator("n1").changesSince(0, 10), []);
+  assert.deepEqual(fed, []);
+  n1.release();
+  await until(() => outcome !== null);
+  assert.equal(outcome!.acked, true);
+  assert.deepEqual(outcome!.hostsOk, ["n2"]);
+  await until(() => fed.length > 0);
+  assert.deepEqual(fed, [1]);
+  assert.equal(f.replicator("n1").lastSeq(), 1);
+});
+
+test("replicator: a peer acknowledges merged entries only once they are flushed", async (t) => {
+  const n2 = heldFlushes("n2");
+  const f = fleet(["n1", "n2"], (id) => (id === "n2" ? { store: n2.store } : {}));
+  t.after(() => f.close());
+  f.network.connectAll();
+  const write = f.replicator("n1").write([{ path: "a", value: encoder.encode("1") }], { minAcks: 1 });
+  await until(() => valueAt(f, "n2", "a") === "1" && n2.waiting > 0);
+  await turns();
+  assert.equal(f.network.sendCount("n2", "n1", STORE_APPLY_CHANNEL), 0, "no ack before the flush");
+  n2.release();
+  const outcome = await write;
+  assert.equal(outcome.acked, true);
+  assert.deepEqual(outcome.hostsOk, ["n2"]);
+});
+
+test("replicator: a failed flush fails the write and withholds the peer's ack", async (t) => {
+  const n1 = heldFlushes("n1");
+  const n2 = heldFlushes("n2");
+  const f = fleet(["n1", "n2"], (id) => ({ store: (id === "n1" ? n1 : n2).store }));
+  t.after(() => f.close());
+  f.network.connectAll();
+  const failing = f.replicator("n1").write([{ path: "a", value: encoder.encode("1") }], { minAcks: 0 });
+  await until(() => n1.waiting > 0);
+  n1.release(new StoreFlushError("fsync of the store's WAL failed: EIO"));
+  await assert.rejects(failing, StoreFlushError);
+
+  const unacked = f.replicator("n1").write([{ path: "b", value: encoder.encode("2") }], {
+    minAcks: 1,
+    timeoutMs: 100,
+  });
+  await until(() => valueAt(f, "n2", "b") === "2" && n2.waiting > 0);
+  n2.release(new StoreFlushError("fsync of the store's WAL failed: EIO"));
+  await until(() => n1.waiting > 0);
+  n1.release();
+  const outcome = await unacked;
+  assert.equal(outcome.acked, false);
+  assert.deepEqual(
+    outcome.hostsErr.map((h) => h.host),
+    ["n2"],
+  );
+  assert.equal(f.network.sendCount("n2", "n1", STORE_APPLY_CHANNEL), 0);
+  for (const id of ["n1", "n2"]) {
+    const failures = f.nodes
+      .get(id)!
+      .logs.filter((l) => l.msg.startsWith("store: commits could not be flushed"));
+    assert.equal(failures.length, 1, `${id} says it once`);
+  }
 });
 
 test("replicator: garbage from a peer is logged and dropped", async (t) => {

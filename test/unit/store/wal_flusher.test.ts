@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { type fsync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { StoreFlushError, WalFlusher } from "../../../src/store/wal_flusher.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "tandem-wal-flusher-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+
+function walFile(): string {
+  const path = join(dir, `wal-${++files}`);
+  writeFileSync(path, "frames");
+  return path;
+}
+
+/** An fsync that only ends when told to, counting the calls. */
+class HeldSync {
+  calls = 0;
+  private readonly pending: Array<(error: NodeJS.ErrnoException | null) => void> = [];
+  readonly sync = ((_fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => {
+    this.calls++;
+    this.pending.push(callback);
+  }) as typeof fsync;
+
+  finish(error: NodeJS.ErrnoException | null = null): void {
+    const next = this.pending.shift();
+    assert.ok(next, "no fsync in flight");
+    next(error);
+  }
+}
+
+function flushed(flusher: WalFlusher): Promise<Error | null> {
+  return new Promise((resolve) => flusher.flushed(resolve));
+}
+
+test("wal flusher: nothing committed since the last flush calls back at once, on a later turn", async () => {
+  const flusher = new WalFlusher(walFile());
+  let called = false;
+  const done = new Promise<Error | null>((resolve) =>
+    flusher.flushed((error) => {
+      called = true;
+      resolve(error);
+    }),
+  );
+  assert.equal(called, false);
+  assert.equal(await done, null);
+  flusher.close();
+});
+
+test("wal flusher: one fsync covers every commit made before it; later ones wait for the next", async () => {
+  const held = new HeldSync();
+  const flusher = new WalFlusher(walFile(), held.sync);
+  const order: string[] = [];
+  flusher.committed();
+  flusher.committed();
+  flusher.flushed(() => order.push("first two"));
+  flusher.flushed(() => order.push("first two, again"));
+  flusher.committed();
+  flusher.flushed(() => order.push("third"));
+  assert.equal(held.calls, 1, "one fsync at a time");
+  held.finish();
+  assert.deepEqual(order, ["first two", "first two, again"]);
+  assert.equal(held.calls, 2, "the third commit gets its own fsync");
+  held.finish();
+  assert.deepEqual(order, ["first two", "first two, again", "third"]);
+  assert.equal(await flushed(flusher), null, "all flushed: no fsync needed");
+  assert.equal(held.calls, 2);
+  flusher.close();
+});
+
+test("wal flusher: a failed fsync fails every waiter and every later flush, even after new commits", async () => {
+  const held = new HeldSync();
+  const flusher = new WalFlusher(walFile(), held.sync);
+  flusher.committed();
+  const waiting = flushed(flusher);
+  held.finish(Object.assign(new Error("EIO: i/o error"), { code: "EIO" }));
+  const error = await waiting;
+  assert.ok(error instanceof StoreFlushError);
+  assert.match(error.message, /EIO/);
+  flusher.committed();
+  assert.ok((await flushed(flusher)) instanceof StoreFlushError);
+  assert.equal(held.calls, 1, "no fsync is trusted after a failure");
+  flusher.close();
+});
+
+test("wal flusher: close fails the waiters; a store without a file has nothing to flush", async () => {
+  const held = new HeldSync();
+  const flusher = new WalFlusher(walFile(), held.sync);
+  flusher.committed();
+  const waiting = flushed(flusher);
+  flusher.close();
+  assert.match(String(await waiting), /closed/);
+  held.finish();
+  assert.match(String(await flushed(flusher)), /closed/);
+  const inMemory = new WalFlusher(null);
+  inMemory.committed();
+  assert.equal(await flushed(inMemory), null);
+});
+
+test("wal flusher: with the real fsync, commits are flushed", async () => {
+  const flusher = new WalFlusher(walFile());
+  flusher.committed();
+  assert.equal(await flushed(flusher), null);
+  flusher.close();
+});
