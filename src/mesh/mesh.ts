@@ -49,6 +49,10 @@ interface PeerSlot {
   lastFailure: Error | undefined;
 }
 
+function zeroMask(mask: Uint8Array): void {
+  mask.fill(0);
+}
+
 export class Mesh implements MeshApi {
   readonly selfId: NodeId;
   private readonly options: MeshOptions;
@@ -262,6 +266,10 @@ export class Mesh implements MeshApi {
     // expects Error | undefined, so the node:tls type is the right one.
     const wsOptions = {
       ...tlsOptions,
+      // RFC 6455 masks client frames so that a browser's script cannot feed chosen bytes to proxies on the
+      // path; a mesh link is TLS between two agents, so the mask is all zeros, which ws skips on both ends
+      // instead of XORing every byte sent and received (about 2 % of a writing node's CPU under load).
+      generateMask: zeroMask,
       perMessageDeflate: false,
       maxPayload: this.limits.frameBytesMax,
       handshakeTimeout: this.limits.handshakeTimeoutMs,
