@@ -116,7 +116,9 @@ async function measure(
   // Unrecorded: the client's and the servers' JIT warm up on both write paths, so the first system measured
   // is not the one that pays for it, and the single writes do not start interpreted (the agent compiles a
   // function only after thousands of calls). The batched workload runs on the same keys again right after.
-  console.log(`${system} (${variant}): warm-up, ${WARMUP_MS} ms of batched then single writes (not recorded)`);
+  console.log(
+    `${system} (${variant}): warm-up, ${WARMUP_MS} ms of batched then single writes (not recorded)`,
+  );
   await closedLoop(BATCH_CONCURRENCY, WARMUP_MS / 2, (i) => target.writeBatch(batchValues(i)));
   await closedLoop(SINGLE_CONCURRENCY, WARMUP_MS / 2, async (i) =>
     (await target.writeOne({ key: `warm-up/${i}`, value: patternValue(VALUE_BYTES, i) })) ? 1 : 0,
