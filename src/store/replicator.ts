@@ -133,7 +133,8 @@ export class Replicator implements StoreService {
   private readonly listeners = new Set<(changes: readonly StoreChange[]) => void>();
   /** The change feed's end: every commit up to it is flushed and was handed to the listeners. */
   private feedSeq: number;
-  private feedFlushRequested = false;
+  /** The highest seq the feed already waits for a flush of. */
+  private feedAsked: number;
   private flushFailureLogged = false;
   private draining = false;
   private readonly inbox: Array<{ from: NodeId; message: StoreSyncMessage }> = [];
@@ -150,6 +151,7 @@ export class Replicator implements StoreService {
     this.nowWallMs = options.nowWallMs ?? Date.now;
     this.tickMs = options.tickMs ?? tickMsDefault;
     this.feedSeq = this.store.lastSeq();
+    this.feedAsked = this.feedSeq;
     const limits: StoreSyncLimits = { ...DEFAULT_STORE_SYNC_LIMITS, ...options.limits };
     this.core = new StoreSync(
       {
@@ -495,17 +497,14 @@ export class Replicator implements StoreService {
     );
   }
 
-  /** Moves the change feed to what is committed now, once that is flushed (one flush wait at a time). */
+  /** Moves the change feed to what is committed now, once that is flushed. */
   private feedAfterFlush(): void {
-    if (this.feedFlushRequested || this.store.lastSeq() <= this.feedSeq) return;
-    this.feedFlushRequested = true;
     const seqAfter = this.store.lastSeq();
+    if (seqAfter <= this.feedAsked) return;
+    this.feedAsked = seqAfter;
     this.store.flushed((error) => {
-      this.feedFlushRequested = false;
       // A failed flush is logged where it hurts (writes, acks); the feed stays where it was.
-      if (error !== null || this.stopped) return;
-      this.notify(seqAfter);
-      this.feedAfterFlush();
+      if (error === null && !this.stopped) this.notify(seqAfter);
     });
   }
 

@@ -256,10 +256,9 @@ export class SqliteLocalStore implements LocalStore {
       if (!inMemory) createPrivateFile(options.path);
       db = new Database(options.path);
       const meta = prepareSchema(db, options.path);
-      const store = new SqliteLocalStore(db, { ...options, bucketCount }, meta);
       // The database and its WAL now exist: their directory entries must survive power loss too.
       if (!inMemory) fsyncDirectory(dirname(options.path));
-      return store;
+      return new SqliteLocalStore(db, { ...options, bucketCount }, meta);
     } catch (cause) {
       db?.close();
       if (cause instanceof StoreOpenError) throw cause;

@@ -3,6 +3,8 @@
 // ms on an idle disk here, far more on a busy one, and a blocked event loop also delays heartbeats). The
 // fsync happens here instead, on libuv's thread pool, one for every commit made before it started; whatever
 // must not claim durability early (acks to peers, answers to clients, change notifications) waits for it.
+// A commit made while an fsync runs gets a second one at once rather than after it (at most two in flight,
+// leaving the pool's other threads to the rest of the agent): a commit waits for about one fsync, not two.
 // A kill -9 loses no commit either way (the kernel keeps the written frames); the fsync is what makes a
 // commit survive power loss. SQLite itself still syncs the WAL and the database around each checkpoint.
 // A failed fsync is final: the kernel may have dropped the pages it could not write, so no later fsync can
@@ -10,6 +12,8 @@
 import { closeSync, fsync, fsyncSync, openSync } from "node:fs";
 
 /** The WAL could not be made durable; the store refuses to claim durability from then on. */
+const fsyncsInFlightMax = 2;
+
 export class StoreFlushError extends Error {
   override name = "StoreFlushError";
 }
@@ -22,7 +26,10 @@ export class WalFlusher {
   private closed = false;
   private commits = 0;
   private flushedCommits = 0;
-  private inFlight = false;
+  /** fsyncs running; an fsync covers every commit counted before it started. */
+  private inFlight = 0;
+  /** The most commits covered by an fsync started so far. */
+  private startedCommits = 0;
   private failure: StoreFlushError | null = null;
   private waiting: Array<{ commits: number; callback: FlushCallback }> = [];
   /** fs.fsync; tests pass a failing one. */
@@ -34,8 +41,14 @@ export class WalFlusher {
    */
   constructor(walPath: string | null, sync: typeof fsync = fsync) {
     this.fd = walPath === null ? null : openSync(walPath, "r");
-    if (this.fd !== null) fsyncSync(this.fd);
     this.sync = sync;
+    if (this.fd === null) return;
+    try {
+      fsyncSync(this.fd);
+    } catch (error) {
+      closeSync(this.fd);
+      throw error;
+    }
   }
 
   /** Counts a commit that the next flush must cover. */
@@ -62,20 +75,22 @@ export class WalFlusher {
     if (this.closed) return;
     this.closed = true;
     this.fail(new StoreFlushError("the store was closed before its commits were flushed"));
-    if (!this.inFlight) this.closeFile();
+    if (this.inFlight === 0) this.closeFile();
   }
 
   private start(): void {
     const fd = this.fd;
-    if (this.inFlight || fd === null) return;
+    if (fd === null || this.inFlight >= fsyncsInFlightMax || this.startedCommits >= this.commits) return;
     const covered = this.commits;
-    this.inFlight = true;
+    this.startedCommits = covered;
+    this.inFlight += 1;
     this.sync(fd, (error) => {
-      this.inFlight = false;
+      this.inFlight -= 1;
       if (this.closed) {
-        this.closeFile();
+        if (this.inFlight === 0) this.closeFile();
         return;
       }
+      if (this.failure !== null) return;
       if (error !== null) {
         this.failure = new StoreFlushError(`fsync of the store's WAL failed: ${error.message}`, {
           cause: error,
@@ -83,9 +98,11 @@ export class WalFlusher {
         this.fail(this.failure);
         return;
       }
-      this.flushedCommits = covered;
-      const done = this.waiting.filter((w) => w.commits <= covered);
-      this.waiting = this.waiting.filter((w) => w.commits > covered);
+      // fsyncs may end out of order; each vouches for what it covered.
+      this.flushedCommits = Math.max(this.flushedCommits, covered);
+      const flushed = this.flushedCommits;
+      const done = this.waiting.filter((w) => w.commits <= flushed);
+      this.waiting = this.waiting.filter((w) => w.commits > flushed);
       for (const { callback } of done) callback(null);
       if (this.waiting.length > 0) this.start();
     });

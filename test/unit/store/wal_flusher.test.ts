@@ -24,9 +24,10 @@ class HeldSync {
     this.pending.push(callback);
   }) as typeof fsync;
 
-  finish(error: NodeJS.ErrnoException | null = null): void {
-    const next = this.pending.shift();
-    assert.ok(next, "no fsync in flight");
+  /** Ends the fsync started `index`-th among those still running (0: the oldest). */
+  finish(error: NodeJS.ErrnoException | null = null, index = 0): void {
+    const [next] = this.pending.splice(index, 1);
+    assert.ok(next, "no such fsync in flight");
     next(error);
   }
 }
@@ -49,24 +50,30 @@ test("wal flusher: nothing committed since the last flush calls back at once, on
   flusher.close();
 });
 
-test("wal flusher: one fsync covers every commit made before it; later ones wait for the next", async () => {
+test("wal flusher: an fsync covers every commit made before it; a later commit gets its own at once, two at most", async () => {
   const held = new HeldSync();
   const flusher = new WalFlusher(walFile(), held.sync);
   const order: string[] = [];
   flusher.committed();
   flusher.committed();
-  flusher.flushed(() => order.push("first two"));
-  flusher.flushed(() => order.push("first two, again"));
+  flusher.flushed(() => order.push("1-2"));
+  flusher.flushed(() => order.push("1-2 again"));
+  assert.equal(held.calls, 1, "one fsync for both commits");
   flusher.committed();
-  flusher.flushed(() => order.push("third"));
-  assert.equal(held.calls, 1, "one fsync at a time");
+  flusher.flushed(() => order.push("3"));
+  assert.equal(held.calls, 2, "commit 3 does not wait for the running fsync to end");
+  flusher.committed();
+  flusher.flushed(() => order.push("4"));
+  assert.equal(held.calls, 2, "no third fsync while two run");
+  held.finish(null, 1);
+  assert.deepEqual(order, ["1-2", "1-2 again", "3"], "the second fsync vouches for commits 1-3");
+  assert.equal(held.calls, 3, "commit 4 gets its fsync once one ended");
   held.finish();
-  assert.deepEqual(order, ["first two", "first two, again"]);
-  assert.equal(held.calls, 2, "the third commit gets its own fsync");
+  assert.deepEqual(order, ["1-2", "1-2 again", "3"], "the first fsync covered only commits 1-2");
   held.finish();
-  assert.deepEqual(order, ["first two", "first two, again", "third"]);
+  assert.deepEqual(order, ["1-2", "1-2 again", "3", "4"]);
   assert.equal(await flushed(flusher), null, "all flushed: no fsync needed");
-  assert.equal(held.calls, 2);
+  assert.equal(held.calls, 3);
   flusher.close();
 });
 
