@@ -11,9 +11,9 @@
 // vouch for the commits before it.
 import { closeSync, fsync, fsyncSync, openSync } from "node:fs";
 
-/** The WAL could not be made durable; the store refuses to claim durability from then on. */
 const fsyncsInFlightMax = 2;
 
+/** The WAL could not be made durable; the store refuses to claim durability from then on. */
 export class StoreFlushError extends Error {
   override name = "StoreFlushError";
 }
