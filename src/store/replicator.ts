@@ -515,11 +515,10 @@ export class Replicator implements StoreService {
     this.feedSeq = seqAfter;
     if (this.listeners.size === 0) return;
     for (let seq = seqBefore; seq < seqAfter; ) {
-      // Later commits, not flushed yet, may follow in the page: they wait for their own flush.
-      const page = this.store.changesSince(seq, changesPerNotificationMax);
-      const changes = page.filter((change) => change.seq <= seqAfter);
+      // The feed's own view: it stops at seqAfter, later commits wait for their own flush.
+      const changes = this.changesSince(seq, changesPerNotificationMax);
       if (changes.length === 0) break;
-      seq = page.length === changes.length ? changes[changes.length - 1]!.seq : seqAfter;
+      seq = changes.length < changesPerNotificationMax ? seqAfter : changes[changes.length - 1]!.seq;
       for (const listener of [...this.listeners]) {
         try {
           listener(changes);
