@@ -2,6 +2,7 @@
 // method is one immediate transaction that also moves the bucket fingerprints, the local seq and the HLC
 // high-water mark, so what a method returns as committed survives kill -9, and the digest always matches the
 // entries; `flushed` tells when it also survives power loss (an fsync on the thread pool: wal_flusher.ts).
+// Checkpoints copy the WAL into the database file without fsyncs on the event loop (wal_checkpointer.ts).
 //
 // Changes: each committed change takes the next seq and stores it on the entry's row, so `changesSince`
 // returns only the LATEST change of each path (an overwritten change's seq is skipped). That is what `watch`,
@@ -39,6 +40,7 @@ import type {
   StoreWrite,
   Version,
 } from "./types.ts";
+import { WalCheckpointer } from "./wal_checkpointer.ts";
 import { type FlushCallback, WalFlusher } from "./wal_flusher.ts";
 
 export { StoreOpenError };
@@ -235,6 +237,8 @@ export class SqliteLocalStore implements LocalStore {
   private skewRejectedTotal = 0;
   private readonly storeIdentity: StoreIdentity;
   private readonly flusher: WalFlusher;
+  /** null for ":memory:", which has no WAL. */
+  private readonly checkpointer: WalCheckpointer | null;
   private readonly stampsSinceBySkips = new Map<
     number,
     Database.Statement<Array<string | number>, StampRow & { seq: number }>
@@ -291,7 +295,11 @@ export class SqliteLocalStore implements LocalStore {
         ? { storeId, createdWallMs }
         : { storeId: randomInt(1, 2 ** 48), createdWallMs: Date.now() };
     this.initialize(meta[MetaKey.BucketCount]);
-    this.flusher = new WalFlusher(options.path === ":memory:" ? null : `${options.path}-wal`);
+    const inMemory = options.path === ":memory:";
+    this.flusher = new WalFlusher(inMemory ? null : `${options.path}-wal`);
+    this.checkpointer = inMemory
+      ? null
+      : new WalCheckpointer({ path: options.path, main: db, flusher: this.flusher });
   }
 
   flushed(callback: FlushCallback): void {
@@ -454,7 +462,7 @@ export class SqliteLocalStore implements LocalStore {
         for (const c of cursors) addSyncCursor.run(c.peer, c.storeId, c.createdWallMs, c.seq);
       })
       .immediate();
-    this.flusher.committed();
+    this.committed();
   }
 
   stampsAt(paths: readonly string[]): EntryStamp[] {
@@ -484,6 +492,8 @@ export class SqliteLocalStore implements LocalStore {
   }
 
   close(): void {
+    // Its connections first: the last one to close checkpoints the whole WAL (with fsyncs) and removes it.
+    this.checkpointer?.close();
     this.db.close();
     this.flusher.close();
   }
@@ -503,8 +513,13 @@ export class SqliteLocalStore implements LocalStore {
       })
       .immediate();
     this.seq = batch.seq;
-    this.flusher.committed();
+    this.committed();
     return result;
+  }
+
+  private committed(): void {
+    this.flusher.committed();
+    this.checkpointer?.committed();
   }
 
   /** Stores `entry` in place of `held` (its current row, if any) under the next seq. */

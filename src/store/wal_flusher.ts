@@ -6,7 +6,7 @@
 // A commit made while an fsync runs gets a second one at once rather than after it (at most two in flight,
 // leaving the pool's other threads to the rest of the agent): a commit waits for about one fsync, not two.
 // A kill -9 loses no commit either way (the kernel keeps the written frames); the fsync is what makes a
-// commit survive power loss. SQLite itself still syncs the WAL and the database around each checkpoint.
+// commit survive power loss. Checkpoints wait for this flush too (wal_checkpointer.ts).
 // A failed fsync is final: the kernel may have dropped the pages it could not write, so no later fsync can
 // vouch for the commits before it.
 import { closeSync, fsync, fsyncSync, openSync } from "node:fs";
@@ -74,7 +74,7 @@ export class WalFlusher {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.fail(new StoreFlushError("the store was closed before its commits were flushed"));
+    this.failWaiters(new StoreFlushError("the store was closed before its commits were flushed"));
     if (this.inFlight === 0) this.closeFile();
   }
 
@@ -92,10 +92,7 @@ export class WalFlusher {
       }
       if (this.failure !== null) return;
       if (error !== null) {
-        this.failure = new StoreFlushError(`fsync of the store's WAL failed: ${error.message}`, {
-          cause: error,
-        });
-        this.fail(this.failure);
+        this.fail(new StoreFlushError(`fsync of the store's WAL failed: ${error.message}`, { cause: error }));
         return;
       }
       // fsyncs may end out of order; each vouches for what it covered.
@@ -108,7 +105,17 @@ export class WalFlusher {
     });
   }
 
-  private fail(error: StoreFlushError): void {
+  /**
+   * Fails for good: waiters and every later flush get `error`. For the WAL's own fsync, and for the
+   * checkpointer's (wal_checkpointer.ts), after which the database file may lack what the WAL had.
+   */
+  fail(error: StoreFlushError): void {
+    if (this.closed || this.failure !== null) return;
+    this.failure = error;
+    this.failWaiters(error);
+  }
+
+  private failWaiters(error: StoreFlushError): void {
     for (const { callback } of this.waiting.splice(0)) callback(error);
   }
 
