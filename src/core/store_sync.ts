@@ -530,7 +530,16 @@ export class StoreSync {
     if (cursor.seq === seqs.afterSeq) this.setCursor(peer, { ...cursor, seq: seqs.upToSeq });
   }
 
+  /** An unchanged cursor is not saved again: every idle round ends where the last one did. */
   private setCursor(peer: NodeId, cursor: Cursor): void {
+    const held = this.cursors.get(peer);
+    if (
+      held?.storeId === cursor.storeId &&
+      held.createdWallMs === cursor.createdWallMs &&
+      held.seq === cursor.seq
+    ) {
+      return;
+    }
     this.cursors.set(peer, cursor);
     this.cursorsMoved = true;
   }

@@ -576,6 +576,35 @@ test("store sync: anti-entropy: cursors are saved once per interval when they mo
   assert.deepEqual([since.storeId, since.afterSeq], [storeId, seq]);
 });
 
+test("store sync: anti-entropy: rounds that end where the cursor stands save nothing (an idle node writes nothing)", () => {
+  const config = { antiEntropyIntervalTicks: 4 };
+  const h = new Harness(["n1", "n2"], config);
+  h.write("n1", { "k/a": "v" }, 0);
+  h.deliverAll();
+  h.linkUp("n2", "n1");
+  h.deliverAll();
+  const n2 = h.node("n2");
+  let saves = 0;
+  const save = n2.store.saveSyncCursors.bind(n2.store);
+  n2.store.saveSyncCursors = (cursors) => {
+    saves += 1;
+    save(cursors);
+  };
+  const rounds = () => n2.events.filter((e) => e.type === "round-completed").length;
+  const roundsBefore = rounds();
+  for (let i = 0; i < 5; i++) {
+    h.tick("n2", 4);
+    h.deliverAll();
+  }
+  assert.ok(rounds() >= roundsBefore + 4, "the periodic rounds ran");
+  assert.equal(saves, 1, "the first cursor, then nothing while n1 writes nothing");
+  h.write("n1", { "k/b": "v" }, 0);
+  h.deliverAll();
+  h.tick("n2", 4);
+  h.deliverAll();
+  assert.equal(saves, 2, "a moved cursor is saved at the next interval");
+});
+
 test("store sync: anti-entropy: a cursor into another store (wiped, replaced) reads the log from the start", () => {
   const h = cursorThenMissedWrites();
   const n2 = h.node("n2");
