@@ -6,26 +6,11 @@ import { after, test } from "node:test";
 import Database from "better-sqlite3";
 import { WalCheckpointer } from "../../../src/store/wal_checkpointer.ts";
 import { StoreFlushError, WalFlusher } from "../../../src/store/wal_flusher.ts";
+import { HeldSync } from "../../support/held_sync.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tandem-wal-checkpointer-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
-
-/** An fsync that only ends when told to, counting the calls. */
-class HeldSync {
-  calls = 0;
-  private readonly pending: Array<(error: NodeJS.ErrnoException | null) => void> = [];
-  readonly sync = ((_fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => {
-    this.calls++;
-    this.pending.push(callback);
-  }) as typeof fsync;
-
-  finish(error: NodeJS.ErrnoException | null = null): void {
-    const next = this.pending.shift();
-    assert.ok(next, "no fsync in flight");
-    next(error);
-  }
-}
 
 /** A database in WAL mode as the store opens it, with a flusher and a checkpointer over it. */
 function open(options: {

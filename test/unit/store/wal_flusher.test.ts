@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { type fsync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { StoreFlushError, WalFlusher } from "../../../src/store/wal_flusher.ts";
+import { HeldSync } from "../../support/held_sync.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tandem-wal-flusher-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -13,23 +14,6 @@ function walFile(): string {
   const path = join(dir, `wal-${++files}`);
   writeFileSync(path, "frames");
   return path;
-}
-
-/** An fsync that only ends when told to, counting the calls. */
-class HeldSync {
-  calls = 0;
-  private readonly pending: Array<(error: NodeJS.ErrnoException | null) => void> = [];
-  readonly sync = ((_fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => {
-    this.calls++;
-    this.pending.push(callback);
-  }) as typeof fsync;
-
-  /** Ends the fsync started `index`-th among those still running (0: the oldest). */
-  finish(error: NodeJS.ErrnoException | null = null, index = 0): void {
-    const [next] = this.pending.splice(index, 1);
-    assert.ok(next, "no such fsync in flight");
-    next(error);
-  }
 }
 
 function flushed(flusher: WalFlusher): Promise<Error | null> {
