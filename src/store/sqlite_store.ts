@@ -297,9 +297,14 @@ export class SqliteLocalStore implements LocalStore {
     this.initialize(meta[MetaKey.BucketCount]);
     const inMemory = options.path === ":memory:";
     this.flusher = new WalFlusher(inMemory ? null : `${options.path}-wal`);
-    this.checkpointer = inMemory
-      ? null
-      : new WalCheckpointer({ path: options.path, main: db, flusher: this.flusher });
+    try {
+      this.checkpointer = inMemory
+        ? null
+        : new WalCheckpointer({ path: options.path, main: db, flusher: this.flusher });
+    } catch (error) {
+      this.flusher.close();
+      throw error;
+    }
   }
 
   flushed(callback: FlushCallback): void {

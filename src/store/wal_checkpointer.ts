@@ -29,7 +29,8 @@ import { StoreFlushError, type WalFlusher } from "./wal_flusher.ts";
 export const WAL_FRAMES_MAX_DEFAULT = 1000;
 /**
  * From the end of a cycle to the next: each cycle's fsync of the database file delays the WAL's own fsyncs,
- * which answers wait for (with cycles back to back, single writes ran at ~70 % of their pace in bench/store.ts).
+ * which answers wait for (with cycles back to back, single writes ran at ~70 % of their pace in short runs of
+ * bench/store.ts's workloads).
  */
 export const CYCLE_INTERVAL_MS_DEFAULT = 500;
 
@@ -56,6 +57,7 @@ export interface WalCheckpointerOptions {
 export class WalCheckpointer {
   private readonly main: Database.Database;
   private readonly guard: Database.Database;
+  private readonly guardRead: Database.Statement;
   private readonly copier: Database.Database;
   private readonly flusher: WalFlusher;
   private readonly walFramesMax: number;
@@ -78,21 +80,39 @@ export class WalCheckpointer {
     this.walFramesMax = options.walFramesMax ?? WAL_FRAMES_MAX_DEFAULT;
     this.cycleIntervalMs = options.cycleIntervalMs ?? CYCLE_INTERVAL_MS_DEFAULT;
     this.sync = options.sync ?? fsync;
+    const opened: Database.Database[] = [];
+    try {
+      this.guard = new Database(options.path);
+      opened.push(this.guard);
+      // A read transaction takes its read mark at its first read.
+      this.guardRead = this.guard.prepare("SELECT 1 FROM sqlite_schema LIMIT 1");
+      this.copier = new Database(options.path);
+      opened.push(this.copier);
+      this.copier.pragma("synchronous = OFF");
+      this.fd = openSync(options.path, "r");
+    } catch (error) {
+      for (const db of opened) db.close();
+      throw error;
+    }
+    // Last: until the checkpointer exists, SQLite's own checkpoint stays on.
     this.main.pragma("wal_autocheckpoint = 0");
-    this.guard = new Database(options.path);
-    this.copier = new Database(options.path);
-    this.copier.pragma("synchronous = OFF");
-    this.fd = openSync(options.path, "r");
   }
 
-  /** Call right after every commit of the main connection: starts a cycle unless one runs or just ended. */
+  /**
+   * Call right after every commit of the main connection: starts a cycle unless one runs or just ended.
+   * Never throws (the commit it follows has happened): a failure fails the flusher instead.
+   */
   committed(): void {
     if (this.cycling || this.failed || this.closed) return;
     if (performance.now() - this.cycleEndedMs < this.cycleIntervalMs) return;
     this.cycling = true;
-    this.guard.exec("BEGIN");
-    // The read transaction takes its read mark at its first read.
-    this.guard.prepare("SELECT 1 FROM sqlite_schema LIMIT 1").get();
+    try {
+      this.guard.exec("BEGIN");
+      this.guardRead.get();
+    } catch (error) {
+      this.fail("the WAL checkpoint's guard could not read", error);
+      return;
+    }
     this.flusher.flushed((error) => {
       if (this.closed) return;
       if (error !== null) {
@@ -134,7 +154,12 @@ export class WalCheckpointer {
         this.fail("fsync of the store's database file after a checkpoint failed", error);
         return;
       }
-      this.guard.exec("COMMIT");
+      try {
+        this.guard.exec("COMMIT");
+      } catch (commitError) {
+        this.fail("the WAL checkpoint's guard could not end its read", commitError);
+        return;
+      }
       this.cycling = false;
       this.cycleEndedMs = performance.now();
       if (result.log >= this.walFramesMax) this.checkpointFull();
