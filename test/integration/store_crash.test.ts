@@ -27,6 +27,12 @@ const childScript = new URL("../support/store_crash_child.ts", import.meta.url).
 const killCount = 15;
 const firstAckTimeoutMs = 10_000;
 const killDelayMsMax = 400;
+/**
+ * Every few rounds the child lives longer: through several WAL checkpoint cycles (at most one per 500 ms),
+ * SQLite's own checkpoint once the WAL is full and WAL restarts, so kills land in each of them.
+ */
+const longRoundEvery = 3;
+const longKillDelayMsMax = 2_500;
 /** Every few rounds the kill may land before the first batch: while Node starts or the store opens. */
 const earlyKillEvery = 4;
 const childLifetimeMs = 30_000;
@@ -51,7 +57,13 @@ async function waitForFirstAck(lines: readonly string[], child: ChildProcess): P
  * Runs the child until a random moment (after its first acknowledged batch, or from its start when
  * `early`, so that some kills land while it opens the database), kills it -9, returns its acks.
  */
-async function runAndKill(dbPath: string, seed: string, rng: Prng, early: boolean): Promise<AckedStamp[][]> {
+async function runAndKill(
+  dbPath: string,
+  seed: string,
+  rng: Prng,
+  early: boolean,
+  killDelayMsMaxOfRound: number,
+): Promise<AckedStamp[][]> {
   const child = spawn(process.execPath, [childScript, dbPath, seed, String(Date.now() + childLifetimeMs)], {
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -61,7 +73,7 @@ async function runAndKill(dbPath: string, seed: string, rng: Prng, early: boolea
   collectLines(child, lines);
   try {
     if (!early) await waitForFirstAck(lines, child);
-    await sleep(rng.intBetween(0, killDelayMsMax));
+    await sleep(rng.intBetween(0, killDelayMsMaxOfRound));
   } finally {
     process.kill(child.pid!, "SIGKILL");
     await exited;
@@ -136,7 +148,9 @@ test("store crash: kill -9 at random moments loses no acknowledged write and cor
   let ackedTotal = 0;
   let lastSeq = 0;
   for (let round = 0; round < killCount; round++) {
-    const batches = await runAndKill(dbPath, `${seed}/${round}`, rng, round % earlyKillEvery === 0);
+    const early = round % earlyKillEvery === 0;
+    const delayMax = round % longRoundEvery === 1 ? longKillDelayMsMax : killDelayMsMax;
+    const batches = await runAndKill(dbPath, `${seed}/${round}`, rng, early, delayMax);
     for (const stamp of batches.flat()) {
       const version = versionOf(stamp);
       learn(known, { path: stamp[0], version, deleted: stamp[4] });

@@ -1,9 +1,12 @@
 // Crash-test child (test/integration/store_crash.test.ts): writes random batches into a SqliteLocalStore
 // until killed, local writes and remote ones from a fake peer, with tombstone collection now and then. A batch
 // is printed to stdout (one JSON line of its committed stamps) only AFTER the store returned, so every
-// printed line is an acknowledged write that must survive the parent's kill -9.
+// printed line is an acknowledged write that must survive the parent's kill -9. Between batches the event
+// loop turns, as in the agent: the store's fsyncs end and its WAL checkpoints (wal_checkpointer.ts) run, so
+// kills also land while the WAL is copied, synced or restarted.
 // Usage: node store_crash_child.ts DB_PATH SEED DEADLINE_MS
 import { writeSync } from "node:fs";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { Prng } from "../../src/core/prng.ts";
 import type { StoreEntry } from "../../src/core/store_types.ts";
 import { SqliteLocalStore } from "../../src/store/sqlite_store.ts";
@@ -82,7 +85,7 @@ function print(entries: readonly StoreEntry[]): void {
   writeSync(1, `${JSON.stringify(stamps)}\n`);
 }
 
-function run(dbPath: string, seed: string, deadlineMs: number): void {
+async function run(dbPath: string, seed: string, deadlineMs: number): Promise<void> {
   const rng = new Prng(seed);
   const store = SqliteLocalStore.open({
     path: dbPath,
@@ -95,6 +98,7 @@ function run(dbPath: string, seed: string, deadlineMs: number): void {
     if (roll < 0.7) print(store.writeLocal(randomWrites(rng), Date.now()));
     else if (roll < 0.95) print(store.applyRemote(randomRemoteEntries(rng, Date.now()), Date.now()));
     else store.collectTombstones(Date.now() - tombstoneHorizonMs);
+    await nextTurn();
   }
   store.close();
 }
@@ -103,5 +107,5 @@ if (import.meta.main) {
   const [dbPath, seed, deadlineMs] = process.argv.slice(2);
   if (!dbPath || !seed || !deadlineMs)
     throw new Error("usage: store_crash_child.ts DB_PATH SEED DEADLINE_MS");
-  run(dbPath, seed, Number(deadlineMs));
+  await run(dbPath, seed, Number(deadlineMs));
 }
