@@ -78,7 +78,7 @@ const ownBench = (name: string, fullMs: number, quickMs: number): BenchSpec => (
 
 const benches: BenchSpec[] = [
   ownBench("failover", 20 * 60_000, 3 * 60_000),
-  ownBench("idle", 5 * 60_000, 2 * 60_000),
+  ownBench("idle", 12 * 60_000, 3 * 60_000),
   ownBench("store", 10 * 60_000, 4 * 60_000),
   {
     name: "mesh_rtt",
