@@ -117,18 +117,20 @@ export async function prepareDevCluster(options: DevClusterOptions): Promise<Dev
 
 /**
  * V8 settings for the agent, the same in bin/tandem.js, to keep an idle agent under 80 MiB (bench/idle.ts):
- * a small young generation, one V8 helper thread, and of the optimising compilers only Maglev, and only for
- * functions called 5,000 times (default 400), so the code that runs at start-up (config, schemas, module
- * set-up) stays interpreted while the store's hot paths are compiled within a second of load. TurboFan's
- * peak speed is not worth its memory here: on 2 cores the store is faster without it (bench/store.ts), and
- * it would add ~4 MiB to an idle agent. Measured idle: ~77 MiB after 40 s, ~79 MiB after 5 minutes, when
- * the heartbeat paths have been compiled too; without any optimising compiler ~74 MiB, at half the speed.
+ * a small young generation, one V8 helper thread, and of the optimising compilers only Maglev, only for
+ * functions called 5,000 times (default 400) and without inlining. So the code that runs at start-up (config,
+ * schemas, module set-up) stays interpreted, the store's hot paths are compiled within a second of load, and
+ * the idle paths over minutes. TurboFan's peak speed is not worth its memory here: on 2 cores the store is
+ * faster without it (bench/store.ts), and it adds ~5 MiB of the node binary's code pages to an idle agent.
+ * Maglev's inlining cost ~3 MiB of compiled code once an idle agent had run 5 minutes (79.5-80.8 MiB with
+ * it, 76.7-77.7 without) and no store throughput measurable on this VM.
  */
 export const AGENT_NODE_FLAGS = [
   "--max-semi-space-size=1",
   "--v8-pool-size=1",
   "--no-opt",
   "--invocation-count-for-maglev=5000",
+  "--no-maglev-inlining",
 ] as const;
 
 /** Starts `tandem agent` for one node with this Node binary and, by default, this process's entry script. */
