@@ -113,6 +113,9 @@ async function measure(
       key: `batch/${index}/${i}`,
       value: patternValue(VALUE_BYTES, index + i),
     }));
+  /** One write per request under `prefix`, counted when acknowledged. */
+  const writeOne = (prefix: string) => async (i: number) =>
+    (await target.writeOne({ key: `${prefix}${i}`, value: patternValue(VALUE_BYTES, i) })) ? 1 : 0;
   // Unrecorded: the client's and the servers' JIT warm up on both write paths, so the first system measured
   // is not the one that pays for it, and the single writes do not start interpreted (the agent compiles a
   // function only after thousands of calls). The batched workload runs on the same keys again right after.
@@ -120,9 +123,7 @@ async function measure(
     `${system} (${variant}): warm-up, ${WARMUP_MS} ms of batched then single writes (not recorded)`,
   );
   await closedLoop(BATCH_CONCURRENCY, WARMUP_MS / 2, (i) => target.writeBatch(batchValues(i)));
-  await closedLoop(SINGLE_CONCURRENCY, WARMUP_MS / 2, async (i) =>
-    (await target.writeOne({ key: `warm-up/${i}`, value: patternValue(VALUE_BYTES, i) })) ? 1 : 0,
-  );
+  await closedLoop(SINGLE_CONCURRENCY, WARMUP_MS / 2, writeOne("warm-up/"));
   await settle();
   console.log(`${system} (${variant}): batched writes`);
   const batched = await withCpu(target.pids(), () =>
@@ -131,9 +132,7 @@ async function measure(
   await settle();
   console.log(`${system} (${variant}): single writes`);
   const single = await withCpu(target.pids(), () =>
-    closedLoop(SINGLE_CONCURRENCY, d.throughputMs, async (i) =>
-      (await target.writeOne({ key: `single/${i}`, value: patternValue(VALUE_BYTES, i) })) ? 1 : 0,
-    ),
+    closedLoop(SINGLE_CONCURRENCY, d.throughputMs, writeOne("single/")),
   );
   await settle();
   console.log(`${system} (${variant}): replication lag at ${LAG_RATE_PER_S}/s`);
