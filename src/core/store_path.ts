@@ -1,7 +1,8 @@
 // Store path rules. A store path names a file under every node's materialised directory, so it must be a
 // plain relative path that cannot climb out of that directory or confuse the programs that read it:
-// slash-separated segments, no "." or "..", no empty segments, no control characters or backslashes,
-// bounded length and depth. Every path from a client is checked here before anything changes.
+// slash-separated segments, no "." or "..", no empty segments, no control characters (C0, DEL, C1), no
+// bidirectional formatting or line/paragraph separators (they make a name print as another: Trojan Source),
+// no backslashes, bounded length and depth. Every path from a client is checked here before anything changes.
 
 /** Total length of a path in UTF-8 bytes. */
 export const storePathBytesMax = 1024;
@@ -12,14 +13,32 @@ export const storePathDepthMax = 32;
 
 export type StorePathResult = { ok: true; path: string } | { ok: false; reason: string };
 
+/** Bidirectional formatting characters (ALM, LRM, RLM, embeddings, overrides, isolates) and U+2028/2029. */
+function isBidiOrSeparator(code: number): boolean {
+  return (
+    code === 0x061c ||
+    code === 0x200e ||
+    code === 0x200f ||
+    (code >= 0x2028 && code <= 0x202e) ||
+    (code >= 0x2066 && code <= 0x2069)
+  );
+}
+
 /** The first character that a path must not contain, described for an error message; null when none. */
 function forbiddenCharacter(code: number, next: number): string | null {
   if (code === 0) return "a NUL character";
-  if (code < 0x20 || code === 0x7f) return `a control character (0x${code.toString(16).padStart(2, "0")})`;
+  if (code < 0x20 || (code >= 0x7f && code <= 0x9f)) return `a control character (${codePoint(code)})`;
   if (code === 0x5c) return "a backslash";
+  if (code === 0x2028 || code === 0x2029) return `a line or paragraph separator (${codePoint(code)})`;
+  if (isBidiOrSeparator(code)) return `a bidirectional formatting character (${codePoint(code)})`;
   const unpaired =
     code >= 0xd800 && code <= 0xdbff ? !(next >= 0xdc00 && next <= 0xdfff) : code >= 0xdc00 && code <= 0xdfff;
   return unpaired ? "an unpaired surrogate (not valid Unicode)" : null;
+}
+
+/** U+XXXX: how the error names a character without printing it. */
+function codePoint(code: number): string {
+  return `U+${code.toString(16).toUpperCase().padStart(4, "0")}`;
 }
 
 function segmentProblem(
@@ -63,7 +82,12 @@ export function validateStorePath(path: string): StorePathResult {
       segmentBytes = 0;
       continue;
     }
-    const forbidden = code < 0x20 || code === 0x7f || code === 0x5c || (code >= 0xd800 && code <= 0xdfff);
+    const forbidden =
+      code < 0x20 ||
+      code === 0x5c ||
+      (code >= 0x7f && code <= 0x9f) ||
+      (code >= 0xd800 && code <= 0xdfff) ||
+      (code >= 0x061c && isBidiOrSeparator(code));
     let width = code < 0x80 ? 1 : code < 0x800 ? 2 : 3;
     if (forbidden) {
       const character = forbiddenCharacter(code, path.charCodeAt(i + 1));

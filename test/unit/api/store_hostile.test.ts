@@ -23,6 +23,9 @@ const hostilePaths = [
   "/api/v1/store/a%0Ab",
   "/api/v1/store/a%1Bb",
   "/api/v1/store/a%7Fb",
+  "/api/v1/store/next%C2%85line",
+  "/api/v1/store/csi%C2%9B31m",
+  "/api/v1/store/invoice%E2%80%AEfdp.exe",
   "/api/v1/store/a%5Cb",
   "/api/v1/store/a/",
   "/api/v1/store/a//b",
@@ -72,6 +75,9 @@ const hostileBodies: Array<[string, string]> = [
   ["absolute path", '{"writes":[{"path":"/etc/x","value":null}]}'],
   ["NUL in path", '{"writes":[{"path":"a\\u0000b","value":null}]}'],
   ["control char", '{"writes":[{"path":"a\\u0007b","value":null}]}'],
+  ["C1 control char", '{"writes":[{"path":"a\\u0085b","value":null}]}'],
+  ["C1 CSI", '{"writes":[{"path":"a\u009b31mb","value":null}]}'],
+  ["bidi override", '{"writes":[{"path":"a\\u202eb","value":null}]}'],
   ["value a number", '{"writes":[{"path":"a","value":5}]}'],
   ["value an object", '{"writes":[{"path":"a","value":{"b":1}}]}'],
   ["value missing", '{"writes":[{"path":"a"}]}'],
@@ -139,6 +145,8 @@ test("store api: seeded random paths: written iff the path rules accept them, el
     "~",
     "%FF",
     "%E2%82%AC",
+    "%C2%85",
+    "%E2%80%AE",
   ];
   let written = 0;
   for (let i = 0; i < 400; i++) {

@@ -20,6 +20,9 @@ test("store path: accepted paths", () => {
     "a/.b/..c/...",
     "spaces are fine/and-dashes_and.dots",
     "ünïcödé/日本語/😀",
+    // Neighbours of the refused ranges: U+00A0 (no-break space), U+200D (zero-width joiner), U+2030, U+206A.
+    "a\u00a0b/\u00ffc",
+    "a\u200db\u2030c\u2027d\u206ae\u061bf\u061dg",
     "a".repeat(storePathSegmentBytesMax),
     Array.from({ length: storePathDepthMax }, () => "d").join("/"),
     Array.from({ length: 4 }, () => "x".repeat(storePathSegmentBytesMax)).join("/"),
@@ -40,10 +43,21 @@ test("store path: refused paths name the rule", () => {
     ["a//b", /segment 2 is empty/],
     ["a/", /ends with \//],
     ["a\u0000b", /NUL/],
-    ["a\nb", /control character \(0x0a\)/],
-    ["a\tb", /control character \(0x09\)/],
-    ["a\u007fb", /control character \(0x7f\)/],
-    ["a\u001fb", /control character \(0x1f\)/],
+    ["a\nb", /control character \(U\+000A\)/],
+    ["a\tb", /control character \(U\+0009\)/],
+    ["a\u007fb", /control character \(U\+007F\)/],
+    ["a\u001fb", /control character \(U\+001F\)/],
+    ["a\u0080b", /control character \(U\+0080\)/],
+    ["next\u0085line", /control character \(U\+0085\)/],
+    ["csi\u009b31m", /control character \(U\+009B\)/],
+    ["a\u009f", /control character \(U\+009F\)/],
+    ["invoice\u202Efdp.exe", /bidirectional formatting character \(U\+202E\)/],
+    ["a\u202Ab", /bidirectional formatting character \(U\+202A\)/],
+    ["a\u2066b\u2069", /bidirectional formatting character \(U\+2066\)/],
+    ["a\u200Fb", /bidirectional formatting character \(U\+200F\)/],
+    ["a\u061Cb", /bidirectional formatting character \(U\+061C\)/],
+    ["a\u2028b", /line or paragraph separator \(U\+2028\)/],
+    ["a\u2029b", /line or paragraph separator \(U\+2029\)/],
     ["a\\b", /backslash/],
     ["..\\..\\windows", /backslash/],
     ["a\ud800b", /unpaired surrogate/],
@@ -95,7 +109,8 @@ test("store path: isUnderPrefix table", () => {
 function satisfiesRules(path: string): boolean {
   if (path.length === 0 || path.startsWith("/") || path.endsWith("/")) return false;
   if (utf8(path) > storePathBytesMax || path.includes("\\")) return false;
-  if ([...path].some((c) => c.codePointAt(0)! < 0x20 || c.codePointAt(0) === 0x7f)) return false;
+  const refusedCharacter = /[\p{Cc}\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/u;
+  if (refusedCharacter.test(path)) return false;
   if (new TextDecoder().decode(new TextEncoder().encode(path)) !== path) return false; // lone surrogates
   const segments = path.split("/");
   if (segments.length > storePathDepthMax) return false;
@@ -104,7 +119,12 @@ function satisfiesRules(path: string): boolean {
 
 test("store path: fuzz: random strings never crash and the verdict matches the rules", () => {
   const rng = new Prng("store-path-fuzz");
-  const alphabet = ["a", "b", "/", ".", "..", "\\", "\u0000", "\n", "\u007f", "é", "😀", "\ud800", " ", "-"];
+  const alphabet = [
+    ..."ab/.\\\u0000\n\u007f\u0085\u009b\u00a0é\u202e\u2066\u2028\u200d \u002d",
+    "..",
+    "😀",
+    "\ud800",
+  ];
   let acceptedCount = 0;
   for (let round = 0; round < 20_000; round++) {
     const parts: string[] = [];
