@@ -35,7 +35,7 @@ export interface StoreRoutesOptions {
   logger: Logger;
   /** min_acks when a request names none (default 1). */
   minAcksDefault?: MinAcks;
-  /** Bytes of one value (default 8 MiB). */
+  /** Bytes of one value (default 4 MiB, as store.value_bytes_max). */
   valueBytesMax?: number;
   /** Bytes of a batch request body, base64 included (default 16 MiB, one mesh frame). */
   batchBytesMax?: number;
@@ -63,7 +63,7 @@ type Resolved = Required<Omit<StoreRoutesOptions, "writeTimeoutMs">> & { writeTi
 function resolve(options: StoreRoutesOptions): Resolved {
   const resolved: Resolved = {
     minAcksDefault: 1,
-    valueBytesMax: 8 * MiB,
+    valueBytesMax: 4 * MiB,
     batchBytesMax: 16 * MiB,
     batchWritesMax: 10_000,
     listLimitMax: 10_000,
@@ -154,7 +154,11 @@ export function storeRoutes(service: StoreService, options: StoreRoutesOptions):
 
   const putOne = async (req: IncomingMessage, res: ServerResponse, context: RouteContext) => {
     const path = decodePathParam(context.param);
-    const minAcks = parseMinAcks(context.url.searchParams.get("min_acks") ?? undefined, o.minAcksDefault);
+    const minAcks = parseMinAcks(
+      context.url.searchParams.get("min_acks") ?? undefined,
+      o.minAcksDefault,
+      service.peerCount,
+    );
     if (refused(res, path) || refused(res, minAcks) || denied(res, context, [path.value]) || readOnly(res))
       return;
     const json =
@@ -178,7 +182,11 @@ export function storeRoutes(service: StoreService, options: StoreRoutesOptions):
 
   const deleteOne = async (_req: IncomingMessage, res: ServerResponse, context: RouteContext) => {
     const path = decodePathParam(context.param);
-    const minAcks = parseMinAcks(context.url.searchParams.get("min_acks") ?? undefined, o.minAcksDefault);
+    const minAcks = parseMinAcks(
+      context.url.searchParams.get("min_acks") ?? undefined,
+      o.minAcksDefault,
+      service.peerCount,
+    );
     if (refused(res, path) || refused(res, minAcks) || denied(res, context, [path.value]) || readOnly(res))
       return;
     await write(res, [{ path: path.value, value: null }], minAcks.value);
@@ -206,6 +214,7 @@ export function storeRoutes(service: StoreService, options: StoreRoutesOptions):
     const minAcks = parseMinAcks(
       context.url.searchParams.get("min_acks") ?? batch.value.minAcks,
       o.minAcksDefault,
+      service.peerCount,
     );
     if (
       refused(res, minAcks) ||

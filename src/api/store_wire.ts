@@ -51,13 +51,23 @@ export function writeOutcomeJson(outcome: WriteOutcome, minAcks: MinAcks): Write
 /** More acknowledgements than any fleet has peers is a typo, not a request. */
 export const minAcksMax = 1000;
 
-export function parseMinAcks(raw: unknown, fallback: MinAcks): Checked<MinAcks> {
+/**
+ * min_acks as a request names it: "all" (every configured peer) or a count. A count above `peerCount` can
+ * never be met, so it is refused rather than answered "not acknowledged" after every peer acknowledged.
+ */
+export function parseMinAcks(raw: unknown, fallback: MinAcks, peerCount: number): Checked<MinAcks> {
   if (raw === undefined || raw === null) return { ok: true, value: fallback };
   if (raw === "all") return { ok: true, value: "all" };
   const n = typeof raw === "string" && /^\d{1,4}$/.test(raw) ? Number(raw) : raw;
-  if (typeof n === "number" && Number.isSafeInteger(n) && n >= 0 && n <= minAcksMax)
-    return { ok: true, value: n };
-  return { ok: false, reason: `min_acks must be "all" or an integer from 0 to ${minAcksMax}` };
+  if (!(typeof n === "number" && Number.isSafeInteger(n) && n >= 0 && n <= minAcksMax))
+    return { ok: false, reason: `min_acks must be "all" or an integer from 0 to ${minAcksMax}` };
+  if (n > peerCount) {
+    return {
+      ok: false,
+      reason: `min_acks ${n} is more than this node's ${peerCount} peer(s): no write could be acknowledged; "all" asks every peer`,
+    };
+  }
+  return { ok: true, value: n };
 }
 
 /** The path parameter as sent in the URL: percent-decoded once, then held to the store path rules. */

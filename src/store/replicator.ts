@@ -141,6 +141,10 @@ export class Replicator implements StoreService {
   private flushScheduled: NodeJS.Immediate | null = null;
   private stopped = false;
 
+  get peerCount(): number {
+    return this.peers.size;
+  }
+
   constructor(options: ReplicatorOptions) {
     this.readOnly = options.readOnly;
     this.selfId = options.selfId;

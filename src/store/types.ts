@@ -71,6 +71,8 @@ export class ReadOnlyReplicaError extends Error {
  */
 export interface StoreService {
   readonly readOnly: boolean;
+  /** Configured peers: what min_acks "all" means, and the most acknowledgements a write can get. */
+  readonly peerCount: number;
   /** Commit locally, replicate to every peer at once, resolve when minAcks peers hold it or on timeout. */
   write(
     writes: readonly StoreWrite[],

@@ -89,6 +89,10 @@ export class MemoryStoreService implements StoreService {
     return () => this.listeners.delete(listener);
   }
 
+  get peerCount(): number {
+    return this.peers.length;
+  }
+
   get listenerCount(): number {
     return this.listeners.size;
   }

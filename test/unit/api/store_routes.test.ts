@@ -193,3 +193,30 @@ test("store api: min_acks and list parameters out of range are 400", async (t) =
   }
   assert.equal(service.lastSeq(), 0);
 });
+
+test("store api: min_acks above the peer count is a typed 400 naming the count; all peers is fine", async (t) => {
+  const service = new MemoryStoreService({ peers: ["n2", "n3"] });
+  const api = await startStoreServer(service);
+  t.after(() => api.close());
+  const batch = JSON.stringify({ writes: [{ path: "b", value: b64("B") }], minAcks: 3 });
+  const refused = [
+    await rawRequest(api.base, "PUT", "/api/v1/store/a?min_acks=3", { body: "x" }),
+    await rawRequest(api.base, "DELETE", "/api/v1/store/a?min_acks=4"),
+    await rawRequest(api.base, "POST", "/api/v1/store", { headers: json, body: batch }),
+    await rawRequest(api.base, "POST", "/api/v1/store?min_acks=3", {
+      headers: json,
+      body: JSON.stringify({ writes: [{ path: "b", value: null }] }),
+    }),
+  ];
+  for (const response of refused) {
+    assert.equal(response.status, 400);
+    assert.equal(response.json().error?.code, "bad_request");
+    assert.match(response.json().error?.message ?? "", /min_acks \d is more than this node's 2 peer\(s\)/);
+  }
+  assert.equal(service.writeCalls.length, 0, "a refused min_acks writes nothing");
+  for (const minAcks of ["2", "all"]) {
+    const put = await rawRequest(api.base, "PUT", `/api/v1/store/a?min_acks=${minAcks}`, { body: "x" });
+    assert.equal(put.status, 200, minAcks);
+    assert.equal(put.json().acked, true, minAcks);
+  }
+});
