@@ -8,6 +8,10 @@ import { after, describe, it } from "node:test";
 import { ClusterHarness } from "../support/cluster_harness.ts";
 
 const ids = ["n1", "n2", "n3"];
+/** Bounds a broken build; a loaded machine may take long to get there. */
+const waitTimeoutMs = 30_000;
+/** How long a write waits for its acknowledgements: ample for a loaded disk, and what a 202 costs. */
+const writeTimeoutMs = 5_000;
 
 async function put(
   harness: ClusterHarness,
@@ -17,7 +21,11 @@ async function put(
   minAcks: number | "all" = 1,
 ) {
   const url = `${harness.node(id).apiUrl}/api/v1/store/${path}?min_acks=${minAcks}`;
-  const response = await fetch(url, { method: "PUT", body: value, signal: AbortSignal.timeout(10_000) });
+  const response = await fetch(url, {
+    method: "PUT",
+    body: value,
+    signal: AbortSignal.timeout(writeTimeoutMs + waitTimeoutMs),
+  });
   return { status: response.status, body: (await response.json()) as { acked: boolean; hostsOk: string[] } };
 }
 
@@ -33,7 +41,7 @@ async function waitForValue(
   id: string,
   path: string,
   value: string,
-  timeoutMs = 10_000,
+  timeoutMs = waitTimeoutMs,
 ) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -43,7 +51,7 @@ async function waitForValue(
   assert.fail(`${id} never held ${path}=${value}\n${harness.dumpLogs()}`);
 }
 
-describe("store: three agents", { timeout: 120_000 }, () => {
+describe("store: three agents", { timeout: 300_000 }, () => {
   let harness: ClusterHarness;
   after(() => harness?.dispose());
 
@@ -51,18 +59,26 @@ describe("store: three agents", { timeout: 120_000 }, () => {
     harness = await ClusterHarness.create({ nodes: 3 });
     for (const id of ids) {
       harness.editConfig(id, (config) => {
-        config.store = { materialise: { dir: `www/${id}`, prefix: "certs/", file_mode: "0640" } };
+        config.store = {
+          materialise: { dir: `www/${id}`, prefix: "certs/", file_mode: "0640" },
+          write_timeout_ms: writeTimeoutMs,
+        };
       });
     }
     harness.startAll();
     await harness.waitForAgreedLeader(ids);
+    await harness.waitFor("every link up", ids, (all) =>
+      all.size === ids.length && [...all.values()].every((s) => s.peers.every((p) => p.link === "up"))
+        ? true
+        : undefined,
+    );
     const written = await put(harness, "n1", "certs/web.pem", "CERT-1", "all");
     assert.equal(written.status, 200);
     assert.deepEqual(written.body.hostsOk.sort(), ["n2", "n3"]);
     for (const id of ids) {
       assert.equal(await getValue(harness, id, "certs/web.pem"), "CERT-1");
       const file = join(harness.dir, "www", id, "certs/web.pem");
-      const deadline = Date.now() + 5_000;
+      const deadline = Date.now() + waitTimeoutMs;
       while (!existsSync(file) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       assert.equal(readFileSync(file, "utf8"), "CERT-1");
       assert.equal(statSync(file).mode & 0o777, 0o640);
@@ -80,21 +96,33 @@ describe("store: three agents", { timeout: 120_000 }, () => {
     const acknowledged: Array<{ path: string; value: string }> = [];
     let stop = false;
     const writer = (async () => {
-      for (let i = 0; !stop && i < 400; i++) {
+      for (let i = 0; !stop; i++) {
         const path = `load/k${i % 50}`;
         const value = `v${i}`;
         const result = await put(harness, "n1", path, value).catch(() => null);
         if (result?.body.acked) acknowledged.push({ path, value });
       }
     })();
-    await new Promise((r) => setTimeout(r, 300));
-    await harness.kill("n3", "SIGKILL");
-    await new Promise((r) => setTimeout(r, 500));
-    harness.start("n3");
-    await new Promise((r) => setTimeout(r, 500));
-    stop = true;
-    await writer;
-    assert.ok(acknowledged.length > 10, `only ${acknowledged.length} acknowledged writes`);
+    // Phases by acknowledged writes, not by the clock: some before the kill, while n3 is dead, and after
+    // it is back and serving, however slowly a loaded machine gets there.
+    const ackedAtLeast = async (count: number, phase: string) => {
+      const deadline = Date.now() + waitTimeoutMs;
+      while (acknowledged.length < count) {
+        assert.ok(Date.now() < deadline, `${phase}: ${acknowledged.length} of ${count} writes acknowledged`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    try {
+      await ackedAtLeast(5, "before the kill");
+      await harness.kill("n3", "SIGKILL");
+      await ackedAtLeast(acknowledged.length + 5, "while n3 is dead");
+      await harness.restart("n3");
+      await harness.waitForApi(["n3"]);
+      await ackedAtLeast(acknowledged.length + 5, "after n3 restarted");
+    } finally {
+      stop = true;
+      await writer;
+    }
     const latest = new Map(acknowledged.map((w) => [w.path, w.value]));
     for (const id of ids) {
       for (const [path, value] of latest) await waitForValue(harness, id, path, value);
@@ -107,8 +135,8 @@ describe("store: three agents", { timeout: 120_000 }, () => {
     const lonely = await put(harness, "n1", "certs/late.pem", "LATE", 1);
     assert.equal(lonely.status, 202);
     assert.equal(lonely.body.acked, false);
-    harness.start("n2");
-    harness.start("n3");
+    await harness.restart("n2");
+    await harness.restart("n3");
     await waitForValue(harness, "n2", "certs/late.pem", "LATE");
     await waitForValue(harness, "n3", "certs/late.pem", "LATE");
   });

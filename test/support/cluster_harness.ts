@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { parse, stringify } from "yaml";
 import { type DevNode, formatLogLine, prepareDevCluster, spawnAgent } from "../../src/cli/dev_cluster.ts";
 import { collectLines } from "./child_lines.ts";
-import { freeBasePort } from "./free_ports.ts";
+import { type PortRange, reservePortRange, waitForPortsFree } from "./free_ports.ts";
 
 /** Tests run the TypeScript sources; benchmarks run the compiled build that operators run (`npm run build`). */
 export const CLI_ENTRY = {
@@ -33,6 +33,11 @@ export interface ClusterHarnessOptions {
   entry?: keyof typeof CLI_ENTRY;
 }
 
+/** Deadlines for a loaded machine: they bound a broken build, they are not timing claims. */
+const waitTimeoutMsDefault = 30_000;
+/** One status answer; a late answer is retried by the polling loops. */
+const statusTimeoutMsDefault = 3_000;
+
 export class ClusterHarness {
   readonly dir: string;
   readonly nodes: DevNode[];
@@ -40,11 +45,13 @@ export class ClusterHarness {
   private readonly logs = new Map<string, string[]>();
 
   private readonly entry: string;
+  private readonly ports: PortRange;
 
-  private constructor(dir: string, nodes: DevNode[], entry: string) {
+  private constructor(dir: string, nodes: DevNode[], entry: string, ports: PortRange) {
     this.dir = dir;
     this.nodes = nodes;
     this.entry = entry;
+    this.ports = ports;
     // Agents run in their own process groups: reap them even if a test dies before dispose().
     process.once("exit", () => {
       for (const child of this.processes.values()) if (child.pid) process.kill(child.pid, "SIGKILL");
@@ -53,15 +60,15 @@ export class ClusterHarness {
 
   static async create(options: ClusterHarnessOptions): Promise<ClusterHarness> {
     const dir = mkdtempSync(join(tmpdir(), "tandem-it-"));
-    const basePort = await freeBasePort(options.nodes);
+    const ports = await reservePortRange(options.nodes);
     const nodes = await prepareDevCluster({
       nodes: options.nodes,
       dir,
-      basePort,
+      basePort: ports.base,
       security: options.security ?? "mtls",
       witness: options.witness ?? false,
     });
-    return new ClusterHarness(dir, nodes, CLI_ENTRY[options.entry ?? "source"]);
+    return new ClusterHarness(dir, nodes, CLI_ENTRY[options.entry ?? "source"], ports);
   }
 
   node(id: string): DevNode {
@@ -89,6 +96,13 @@ export class ClusterHarness {
       if (this.processes.get(id) === child) this.processes.delete(id);
     });
     return child;
+  }
+
+  /** Starts a node that ran before, once its ports are free again (a clear error if they never are). */
+  async restart(id: string): Promise<ChildProcess> {
+    const node = this.node(id);
+    await waitForPortsFree([node.meshPort, node.apiPort]);
+    return this.start(id);
   }
 
   startAll(): void {
@@ -125,7 +139,7 @@ export class ClusterHarness {
     await exited;
   }
 
-  async status(id: string, timeoutMs = 1_000): Promise<NodeStatus | null> {
+  async status(id: string, timeoutMs = statusTimeoutMsDefault): Promise<NodeStatus | null> {
     try {
       const response = await fetch(`${this.node(id).apiUrl}/api/v1/status`, {
         signal: AbortSignal.timeout(timeoutMs),
@@ -141,16 +155,13 @@ export class ClusterHarness {
     what: string,
     ids: string[],
     check: (statuses: Map<string, NodeStatus>) => T | undefined,
-    timeoutMs = 10_000,
+    timeoutMs = waitTimeoutMsDefault,
   ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     let last = new Map<string, NodeStatus>();
     while (Date.now() < deadline) {
-      last = new Map();
-      for (const id of ids) {
-        const status = await this.status(id, 500);
-        if (status) last.set(id, status);
-      }
+      const answers = await Promise.all(ids.map(async (id) => [id, await this.status(id)] as const));
+      last = new Map(answers.filter((a): a is readonly [string, NodeStatus] => a[1] !== null));
       const result = check(last);
       if (result !== undefined) return result;
       await new Promise((r) => setTimeout(r, 50));
@@ -163,7 +174,7 @@ export class ClusterHarness {
     throw new Error(`timed out waiting for ${what}; last statuses ${seen}\n${this.dumpLogs()}`);
   }
 
-  async waitForApi(ids: string[], timeoutMs = 10_000): Promise<void> {
+  async waitForApi(ids: string[], timeoutMs = waitTimeoutMsDefault): Promise<void> {
     await this.waitFor(
       "the API to answer",
       ids,
@@ -173,7 +184,10 @@ export class ClusterHarness {
   }
 
   /** One leader among the listed nodes that all of them agree on, in the same term, and that says it leads. */
-  async waitForAgreedLeader(ids: string[], timeoutMs = 10_000): Promise<{ leaderId: string; term: number }> {
+  async waitForAgreedLeader(
+    ids: string[],
+    timeoutMs = waitTimeoutMsDefault,
+  ): Promise<{ leaderId: string; term: number }> {
     return this.waitFor(
       `a leader among ${ids.join(",")} agreed by all of them`,
       ids,
@@ -198,5 +212,6 @@ export class ClusterHarness {
   async dispose(): Promise<void> {
     await this.stopAll();
     rmSync(this.dir, { recursive: true, force: true });
+    this.ports.release();
   }
 }
