@@ -1,7 +1,8 @@
 // The shell around the pure failure detector (src/core/health.ts): a timer feeds it one tick per firing
 // and reports how late the firing was (so a stalled event loop raises awareness instead of accusing
-// peers), pings go out on the mesh channel "health" when the detector says a heartbeat is due, any ping or
-// pong from a peer counts as hearing from it, and drained transitions become typed events.
+// peers), pings go out on the mesh channel "health" to the peers the detector says are due (those silent
+// for a heartbeat interval), any frame from a peer counts as hearing from it, and drained transitions
+// become typed events.
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { type HealthConfig, HealthDetector, type PeerState } from "../core/health.ts";
@@ -97,19 +98,17 @@ interface PeerContact {
   lastHeardMs: number | null;
   /** Logged when it changes, so an unreachable peer costs one log line, not one per heartbeat. */
   lastSendResult: SendResult;
-  /** performance.now() of the last traffic from the peer on another channel (noteTraffic). */
-  otherTrafficAtMs: number;
   /** performance.now() of the last ping sent to the peer. */
   pingedAtMs: number;
 }
 
 const rttSmoothingWeight = 1 / 8;
 /**
- * A peer whose other traffic (the election's request/response heartbeats) proves it alive in both
- * directions is still pinged this often, to keep its round-trip time fresh. Skipping the other pings
- * halves an idle leader's messages, which is most of an idle agent's CPU (bench/idle.ts).
+ * A peer whose other traffic keeps it from being pinged (the election's heartbeats) is still pinged this
+ * often, so its round-trip time stays fresh (shown in status only). Messages are most of an idle agent's
+ * CPU (bench/idle.ts), so not often.
  */
-const rttPingIntervalMs = 1_000;
+const rttPingIntervalMs = 5_000;
 
 export class HealthRunner {
   private readonly mesh: HealthMesh;
@@ -117,6 +116,7 @@ export class HealthRunner {
   private readonly heartbeatIntervalTicks: number;
   private readonly logger: Logger;
   private readonly detector: HealthDetector;
+  private readonly peerIds: readonly NodeId[];
   private readonly emitter: SafeEmitter<HealthEventMap>;
   private readonly contacts = new Map<NodeId, PeerContact>();
   private timer: NodeJS.Timeout | null = null;
@@ -132,6 +132,7 @@ export class HealthRunner {
     const config = healthConfigFromTimings(options.peers, options.timings);
     this.heartbeatIntervalTicks = config.heartbeatIntervalTicks;
     this.detector = new HealthDetector(config);
+    this.peerIds = [...options.peers];
     this.emitter = new SafeEmitter(options.logger);
     for (const peer of options.peers) {
       this.contacts.set(peer, {
@@ -139,7 +140,6 @@ export class HealthRunner {
         rttSmoothedMs: null,
         lastHeardMs: null,
         lastSendResult: "sent",
-        otherTrafficAtMs: Number.NEGATIVE_INFINITY,
         pingedAtMs: Number.NEGATIVE_INFINITY,
       });
     }
@@ -151,7 +151,7 @@ export class HealthRunner {
     if (this.timer) return;
     this.lastFiredAtMs = performance.now();
     this.timer = setInterval(() => this.onTimer(), this.tickMs);
-    this.sendHeartbeatIfDue();
+    this.sendPingsDue();
   }
 
   /** Stops pinging and answering; state is kept for peers() and a later start(). */
@@ -195,33 +195,37 @@ export class HealthRunner {
       this.detector.reportLateness(lateTicks);
     }
     this.detector.tick();
-    this.sendHeartbeatIfDue();
+    this.sendPingsDue();
     this.publishTransitions();
   }
 
   /**
-   * Traffic from a peer on another channel: as good as a pong for liveness. Only for request/response
-   * traffic (both sides hear each other), so that skipping pings never leaves the peer deaf to us.
+   * A frame from a peer on another channel: as good as a pong for liveness, so a peer that sends other
+   * traffic (an election leader's heartbeats, their responses, store traffic) is not pinged. One-way
+   * traffic is enough: a peer that hears nothing from us pings us itself. Called per frame: no allocation.
    */
   noteTraffic(peer: NodeId): void {
     const contact = this.contacts.get(peer);
     if (!this.timer || !contact || !this.detector.heardFrom(peer)) return;
     contact.lastHeardMs = Date.now();
-    contact.otherTrafficAtMs = performance.now();
     this.publishTransitions();
   }
 
-  private sendHeartbeatIfDue(): void {
-    if (!this.detector.takeHeartbeatDue()) return;
-    this.pingSeq += 1;
+  private sendPingsDue(): void {
     const nowMs = performance.now();
-    const ping = encodeHealthMessage({ type: "ping", seq: this.pingSeq, sentAtMs: nowMs });
-    const intervalMs = this.heartbeatIntervalTicks * this.tickMs;
-    for (const [peer, contact] of this.contacts) {
-      const heardOtherwise = nowMs - contact.otherTrafficAtMs < intervalMs;
-      if (heardOtherwise && nowMs - contact.pingedAtMs < rttPingIntervalMs) continue;
+    let ping: Uint8Array | null = null;
+    for (const peer of this.peerIds) {
+      const contact = this.contacts.get(peer);
+      if (!contact) continue;
+      // takePingDue first: reading it consumes it, also when the rtt ping goes out anyway.
+      const due = this.detector.takePingDue(peer);
+      if (!due && nowMs - contact.pingedAtMs < rttPingIntervalMs) continue;
+      if (ping === null) {
+        this.pingSeq += 1;
+        ping = encodeHealthMessage({ type: "ping", seq: this.pingSeq, sentAtMs: nowMs });
+      }
       contact.pingedAtMs = nowMs;
-      // Not retried: the next heartbeat is the retry, so an unreachable peer costs one send per interval.
+      // Not retried: the next due ping is the retry, so an unreachable peer costs one send per interval.
       const result = this.mesh.send(peer, HEALTH_CHANNEL, ping);
       if (result !== contact.lastSendResult)
         this.logger.debug({ peer, result }, "health ping send result changed");

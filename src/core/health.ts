@@ -1,10 +1,17 @@
 // Heartbeat failure detector: pure and tick-driven. Each peer goes alive → suspect → down as its silence
 // grows, and back to alive on any authenticated traffic from it. The shell (src/cluster/health_runner.ts)
-// feeds ticks, traffic and measured event-loop lateness, sends a heartbeat when one is due, and publishes
-// the drained transitions.
+// feeds ticks, traffic and measured event-loop lateness, pings the peers this core says are due, and
+// publishes the drained transitions.
+//
+// Pings piggyback on other traffic (as SWIM and memberlist do): any frame from a peer is a heartbeat, and a
+// peer is pinged only once it has been silent for a heartbeat interval, then once per interval while it
+// stays silent. A ping tells the peer that we live and its pong tells us, so on a link with no other
+// traffic the side whose silence reaches the interval first pings and the other side stays quiet: one
+// exchange per interval, not one per side; a link that carries election heartbeats needs no pings.
 //
 // Timing contract (awareness score 0, timers on time): silence is counted in ticks since the peer was last
-// heard. A peer becomes suspect on the tick where its silence reaches
+// heard; a live peer is heard at least once per heartbeat interval (it is pinged then). A peer becomes
+// suspect on the tick where its silence reaches
 //   suspectAfterTicks = suspectAfterMissed × heartbeatIntervalTicks
 // and down on the tick where it reaches downAfterTicks. Traffic arrives between ticks, so with tick length
 // T the down transition happens between (downAfterTicks − 1)·T and downAfterTicks·T after the last message
@@ -19,7 +26,8 @@
 // accusations of every peer at once. Worse, the cause (an overloaded host) may have starved the peers too.
 // So silence only grows on tick(), one per timer firing in which this node actually ran; the ticks it
 // missed are reported as lateness, which raises the awareness score (stretching every timeout while the
-// node is evidently unreliable) and makes a heartbeat due at once so that peers hear from us promptly.
+// node is evidently unreliable) and makes a ping to every peer due at once so that they hear from us
+// promptly.
 // The price: a peer that really died during our stall is declared down later, by at most the stall length
 // times the awareness factor — a slow node must not be the one that accuses.
 import { Awareness, latenessPenalty } from "./awareness.ts";
@@ -35,7 +43,7 @@ export type PeerState = (typeof PeerState)[keyof typeof PeerState];
 export interface HealthConfig {
   /** The peers to watch (never this node itself). */
   peers: readonly NodeId[];
-  /** This node sends a heartbeat every this many ticks, and expects one from each peer as often. */
+  /** A peer silent this many ticks is pinged (again every as many ticks while it stays silent). */
   heartbeatIntervalTicks: number;
   /** Heartbeat intervals of silence before a peer is suspect. */
   suspectAfterMissed: number;
@@ -50,6 +58,14 @@ export interface PeerHealth {
   state: PeerState;
   /** Ticks counted since the peer was last heard (local stalls excluded). */
   silentTicks: number;
+}
+
+/** The detector's own record of a peer: its public health plus when it was last pinged. */
+interface PeerTrack extends PeerHealth {
+  /** Ticks since this node last pinged the peer. */
+  ticksSincePing: number;
+  /** A ping to the peer is due (silent for an interval, at start, or after a late wake-up). */
+  pingDue: boolean;
 }
 
 export interface HealthTransition {
@@ -88,18 +104,17 @@ export function validateHealthConfig(config: HealthConfig): ConfigProblem[] {
   return problems;
 }
 
+const noTransitions: readonly HealthTransition[] = Object.freeze([]);
+
 export class HealthDetector {
   private readonly heartbeatIntervalTicks: number;
   private readonly suspectAfterTicks: number;
   private readonly downAfterTicks: number;
   private readonly awareness: Awareness;
-  private readonly peerHealth = new Map<NodeId, PeerHealth>();
+  private readonly peerHealth = new Map<NodeId, PeerTrack>();
   private transitions: HealthTransition[] = [];
-  private ticksSinceHeartbeat = 0;
   // The tick that follows a lateness report is the late wake-up itself, not an on-time tick.
   private lateSinceLastTick = false;
-  // Due at once: peers should hear from a node as soon as it starts.
-  private heartbeatDue = true;
 
   constructor(config: HealthConfig) {
     const problems = validateHealthConfig(config);
@@ -117,20 +132,33 @@ export class HealthDetector {
       decayEveryTicks: config.heartbeatIntervalTicks,
     });
     // Peers start alive with no silence: a peer that never shows up goes suspect, then down, on schedule.
-    for (const peer of config.peers)
-      this.peerHealth.set(peer, { peer, state: PeerState.Alive, silentTicks: 0 });
+    // Pings are due at once: peers should hear from a node as soon as it starts.
+    for (const peer of config.peers) {
+      this.peerHealth.set(peer, {
+        peer,
+        state: PeerState.Alive,
+        silentTicks: 0,
+        ticksSincePing: 0,
+        pingDue: true,
+      });
+    }
   }
 
   /** One tick of local time during which this node ran. */
   tick(): void {
     if (!this.lateSinceLastTick) this.awareness.tickOnTime();
     this.lateSinceLastTick = false;
-    this.ticksSinceHeartbeat += 1;
-    if (this.ticksSinceHeartbeat >= this.heartbeatIntervalTicks) this.heartbeatDue = true;
     const suspectAfterTicks = this.awareness.scaleTimeoutTicks(this.suspectAfterTicks);
     const downAfterTicks = this.awareness.scaleTimeoutTicks(this.downAfterTicks);
     for (const health of this.peerHealth.values()) {
       health.silentTicks += 1;
+      health.ticksSincePing += 1;
+      if (
+        health.silentTicks >= this.heartbeatIntervalTicks &&
+        health.ticksSincePing >= this.heartbeatIntervalTicks
+      ) {
+        health.pingDue = true;
+      }
       if (health.state === PeerState.Alive && health.silentTicks >= suspectAfterTicks) {
         this.transition(health, PeerState.Suspect);
       }
@@ -140,7 +168,7 @@ export class HealthDetector {
     }
   }
 
-  /** Authenticated traffic from a peer (a heartbeat or anything else). False if the peer is not watched. */
+  /** Authenticated traffic from a peer (a ping, a pong or any other frame). False if the peer is not watched. */
   heardFrom(peer: NodeId): boolean {
     const health = this.peerHealth.get(peer);
     if (!health) return false;
@@ -157,7 +185,7 @@ export class HealthDetector {
     if (lateTicks === 0) return;
     this.awareness.raise(latenessPenalty(lateTicks, this.heartbeatIntervalTicks));
     this.lateSinceLastTick = true;
-    this.heartbeatDue = true;
+    for (const health of this.peerHealth.values()) health.pingDue = true;
   }
 
   /**
@@ -172,30 +200,40 @@ export class HealthDetector {
     if (health?.state === PeerState.Alive) this.transition(health, PeerState.Suspect);
   }
 
-  /** True once per heartbeat interval, and right after a late wake-up; reading it consumes it. */
-  takeHeartbeatDue(): boolean {
-    if (!this.heartbeatDue) return false;
-    this.heartbeatDue = false;
-    this.ticksSinceHeartbeat = 0;
+  /**
+   * True when the shell should ping `peer` now: at start, right after a late wake-up, and once per heartbeat
+   * interval while the peer is silent (heard from it within the interval: no ping). Reading it consumes it.
+   */
+  takePingDue(peer: NodeId): boolean {
+    const health = this.peerHealth.get(peer);
+    if (!health?.pingDue) return false;
+    health.pingDue = false;
+    health.ticksSincePing = 0;
     return true;
   }
 
-  /** Transitions since the last drain, in the order they happened. */
-  drainTransitions(): HealthTransition[] {
+  /** Transitions since the last drain, in the order they happened; one shared empty array when none. */
+  drainTransitions(): readonly HealthTransition[] {
+    // Drained on every frame received: an empty drain must not allocate.
+    if (this.transitions.length === 0) return noTransitions;
     const drained = this.transitions;
     this.transitions = [];
     return drained;
   }
 
   peerStates(): PeerHealth[] {
-    return [...this.peerHealth.values()].map((health) => ({ ...health }));
+    return [...this.peerHealth.values()].map(({ peer, state, silentTicks }) => ({
+      peer,
+      state,
+      silentTicks,
+    }));
   }
 
   get awarenessScore(): number {
     return this.awareness.score;
   }
 
-  private transition(health: PeerHealth, to: PeerState): void {
+  private transition(health: PeerTrack, to: PeerState): void {
     this.transitions.push({ peer: health.peer, from: health.state, to, silentTicks: health.silentTicks });
     health.state = to;
   }

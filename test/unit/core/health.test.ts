@@ -231,14 +231,82 @@ test("health: linkDown makes an alive peer suspect but never down before the tim
   assert.deepEqual(detector.drainTransitions(), []);
 });
 
-test("health: heartbeat due at start, every interval, and right after a late wake-up", () => {
+/** The peers a detector pings on this tick, in config order. */
+function pingsDue(detector: HealthDetector, peers: readonly string[] = defaults.peers): string[] {
+  return peers.filter((peer) => detector.takePingDue(peer));
+}
+
+test("health: pings: every peer at start, then only a peer silent for an interval, once per interval", () => {
   const detector = new HealthDetector(defaults);
-  const due: number[] = [];
-  for (let tick = 0; tick <= 12; tick++) {
+  const pinged: [tick: number, peer: string][] = [];
+  for (let tick = 0; tick <= 13; tick++) {
     if (tick > 0) detector.tick();
-    if (tick === 6) detector.reportLateness(1);
-    if (detector.takeHeartbeatDue()) due.push(tick);
+    // n3's other traffic (election heartbeats) arrives every 2 ticks; n2 stays silent.
+    if (tick % 2 === 1) detector.heardFrom("n3");
+    for (const peer of pingsDue(detector)) pinged.push([tick, peer]);
   }
-  assert.deepEqual(due, [0, 4, 6, 10]);
-  assert.equal(detector.takeHeartbeatDue(), false, "reading consumes it");
+  assert.deepEqual(pinged, [
+    [0, "n2"],
+    [0, "n3"],
+    [4, "n2"],
+    [8, "n2"],
+    [12, "n2"],
+  ]);
+  assert.equal(detector.takePingDue("n2"), false, "reading consumes it");
+  assert.equal(detector.takePingDue("n9"), false, "an unwatched node is never due");
+});
+
+test("health: pings: a peer heard within the interval is not pinged; one silent since is, on time", () => {
+  const detector = new HealthDetector(defaults);
+  pingsDue(detector);
+  const pinged: [tick: number, peer: string][] = [];
+  for (let tick = 1; tick <= 12; tick++) {
+    detector.tick();
+    // n2 is heard up to tick 6, then goes silent: silent 4 ticks on tick 10.
+    if (tick <= 6) detector.heardFrom("n2");
+    detector.heardFrom("n3");
+    for (const peer of pingsDue(detector)) pinged.push([tick, peer]);
+  }
+  assert.deepEqual(pinged, [[10, "n2"]]);
+});
+
+test("health: pings: every peer is due right after a late wake-up", () => {
+  const detector = new HealthDetector(defaults);
+  pingsDue(detector);
+  detector.tick();
+  detector.heardFrom("n2");
+  detector.heardFrom("n3");
+  assert.deepEqual(pingsDue(detector), []);
+  detector.reportLateness(1);
+  assert.deepEqual(pingsDue(detector), ["n2", "n3"]);
+  assert.deepEqual(pingsDue(detector), []);
+});
+
+test("health: pings: two peers with no other traffic exchange one ping per interval, not one each", () => {
+  // a and b tick at the same rate, b half a tick after a; a ping and its pong arrive before the next tick.
+  const a = new HealthDetector({ ...defaults, peers: ["b"] });
+  const b = new HealthDetector({ ...defaults, peers: ["a"] });
+  const pings = { a: 0, b: 0 };
+  const exchange = (from: "a" | "b") => {
+    pings[from] += 1;
+    (from === "a" ? b : a).heardFrom(from); // the ping
+    (from === "a" ? a : b).heardFrom(from === "a" ? "b" : "a"); // the pong
+  };
+  const ticks = 400;
+  for (let tick = 0; tick < ticks; tick++) {
+    if (tick > 0) a.tick();
+    if (a.takePingDue("b")) exchange("a");
+    if (tick > 0) b.tick();
+    if (b.takePingDue("a")) exchange("b");
+  }
+  // Each side pinging on its own would send 2 × 400 / 4 = 200 pings. One exchange per interval: a message
+  // arrives between ticks, so silence reaches 4 ticks 3 to 4 tick lengths after it, hence 100 to 134 pings.
+  const total = pings.a + pings.b;
+  const interval = defaults.heartbeatIntervalTicks;
+  assert.ok(total >= ticks / interval && total <= ticks / (interval - 1) + 1, `${total} pings`);
+  assert.ok(pings.a > 0 && pings.b > 0, "both sides ping, taking turns");
+  assert.deepEqual([...a.drainTransitions(), ...b.drainTransitions()], []);
+  assert.ok(
+    [...a.peerStates(), ...b.peerStates()].every((p) => p.silentTicks <= defaults.heartbeatIntervalTicks),
+  );
 });
