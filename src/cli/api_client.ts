@@ -7,6 +7,7 @@ import { request as httpsRequest } from "node:https";
 import type { Command } from "commander";
 import { http } from "../api/node_http.ts";
 import { isLoopbackHost, loadConfig } from "../config/index.ts";
+import { type CredentialFiles, credentialFileProblem, describeRequestFailure } from "./request_failure.ts";
 
 export class ApiUnreachableError extends Error {
   override name = "ApiUnreachableError";
@@ -48,6 +49,8 @@ export interface ApiCredentials {
   /** PEM client certificate and its key, for the TLS port in mtls mode (https only; both or neither). */
   cert?: Buffer;
   key?: Buffer;
+  /** The files they were read from, for error messages. */
+  files?: CredentialFiles;
 }
 
 export interface CredentialOptions {
@@ -91,17 +94,31 @@ export function apiCredentialsFrom(
     throw new CredentialsError("the token must be printable ASCII without spaces");
   }
   const credentials: ApiCredentials = token === undefined ? {} : { token };
+  const named: CredentialFiles = {};
   for (const [what, file] of Object.entries(files) as Array<[keyof typeof files, string | undefined]>) {
     if (file === undefined) continue;
+    named[what] = file;
     try {
       credentials[what] = readFileSync(file);
     } catch (cause) {
       const code = (cause as NodeJS.ErrnoException).code ?? "unreadable";
-      throw new CredentialsError(`cannot read the --${what} file ${file} (${code})`);
+      const why = readErrors[code] ?? "cannot be read";
+      throw new CredentialsError(`cannot read the --${what} file ${file}: ${why} (${code})`);
     }
   }
+  if (Object.keys(named).length === 0) return credentials;
+  credentials.files = named;
+  const problem = credentialFileProblem(named, credentials);
+  if (problem !== null) throw new CredentialsError(problem);
   return credentials;
 }
+
+const readErrors: Record<string, string> = {
+  ENOENT: "no such file",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+  EISDIR: "it is a directory",
+};
 
 /**
  * Request options carrying the credentials to `url`. A token never travels in clear text off this machine:
@@ -156,10 +173,7 @@ export async function getJson(
       req.end();
     });
   } catch (cause) {
-    throw new ApiUnreachableError(
-      `cannot reach the Tandem API at ${baseUrl} (is the agent running?): ${(cause as Error).message}`,
-      { cause },
-    );
+    throw new ApiUnreachableError(describeRequestFailure(cause, baseUrl, credentials), { cause });
   }
   let body: { error?: { message?: string } } | null = null;
   try {

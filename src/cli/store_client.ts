@@ -14,6 +14,7 @@ import type { EntryJson, WriteOutcomeJson } from "../api/store_wire.ts";
 import { validateStorePath } from "../core/store_path.ts";
 import type { MinAcks } from "../store/types.ts";
 import { type ApiCredentials, credentialRequestOptions } from "./api_client.ts";
+import { describeRequestFailure } from "./request_failure.ts";
 
 export type { EntryJson, WriteOutcomeJson };
 
@@ -137,6 +138,7 @@ export class StoreClient {
   private readonly attemptTimeoutMs: number;
   /** Per endpoint: its credential headers and TLS options, checked once (a token never goes out in clear). */
   private readonly credentialOptions: ReadonlyArray<ReturnType<typeof credentialRequestOptions>>;
+  private readonly credentials: ApiCredentials;
   private preferred = 0;
 
   /** Throws CredentialsError when a token would travel over plain HTTP to a non-loopback address. */
@@ -146,6 +148,7 @@ export class StoreClient {
     this.connectTimeoutMs = options.connectTimeoutMs ?? 1_000;
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? 15_000;
     const credentials = options.credentials ?? {};
+    this.credentials = credentials;
     this.credentialOptions = endpoints.map((e) => credentialRequestOptions(e.url, addressOf(e), credentials));
   }
 
@@ -276,7 +279,7 @@ export class StoreClient {
       try {
         reply = await this.attempt(index, method, path, init);
       } catch (error) {
-        failures.push(`${origin}: ${(error as Error).message}`);
+        failures.push(describeRequestFailure(error, origin, this.credentials));
         continue;
       }
       if (reply.status >= 500) {
@@ -375,7 +378,7 @@ export class StoreClient {
         failures.push(`${endpoint.url.origin}: HTTP ${reply.status}`);
       } catch (error) {
         if (error instanceof StoreApiError) throw error;
-        failures.push(`${endpoint.url.origin}: ${(error as Error).message}`);
+        failures.push(describeRequestFailure(error, endpoint.url.origin, this.credentials));
       }
     }
     if (signal.aborted) return null;

@@ -16,6 +16,7 @@ import { SafeEmitter } from "./emitter.ts";
 import { PeerUnreachableError } from "./errors.ts";
 import { encodedFrameBytes, isValidChannel } from "./frame.ts";
 import { CloseCode, type HandshakeContext } from "./handshake.ts";
+import { answerHttpClientError } from "./http_client_error.ts";
 import { resolveMeshLimits } from "./limits.ts";
 import { Link, type LinkRole } from "./link.ts";
 import { dialTlsOptions, ServerTls } from "./tls.ts";
@@ -111,6 +112,7 @@ export class Mesh implements MeshApi {
     });
     this.server.on("request", (req, res) => this.onHttpRequest(req, res));
     this.server.on("upgrade", (req, socket, head) => this.onUpgrade(req, socket, head));
+    this.server.on("clientError", answerHttpClientError);
     this.server.on("tlsClientError", (error: NodeJS.ErrnoException, socket: TLSSocket) => {
       this.logger.warn(
         { reason: error.code ?? error.message, remoteAddress: socket.remoteAddress },

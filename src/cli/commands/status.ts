@@ -9,6 +9,7 @@ import {
 } from "../api_client.ts";
 import { configPathFrom } from "../config_source.ts";
 import { renderStatus, type StatusDocument } from "../status_table.ts";
+import { escapeControls } from "../terminal_text.ts";
 
 export function registerStatusCommand(program: Command): void {
   const command = program
@@ -37,7 +38,7 @@ export function registerStatusCommand(program: Command): void {
           options.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status as StatusDocument),
         );
       } catch (error) {
-        process.stderr.write(`tandem status: ${(error as Error).message}\n`);
+        process.stderr.write(`tandem status: ${escapeControls((error as Error).message)}\n`);
         process.exitCode = 1;
       }
     });

@@ -13,6 +13,7 @@ import {
 } from "../api_client.ts";
 import { configPathFrom } from "../config_source.ts";
 import { parseApiUrls, StoreClient, type WriteResult } from "../store_client.ts";
+import { escapeControls } from "../terminal_text.ts";
 
 export const exitNotAcknowledged = 2;
 
@@ -75,27 +76,31 @@ function withMinAcks(command: Command): Command {
 /** Prints a write's outcome; sets exit code 2 when it was not acknowledged. */
 export function reportWrite(command: Command, what: string, result: WriteResult): void {
   const { outcome } = result;
-  const failed = outcome.hostsErr.map((h) => `${h.host}: ${h.error}`).join(", ");
+  const label = escapeControls(what);
+  const failed = escapeControls(outcome.hostsErr.map((h) => `${h.host}: ${h.error}`).join(", "));
   if (outcome.acked) {
     const peers = outcome.hostsOk.length > 0 ? outcome.hostsOk.join(", ") : "no peer needed";
     command
       .configureOutput()
       .writeOut?.(
-        `${what}: acknowledged (${peers}; min_acks=${outcome.minAcks})${failed ? `; not yet on ${failed}` : ""}\n`,
+        `${label}: acknowledged (${peers}; min_acks=${outcome.minAcks})${failed ? `; not yet on ${failed}` : ""}\n`,
       );
     return;
   }
   command
     .configureOutput()
     .writeErr?.(
-      `${what}: NOT acknowledged: ${outcome.hostsOk.length} peer(s) hold it, min_acks=${outcome.minAcks} asked` +
+      `${label}: NOT acknowledged: ${outcome.hostsOk.length} peer(s) hold it, min_acks=${outcome.minAcks} asked` +
         `${failed ? ` (${failed})` : ""}. It is committed on the node and spreads when peers return.\n`,
     );
   process.exitCode = exitNotAcknowledged;
 }
 
+/** Prints an error (escaped: it may echo a path or a server's message) and sets exit code 1. */
 export function fail(command: Command, error: unknown): void {
-  command.configureOutput().writeErr?.(`tandem ${command.name()}: ${(error as Error).message}\n`);
+  command
+    .configureOutput()
+    .writeErr?.(`tandem ${command.name()}: ${escapeControls((error as Error).message)}\n`);
   process.exitCode = 1;
 }
 
@@ -186,7 +191,7 @@ export function registerStoreCommands(program: Command): void {
         for await (const entry of client.listAll(prefix)) {
           const line = options.json
             ? JSON.stringify(entry)
-            : `${String(entry.size).padStart(10)}  ${new Date(entry.version.wallMs).toISOString()}  ${entry.version.nodeId.padEnd(8)}  ${entry.path}`;
+            : `${String(entry.size).padStart(10)}  ${new Date(entry.version.wallMs).toISOString()}  ${entry.version.nodeId.padEnd(8)}  ${escapeControls(entry.path)}`;
           command.configureOutput().writeOut?.(`${line}\n`);
         }
       } catch (error) {
@@ -219,7 +224,7 @@ export function registerStoreCommands(program: Command): void {
           for await (const event of client.watch(prefix, watchOptions)) {
             const line = options.json
               ? JSON.stringify(event)
-              : `${event.id}  ${event.deleted ? "delete" : "put   "}  ${String(event.size).padStart(10)}  ${event.path}`;
+              : `${escapeControls(event.id)}  ${event.deleted ? "delete" : "put   "}  ${String(event.size).padStart(10)}  ${escapeControls(event.path)}`;
             command.configureOutput().writeOut?.(`${line}\n`);
           }
         } catch (error) {

@@ -18,6 +18,7 @@ import {
   credentialRequestOptions,
   getJson,
 } from "../../../src/cli/api_client.ts";
+import { registerStatusCommand } from "../../../src/cli/commands/status.ts";
 import { registerStoreCommands } from "../../../src/cli/commands/store.ts";
 import { registerTokenCommand } from "../../../src/cli/commands/token.ts";
 import { parseApiUrls, StoreClient } from "../../../src/cli/store_client.ts";
@@ -105,7 +106,8 @@ test("cli credentials: options win over TANDEM_* variables; files are read, not 
   assert.throws(
     () => apiCredentialsFrom({ ca: join(dir, "missing.pem") }, {}),
     (error: Error) =>
-      error instanceof CredentialsError && /--ca file .*missing\.pem \(ENOENT\)/.test(error.message),
+      error instanceof CredentialsError &&
+      /--ca file .*missing\.pem: no such file \(ENOENT\)/.test(error.message),
   );
   const keyError = (() => {
     try {
@@ -195,7 +197,76 @@ test("cli credentials: https refuses a server the CA did not sign and a client w
   );
   assert.equal(wrongCa.exitCode, 1);
   assert.match(wrongCa.stderr, /no store API endpoint answered.*(certificate|self-signed)/i);
+  assert.match(wrongCa.stderr, /does not trust .*the --ca file .*other-ca\.pem does not vouch for it/);
   const noCert = await store("ls", "--api", tlsBase, "--ca", pem.ca);
   assert.equal(noCert.exitCode, 1);
-  assert.match(noCert.stderr, /no store API endpoint answered.*certificate required/);
+  assert.match(
+    noCert.stderr,
+    /no store API endpoint answered.*requires a client certificate: pass --cert and --key/,
+  );
+});
+
+/** `tandem status` with captured stderr (it writes to process.stderr). */
+async function status(...args: string[]): Promise<{ exitCode: number; stderr: string }> {
+  let stderr = "";
+  const write = process.stderr.write;
+  process.stderr.write = ((text: string) => {
+    stderr += text;
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    const run = await tandem(registerStatusCommand, ["status", ...args]);
+    return { exitCode: run.exitCode, stderr: stderr + run.stderr };
+  } finally {
+    process.stderr.write = write;
+  }
+}
+
+test("cli credentials: a missing or wrong client certificate is named, not taken for a stopped agent", async () => {
+  const noCert = await status("--api", tlsBase, "--ca", pem.ca);
+  assert.equal(noCert.exitCode, 1);
+  assert.match(noCert.stderr, /the TLS port at https:\/\/127\.0\.0\.1:\d+ requires a client certificate/);
+  const otherCa = await createClusterCa({ commonName: "rogue-ca", validDays: 1 });
+  const rogue = await issueCertificate(otherCa, { commonName: "ops", kind: "client", validDays: 1 });
+  const rogueFiles = [
+    "--cert",
+    file("rogue.pem", rogue.certPem),
+    "--key",
+    file("rogue-key.pem", rogue.keyPem),
+  ];
+  const refused = await status("--api", tlsBase, "--ca", pem.ca, ...rogueFiles);
+  assert.equal(refused.exitCode, 1);
+  assert.match(
+    refused.stderr,
+    /refused the client certificate in .*rogue\.pem.*not issued by the cluster CA in the --ca file .*ca\.pem/,
+  );
+  const viaStore = await store("ls", "--api", tlsBase, "--ca", pem.ca, ...rogueFiles);
+  assert.match(viaStore.stderr, /refused the client certificate in .*rogue\.pem/);
+  const garbage = file("garbage.pem", "not a certificate\n");
+  const cases: Array<[string[], RegExp]> = [
+    [["--cert", garbage, "--key", pem.key], /the --cert file .*garbage\.pem is not a PEM certificate/],
+    [["--cert", pem.cert, "--key", garbage], /the --key file .*garbage\.pem is not a PEM private key/],
+    [["--ca", garbage, "--cert", pem.cert, "--key", pem.key], /the --ca file .*garbage\.pem is not a PEM/],
+    [
+      ["--cert", pem.cert, "--key", rogueFiles[3]!],
+      /rogue-key\.pem is not the private key of the --cert file/,
+    ],
+    [["--cert", join(dir, "absent.pem"), "--key", pem.key], /--cert file .*absent\.pem: no such file/],
+    [["--cert", dir, "--key", pem.key], /--cert file .*: it is a directory/],
+  ];
+  for (const [args, reason] of cases) {
+    for (const run of [
+      await status("--api", tlsBase, ...args),
+      await store("ls", "--api", tlsBase, ...args),
+    ]) {
+      assert.equal(run.exitCode, 1, args.join(" "));
+      assert.match(run.stderr, reason);
+      assert.doesNotMatch(run.stderr, /is the agent running|PRIVATE KEY|BEGIN/);
+    }
+  }
+  const stopped = await status("--api", "http://127.0.0.1:1");
+  assert.match(
+    stopped.stderr,
+    /cannot reach the Tandem API at http:\/\/127\.0\.0\.1:1 \(is the agent running\?\)/,
+  );
 });

@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import type { Command } from "commander";
+import { registerStatusCommand } from "../../../src/cli/commands/status.ts";
 import { registerStoreCommands } from "../../../src/cli/commands/store.ts";
 import { registerSyncCommand } from "../../../src/cli/commands/sync.ts";
 import { MemoryStoreService } from "../../support/memory_store_service.ts";
@@ -142,4 +145,73 @@ test("cli store: put --json prints the outcome alone and still exits 2 when not 
   const outcome = JSON.parse(run.stdout);
   assert.equal(outcome.acked, false);
   assert.deepEqual(outcome.hostsErr, [{ host: "n2", error: "timed out" }]);
+});
+
+/** Raw control characters a terminal acts on (C0, DEL, C1), bidi overrides and line separators. */
+function hasTerminalControl(text: string): boolean {
+  return [...text].some((c) => {
+    const n = c.codePointAt(0) ?? 0;
+    return (
+      n < 0x20 || (n >= 0x7f && n <= 0x9f) || (n >= 0x2028 && n <= 0x202e) || (n >= 0x2066 && n <= 0x2069)
+    );
+  });
+}
+
+test("cli store: a refused path is echoed with its control characters escaped, and nothing is sent", async (t) => {
+  const service = new MemoryStoreService();
+  const api = await startStoreServer(service);
+  const dir = await mkdtemp(join(tmpdir(), "tandem-cli-store-"));
+  t.after(async () => {
+    await api.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  await writeFile(join(dir, "v"), "v");
+  const cases: Array<[string, RegExp]> = [
+    ["next\u0085line", /"next\\u0085line": path contains a control character \(U\+0085\)/],
+    ["csi\u009b2Jx", /"csi\\u009b2Jx"/],
+    ["esc\u001b[31mred", /"esc\\u001b\[31mred"/],
+    ["new\nline", /"new\\nline"/],
+    ["invoice\u202efdp.exe", /"invoice\\u202efdp\.exe": path contains a bidirectional formatting character/],
+  ];
+  for (const [path, echoed] of cases) {
+    for (const args of [
+      ["put", path, join(dir, "v")],
+      ["get", path],
+      ["rm", path],
+    ]) {
+      const run = await tandem(registerStoreCommands, [...args, "--api", api.base]);
+      assert.equal(run.exitCode, 1, JSON.stringify(args));
+      assert.match(run.stderr, echoed, JSON.stringify(args));
+      assert.ok(!hasTerminalControl(run.stderr.slice(0, -1)), JSON.stringify(run.stderr));
+    }
+  }
+  assert.equal(service.writeCalls.length, 0);
+});
+
+test("cli store and status: a server's message is printed with its control characters escaped", async (t) => {
+  const hostile = "denied\u001b[2J\u009b31m\u202eevil\r\nforged line";
+  const server = createServer((_req, res) => {
+    const body = JSON.stringify({ error: { code: "forbidden", message: hostile } });
+    res.writeHead(403, { "content-type": "application/json" }).end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => server.close());
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const escaped = "denied\\u001b[2J\\u009b31m\\u202eevil\\r\\nforged line";
+  const ls = await tandem(registerStoreCommands, ["ls", "--api", base]);
+  assert.equal(ls.exitCode, 1);
+  assert.equal(ls.stderr, `tandem ls: ${escaped}\n`);
+  let stderr = "";
+  const write = process.stderr.write;
+  process.stderr.write = ((text: string) => {
+    stderr += text;
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    const status = await tandem(registerStatusCommand, ["status", "--api", base]);
+    assert.equal(status.exitCode, 1);
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.equal(stderr, `tandem status: ${escaped}\n`);
 });
