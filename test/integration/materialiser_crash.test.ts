@@ -72,7 +72,7 @@ async function assertNothingPartial(dir: string, context: string): Promise<numbe
 }
 
 test("materialiser crash: kill -9 at random moments never exposes a partial file; restart converges", {
-  timeout: 60_000,
+  timeout: 180_000,
 }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "tandem-materialise-crash-"));
   const children = new Set<ChildProcess>();

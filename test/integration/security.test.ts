@@ -14,17 +14,19 @@ import { ClusterHarness } from "../support/cluster_harness.ts";
 
 const MESH_PATH = "/api/internal/mesh";
 
+/** Watches for `ms` and at least 5 answers (a late answer under load is asked again, not a failure). */
 async function assertNoLeaderFor(harness: ClusterHarness, id: string, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const status = await harness.status(id);
-    assert.ok(status, `${id} API answers`);
+  let answers = 0;
+  while (Date.now() < deadline || answers < 5) {
+    const status = await harness.waitFor(`${id} to answer`, [id], (all) => all.get(id));
     assert.equal(status.leaderId, null, `${id} must not find a leader`);
+    answers += 1;
     await sleep(200);
   }
 }
 
-describe("security: refused identities", { timeout: 120_000 }, () => {
+describe("security: refused identities", { timeout: 240_000 }, () => {
   const harnesses: ClusterHarness[] = [];
   after(() => Promise.all(harnesses.map((h) => h.dispose())));
 
@@ -47,8 +49,8 @@ describe("security: refused identities", { timeout: 120_000 }, () => {
     harness.startAll();
     await harness.waitForAgreedLeader(["n1", "n2"]);
     await assertNoLeaderFor(harness, "n3", 2_000);
-    const n1 = await harness.status("n1");
-    assert.equal(n1?.peers.find((p) => p.id === "n3")?.link, "down");
+    const n1 = await harness.waitFor("n1 to answer", ["n1"], (all) => all.get("n1"));
+    assert.equal(n1.peers.find((p) => p.id === "n3")?.link, "down");
   });
 
   it("a node with the wrong PSK is refused", async () => {
@@ -101,7 +103,7 @@ describe("security: refused identities", { timeout: 120_000 }, () => {
   });
 });
 
-describe("security: garbage on the mesh port", { timeout: 60_000 }, () => {
+describe("security: garbage on the mesh port", { timeout: 120_000 }, () => {
   let harness: ClusterHarness;
   after(() => harness?.dispose());
 
