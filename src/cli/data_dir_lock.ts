@@ -3,7 +3,7 @@
 // lock on it, which the kernel drops when the process dies however it dies, so a crash or a power loss leaves
 // nothing stale. POSIX locks belong to the process and go when ANY descriptor of the file in the process is
 // closed: nothing but this module may open agent.lock, and it reads the file raw only when it holds no lock.
-import { closeSync, openSync, readSync, realpathSync, truncateSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readSync, realpathSync, truncateSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import Database from "better-sqlite3";
 
@@ -51,6 +51,8 @@ export class DataDirLock {
 
   acquire(): void {
     if (this.db) return;
+    // The lock is the agent's first use of its data directory.
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     const key = join(realpathSync(dirname(this.path)), basename(this.path));
     if (heldHere.has(key)) {
       throw new DataDirLockedError(

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -103,4 +103,12 @@ test("data dir lock: release lets the lock be taken again and keeps the file", (
   const again = new DataDirLock(dir);
   again.acquire();
   again.release();
+});
+
+test("data dir lock: a data directory that does not exist yet is created, private to the agent", () => {
+  const dir = join(freshDir(), "data");
+  const lock = new DataDirLock(dir);
+  lock.acquire();
+  assert.equal(statSync(dir).mode & 0o777, 0o700);
+  lock.release();
 });
