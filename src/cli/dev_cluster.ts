@@ -6,6 +6,9 @@ import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { stringify } from "yaml";
 import type { PemPair } from "../pki/index.ts";
+import { AGENT_NODE_FLAGS } from "./agent_flags.ts";
+
+export { AGENT_NODE_FLAGS };
 
 export interface DevClusterOptions {
   nodes: number;
@@ -114,24 +117,6 @@ export async function prepareDevCluster(options: DevClusterOptions): Promise<Dev
   });
   return nodes;
 }
-
-/**
- * V8 settings for the agent, the same in bin/tandem.js, to keep an idle agent under 80 MiB (bench/idle.ts):
- * a small young generation, one V8 helper thread, and of the optimising compilers only Maglev, only for
- * functions called 5,000 times (default 400) and without inlining. So the code that runs at start-up (config,
- * schemas, module set-up) stays interpreted, the store's hot paths are compiled within a second of load, and
- * the idle paths over minutes. TurboFan's peak speed is not worth its memory here: on 2 cores the store is
- * faster without it (bench/store.ts), and it adds ~5 MiB of the node binary's code pages to an idle agent.
- * Maglev's inlining cost ~3 MiB of compiled code once an idle agent had run 5 minutes (79.5-80.8 MiB with
- * it, 76.7-77.7 without) and no store throughput measurable on this VM.
- */
-export const AGENT_NODE_FLAGS = [
-  "--max-semi-space-size=1",
-  "--v8-pool-size=1",
-  "--no-opt",
-  "--invocation-count-for-maglev=5000",
-  "--no-maglev-inlining",
-] as const;
 
 /** Starts `tandem agent` for one node with this Node binary and, by default, this process's entry script. */
 export function spawnAgent(configPath: string, entry = process.argv[1]): ChildProcess {

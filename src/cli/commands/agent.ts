@@ -3,6 +3,7 @@
 import type { Command } from "commander";
 import { loadConfig } from "../../config/index.ts";
 import { agentLogger, startAgent } from "../agent.ts";
+import { hasAgentFlags } from "../agent_flags.ts";
 import { configPathFrom } from "../config_source.ts";
 
 const SHUTDOWN_DEADLINE_MS = 5_000;
@@ -27,6 +28,12 @@ export function registerAgentCommand(program: Command): void {
         return;
       }
       const logger = agentLogger(loaded.value);
+      if (!hasAgentFlags()) {
+        logger.debug(
+          { execArgv: process.execArgv },
+          "running without the agent's V8 flags: this Node lacks process.execve (22.15 and later have it)",
+        );
+      }
       let agent: Awaited<ReturnType<typeof startAgent>>;
       try {
         agent = await startAgent(loaded.value, logger);

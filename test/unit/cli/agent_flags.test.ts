@@ -1,9 +1,46 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { AGENT_NODE_FLAGS } from "../../../src/cli/dev_cluster.ts";
+import {
+  AGENT_NODE_FLAGS,
+  agentExecArgv,
+  hasAgentFlags,
+  runsAgentCommand,
+} from "../../../src/cli/agent_flags.ts";
 
-test("agent V8 flags: the installed binary's shebang runs node with exactly AGENT_NODE_FLAGS", () => {
+test("agent V8 flags: only `tandem agent` is re-executed with them", () => {
+  const cases: Array<[string[], boolean]> = [
+    [["agent"], true],
+    [["agent", "--config", "/etc/tandem/tandem.yml"], true],
+    [["agent", "--help"], false],
+    [["agent", "-h"], false],
+    [["status", "--help"], false],
+    [["status"], false],
+    [["dev", "--nodes", "3"], false],
+    [["--version"], false],
+    [[], false],
+  ];
+  for (const [args, expected] of cases) {
+    assert.equal(runsAgentCommand(["/usr/bin/node", "/usr/bin/tandem", ...args]), expected, args.join(" "));
+  }
+});
+
+test("agent V8 flags: the re-exec puts them first, keeps the process's own Node options, script and arguments", () => {
+  const argv = agentExecArgv(["/node", "/bin/tandem.js", "agent", "-c", "n1.yml"], ["--inspect"], "/node");
+  assert.deepEqual(argv, [
+    "/node",
+    ...AGENT_NODE_FLAGS,
+    "--inspect",
+    "/bin/tandem.js",
+    "agent",
+    "-c",
+    "n1.yml",
+  ]);
+  assert.equal(hasAgentFlags(argv.slice(1, -4)), true);
+  assert.equal(hasAgentFlags(["--inspect", ...AGENT_NODE_FLAGS.slice(1)]), false);
+});
+
+test("agent V8 flags: the installed binary's shebang carries none (every command would get them)", () => {
   const shebang = readFileSync(new URL("../../../bin/tandem.js", import.meta.url), "utf8").split("\n")[0];
-  assert.equal(shebang, `#!/usr/bin/env -S node ${AGENT_NODE_FLAGS.join(" ")}`);
+  assert.equal(shebang, "#!/usr/bin/env node");
 });

@@ -1,0 +1,56 @@
+// The agent's V8 flags, and the re-exec that gives them to `tandem agent` alone: other commands are short
+// and would only pay for them. Node takes V8 flags on its command line, so the agent command replaces its
+// process (process.execve: same pid, no extra process) with one started with them.
+
+/**
+ * V8 settings for `tandem agent` (no other command), to keep an idle agent under 80 MiB (bench/idle.ts):
+ * a small young generation, one V8 helper thread, and of the optimising compilers only Maglev, only for
+ * functions called 5,000 times (default 400) and without inlining. So the code that runs at start-up (config,
+ * schemas, module set-up) stays interpreted, the store's hot paths are compiled within a second of load, and
+ * the idle paths over minutes. TurboFan's peak speed is not worth its memory here: on 2 cores the store is
+ * faster without it (bench/store.ts), and it adds ~5 MiB of the node binary's code pages to an idle agent.
+ * Maglev's inlining cost ~3 MiB of compiled code once an idle agent had run 5 minutes (79.5-80.8 MiB with
+ * it, 76.7-77.7 without) and no store throughput measurable on this VM.
+ */
+export const AGENT_NODE_FLAGS = [
+  "--max-semi-space-size=1",
+  "--v8-pool-size=1",
+  "--no-opt",
+  "--invocation-count-for-maglev=5000",
+  "--no-maglev-inlining",
+] as const;
+
+/** Whether `argv` (as process.argv) runs `tandem agent`; asking for its help does not. */
+export function runsAgentCommand(argv: readonly string[]): boolean {
+  const args = argv.slice(2);
+  return args[0] === "agent" && !args.includes("--help") && !args.includes("-h");
+}
+
+/** Whether every agent flag is on this process's command line. */
+export function hasAgentFlags(execArgv: readonly string[] = process.execArgv): boolean {
+  return AGENT_NODE_FLAGS.every((flag) => execArgv.includes(flag));
+}
+
+/** The argv to re-exec with: the agent flags, then this process's own Node options, script and arguments. */
+export function agentExecArgv(
+  argv: readonly string[],
+  execArgv: readonly string[],
+  execPath: string,
+): string[] {
+  return [execPath, ...AGENT_NODE_FLAGS, ...execArgv, ...argv.slice(1)];
+}
+
+/**
+ * For `tandem agent` started without the agent flags, replaces this process with one running them; returns
+ * only when there is nothing to do, or when this Node lacks process.execve (before 22.15), in which case the
+ * agent runs without them and logs so at debug level (see hasAgentFlags).
+ */
+export function execAgentWithFlags(): void {
+  if (!runsAgentCommand(process.argv) || hasAgentFlags()) return;
+  if (typeof process.execve !== "function") return;
+  process.execve(
+    process.execPath,
+    agentExecArgv(process.argv, process.execArgv, process.execPath),
+    process.env,
+  );
+}
