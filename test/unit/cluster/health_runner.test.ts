@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { after, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
+import { performance } from "node:perf_hooks";
+import { type TestContext, test } from "node:test";
 import { pino } from "pino";
 import {
   type HealthChange,
@@ -26,6 +26,52 @@ const timings: HealthTimings = {
   downAfterMs: lan.downAfterMs / scale,
 };
 
+/**
+ * Virtual time for one test: the runners' timers, Date.now() and performance.now() move only when the test
+ * runs time, 1 ms at a time, and the in-memory mesh delivers (setImmediate, left real) after every step. So
+ * a loaded machine changes nothing, and a stall is exactly as long as the test says.
+ */
+class VirtualTime {
+  private readonly t: TestContext;
+  private monotonicMs = 1_000;
+  /** Virtual ms run so far. */
+  elapsedMs = 0;
+
+  constructor(t: TestContext) {
+    this.t = t;
+    t.mock.timers.enable({ apis: ["setInterval", "setTimeout", "Date"], now: 1_700_000_000_000 });
+    t.mock.method(performance, "now", () => this.monotonicMs);
+  }
+
+  async run(ms: number): Promise<void> {
+    for (let step = 0; step < ms; step++) {
+      this.monotonicMs += 1;
+      this.elapsedMs += 1;
+      this.t.mock.timers.tick(1);
+      await deliveries();
+    }
+  }
+
+  /** Runs time until `predicate` holds; fails after `timeoutMs` of virtual time. */
+  async runUntil(what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
+    await deliveries();
+    for (let waited = 0; !predicate(); waited++) {
+      if (waited >= timeoutMs) assert.fail(`no ${what} after ${timeoutMs} virtual ms`);
+      await this.run(1);
+    }
+  }
+
+  /** The whole process stops for `ms`: no timer fires and nothing is delivered, then the clock has moved. */
+  stall(ms: number): void {
+    this.monotonicMs += ms;
+  }
+}
+
+/** Lets every message in flight on the in-memory mesh land, and the answers they cause. */
+async function deliveries(): Promise<void> {
+  for (let i = 0; i < 4; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
 interface LogLine {
   level: number;
   msg: string;
@@ -49,16 +95,8 @@ interface Harness {
   logs: Map<string, LogLine[]>;
 }
 
-const harnesses: Harness[] = [];
-after(() => {
-  for (const h of harnesses) {
-    for (const runner of h.runners.values()) runner.stop();
-    h.network.close();
-  }
-});
-
 /** Runners for `ids`, each watching every other id in `watched` (default: all of ids), all linked. */
-function harness(ids: string[], watched: string[] = ids): Harness {
+function harness(t: TestContext, ids: string[], watched: string[] = ids): Harness {
   const network = new MemoryNetwork();
   const meshes = new Map(watched.map((id) => [id, network.join(id)]));
   const h: Harness = { network, meshes, runners: new Map(), changes: new Map(), logs: new Map() };
@@ -82,16 +120,11 @@ function harness(ids: string[], watched: string[] = ids): Harness {
     h.logs.set(id, lines);
   }
   network.connectAll();
-  harnesses.push(h);
+  t.after(() => {
+    for (const runner of h.runners.values()) runner.stop();
+    network.close();
+  });
   return h;
-}
-
-async function waitFor(what: string, predicate: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!predicate()) {
-    if (performance.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(5);
-  }
 }
 
 function runner(h: Harness, id: string): HealthRunner {
@@ -104,32 +137,34 @@ function bothHaveRtt(h: Harness): boolean {
   return [runner(h, "a"), runner(h, "b")].every((r) => r.peers().every((p) => p.rttSmoothedMs !== null));
 }
 
-test("health runner: two runners see each other alive with a round-trip time", async () => {
-  const h = harness(["a", "b"]);
+test("health runner: two runners see each other alive with a round-trip time", async (t) => {
+  const time = new VirtualTime(t);
+  const h = harness(t, ["a", "b"]);
   const before = Date.now();
   for (const r of h.runners.values()) r.start();
-  await waitFor("rtt on both sides", () => bothHaveRtt(h));
+  await time.runUntil("rtt on both sides", () => bothHaveRtt(h));
   for (const id of ["a", "b"]) {
     const [peer] = runner(h, id).peers();
     assert.ok(peer);
     assert.equal(peer.id, id === "a" ? "b" : "a");
     assert.equal(peer.state, "alive");
-    assert.ok(peer.rttMs !== null && peer.rttMs >= 0 && peer.rttMs < 1000, `rtt ${peer.rttMs}`);
+    assert.ok(peer.rttMs !== null && peer.rttMs >= 0, `rtt ${peer.rttMs}`);
     assert.ok(peer.rttSmoothedMs !== null && peer.rttSmoothedMs >= 0);
     assert.ok(peer.lastHeardMs !== null && peer.lastHeardMs >= before && peer.lastHeardMs <= Date.now());
   }
   assert.deepEqual(h.changes.get("a"), []);
 });
 
-test("health runner: a silenced peer goes suspect, then down, then alive when it speaks again", async () => {
-  const h = harness(["a", "b"]);
+test("health runner: a silenced peer goes suspect, then down, then alive when it speaks again", async (t) => {
+  const time = new VirtualTime(t);
+  const h = harness(t, ["a", "b"]);
   for (const r of h.runners.values()) r.start();
-  await waitFor("rtt on both sides", () => bothHaveRtt(h));
-  const mutedAtMs = performance.now();
+  await time.runUntil("rtt on both sides", () => bothHaveRtt(h));
+  const mutedAtMs = time.elapsedMs;
   h.network.setMuted("b", true);
   const changes = h.changes.get("a") ?? [];
-  await waitFor("b down", () => changes.some((c) => c.to === "down"));
-  const downAfterMs = performance.now() - mutedAtMs;
+  await time.runUntil("b down", () => changes.some((c) => c.to === "down"));
+  const downAfterMs = time.elapsedMs - mutedAtMs;
   // b was last heard at most one heartbeat interval before the mute, and down needs (20 − 1) silent ticks.
   assert.ok(
     downAfterMs >= timings.downAfterMs - timings.heartbeatIntervalMs - timings.tickMs,
@@ -140,21 +175,19 @@ test("health runner: a silenced peer goes suspect, then down, then alive when it
     { peer: "b", from: "suspect", to: "down" },
   ]);
   h.network.setMuted("b", false);
-  await waitFor("b alive", () => changes.length === 3);
+  await time.runUntil("b alive", () => changes.length === 3);
   assert.deepEqual(changes[2], { peer: "b", from: "down", to: "alive" });
   assert.deepEqual(h.changes.get("b"), [], "a kept talking, b accused nobody");
 });
 
-test("health runner: a 300 ms event-loop stall of both runners causes no transition", async () => {
-  const h = harness(["a", "b"]);
+test("health runner: a 300 ms event-loop stall of both runners causes no transition", async (t) => {
+  const time = new VirtualTime(t);
+  const h = harness(t, ["a", "b"]);
   for (const r of h.runners.values()) r.start();
-  await waitFor("rtt on both sides", () => bothHaveRtt(h));
+  await time.runUntil("rtt on both sides", () => bothHaveRtt(h));
   // 300 ms is 1.5× the scaled down timeout: counted as silence, it would make each runner declare the other down.
-  const stallUntilMs = performance.now() + 300;
-  while (performance.now() < stallUntilMs) {
-    // busy: the process is CPU-starved, no timer or message can run
-  }
-  await sleep(timings.downAfterMs);
+  time.stall(300);
+  await time.run(timings.downAfterMs);
   assert.deepEqual(h.changes.get("a"), []);
   assert.deepEqual(h.changes.get("b"), []);
   for (const id of ["a", "b"]) {
@@ -166,21 +199,23 @@ test("health runner: a 300 ms event-loop stall of both runners causes no transit
   }
 });
 
-test("health runner: link:down makes a peer suspect at once, not down, and it recovers on reconnect", async () => {
-  const h = harness(["a", "b"]);
+test("health runner: link:down makes a peer suspect at once, not down, and it recovers on reconnect", async (t) => {
+  const time = new VirtualTime(t);
+  const h = harness(t, ["a", "b"]);
   for (const r of h.runners.values()) r.start();
-  await waitFor("rtt on both sides", () => bothHaveRtt(h));
+  await time.runUntil("rtt on both sides", () => bothHaveRtt(h));
   h.network.disconnect("a", "b");
   assert.deepEqual(h.changes.get("a"), [{ peer: "b", from: "alive", to: "suspect" }]);
   h.network.connect("a", "b");
-  await waitFor("b alive again", () => h.changes.get("a")?.length === 2);
+  await time.runUntil("b alive again", () => h.changes.get("a")?.length === 2);
   assert.deepEqual(h.changes.get("a")?.[1], { peer: "b", from: "suspect", to: "alive" });
   assert.ok(!h.changes.get("a")?.some((c) => c.to === "down"));
 });
 
-test("health runner: garbage from a peer is logged and ignored", async () => {
+test("health runner: garbage from a peer is logged and ignored", async (t) => {
+  const time = new VirtualTime(t);
   // x is watched by a but runs no detector: the test speaks for it.
-  const h = harness(["a"], ["a", "x"]);
+  const h = harness(t, ["a"], ["a", "x"]);
   const x = h.meshes.get("x");
   assert.ok(x);
   const received: string[] = [];
@@ -197,17 +232,18 @@ test("health runner: garbage from a peer is logged and ignored", async () => {
   ];
   for (const payload of garbage) x.send("a", HEALTH_CHANNEL, payload);
   const dropped = () => h.logs.get("a")?.filter((l) => l.msg === "dropped health message").length;
-  await waitFor("garbage logged", () => dropped() === 4);
+  await time.runUntil("garbage logged", () => dropped() === 4);
   assert.equal(runner(h, "a").peers()[0]?.lastHeardMs, null, "garbage is not proof of life");
   assert.ok(!received.includes("pong"), "garbage is not answered");
   // The same path with a valid ping: heard, and answered.
   x.send("a", HEALTH_CHANNEL, encodeHealthMessage({ type: "ping", seq: 1, sentAtMs: 0 }));
-  await waitFor("pong to x", () => received.includes("pong"));
+  await time.runUntil("pong to x", () => received.includes("pong"));
   assert.notEqual(runner(h, "a").peers()[0]?.lastHeardMs, null);
 });
 
-test("health runner: a throwing listener is logged and the others still run", async () => {
-  const h = harness(["a", "b"]);
+test("health runner: a throwing listener is logged and the others still run", async (t) => {
+  const time = new VirtualTime(t);
+  const h = harness(t, ["a", "b"]);
   const a = runner(h, "a");
   a.on("peer:suspect", () => {
     throw new Error("listener bug");
@@ -215,28 +251,25 @@ test("health runner: a throwing listener is logged and the others still run", as
   const seen: HealthChange[] = [];
   a.on("peer:suspect", (change) => seen.push(change));
   for (const r of h.runners.values()) r.start();
-  await waitFor("rtt on both sides", () => bothHaveRtt(h));
+  await time.runUntil("rtt on both sides", () => bothHaveRtt(h));
   h.network.disconnect("a", "b");
   assert.deepEqual(seen, [{ peer: "b", from: "alive", to: "suspect" }]);
   assert.ok(h.logs.get("a")?.some((l) => l.msg === "event listener threw" && l.level === 50));
 });
 
-test("health runner: an unreachable peer costs one ping per heartbeat interval, none after stop", async () => {
-  const h = harness(["a", "c"]);
+test("health runner: an unreachable peer costs one ping per heartbeat interval, none after stop", async (t) => {
+  const time = new VirtualTime(t);
+  const h = harness(t, ["a", "c"]);
   h.network.disconnect("a", "c");
   const a = runner(h, "a");
-  const startedAtMs = performance.now();
   a.start();
-  await sleep(10 * timings.heartbeatIntervalMs);
+  await time.run(10 * timings.heartbeatIntervalMs);
   a.stop();
-  const elapsedMs = performance.now() - startedAtMs;
   const pings = h.network.sendCount("a", "c", HEALTH_CHANNEL);
-  assert.ok(
-    pings >= 1 && pings <= elapsedMs / timings.heartbeatIntervalMs + 1,
-    `${pings} pings in ${elapsedMs} ms`,
-  );
+  // One at start, then one per interval: 10 or 11 depending on where the last interval ends.
+  assert.ok(pings >= 10 && pings <= 11, `${pings} pings in 10 heartbeat intervals`);
   assert.equal(h.logs.get("a")?.filter((l) => l.msg === "health ping send result changed").length, 1);
-  await sleep(3 * timings.heartbeatIntervalMs);
+  await time.run(3 * timings.heartbeatIntervalMs);
   assert.equal(h.network.sendCount("a", "c", HEALTH_CHANNEL), pings);
 });
 
@@ -286,18 +319,18 @@ test("health wire: decode accepts pings and pongs and refuses everything else", 
     assert.equal(decodeHealthMessage(payload).ok, false, new TextDecoder().decode(payload));
 });
 
-test("health runner: other request/response traffic counts as liveness and replaces most pings", async () => {
-  const h = harness(["a", "b"]);
+test("health runner: other request/response traffic counts as liveness and replaces most pings", async (t) => {
+  const time = new VirtualTime(t);
+  const h = harness(t, ["a", "b"]);
   for (const r of h.runners.values()) r.start();
-  await waitFor("rtt on both sides", () => bothHaveRtt(h));
+  await time.runUntil("rtt on both sides", () => bothHaveRtt(h));
   const pingsBefore = h.network.sendCount("a", "b", HEALTH_CHANNEL);
   // b goes quiet on the health channel but its other traffic keeps reaching a (like election responses).
   h.network.setMuted("b", true);
   const windowMs = 12 * timings.heartbeatIntervalMs; // 480 ms: 2.4 down timeouts at this scale
-  const startedMs = performance.now();
-  while (performance.now() - startedMs < windowMs) {
+  for (let elapsedMs = 0; elapsedMs < windowMs; elapsedMs += timings.tickMs) {
     runner(h, "a").noteTraffic("b");
-    await sleep(timings.tickMs);
+    await time.run(timings.tickMs);
   }
   assert.equal(runner(h, "a").peers()[0]?.state, "alive", "traffic alone keeps b alive");
   assert.deepEqual(h.changes.get("a"), []);
