@@ -1,4 +1,24 @@
 export { aclDecide, compileAcl } from "./acl.ts";
 export { ApiErrorCode, sendError, sendJson } from "./errors.ts";
+export { InflightLimit } from "./inflight_limit.ts";
 export { NonLoopbackError, startLocalApi } from "./local_listener.ts";
-export { type ApiDependencies, type ApiIdentity, type ApiRouter, createApiRouter } from "./router.ts";
+export {
+  type ApiDependencies,
+  type ApiIdentity,
+  type ApiRoute,
+  type ApiRouter,
+  createApiRouter,
+  inflightMaxDefault,
+  type RouteContext,
+  type RouteHandler,
+} from "./router.ts";
+export { type StoreRoutesOptions, storeRoutes } from "./store_routes.ts";
+export type { EntryJson, WriteOutcomeJson } from "./store_wire.ts";
+export {
+  createToken,
+  readTokensFile,
+  revokeToken,
+  TokenNameError,
+  TokensFile,
+  TokensFileError,
+} from "./tokens.ts";

@@ -4,7 +4,7 @@
 import type { Server } from "node:http";
 import { isLoopbackHost } from "../config/index.ts";
 import { answerHttpClientError } from "../mesh/index.ts";
-import { http } from "./node_http.ts";
+import { http } from "../shell/index.ts";
 import type { ApiRouter } from "./router.ts";
 
 export class NonLoopbackError extends Error {

@@ -41,6 +41,8 @@ export interface ApiRoute {
   methods: Partial<Record<string, RouteHandler>>;
   /** Long-lived responses (server-sent events) hold no in-flight slot; such a route bounds itself. */
   streaming?: boolean;
+  /** Answered without an in-flight slot: constant-time liveness answers a health checker must always get. */
+  exemptFromLimit?: boolean;
 }
 
 export interface ApiDependencies {
@@ -49,9 +51,12 @@ export interface ApiDependencies {
   status: () => unknown;
   acl: readonly AclRule[];
   logger: Logger;
-  /** Routes of other parts (the store), next to the built-in ones. */
+  /** Routes of the capabilities (the store), next to the built-in ones. */
   routes?: readonly ApiRoute[];
-  /** Requests served at once; beyond it 429 with Retry-After (default inflightMaxDefault). */
+  /**
+   * Requests served at once over every listener this router serves; beyond it 429 with Retry-After
+   * (default inflightMaxDefault). /healthz and streams hold no slot.
+   */
   inflightMax?: number;
   /** Bearer tokens (config api.tokens_file); without it every `Authorization` header is refused. */
   tokens?: TokenVerifier;
@@ -77,6 +82,8 @@ export function createApiRouter(deps: ApiDependencies): ApiRouter {
     {
       path: "/healthz",
       methods: { GET: (_req, res) => sendJson(res, 200, { status: "ok", node: deps.nodeId }) },
+      // A saturated node is alive: a 429 here would make its health checker fail it over.
+      exemptFromLimit: true,
     },
     { path: "/api/v1/status", methods: { GET: (_req, res) => sendJson(res, 200, deps.status()) } },
   ];
@@ -130,7 +137,7 @@ export function createApiRouter(deps: ApiDependencies): ApiRouter {
       const allow = Object.keys(route.methods).join(", ");
       return sendError(res, ApiErrorCode.MethodNotAllowed, `${req.method} not allowed on ${path}`, { allow });
     }
-    if (!route.streaming) {
+    if (!route.streaming && !route.exemptFromLimit) {
       const release = limit.tryAcquire();
       if (!release) {
         res.setHeader("connection", "close");

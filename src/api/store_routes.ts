@@ -8,9 +8,13 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { isUnderPrefix } from "../core/store_path.ts";
-import type { MinAcks, StoreService, StoreWrite } from "../store/types.ts";
-import { ReadOnlyReplicaError } from "../store/types.ts";
-import { StoreFlushError } from "../store/wal_flusher.ts";
+import {
+  type MinAcks,
+  ReadOnlyReplicaError,
+  StoreFlushError,
+  type StoreService,
+  type StoreWrite,
+} from "../store/index.ts";
 import { ApiErrorCode, sendError, sendJson } from "./errors.ts";
 import { InflightLimit } from "./inflight_limit.ts";
 import { readBody } from "./request_body.ts";

@@ -8,7 +8,7 @@
 // instead of skipping or repeating an unrelated range.
 import type { ServerResponse } from "node:http";
 import { isUnderPrefix } from "../core/store_path.ts";
-import type { StoreChange, StoreService } from "../store/types.ts";
+import type { StoreChange, StoreService } from "../store/index.ts";
 import { entryJson } from "./store_wire.ts";
 
 export interface WatchOptions {

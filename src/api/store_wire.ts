@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { decodeBase64Strict } from "../core/base64.ts";
 import { validateStorePath } from "../core/store_path.ts";
 import type { StoreEntry } from "../core/store_types.ts";
-import type { MinAcks, StoreWrite, Version, WriteOutcome } from "../store/types.ts";
+import type { MinAcks, StoreWrite, Version, WriteOutcome } from "../store/index.ts";
 
 /** A failure marked `tooLarge` breaks a size bound (413); any other is malformed input (400). */
 export type Checked<T> = { ok: true; value: T } | { ok: false; reason: string; tooLarge?: boolean };

@@ -1,31 +1,46 @@
-// The composition root of `tandem agent`: config → mesh → cluster → store → API. Owns nothing
-// protocol-wise.
+// The composition root of `tandem agent`: the data-dir lock, the mesh, the cluster, then the capabilities
+// in dependency order, then the API over all of them. Each part pushes its stop as it comes up, so a start
+// that fails part-way and a shutdown both stop what runs, last started first. Owns nothing protocol-wise.
 import { randomBytes } from "node:crypto";
 import type { Server } from "node:http";
-import { join } from "node:path";
 import { type Logger, pino } from "pino";
-import { ApiErrorCode, type ApiRouter, createApiRouter, sendError, startLocalApi } from "../api/index.ts";
-import { storeRoutes } from "../api/store_routes.ts";
-import { TokensFile } from "../api/tokens.ts";
+import {
+  assertChannelsDisjoint,
+  type PluggedCapability,
+  plug,
+  type RunningCapability,
+  storeCapability,
+} from "../agent/index.ts";
+import {
+  ApiErrorCode,
+  type ApiRouter,
+  createApiRouter,
+  sendError,
+  startLocalApi,
+  TokensFile,
+} from "../api/index.ts";
 import { Cluster, FileHardStateStore } from "../cluster/index.ts";
 import type { TandemConfig } from "../config/index.ts";
 import { loadMeshSecurity, toTicks } from "../config/index.ts";
-import { Mesh } from "../mesh/index.ts";
-import { MaterialiseFeed, Materialiser, Replicator, SqliteLocalStore } from "../store/index.ts";
+import { Mesh, type MeshSecurity } from "../mesh/index.ts";
+import { ShutdownStack, Ticker } from "../shell/index.ts";
 import { DataDirLock } from "./data_dir_lock.ts";
 import { VERSION } from "./version.ts";
-
-/** Tombstones past the horizon are collected this often. */
-const TOMBSTONE_SWEEP_MS = 3_600_000;
 
 export interface RunningAgent {
   logger: Logger;
   mesh: Mesh;
   cluster: Cluster;
-  store: Replicator;
+  /** The capabilities by name, in start order. */
+  capabilities: ReadonlyMap<string, RunningCapability>;
   localApi: Server | null;
-  /** Graceful stop: hand off leadership, stop timers, close links, listeners and the database. */
+  /** Graceful stop, in reverse order of start: API, capabilities, leadership hand-off, mesh, lock. */
   stop(): Promise<void>;
+}
+
+/** The capabilities, in dependency order. */
+function capabilitiesOf(config: TandemConfig): PluggedCapability[] {
+  return [plug(storeCapability, config.store)];
 }
 
 export function agentLogger(config: TandemConfig): Logger {
@@ -33,18 +48,23 @@ export function agentLogger(config: TandemConfig): Logger {
 }
 
 export async function startAgent(config: TandemConfig, logger: Logger): Promise<RunningAgent> {
-  const lock = new DataDirLock(config.dataDir);
-  const hardState = new FileHardStateStore(config.dataDir);
-  lock.acquire();
-  const loadedSecurity = await loadMeshSecurity(config);
-  if (!loadedSecurity.ok) throw loadedSecurity.error;
-  const { security, warnings } = loadedSecurity.value;
-  for (const warning of warnings) logger.warn({ warning }, "security configuration warning");
-  const bootId = randomBytes(8).toString("hex");
-  const startedAtMs = Date.now();
+  const stack = new ShutdownStack(logger);
+  try {
+    return await compose(config, logger, stack);
+  } catch (error) {
+    await stack.unwind();
+    throw error;
+  }
+}
 
-  // The TLS port serves the API too; until everything below exists it answers 503.
-  let router: ApiRouter = (_req, res) => sendError(res, ApiErrorCode.Unavailable, "the agent is starting");
+async function compose(config: TandemConfig, logger: Logger, stack: ShutdownStack): Promise<RunningAgent> {
+  const lock = new DataDirLock(config.dataDir);
+  lock.acquire();
+  stack.push("data-dir lock", () => lock.release());
+  const security = await meshSecurity(config, logger);
+  const ticker = new Ticker();
+  // The TLS port serves the API too; until the router exists, and once the agent stops, it answers 503.
+  let router: ApiRouter = unavailable("the agent is starting");
   const mesh = await Mesh.start({
     selfId: config.node.id,
     clusterName: config.clusterName,
@@ -55,7 +75,71 @@ export async function startAgent(config: TandemConfig, logger: Logger): Promise<
     logger: logger.child({ component: "mesh" }),
     httpHandler: (req, res, identity) => router(req, res, identity),
   });
+  stack.push("mesh", () => mesh.close());
+  const cluster = startCluster(config, mesh, ticker, logger);
+  stack.push("cluster", () => stopCluster(cluster, logger));
 
+  const base = {
+    nodeId: config.node.id,
+    peers: config.peers.map((p) => p.id),
+    mesh,
+    coordination: cluster,
+    logger,
+    dataDir: config.dataDir,
+    ticker,
+  };
+  const capabilities = new Map<string, RunningCapability>();
+  for (const capability of capabilitiesOf(config)) {
+    const running = await capability.start(base);
+    stack.push(capability.name, () => running.stop());
+    capabilities.set(capability.name, running);
+  }
+  assertChannelsDisjoint([...capabilities].map(([name, running]) => ({ name, channels: running.channels })));
+
+  router = apiRouter(config, cluster, capabilities, logger);
+  stack.push("api router", () => {
+    router = unavailable("the agent is stopping");
+  });
+  const localApi = config.api.listen
+    ? await startLocalApi(config.api.listen.host, config.api.listen.port, (req, res, identity) =>
+        router(req, res, identity),
+      )
+    : null;
+  if (localApi !== null) stack.push("local api", () => closeServer(localApi));
+
+  const meshAddress = mesh.address();
+  logger.info(
+    {
+      version: VERSION,
+      mesh: `${meshAddress.host}:${meshAddress.port}`,
+      api: config.api.listen ? `http://${config.api.listen.host}:${config.api.listen.port}` : null,
+      security: config.security.mode,
+      peers: config.peers.length,
+      capabilities: [...capabilities.keys()],
+    },
+    "agent started",
+  );
+  return {
+    logger,
+    mesh,
+    cluster,
+    capabilities,
+    localApi,
+    async stop() {
+      await stack.unwind();
+      logger.info("agent stopped");
+    },
+  };
+}
+
+async function meshSecurity(config: TandemConfig, logger: Logger): Promise<MeshSecurity> {
+  const loaded = await loadMeshSecurity(config);
+  if (!loaded.ok) throw loaded.error;
+  for (const warning of loaded.value.warnings) logger.warn({ warning }, "security configuration warning");
+  return loaded.value.security;
+}
+
+function startCluster(config: TandemConfig, mesh: Mesh, ticker: Ticker, logger: Logger): Cluster {
   const ticks = toTicks(config.timings);
   const cluster = new Cluster({
     self: { id: config.node.id, role: config.node.role, priority: config.node.priority },
@@ -70,36 +154,36 @@ export async function startAgent(config: TandemConfig, logger: Logger): Promise<
       leaseTicks: ticks.leaseTicks,
     },
     mesh,
-    store: hardState,
+    store: new FileHardStateStore(config.dataDir),
     logger,
+    ticker,
   });
   cluster.on("leader:changed", (view) =>
     logger.info({ leader: view.leaderId, term: view.term }, "leader changed"),
   );
+  cluster.start();
+  return cluster;
+}
 
-  const storeLogger = logger.child({ component: "store" });
-  const localStore = SqliteLocalStore.open({
-    path: join(config.dataDir, "store.db"),
-    nodeId: config.node.id,
-    valueBytesMax: config.store.valueBytesMax,
-  });
-  const store = new Replicator({
-    selfId: config.node.id,
-    peers: config.peers.map((p) => p.id),
-    readOnly: config.store.readOnly,
-    store: localStore,
-    mesh,
-    logger: storeLogger,
-    writeTimeoutMs: config.store.writeTimeoutMs,
-    antiEntropyIntervalMs: config.store.antiEntropyIntervalMs,
-    valueBytesMax: config.store.valueBytesMax,
-  });
-  const tombstoneSweep = setInterval(() => {
-    const collected = localStore.collectTombstones(Date.now() - config.store.tombstoneHorizonMs);
-    if (collected > 0) storeLogger.info({ collected }, "collected tombstones past the horizon");
-  }, TOMBSTONE_SWEEP_MS);
-  tombstoneSweep.unref();
+/** A leader hands off first, so the cluster does not wait out an election timeout. */
+async function stopCluster(cluster: Cluster, logger: Logger): Promise<void> {
+  const successor = cluster.handOffLeadership();
+  if (successor) {
+    logger.info({ successor }, "handing leadership off before shutdown");
+    await waitUntil(() => cluster.leadership().role !== "leader", 1_000);
+  }
+  cluster.stop();
+}
 
+function apiRouter(
+  config: TandemConfig,
+  cluster: Cluster,
+  capabilities: ReadonlyMap<string, RunningCapability>,
+  logger: Logger,
+): ApiRouter {
+  const apiLogger = logger.child({ component: "api" });
+  const bootId = randomBytes(8).toString("hex");
+  const startedAtMs = Date.now();
   const status = () => ({
     node: {
       id: config.node.id,
@@ -113,9 +197,8 @@ export async function startAgent(config: TandemConfig, logger: Logger): Promise<
       uptimeMs: Date.now() - startedAtMs,
     },
     ...cluster.status(),
-    store: { readOnly: config.store.readOnly, lastSeq: store.lastSeq(), sync: store.status() },
+    ...Object.fromEntries([...capabilities].map(([name, running]) => [name, running.status()])),
   });
-  const apiLogger = logger.child({ component: "api" });
   // Bearer tokens: re-read when the file changes; a malformed file admits no token until it is fixed.
   const tokens =
     config.api.tokensFile === null
@@ -123,68 +206,19 @@ export async function startAgent(config: TandemConfig, logger: Logger): Promise<
       : new TokensFile(config.api.tokensFile, (error) =>
           apiLogger.warn({ problem: error.message }, "tokens file unusable: no bearer token is admitted"),
         );
-  router = createApiRouter({
+  return createApiRouter({
     nodeId: config.node.id,
     status,
     acl: config.acl,
     logger: apiLogger,
-    inflightMax: config.store.inflightMax,
+    inflightMax: config.api.inflightMax,
     ...(tokens === undefined ? {} : { tokens }),
-    routes: storeRoutes(store, {
-      nodeId: config.node.id,
-      logger: storeLogger,
-      minAcksDefault: config.store.minAcks,
-      valueBytesMax: config.store.valueBytesMax,
-      writeTimeoutMs: config.store.writeTimeoutMs,
-    }),
+    routes: [...capabilities.values()].flatMap((running) => running.routes),
   });
-  cluster.start();
-  store.start();
-  const materialise = config.store.materialise;
-  const materialiser = materialise
-    ? await Materialiser.open({ ...materialise, logger: storeLogger.child({ component: "materialiser" }) })
-    : null;
-  const feed = materialiser ? new MaterialiseFeed(store, materialiser, { logger: storeLogger }) : null;
-  await feed?.start();
+}
 
-  const localApi = config.api.listen
-    ? await startLocalApi(config.api.listen.host, config.api.listen.port, router)
-    : null;
-  const meshAddress = mesh.address();
-  logger.info(
-    {
-      version: VERSION,
-      mesh: `${meshAddress.host}:${meshAddress.port}`,
-      api: config.api.listen ? `http://${config.api.listen.host}:${config.api.listen.port}` : null,
-      security: config.security.mode,
-      peers: config.peers.length,
-    },
-    "agent started",
-  );
-
-  return {
-    logger,
-    mesh,
-    cluster,
-    store,
-    localApi,
-    async stop() {
-      const successor = cluster.handOffLeadership();
-      if (successor) {
-        logger.info({ successor }, "handing leadership off before shutdown");
-        await waitUntil(() => cluster.leadership().role !== "leader", 1_000);
-      }
-      cluster.stop();
-      feed?.stop();
-      await materialiser?.close();
-      store.stop();
-      clearInterval(tombstoneSweep);
-      await Promise.all([mesh.close(), localApi ? closeServer(localApi) : Promise.resolve()]);
-      localStore.close();
-      lock.release();
-      logger.info("agent stopped");
-    },
-  };
+function unavailable(message: string): ApiRouter {
+  return (_req, res) => sendError(res, ApiErrorCode.Unavailable, message);
 }
 
 async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {

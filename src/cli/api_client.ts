@@ -5,8 +5,8 @@ import { readFileSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Command } from "commander";
-import { http } from "../api/node_http.ts";
 import { isLoopbackHost, loadConfig } from "../config/index.ts";
+import { http } from "../shell/index.ts";
 import { type CredentialFiles, credentialFileProblem, describeRequestFailure } from "./request_failure.ts";
 
 export class ApiUnreachableError extends Error {

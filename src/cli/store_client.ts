@@ -9,10 +9,10 @@ import { request as httpsRequest } from "node:https";
 import { isIP } from "node:net";
 import type { Readable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
-import { http } from "../api/node_http.ts";
-import type { EntryJson, WriteOutcomeJson } from "../api/store_wire.ts";
+import type { EntryJson, WriteOutcomeJson } from "../api/index.ts";
 import { validateStorePath } from "../core/store_path.ts";
-import type { MinAcks } from "../store/types.ts";
+import { http } from "../shell/index.ts";
+import type { MinAcks } from "../store/index.ts";
 import { type ApiCredentials, credentialRequestOptions } from "./api_client.ts";
 import { describeRequestFailure } from "./request_failure.ts";
 

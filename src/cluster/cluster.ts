@@ -3,8 +3,8 @@
 import type { Logger } from "pino";
 import type { ElectionConfig } from "../core/election_types.ts";
 import type { NodeId } from "../core/types.ts";
-import { SafeEmitter } from "../mesh/index.ts";
-import type { MeshApi } from "../mesh/types.ts";
+import type { MeshApi } from "../mesh/index.ts";
+import { SafeEmitter, type Ticker } from "../shell/index.ts";
 import type { Coordination, CoordinationEventMap, LeadershipView } from "./coordination.ts";
 import { ElectionRunner } from "./election_runner.ts";
 import type { HardStateStore } from "./hard_state_store.ts";
@@ -35,6 +35,8 @@ export interface ClusterOptions {
   mesh: MeshApi;
   store: HardStateStore;
   logger: Logger;
+  /** The agent's shared ticker; the runners make their own by default (tests). */
+  ticker?: Ticker;
 }
 
 export interface PeerStatus {
@@ -101,6 +103,7 @@ export class Cluster implements Coordination {
       mesh: electionMesh,
       logger: options.logger.child({ component: "election" }),
       tickMs: options.timings.tickMs,
+      ...(options.ticker === undefined ? {} : { ticker: options.ticker }),
     });
     this.health = new HealthRunner({
       mesh: options.mesh,

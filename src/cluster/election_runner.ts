@@ -8,10 +8,9 @@ import { Election } from "../core/election.ts";
 import type { ElectionConfig, ElectionEvent, ElectionStatus } from "../core/election_types.ts";
 import { Prng } from "../core/prng.ts";
 import type { NodeId, Role, Term } from "../core/types.ts";
-import { SafeEmitter } from "../mesh/index.ts";
-import type { MeshApi } from "../mesh/types.ts";
+import type { MeshApi } from "../mesh/index.ts";
+import { type MonotonicTicker, SafeEmitter, Ticker } from "../shell/index.ts";
 import type { HardStateStore } from "./hard_state_store.ts";
-import { MonotonicTicker } from "./monotonic_ticker.ts";
 import { decodeElectionMessage, ELECTION_CHANNEL, encodeElectionMessage } from "./wire.ts";
 
 export interface ElectionRunnerEventMap extends Record<string, unknown[]> {
@@ -27,6 +26,8 @@ export interface ElectionRunnerOptions {
   tickMs: number;
   /** Seed for randomized timeouts; fresh randomness by default. */
   seed?: string;
+  /** The agent's shared ticker; a ticker of its own by default. */
+  ticker?: Ticker;
 }
 
 export class ElectionRunner {
@@ -51,12 +52,9 @@ export class ElectionRunner {
     const rng = new Prng(options.seed ?? randomBytes(8).toString("hex"));
     this.core = new Election(options.config, persisted, rng);
     this.lastRole = this.core.status().role;
-    this.ticker = new MonotonicTicker({
-      tickMs: options.tickMs,
-      onTicks: (count) => {
-        for (let i = 0; i < count; i++) this.core.tick();
-        this.drain();
-      },
+    this.ticker = (options.ticker ?? new Ticker()).every(options.tickMs, (count) => {
+      for (let i = 0; i < count; i++) this.core.tick();
+      this.drain();
     });
     this.logger.info({ term: persisted.term, votedFor: persisted.votedFor }, "election state loaded");
     this.mesh.onMessage(ELECTION_CHANNEL, (from, payload) => this.receive(from, payload));

@@ -7,8 +7,8 @@ import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { type HealthConfig, HealthDetector, type PeerState } from "../core/health.ts";
 import type { NodeId } from "../core/types.ts";
-import { SafeEmitter } from "../mesh/index.ts";
-import type { MeshApi, SendResult } from "../mesh/types.ts";
+import type { MeshApi, SendResult } from "../mesh/index.ts";
+import { type MonotonicTicker, SafeEmitter, Ticker } from "../shell/index.ts";
 import {
   decodeHealthMessage,
   encodeHealthMessage,
@@ -90,6 +90,8 @@ export interface HealthRunnerOptions {
   peers: readonly NodeId[];
   timings: HealthTimings;
   logger: Logger;
+  /** The agent's shared ticker; one of its own by default. */
+  ticker?: Ticker;
 }
 
 interface PeerContact {
@@ -119,7 +121,9 @@ export class HealthRunner {
   private readonly peerIds: readonly NodeId[];
   private readonly emitter: SafeEmitter<HealthEventMap>;
   private readonly contacts = new Map<NodeId, PeerContact>();
-  private timer: NodeJS.Timeout | null = null;
+  private readonly ticks: MonotonicTicker;
+  /** The ticks while started; null while stopped. */
+  private timer: MonotonicTicker | null = null;
   private lastFiredAtMs = 0;
   private pingSeq = 0;
 
@@ -128,6 +132,7 @@ export class HealthRunner {
       throw new RangeError(`peers include selfId ${options.selfId}`);
     this.mesh = options.mesh;
     this.tickMs = options.timings.tickMs;
+    this.ticks = (options.ticker ?? new Ticker()).every(this.tickMs, () => this.onTimer());
     this.logger = options.logger;
     const config = healthConfigFromTimings(options.peers, options.timings);
     this.heartbeatIntervalTicks = config.heartbeatIntervalTicks;
@@ -150,13 +155,14 @@ export class HealthRunner {
   start(): void {
     if (this.timer) return;
     this.lastFiredAtMs = performance.now();
-    this.timer = setInterval(() => this.onTimer(), this.tickMs);
+    this.timer = this.ticks;
+    this.ticks.start();
     this.sendPingsDue();
   }
 
   /** Stops pinging and answering; state is kept for peers() and a later start(). */
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.stop();
     this.timer = null;
   }
 
@@ -184,7 +190,7 @@ export class HealthRunner {
 
   private onTimer(): void {
     const nowMs = performance.now();
-    // setInterval does not catch up: one firing after a stall, whose gap measures how long we did not run.
+    // One call after a stall (with the count of ticks due), whose gap measures how long we did not run.
     const lateMs = nowMs - this.lastFiredAtMs - this.tickMs;
     const lateTicks = Math.max(0, Math.floor(lateMs / this.tickMs));
     this.lastFiredAtMs = nowMs;

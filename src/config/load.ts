@@ -76,6 +76,12 @@ export function parseConfigText(text: string, fileName: string): Result<TandemCo
   return ok(normalised.config);
 }
 
+/** Keys of earlier versions, refused with where they went (an unknown key would leave the reader guessing). */
+const movedKeys: Partial<Record<string, string>> = {
+  // The limit always covered the whole API, not only the store's routes.
+  "store.inflight_max": "api.inflight_max",
+};
+
 type ProblemAt = (
   path: readonly PropertyKey[],
   key: string,
@@ -92,7 +98,9 @@ function issueProblems(
   if (issue.code === "unrecognized_keys") {
     return issue.keys.map((name) => {
       const keyPath = [...path, name];
-      return at(keyPath, keyPathText(keyPath), "unknown key", true);
+      const key = keyPathText(keyPath);
+      const movedTo = movedKeys[key];
+      return at(keyPath, key, movedTo === undefined ? "unknown key" : `moved to ${movedTo}`, true);
     });
   }
   if (path.length === 0) return [at(path, "", "the file must be a mapping of keys (see `tandem init`)")];

@@ -121,8 +121,14 @@ export const configFileSchema = z
           .describe(
             "API bearer tokens (SHA-256 only), made by `tandem token create`; re-read when it changes",
           ),
+        inflight_max: z
+          .int()
+          .min(1)
+          .max(100_000)
+          .default(256)
+          .describe("API requests served at once, both listeners together; beyond: HTTP 429"),
       })
-      .default({ listen: "127.0.0.1:7401" }),
+      .default({ listen: "127.0.0.1:7401", inflight_max: 256 }),
     data_dir: filePath.default("data").describe("State directory; relative to the config file's folder"),
     peers: z.array(peerSchema).default([]).describe("Every other node of the cluster"),
     security: z

@@ -2,7 +2,7 @@
 // that they fit together, and warns about loose file modes. Messages name files and reasons, never secrets.
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
-import type { MeshSecurity } from "../mesh/types.ts";
+import type { MeshSecurity } from "../mesh/index.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { err, ok, type Result } from "./result.ts";
 import type { SecurityConfig, TandemConfig } from "./tandem_config.ts";

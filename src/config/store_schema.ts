@@ -61,12 +61,6 @@ export const storeSchema = z.strictObject({
     .min(1)
     .max(64 * 1024 * 1024)
     .default(4 * 1024 * 1024),
-  inflight_max: z
-    .int()
-    .min(1)
-    .max(100_000)
-    .default(256)
-    .describe("Concurrent API requests; beyond: HTTP 429"),
   materialise: materialiseSchema.optional(),
 });
 

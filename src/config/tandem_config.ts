@@ -34,7 +34,6 @@ export interface StoreConfig {
   antiEntropyIntervalMs: number;
   tombstoneHorizonMs: number;
   valueBytesMax: number;
-  inflightMax: number;
   /** null: the store is not written to disk as files (it is still kept in data_dir). */
   materialise: {
     /** Absolute. */
@@ -60,6 +59,8 @@ export interface TandemConfig {
     listen: HostPort | null;
     /** Absolute; null: bearer tokens are refused. */
     tokensFile: string | null;
+    /** Requests served at once over both listeners; beyond it 429. */
+    inflightMax: number;
   };
   /** Absolute. */
   dataDir: string;
@@ -126,6 +127,7 @@ export function toTandemConfig(file: ConfigFile, sourcePath: string): Normalised
       api: {
         listen: apiListen,
         tokensFile: file.api.tokens_file === undefined ? null : resolve(baseDir, file.api.tokens_file),
+        inflightMax: file.api.inflight_max,
       },
       dataDir: resolve(baseDir, file.data_dir),
       peers,
@@ -248,7 +250,6 @@ function resolveStore(file: ConfigFile, baseDir: string, problems: FieldProblem[
     antiEntropyIntervalMs: s.anti_entropy_interval_ms,
     tombstoneHorizonMs: s.tombstone_horizon_ms,
     valueBytesMax: s.value_bytes_max,
-    inflightMax: s.inflight_max,
     materialise:
       m && dir
         ? {

@@ -11,8 +11,8 @@ import type { Logger } from "pino";
 import { type ClientOptions, WebSocket, WebSocketServer } from "ws";
 import { Prng } from "../core/prng.ts";
 import type { NodeId } from "../core/types.ts";
+import { SafeEmitter } from "../shell/index.ts";
 import { ReconnectBackoff } from "./backoff.ts";
-import { SafeEmitter } from "./emitter.ts";
 import { PeerUnreachableError } from "./errors.ts";
 import { encodedFrameBytes, isValidChannel } from "./frame.ts";
 import { CloseCode, type HandshakeContext } from "./handshake.ts";
@@ -189,20 +189,29 @@ export class Mesh implements MeshApi {
     return slot.link.request(channel, payload, options?.timeoutMs ?? this.limits.requestTimeoutMs);
   }
 
-  onMessage(channel: string, listener: MessageListener): void {
+  /** Returns the unsubscribe: a stopped capability leaves no listener behind. */
+  onMessage(channel: string, listener: MessageListener): () => void {
     if (!isValidChannel(channel))
       throw new RangeError(`mesh: invalid channel name ${JSON.stringify(channel)}`);
-    const listeners = this.messageListeners.get(channel) ?? [];
-    listeners.push(listener);
-    this.messageListeners.set(channel, listeners);
+    // Copy on write: a listener that unsubscribes during a delivery does not disturb the loop.
+    this.messageListeners.set(channel, [...(this.messageListeners.get(channel) ?? []), listener]);
+    return () => {
+      const rest = (this.messageListeners.get(channel) ?? []).filter((l) => l !== listener);
+      if (rest.length > 0) this.messageListeners.set(channel, rest);
+      else this.messageListeners.delete(channel);
+    };
   }
 
-  onRequest(channel: string, handler: RequestHandler): void {
+  /** Returns the unsubscribe; the channel is then free for another handler. */
+  onRequest(channel: string, handler: RequestHandler): () => void {
     if (!isValidChannel(channel))
       throw new RangeError(`mesh: invalid channel name ${JSON.stringify(channel)}`);
     if (this.requestHandlers.has(channel))
       throw new RangeError(`mesh: channel ${channel} already has a handler`);
     this.requestHandlers.set(channel, handler);
+    return () => {
+      if (this.requestHandlers.get(channel) === handler) this.requestHandlers.delete(channel);
+    };
   }
 
   peers(): PeerLinkStatus[] {
@@ -218,8 +227,8 @@ export class Mesh implements MeshApi {
     }));
   }
 
-  on<E extends keyof MeshEventMap>(event: E, listener: (...args: MeshEventMap[E]) => void): void {
-    this.events.on(event, listener);
+  on<E extends keyof MeshEventMap>(event: E, listener: (...args: MeshEventMap[E]) => void): () => void {
+    return this.events.on(event, listener);
   }
 
   /** Closes links (pending requests fail with PeerUnreachableError), stops redials and the listener. */

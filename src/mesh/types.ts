@@ -109,14 +109,15 @@ export interface MeshApi {
     payload: Uint8Array,
     options?: { timeoutMs?: number },
   ): Promise<Uint8Array>;
-  onMessage(channel: string, listener: MessageListener): void;
-  onRequest(channel: string, handler: RequestHandler): void;
+  /** Subscriptions return their unsubscribe. */
+  onMessage(channel: string, listener: MessageListener): () => void;
+  onRequest(channel: string, handler: RequestHandler): () => void;
   peers(): PeerLinkStatus[];
   /**
    * Dials a fresh link to replace the current one if that one is up since before `upBeforeMs` (epoch ms) and
    * may be stalled; see Mesh.renew. True when a dial started.
    */
   renew(peer: NodeId, upBeforeMs: number): boolean;
-  on<E extends keyof MeshEventMap>(event: E, listener: (...args: MeshEventMap[E]) => void): void;
+  on<E extends keyof MeshEventMap>(event: E, listener: (...args: MeshEventMap[E]) => void): () => void;
   close(): Promise<void>;
 }

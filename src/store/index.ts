@@ -5,3 +5,4 @@ export { Replicator, type ReplicatorOptions } from "./replicator.ts";
 export { SqliteLocalStore, StoreOpenError } from "./sqlite_store.ts";
 export { STORE_APPLY_CHANNEL, STORE_SYNC_CHANNEL } from "./store_wire.ts";
 export * from "./types.ts";
+export { StoreFlushError } from "./wal_flusher.ts";

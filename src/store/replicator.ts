@@ -14,7 +14,6 @@
 // flushed seq. Peers are sent a write at once, while it is being flushed here.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import { MonotonicTicker } from "../cluster/monotonic_ticker.ts";
 import { compareVersions } from "../core/lww.ts";
 import { StoreSync } from "../core/store_sync.ts";
 import { DEFAULT_STORE_SYNC_LIMITS } from "../core/store_sync_config.ts";
@@ -29,6 +28,7 @@ import type {
 } from "../core/store_sync_types.ts";
 import type { NodeId } from "../core/types.ts";
 import { DEFAULT_MESH_LIMITS, type MeshApi } from "../mesh/index.ts";
+import { DrainLoop, type MonotonicTicker, Ticker } from "../shell/index.ts";
 import {
   channelOf,
   encodeStoreMessage,
@@ -72,6 +72,8 @@ export interface ReplicatorOptions {
   limits?: Partial<StoreSyncLimits>;
   /** Wall clock for HLC versions (default Date.now). */
   nowWallMs?: () => number;
+  /** The agent's shared ticker; one of its own by default. */
+  ticker?: Ticker;
 }
 
 /** Timer resolution for write timeouts and anti-entropy rounds; acks are handled as they arrive, so a coarse
@@ -136,7 +138,11 @@ export class Replicator implements StoreService {
   /** The highest seq the feed already waits for a flush of. */
   private feedAsked: number;
   private flushFailureLogged = false;
-  private draining = false;
+  private readonly drainLoop: DrainLoop<StoreSyncReady>;
+  /** Mesh subscriptions, released at stop(). */
+  private unsubscribes: Array<() => void> = [];
+  /** Merged remote batches of the current drain, reported persisted once flushed. */
+  private merged: number[] = [];
   private readonly inbox: Array<{ from: NodeId; message: StoreSyncMessage }> = [];
   private flushScheduled: NodeJS.Immediate | null = null;
   private stopped = false;
@@ -175,25 +181,30 @@ export class Replicator implements StoreService {
       messageBytesMax: DEFAULT_MESH_LIMITS.frameBytesMax,
       bucketCount: options.bucketCount ?? 256,
     });
-    this.ticker = new MonotonicTicker({
-      tickMs: this.tickMs,
-      onTicks: (count) => {
-        for (let i = 0; i < count; i++) this.core.tick();
-        this.drain();
-      },
+    this.ticker = (options.ticker ?? new Ticker()).every(this.tickMs, (count) => {
+      for (let i = 0; i < count; i++) this.core.tick();
+      this.drain();
     });
-    const peers = this.peers;
-    for (const channel of [STORE_APPLY_CHANNEL, STORE_SYNC_CHANNEL]) {
-      this.mesh.onMessage(channel, (from, payload) => this.receive(from, payload));
-    }
-    this.mesh.on("link:up", (peer) => this.input(() => peers.has(peer) && this.core.linkUp(peer)));
-    // A renewed link replaced one that may have lost messages (see Mesh.renew): catch up as on link-up.
-    this.mesh.on("link:renewed", (peer) => this.input(() => peers.has(peer) && this.core.linkUp(peer)));
-    this.mesh.on("link:down", (peer) => this.input(() => peers.has(peer) && this.core.linkDown(peer)));
+    this.drainLoop = new DrainLoop(this.core, (ready) => this.handleReady(ready));
   }
 
+  /** The mesh channels this replicator listens on. */
+  static readonly channels = [STORE_APPLY_CHANNEL, STORE_SYNC_CHANNEL] as const;
+
   start(): void {
+    if (this.unsubscribes.length > 0) return;
     this.stopped = false;
+    const peers = this.peers;
+    const mesh = this.mesh;
+    this.unsubscribes = [
+      ...Replicator.channels.map((channel) =>
+        mesh.onMessage(channel, (from, payload) => this.receive(from, payload)),
+      ),
+      mesh.on("link:up", (peer) => this.input(() => peers.has(peer) && this.core.linkUp(peer))),
+      // A renewed link replaced one that may have lost messages (see Mesh.renew): catch up as on link-up.
+      mesh.on("link:renewed", (peer) => this.input(() => peers.has(peer) && this.core.linkUp(peer))),
+      mesh.on("link:down", (peer) => this.input(() => peers.has(peer) && this.core.linkDown(peer))),
+    ];
     this.ticker.start();
     // Links that came up before this replicator existed get their first round now, not a period later.
     for (const link of this.mesh.peers()) {
@@ -201,10 +212,11 @@ export class Replicator implements StoreService {
     }
   }
 
-  /** Stops the timers; writes still waiting resolve as not acknowledged. */
+  /** Stops the timers and leaves the mesh; writes still waiting resolve as not acknowledged. */
   stop(): void {
     this.stopped = true;
     this.ticker.stop();
+    for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
     if (this.flushScheduled !== null) clearImmediate(this.flushScheduled);
     this.flushScheduled = null;
     if (this.commitScheduled !== null) clearImmediate(this.commitScheduled);
@@ -378,28 +390,26 @@ export class Replicator implements StoreService {
   }
 
   private drain(): void {
-    if (this.draining) return;
-    this.draining = true;
-    const merged: number[] = [];
-    try {
-      while (this.core.hasReady()) {
-        const ready = this.core.ready();
-        const outcomes = this.persist(ready.persist);
-        if (ready.cursors !== null) this.saveCursors(ready.cursors);
-        this.sendAll(ready.messages);
-        for (const result of ready.writeResults) this.settle(result);
-        for (const event of ready.events) this.logEvent(event);
-        this.core.advance(ready);
-        for (const { token, error } of outcomes) {
-          if (error === null) merged.push(token);
-          else this.core.persistFailed(token, error);
-        }
-      }
-    } finally {
-      this.draining = false;
-    }
+    if (!this.drainLoop.run()) return;
+    const merged = this.merged;
+    this.merged = [];
     if (merged.length > 0) this.store.flushed((error) => this.remoteFlushed(merged, error));
     this.feedAfterFlush();
+  }
+
+  /** Merge durably → save cursors → send → settle → log; failed merges are stepped after advance. */
+  private handleReady(ready: StoreSyncReady): () => void {
+    const outcomes = this.persist(ready.persist);
+    if (ready.cursors !== null) this.saveCursors(ready.cursors);
+    this.sendAll(ready.messages);
+    for (const result of ready.writeResults) this.settle(result);
+    for (const event of ready.events) this.logEvent(event);
+    return () => {
+      for (const { token, error } of outcomes) {
+        if (error === null) this.merged.push(token);
+        else this.core.persistFailed(token, error);
+      }
+    };
   }
 
   /** Merged remote entries are on disk: now they may be acked and count for cursors (or fail, if not). */

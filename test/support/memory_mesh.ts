@@ -45,9 +45,18 @@ export class MemoryNetwork {
       send: (peer, channel, payload) => this.send(selfId, peer, channel, payload),
       onMessage: (channel, listener) => {
         node.messageListeners.set(channel, [...(node.messageListeners.get(channel) ?? []), listener]);
+        return () => {
+          const rest = (node.messageListeners.get(channel) ?? []).filter((l) => l !== listener);
+          node.messageListeners.set(channel, rest);
+        };
       },
       on: (event, listener) => {
-        node.eventListeners[event].push(listener);
+        const listeners = node.eventListeners[event];
+        listeners.push(listener);
+        return () => {
+          const index = listeners.indexOf(listener);
+          if (index >= 0) listeners.splice(index, 1);
+        };
       },
       peers: () => this.linkStatuses(selfId),
     } satisfies MemoryMeshApi;

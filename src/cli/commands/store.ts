@@ -4,7 +4,7 @@
 // acknowledged by fewer than --min-acks peers (it stays there and spreads when peers come back).
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { type Command, InvalidArgumentError } from "commander";
-import type { MinAcks } from "../../store/types.ts";
+import type { MinAcks } from "../../store/index.ts";
 import {
   apiBaseUrl,
   apiCredentialsFrom,

@@ -6,7 +6,7 @@ import { lstat, readdir, readFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import type { Command } from "commander";
 import { validateStorePath } from "../../core/store_path.ts";
-import type { MinAcks } from "../../store/types.ts";
+import type { MinAcks } from "../../store/index.ts";
 import type { StoreClient } from "../store_client.ts";
 import {
   batchesOf,

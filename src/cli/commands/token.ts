@@ -8,7 +8,7 @@ import {
   revokeToken,
   TokenNameError,
   TokensFileError,
-} from "../../api/tokens.ts";
+} from "../../api/index.ts";
 import { loadConfig } from "../../config/index.ts";
 import { configPathFrom } from "../config_source.ts";
 

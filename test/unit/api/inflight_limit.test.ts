@@ -86,3 +86,51 @@ test("router: an async handler that throws answers a typed 500", async (t) => {
   assert.equal(response.status, 500);
   assert.deepEqual(await response.json(), { error: { code: "internal", message: "internal error" } });
 });
+
+test("inflight limit: one limit for both listeners; /healthz answers a saturated node with 200", async (t) => {
+  const parked: Array<() => void> = [];
+  let entered = 0;
+  const router = createApiRouter({
+    nodeId: "n1",
+    status: () => ({}),
+    acl: [{ path: ".*", cn: ".*" }],
+    logger: pino({ level: "silent" }),
+    inflightMax: 2,
+    routes: [
+      {
+        path: "/slow",
+        methods: {
+          GET: async (_req, res) => {
+            entered++;
+            await new Promise<void>((resolve) => parked.push(resolve));
+            sendJson(res, 200, { ok: true });
+          },
+        },
+      },
+    ],
+  });
+  // The loopback listener and the TLS port (a certificate identity stands in for the handshake).
+  const local = createServer((req, res) => router(req, res, { kind: "local", name: "local" }));
+  const tls = createServer((req, res) => router(req, res, { kind: "certificate", name: "client" }));
+  for (const server of [local, tls]) {
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    t.after(() => {
+      server.close();
+      server.closeAllConnections();
+    });
+  }
+  const url = (server: typeof local, path: string) =>
+    `http://127.0.0.1:${(server.address() as AddressInfo).port}${path}`;
+
+  const slow = [fetch(url(local, "/slow")), fetch(url(local, "/slow"))];
+  while (entered < 2) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal((await fetch(url(tls, "/slow"))).status, 429, "the TLS port shares the loopback's slots");
+  assert.equal((await fetch(url(tls, "/api/v1/status"))).status, 429);
+  for (const server of [local, tls]) {
+    const health = await fetch(url(server, "/healthz"));
+    assert.equal(health.status, 200);
+    assert.deepEqual(await health.json(), { status: "ok", node: "n1" });
+  }
+  for (const release of parked.splice(0)) release();
+  for (const response of await Promise.all(slow)) assert.equal(response.status, 200);
+});

@@ -17,7 +17,7 @@ test("config: api.tokens_file is optional and resolved against the config's fold
     "/etc/tandem/secrets/tokens.yml",
   );
   const both = parsedApi(`${minimal}api: { listen: null, tokens_file: /var/lib/tandem/tokens.yml }\n`);
-  assert.deepEqual(both, { listen: null, tokensFile: "/var/lib/tandem/tokens.yml" });
+  assert.deepEqual(both, { listen: null, tokensFile: "/var/lib/tandem/tokens.yml", inflightMax: 256 });
 });
 
 test("config: api.tokens_file must be a non-empty path, and api keys stay strict", () => {

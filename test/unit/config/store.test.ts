@@ -23,8 +23,25 @@ test("config: store: defaults (min_acks 1 with peers, 0 alone; nothing materiali
   assert.equal(alone.readOnly, false);
   assert.equal(alone.materialise, null);
   assert.equal(alone.valueBytesMax, 4 * 1024 * 1024);
-  assert.equal(alone.inflightMax, 256);
   assert.equal(parsed(base + twoPeers).store.minAcks, 1);
+});
+
+test("config: api.inflight_max bounds the whole API (default 256)", () => {
+  assert.equal(parsed(base).api.inflightMax, 256);
+  assert.equal(parsed(`${base}api:\n  inflight_max: 32\n`).api.inflightMax, 32);
+  // Giving another api key keeps the default of this one.
+  assert.equal(parsed(`${base}api:\n  listen: null\n`).api.inflightMax, 256);
+  assert.match(
+    problems(`${base}api:\n  inflight_max: 0\n`),
+    /tandem.yml:4:17: api.inflight_max: must be >= 1/,
+  );
+});
+
+test("config: store.inflight_max of earlier versions is refused, pointing at api.inflight_max", () => {
+  assert.equal(
+    problems(`${base}store:\n  inflight_max: 64\n`),
+    "tandem.yml:4:3: store.inflight_max: moved to api.inflight_max",
+  );
 });
 
 test("config: store: materialise resolves the dir, parses octal modes, keeps hooks as argv", () => {

@@ -1,5 +1,5 @@
 // A small typed event emitter: a listener that throws is logged, never fatal to the emitter (an election
-// drain or a link's read loop must not be interrupted half-way). Used by the mesh and the cluster shells.
+// drain or a link's read loop must not be interrupted half-way). Shared by the shells of every folder.
 import type { Logger } from "pino";
 
 type AnyListener = (...args: unknown[]) => void;

@@ -1,0 +1,64 @@
+// The one way a capability plugs into the agent (DESIGN.md, Layout): it takes its config section and
+// what it stands on, and gives back its API routes, its mesh channels, its status section and a stop.
+// Store is the first; services, journal, blob and backup, provisioning and the dashboard follow.
+import type { Logger } from "pino";
+import type { ApiRoute } from "../api/index.ts";
+import type { Coordination } from "../cluster/index.ts";
+import type { NodeId } from "../core/types.ts";
+import type { MeshApi } from "../mesh/index.ts";
+import type { Ticker } from "../shell/index.ts";
+
+/** What every capability stands on; the agent owns all of it and outlives every capability. */
+export interface CapabilityBase {
+  nodeId: NodeId;
+  /** Every other node of the cluster. */
+  peers: readonly NodeId[];
+  mesh: MeshApi;
+  coordination: Coordination;
+  /** The agent's logger (node id bound); a capability's children name their component, e.g. "store". */
+  logger: Logger;
+  dataDir: string;
+  /** The agent's one timer: subscribe with ticker.every(periodMs, onTicks). */
+  ticker: Ticker;
+}
+
+export interface RunningCapability {
+  routes: readonly ApiRoute[];
+  /** Mesh channels it listens on; no two capabilities share one. */
+  channels: readonly string[];
+  /** Its section of GET /api/v1/status, under its name. */
+  status(): unknown;
+  /** Unsubscribes from the mesh and the ticker, closes its files. Called once, in reverse start order. */
+  stop(): Promise<void>;
+}
+
+export interface Capability<Config> {
+  /** Its status key and log component. */
+  readonly name: string;
+  /** Starts it. A start that fails has stopped whatever it started itself before it throws. */
+  start(config: Config, base: CapabilityBase): Promise<RunningCapability>;
+}
+
+/** A capability bound to its config section: what the agent's list holds. */
+export interface PluggedCapability {
+  readonly name: string;
+  start(base: CapabilityBase): Promise<RunningCapability>;
+}
+
+export function plug<Config>(capability: Capability<Config>, config: Config): PluggedCapability {
+  return { name: capability.name, start: (base) => capability.start(config, base) };
+}
+
+/** Two capabilities on one channel would each see the other's messages: a bug of the composition. */
+export function assertChannelsDisjoint(
+  running: ReadonlyArray<{ name: string; channels: readonly string[] }>,
+): void {
+  const owner = new Map<string, string>();
+  for (const { name, channels } of running) {
+    for (const channel of channels) {
+      const first = owner.get(channel);
+      if (first !== undefined) throw new Error(`mesh channel ${channel} claimed by ${first} and ${name}`);
+      owner.set(channel, name);
+    }
+  }
+}

@@ -1,0 +1,10 @@
+// The agent's composition: the capability interface and the capabilities it plugs in.
+export {
+  assertChannelsDisjoint,
+  type Capability,
+  type CapabilityBase,
+  type PluggedCapability,
+  plug,
+  type RunningCapability,
+} from "./capability.ts";
+export { storeCapability, tombstoneSweepMs } from "./store_capability.ts";

@@ -1,0 +1,13 @@
+// Shell pieces shared by several folders: the agent's ticker, the safe emitter, the drain loop, the
+// shutdown stack, node:http without undici. Nothing protocol-wise.
+export { DrainLoop, type ReadyCore, type ReadyHandler, readiesPerDrainMax } from "./drain_loop.ts";
+export { SafeEmitter } from "./emitter.ts";
+export { http } from "./node_http.ts";
+export { ShutdownStack } from "./shutdown_stack.ts";
+export {
+  type MonotonicTicker,
+  Ticker,
+  type TickerOptions,
+  type TickerTimers,
+  type TickSubscriptionOptions,
+} from "./ticker.ts";

@@ -1,0 +1,170 @@
+// The agent's one timer. Cores count logical ticks; setInterval does not catch up after the event loop
+// stalls (GC pause, CPU starvation, SIGSTOP), and a leader that slept through its lease must see those
+// ticks before it decides anything. So each subscriber's ticks are counted from a monotonic clock, and a
+// shell calls catchUp() before feeding any input, not only when the timer fires. One timer fans out to
+// every subscriber, each at its own period: it sleeps until the earliest one is due.
+import { performance } from "node:perf_hooks";
+
+/** One subscriber's ticks: started, stopped, and caught up on demand. */
+export interface MonotonicTicker {
+  start(): void;
+  stop(): void;
+  readonly running: boolean;
+  /** Delivers every tick that is due by now. Safe to call at any time, from any input path. */
+  catchUp(): void;
+}
+
+/** The timer functions the ticker arms; tests pass a manual scheduler. */
+export interface TickerTimers {
+  setTimeout(callback: () => void, delayMs: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface TickerOptions {
+  now?: () => number;
+  timers?: TickerTimers;
+}
+
+export interface TickSubscriptionOptions {
+  /** Upper bound on ticks delivered in one catch-up; a longer stall delivers this many (all timers fire). */
+  catchUpTicksMax?: number;
+}
+
+const realTimers: TickerTimers = {
+  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+const catchUpTicksMaxDefault = 10_000;
+
+export class Ticker {
+  private readonly now: () => number;
+  private readonly timers: TickerTimers;
+  private readonly running = new Set<TickSubscription>();
+  private timer: unknown = null;
+  /** When the armed timer fires (monotonic ms). */
+  private timerDueMs = Number.POSITIVE_INFINITY;
+  private firing = false;
+
+  constructor(options: TickerOptions = {}) {
+    this.now = options.now ?? (() => performance.now());
+    this.timers = options.timers ?? realTimers;
+  }
+
+  /**
+   * A subscriber called with the number of ticks of `periodMs` that became due (>= 1; more than 1 means
+   * the loop was late). Nothing is delivered until its start().
+   */
+  every(
+    periodMs: number,
+    onTicks: (count: number) => void,
+    options: TickSubscriptionOptions = {},
+  ): MonotonicTicker {
+    if (!(periodMs > 0)) throw new RangeError(`periodMs must be > 0, got ${periodMs}`);
+    return new TickSubscription(this, periodMs, onTicks, options.catchUpTicksMax ?? catchUpTicksMaxDefault);
+  }
+
+  /** Subscribers currently started. */
+  get subscriberCount(): number {
+    return this.running.size;
+  }
+
+  /** @internal */
+  nowMs(): number {
+    return this.now();
+  }
+
+  /** @internal */
+  add(subscription: TickSubscription): void {
+    this.running.add(subscription);
+    this.arm();
+  }
+
+  /** @internal */
+  remove(subscription: TickSubscription): void {
+    this.running.delete(subscription);
+    // The timer may have been armed for this one: sleep until the next subscriber is due instead.
+    this.disarm();
+    this.arm();
+  }
+
+  private fire(): void {
+    this.timer = null;
+    this.timerDueMs = Number.POSITIVE_INFINITY;
+    this.firing = true;
+    try {
+      // A copy: a subscriber may stop itself or another one while ticks go out.
+      for (const subscription of [...this.running]) subscription.catchUp();
+    } finally {
+      this.firing = false;
+    }
+    this.arm();
+  }
+
+  /** Sleeps until the earliest subscriber is due (re-armed only when that moved earlier). */
+  private arm(): void {
+    if (this.firing || this.running.size === 0) return;
+    let dueMs = Number.POSITIVE_INFINITY;
+    for (const subscription of this.running) dueMs = Math.min(dueMs, subscription.nextDueMs());
+    if (this.timer !== null && this.timerDueMs <= dueMs) return;
+    this.disarm();
+    // Timers have millisecond resolution: rounding up never wakes before anything is due.
+    const delayMs = Math.max(1, Math.ceil(dueMs - this.now()));
+    this.timerDueMs = dueMs;
+    this.timer = this.timers.setTimeout(() => this.fire(), delayMs);
+  }
+
+  private disarm(): void {
+    if (this.timer !== null) this.timers.clearTimeout(this.timer);
+    this.timer = null;
+    this.timerDueMs = Number.POSITIVE_INFINITY;
+  }
+}
+
+class TickSubscription implements MonotonicTicker {
+  private readonly ticker: Ticker;
+  private readonly periodMs: number;
+  private readonly onTicks: (count: number) => void;
+  private readonly catchUpTicksMax: number;
+  private startedAtMs = 0;
+  private ticksCounted = 0;
+  private started = false;
+
+  constructor(ticker: Ticker, periodMs: number, onTicks: (count: number) => void, catchUpTicksMax: number) {
+    this.ticker = ticker;
+    this.periodMs = periodMs;
+    this.onTicks = onTicks;
+    this.catchUpTicksMax = catchUpTicksMax;
+  }
+
+  get running(): boolean {
+    return this.started;
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.startedAtMs = this.ticker.nowMs();
+    this.ticksCounted = 0;
+    this.ticker.add(this);
+  }
+
+  stop(): void {
+    if (!this.started) return;
+    this.started = false;
+    this.ticker.remove(this);
+  }
+
+  nextDueMs(): number {
+    return this.startedAtMs + (this.ticksCounted + 1) * this.periodMs;
+  }
+
+  catchUp(): void {
+    if (!this.started) return;
+    const due = Math.floor((this.ticker.nowMs() - this.startedAtMs) / this.periodMs) - this.ticksCounted;
+    if (due <= 0) return;
+    // What exceeds the bound is skipped so the counter does not fall behind forever.
+    this.ticksCounted += due;
+    this.onTicks(Math.min(due, this.catchUpTicksMax));
+  }
+}
