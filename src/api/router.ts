@@ -103,7 +103,9 @@ export function createApiRouter(deps: ApiDependencies): ApiRouter {
   };
 
   return (req, res, connection) => {
-    const url = new URL(req.url ?? "/", "http://localhost");
+    // A target like "//" is no URL path: new URL would throw out of the server's request listener.
+    const url = URL.parse(req.url ?? "/", "http://localhost");
+    if (url === null) return sendError(res, ApiErrorCode.BadRequest, "the request target is not a URL path");
     const path = url.pathname;
     const identity = authenticate(req, connection, deps.tokens);
     if (identity === null) {

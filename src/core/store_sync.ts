@@ -37,6 +37,12 @@ import { differingBuckets, newerStamps } from "./digest.ts";
 import { compareVersions } from "./lww.ts";
 import { bucketsThatFit, chunkEntries } from "./store_sync_batch.ts";
 import { StoreSyncConfigError, validateStoreSyncConfig } from "./store_sync_config.ts";
+import {
+  type CheckedState,
+  type StoreSyncInput,
+  StoreSyncInvariantError,
+  StoreSyncInvariants,
+} from "./store_sync_invariants.ts";
 import type {
   Envelope,
   NodeId,
@@ -130,6 +136,9 @@ export class StoreSync {
 
   private ready_: StoreSyncReady = emptyReady();
   private readyInFlight: StoreSyncReady | null = null;
+  /** Checked after every input (store_sync_invariants.ts); a violation throws StoreSyncInvariantError. */
+  private readonly invariants: StoreSyncInvariants;
+  private readonly checkedState: CheckedState;
 
   constructor(config: StoreSyncConfig, view: StoreView) {
     const problems = validateStoreSyncConfig(config);
@@ -143,6 +152,17 @@ export class StoreSync {
     for (const { peer, ...cursor } of view.syncCursors()) {
       if (this.peers.has(peer)) this.cursors.set(peer, cursor);
     }
+    this.checkedState = {
+      cursors: this.cursors,
+      writes: this.writes,
+      rounds: this.rounds,
+      linksDown: this.linksDown,
+      persistsOutstanding: () => this.persistOrigins.size,
+      persistsOfRounds: () => this.roundsByToken.size,
+      roundIdNext: () => this.roundIdNext,
+      persistTokenNext: () => this.persistTokenNext,
+    };
+    this.invariants = new StoreSyncInvariants(this.peers, config.limits, this.checkedState);
   }
 
   // --- inputs ------------------------------------------------------------------------------------
@@ -166,6 +186,7 @@ export class StoreSync {
     }
     const acksNeeded = minAcks === "all" ? this.peers.size : minAcks;
     if (!Number.isSafeInteger(acksNeeded) || acksNeeded < 0) throw new RangeError(`bad minAcks ${minAcks}`);
+    this.beginInput("localCommitted");
     const chunks = chunkEntries(entries, this.config.limits);
     const storeId = this.view.identity().storeId;
     let afterSeq = firstSeq === null ? 0 : firstSeq - 1;
@@ -190,9 +211,70 @@ export class StoreSync {
     if (chunks.length === 0) write.hostsOk.push(...this.peers);
     this.writes.set(writeId, write);
     this.progressWrite(write);
+    this.assertInvariants();
   }
 
   step(from: NodeId, message: StoreSyncMessage): void {
+    this.beginInput("step");
+    this.stepMessage(from, message);
+    this.assertInvariants();
+  }
+
+  tick(): void {
+    this.beginInput("tick");
+    this.tickTimers();
+    this.assertInvariants();
+  }
+
+  /** The shell made persist request `token` durable. */
+  persisted(token: number): void {
+    this.beginInput("persisted");
+    const origin = this.takeOrigin(token);
+    if (origin?.kind === "apply") {
+      this.invariants.notePersistedApply(origin);
+      this.send(origin.from, { type: "apply-ack", writeId: origin.writeId, chunk: origin.chunk });
+      this.advanceCursorPast(origin.from, origin.seqs);
+    } else if (origin?.kind === "round") {
+      const round = this.roundsByToken.get(token);
+      this.roundsByToken.delete(token);
+      round?.tokensPending.delete(token);
+      if (round !== undefined) this.completeRoundIfDone(round);
+    }
+    this.assertInvariants();
+  }
+
+  /** The shell could not make persist request `token` durable: no ack; the round it served fails. */
+  persistFailed(token: number, reason: string): void {
+    this.beginInput("persistFailed");
+    const origin = this.takeOrigin(token);
+    const round = this.roundsByToken.get(token);
+    this.roundsByToken.delete(token);
+    if (origin?.kind === "round" && round !== undefined)
+      this.abandonRound(round, `persist failed: ${reason}`);
+    this.assertInvariants();
+  }
+
+  /** A link to `peer` came up: pull what it holds newer now rather than at its next turn (it does the same). */
+  linkUp(peer: NodeId): void {
+    if (!this.peers.has(peer)) return;
+    this.beginInput("linkUp");
+    this.linksDown.delete(peer);
+    const inFlight = this.rounds.get(peer);
+    if (inFlight !== undefined) this.abandonRound(inFlight, "link came up again");
+    this.startRound(peer, "since", "link up");
+    this.assertInvariants();
+  }
+
+  linkDown(peer: NodeId): void {
+    if (!this.peers.has(peer)) return;
+    this.beginInput("linkDown");
+    this.linksDown.add(peer);
+    const inFlight = this.rounds.get(peer);
+    if (inFlight !== undefined) this.abandonRound(inFlight, "link down");
+    this.assertInvariants();
+  }
+
+  private stepMessage(from: NodeId, message: StoreSyncMessage): void {
     if (!this.peers.has(from)) {
       this.ignore(from, message, "not a peer");
       return;
@@ -231,7 +313,7 @@ export class StoreSync {
     }
   }
 
-  tick(): void {
+  private tickTimers(): void {
     for (const write of [...this.writes.values()]) {
       write.timer.tick();
       if (write.timer.fired()) this.finishWrite(write);
@@ -253,45 +335,6 @@ export class StoreSync {
       this.antiEntropyTimer.reset();
       this.startNextRound();
     }
-  }
-
-  /** The shell made persist request `token` durable. */
-  persisted(token: number): void {
-    const origin = this.takeOrigin(token);
-    if (origin?.kind === "apply") {
-      this.send(origin.from, { type: "apply-ack", writeId: origin.writeId, chunk: origin.chunk });
-      this.advanceCursorPast(origin.from, origin.seqs);
-    } else if (origin?.kind === "round") {
-      const round = this.roundsByToken.get(token);
-      this.roundsByToken.delete(token);
-      round?.tokensPending.delete(token);
-      if (round !== undefined) this.completeRoundIfDone(round);
-    }
-  }
-
-  /** The shell could not make persist request `token` durable: no ack; the round it served fails. */
-  persistFailed(token: number, reason: string): void {
-    const origin = this.takeOrigin(token);
-    const round = this.roundsByToken.get(token);
-    this.roundsByToken.delete(token);
-    if (origin?.kind === "round" && round !== undefined)
-      this.abandonRound(round, `persist failed: ${reason}`);
-  }
-
-  /** A link to `peer` came up: pull what it holds newer now rather than at its next turn (it does the same). */
-  linkUp(peer: NodeId): void {
-    if (!this.peers.has(peer)) return;
-    this.linksDown.delete(peer);
-    const inFlight = this.rounds.get(peer);
-    if (inFlight !== undefined) this.abandonRound(inFlight, "link came up again");
-    this.startRound(peer, "since", "link up");
-  }
-
-  linkDown(peer: NodeId): void {
-    if (!this.peers.has(peer)) return;
-    this.linksDown.add(peer);
-    const inFlight = this.rounds.get(peer);
-    if (inFlight !== undefined) this.abandonRound(inFlight, "link down");
   }
 
   // --- outputs -----------------------------------------------------------------------------------
@@ -346,7 +389,7 @@ export class StoreSync {
     if (!write.resolved && write.hostsOk.length >= write.acksNeeded) {
       write.resolved = true;
       this.ready_.writeResults.push(this.writeResult(write, everyPeer, "acknowledgement pending"));
-      if (everyPeer) this.writes.delete(write.writeId);
+      if (everyPeer) this.forgetWrite(write);
     } else if (everyPeer) {
       this.finishWrite(write);
     }
@@ -354,9 +397,14 @@ export class StoreSync {
 
   /** The final result: every peer acked, or the timeout passed. */
   private finishWrite(write: PendingWrite): void {
-    this.writes.delete(write.writeId);
+    this.forgetWrite(write);
     const reason = `no acknowledgement within ${write.timer.afterTicks} ticks`;
     this.ready_.writeResults.push(this.writeResult(write, true, reason));
+  }
+
+  private forgetWrite(write: PendingWrite): void {
+    this.writes.delete(write.writeId);
+    this.invariants.noteWriteForgotten(write);
   }
 
   private writeResult(write: PendingWrite, done: boolean, missingReason: string): WriteResult {
@@ -527,6 +575,7 @@ export class StoreSync {
   private advanceCursorPast(peer: NodeId, seqs: SeqSpan | null): void {
     const cursor = this.cursors.get(peer);
     if (cursor === undefined || seqs === null || cursor.storeId !== seqs.storeId) return;
+    if (seqs.upToSeq < seqs.afterSeq) return;
     if (cursor.seq === seqs.afterSeq) this.setCursor(peer, { ...cursor, seq: seqs.upToSeq });
   }
 
@@ -556,6 +605,7 @@ export class StoreSync {
   private completeRoundIfDone(round: Round): void {
     if (round.phase !== "pull" || !round.lastEntriesSeen || round.tokensPending.size > 0) return;
     this.rounds.delete(round.peer);
+    this.invariants.noteRoundCompleted(round);
     const { peer, roundId, pulled, more } = round;
     // Applies may have moved the cursor past what this round read meanwhile: it never goes back.
     const cursor = this.cursors.get(peer);
@@ -649,6 +699,15 @@ export class StoreSync {
     const origin = this.persistOrigins.get(token);
     this.persistOrigins.delete(token);
     return origin;
+  }
+
+  private beginInput(input: StoreSyncInput): void {
+    this.invariants.begin(input, this.ready_);
+  }
+
+  private assertInvariants(): void {
+    const violations = this.invariants.check(this.checkedState, this.ready_);
+    if (violations.length > 0) throw new StoreSyncInvariantError(this.config.selfId, violations);
   }
 
   private send(to: NodeId, message: StoreSyncMessage): void {
