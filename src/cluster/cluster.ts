@@ -118,6 +118,8 @@ export class Cluster implements Coordination {
       logger: options.logger.child({ component: "health" }),
     });
     this.election.events.on("leader:changed", () => this.emitter.emit("leader:changed", this.leadership()));
+    // A killed leader's sockets close at once: its followers need not wait out a random timeout.
+    options.mesh.on("link:down", (peer) => this.election.peerDisconnected(peer));
     // A peer heard again after it was down may be reachable over a link stalled in TCP back-off (see
     // Mesh.renew): a fresh link carries the store's catch-up at once instead of after the keepalive.
     const downSinceMs = new Map<NodeId, number>();

@@ -87,6 +87,13 @@ export class ElectionRunner {
     this.drain();
   }
 
+  /** The mesh link to `peer` closed: a hint that lets a follower replace a dead leader sooner. */
+  peerDisconnected(peer: NodeId): void {
+    this.ticker.catchUp();
+    this.core.peerDisconnected(peer);
+    this.drain();
+  }
+
   private receive(from: NodeId, payload: Uint8Array): void {
     const decoded = decodeElectionMessage(payload);
     if (!decoded.ok) {

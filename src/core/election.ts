@@ -14,6 +14,13 @@
 // draws in [T, 2T-1], so higher priorities tend to win races; afterwards the leader hands leadership to
 // the highest-priority member that has answered heartbeats without a gap for T ticks, if that member's
 // priority is strictly higher than its own (equal priorities never move leadership).
+//
+// Ties. Members are ranked by priority, then id. A follower told that its link to the leader closed
+// (peerDisconnected) campaigns T+1 ticks after it last heard the leader, the earliest moment every voter
+// that heard the same heartbeat has left its lease window, plus two ticks per member ranked above it, so
+// survivors never fire together. Timeouts drawn in whole ticks still tie at random; a pre-candidate then
+// refuses the pre-vote of a lower-ranked one for the same term, so one of them wins instead of both.
+// Neither rule grants a vote sooner: safety rests on the voters' lease window alone.
 import { validateElectionConfig } from "./election_config.ts";
 import { ElectionConfigError, ElectionInvariantError } from "./election_errors.ts";
 import { checkElectionInvariants, type ElectionSnapshot } from "./election_invariants.ts";
@@ -130,6 +137,19 @@ export class Election {
     this.assertInvariants();
   }
 
+  /**
+   * The transport's link to `peer` closed (a killed process's sockets close at once, a live one redials).
+   * A hint, trusted for nothing but timing: when `peer` is this follower's leader, its election timeout
+   * becomes fastTimeoutTicks instead of a random draw, so it campaigns as soon as the leader's lease has
+   * provably lapsed (in rank order with the other survivors) unless a heartbeat comes first.
+   */
+  peerDisconnected(peer: NodeId): void {
+    if (this.role === Role.Follower && !this.isWitness && peer === this.leaderId) {
+      this.electionTimer.retarget(this.fastTimeoutTicks(peer));
+    }
+    this.assertInvariants();
+  }
+
   /** Hand leadership to member `to` (timeout-now, then step down). Ignored unless leader. */
   transferLeadership(to: NodeId): void {
     if (this.role !== Role.Leader || to === this.selfId || !this.config.members.includes(to)) return;
@@ -202,6 +222,11 @@ export class Election {
         if (!transfer && this.inLease()) {
           const holder = this.leaderId === null ? "a leader this node may have voted for" : this.leaderId;
           this.rejectVote(message, from, `in the lease window of ${holder}`);
+          // A refused pre-vote is answered with our term: that changes nothing for a sender ahead of us,
+          // and tells a pre-candidate of our term that we refused it, so it yields a tie (contestsPreVote).
+          if (message.type === "pre-vote") {
+            this.send(from, { type: "pre-vote-response", term: this.term, granted: false });
+          }
           return false;
         }
         // A pre-vote asks about a future term and never changes ours.
@@ -240,6 +265,11 @@ export class Election {
   /** Raft's vote rule (no log to compare): one vote per term; a pre-vote for a newer term is free. */
   private answerVoteRequest(from: NodeId, request: VoteRequest): void {
     const preVote = request.type === "pre-vote";
+    if (preVote && this.contestsPreVote(from, request.term)) {
+      this.rejectVote(request, from, `pre-campaigning for term ${request.term}, ranked above ${from}`);
+      this.send(from, { type: "pre-vote-response", term: this.term, granted: false });
+      return;
+    }
     const canVote =
       this.votedFor === from ||
       (this.votedFor === null && this.leaderId === null) ||
@@ -477,6 +507,40 @@ export class Election {
       bestPriority = priority;
     }
     return best;
+  }
+
+  /**
+   * A tie between two pre-candidates for one term: the higher-ranked refuses the other's pre-vote, unless
+   * that one has already refused ours (then only it can still win this round).
+   */
+  private contestsPreVote(from: NodeId, term: Term): boolean {
+    return (
+      this.role === Role.PreCandidate &&
+      term === this.term + 1 &&
+      this.outranks(this.selfId, from) &&
+      !this.rejected.has(from)
+    );
+  }
+
+  /**
+   * T+1 ticks: the leader was last heard T+1 tick boundaries ago, so every voter that heard that heartbeat
+   * within one tick of us has seen T boundaries and left its lease window. Two more ticks per member that
+   * ranks above us (the lost leader aside): tickers differ in phase by under one tick, so two ranks never
+   * fire within one round trip. Capped at the longest randomized timeout, 2T-1.
+   */
+  private fastTimeoutTicks(lost: NodeId): number {
+    const T = this.config.electionTimeoutTicks;
+    const above = this.config.members.filter(
+      (m) => m !== lost && m !== this.selfId && this.outranks(m, this.selfId),
+    ).length;
+    return Math.min(2 * T - 1, T + 1 + 2 * above);
+  }
+
+  /** Members in order of priority, then id: `a` before `b`. */
+  private outranks(a: NodeId, b: NodeId): boolean {
+    const pa = this.priorityOf(a);
+    const pb = this.priorityOf(b);
+    return pa > pb || (pa === pb && a < b);
   }
 
   /** How many distinct member priorities are above ours (0 for the highest). */

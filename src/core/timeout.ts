@@ -63,6 +63,13 @@ export class Timeout {
     this.attempts = 0;
   }
 
+  /** Fire `ticks` after the last reset instead (the ticks elapsed so far still count). */
+  retarget(ticks: number): void {
+    if (!Number.isInteger(ticks) || ticks < 1)
+      throw new RangeError(`timeout ${this.name}: bad ticks ${ticks}`);
+    this.afterTicks = ticks;
+  }
+
   /** Mark as fired now, as if the whole duration had passed. */
   expire(): void {
     this.elapsedTicks = this.afterTicks;

@@ -3,7 +3,8 @@
 // hardState (write, fsync), send the messages, emit the events, advance. A crash normally falls between
 // two events; crashAtDrainStep() tears one drain instead (after the write, after the fsync, or after some
 // of the messages left). A stalled node (pause) runs nothing, then catches up all its due ticks in one
-// batch before the messages that queued meanwhile, as the shell's MonotonicTicker does.
+// batch before the messages that queued meanwhile, as the shell's MonotonicTicker does. A crash may close
+// the node's links, as a killed process's sockets close at once: its live peers hear peerDisconnected.
 // The safety checker runs after every event; the transcript is built only when someone listens.
 import type {
   ElectionConfig,
@@ -18,6 +19,7 @@ import { ElectionSafetyChecker, SafetyViolationError } from "./checkers/election
 import { NodeClock, unitsPerTick } from "./clock.ts";
 import { SimDisk } from "./disk.ts";
 import { drainCore, type ElectionCore } from "./drain.ts";
+import { EventQueue } from "./event_queue.ts";
 import { Network, type NetworkOptions } from "./network.ts";
 
 export type ElectionFactory = (config: ElectionConfig, persisted: HardState, rng: Prng) => ElectionCore;
@@ -59,6 +61,8 @@ interface SimNode {
   pausedUntilUnits: number;
   /** Messages that arrived while the node was stalled, stepped in arrival order when it wakes. */
   inbox: Envelope<ElectionMessage>[];
+  /** Peers whose links closed while the node was stalled, told after its messages when it wakes. */
+  disconnects: NodeId[];
   /** Drain operations left before a torn-drain crash; null when none is armed. */
   crashAfterOps: number | null;
 }
@@ -84,6 +88,8 @@ export class Cluster {
   private readonly options: ClusterOptions;
   private readonly nodes = new Map<NodeId, SimNode>();
   private readonly log: ((line: string) => void) | undefined;
+  /** Closed links on their way to the far end: `to` hears that its link to `peer` closed. */
+  private readonly linkCloses = new EventQueue<{ to: NodeId; peer: NodeId }>();
 
   constructor(options: ClusterOptions) {
     this.options = options;
@@ -116,6 +122,7 @@ export class Cluster {
         boots: 0,
         pausedUntilUnits: 0,
         inbox: [],
+        disconnects: [],
         crashAfterOps: null,
       };
       this.nodes.set(spec.id, node);
@@ -130,8 +137,11 @@ export class Cluster {
       const next = this.nextEvent();
       if (next.atUnits > untilUnits) break;
       this.nowUnits = next.atUnits;
-      if (next.node === null) this.deliver(this.network.popDue(this.nowUnits));
-      else this.wake(next.node);
+      if (next.node !== null) this.wake(next.node);
+      else if (next.linkClose) {
+        const close = this.linkCloses.pop()!;
+        this.disconnect(close.to, close.peer);
+      } else this.deliver(this.network.popDue(this.nowUnits));
       this.eventsProcessed++;
       this.check();
     }
@@ -189,17 +199,39 @@ export class Cluster {
     return leader?.role === "leader" ? agreed : null;
   }
 
-  crash(id: NodeId): void {
+  /** `closesLinks`: the process died and its sockets closed (kill -9), rather than its machine (power). */
+  crash(id: NodeId, closesLinks = false): void {
     const node = this.node(id);
     if (node.core === null) return;
     node.core = null;
     node.disk.crash();
     node.inbox = [];
+    node.disconnects = [];
     node.pausedUntilUnits = 0;
     node.crashAfterOps = null;
     this.line(
-      `${id} crash (disk term=${node.disk.durableState.term} vote=${node.disk.durableState.votedFor})`,
+      `${id} crash (disk term=${node.disk.durableState.term} vote=${node.disk.durableState.votedFor})` +
+        (closesLinks ? ", its links close" : ""),
     );
+    if (!closesLinks) return;
+    for (const peer of this.ids) {
+      if (peer !== id)
+        this.linkCloses.push(this.network.closeArrivalUnits(id, peer, this.nowUnits), { to: peer, peer: id });
+    }
+  }
+
+  /** `id` hears that its link to `peer` closed (a crash, or a reset while both live). */
+  disconnect(id: NodeId, peer: NodeId): void {
+    const node = this.node(id);
+    if (node.core === null) return;
+    if (node.pausedUntilUnits > 0) {
+      node.disconnects.push(peer);
+      return;
+    }
+    this.line(`${id} link to ${peer} closed`);
+    node.core.peerDisconnected(peer);
+    this.drain(node);
+    this.check();
   }
 
   /** Arms a crash inside this node's next drain, after `ops` of its write/fsync/send operations. */
@@ -256,12 +288,19 @@ export class Cluster {
     this.drain(node);
   }
 
-  private nextEvent(): { atUnits: number; node: SimNode | null } {
-    let best: { atUnits: number; node: SimNode | null } = { atUnits: this.network.peekUnits(), node: null };
+  private nextEvent(): { atUnits: number; node: SimNode | null; linkClose: boolean } {
+    let best: { atUnits: number; node: SimNode | null; linkClose: boolean } = {
+      atUnits: this.network.peekUnits(),
+      node: null,
+      linkClose: false,
+    };
+    if (this.linkCloses.peekUnits() < best.atUnits) {
+      best = { atUnits: this.linkCloses.peekUnits(), node: null, linkClose: true };
+    }
     for (const node of this.nodes.values()) {
       if (node.core === null) continue;
       const atUnits = node.pausedUntilUnits > 0 ? node.pausedUntilUnits : node.clock.nextTickUnits;
-      if (atUnits < best.atUnits) best = { atUnits, node };
+      if (atUnits < best.atUnits) best = { atUnits, node, linkClose: false };
     }
     return best;
   }
@@ -280,6 +319,9 @@ export class Cluster {
       if (node.core === null) return;
       this.stepInto(node, envelope);
     }
+    const disconnects = node.disconnects;
+    node.disconnects = [];
+    for (const peer of disconnects) this.disconnect(node.spec.id, peer);
   }
 
   private deliver(envelope: Envelope<ElectionMessage> | undefined): void {

@@ -19,6 +19,7 @@ export interface ElectionCore {
   step(envelope: Envelope<ElectionMessage>): void;
   campaign(): void;
   transferLeadership(to: NodeId): void;
+  peerDisconnected(peer: NodeId): void;
   hasReady(): boolean;
   ready(): ElectionReady;
   advance(ready: ElectionReady): void;

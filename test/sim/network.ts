@@ -61,6 +61,8 @@ export interface NetworkStats {
 
 interface Path {
   inflight: number;
+  /** Latest arrival time of anything sent on this path. */
+  lastArrivalUnits: number;
   clogUntilUnits: number;
   cut: boolean;
 }
@@ -93,7 +95,13 @@ export class Network<M> {
     this.rng = rng;
     for (const from of nodeIds) {
       for (const to of nodeIds) {
-        if (from !== to) this.paths.set(pathKey(from, to), { inflight: 0, clogUntilUnits: 0, cut: false });
+        if (from !== to)
+          this.paths.set(pathKey(from, to), {
+            inflight: 0,
+            lastArrivalUnits: 0,
+            clogUntilUnits: 0,
+            cut: false,
+          });
       }
     }
   }
@@ -138,6 +146,14 @@ export class Network<M> {
       return next.envelope;
     }
     return undefined;
+  }
+
+  /**
+   * When a connection on this path that closes now is seen closed at the far end: after what was sent on it,
+   * as TCP delivers a killed process's last writes before its FIN.
+   */
+  closeArrivalUnits(from: NodeId, to: NodeId, nowUnits: number): number {
+    return Math.max(nowUnits, this.path(from, to).lastArrivalUnits) + this.options.delayMinUnits + 1;
   }
 
   /** Rolls the dice for clogs and partitions once per nominal tick (no-op with quiet options). */
@@ -208,7 +224,9 @@ export class Network<M> {
     const delayUnits =
       o.delayMinUnits + Math.round(exponential(this.rng, o.delayMeanUnits - o.delayMinUnits));
     path.inflight++;
-    this.queue.push(Math.max(nowUnits + delayUnits, path.clogUntilUnits), { envelope, path });
+    const atUnits = Math.max(nowUnits + delayUnits, path.clogUntilUnits);
+    path.lastArrivalUnits = Math.max(path.lastArrivalUnits, atUnits);
+    this.queue.push(atUnits, { envelope, path });
   }
 
   private drawSide(mode: PartitionMode): NodeId[] {

@@ -14,6 +14,8 @@ export interface ScenarioOptions {
   priorities?: Readonly<Record<NodeId, number>>;
   /** By node id; missing ids run at the nominal rate. */
   drifts?: Readonly<Record<NodeId, number>>;
+  /** By node id: global time of the first tick (the ticker's phase); spread apart by default. */
+  firstTickUnits?: Readonly<Record<NodeId, number>>;
   electionTimeoutTicks?: number;
   heartbeatIntervalTicks?: number;
   leaseTicks?: number;
@@ -36,7 +38,7 @@ export function scenarioCluster(o: ScenarioOptions): Cluster {
       priority: o.priorities?.[id] ?? 0,
       drift: o.drifts?.[id] ?? 0,
       // Spread the phases so that nodes never tick at the same instant.
-      firstTickUnits: Math.floor((i * 997) % 1000),
+      firstTickUnits: o.firstTickUnits?.[id] ?? Math.floor((i * 997) % 1000),
     });
   }
   return new Cluster({

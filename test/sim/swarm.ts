@@ -1,9 +1,10 @@
 // The VOPR-style swarm: a seed draws a whole cluster (size, witnesses, priorities, timings, clock drift)
 // and its fault rates (network delay, loss, duplication, clogs, partitions, crashes, torn drains, stalls,
-// leadership transfers). The history runs a fault phase, then heals everything: the network goes quiet
-// (delays only), crashed nodes restart, stalls end. Within ticksMaxConvergence every live node must know
-// one leader, and it must be a member of the highest priority; it must then hold for ticksStable.
-// Safety is checked after every event throughout (checkers/election_safety.ts).
+// leadership transfers, closed-link hints, true or spurious). The history runs a fault phase, then heals
+// everything: the network goes quiet (delays only), crashed nodes restart, stalls end. Within
+// ticksMaxConvergence every live node must know one leader, and it must be a member of the highest
+// priority; it must then hold for ticksStable. Safety is checked after every event throughout
+// (checkers/election_safety.ts).
 import { Election } from "../../src/core/election.ts";
 import { Prng } from "../../src/core/prng.ts";
 import type { NodeId } from "../../src/core/types.ts";
@@ -28,6 +29,13 @@ export interface SwarmOptions {
   restartProbability: number;
   /** Share of crashes that tear the node's next drain instead of falling between events. */
   tornCrashShare: number;
+  /** Share of clean crashes that close the node's links (kill -9), telling its peers at once. */
+  crashClosesLinksShare: number;
+  /**
+   * Per nominal tick: a random live node hears that its link to a random peer closed although both live
+   * (a reset link, a keepalive timeout in a partition). The hint must never cost safety.
+   */
+  spuriousDisconnectProbability: number;
   pauseProbability: number;
   pauseTicksMax: number;
   /** Per nominal tick: the leader is asked to hand over to a random member. */
@@ -110,6 +118,9 @@ export function swarmOptions(rng: Prng): SwarmOptions {
     faultTicks: rng.intBetween(10 * T, 30 * T),
     ticksMaxConvergence: convergenceTimeouts * T,
     ticksStable: 2 * T,
+    // Drawn last, so that every other option of a seed stays what it was before these existed.
+    crashClosesLinksShare: rng.next(),
+    spuriousDisconnectProbability: faulty && rng.chance(0.5) ? rng.next() * 0.05 : 0,
   };
 }
 
@@ -239,7 +250,7 @@ function injectFaults(cluster: Cluster, o: SwarmOptions, rng: Prng): void {
       if (rng.chance(o.restartProbability)) cluster.restart(id);
     } else if (rng.chance(o.crashProbability)) {
       if (rng.chance(o.tornCrashShare)) cluster.crashAtDrainStep(id, rng.intBetween(0, 4));
-      else cluster.crash(id);
+      else cluster.crash(id, rng.chance(o.crashClosesLinksShare));
     } else if (rng.chance(o.pauseProbability)) {
       cluster.pause(id, rng.intBetween(1, o.pauseTicksMax));
     }
@@ -253,6 +264,16 @@ function injectFaults(cluster: Cluster, o: SwarmOptions, rng: Prng): void {
       cluster.line(`${leader} cut off (${symmetry})`);
       cluster.network.partition([leader], symmetry);
     }
+  }
+  if (rng.chance(o.spuriousDisconnectProbability) && cluster.ids.length > 1) {
+    const id = rng.pick(cluster.ids);
+    // Mostly the link to the leader, the one the hint acts on.
+    const leader = currentLeader(cluster);
+    const peer =
+      leader !== undefined && leader !== id && rng.chance(0.7)
+        ? leader
+        : rng.pick(cluster.ids.filter((other) => other !== id));
+    cluster.disconnect(id, peer);
   }
   if (rng.chance(o.transferProbability)) {
     const leader = currentLeader(cluster);
@@ -302,6 +323,7 @@ function describeOptions(o: SwarmOptions): string {
     `delay=${n.delayMinUnits}+${n.delayMeanUnits - n.delayMinUnits}u loss=${n.lossProbability.toFixed(3)} dup=${n.duplicateProbability.toFixed(3)} cap=${n.pathCapacityMax}`,
     `clog=${n.clogProbability.toFixed(4)}/${n.clogTicksMean}t partition=${n.partitionMode}/${n.partitionSymmetry}`,
     `crash=${o.crashProbability.toFixed(4)} restart=${o.restartProbability.toFixed(3)} pause=${o.pauseProbability.toFixed(4)} leaderFault=${o.leaderFaultProbability.toFixed(4)}`,
+    `crashClosesLinks=${o.crashClosesLinksShare.toFixed(2)} spuriousDisconnect=${o.spuriousDisconnectProbability.toFixed(4)}`,
     `faultTicks=${o.faultTicks} convergenceMax=${o.ticksMaxConvergence}`,
   ].join("\n  ");
 }

@@ -5,6 +5,7 @@ import { handleAddNodes } from "./handle_add_nodes.ts";
 import { handleCampaign } from "./handle_campaign.ts";
 import { handleCrash, handleRestart } from "./handle_crash.ts";
 import { handleDeliver } from "./handle_deliver.ts";
+import { handleDisconnect } from "./handle_disconnect.ts";
 import { handleHeal, handlePartition } from "./handle_partition.ts";
 import { handleStabilize } from "./handle_stabilize.ts";
 import { handleStatus } from "./handle_status.ts";
@@ -24,5 +25,6 @@ export const handlers: Readonly<Record<string, Handler>> = {
   heal: handleHeal,
   crash: handleCrash,
   restart: handleRestart,
+  disconnect: handleDisconnect,
   status: handleStatus,
 };

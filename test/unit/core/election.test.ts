@@ -245,12 +245,11 @@ describe("election", () => {
     );
   });
 
-  test("election: pre-vote: ignored while the lease holds, granted once it lapsed", () => {
+  test("election: pre-vote: refused with the voter's own term while the lease holds, granted once it lapsed", () => {
     const cluster = electedCluster(three);
     const n2 = cluster.node("n2");
-    const sentBefore = cluster.sent.length;
     cluster.on("n2", (e) => e.step({ from: "n3", to: "n2", message: { type: "pre-vote", term: 2 } }));
-    assert.equal(cluster.sent.length, sentBefore, "no answer while the lease holds");
+    assert.deepEqual(cluster.sent.at(-1)?.message, { type: "pre-vote-response", term: 1, granted: false });
     assert.match(JSON.stringify(cluster.events("vote-rejected", "n2")), /lease/);
     cluster.isolate("n1");
     cluster.crash("n3");
@@ -443,6 +442,114 @@ describe("election", () => {
     }
     assert.ok((wins.get("n3") ?? 0) > (wins.get("n2") ?? 0), JSON.stringify([...wins]));
     assert.ok((wins.get("n2") ?? 0) > (wins.get("n1") ?? 0), JSON.stringify([...wins]));
+  });
+
+  test("election: link closed: a follower campaigns T+1 ticks after it last heard the leader, two ticks later per member ranked above it", () => {
+    for (const [self, campaignTick] of [
+      ["n2", electionTimeoutTicks + 1],
+      ["n3", electionTimeoutTicks + 3],
+    ] as const) {
+      const node = new Election(configFor(self, three), emptyHardState, new Prng(`link-${self}`));
+      node.step({ from: "n1", to: self, message: { type: "heartbeat", term: 1, seq: 1 } });
+      node.tick();
+      node.peerDisconnected("n1");
+      for (let tick = 2; tick < campaignTick; tick++) node.tick();
+      assert.equal(node.status().role, "follower", `${self} before tick ${campaignTick}`);
+      node.tick();
+      assert.equal(node.status().role, "pre-candidate", `${self} at tick ${campaignTick}`);
+    }
+  });
+
+  test("election: link closed: ignored unless the peer is the leader, and on leaders", () => {
+    const twins = ["hinted", "plain"].map(
+      () => new Election(configFor("n2", three), emptyHardState, new Prng("twin")),
+    );
+    for (const node of twins)
+      node.step({ from: "n1", to: "n2", message: { type: "heartbeat", term: 1, seq: 1 } });
+    twins[0]?.peerDisconnected("n3");
+    const roles = twins.map((node) => {
+      const seen: string[] = [];
+      for (let i = 0; i < 3 * electionTimeoutTicks; i++) {
+        node.tick();
+        seen.push(node.status().role);
+      }
+      return seen;
+    });
+    assert.deepEqual(roles[0], roles[1]);
+    const cluster = electedCluster(three);
+    cluster.on("n1", (e) => e.peerDisconnected("n2"));
+    cluster.tick(3 * electionTimeoutTicks);
+    assert.equal(cluster.soleLeader(), "n1");
+    assert.equal(cluster.node("n1").status().term, 1);
+  });
+
+  test("election: link closed: a heartbeat after the hint (the leader redialled) keeps the follower following", () => {
+    const cluster = electedCluster(three);
+    cluster.on("n2", (e) => e.peerDisconnected("n1"));
+    cluster.on("n3", (e) => e.peerDisconnected("n1"));
+    cluster.tick(4 * electionTimeoutTicks);
+    assert.equal(cluster.soleLeader(), "n1");
+    assert.equal(cluster.node("n2").status().term, 1);
+  });
+
+  test("election: link closed: with the leader dead, the top-ranked survivor leads after one round", () => {
+    const cluster = electedCluster({ members: ["n1", "n2", "n3", "n4", "n5"] }, "n5");
+    const candidacies = () =>
+      cluster.events("role-changed").filter((e) => e.type === "role-changed" && e.role === "candidate")
+        .length;
+    const before = candidacies();
+    cluster.crash("n5");
+    for (const id of ["n1", "n2", "n3", "n4"]) cluster.on(id, (e) => e.peerDisconnected("n5"));
+    cluster.tick(electionTimeoutTicks + 2);
+    assert.equal(cluster.soleLeader(), "n1");
+    assert.equal(cluster.node("n1").status().term, 2);
+    assert.equal(candidacies() - before, 1, "one candidate, no split vote");
+  });
+
+  test("election: pre-vote tie: a pre-candidate refuses a lower-ranked pre-candidate of the same term", () => {
+    const node = new Election(configFor("n1", three), emptyHardState, new Prng("tie"));
+    node.campaign();
+    assert.equal(node.status().role, "pre-candidate");
+    node.step({ from: "n2", to: "n1", message: { type: "pre-vote", term: 1 } });
+    const ready = node.ready();
+    node.advance(ready);
+    assert.deepEqual(ready.messages.at(-1)?.message, { type: "pre-vote-response", term: 0, granted: false });
+    assert.match(JSON.stringify(ready.events), /ranked above n2/);
+  });
+
+  test("election: pre-vote tie: granted to a higher rank, and to a lower rank that already refused us", () => {
+    const lower = new Election(configFor("n2", three), emptyHardState, new Prng("tie"));
+    lower.campaign();
+    lower.step({ from: "n1", to: "n2", message: { type: "pre-vote", term: 1 } });
+    assert.deepEqual(lower.ready().messages.at(-1)?.message, {
+      type: "pre-vote-response",
+      term: 1,
+      granted: true,
+    });
+    const upper = new Election(configFor("n1", three), emptyHardState, new Prng("tie"));
+    upper.campaign();
+    upper.step({ from: "n3", to: "n1", message: { type: "pre-vote-response", term: 0, granted: false } });
+    upper.step({ from: "n3", to: "n1", message: { type: "pre-vote", term: 1 } });
+    assert.deepEqual(upper.ready().messages.at(-1)?.message, {
+      type: "pre-vote-response",
+      term: 1,
+      granted: true,
+    });
+  });
+
+  test("election: pre-vote tie: rank follows priority before id", () => {
+    const node = new Election(
+      configFor("n1", { ...three, priorities: { n1: 1, n2: 1, n3: 2 } }),
+      emptyHardState,
+      new Prng("tie"),
+    );
+    node.campaign();
+    node.step({ from: "n3", to: "n1", message: { type: "pre-vote", term: 1 } });
+    assert.deepEqual(node.ready().messages.at(-1)?.message, {
+      type: "pre-vote-response",
+      term: 1,
+      granted: true,
+    });
   });
 
   test("election: transferLeadership hands over at once and is ignored on followers", () => {

@@ -69,3 +69,15 @@ test("timeout: baseTicks must be a positive integer", () => {
   assert.throws(() => new Timeout("bad", 0), RangeError);
   assert.throws(() => new Timeout("bad", 1.5), RangeError);
 });
+
+test("timeout: retarget() moves the deadline and keeps the ticks already elapsed", () => {
+  const timeout = new Timeout("election", 10);
+  for (let i = 0; i < 4; i++) timeout.tick();
+  timeout.retarget(5);
+  assert.equal(timeout.fired(), false);
+  timeout.tick();
+  assert.equal(timeout.fired(), true);
+  timeout.retarget(20);
+  assert.equal(timeout.fired(), false, "a later deadline un-fires it");
+  assert.throws(() => timeout.retarget(0), RangeError);
+});
