@@ -1,13 +1,14 @@
-// Failover on loopback: 3 agents (the compiled build, rebuilt first) with the default timings, kill -9 of
-// the leader, time until a new leader is elected. The kill instant is Date.now() right before the SIGKILL;
+// Failover on loopback: 3 agents (the compiled build, rebuilt first) with a timings preset (lan, the
+// default, or fast), kill -9 of the leader, time until a new leader is elected, 50 trials. The kill instant
+// is Date.now() right before the SIGKILL;
 // the election instant is the `time` of the new leader's own "became leader" log line (same machine clock),
 // cross-checked against the moment polling GET /api/v1/status first saw the survivors agree. After each
 // trial the killed node restarts and must rejoin as a follower before the next one. Prints the
-// distribution, writes bench/results/failover.json.
+// distribution against the preset's targets, writes bench/results/failover.json (lan) or failover_fast.json.
 //
-//   node bench/failover.ts [--quick] [--results-dir DIR]
+//   node bench/failover.ts [--preset lan|fast] [--quick] [--results-dir DIR]
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Timings } from "../src/config/index.ts";
+import { type Timings, TimingsPreset } from "../src/config/index.ts";
 import type { ClusterHarness } from "../test/support/cluster_harness.ts";
 import {
   CLUSTER_NODE_IDS,
@@ -27,10 +28,18 @@ import { writeResult } from "./support/result_file.ts";
 import { printTable } from "./support/table.ts";
 import { Comparison, checkTarget, targetHeader, targetRow } from "./support/target.ts";
 
-const TRIALS_FULL = 30;
+const TRIALS_FULL = 50;
 const TRIALS_QUICK = 5;
-const FAILOVER_MEDIAN_MS_MAX = 1_000;
-const FAILOVER_WORST_MS_MAX = 2_000;
+
+/** The presets this bench measures, and each one's targets for kill -9 → new leader (issue 22). */
+const FAILOVER_TARGETS = {
+  lan: { p50MsMax: 700, p90MsMax: 900, maxMsMax: 1_200 },
+  // keepalived with 0.2 s VRRP adverts (no quorum, can split brain) measured 0.65 s here.
+  fast: { p50MsMax: 500 },
+} as const satisfies Partial<
+  Record<TimingsPreset, { p50MsMax: number; p90MsMax?: number; maxMsMax?: number }>
+>;
+type BenchedPreset = keyof typeof FAILOVER_TARGETS;
 /** A trial without a new agreed leader by then counts as a failed failover. */
 const LEADER_TIMEOUT_MS = 10_000;
 const STEADY_TIMEOUT_MS = 30_000;
@@ -195,17 +204,40 @@ function present(values: Array<number | null>): number[] {
   return values.filter((v): v is number => v !== null);
 }
 
+/** `--preset NAME` (or `--preset=NAME`) is this bench's own option; the rest go to parseBenchOptions. */
+function parsePreset(argv: readonly string[]): { preset: BenchedPreset; rest: string[] } {
+  let preset: string = TimingsPreset.Lan;
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === "--preset") preset = argv[++i] ?? "";
+    else if (arg.startsWith("--preset=")) preset = arg.slice("--preset=".length);
+    else rest.push(arg);
+  }
+  if (!Object.hasOwn(FAILOVER_TARGETS, preset)) {
+    throw new Error(`--preset must be one of ${Object.keys(FAILOVER_TARGETS).join(", ")}, got "${preset}"`);
+  }
+  return { preset: preset as BenchedPreset, rest };
+}
+
 async function main(): Promise<void> {
-  const options = parseBenchOptions();
+  const { preset, rest } = parsePreset(process.argv.slice(2));
+  const options = parseBenchOptions(rest);
   const trials = options.quick ? TRIALS_QUICK : TRIALS_FULL;
   const machine = describeMachine();
   const startedAt = new Date();
-  console.log(`failover  ${startedAt.toISOString()}${options.quick ? "  (--quick: not for quoting)" : ""}`);
+  console.log(
+    `failover  ${startedAt.toISOString()}, preset ${preset}${options.quick ? "  (--quick: not for quoting)" : ""}`,
+  );
   console.log(`machine   ${formatMachine(machine)}`);
 
   exitOnSignals();
   buildCli();
   const harness = await createBenchCluster("build");
+  if (preset !== TimingsPreset.Lan) {
+    for (const id of CLUSTER_NODE_IDS)
+      harness.editConfig(id, (config) => Object.assign(config, { timings: { preset } }));
+  }
   harness.startAll();
   const results: FailoverTrial[] = [];
   let timings: Timings | null = null;
@@ -213,7 +245,7 @@ async function main(): Promise<void> {
   try {
     timings = effectiveTimings(harness);
     console.log(
-      `setup     3 agents (compiled build, dist/) on 127.0.0.1 (mtls), default timings: election timeout ${timings.electionTimeoutMs} ms, ` +
+      `setup     3 agents (compiled build, dist/) on 127.0.0.1 (mtls), ${preset} timings: election timeout ${timings.electionTimeoutMs} ms, ` +
         `leader heartbeat ${timings.leaderHeartbeatMs} ms, lease ${timings.leaseMs} ms, tick ${timings.tickMs} ms`,
     );
     console.log("");
@@ -231,10 +263,11 @@ async function main(): Promise<void> {
   } finally {
     await harness.dispose();
   }
-  report({ options, machine, timings, results, abortReason, trials });
+  report({ preset, options, machine, timings, results, abortReason, trials });
 }
 
 function report(run: {
+  preset: BenchedPreset;
   options: BenchOptions;
   machine: Machine;
   timings: Timings | null;
@@ -265,22 +298,18 @@ function report(run: {
   for (const line of histogramLines(failovers, HISTOGRAM_BUCKET_MS)) console.log(`  ${line}`);
   console.log("");
 
+  const goal: { p50MsMax: number; p90MsMax?: number; maxMsMax?: number } = FAILOVER_TARGETS[run.preset];
+  // Tail figures only count when every trial elected a leader: a missing one is worse than any figure.
+  const tail = (value: number | undefined) => (complete ? (value ?? null) : null);
+  const what = (stat: string) => `failover ${stat} (3 nodes, kill -9, ${run.preset})`;
   const targets = [
-    checkTarget(
-      "failover p50 (3 nodes, kill -9)",
-      "ms",
-      Comparison.AtMost,
-      FAILOVER_MEDIAN_MS_MAX,
-      summary?.p50 ?? null,
-    ),
-    // The worst case only counts when every trial elected a leader: a missing one is worse than any figure.
-    checkTarget(
-      "failover max (3 nodes, kill -9)",
-      "ms",
-      Comparison.AtMost,
-      FAILOVER_WORST_MS_MAX,
-      complete ? (summary?.max ?? null) : null,
-    ),
+    checkTarget(what("p50"), "ms", Comparison.AtMost, goal.p50MsMax, summary?.p50 ?? null),
+    ...(goal.p90MsMax === undefined
+      ? []
+      : [checkTarget(what("p90"), "ms", Comparison.AtMost, goal.p90MsMax, tail(summary?.p90))]),
+    ...(goal.maxMsMax === undefined
+      ? []
+      : [checkTarget(what("max"), "ms", Comparison.AtMost, goal.maxMsMax, tail(summary?.max))]),
     checkTarget("trials with a new leader", "trials", Comparison.AtLeast, run.trials, elected),
     checkTarget(
       "restarted leader rejoins as follower, same term",
@@ -294,7 +323,7 @@ function report(run: {
   if (run.abortReason) console.log(`aborted   ${run.abortReason}`);
 
   const path = writeResult(run.options.resultsDir, {
-    bench: "failover",
+    bench: run.preset === TimingsPreset.Lan ? "failover" : `failover_${run.preset}`,
     date: new Date().toISOString(),
     quick: run.options.quick,
     machine: run.machine,
@@ -303,6 +332,7 @@ function report(run: {
       nodes: CLUSTER_NODE_IDS.length,
       cli: "build",
       security: "mtls",
+      preset: run.preset,
       timings: run.timings,
       trialsPlanned: run.trials,
       abortReason: run.abortReason,

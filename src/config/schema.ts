@@ -77,7 +77,9 @@ const pskSchema = z.strictObject({
 });
 
 export const timingsSchema = z.strictObject({
-  preset: z.enum([TimingsPreset.Lan, TimingsPreset.Wan, TimingsPreset.Local]).default("lan"),
+  preset: z
+    .enum([TimingsPreset.Lan, TimingsPreset.Fast, TimingsPreset.Wan, TimingsPreset.Local])
+    .default("lan"),
   tick_ms: z.int().min(1).max(1000).optional(),
   heartbeat_interval_ms: durationMs.optional(),
   suspect_after_missed: z.int().min(1).max(100).optional(),

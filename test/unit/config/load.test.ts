@@ -193,7 +193,7 @@ timings: { preset: moon, tick_ms: "50" }
     'tandem.yml:1:23: node.role: expected one of "member", "witness"',
     "tandem.yml:1:39: node.priority: must be <= 1000",
     'tandem.yml:3:15: log.level: expected one of "trace", "debug", "info", "warn", "error"',
-    'tandem.yml:4:20: timings.preset: expected one of "lan", "wan", "local"',
+    'tandem.yml:4:20: timings.preset: expected one of "lan", "fast", "wan", "local"',
     "tandem.yml:4:35: timings.tick_ms: expected number",
   ]);
 });

@@ -14,6 +14,7 @@ const presets: [string, Timings][] = [
   ["lan", lanTimings()],
   ["wan", wanTimings()],
   ["local", localTimings()],
+  ["fast", presetTimings("fast")],
 ];
 
 test("timings: every preset passes every rule and converts to whole ticks", () => {
@@ -24,16 +25,44 @@ test("timings: every preset passes every rule and converts to whole ticks", () =
   }
 });
 
+/** A dead leader's link closes: the first survivor campaigns T + 1 tick after the last heartbeat. */
+const campaignAfterLinkClosedMs = (t: Timings) => t.electionTimeoutMs + t.tickMs;
+
+/** The longest stall the leader keeps its lease through: heartbeats go out on tick boundaries. */
+const leaderStallMsMax = (t: Timings) => t.leaseMs - t.leaderHeartbeatMs;
+
 test("timings: lan meets its stated targets", () => {
   const t = lanTimings();
-  // Failover median <= 1 s: the first of two followers fires ~776 ms after the last heartbeat.
-  const firstOfTwoMedianMs = t.electionTimeoutMs * (1 + (1 - Math.SQRT1_2));
-  assert.ok(firstOfTwoMedianMs < 1000);
-  // A 300 ms CPU stall of the leader does not depose it.
+  // Failover after kill -9 within 650 ms of the last heartbeat: p90 <= 0.9 s and max <= 1.2 s with room
+  // for two round trips and two fsyncs.
+  assert.equal(campaignAfterLinkClosedMs(t), 650);
+  // A 300 ms CPU stall of the leader does not depose it, nor cost its lease.
   assert.ok(t.electionTimeoutMs > t.leaderHeartbeatMs + 300);
+  assert.ok(leaderStallMsMax(t) > 300);
   assert.equal(t.downAfterMs, 1000);
   assert.equal(t.heartbeatIntervalMs, 200);
   assert.equal(t.suspectAfterMissed, 3);
+});
+
+test("timings: fast meets its stated targets and costs no more timer wake-ups than lan", () => {
+  const t = presetTimings("fast");
+  // Median failover <= 0.5 s: the campaign starts 450 ms after the last heartbeat, 400 ms after the kill
+  // on average (the kill falls anywhere in a 50 ms heartbeat interval).
+  assert.equal(campaignAfterLinkClosedMs(t), 450);
+  assert.ok(campaignAfterLinkClosedMs(t) - t.leaderHeartbeatMs / 2 <= 425);
+  // A 200 ms stall of the leader costs neither its followers' patience nor its lease.
+  assert.ok(t.electionTimeoutMs > t.leaderHeartbeatMs + 200);
+  assert.ok(leaderStallMsMax(t) > 200);
+  // The lease ends before the earliest vote elsewhere even after rounding to ticks, with 10 % to spare.
+  assert.ok(t.leaseMs <= 0.9 * (t.electionTimeoutMs - t.tickMs));
+  assert.equal(t.tickMs, lanTimings().tickMs);
+  const { electionTimeoutMs, leaderHeartbeatMs, leaseMs, ...rest } = t;
+  const { electionTimeoutMs: _t, leaderHeartbeatMs: _h, leaseMs: _l, ...lanRest } = lanTimings();
+  assert.deepEqual(rest, lanRest, "only the election's timings differ from lan");
+  assert.deepEqual(
+    { electionTimeoutMs, leaderHeartbeatMs, leaseMs },
+    { electionTimeoutMs: 400, leaderHeartbeatMs: 50, leaseMs: 300 },
+  );
 });
 
 test("timings: wan and local derive from lan, overriding only what differs", () => {
