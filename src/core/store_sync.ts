@@ -702,7 +702,7 @@ export class StoreSync {
   }
 
   private beginInput(input: StoreSyncInput): void {
-    this.invariants.begin(input, this.ready_);
+    this.invariants.begin(input, this.ready_, this.checkedState);
   }
 
   private assertInvariants(): void {

@@ -124,6 +124,7 @@ export class StoreSyncInvariants {
 
   // This input.
   private input: StoreSyncInput = "tick";
+  private inputOpen = false;
   private persistedApply: CheckedApply | null = null;
   private readonly roundsCompleted: CheckedRound[] = [];
   private readonly writesForgotten: CheckedWrite[] = [];
@@ -137,13 +138,15 @@ export class StoreSyncInvariants {
   constructor(peers: ReadonlySet<NodeId>, limits: StoreSyncLimits, state: CheckedState) {
     this.peers = peers;
     this.limits = limits;
-    for (const [peer, cursor] of state.cursors) this.cursors.set(peer, cursor);
-    this.writesTracked = state.writes.size;
     this.roundIdNext = state.roundIdNext();
     this.persistTokenNext = state.persistTokenNext();
+    this.rebase(state);
   }
 
-  begin(input: StoreSyncInput, ready: StoreSyncReady): void {
+  begin(input: StoreSyncInput, ready: StoreSyncReady, state: CheckedState): void {
+    // An input that threw (its StoreView failed, say) is not judged: the next starts from what it left.
+    if (this.inputOpen) this.rebase(state);
+    this.inputOpen = true;
     this.input = input;
     this.persistedApply = null;
     this.roundsCompleted.length = 0;
@@ -170,6 +173,7 @@ export class StoreSyncInvariants {
 
   /** Violations of this input; [] when all hold. What was checked becomes the baseline of the next input. */
   check(state: CheckedState, ready: StoreSyncReady): readonly StoreSyncViolation[] {
+    this.inputOpen = false;
     this.violations = null;
     this.checkCursors(state);
     this.checkAcks(ready.messages);
@@ -177,6 +181,14 @@ export class StoreSyncInvariants {
     this.checkIdsAndRounds(state, ready.persist, ready.events);
     this.checkMessages(ready.messages);
     return this.violations ?? noViolations;
+  }
+
+  private rebase(state: CheckedState): void {
+    this.cursors.clear();
+    for (const [peer, cursor] of state.cursors) this.cursors.set(peer, cursor);
+    this.writesTracked = state.writes.size;
+    this.roundIdNext = Math.max(this.roundIdNext, state.roundIdNext());
+    this.persistTokenNext = Math.max(this.persistTokenNext, state.persistTokenNext());
   }
 
   private fail(rule: StoreSyncRule, detail: string): void {

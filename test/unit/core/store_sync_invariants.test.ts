@@ -15,6 +15,7 @@ import type {
   PersistRequest,
   SeqSpan,
   StoreEntry,
+  StoreSyncConfig,
   StoreSyncLimits,
   StoreSyncMessage,
   StoreView,
@@ -55,8 +56,9 @@ class One {
   constructor(
     limits: StoreSyncLimits = DEFAULT_STORE_SYNC_LIMITS,
     view?: (store: MemoryLocalStore) => StoreView,
+    overrides: Partial<StoreSyncConfig> = {},
   ) {
-    const config = {
+    const config: StoreSyncConfig = {
       selfId: "n1",
       peers: ["n2", "n3"],
       writeTimeoutTicks: 10,
@@ -64,6 +66,7 @@ class One {
       roundTimeoutTicks: 50,
       digestRoundEvery: 4,
       limits,
+      ...overrides,
     };
     this.core = new StoreSync(config, view?.(this.store) ?? this.store);
   }
@@ -271,6 +274,26 @@ test("store sync: invariants: message-bounds: a store view that ignores the sinc
   for (let i = 0; i < 3; i++) real.write(`k${i}`, 0);
   real.input((c) => c.step("n2", since));
   assert.equal(real.lastSent("changes").stamps.length, 2);
+});
+
+test("store sync: invariants: an input whose store view threw is not judged; the next starts from what it left", () => {
+  // The tick that times the write out also starts a digest round, whose digest() fails half-way through.
+  let failing = true;
+  const flaky = (store: MemoryLocalStore): StoreView =>
+    Object.assign(Object.create(store) as MemoryLocalStore, {
+      digest: () => {
+        if (failing) throw new Error("disk I/O error");
+        return store.digest();
+      },
+    });
+  const overrides = { writeTimeoutTicks: 10, antiEntropyIntervalTicks: 10, digestRoundEvery: 1 };
+  const one = new One(DEFAULT_STORE_SYNC_LIMITS, flaky, overrides);
+  one.write("w1", 1);
+  for (let i = 0; i < 9; i++) one.input((c) => c.tick());
+  assert.throws(() => one.core.tick(), /disk I\/O error/);
+  failing = false;
+  for (let i = 0; i < 12; i++) one.input((c) => c.tick());
+  assert.equal(one.core.status().writesInFlight, 0);
 });
 
 test("store sync: invariants: message bounds, case by case", () => {
