@@ -116,6 +116,7 @@ export class Cluster implements Coordination {
         downAfterMs: options.timings.downAfterMs,
       },
       logger: options.logger.child({ component: "health" }),
+      ...(options.ticker === undefined ? {} : { ticker: options.ticker }),
     });
     this.election.events.on("leader:changed", () => this.emitter.emit("leader:changed", this.leadership()));
     // A killed leader's sockets close at once: its followers need not wait out a random timeout.
