@@ -1,51 +1,44 @@
-// Idle cost: 3 agents with the default timings, settled, then left alone for a fixed window; measured three
-// times on fresh clusters: the compiled build (dist/, rebuilt first: what the installed `tandem` binary
-// runs) soon after start and again after 5 minutes, and the TypeScript source (type stripping at load, as
-// `tandem dev` and the tests run it). An agent compiles a function with Maglev only after 5,000 calls
-// (AGENT_NODE_FLAGS), and an idle agent handles ~25 messages a second: soon after start its heartbeat paths
-// still run in the interpreter (more CPU), after minutes they are compiled (less CPU, more memory). The
-// targets must hold in both build windows. CPU is the
-// utime+stime delta from /proc/<pid>/stat over the wall time (in USER_HZ ticks from `getconf CLK_TCK`);
-// memory is VmRSS from /proc/<pid>/status, sampled every second. The bench does not call the agents'
-// API during the window (that would be work, not idling); it checks before and after that the leader and
-// term did not change. Writes bench/results/idle.json.
+// Idle cost in the steady state: a 3-node cluster (default lan timings, the installed build: dist/tandem.js
+// from `npm run build`, rebuilt first) and an idle 3-member etcd, started together and left alone for
+// 20 minutes; the figures are taken over the second half (minute 10 to 20), when start-up and the JIT's
+// compilation have faded. Then a 9-node cluster the same way for 10 minutes (minute 5 to 10). CPU is the
+// utime+stime delta from /proc/<pid>/stat over the window (USER_HZ ticks from `getconf CLK_TCK`); memory is
+// VmRSS from /proc/<pid>/status, sampled every second; "rss growth" is the end of the window against its
+// start (flat = at most 1 MiB); read and write system calls (/proc/<pid>/io) count the messages a node
+// handles, roughly one each per frame. The bench does not call the agents' API during the window (that
+// would be work, not idling); it checks before and after that the leader and term did not change. Writes
+// bench/results/idle.json. --quick runs each cluster 1 minute (window: its second half): not for quoting.
 //
 //   node bench/idle.ts [--quick] [--results-dir DIR]
-import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { AGENT_NODE_FLAGS } from "../src/cli/dev_cluster.ts";
 import type { Timings } from "../src/config/index.ts";
+import { ClusterHarness } from "../test/support/cluster_harness.ts";
 import {
-  CLUSTER_NODE_IDS,
-  type CliEntry,
-  createBenchCluster,
   effectiveTimings,
   exitOnSignals,
   type Leadership,
-  waitForSteadyCluster,
+  steadyLeadership,
 } from "./support/bench_cluster.ts";
 import { type BenchOptions, parseBenchOptions } from "./support/bench_options.ts";
 import { buildCli } from "./support/cli_build.ts";
+import { EtcdCluster, etcdVersion } from "./support/etcd.ts";
 import { describeMachine, formatMachine, type Machine } from "./support/machine.ts";
 import { type CpuTicks, clockTicksPerSecond, cpuTicks, memoryUsage } from "./support/process_usage.ts";
 import { writeResult } from "./support/result_file.ts";
 import { printTable } from "./support/table.ts";
-import { Comparison, checkTarget, targetHeader, targetRow } from "./support/target.ts";
+import { Comparison, checkTarget, type TargetCheck, targetHeader, targetRow } from "./support/target.ts";
 
-const WINDOW_S_FULL = 30;
-const WINDOW_S_QUICK = 5;
-/** After the cluster is steady: start-up work (JIT, TLS handshakes, first elections) fades out. */
-const SETTLE_MS_FULL = 10_000;
-const SETTLE_MS_QUICK = 2_000;
-/** The build's second window: once its heartbeat paths are compiled. */
-const SETTLED_MS_FULL = 300_000;
-const SETTLED_MS_QUICK = 10_000;
-const RSS_SAMPLE_INTERVAL_MS = 1_000;
-const STEADY_TIMEOUT_MS = 30_000;
-const CPU_PERCENT_OF_CORE_MAX = 2;
+const MINUTE_MS = 60_000;
+/** How long each cluster idles, full and --quick; the window is the second half of it. */
+const RUN_MS = { full: { 3: 20 * MINUTE_MS, 9: 10 * MINUTE_MS }, quick: { 3: MINUTE_MS, 9: MINUTE_MS } };
+const SAMPLE_INTERVAL_MS = 1_000;
+const STEADY_TIMEOUT_MS = 60_000;
+const CPU_PERCENT_OF_CORE_MAX = { 3: 1.0, 9: 1.5 };
 const RSS_MIB_MAX = 80;
+const RSS_GROWTH_MIB_MAX = 1;
 
-interface NodeIdleUsage {
+interface ProcessIdleUsage {
   id: string;
   pid: number;
   cpuTicks: CpuTicks;
@@ -53,147 +46,164 @@ interface NodeIdleUsage {
   cpuPercentOfCore: number;
   /** The part of it spent in the kernel (stime). */
   systemPercentOfCore: number;
-  /** First sample of the window: against the end, shows whether memory still grows while idle. */
   rssMiBStart: number;
   rssMiBMax: number;
   rssMiBEnd: number;
-  /** VmHWM: the peak since the agent started, start-up included. */
+  /** VmHWM: the peak since the process started, start-up included. */
   rssPeakMiBSinceStart: number;
+  readCallsPerSecond: number;
+  writeCallsPerSecond: number;
 }
 
-interface IdleWindow {
-  timings: Timings;
-  settleMs: number;
-  windowMs: number;
-  clockTicksPerSecond: number;
-  rssSamples: number;
-  before: Leadership;
-  after: Leadership;
-  nodes: NodeIdleUsage[];
+interface SystemCalls {
+  read: number;
+  write: number;
 }
 
-/** The installed form first: it is the one the targets are about. */
-const builds: readonly CliEntry[] = ["build", "source"];
-
-/** What is measured, in order: the build twice (soon after start, then settled), then the source. */
-function plannedRuns(
-  settleMs: number,
-  settledMs: number,
-): Array<Pick<IdleRun, "build" | "label" | "settleMs">> {
-  const after = (ms: number) => (ms >= 60_000 ? `${ms / 60_000} min` : `${ms / 1000} s`);
-  return [
-    { build: "build", label: `build ${after(settleMs)}`, settleMs },
-    { build: "build", label: `build ${after(settledMs)}`, settleMs: settledMs },
-    { build: "source", label: "source", settleMs },
-  ];
+function systemCalls(pid: number): SystemCalls {
+  const io = readFileSync(`/proc/${pid}/io`, "utf8");
+  const count = (key: string) => Number(new RegExp(`^${key}: (\\d+)$`, "m").exec(io)?.[1] ?? Number.NaN);
+  return { read: count("syscr"), write: count("syscw") };
 }
 
-const buildDescriptions: Record<CliEntry, string> = {
-  build: "dist/src/cli/main.js from `npm run build` (the installed tandem binary)",
-  source: "src/cli/main.ts, type stripping at load (tandem dev, npm start, tests)",
-};
+const mib = (kib: number): number => kib / 1024;
 
-interface IdleRun {
-  build: CliEntry;
-  /** The row's name: the build, and for the build how long it settled before the window. */
-  label: string;
-  settleMs: number;
-  window: IdleWindow | null;
-  abortReason: string | null;
-}
-
-function mib(kib: number): number {
-  return kib / 1024;
-}
-
-/** CPU ticks over the window, RSS every second; only /proc is read, the agents are not disturbed. */
-async function measureUsage(pids: Map<string, number>, windowS: number) {
+/**
+ * Waits `skipMs`, then measures every process over `windowMs`: CPU ticks and system calls at both ends, RSS
+ * every second. Only /proc is read: the processes are not disturbed.
+ */
+async function measureWindow(
+  pids: ReadonlyMap<string, number>,
+  skipMs: number,
+  windowMs: number,
+): Promise<{ windowMs: number; nodes: ProcessIdleUsage[] }> {
+  await sleep(skipMs);
   const hz = clockTicksPerSecond();
-  const rssKiBMax = new Map<string, number>();
-  const rssKiBStart = new Map([...pids].map(([id, pid]) => [id, memoryUsage(pid).rssKiB]));
-  const sampleRss = () => {
+  const start = new Map(
+    [...pids].map(([id, pid]) => [
+      id,
+      { ticks: cpuTicks(pid), calls: systemCalls(pid), rssKiB: memoryUsage(pid).rssKiB },
+    ]),
+  );
+  const rssKiBMax = new Map([...start].map(([id, s]) => [id, s.rssKiB]));
+  const startedAtMs = performance.now();
+  while (performance.now() - startedAtMs < windowMs) {
+    await sleep(Math.min(SAMPLE_INTERVAL_MS, windowMs - (performance.now() - startedAtMs)));
     for (const [id, pid] of pids)
       rssKiBMax.set(id, Math.max(rssKiBMax.get(id) ?? 0, memoryUsage(pid).rssKiB));
-  };
-  const ticksStart = new Map([...pids].map(([id, pid]) => [id, cpuTicks(pid)]));
-  const wallStartMs = performance.now();
-  sampleRss();
-  let samples = 1;
-  const samplesPlanned = Math.round((windowS * 1000) / RSS_SAMPLE_INTERVAL_MS);
-  for (let i = 0; i < samplesPlanned; i++) {
-    await sleep(RSS_SAMPLE_INTERVAL_MS);
-    sampleRss();
-    samples += 1;
   }
-  const windowMs = performance.now() - wallStartMs;
-  const percentOfCore = (ticks: number) => (ticks / hz / (windowMs / 1000)) * 100;
-  const nodes: NodeIdleUsage[] = [...pids].map(([id, pid]) => {
-    const end = cpuTicks(pid);
-    const start = ticksStart.get(id) ?? end;
-    const ticks = { user: end.user - start.user, system: end.system - start.system };
+  const measuredMs = performance.now() - startedAtMs;
+  const perSecond = (count: number) => count / (measuredMs / 1000);
+  const percentOfCore = (ticks: number) => (perSecond(ticks) / hz) * 100;
+  const nodes = [...pids].map(([id, pid]): ProcessIdleUsage => {
+    const first = start.get(id);
+    if (!first) throw new Error(`no start sample for ${id}`);
+    const ticksEnd = cpuTicks(pid);
+    const callsEnd = systemCalls(pid);
     const memory = memoryUsage(pid);
+    const ticks = { user: ticksEnd.user - first.ticks.user, system: ticksEnd.system - first.ticks.system };
     return {
       id,
       pid,
       cpuTicks: ticks,
       cpuPercentOfCore: percentOfCore(ticks.user + ticks.system),
       systemPercentOfCore: percentOfCore(ticks.system),
-      rssMiBStart: mib(rssKiBStart.get(id) ?? 0),
+      rssMiBStart: mib(first.rssKiB),
       rssMiBMax: mib(Math.max(rssKiBMax.get(id) ?? 0, memory.rssKiB)),
       rssMiBEnd: mib(memory.rssKiB),
       rssPeakMiBSinceStart: mib(memory.rssPeakKiB),
+      readCallsPerSecond: perSecond(callsEnd.read - first.calls.read),
+      writeCallsPerSecond: perSecond(callsEnd.write - first.calls.write),
     };
   });
-  return { clockTicksPerSecond: hz, windowMs, samples, nodes };
+  return { windowMs: measuredMs, nodes };
 }
 
-async function measureIdle(entry: CliEntry, settleMs: number, windowS: number): Promise<IdleWindow> {
-  const harness = await createBenchCluster(entry);
+function nodeIds(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `n${i + 1}`);
+}
+
+function waitForSteady(harness: ClusterHarness, ids: string[]): Promise<Leadership> {
+  return harness.waitFor(
+    "a steady cluster (agreed leader, every peer alive)",
+    ids,
+    (statuses) => steadyLeadership(statuses, ids),
+    STEADY_TIMEOUT_MS,
+  );
+}
+
+interface TandemWindow {
+  nodeCount: number;
+  timings: Timings;
+  runMs: number;
+  windowMs: number;
+  before: Leadership;
+  after: Leadership;
+  nodes: ProcessIdleUsage[];
+}
+
+interface EtcdWindow {
+  version: string;
+  runMs: number;
+  windowMs: number;
+  members: ProcessIdleUsage[];
+}
+
+/** A tandem cluster of `count` nodes, and optionally an etcd started with it, idle for `runMs`. */
+async function measureIdle(
+  count: number,
+  runMs: number,
+  withEtcd: boolean,
+): Promise<{ tandem: TandemWindow; etcd: EtcdWindow | string | null }> {
+  const ids = nodeIds(count);
+  const harness = await ClusterHarness.create({ nodes: count, entry: "build" });
+  let etcd: EtcdCluster | null = null;
   try {
     harness.startAll();
-    const before = await waitForSteadyCluster(harness, STEADY_TIMEOUT_MS);
-    await sleep(settleMs);
-    const pids = new Map<string, number>(CLUSTER_NODE_IDS.map((id) => [id, harness.pid(id)]));
-    const usage = await measureUsage(pids, windowS);
-    const after = await waitForSteadyCluster(harness, STEADY_TIMEOUT_MS);
+    const version = withEtcd ? etcdVersion() : null;
+    const etcdStarting = version === null ? null : EtcdCluster.start();
+    const startedAtMs = performance.now();
+    const before = await waitForSteady(harness, ids);
+    etcd = etcdStarting === null ? null : await etcdStarting;
+    // The window is the second half of the run, counted from the start of both clusters.
+    const windowMs = runMs / 2;
+    const skipMs = Math.max(0, runMs - windowMs - (performance.now() - startedAtMs));
+    const pids = new Map(ids.map((id) => [id, harness.pid(id)]));
+    etcd?.members.forEach((member, index) => {
+      pids.set(member.name, etcd?.pid(index) ?? 0);
+    });
+    const usage = await measureWindow(pids, skipMs, windowMs);
+    const after = await waitForSteady(harness, ids);
+    const isTandem = (n: ProcessIdleUsage) => ids.includes(n.id);
     return {
-      timings: effectiveTimings(harness),
-      settleMs,
-      windowMs: usage.windowMs,
-      clockTicksPerSecond: usage.clockTicksPerSecond,
-      rssSamples: usage.samples,
-      before,
-      after,
-      nodes: usage.nodes,
+      tandem: {
+        nodeCount: count,
+        timings: effectiveTimings(harness),
+        runMs,
+        windowMs: usage.windowMs,
+        before,
+        after,
+        nodes: usage.nodes.filter(isTandem),
+      },
+      etcd:
+        etcd && version
+          ? { version, runMs, windowMs: usage.windowMs, members: usage.nodes.filter((n) => !isTandem(n)) }
+          : withEtcd
+            ? "no etcd binary here"
+            : null,
     };
   } finally {
+    etcd?.dispose();
     await harness.dispose();
   }
 }
 
-/** The floor every agent starts from: this Node binary, with the agents' V8 flags, running a 1 s interval. */
-const NODE_FLOOR_SCRIPT = "setInterval(() => {}, 1000)";
-
-async function measureNodeFloor(settleMs: number, windowS: number): Promise<NodeIdleUsage> {
-  const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, "-e", NODE_FLOOR_SCRIPT], {
-    stdio: "ignore",
-  });
-  const pid = child.pid;
-  if (pid === undefined) throw new Error("could not start the node floor process");
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const killOnExit = () => process.kill(pid, "SIGKILL");
-  process.once("exit", killOnExit);
-  try {
-    await sleep(settleMs);
-    const usage = await measureUsage(new Map([["node", pid]]), windowS);
-    const floor = usage.nodes[0];
-    if (!floor) throw new Error("no usage for the node floor process");
-    return floor;
-  } finally {
-    process.kill(pid, "SIGKILL");
-    process.off("exit", killOnExit);
-    await exited;
-  }
+interface IdleRun {
+  nodeCount: 3 | 9;
+  label: string;
+  tandem: TandemWindow | null;
+  etcd: EtcdWindow | string | null;
+  abortReason: string | null;
 }
 
 function firstLine(error: unknown): string {
@@ -202,168 +212,160 @@ function firstLine(error: unknown): string {
 
 async function main(): Promise<void> {
   const options = parseBenchOptions();
-  const windowS = options.quick ? WINDOW_S_QUICK : WINDOW_S_FULL;
-  const settleMs = options.quick ? SETTLE_MS_QUICK : SETTLE_MS_FULL;
-  const settledMs = options.quick ? SETTLED_MS_QUICK : SETTLED_MS_FULL;
+  const runMs = options.quick ? RUN_MS.quick : RUN_MS.full;
   const machine = describeMachine();
   console.log(`idle      ${new Date().toISOString()}${options.quick ? "  (--quick: not for quoting)" : ""}`);
   console.log(`machine   ${formatMachine(machine)}`);
   console.log(
-    `setup     3 agents on 127.0.0.1 (mtls), default timings; settle ${settleMs / 1000} s (the build also ` +
-      `${settledMs / 1000} s), then ${windowS} s idle`,
-  );
-  for (const build of builds) console.log(`          ${build}: ${buildDescriptions[build]}`);
-  console.log(
-    `          node floor: \`node ${AGENT_NODE_FLAGS.join(" ")} -e "${NODE_FLOOR_SCRIPT}"\`, for reference`,
+    `setup     agents on 127.0.0.1 (mtls), default timings, dist/tandem.js; 3 nodes with a 3-member etcd ` +
+      `for ${runMs[3] / MINUTE_MS} min, then 9 nodes for ${runMs[9] / MINUTE_MS} min; each measured over ` +
+      "the second half of its run",
   );
   exitOnSignals();
-
+  buildCli();
   const runs: IdleRun[] = [];
-  let built = false;
-  for (const planned of plannedRuns(settleMs, settledMs)) {
-    const run: IdleRun = { ...planned, window: null, abortReason: null };
+  for (const count of [3, 9] as const) {
+    const run: IdleRun = {
+      nodeCount: count,
+      label: `${count} nodes`,
+      tandem: null,
+      etcd: null,
+      abortReason: null,
+    };
     try {
-      if (planned.build === "build" && !built) {
-        buildCli();
-        built = true;
-      }
-      run.window = await measureIdle(planned.build, planned.settleMs, windowS);
+      Object.assign(run, await measureIdle(count, runMs[count], count === 3));
     } catch (error) {
       run.abortReason = firstLine(error);
+      process.exitCode = 1;
     }
     runs.push(run);
   }
-  if (runs.some((r) => r.abortReason !== null)) process.exitCode = 1;
-  // A reference, not a target: how much of an agent's footprint is Node itself.
-  const nodeFloor = await measureNodeFloor(settleMs, windowS).catch((error: unknown) => firstLine(error));
-  report(options, machine, runs, nodeFloor);
+  report(options, machine, runs);
 }
 
-function maxOf(run: IdleRun, pick: (n: NodeIdleUsage) => number): number | null {
-  const nodes = run.window?.nodes ?? [];
+function maxOf(nodes: readonly ProcessIdleUsage[], pick: (n: ProcessIdleUsage) => number): number | null {
   return nodes.length > 0 ? Math.max(...nodes.map(pick)) : null;
 }
 
-type UsageFigures = Pick<
-  NodeIdleUsage,
-  | "cpuPercentOfCore"
-  | "systemPercentOfCore"
-  | "rssMiBStart"
-  | "rssMiBMax"
-  | "rssMiBEnd"
-  | "rssPeakMiBSinceStart"
->;
-
-function usageCells(n: UsageFigures) {
+function usageCells(n: ProcessIdleUsage): string[] {
   return [
     n.cpuPercentOfCore.toFixed(2),
     n.systemPercentOfCore.toFixed(2),
     n.rssMiBStart.toFixed(1),
     n.rssMiBMax.toFixed(1),
     n.rssMiBEnd.toFixed(1),
+    (n.rssMiBEnd - n.rssMiBStart).toFixed(1),
     n.rssPeakMiBSinceStart.toFixed(1),
+    n.readCallsPerSecond.toFixed(1),
+    n.writeCallsPerSecond.toFixed(1),
   ];
 }
 
-function report(
-  options: BenchOptions,
-  machine: Machine,
-  runs: IdleRun[],
-  nodeFloor: NodeIdleUsage | string,
-): void {
+function tableRows(run: IdleRun): string[][] {
+  if (!run.tandem) return [[run.label, "-", `aborted: ${run.abortReason}`]];
+  const leaderId = run.tandem.before.leaderId;
+  const rows = run.tandem.nodes.map((n) => [
+    run.label,
+    n.id === leaderId ? `${n.id} (leader)` : n.id,
+    ...usageCells(n),
+  ]);
+  if (typeof run.etcd === "string") rows.push(["etcd", "-", `not measured: ${run.etcd}`]);
+  else if (run.etcd) for (const m of run.etcd.members) rows.push([run.etcd.version, m.id, ...usageCells(m)]);
+  return rows;
+}
+
+function targetsOf(run: IdleRun): TargetCheck[] {
+  const count = run.nodeCount;
+  const nodes = run.tandem?.nodes ?? [];
+  const cpuMax = maxOf(nodes, (n) => n.cpuPercentOfCore);
+  const targets = [
+    checkTarget(
+      `idle cpu per node, max (${count} nodes)`,
+      "% of a core",
+      Comparison.Below,
+      CPU_PERCENT_OF_CORE_MAX[count],
+      cpuMax,
+    ),
+    checkTarget(
+      `idle rss per node, max (${count} nodes)`,
+      "MiB",
+      Comparison.AtMost,
+      RSS_MIB_MAX,
+      maxOf(nodes, (n) => n.rssMiBMax),
+    ),
+  ];
+  if (count === 3) {
+    targets.push(
+      checkTarget(
+        "idle rss growth over the window, max (3 nodes)",
+        "MiB",
+        Comparison.AtMost,
+        RSS_GROWTH_MIB_MAX,
+        maxOf(nodes, (n) => n.rssMiBEnd - n.rssMiBStart),
+      ),
+    );
+    const etcdCpuMax =
+      run.etcd && typeof run.etcd !== "string" ? maxOf(run.etcd.members, (n) => n.cpuPercentOfCore) : null;
+    targets.push(
+      etcdCpuMax === null
+        ? checkTarget(
+            "idle cpu per node, max, below etcd's (etcd not measured)",
+            "% of a core",
+            Comparison.Below,
+            0,
+            null,
+          )
+        : checkTarget(
+            "idle cpu per node, max, below etcd's max (3 nodes)",
+            "% of a core",
+            Comparison.Below,
+            etcdCpuMax,
+            cpuMax,
+          ),
+    );
+  }
+  const newTerms = run.tandem ? run.tandem.after.term - run.tandem.before.term : null;
+  targets.push(checkTarget(`new terms while idle (${count} nodes)`, "terms", Comparison.AtMost, 0, newTerms));
+  return targets;
+}
+
+function report(options: BenchOptions, machine: Machine, runs: IdleRun[]): void {
   console.log("");
-  const rows = runs.flatMap((run) => {
-    if (!run.window) return [[run.label, "-", "aborted"]];
-    const leaderId = run.window.before.leaderId;
-    const max: UsageFigures = {
-      cpuPercentOfCore: maxOf(run, (n) => n.cpuPercentOfCore) ?? 0,
-      systemPercentOfCore: maxOf(run, (n) => n.systemPercentOfCore) ?? 0,
-      rssMiBStart: maxOf(run, (n) => n.rssMiBStart) ?? 0,
-      rssMiBMax: maxOf(run, (n) => n.rssMiBMax) ?? 0,
-      rssMiBEnd: maxOf(run, (n) => n.rssMiBEnd) ?? 0,
-      rssPeakMiBSinceStart: maxOf(run, (n) => n.rssPeakMiBSinceStart) ?? 0,
-    };
-    return [
-      ...run.window.nodes.map((n) => [
-        run.label,
-        n.id === leaderId ? `${n.id} (leader)` : n.id,
-        ...usageCells(n),
-      ]),
-      [run.label, "max", ...usageCells(max)],
-    ];
-  });
   printTable(
     [
-      "build",
+      "cluster",
       "node",
       "cpu % of a core",
       "of it kernel %",
       "rss MiB start",
       "rss MiB max",
       "rss MiB end",
+      "rss growth MiB",
       "rss MiB peak since start",
+      "reads/s",
+      "writes/s",
     ],
-    [
-      ...rows,
-      typeof nodeFloor === "string"
-        ? ["node floor", "-", `not measured: ${nodeFloor}`]
-        : ["node floor", "(no agent)", ...usageCells(nodeFloor)],
-    ],
+    runs.flatMap(tableRows),
   );
   console.log("");
   for (const run of runs) {
-    if (run.window) {
-      const { before, after, windowMs } = run.window;
-      console.log(
-        `${run.label.padEnd(11)} window ${(windowMs / 1000).toFixed(1)} s; leader ${before.leaderId} term ${before.term} ` +
-          `before, ${after.leaderId} term ${after.term} after`,
-      );
-    } else console.log(`${run.label.padEnd(11)} aborted: ${run.abortReason}`);
+    if (!run.tandem) continue;
+    const { before, after, windowMs, runMs } = run.tandem;
+    console.log(
+      `${run.label.padEnd(8)} window ${(windowMs / 1000).toFixed(0)} s ending ${(runMs / 1000).toFixed(0)} s ` +
+        `after start; leader ${before.leaderId} term ${before.term} before, ${after.leaderId} term ${after.term} after`,
+    );
   }
   console.log("");
-
-  const measuredRuns = runs.filter((r) => r.window !== null);
-  const newTerms =
-    measuredRuns.length === runs.length
-      ? measuredRuns.reduce((sum, r) => sum + ((r.window?.after.term ?? 0) - (r.window?.before.term ?? 0)), 0)
-      : null;
-  // The targets are about the installed binary (the build); the source run is in the table for reference.
-  const targets = [
-    ...runs
-      .filter((run) => run.build === "build")
-      .flatMap((run) => [
-        checkTarget(
-          `idle cpu per node, max (3 nodes, ${run.label})`,
-          "% of a core",
-          Comparison.Below,
-          CPU_PERCENT_OF_CORE_MAX,
-          maxOf(run, (n) => n.cpuPercentOfCore),
-        ),
-        checkTarget(
-          `idle rss per node, max (3 nodes, ${run.label})`,
-          "MiB",
-          Comparison.Below,
-          RSS_MIB_MAX,
-          maxOf(run, (n) => n.rssMiBMax),
-        ),
-      ]),
-    checkTarget("new terms while idle (elections)", "terms", Comparison.AtMost, 0, newTerms),
-  ];
+  const targets = runs.flatMap(targetsOf);
   printTable(targetHeader, targets.map(targetRow));
-
   const path = writeResult(options.resultsDir, {
     bench: "idle",
     date: new Date().toISOString(),
     quick: options.quick,
     machine,
     targets,
-    data: {
-      nodes: CLUSTER_NODE_IDS.length,
-      security: "mtls",
-      builds: buildDescriptions,
-      runs,
-      nodeFloor: { script: NODE_FLOOR_SCRIPT, usage: nodeFloor },
-    },
+    data: { security: "mtls", entry: "dist/tandem.js (npm run build)", runs },
   });
   console.log(`wrote     ${path}`);
 }

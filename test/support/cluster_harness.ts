@@ -13,7 +13,7 @@ import { type PortRange, reservePortRange, waitForPortsFree } from "./free_ports
 /** Tests run the TypeScript sources; benchmarks run the compiled build that operators run (`npm run build`). */
 export const CLI_ENTRY = {
   source: fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url)),
-  build: fileURLToPath(new URL("../../dist/src/cli/main.js", import.meta.url)),
+  build: fileURLToPath(new URL("../../dist/tandem.js", import.meta.url)),
 } as const;
 
 export interface NodeStatus {
