@@ -149,6 +149,26 @@ export function evaluateHelloAnswer(
   return { ok: true, helloOk };
 }
 
+/** A WebSocket close reason is at most 123 bytes of UTF-8: ws throws on a longer one. */
+export const closeReasonBytesMax = 123;
+
 function refuse(code: CloseCode, reason: string): { ok: false; refusal: HandshakeRefusal } {
-  return { ok: false, refusal: { code, reason } };
+  return { ok: false, refusal: { code, reason: fitCloseReason(reason) } };
+}
+
+/**
+ * Cuts a reason to fit a close frame, on a character boundary. Reasons may quote the peer (a refusal it
+ * sent, an unknown key), so 120 characters can be far more than 123 bytes.
+ */
+function fitCloseReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= closeReasonBytesMax) return reason;
+  const ellipsis = "...";
+  let bytes = ellipsis.length;
+  let end = 0;
+  for (const character of reason) {
+    bytes += Buffer.byteLength(character);
+    if (bytes > closeReasonBytesMax) break;
+    end += character.length;
+  }
+  return `${reason.slice(0, end)}${ellipsis}`;
 }
