@@ -250,15 +250,33 @@ describe("partition: leader cut off by nftables (3 members, mTLS, one namespace 
   });
 
   async function partitionLeader(direction: PartitionDirection): Promise<void> {
+    // From a settled cluster: one agreed leader and every peer alive everywhere.
     const first = await cluster.waitFor(
-      "a leader agreed by all",
-      (s) => agreedLeader(s, nodeIds),
+      "a leader agreed by all, every peer alive",
+      (s) =>
+        [...s.values()].every((status) => status.peers.every((p) => p.state === "alive"))
+          ? agreedLeader(s, nodeIds)
+          : undefined,
       waitTimeoutMs,
     );
     const isolated = first.leaderId;
-    const majority = nodeIds.filter((id) => id !== isolated);
     const cutAtMs = Date.now();
     lab!.isolate(isolated, direction);
+    try {
+      await partitioned(direction, first, cutAtMs);
+    } finally {
+      // Healed also when an assertion failed, so the next test starts from a whole cluster.
+      lab!.heal(isolated);
+    }
+  }
+
+  async function partitioned(
+    direction: PartitionDirection,
+    first: { leaderId: string; term: number },
+    cutAtMs: number,
+  ): Promise<void> {
+    const isolated = first.leaderId;
+    const majority = nodeIds.filter((id) => id !== isolated);
 
     const elected = await cluster.waitFor(
       "the majority to elect a new leader",

@@ -128,6 +128,8 @@ export class NetnsLab {
   private readonly bridgeNamespace: string;
   private readonly children = new Set<ChildProcess>();
   private readonly namespaces: string[] = [];
+  /** Hosts whose partition rules are loaded. */
+  private readonly isolated = new Set<string>();
   private disposed = false;
   private readonly exitHook = () => this.teardownNow();
   /** A signal skips the exit hook: tear down, then re-raise so the process still dies of that signal. */
@@ -243,9 +245,12 @@ export class NetnsLab {
       "",
     ].join("\n");
     run("ip", ["netns", "exec", this.host(name).namespace, "nft", "-f", "-"], rules);
+    this.isolated.add(name);
   }
 
+  /** Removes `name`'s partition rules; a host that is not isolated is left as it is. */
   heal(name: string): void {
+    if (!this.isolated.delete(name)) return;
     run("ip", ["netns", "exec", this.host(name).namespace, "nft", "delete", "table", "inet", partitionTable]);
   }
 
