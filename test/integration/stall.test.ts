@@ -44,8 +44,7 @@ describe("failure detection: a 300 ms stall does not flap", { timeout: 300_000 }
       if (all.size !== others.length) return undefined;
       const nowMs = Date.now();
       return [...all.values()].every((s) => {
-        const agoMs = (s.peers.find((p) => p.id === target) as { lastHeardMsAgo?: number | null })
-          ?.lastHeardMsAgo;
+        const agoMs = s.peers.find((p) => p.id === target)?.lastHeardMsAgo;
         return typeof agoMs === "number" && nowMs - agoMs > resumedAtMs;
       })
         ? true

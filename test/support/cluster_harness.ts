@@ -22,7 +22,13 @@ export interface NodeStatus {
   term: number;
   role: string;
   leaseValid: boolean;
-  peers: Array<{ id: string; state: string; link: string; rttMs: number | null }>;
+  peers: Array<{
+    id: string;
+    state: string;
+    link: string;
+    rttMs: number | null;
+    lastHeardMsAgo: number | null;
+  }>;
 }
 
 export interface ClusterHarnessOptions {
