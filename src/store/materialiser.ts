@@ -1,21 +1,27 @@
 // Writes the store under a directory as plain files, so ordinary programs (nginx, apt) read them.
 //
 // - Atomic: every file is replaced through a temp file in the same directory (fsync, chmod/chown, rename,
-//   directory fsync); readers never see a partial file. Temp files left by a crash are swept at open().
+//   directory fsync); readers never see a partial file. Temp files left by a crash are swept before the
+//   first batch runs.
 // - Owned: the manifest (materialise_manifest.ts) lists what the materialiser created; it deletes only
 //   those files and the directories it made, never anything else in `dir`.
 // - Contained: a path whose parents are not plain directories (a symlink, a file) is refused and logged,
 //   so nothing is written or deleted outside `dir` (parents are checked with lstat before each batch).
 // - Resumable: the manifest keeps lastAppliedSeq (saved with every new or removed name, at close, and
 //   otherwise at most once per seqSaveIntervalMs); after a restart the caller feeds changesSince(it).
+// - Cheap when unchanged: the manifest keeps the version each file holds, so a resync reads neither the
+//   value nor the file of an entry whose version matches and whose file the directory listing shows; such
+//   a file edited in place by hand is restored when its entry next changes (or its mode/owner config does).
 // - Serialised: one batch at a time, in seq order; applies queued while a batch runs join one batch.
 //
-// Caller's loop (MaterialiseFeed in materialise_feed.ts runs it): open() → resync(all entries, {seq}) →
-// apply(changes) on every commit → close().
+// Caller's loop (MaterialiseFeed in materialise_feed.ts runs it): open() → resync(all entries, {seq}),
+// or after a restart apply(changesSince(lastAppliedSeq)) and the resync behind it → apply(changes) on every
+// commit → close().
 // After an I/O failure apply() refuses until a resync() succeeds (the disk no longer matches the seq).
 import type { Stats } from "node:fs";
 import { chmod, chown, mkdir, rmdir, stat, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { setImmediate } from "node:timers/promises";
 import type { Logger } from "pino";
 import { isUnderPrefix, validateStorePath } from "../core/store_path.ts";
 import type { StoreEntry } from "../core/store_types.ts";
@@ -29,8 +35,9 @@ import {
   replaceFile,
   sweepTempFiles,
   syncDirectory,
+  type TreeListing,
 } from "./materialise_fs.ts";
-import { Manifest, manifestFileName } from "./materialise_manifest.ts";
+import { Manifest, manifestFileName, versionKey } from "./materialise_manifest.ts";
 import { type MaterialiseTimers, realTimers } from "./materialise_timers.ts";
 import type { StoreChange } from "./types.ts";
 
@@ -76,11 +83,21 @@ export class MaterialiseError extends Error {
 
 type DirState = "dir" | "missing" | "blocked";
 
-/** What one path should look like on disk: this value, or no file (null). */
-interface FileIntent {
+/** What one path should look like on disk: this value (of this version key), or no file (null). */
+type FileIntent = { path: string; value: Uint8Array; version: string } | { path: string; value: null };
+
+/** Reads the current entries at these paths (tombstones included; unknown paths left out). */
+export type EntriesAt = (paths: readonly string[]) => StoreEntry[];
+
+/** A path's state as a resync lists it without its value: its version as a versionKey; deleted 0/1 or boolean. */
+export interface ResyncStamp {
   path: string;
-  value: Uint8Array | null;
+  versionKey: string;
+  deleted: boolean | number;
 }
+
+/** What a resync lists per path: the entry with its value, or only its stamp (the value is read if needed). */
+export type ResyncItem = StoreEntry | ResyncStamp;
 
 export class Materialiser {
   readonly dir: string;
@@ -95,11 +112,13 @@ export class Materialiser {
   private needsResync = false;
   private seqSavedAtMs = Number.NEGATIVE_INFINITY;
   private closed = false;
+  /** The files the sweep found; the first resync uses it instead of listing the directory again. */
+  private listing: TreeListing | null = null;
 
   private constructor(options: MaterialiserOptions, manifest: Manifest) {
     this.dir = options.dir;
     this.prefix = options.prefix ?? "";
-    this.ownership = { fileMode: options.fileMode ?? fileModeDefault, uid: options.uid, gid: options.gid };
+    this.ownership = ownershipOf(options);
     this.dirMode = options.dirMode ?? dirModeDefault;
     this.logger = options.logger;
     this.manifest = manifest;
@@ -114,17 +133,20 @@ export class Materialiser {
     );
   }
 
-  /** Creates `dir` if needed, loads the manifest and sweeps temp files a crash left behind. */
+  /**
+   * Creates `dir` if needed and loads the manifest. Temp files a crash left behind are swept by the first
+   * job, before any batch runs (a walk of the whole tree: start-up need not wait for it).
+   */
   static async open(options: MaterialiserOptions): Promise<Materialiser> {
     validateOptions(options);
     await mkdir(options.dir, { recursive: true, mode: options.dirMode ?? dirModeDefault });
     if (!(await stat(options.dir)).isDirectory())
       throw new MaterialiseError(`${options.dir} is not a directory`);
-    const manifest = await Manifest.load(options.dir);
-    const swept = await sweepTempFiles(options.dir);
-    if (swept.length > 0)
-      options.logger.info({ dir: options.dir, count: swept.length }, "removed leftover temp files");
-    return new Materialiser(options, manifest);
+    const manifest = await Manifest.load(options.dir, ownershipOf(options));
+    const materialiser = new Materialiser(options, manifest);
+    // A failure is logged and makes later batches wait for a resync (guarded).
+    materialiser.exclusive(() => materialiser.sweep()).catch(() => undefined);
+    return materialiser;
   }
 
   /** The seq of the last change written to disk; resume with changesSince(lastAppliedSeq). */
@@ -150,14 +172,16 @@ export class Materialiser {
 
   /**
    * A full pass: writes every entry that differs on disk, removes owned files the entries do not name.
-   * `entries` must be the whole store (tombstones may be included); `seq` is the change seq it reflects.
+   * `entries` must be the whole store (tombstones may be included), in any order, each path once or with
+   * later stamps after earlier ones; `seq` is the change seq it reflects. Stamps without a value are read
+   * through `entriesAt` only when their file must be written.
    */
   resync(
-    entries: Iterable<StoreEntry> | AsyncIterable<StoreEntry>,
-    options: { seq?: number } = {},
+    entries: Iterable<ResyncItem> | AsyncIterable<ResyncItem>,
+    options: { seq?: number; entriesAt?: EntriesAt } = {},
   ): Promise<MaterialiseResult> {
     this.openBatch = null;
-    return this.exclusive(() => this.resyncAll(entries, options.seq));
+    return this.exclusive(() => this.resyncAll(entries, options.seq, options.entriesAt));
   }
 
   /** Waits for queued batches, runs hooks still owed, and stops. */
@@ -202,34 +226,74 @@ export class Materialiser {
   }
 
   private async resyncAll(
-    entries: Iterable<StoreEntry> | AsyncIterable<StoreEntry>,
+    entries: Iterable<ResyncItem> | AsyncIterable<ResyncItem>,
     seq: number | undefined,
+    entriesAt: EntriesAt | undefined,
   ): Promise<MaterialiseResult> {
     const total = emptyResult();
+    // Owned files in place: open()'s listing for the first resync, a fresh one for a later (retry) resync.
+    const listing = this.listing ?? (await this.guarded(() => sweepTempFiles(this.dir))).listing;
+    this.listing = null;
     const live = new Set<string>();
-    let batch: FileIntent[] = [];
-    const flush = async () => {
-      merge(total, await this.guarded(() => this.materialise(batch)));
-      batch = [];
+    let pending: ResyncItem[] = [];
+    const flush = async (intents: FileIntent[]) => {
+      merge(total, await this.guarded(() => this.materialise(intents)));
     };
-    for await (const entry of entries) {
-      if (!isUnderPrefix(entry.path, this.prefix)) continue;
-      if (!entry.deleted) live.add(entry.path);
-      batch.push(intentOf(entry));
-      if (batch.length >= resyncBatchEntriesMax) await flush();
-    }
-    await flush();
+    const flushPending = async () => {
+      const intents = intentsOf(pending, live, entriesAt);
+      pending = [];
+      await flush(intents);
+    };
+    /** Queues `item` unless its file is known to be right; true when the batch is full. */
+    const take = (item: ResyncItem): boolean => {
+      const path = item.path;
+      if (!isUnderPrefix(path, this.prefix)) return false;
+      if (item.deleted) {
+        live.delete(path);
+        if (!this.manifest.ownsPath(path)) return false;
+      } else {
+        live.add(path);
+        // Unchanged since the file was written, and the file is still there: nothing to read or write.
+        const key = "versionKey" in item ? item.versionKey : versionKey(item.version);
+        if (listing.files.has(path) && this.manifest.versionOf(path) === key) return false;
+      }
+      pending.push(item);
+      return pending.length >= resyncBatchEntriesMax;
+    };
+    // A sync iterable is walked without an await per item (a microtask each, 100k of them at start-up), but
+    // with a turn of the event loop every batch, so heartbeats are not held up by a long unchanged run.
+    let taken = 0;
+    if (Symbol.iterator in entries) {
+      for (const item of entries) {
+        if (taken++ % resyncBatchEntriesMax === 0) await setImmediate();
+        if (take(item)) await flushPending();
+      }
+    } else for await (const item of entries) if (take(item)) await flushPending();
+    await flushPending();
+    let orphans: FileIntent[] = [];
     for (const path of this.manifest.ownedPaths().filter((p) => !live.has(p))) {
-      batch.push({ path, value: null });
-      if (batch.length >= resyncBatchEntriesMax) await flush();
+      orphans.push({ path, value: null });
+      if (orphans.length >= resyncBatchEntriesMax) {
+        await flush(orphans);
+        orphans = [];
+      }
     }
-    await flush();
+    await flush(orphans);
     await this.guarded(() => this.pruneEmptyDirs());
     if (seq !== undefined) this.manifest.lastAppliedSeq = Math.max(this.manifest.lastAppliedSeq, seq);
-    await this.guarded(() => this.saveManifest());
+    // Names were saved before they appeared; the seq and versions are saved lazily, like an apply's.
+    if (this.manifest.isDirty) await this.guarded(() => this.saveManifest());
     this.needsResync = false;
     this.runHooks(total);
     return total;
+  }
+
+  /** Removes crash leftovers; keeps the listing for the first resync. */
+  private async sweep(): Promise<void> {
+    const swept = await this.guarded(() => sweepTempFiles(this.dir));
+    if (swept.removed.length > 0)
+      this.logger.info({ dir: this.dir, count: swept.removed.length }, "removed leftover temp files");
+    this.listing = swept.listing;
   }
 
   private async saveManifest(): Promise<void> {
@@ -264,13 +328,16 @@ export class Materialiser {
     });
     for (const { path, value } of accepted) if (value === null) await this.remove(path, result, touchedDirs);
     const states = new Map<string, DirState>();
-    const writes: Array<{ path: string; value: Uint8Array }> = [];
-    await inParallel(accepted, async ({ path, value }) => {
-      if (value === null) return;
+    const writes: Array<{ path: string; value: Uint8Array; version: string }> = [];
+    await inParallel(accepted, async (intent) => {
+      if (intent.value === null) return;
+      const { path, value, version } = intent;
       const reason = await this.writeBlocker(path, states);
       if (reason !== null) this.refuse(result, path, reason);
-      else if (await fileMatches(this.absolute(path), value, this.ownership)) this.manifest.addPath(path);
-      else writes.push({ path, value });
+      else if (await fileMatches(this.absolute(path), value, this.ownership)) {
+        this.manifest.addPath(path);
+        this.manifest.setVersion(path, version);
+      } else writes.push({ path, value, version });
     });
     const newDirs = [...states].filter(([, state]) => state === "missing").map(([dir]) => dir);
     const conflicts = new Set(newDirs);
@@ -282,8 +349,9 @@ export class Materialiser {
     for (const { path } of files) this.manifest.addPath(path);
     if (this.manifest.isDirty) await this.saveManifest();
     for (const dir of newDirs.sort()) await this.createDir(dir, touchedDirs);
-    await inParallel(files, async ({ path, value }) => {
+    await inParallel(files, async ({ path, value, version }) => {
       await replaceFile(this.absolute(path), value, this.ownership);
+      this.manifest.setVersion(path, version);
       touchedDirs.add(dirname(this.absolute(path)));
       result.written.push(path);
     });
@@ -412,7 +480,38 @@ async function chmodChown(path: string, mode: number, ownership: FileOwnership):
 }
 
 function intentOf(entry: StoreEntry): FileIntent {
-  return { path: entry.path, value: entry.deleted ? null : entry.value };
+  return entry.deleted
+    ? { path: entry.path, value: null }
+    : { path: entry.path, value: entry.value, version: versionKey(entry.version) };
+}
+
+/**
+ * Intents for a resync batch: values come with the entries or are read now. An entry read now may have
+ * changed since its stamp was listed; what it holds now wins, and `live` follows it.
+ */
+function intentsOf(
+  stamps: readonly ResyncItem[],
+  live: Set<string>,
+  entriesAt: EntriesAt | undefined,
+): FileIntent[] {
+  // A path changed during a seq-ordered listing comes twice: its latest stamp stands for both.
+  const latest = [...new Map(stamps.map((s) => [s.path, s])).values()];
+  const unread = latest.filter((s) => !s.deleted && !("value" in s)).map((s) => s.path);
+  if (unread.length > 0 && entriesAt === undefined) throw new Error("resync of stamps without entriesAt");
+  const read = new Map((unread.length > 0 ? entriesAt!(unread) : []).map((e) => [e.path, e]));
+  return latest.map((stamp): FileIntent => {
+    if (stamp.deleted) return { path: stamp.path, value: null };
+    const entry = "value" in stamp ? stamp : read.get(stamp.path);
+    if (entry === undefined || entry.deleted) {
+      live.delete(stamp.path);
+      return { path: stamp.path, value: null };
+    }
+    return intentOf(entry);
+  });
+}
+
+function ownershipOf(options: MaterialiserOptions): FileOwnership {
+  return { fileMode: options.fileMode ?? fileModeDefault, uid: options.uid, gid: options.gid };
 }
 
 /** Runs `step` over `items` with at most fsOperationsInFlightMax running; rejects on the first failure. */

@@ -81,6 +81,17 @@ interface BucketRow {
 }
 
 const stampColumns = "path, wall_ms, counter, node_id, deleted, bucket";
+
+/**
+ * An entry's state as the materialiser's resync lists it: the version as `wallMs.counter.nodeId` (the
+ * manifest's versionKey), `deleted` as 0 or 1, and the seq of its last change.
+ */
+export interface KeyedStamp {
+  path: string;
+  versionKey: string;
+  deleted: number;
+  seq: number;
+}
 const entryColumns = `${stampColumns}, value, seq`;
 
 function prepareStatements(db: Database.Database) {
@@ -111,6 +122,11 @@ function prepareStatements(db: Database.Database) {
     ),
     changesSince: db.prepare<[number, number], EntryRow>(
       `SELECT ${entryColumns} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?`,
+    ),
+    // The materialiser's resync: the stamp index alone, the version as one string (its versionKey form).
+    keyedStampsSince: db.prepare<[number, number], KeyedStamp>(
+      `SELECT path, wall_ms || '.' || counter || '.' || node_id AS versionKey, deleted, seq
+       FROM entries INDEXED BY entries_stamps_by_seq WHERE seq > ? ORDER BY seq LIMIT ?`,
     ),
     syncCursors: db.prepare<[], PeerCursor>(
       "SELECT peer, store_id AS storeId, created_wall_ms AS createdWallMs, seq FROM sync_cursors",
@@ -407,6 +423,13 @@ export class SqliteLocalStore implements LocalStore {
 
   lastSeq(): number {
     return this.seq;
+  }
+
+  /** Keyed stamps of every entry (tombstones included) changed after `afterSeq`, in seq order, at most `limit`. */
+  keyedStampsSince(afterSeq: number, limit: number): KeyedStamp[] {
+    checkCount("afterSeq", afterSeq);
+    checkCount("limit", limit);
+    return this.statements.keyedStampsSince.all(afterSeq, limit);
   }
 
   /** Cached until the next change: anti-entropy asks for it every round, mostly of an unchanged store. */

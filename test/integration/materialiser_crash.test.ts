@@ -1,13 +1,15 @@
 // kill -9 during materialisation: after every kill each visible file is absent or a whole value that was
 // written (never partial), the manifest is intact JSON, and a restart resumes from lastAppliedSeq and
-// converges to exactly the stream's final state (leftover temp files swept, foreign files untouched).
+// converges to exactly the stream's final state (leftover temp files swept, foreign files untouched), by
+// applying the changes since, or by a resync that trusts the versions the manifest recorded (a version
+// recorded before its file was in place would leave a stale file behind).
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Prng } from "../../src/core/prng.ts";
 import { isTempName } from "../../src/store/materialise_fs.ts";
@@ -22,8 +24,12 @@ const killDelayMsMax = 300;
 const spawnKillDelayMsMax = 600;
 const foreign = { "foreign.txt": "operator's file", "dir0/operator.conf": "operator's file in a shared dir" };
 
-function startChild(dir: string, untilSeq: number): { child: ChildProcess; lines: string[] } {
-  const child = spawn(process.execPath, [childScript, dir, String(untilSeq)], {
+function startChild(
+  dir: string,
+  untilSeq: number,
+  mode: "apply" | "resync" = "apply",
+): { child: ChildProcess; lines: string[] } {
+  const child = spawn(process.execPath, [childScript, dir, String(untilSeq), mode], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines: string[] = [];
@@ -71,9 +77,23 @@ async function assertNothingPartial(dir: string, context: string): Promise<numbe
   return manifest.lastAppliedSeq as number;
 }
 
-test("materialiser crash: kill -9 at random moments never exposes a partial file; restart converges", {
-  timeout: 180_000,
-}, async (t) => {
+test(
+  "materialiser crash: kill -9 at random moments never exposes a partial file; restart converges",
+  {
+    timeout: 180_000,
+  },
+  (t) => killsThenRestart(t, "apply"),
+);
+
+test(
+  "materialiser crash: after kill -9 at random moments a resync trusting recorded versions converges",
+  {
+    timeout: 180_000,
+  },
+  (t) => killsThenRestart(t, "resync"),
+);
+
+async function killsThenRestart(t: TestContext, mode: "apply" | "resync"): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "tandem-materialise-crash-"));
   const children = new Set<ChildProcess>();
   t.after(async () => {
@@ -84,7 +104,7 @@ test("materialiser crash: kill -9 at random moments never exposes a partial file
   await mkdir(join(dir, "dir0"));
   for (const [path, text] of Object.entries(foreign)) await writeFile(join(dir, path), text);
 
-  const rng = new Prng("materialiser-crash");
+  const rng = new Prng(`materialiser-crash/${mode}`);
   const startedMs = performance.now();
   let killedWithTemps = 0;
   let seqAfterKills = 0;
@@ -107,8 +127,14 @@ test("materialiser crash: kill -9 at random moments never exposes a partial file
       `kill ${kill}: the child must still be running when killed (exit code ${code})`,
     );
     if ((await scan(dir)).temps.length > 0) killedWithTemps++;
-    const seq = await assertNothingPartial(dir, `after kill ${kill}`);
+    let seq = await assertNothingPartial(dir, `after kill ${kill}`);
     assert.ok(seq >= seqAfterKills, `kill ${kill}: lastAppliedSeq went back from ${seqAfterKills} to ${seq}`);
+    if (mode === "resync") {
+      // Just past the saved seq: the batch the kill interrupted, whose versions must not be trusted yet.
+      seq += 3;
+      await runToEnd(startChild(dir, seq, "resync"), children, seq);
+      await assertConverged(dir, seq);
+    }
     seqAfterKills = seq;
   }
   const killPhaseMs = performance.now() - startedMs;
@@ -116,25 +142,38 @@ test("materialiser crash: kill -9 at random moments never exposes a partial file
 
   // Resume to a fixed end: the final state must be exactly the stream's state at that seq.
   const untilSeq = seqAfterKills + 60;
-  const { child, lines } = startChild(dir, untilSeq);
+  const resumedFrom = await runToEnd(startChild(dir, untilSeq, mode), children, untilSeq);
+  assert.equal(resumedFrom, seqAfterKills, "the restart resumed from the persisted lastAppliedSeq");
+  await assertConverged(dir, untilSeq);
+  t.diagnostic(
+    `${killCount} kills in ${Math.round(killPhaseMs)} ms, ${killedWithTemps} left temp files; ` +
+      `resumed at seq ${resumedFrom}, converged at ${untilSeq}`,
+  );
+}
+
+/** Waits for a child that must finish; returns the seq it opened at. */
+async function runToEnd(
+  { child, lines }: { child: ChildProcess; lines: string[] },
+  children: Set<ChildProcess>,
+  untilSeq: number,
+): Promise<number> {
   children.add(child);
   const [code] = await once(child, "exit");
   children.delete(child);
   assert.equal(code, 0, lines.join("\n"));
   assert.deepEqual(JSON.parse(lines.at(-1) ?? "{}"), { done: untilSeq });
-  const resumedFrom = JSON.parse(lines[0] ?? "{}").opened as number;
-  assert.equal(resumedFrom, seqAfterKills, "the restart resumed from the persisted lastAppliedSeq");
+  return JSON.parse(lines[0] ?? "{}").opened as number;
+}
 
-  await assertNothingPartial(dir, "after the final run");
+/** The directory holds exactly the stream's state at `untilSeq`, the foreign files and the manifest. */
+async function assertConverged(dir: string, untilSeq: number): Promise<void> {
+  await assertNothingPartial(dir, `at seq ${untilSeq}`);
   const expected = expectedFiles(untilSeq);
   const { visible, temps } = await scan(dir);
-  assert.deepEqual(temps, [], "leftover temp files are swept at open");
+  assert.deepEqual(temps, [], "leftover temp files are swept before the first batch");
   assert.deepEqual(visible, [...expected.keys(), manifestFileName, ...Object.keys(foreign)].sort());
   for (const [path, seq] of expected) {
-    assert.equal(seqOfValue(path, await readFile(join(dir, path))), seq, `${path} holds the latest value`);
+    const held = seqOfValue(path, await readFile(join(dir, path)));
+    assert.equal(held, seq, `${path} holds the value of seq ${seq} at seq ${untilSeq}`);
   }
-  t.diagnostic(
-    `${killCount} kills in ${Math.round(killPhaseMs)} ms, ${killedWithTemps} left temp files; ` +
-      `resumed at seq ${resumedFrom}, converged at ${untilSeq}`,
-  );
-});
+}

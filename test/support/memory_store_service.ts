@@ -2,6 +2,7 @@
 // mesh. Peers are names whose acknowledgement the test decides (`peersAcking`), so a test can produce an
 // acknowledged write, an unacknowledged one, or a partial one.
 import { HybridClock } from "../../src/core/hlc.ts";
+import type { KeyedStamp } from "../../src/store/sqlite_store.ts";
 import type {
   MinAcks,
   StoreChange,
@@ -82,6 +83,27 @@ export class MemoryStoreService implements StoreService {
 
   lastSeq(): number {
     return this.changes.length;
+  }
+
+  /** What a materialiser's resync lists (as SqliteLocalStore's): the latest change of each path after a seq. */
+  keyedStampsSince(afterSeq: number, limit: number): KeyedStamp[] {
+    const stamps: KeyedStamp[] = [];
+    for (const { seq, entry } of this.changes.slice(afterSeq)) {
+      if (stamps.length >= limit) break;
+      if (this.entries.get(entry.path) !== entry) continue;
+      const { wallMs, counter, nodeId } = entry.version;
+      stamps.push({
+        path: entry.path,
+        versionKey: `${wallMs}.${counter}.${nodeId}`,
+        deleted: +entry.deleted,
+        seq,
+      });
+    }
+    return stamps;
+  }
+
+  getMany(paths: readonly string[]): StoreEntry[] {
+    return paths.flatMap((path) => this.entries.get(path) ?? []);
   }
 
   onChange(listener: (changes: readonly StoreChange[]) => void): () => void {

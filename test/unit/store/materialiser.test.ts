@@ -61,6 +61,7 @@ async function readManifest(
 test("materialiser: writes files and the directories they need", async (t) => {
   const dir = await tempDir(t);
   const materialiser = await openIn(t, { dir });
+  const firstWallMs = wallMs;
   const result = await materialiser.apply(changes(1, ["certs/web/a.pem", "A"], ["top", "T"]));
   assert.deepEqual(result.written.sort(), ["certs/web/a.pem", "top"]);
   assert.equal(await readFile(join(dir, "certs/web/a.pem"), "utf8"), "A");
@@ -70,10 +71,12 @@ test("materialiser: writes files and the directories they need", async (t) => {
   await materialiser.close();
   const manifest = await readManifest(dir);
   assert.deepEqual(manifest, {
-    format: 1,
+    format: 2,
     lastAppliedSeq: 2,
     paths: ["certs/web/a.pem", "top"],
+    versions: [`${firstWallMs}.0.n1`, `${firstWallMs + 1}.0.n1`],
     dirs: ["certs", "certs/web"],
+    ownership: { fileMode: 0o644, uid: null, gid: null },
   });
 });
 
@@ -214,7 +217,8 @@ test("materialiser: resync writes what differs, removes what the store lacks, re
   assert.deepEqual(await listFiles(dir), [manifestFileName, "fresh/y", "keep", "stale"].sort());
   assert.equal(await readFile(join(dir, "keep"), "utf8"), "k");
   assert.equal(second.lastAppliedSeq, 40);
-  assert.equal((await readManifest(dir)).lastAppliedSeq, 40);
+  await second.close();
+  assert.equal((await readManifest(dir)).lastAppliedSeq, 40, "saved lazily, at the latest at close");
 });
 
 test("materialiser: resync takes an async iterable in many batches", async (t) => {
@@ -311,13 +315,14 @@ test("materialiser: a file and a directory at the same name are refused without 
   assert.equal(await readFile(join(dir, "a/b"), "utf8"), "now fine");
 });
 
-test("materialiser: leftover temp files are swept at open, other files kept", async (t) => {
+test("materialiser: leftover temp files are swept before the first batch, other files kept", async (t) => {
   const dir = await tempDir(t);
   await mkdir(join(dir, "deep/er"), { recursive: true });
   const leftovers = [".f.tandem-tmp-0123456789abcdef", "deep/er/.g.tandem-tmp-fedcba9876543210"];
   const kept = [".f.tandem-tmp-notrandom", "deep/.tandem-tmp-0123456789abcdef", "deep/er/g"];
   for (const name of [...leftovers, ...kept]) await writeFile(join(dir, name), "x");
-  await openIn(t, { dir });
+  const materialiser = await openIn(t, { dir });
+  await materialiser.apply([]);
   assert.deepEqual(await listFiles(dir), kept.sort());
 });
 

@@ -43,7 +43,7 @@ async function setup(t: TestContext, dir: string, prefix = "") {
   const store = new MemoryStoreService();
   const timers = new ManualTimers();
   const materialiser = await Materialiser.open({ dir, prefix, logger: silent, timers });
-  const feed = new MaterialiseFeed(store, materialiser, { logger: silent, timers });
+  const feed = new MaterialiseFeed(store, store, materialiser, { logger: silent, timers });
   t.after(async () => {
     feed.stop();
     await materialiser.close();
