@@ -77,7 +77,7 @@ export function starterConfigText(o: StarterOptions): string {
     `  # election_timeout_ms: ${t.electionTimeoutMs}`,
     "  # The leader's heartbeat; at most election_timeout_ms / 2.",
     `  # leader_heartbeat_ms: ${t.leaderHeartbeatMs}`,
-    "  # How long a leader acts on a quorum's last acknowledgement; at most 0.9 * election_timeout_ms.",
+    "  # How long a leader acts on a quorum's last acknowledgement; at most 0.9 * (election_timeout_ms - tick_ms).",
     `  # lease_ms: ${t.leaseMs}`,
     "",
     "log:",

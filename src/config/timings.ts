@@ -68,7 +68,7 @@ export function lanTimings(): Timings {
     electionTimeoutMs: 600,
     // 6 heartbeats per election timeout: losing 5 in a row is needed to trigger a spurious election.
     leaderHeartbeatMs: 100,
-    // 450 <= 0.9 * 600: the leader stops acting 150 ms before the earliest follower may vote elsewhere.
+    // 450 <= 0.9 * (600 - 50): the leader stops acting 100 ms before the earliest follower may vote elsewhere.
     leaseMs: 450,
   };
 }
@@ -106,7 +106,7 @@ export function wanTimings(): Timings {
     electionTimeoutMs: 3000,
     // 6 heartbeats per election timeout, as on LAN.
     leaderHeartbeatMs: 500,
-    // 2500 <= 0.9 * 3000.
+    // 2500 <= 0.9 * (3000 - 100).
     leaseMs: 2500,
   };
 }
@@ -123,7 +123,7 @@ export function localTimings(): Timings {
     // Election in [200, 400) ms: fast tests, still > 6 leader heartbeats.
     electionTimeoutMs: 200,
     leaderHeartbeatMs: 30,
-    // 150 <= 0.9 * 200.
+    // 150 <= 0.9 * (200 - 10).
     leaseMs: 150,
   };
 }
@@ -159,10 +159,13 @@ export function validateTimings(t: Timings): TimingsProblem[] {
       problems.push({ key, message: `${ms} is not a multiple of tick_ms (${t.tickMs}); use ${nearest}` });
     }
   }
-  if (t.leaseMs > leaseFractionMax * t.electionTimeoutMs) {
+  // A follower may vote elsewhere as soon as one tick short of election_timeout_ms after a heartbeat (its
+  // ticker's phase), so the lease is bounded by that, less the clock-rate margin.
+  const leaseMsMax = leaseFractionMax * (t.electionTimeoutMs - t.tickMs);
+  if (t.leaseMs > leaseMsMax) {
     problems.push({
       key: "leaseMs",
-      message: `must be <= ${leaseFractionMax} * election_timeout_ms (${leaseFractionMax * t.electionTimeoutMs}), so a leader's lease ends before a follower may vote elsewhere`,
+      message: `must be <= ${leaseFractionMax} * (election_timeout_ms - tick_ms) (${leaseMsMax}), so a leader's lease ends before a follower may vote elsewhere`,
     });
   }
   if (t.leaseMs <= t.leaderHeartbeatMs) {

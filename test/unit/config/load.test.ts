@@ -231,10 +231,10 @@ test("config: timings cross-checks name the field and the rule", () => {
   const timings = (body: string) => problems(`${minimal}timings:\n${body}`);
   assert.match(
     timings("  lease_ms: 550\n")[0] ?? "",
-    /^tandem\.yml:4:13: timings\.lease_ms: must be <= 0\.9 \* election/,
+    /^tandem\.yml:4:13: timings\.lease_ms: must be <= 0\.9 \* \(election_timeout_ms - tick_ms\)/,
   );
   assert.match(
-    timings("  leader_heartbeat_ms: 350\n  lease_ms: 500\n").join("\n"),
+    timings("  leader_heartbeat_ms: 350\n  lease_ms: 450\n").join("\n"),
     /leader_heartbeat_ms: must be <= election_timeout_ms \/ 2 \(300\)/,
   );
   assert.match(
@@ -247,7 +247,7 @@ test("config: timings cross-checks name the field and the rule", () => {
   );
   // A rule broken by a preset value names the preset and points at the timings block.
   assert.deepEqual(timings("  election_timeout_ms: 400\n"), [
-    'tandem.yml:4:3: timings.lease_ms: must be <= 0.9 * election_timeout_ms (360), so a leader\'s lease ends before a follower may vote elsewhere (value from preset "lan")',
+    'tandem.yml:4:3: timings.lease_ms: must be <= 0.9 * (election_timeout_ms - tick_ms) (315), so a leader\'s lease ends before a follower may vote elsewhere (value from preset "lan")',
   ]);
 });
 

@@ -91,12 +91,14 @@ test("timings: each cross-field rule is enforced on its own", () => {
   const lan = lanTimings();
   assert.deepEqual(keys({ ...lan, leaseMs: 550 }), ["leaseMs"]);
   assert.deepEqual(keys({ ...lan, leaseMs: 100 }), ["leaseMs"]);
-  assert.deepEqual(keys({ ...lan, leaderHeartbeatMs: 350, leaseMs: 500 }), ["leaderHeartbeatMs"]);
+  assert.deepEqual(keys({ ...lan, leaderHeartbeatMs: 350, leaseMs: 450 }), ["leaderHeartbeatMs"]);
+  // The lease bound leaves out one tick: 500 <= 0.9 * 600 but > 0.9 * (600 - 50).
+  assert.deepEqual(keys({ ...lan, leaseMs: 500 }), ["leaseMs"]);
   assert.deepEqual(keys({ ...lan, downAfterMs: 600 }), ["downAfterMs"]);
   assert.deepEqual(keys({ ...lan, heartbeatIntervalMs: 210 }), ["heartbeatIntervalMs"]);
   // Exactly at the bounds is allowed.
-  assert.deepEqual(keys({ ...lan, tickMs: 10, leaseMs: 550 }), ["leaseMs"]);
-  assert.deepEqual(keys({ ...lan, tickMs: 10, leaseMs: 540 }), []);
+  assert.deepEqual(keys({ ...lan, tickMs: 10, leaseMs: 540 }), ["leaseMs"]);
+  assert.deepEqual(keys({ ...lan, tickMs: 10, leaseMs: 530 }), []);
   assert.deepEqual(keys({ ...lan, leaderHeartbeatMs: 300, leaseMs: 350 }), []);
 });
 
