@@ -2,6 +2,7 @@
 // (localCommitted, step, tick, persisted, linkUp/linkDown), outputs are batched in a Ready (the caller's
 // loop is in store_sync_types.ts). It reads local state through a read-only StoreView and never writes:
 // remote entries leave as persist requests that the shell makes durable before it reports them persisted.
+// Its invariants are asserted after every input (store_sync_invariants.ts): a violation is a bug and throws.
 //
 // Write path: a write committed locally goes to every peer at once (apply, in bounded chunks). A peer acks
 // a chunk only after the shell persisted it, so an ack means durable there; the write resolves as soon as
