@@ -16,6 +16,8 @@ const KILL_GRACE_MS = 10_000;
 
 interface BenchSpec {
   name: string;
+  /** The script under bench/, when it is not `<name>.ts`. */
+  script?: string;
   args(options: BenchOptions): string[];
   /** Where the bench writes its JSON for these options. */
   resultFile(options: BenchOptions): string;
@@ -68,9 +70,16 @@ function meshRttTargets(result: Record<string, unknown>): TargetCheck[] {
   ];
 }
 
+/** The options every bench of ours takes. */
+const ownArgs = (options: BenchOptions): string[] => [
+  ...(options.quick ? ["--quick"] : []),
+  "--results-dir",
+  options.resultsDir,
+];
+
 const ownBench = (name: string, fullMs: number, quickMs: number): BenchSpec => ({
   name,
-  args: (options) => [...(options.quick ? ["--quick"] : []), "--results-dir", options.resultsDir],
+  args: ownArgs,
   resultFile: (options) => resultPath(options.resultsDir, name),
   timeoutMs: (options) => (options.quick ? quickMs : fullMs),
   targets: recordedTargets,
@@ -78,6 +87,11 @@ const ownBench = (name: string, fullMs: number, quickMs: number): BenchSpec => (
 
 const benches: BenchSpec[] = [
   ownBench("failover", 20 * 60_000, 3 * 60_000),
+  {
+    ...ownBench("failover_fast", 20 * 60_000, 3 * 60_000),
+    script: "failover",
+    args: (options) => ["--preset", "fast", ...ownArgs(options)],
+  },
   ownBench("idle", 12 * 60_000, 3 * 60_000),
   ownBench("store", 10 * 60_000, 4 * 60_000),
   ownBench("startup", 30 * 60_000, 5 * 60_000),
@@ -109,7 +123,7 @@ function runChild(file: string, args: string[], timeoutMs: number): Promise<numb
 }
 
 async function runBench(spec: BenchSpec, options: BenchOptions): Promise<BenchOutcome> {
-  const file = fileURLToPath(new URL(`./${spec.name}.ts`, import.meta.url));
+  const file = fileURLToPath(new URL(`./${spec.script ?? spec.name}.ts`, import.meta.url));
   console.log(`\n=== ${spec.name} ${"=".repeat(60)}`);
   const startedAtMs = Date.now();
   const exitCode = await runChild(file, spec.args(options), spec.timeoutMs(options));
