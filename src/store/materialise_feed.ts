@@ -17,6 +17,8 @@ import type { StoreChange, StoreEntry, StoreService } from "./types.ts";
 export type MaterialiseSource = Pick<StoreService, "lastSeq" | "onChange" | "changesSince">;
 /** What a resync reads (the SqliteLocalStore behind the StoreService satisfies it). */
 export interface MaterialiseEntries {
+  /** Names the store's seq space: a restart catches up by seq only on the store the manifest names. */
+  identity(): { storeId: number };
   /** Stamps of every entry (tombstones included) changed after `afterSeq`, in seq order, at most `limit`. */
   keyedStampsSince(afterSeq: number, limit: number): Array<ResyncStamp & { seq: number }>;
   /** The entries at these paths (tombstones included; unknown paths left out). */
@@ -94,13 +96,14 @@ export class MaterialiseFeed {
 
   /**
    * Applies the changes committed after the manifest's seq, all read at once (before any commit can queue
-   * a later batch ahead of them). False when a full resync must come first: a new directory, a store with a
-   * lower seq (replaced), a lag above catchUpChangesMax, or a failed apply.
+   * a later batch ahead of them). False when a full resync must come first: a new directory, another store
+   * than the manifest's (replaced) or one behind it, a lag above catchUpChangesMax, or a failed apply.
    */
   private async catchUp(): Promise<boolean> {
     const fromSeq = this.materialiser.lastAppliedSeq;
     const seq = this.source.lastSeq();
-    if (fromSeq === 0 || fromSeq > seq || seq - fromSeq > catchUpChangesMax) return false;
+    const sameStore = this.materialiser.storeId === this.entries.identity().storeId;
+    if (!sameStore || fromSeq === 0 || fromSeq > seq || seq - fromSeq > catchUpChangesMax) return false;
     if (fromSeq === seq) return true;
     const changes = this.source.changesSince(fromSeq, catchUpChangesMax);
     try {
@@ -122,6 +125,7 @@ export class MaterialiseFeed {
     try {
       const result = await this.materialiser.resync(this.stamps(), {
         seq,
+        storeId: this.entries.identity().storeId,
         entriesAt: (paths) => this.entries.getMany(paths),
       });
       this.retryMs = resyncRetryMsMin;

@@ -1,6 +1,7 @@
 // The materialiser's manifest, `.tandem-manifest.json` at the top of its directory: the files and
 // directories it created (so it deletes only what it owns, never an operator's file), the last change seq it
-// applied (so a restart resumes with changesSince(lastAppliedSeq)), and per file the version of the value it
+// applied and the store whose seq that is (so a restart resumes with changesSince(lastAppliedSeq) from the
+// same store), and per file the version of the value it
 // holds (so a resync skips an unchanged entry without reading it or its file). Written atomically; paths are
 // recorded BEFORE the file or directory is created and versions only AFTER the file holding them is in
 // place, so a crash can leave an owned name that is missing or a version that lags, never an existing file
@@ -29,6 +30,7 @@ const manifestSchema = z.object({
   dirs: z.array(z.string()),
   versions: z.array(z.string()).optional(),
   ownership: ownershipSchema.optional(),
+  storeId: z.number().int().nullable().optional(),
 });
 type OwnershipRecord = z.infer<typeof ownershipSchema>;
 
@@ -53,6 +55,8 @@ export class Manifest {
   lastAppliedSeq = 0;
   /** The lastAppliedSeq the file on disk holds. */
   private savedSeq = 0;
+  /** The store (StoreIdentity.storeId) whose seqs lastAppliedSeq counts; null until a resync names it. */
+  private store: number | null = null;
   /** Store paths of files the materialiser wrote, each with the version key it holds ("" = unknown). */
   private readonly paths = new Map<string, string>();
   /** Directories (relative) the materialiser created, removed again when they become empty. */
@@ -61,8 +65,8 @@ export class Manifest {
   private readonly ownership: OwnershipRecord;
   /** The owned sets differ from what is on disk. */
   private dirty = false;
-  /** Versions (or the ownership) differ from what is on disk; saved lazily, like the seq. */
-  private versionsDirty = false;
+  /** Versions, the ownership or the store differ from what is on disk; saved lazily, like the seq. */
+  private lazyDirty = false;
 
   private constructor(dir: string, ownership: FileOwnership) {
     this.dir = dir;
@@ -109,11 +113,21 @@ export class Manifest {
       recorded.gid === manifest.ownership.gid;
     manifest.lastAppliedSeq = parsed.data.lastAppliedSeq;
     manifest.savedSeq = parsed.data.lastAppliedSeq;
+    manifest.store = parsed.data.storeId ?? null;
     for (let i = 0; i < paths.length; i++)
       manifest.paths.set(paths[i] as string, trusted ? (versions[i] as string) : "");
     for (const dir of dirs) manifest.dirs.add(dir);
-    manifest.versionsDirty = !trusted && paths.length > 0;
+    manifest.lazyDirty = !trusted && paths.length > 0;
     return manifest;
+  }
+
+  get storeId(): number | null {
+    return this.store;
+  }
+
+  set storeId(storeId: number | null) {
+    if (storeId !== this.store) this.lazyDirty = true;
+    this.store = storeId;
   }
 
   ownsPath(path: string): boolean {
@@ -149,7 +163,7 @@ export class Manifest {
     if (held === undefined) throw new Error(`setVersion of an unowned path: ${path}`);
     if (held === key) return;
     this.paths.set(path, key);
-    this.versionsDirty = true;
+    this.lazyDirty = true;
   }
 
   removePath(path: string): void {
@@ -170,9 +184,9 @@ export class Manifest {
     return this.dirty;
   }
 
-  /** Nothing but the seq and versions may lag on disk (both only cost a re-check after a crash). */
+  /** The seq, versions and store id on disk are current (when they lag, a restart only re-checks more). */
   get isSeqSaved(): boolean {
-    return this.savedSeq === this.lastAppliedSeq && !this.versionsDirty;
+    return this.savedSeq === this.lastAppliedSeq && !this.lazyDirty;
   }
 
   /** Replaces the manifest atomically and durably. */
@@ -186,9 +200,10 @@ export class Manifest {
       versions: paths.map((path) => this.paths.get(path)),
       dirs: [...this.dirs].sort(),
       ownership: this.ownership,
+      storeId: this.store,
     };
     this.dirty = false;
-    this.versionsDirty = false;
+    this.lazyDirty = false;
     try {
       await replaceFile(this.file, new TextEncoder().encode(`${JSON.stringify(body)}\n`), {
         fileMode: 0o600,
@@ -196,7 +211,7 @@ export class Manifest {
       await syncDirectory(this.dir);
     } catch (error) {
       this.dirty = true;
-      this.versionsDirty = true;
+      this.lazyDirty = true;
       throw error;
     }
     this.savedSeq = seq;

@@ -154,6 +154,11 @@ export class Materialiser {
     return this.manifest.lastAppliedSeq;
   }
 
+  /** The store whose seqs lastAppliedSeq counts, as the last complete resync named it (null: unknown). */
+  get storeId(): number | null {
+    return this.manifest.storeId;
+  }
+
   /** Brings the files in line with committed changes (latest per path wins; older seqs are skipped). */
   apply(changes: readonly StoreChange[]): Promise<MaterialiseResult> {
     if (this.openBatch) {
@@ -174,14 +179,14 @@ export class Materialiser {
    * A full pass: writes every entry that differs on disk, removes owned files the entries do not name.
    * `entries` must be the whole store (tombstones may be included), in any order, each path once or with
    * later stamps after earlier ones; `seq` is the change seq it reflects. Stamps without a value are read
-   * through `entriesAt` only when their file must be written.
+   * through `entriesAt` only when their file must be written. `storeId` names the store `seq` belongs to.
    */
   resync(
     entries: Iterable<ResyncItem> | AsyncIterable<ResyncItem>,
-    options: { seq?: number; entriesAt?: EntriesAt } = {},
+    options: { seq?: number; storeId?: number; entriesAt?: EntriesAt } = {},
   ): Promise<MaterialiseResult> {
     this.openBatch = null;
-    return this.exclusive(() => this.resyncAll(entries, options.seq, options.entriesAt));
+    return this.exclusive(() => this.resyncAll(entries, options));
   }
 
   /** Waits for queued batches, runs hooks still owed, and stops. */
@@ -227,8 +232,7 @@ export class Materialiser {
 
   private async resyncAll(
     entries: Iterable<ResyncItem> | AsyncIterable<ResyncItem>,
-    seq: number | undefined,
-    entriesAt: EntriesAt | undefined,
+    { seq, storeId, entriesAt }: { seq?: number; storeId?: number; entriesAt?: EntriesAt },
   ): Promise<MaterialiseResult> {
     const total = emptyResult();
     // Owned files in place: open()'s listing for the first resync, a fresh one for a later (retry) resync.
@@ -280,7 +284,11 @@ export class Materialiser {
     }
     await flush(orphans);
     await this.guarded(() => this.pruneEmptyDirs());
-    if (seq !== undefined) this.manifest.lastAppliedSeq = Math.max(this.manifest.lastAppliedSeq, seq);
+    if (storeId !== undefined && storeId !== this.manifest.storeId) {
+      // Another store's seqs: the one just reflected replaces them, even when lower.
+      this.manifest.storeId = storeId;
+      if (seq !== undefined) this.manifest.lastAppliedSeq = seq;
+    } else if (seq !== undefined) this.manifest.lastAppliedSeq = Math.max(this.manifest.lastAppliedSeq, seq);
     // Names were saved before they appeared; the seq and versions are saved lazily, like an apply's.
     if (this.manifest.isDirty) await this.guarded(() => this.saveManifest());
     this.needsResync = false;

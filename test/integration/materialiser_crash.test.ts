@@ -118,6 +118,7 @@ async function killsThenRestart(t: TestContext, mode: "apply" | "resync"): Promi
       await sleep(rng.intBetween(0, killDelayMsMax));
     }
     const exited = once(child, "exit");
+    const closed = once(child, "close");
     child.kill("SIGKILL");
     const [code, signal] = await exited;
     children.delete(child);
@@ -130,8 +131,11 @@ async function killsThenRestart(t: TestContext, mode: "apply" | "resync"): Promi
     let seq = await assertNothingPartial(dir, `after kill ${kill}`);
     assert.ok(seq >= seqAfterKills, `kill ${kill}: lastAppliedSeq went back from ${seqAfterKills} to ${seq}`);
     if (mode === "resync") {
-      // Just past the saved seq: the batch the kill interrupted, whose versions must not be trusted yet.
-      seq += 3;
+      // What the store would hold: every change the child was given, the interrupted batch included (its
+      // files may be written while the saved versions still name older ones, never the reverse).
+      await closed;
+      const given = lines.map((line) => JSON.parse(line).applying ?? 0);
+      seq = Math.max(seq, ...given);
       await runToEnd(startChild(dir, seq, "resync"), children, seq);
       await assertConverged(dir, seq);
     }

@@ -2,7 +2,8 @@
 // stream (materialise_stream.ts) into DIR from where the manifest says it stopped, up to UNTIL_SEQ, in
 // small batches ("apply", the default), or with one resync to the stream's state at UNTIL_SEQ given as
 // stamps, values read only for the files that must be written ("resync"). The parent kill -9s it at
-// random moments. Prints one JSON line when open and when done.
+// random moments. Prints one JSON line when open, before each batch (the last seq it holds: what the
+// store would hold after a crash now) and when done.
 import { pino } from "pino";
 import { versionKey } from "../../src/store/materialise_manifest.ts";
 import { Materialiser, type ResyncStamp } from "../../src/store/materialiser.ts";
@@ -33,6 +34,7 @@ if (mode === "resync") {
   while (seq < untilSeq) {
     const batch = [];
     for (let i = 1 + (seq % 3); i > 0 && seq < untilSeq; i--) batch.push(changeAt(++seq));
+    process.stdout.write(`${JSON.stringify({ applying: seq })}\n`);
     await materialiser.apply(batch);
   }
 }

@@ -32,6 +32,10 @@ export class MemoryStoreService implements StoreService {
   private readonly changes: StoreChange[] = [];
   private readonly listeners = new Set<(changes: readonly StoreChange[]) => void>();
   private readonly clock = new HybridClock({ skewMsMax: 60_000 });
+  private readonly storeIdentity = {
+    storeId: 1 + Math.floor(Math.random() * 2 ** 40),
+    createdWallMs: Date.now(),
+  };
 
   constructor(options: MemoryStoreServiceOptions = {}) {
     this.nodeId = options.nodeId ?? "n1";
@@ -100,6 +104,11 @@ export class MemoryStoreService implements StoreService {
       });
     }
     return stamps;
+  }
+
+  /** A store id per instance, as a new database draws one. */
+  identity(): { storeId: number; createdWallMs: number } {
+    return this.storeIdentity;
   }
 
   getMany(paths: readonly string[]): StoreEntry[] {

@@ -77,6 +77,7 @@ test("materialiser: writes files and the directories they need", async (t) => {
     versions: [`${firstWallMs}.0.n1`, `${firstWallMs + 1}.0.n1`],
     dirs: ["certs", "certs/web"],
     ownership: { fileMode: 0o644, uid: null, gid: null },
+    storeId: null,
   });
 });
 

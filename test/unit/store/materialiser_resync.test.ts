@@ -177,28 +177,44 @@ test("materialise feed: a restart applies the lag before start() returns; the fu
   assert.equal(await readFile(join(dir, "c"), "utf8"), "c 1", "the resync restores a file removed by hand");
 });
 
-test("materialise feed: with a store behind the manifest (replaced), start() waits for the full resync", async (t) => {
-  const dir = await tempDir(t);
-  const before = new MemoryStoreService();
-  await before.write(
-    ["a", "b"].map((path) => ({ path, value: text(path) })),
+/** Materialises a new store holding `paths` into `dir` through a feed, then stops as a clean shutdown does. */
+async function runFeedOnce(dir: string, paths: string[]): Promise<void> {
+  const store = new MemoryStoreService();
+  await store.write(
+    paths.map((path) => ({ path, value: text(path) })),
     { minAcks: 0 },
   );
-  const first = await Materialiser.open({ dir, logger: silent });
-  const firstFeed = new MaterialiseFeed(before, before, first, { logger: silent });
-  await firstFeed.start();
-  firstFeed.stop();
-  await first.close();
-
-  const replaced = new MemoryStoreService();
-  await replaced.write([{ path: "z", value: text("z") }], { minAcks: 0 });
-  const second = await Materialiser.open({ dir, logger: silent });
-  const feed = new MaterialiseFeed(replaced, replaced, second, { logger: silent });
-  t.after(async () => {
-    feed.stop();
-    await second.close();
-  });
+  const materialiser = await Materialiser.open({ dir, logger: silent });
+  const feed = new MaterialiseFeed(store, store, materialiser, { logger: silent });
   await feed.start();
-  assert.equal(existsSync(join(dir, "a")), false, "files of the old store are gone when start() returns");
-  assert.equal(await readFile(join(dir, "z"), "utf8"), "z");
-});
+  feed.stop();
+  await materialiser.close();
+}
+
+for (const [what, paths] of [
+  ["behind the manifest", ["z"]],
+  ["ahead of the manifest", ["x", "y", "z"]],
+] as const) {
+  test(`materialise feed: another store (replaced, ${what}) is resynced before start() returns; its seqs count`, async (t) => {
+    const dir = await tempDir(t);
+    await runFeedOnce(dir, ["a", "b"]);
+    const replaced = new MemoryStoreService();
+    await replaced.write(
+      paths.map((path) => ({ path, value: text(path) })),
+      { minAcks: 0 },
+    );
+    const second = await Materialiser.open({ dir, logger: silent });
+    const feed = new MaterialiseFeed(replaced, replaced, second, { logger: silent });
+    t.after(async () => {
+      feed.stop();
+      await second.close();
+    });
+    await feed.start();
+    assert.equal(existsSync(join(dir, "a")), false, "files of the old store are gone when start() returns");
+    assert.equal(await readFile(join(dir, "z"), "utf8"), "z");
+    assert.equal(second.lastAppliedSeq, replaced.lastSeq(), "the new store's seq, even when lower");
+    await replaced.write([{ path: "next", value: text("n") }], { minAcks: 0 });
+    await second.apply([]);
+    assert.equal(await readFile(join(dir, "next"), "utf8"), "n", "its next change is applied");
+  });
+}
