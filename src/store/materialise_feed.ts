@@ -29,8 +29,9 @@ export interface MaterialiseEntries {
 export const resyncPageEntriesMax = 256;
 export const resyncRetryMsMin = 1_000;
 export const resyncRetryMsMax = 60_000;
-/** start() catches up on at most this many changes (values held in memory at once); beyond, it resyncs. */
+/** start() catches up on at most this many changes and value bytes (held in memory at once); beyond, it resyncs. */
 export const catchUpChangesMax = 10_000;
+export const catchUpBytesMax = 64 * 1024 * 1024;
 
 export class MaterialiseFeed {
   private readonly source: MaterialiseSource;
@@ -97,7 +98,8 @@ export class MaterialiseFeed {
   /**
    * Applies the changes committed after the manifest's seq, all read at once (before any commit can queue
    * a later batch ahead of them). False when a full resync must come first: a new directory, another store
-   * than the manifest's (replaced) or one behind it, a lag above catchUpChangesMax, or a failed apply.
+   * than the manifest's (replaced) or one behind it, a lag above catchUpChangesMax or catchUpBytesMax, or
+   * a failed apply.
    */
   private async catchUp(): Promise<boolean> {
     const fromSeq = this.materialiser.lastAppliedSeq;
@@ -105,7 +107,17 @@ export class MaterialiseFeed {
     const sameStore = this.materialiser.storeId === this.entries.identity().storeId;
     if (!sameStore || fromSeq === 0 || fromSeq > seq || seq - fromSeq > catchUpChangesMax) return false;
     if (fromSeq === seq) return true;
-    const changes = this.source.changesSince(fromSeq, catchUpChangesMax);
+    const changes: StoreChange[] = [];
+    let bytes = 0;
+    for (let after = fromSeq; after < seq; ) {
+      const page = this.source.changesSince(after, resyncPageEntriesMax);
+      const last = page.at(-1);
+      if (last === undefined) break;
+      for (const change of page) bytes += change.entry.value.byteLength;
+      if (bytes > catchUpBytesMax) return false;
+      changes.push(...page);
+      after = last.seq;
+    }
     try {
       const result = await this.materialiser.apply(changes);
       this.logger.info(

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { pino } from "pino";
-import { MaterialiseFeed } from "../../../src/store/materialise_feed.ts";
+import { catchUpBytesMax, MaterialiseFeed } from "../../../src/store/materialise_feed.ts";
 import { manifestFileName } from "../../../src/store/materialise_manifest.ts";
 import { Materialiser, type MaterialiserOptions, type ResyncStamp } from "../../../src/store/materialiser.ts";
 import { SqliteLocalStore } from "../../../src/store/sqlite_store.ts";
@@ -218,3 +218,34 @@ for (const [what, paths] of [
     assert.equal(await readFile(join(dir, "next"), "utf8"), "n", "its next change is applied");
   });
 }
+
+test("materialise feed: a lag of more value bytes than catchUpBytesMax waits for the full resync", async (t) => {
+  const dir = await tempDir(t);
+  const store = new MemoryStoreService();
+  await store.write([{ path: "small", value: text("s") }], { minAcks: 0 });
+  const first = await Materialiser.open({ dir, logger: silent });
+  const firstFeed = new MaterialiseFeed(store, store, first, { logger: silent });
+  await firstFeed.start();
+  firstFeed.stop();
+  await first.close();
+  const half = catchUpBytesMax / 2 + 1;
+  await store.write(
+    ["big/a", "big/b"].map((path) => ({ path, value: new Uint8Array(half) })),
+    { minAcks: 0 },
+  );
+  await rm(join(dir, "small"));
+
+  const second = await Materialiser.open({ dir, logger: silent });
+  const feed = new MaterialiseFeed(store, store, second, { logger: silent });
+  t.after(async () => {
+    feed.stop();
+    await second.close();
+  });
+  await feed.start();
+  assert.equal(
+    await readFile(join(dir, "small"), "utf8"),
+    "s",
+    "the full resync ran before start() returned",
+  );
+  assert.equal((await stat(join(dir, "big/b"))).size, half);
+});
