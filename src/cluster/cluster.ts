@@ -87,20 +87,10 @@ export class Cluster implements Coordination {
   constructor(options: ClusterOptions) {
     this.options = options;
     this.emitter = new SafeEmitter(options.logger);
-    // Election traffic is request/response between leader and followers: it proves liveness both ways,
-    // so the failure detector counts it and pings those peers less (see HealthRunner.noteTraffic).
-    const electionMesh: Pick<MeshApi, "send" | "onMessage"> = {
-      send: (peer, channel, payload) => options.mesh.send(peer, channel, payload),
-      onMessage: (channel, listener) =>
-        options.mesh.onMessage(channel, (from, payload) => {
-          this.health.noteTraffic(from);
-          listener(from, payload);
-        }),
-    };
     this.election = new ElectionRunner({
       config: electionConfigFor(options.self, options.peers, options.timings),
       store: options.store,
-      mesh: electionMesh,
+      mesh: options.mesh,
       logger: options.logger.child({ component: "election" }),
       tickMs: options.timings.tickMs,
       ...(options.ticker === undefined ? {} : { ticker: options.ticker }),

@@ -46,33 +46,43 @@ export interface FrameError {
 
 export type FrameDecodeResult = { ok: true; frame: Frame } | { ok: false; error: FrameError };
 
-const kindByCode = new Map<number, FrameKind>(Object.values(FrameKind).map((kind) => [kind, kind]));
-
-/** What each kind carries: a request id, a channel name, both or neither. */
-function kindShape(kind: FrameKind): { requestId: boolean; channel: boolean } {
-  switch (kind) {
-    case FrameKind.Hello:
-    case FrameKind.HelloOk:
-    case FrameKind.HelloRefused:
-    case FrameKind.Retire:
-      return { requestId: false, channel: false };
-    case FrameKind.Message:
-      return { requestId: false, channel: true };
-    case FrameKind.Request:
-      return { requestId: true, channel: true };
-    case FrameKind.Response:
-    case FrameKind.ResponseError:
-      return { requestId: true, channel: false };
-  }
+/** What each kind carries; indexed by kind code, undefined for unknown codes. Shared, never copied. */
+interface KindShape {
+  requestId: boolean;
+  channel: boolean;
 }
+const controlShape: KindShape = { requestId: false, channel: false };
+const messageShape: KindShape = { requestId: false, channel: true };
+const requestShape: KindShape = { requestId: true, channel: true };
+const answerShape: KindShape = { requestId: true, channel: false };
+const shapeByCode: (KindShape | undefined)[] = [];
+shapeByCode[FrameKind.Hello] = controlShape;
+shapeByCode[FrameKind.HelloOk] = controlShape;
+shapeByCode[FrameKind.HelloRefused] = controlShape;
+shapeByCode[FrameKind.Retire] = controlShape;
+shapeByCode[FrameKind.Message] = messageShape;
+shapeByCode[FrameKind.Request] = requestShape;
+shapeByCode[FrameKind.Response] = answerShape;
+shapeByCode[FrameKind.ResponseError] = answerShape;
+
+/**
+ * Channel names that passed the pattern: every frame names one of a handful, so a set lookup replaces the
+ * regular expression on each send and receive. Bounded, so a peer inventing names cannot grow it.
+ */
+const checkedChannels = new Set<string>();
+const CHECKED_CHANNELS_MAX = 1024;
 
 export function isValidChannel(channel: string): boolean {
-  return channel.length >= 1 && channel.length <= CHANNEL_BYTES_MAX && channelPattern.test(channel);
+  if (checkedChannels.has(channel)) return true;
+  const valid = channel.length >= 1 && channel.length <= CHANNEL_BYTES_MAX && channelPattern.test(channel);
+  if (valid && checkedChannels.size < CHECKED_CHANNELS_MAX) checkedChannels.add(channel);
+  return valid;
 }
 
 /** Field checks shared by encode (bugs) and decode (hostile input); null when the frame is well-formed. */
-function checkFields(kind: FrameKind, requestId: number, channel: string): FrameError | null {
-  const shape = kindShape(kind);
+function checkFields(kind: number, requestId: number, channel: string): FrameError | null {
+  const shape = shapeByCode[kind];
+  if (shape === undefined) return { code: "unknown-kind", message: `unknown frame kind ${kind}` };
   const requestIdOk = shape.requestId
     ? Number.isInteger(requestId) && requestId >= 1 && requestId <= REQUEST_ID_MAX
     : requestId === 0;
@@ -90,15 +100,25 @@ export function encodedFrameBytes(channel: string, payloadBytes: number): number
 
 /** Encodes a frame; throws RangeError on a malformed frame, which is a bug in the caller. */
 export function encodeFrame(frame: Frame): Buffer {
-  const problem = checkFields(frame.kind, frame.requestId, frame.channel);
+  return encodeFrameFields(frame.kind, frame.requestId, frame.channel, frame.payload);
+}
+
+/** encodeFrame without a Frame object: the link's send path. */
+export function encodeFrameFields(
+  kind: FrameKind,
+  requestId: number,
+  channel: string,
+  payload: Uint8Array,
+): Buffer {
+  const problem = checkFields(kind, requestId, channel);
   if (problem !== null) throw new RangeError(`encodeFrame: ${problem.message}`);
-  const channelBytes = frame.channel.length;
-  const bytes = Buffer.allocUnsafe(encodedFrameBytes(frame.channel, frame.payload.byteLength));
-  bytes.writeUInt8(frame.kind, 0);
-  bytes.writeUInt32BE(frame.requestId, 1);
-  bytes.writeUInt8(channelBytes, 5);
-  bytes.write(frame.channel, FRAME_HEADER_BYTES, "latin1");
-  bytes.set(frame.payload, FRAME_HEADER_BYTES + channelBytes);
+  const channelBytes = channel.length;
+  const bytes = Buffer.allocUnsafe(FRAME_HEADER_BYTES + channelBytes + payload.byteLength);
+  bytes[0] = kind;
+  bytes.writeUInt32BE(requestId, 1);
+  bytes[5] = channelBytes;
+  if (channelBytes > 0) bytes.write(channel, FRAME_HEADER_BYTES, "latin1");
+  bytes.set(payload, FRAME_HEADER_BYTES + channelBytes);
   return bytes;
 }
 
@@ -110,20 +130,30 @@ export function decodeFrame(bytes: Uint8Array, frameBytesMax: number): FrameDeco
   if (bytes.byteLength < FRAME_HEADER_BYTES) {
     return fail("truncated", `frame of ${bytes.byteLength} bytes is shorter than its header`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const kind = kindByCode.get(view.getUint8(0));
-  if (kind === undefined) return fail("unknown-kind", `unknown frame kind ${view.getUint8(0)}`);
-  const requestId = view.getUint32(1);
-  const channelBytes = view.getUint8(5);
+  const kind = bytes[0] as number;
+  if (shapeByCode[kind] === undefined) return fail("unknown-kind", `unknown frame kind ${kind}`);
+  const requestId =
+    (bytes[1] as number) * 0x100_0000 +
+    (((bytes[2] as number) << 16) | ((bytes[3] as number) << 8) | (bytes[4] as number));
+  const channelBytes = bytes[5] as number;
   if (channelBytes > CHANNEL_BYTES_MAX)
     return fail("bad-channel", `channel of ${channelBytes} bytes too long`);
   const payloadOffset = FRAME_HEADER_BYTES + channelBytes;
   if (bytes.byteLength < payloadOffset) return fail("truncated", "frame ends inside its channel name");
-  let channel = "";
-  for (let i = FRAME_HEADER_BYTES; i < payloadOffset; i++) channel += String.fromCharCode(bytes[i] as number);
+  const channel = channelBytes === 0 ? "" : latin1(bytes, FRAME_HEADER_BYTES, payloadOffset);
   const problem = checkFields(kind, requestId, channel);
   if (problem !== null) return { ok: false, error: problem };
-  return { ok: true, frame: { kind, requestId, channel, payload: bytes.subarray(payloadOffset) } };
+  return {
+    ok: true,
+    frame: { kind: kind as FrameKind, requestId, channel, payload: bytes.subarray(payloadOffset) },
+  };
+}
+
+/** ws hands out Buffers, which build the string natively in one step. */
+function latin1(bytes: Uint8Array, start: number, end: number): string {
+  const buffer =
+    bytes instanceof Buffer ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return buffer.toString("latin1", start, end);
 }
 
 function fail(code: FrameErrorCode, message: string): FrameDecodeResult {

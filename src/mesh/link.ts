@@ -7,7 +7,14 @@ import type { Logger } from "pino";
 import type { RawData, WebSocket } from "ws";
 import type { NodeId } from "../core/types.ts";
 import { BackpressureError, HandshakeError, PeerUnreachableError, ProtocolError } from "./errors.ts";
-import { decodeFrame, encodedFrameBytes, encodeFrame, type Frame, FrameKind } from "./frame.ts";
+import {
+  decodeFrame,
+  encodedFrameBytes,
+  encodeFrame,
+  encodeFrameFields,
+  type Frame,
+  FrameKind,
+} from "./frame.ts";
 import {
   CloseCode,
   evaluateHello,
@@ -37,6 +44,11 @@ export interface LinkHooks {
   requestHandler(channel: string): RequestHandler | undefined;
 }
 
+/** Frames received from one peer, over whichever link: read by the failure detector once per tick. */
+export interface PeerTraffic {
+  framesReceived: number;
+}
+
 export interface LinkOptions {
   ws: WebSocket;
   role: LinkRole;
@@ -46,11 +58,15 @@ export interface LinkOptions {
   limits: MeshLimits;
   logger: Logger;
   hooks: LinkHooks;
+  /** Counted on every frame of the established link: a plain counter, no callback per frame. */
+  traffic: PeerTraffic;
 }
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const retireFrame: Frame = { kind: FrameKind.Retire, requestId: 0, channel: "", payload: new Uint8Array() };
+const noPayload = new Uint8Array();
+/** ws copies its options into a frame object of its own: one shared object serves every send. */
+const binaryMessage = { binary: true } as const;
 
 export class Link {
   readonly peer: NodeId;
@@ -68,6 +84,7 @@ export class Link {
   private readonly logger: Logger;
   private readonly hooks: LinkHooks;
   private readonly requests: PendingRequests;
+  private readonly traffic: PeerTraffic;
   private state: LinkState = "handshaking";
   private queuedFramesCount = 0;
   private handlersRunning = 0;
@@ -91,6 +108,7 @@ export class Link {
     this.limits = options.limits;
     this.logger = options.logger.child({ peer: options.peer, role: options.role });
     this.hooks = options.hooks;
+    this.traffic = options.traffic;
     this.requests = new PendingRequests({
       peer: options.peer,
       inflightMax: options.limits.inflightRequestsMax,
@@ -122,7 +140,7 @@ export class Link {
   }
 
   send(channel: string, payload: Uint8Array): SendResult {
-    return this.sendFrame({ kind: FrameKind.Message, requestId: 0, channel, payload });
+    return this.sendFrame(FrameKind.Message, 0, channel, payload);
   }
 
   request(channel: string, payload: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
@@ -131,7 +149,7 @@ export class Link {
     }
     const opened = this.requests.open(channel, timeoutMs);
     if (!opened.ok) return Promise.reject(opened.error);
-    const result = this.sendFrame({ kind: FrameKind.Request, requestId: opened.requestId, channel, payload });
+    const result = this.sendFrame(FrameKind.Request, opened.requestId, channel, payload);
     if (result === "backpressure") {
       this.requests.fail(opened.requestId, new BackpressureError(`send queue to ${this.peer} is full`));
     }
@@ -142,7 +160,7 @@ export class Link {
   retire(): void {
     if (this.state !== "established" || this.retiredBySelf) return;
     this.retiredBySelf = true;
-    this.writeFrame(retireFrame);
+    this.writeBytes(encodeFrameFields(FrameKind.Retire, 0, "", noPayload));
     // A peer that never retires its side cannot hold the link open past one request timeout.
     this.retireTimer = setTimeout(
       () => this.close(CloseCode.DuplicateLink, "duplicate link"),
@@ -169,23 +187,27 @@ export class Link {
     this.ws.terminate();
   }
 
-  private sendFrame(frame: Frame): SendResult {
+  private sendFrame(kind: FrameKind, requestId: number, channel: string, payload: Uint8Array): SendResult {
     if (this.state !== "established") return "no-link";
-    const frameBytes = encodedFrameBytes(frame.channel, frame.payload.byteLength);
+    const frameBytes = encodedFrameBytes(channel, payload.byteLength);
     if (
       this.queuedFramesCount >= this.limits.sendQueueFramesMax ||
       this.ws.bufferedAmount + frameBytes > this.limits.sendQueueBytesMax
     ) {
       return "backpressure";
     }
-    this.writeFrame(frame);
+    this.writeBytes(encodeFrameFields(kind, requestId, channel, payload));
     return "sent";
   }
 
   /** Writes without the queue bound: hello frames and the ones already admitted by sendFrame. */
-  private writeFrame(frame: Frame): void {
+  private writeBytes(bytes: Uint8Array): void {
     this.queuedFramesCount += 1;
-    this.ws.send(encodeFrame(frame), { binary: true }, this.onFrameSent);
+    this.ws.send(bytes, binaryMessage, this.onFrameSent);
+  }
+
+  private writeFrame(frame: Frame): void {
+    this.writeBytes(encodeFrame(frame));
   }
 
   private onOpen(): void {
@@ -246,6 +268,7 @@ export class Link {
   }
 
   private onLinkFrame(frame: Frame): void {
+    this.traffic.framesReceived += 1;
     switch (frame.kind) {
       case FrameKind.Message:
         this.hooks.message(this.peer, frame.channel, frame.payload);
@@ -292,14 +315,14 @@ export class Link {
     }
     // Synchronous handlers answer without a promise turn: the common case for small lookups.
     if (result instanceof Uint8Array) {
-      this.answer({ kind: FrameKind.Response, requestId, channel: "", payload: result });
+      this.answer(FrameKind.Response, requestId, result);
       return;
     }
     this.handlersRunning += 1;
     result.then(
       (response) => {
         this.handlersRunning -= 1;
-        this.answer({ kind: FrameKind.Response, requestId, channel: "", payload: response });
+        this.answer(FrameKind.Response, requestId, response);
         this.closeIfDrained();
       },
       (error: unknown) => {
@@ -318,19 +341,19 @@ export class Link {
 
   private answerError(requestId: number, message: string): void {
     const payload = encoder.encode(message.slice(0, REMOTE_ERROR_CHARS_MAX));
-    this.answer({ kind: FrameKind.ResponseError, requestId, channel: "", payload });
+    this.answer(FrameKind.ResponseError, requestId, payload);
   }
 
-  private answer(frame: Frame): void {
-    if (frame.payload.byteLength + encodedFrameBytes("", 0) > this.limits.frameBytesMax) {
-      this.logger.warn({ requestId: frame.requestId, reason: "response too large" }, "mesh answer dropped");
-      this.answerError(frame.requestId, "response exceeds frameBytesMax");
+  private answer(kind: FrameKind, requestId: number, payload: Uint8Array): void {
+    if (payload.byteLength + encodedFrameBytes("", 0) > this.limits.frameBytesMax) {
+      this.logger.warn({ requestId, reason: "response too large" }, "mesh answer dropped");
+      this.answerError(requestId, "response exceeds frameBytesMax");
       return;
     }
-    const result = this.sendFrame(frame);
+    const result = this.sendFrame(kind, requestId, "", payload);
     if (result !== "sent") {
       // The requester times out; buffering past the bound would trade a timeout for unbounded memory.
-      this.logger.warn({ requestId: frame.requestId, reason: result }, "mesh answer dropped");
+      this.logger.warn({ requestId, reason: result }, "mesh answer dropped");
     }
   }
 

@@ -18,7 +18,7 @@ import { encodedFrameBytes, isValidChannel } from "./frame.ts";
 import { CloseCode, type HandshakeContext } from "./handshake.ts";
 import { answerHttpClientError } from "./http_client_error.ts";
 import { resolveMeshLimits } from "./limits.ts";
-import { Link, type LinkRole } from "./link.ts";
+import { Link, type LinkRole, type PeerTraffic } from "./link.ts";
 import { dialTlsOptions, ServerTls } from "./tls.ts";
 import type {
   MeshApi,
@@ -48,6 +48,8 @@ interface PeerSlot {
   lastError: string | null;
   /** Why the last link or dial failed, handed to callers as the cause of PeerUnreachableError. */
   lastFailure: Error | undefined;
+  /** Frames from the peer over any of its links; shared with them. */
+  traffic: PeerTraffic;
 }
 
 function zeroMask(mask: Uint8Array): void {
@@ -94,6 +96,7 @@ export class Mesh implements MeshApi {
         sinceMs: Date.now(),
         lastError: null,
         lastFailure: undefined,
+        traffic: { framesReceived: 0 },
       });
     }
     this.handshake = {
@@ -214,6 +217,10 @@ export class Mesh implements MeshApi {
     };
   }
 
+  framesReceived(peer: NodeId): number {
+    return this.slots.get(peer)?.traffic.framesReceived ?? 0;
+  }
+
   peers(): PeerLinkStatus[] {
     return [...this.slots.values()].map((slot) => ({
       id: slot.peer.id,
@@ -298,6 +305,8 @@ export class Mesh implements MeshApi {
       handshake: this.handshake,
       limits: this.limits,
       logger: this.logger,
+      // An unconfigured identity is refused at the hello: it never gets to count.
+      traffic: this.slots.get(peer)?.traffic ?? { framesReceived: 0 },
       hooks: {
         established: (established) => this.onLinkEstablished(established),
         closed: (closed, reason, cause) => this.onLinkClosed(closed, reason, cause),

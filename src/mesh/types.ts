@@ -114,6 +114,11 @@ export interface MeshApi {
   onRequest(channel: string, handler: RequestHandler): () => void;
   peers(): PeerLinkStatus[];
   /**
+   * Frames received from `peer` since the mesh started, over any link: evidence that it lives. A counter,
+   * so a failure detector reads it once per tick instead of being called per frame; compare readings.
+   */
+  framesReceived(peer: NodeId): number;
+  /**
    * Dials a fresh link to replace the current one if that one is up since before `upBeforeMs` (epoch ms) and
    * may be stalled; see Mesh.renew. True when a dial started.
    */

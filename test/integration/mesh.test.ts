@@ -370,9 +370,14 @@ describe("mesh: psk links", { timeout: 180_000 }, () => {
       .onMessage("note", (from, payload) => received.push(`${from}:${decoder.decode(payload)}`));
     assert.equal(cluster.mesh("n1").send("n9", "note", new Uint8Array()), "no-link");
     await waitFor("link", () => fullyLinked(cluster, ["n1", "n3"]));
+    // Every frame from a peer is counted, on any channel, listened to or not: the failure detector's input.
+    const framesBefore = cluster.mesh("n3").framesReceived("n1");
     for (let i = 0; i < 100; i++)
       assert.equal(cluster.mesh("n1").send("n3", "note", encoder.encode(String(i))), "sent");
+    assert.equal(cluster.mesh("n1").send("n3", "unheard", new Uint8Array()), "sent");
     await waitFor("100 messages", () => received.length === 100);
+    await waitFor("101 frames counted", () => cluster.mesh("n3").framesReceived("n1") - framesBefore >= 101);
+    assert.equal(cluster.mesh("n3").framesReceived("n9"), 0, "an unknown peer has no count");
     assert.deepEqual(
       received,
       Array.from({ length: 100 }, (_, i) => `n1:${i}`),

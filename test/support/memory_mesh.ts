@@ -1,5 +1,5 @@
 // An in-memory stand-in for the mesh: the parts of MeshApi that one-way protocols need (send, onMessage,
-// link events), between nodes of one process. Delivery is asynchronous (setImmediate), like a socket, so a
+// link events, the per-peer count of frames received), between nodes of one process. Delivery is asynchronous (setImmediate), like a socket, so a
 // send never re-enters the receiver inside the sender's call. Links are explicit; a muted node keeps its
 // links but everything it sends is lost (a hung process whose TCP connections stay open).
 import type { NodeId } from "../../src/core/types.ts";
@@ -11,12 +11,17 @@ import type {
   SendResult,
 } from "../../src/mesh/types.ts";
 
-export type MemoryMeshApi = Pick<MeshApi, "selfId" | "send" | "onMessage" | "on" | "peers">;
+export type MemoryMeshApi = Pick<
+  MeshApi,
+  "selfId" | "send" | "onMessage" | "on" | "peers" | "framesReceived"
+>;
 
 type EventListeners = { [E in keyof MeshEventMap]: Array<(...args: MeshEventMap[E]) => void> };
 
 interface MemoryNode {
   messageListeners: Map<string, MessageListener[]>;
+  /** Messages delivered to this node, by sender. */
+  framesReceived: Map<NodeId, number>;
   eventListeners: EventListeners;
 }
 
@@ -37,6 +42,7 @@ export class MemoryNetwork {
     if (this.nodes.has(selfId)) throw new Error(`node ${selfId} already joined`);
     const node: MemoryNode = {
       messageListeners: new Map(),
+      framesReceived: new Map(),
       eventListeners: { "link:up": [], "link:down": [], "link:renewed": [] },
     };
     this.nodes.set(selfId, node);
@@ -59,6 +65,7 @@ export class MemoryNetwork {
         };
       },
       peers: () => this.linkStatuses(selfId),
+      framesReceived: (peer) => node.framesReceived.get(peer) ?? 0,
     } satisfies MemoryMeshApi;
   }
 
@@ -130,6 +137,8 @@ export class MemoryNetwork {
       this.inFlight.delete(immediate);
       // The link may have gone down while the message was in flight.
       if (!this.links.has(linkKey(from, to))) return;
+      const receiver = this.node(to);
+      receiver.framesReceived.set(from, (receiver.framesReceived.get(from) ?? 0) + 1);
       for (const listener of this.node(to).messageListeners.get(channel) ?? []) listener(from, copy);
     });
     this.inFlight.add(immediate);

@@ -6,6 +6,7 @@ import {
   CHANNEL_BYTES_MAX,
   decodeFrame,
   encodeFrame,
+  encodeFrameFields,
   FRAME_HEADER_BYTES,
   type Frame,
   FrameKind,
@@ -68,6 +69,17 @@ describe("frame: round trip", () => {
       assert.equal(result.frame.channel, frame.channel);
       assert.deepEqual([...result.frame.payload], [...frame.payload]);
     }
+  });
+
+  it("frame: round trip: encodeFrameFields writes what encodeFrame writes; a plain Uint8Array decodes too", () => {
+    for (const frame of samples) {
+      const bytes = encodeFrameFields(frame.kind, frame.requestId, frame.channel, frame.payload);
+      assert.deepEqual(bytes, encodeFrame(frame));
+      const result = decodeNeverThrows(new Uint8Array(bytes));
+      assert.ok(result.ok);
+      assert.equal(result.frame.channel, frame.channel);
+    }
+    assert.throws(() => encodeFrameFields(FrameKind.Message, 0, "bad channel", new Uint8Array()), RangeError);
   });
 
   it("frame: round trip: the payload is a view into the received bytes, not a copy", () => {
