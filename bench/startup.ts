@@ -1,6 +1,7 @@
 // Start-up with a large materialised store: 3 agents (the compiled build, rebuilt first) materialise 100,000
 // entries of 1 KiB in 300 directories (written through the API, as an operator would), then one follower is
-// stopped and restarted, alternately with SIGTERM and kill -9, several times. Each restart is timed from the
+// stopped and restarted, alternately with SIGTERM and kill -9 (right after 1,000 rewrites acknowledged by
+// every node, so the manifest's saved seq lags its store), several times. Each restart is timed from the
 // spawn (Date.now() here) and from its "mesh listening" log line to its "agent started" and "materialiser
 // resynced" lines (pino `time`, same machine clock). After each restart the node's files are checked: every
 // entry present, sampled files holding their value. Prints the distribution, writes
@@ -17,6 +18,7 @@ import {
   CLUSTER_NODE_IDS,
   createBenchCluster,
   exitOnSignals,
+  type LogRecord,
   logRecordsSince,
   waitForSteadyCluster,
 } from "./support/bench_cluster.ts";
@@ -34,6 +36,8 @@ const TRIALS_QUICK = 2;
 const DIRECTORIES = 300;
 const VALUE_BYTES = 1024;
 const BATCH_WRITES = 1_000;
+/** Entries rewritten (same values, new versions) right before each kill -9. */
+const REWRITES_BEFORE_KILL = 1_000;
 const STARTUP_MS_MAX = 2_000;
 const STEADY_TIMEOUT_MS = 30_000;
 /** Populating 100k entries includes every node writing and fsyncing 100k files. */
@@ -61,8 +65,10 @@ interface StartupTrial {
   meshToResyncedMs: number;
   /** Spawn → "agent started": how long the restarted node is out of service. */
   spawnToStartedMs: number;
-  /** Fields of the "materialiser resynced" line (written, removed, how it ran). */
+  /** Fields of the "materialiser resynced" line (written, removed, how long). */
   resynced: Record<string, unknown>;
+  /** Fields of the "materialiser caught up" line (the lag applied before start), if any. */
+  caughtUp: Record<string, unknown> | null;
 }
 
 function parseOptions(): Options {
@@ -112,19 +118,29 @@ function post(url: string, body: string, agent: Agent): Promise<number> {
   });
 }
 
+/** Writes entries [first, end) with their values through node 1's API. */
+async function writeRange(
+  harness: ClusterHarness,
+  range: { first: number; end: number },
+  minAcks: number | "all",
+  agent: Agent,
+): Promise<void> {
+  const url = `${harness.node(CLUSTER_NODE_IDS[0]).apiUrl}/api/v1/store`;
+  const writes = [];
+  for (let i = range.first; i < range.end; i++)
+    writes.push({ path: entryPath(i), value: entryValue(i).toString("base64") });
+  const status = await post(url, JSON.stringify({ writes, minAcks }), agent);
+  if (status !== 200) throw new Error(`batch at ${range.first} answered HTTP ${status}`);
+}
+
 async function populate(harness: ClusterHarness, entries: number): Promise<void> {
   const agent = new Agent({ keepAlive: true, maxSockets: 4 });
-  const url = `${harness.node(CLUSTER_NODE_IDS[0]).apiUrl}/api/v1/store`;
   let next = 0;
   const writer = async () => {
     while (next < entries) {
       const first = next;
       next = Math.min(entries, next + BATCH_WRITES);
-      const writes = [];
-      for (let i = first; i < next; i++)
-        writes.push({ path: entryPath(i), value: entryValue(i).toString("base64") });
-      const status = await post(url, JSON.stringify({ writes, minAcks: 1 }), agent);
-      if (status !== 200) throw new Error(`batch at ${first} answered HTTP ${status}`);
+      await writeRange(harness, { first, end: next }, 1, agent);
     }
   };
   await Promise.all(Array.from({ length: 4 }, writer));
@@ -172,6 +188,11 @@ async function waitForLine(harness: ClusterHarness, id: string, fromLine: number
 
 async function restartTrial(harness: ClusterHarness, trial: number, entries: number): Promise<StartupTrial> {
   const stop = trial % 2 === 0 ? "SIGTERM" : "SIGKILL";
+  if (stop === "SIGKILL") {
+    const agent = new Agent({ keepAlive: false });
+    const first = (trial * REWRITES_BEFORE_KILL) % Math.max(1, entries - REWRITES_BEFORE_KILL);
+    await writeRange(harness, { first, end: Math.min(entries, first + REWRITES_BEFORE_KILL) }, "all", agent);
+  }
   await harness.kill(VICTIM, stop);
   const fromLine = harness.logLines(VICTIM).length;
   const spawnAtMs = Date.now();
@@ -179,7 +200,21 @@ async function restartTrial(harness: ClusterHarness, trial: number, entries: num
   const mesh = await waitForLine(harness, VICTIM, fromLine, "mesh listening");
   const started = await waitForLine(harness, VICTIM, fromLine, "agent started");
   const resynced = await waitForLine(harness, VICTIM, fromLine, "materialiser resynced");
+  const caughtUp = logRecordsSince(harness, VICTIM, fromLine).find((r) => r.msg === "materialiser caught up");
   await checkFiles(materialisedDir(harness, VICTIM), entries, trial);
+  return {
+    trial,
+    stop,
+    spawnToMeshMs: mesh.time - spawnAtMs,
+    meshToStartedMs: started.time - mesh.time,
+    meshToResyncedMs: resynced.time - mesh.time,
+    spawnToStartedMs: started.time - spawnAtMs,
+    resynced: logFields(resynced),
+    caughtUp: caughtUp ? logFields(caughtUp) : null,
+  };
+}
+
+function logFields(record: LogRecord): Record<string, unknown> {
   const {
     time: _time,
     msg: _msg,
@@ -188,16 +223,8 @@ async function restartTrial(harness: ClusterHarness, trial: number, entries: num
     hostname: _host,
     node: _node,
     ...fields
-  } = resynced;
-  return {
-    trial,
-    stop,
-    spawnToMeshMs: mesh.time - spawnAtMs,
-    meshToStartedMs: started.time - mesh.time,
-    meshToResyncedMs: resynced.time - mesh.time,
-    spawnToStartedMs: started.time - spawnAtMs,
-    resynced: fields,
-  };
+  } = record;
+  return fields;
 }
 
 function row(label: string, d: Distribution): string[] {
@@ -233,7 +260,8 @@ async function main(): Promise<void> {
       console.log(
         `trial ${String(trial).padStart(2)} ${result.stop.padEnd(7)} spawn→mesh ${result.spawnToMeshMs} ms, ` +
           `mesh→started ${result.meshToStartedMs} ms, mesh→resynced ${result.meshToResyncedMs} ms, ` +
-          `spawn→started ${result.spawnToStartedMs} ms ${JSON.stringify(result.resynced)}`,
+          `spawn→started ${result.spawnToStartedMs} ms; caught up ${JSON.stringify(result.caughtUp)}; ` +
+          `resynced ${JSON.stringify(result.resynced)}`,
       );
     }
 
