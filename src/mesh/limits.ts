@@ -17,7 +17,7 @@ export const DEFAULT_MESH_LIMITS: Readonly<MeshLimits> = Object.freeze({
   // First redial comes fast (restart of a peer), then backs off to at most 2 s between attempts.
   reconnectDelayMsMin: 50,
   reconnectDelayMsMax: 2000,
-  // A ping every 2 s; a link whose pong has not come back by the next ping is dead.
+  // Checked every 2 s: a link silent since the last check is pinged; still silent at the next, it is dead.
   keepaliveIntervalMs: 2000,
 });
 

@@ -88,7 +88,10 @@ export class Link {
   private state: LinkState = "handshaking";
   private queuedFramesCount = 0;
   private handlersRunning = 0;
-  private pongSeen = true;
+  /** Something (a frame or a pong) arrived since the last keepalive check: the link lives, no ping needed. */
+  private heardSinceKeepalive = false;
+  /** A keepalive ping is out and nothing has come back yet. */
+  private awaitingPong = false;
   private socketError: Error | null = null;
   private handshakeTimer: NodeJS.Timeout | null;
   private keepaliveTimer: NodeJS.Timeout | null = null;
@@ -119,7 +122,7 @@ export class Link {
     this.ws.on("open", () => this.onOpen());
     this.ws.on("message", (data, isBinary) => this.onData(data, isBinary));
     this.ws.on("pong", () => {
-      this.pongSeen = true;
+      this.heardSinceKeepalive = true;
     });
     this.ws.on("error", (error) => {
       this.socketError = error;
@@ -269,6 +272,7 @@ export class Link {
 
   private onLinkFrame(frame: Frame): void {
     this.traffic.framesReceived += 1;
+    this.heardSinceKeepalive = true;
     switch (frame.kind) {
       case FrameKind.Message:
         this.hooks.message(this.peer, frame.channel, frame.payload);
@@ -361,13 +365,23 @@ export class Link {
     this.logger.debug({ requestId }, "mesh answer for a request no longer pending");
   }
 
+  /**
+   * A link that carried frames since the last check needs no ping (idle clusters send heartbeats every
+   * few hundred ms, so pings would only add messages). A silent one is pinged; one still silent at the next
+   * check (no frame, no pong) is dead.
+   */
   private onKeepalive(): void {
-    if (!this.pongSeen) {
+    if (this.heardSinceKeepalive) {
+      this.heardSinceKeepalive = false;
+      this.awaitingPong = false;
+      return;
+    }
+    if (this.awaitingPong) {
       this.logger.warn({ reason: "no pong within keepalive interval" }, "mesh link dead");
       this.terminate("keepalive timeout");
       return;
     }
-    this.pongSeen = false;
+    this.awaitingPong = true;
     this.ws.ping();
   }
 

@@ -43,7 +43,10 @@ export interface MeshLimits {
   /** Reconnect backoff with full jitter between these bounds. */
   reconnectDelayMsMin: number;
   reconnectDelayMsMax: number;
-  /** A ws ping goes out this often; a link with no pong by the next ping is terminated. */
+  /**
+   * Checked this often: a link that received nothing since the last check gets a ws ping, and one that still
+   * received nothing (no frame, no pong) by the next check is terminated.
+   */
   keepaliveIntervalMs: number;
 }
 

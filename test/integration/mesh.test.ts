@@ -525,6 +525,41 @@ describe("mesh: hostile peers", { timeout: 180_000 }, () => {
     await assertServesPeers(c, "n1", "n3");
   });
 
+  it("mesh: keepalive: a link that carries frames is not pinged; once silent, it is", async () => {
+    const c = await TestCluster.create(
+      { ids: ["n1", "n2"], security: pskSecurity, limits: { keepaliveIntervalMs: 500 } },
+      ["n1"],
+    );
+    try {
+      const ws = rawPskClient(c.ports.get("n1") as number, "n2");
+      let pings = 0;
+      ws.on("ping", () => pings++);
+      await opened(ws);
+      ws.send(hello({}));
+      await waitFor("link up", () => linkStatus(c.mesh("n1"), "n2").connected);
+      const note = encodeFrame({
+        kind: FrameKind.Message,
+        requestId: 0,
+        channel: "note",
+        payload: new Uint8Array(),
+      });
+      // A frame every 20 ms for 6 keepalive intervals: each check finds the link heard from (one ping is
+      // allowed for a check that lands right after a stall of this process, before it read the frames).
+      for (let i = 0; i < 150; i++) {
+        ws.send(note);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.ok(pings <= 1, `${pings} pings on a link that carries frames`);
+      const pingsWhileBusy = pings;
+      // Silent now: pinged (ws answers with a pong), and the link stays up.
+      await waitFor("a ping", () => pings > pingsWhileBusy);
+      assert.equal(linkStatus(c.mesh("n1"), "n2").connected, true);
+      ws.terminate();
+    } finally {
+      await c.dispose();
+    }
+  });
+
   it("mesh: keepalive: a peer that stops answering pings is dropped", async () => {
     const c = await TestCluster.create(
       { ids: ["n1", "n2"], security: pskSecurity, limits: { keepaliveIntervalMs: 50 } },
