@@ -25,7 +25,7 @@
 // each namespace: store_partition_driver.ts). Writes bench/results/store.json.
 //
 //   node bench/store.ts [--quick] [--results-dir DIR]
-import { AGENT_NODE_FLAGS } from "../src/cli/dev_cluster.ts";
+import { AGENT_NODE_FLAGS } from "../src/cli/agent_flags.ts";
 import { EtcdTarget } from "./store_etcd.ts";
 import {
   type LinkTimes,

@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { join } from "node:path";
+import { AGENT_NODE_FLAGS_ENV } from "../src/cli/agent_flags.ts";
 import { sseEvents } from "../src/cli/store_client.ts";
 import { CLI_ENTRY } from "../test/support/cluster_harness.ts";
 import type { ConvergenceProbe, KeyValue, StoreTarget } from "./store_workloads.ts";
@@ -33,7 +34,10 @@ export class TandemTarget implements StoreTarget {
     this.cleanup = cleanup;
   }
 
-  /** `v8Flags`: the agent's own (AGENT_NODE_FLAGS in src/cli/dev_cluster.ts) or none, to show what they cost. */
+  /**
+   * `v8Flags`: the agent's own (AGENT_NODE_FLAGS) or none, to show what they cost. They reach the agent as
+   * TANDEM_AGENT_NODE_FLAGS, through the re-exec every installed agent goes through.
+   */
   static async start(v8Flags: readonly string[]): Promise<TandemTarget> {
     const harness = await createBenchCluster("build");
     const agents = CLUSTER_NODE_IDS.map((id) => {
@@ -41,8 +45,12 @@ export class TandemTarget implements StoreTarget {
       const log = openSync(join(harness.dir, `${id}.log`), "a");
       const agent = spawn(
         process.execPath,
-        [...v8Flags, CLI_ENTRY.build, "agent", "--config", harness.node(id).configPath],
-        { stdio: ["ignore", log, log], detached: true },
+        [CLI_ENTRY.build, "agent", "--config", harness.node(id).configPath],
+        {
+          stdio: ["ignore", log, log],
+          detached: true,
+          env: { ...process.env, [AGENT_NODE_FLAGS_ENV]: v8Flags.join(" ") },
+        },
       );
       closeSync(log);
       return agent;

@@ -20,6 +20,15 @@ export const AGENT_NODE_FLAGS = [
   "--no-maglev-inlining",
 ] as const;
 
+/** Replaces AGENT_NODE_FLAGS when set: space-separated Node/V8 flags, or empty for none. */
+export const AGENT_NODE_FLAGS_ENV = "TANDEM_AGENT_NODE_FLAGS";
+
+/** The flags `tandem agent` runs with: $TANDEM_AGENT_NODE_FLAGS when set (to tune or measure), else ours. */
+export function agentNodeFlags(env: NodeJS.ProcessEnv = process.env): readonly string[] {
+  const custom = env[AGENT_NODE_FLAGS_ENV];
+  return custom === undefined ? AGENT_NODE_FLAGS : custom.split(/\s+/).filter((flag) => flag !== "");
+}
+
 /** Whether `argv` (as process.argv) runs `tandem agent`; asking for its help does not. */
 export function runsAgentCommand(argv: readonly string[]): boolean {
   const args = argv.slice(2);
@@ -27,8 +36,11 @@ export function runsAgentCommand(argv: readonly string[]): boolean {
 }
 
 /** Whether every agent flag is on this process's command line. */
-export function hasAgentFlags(execArgv: readonly string[] = process.execArgv): boolean {
-  return AGENT_NODE_FLAGS.every((flag) => execArgv.includes(flag));
+export function hasAgentFlags(
+  execArgv: readonly string[] = process.execArgv,
+  flags: readonly string[] = agentNodeFlags(),
+): boolean {
+  return flags.every((flag) => execArgv.includes(flag));
 }
 
 /** The argv to re-exec with: the agent flags, then this process's own Node options, script and arguments. */
@@ -36,8 +48,9 @@ export function agentExecArgv(
   argv: readonly string[],
   execArgv: readonly string[],
   execPath: string,
+  flags: readonly string[] = agentNodeFlags(),
 ): string[] {
-  return [execPath, ...AGENT_NODE_FLAGS, ...execArgv, ...argv.slice(1)];
+  return [execPath, ...flags, ...execArgv, ...argv.slice(1)];
 }
 
 /**

@@ -4,6 +4,7 @@ import { test } from "node:test";
 import {
   AGENT_NODE_FLAGS,
   agentExecArgv,
+  agentNodeFlags,
   hasAgentFlags,
   runsAgentCommand,
 } from "../../../src/cli/agent_flags.ts";
@@ -38,6 +39,22 @@ test("agent V8 flags: the re-exec puts them first, keeps the process's own Node 
   ]);
   assert.equal(hasAgentFlags(argv.slice(1, -4)), true);
   assert.equal(hasAgentFlags(["--inspect", ...AGENT_NODE_FLAGS.slice(1)]), false);
+});
+
+test("agent V8 flags: TANDEM_AGENT_NODE_FLAGS replaces the list; empty means none, so no re-exec", () => {
+  assert.deepEqual(agentNodeFlags({}), AGENT_NODE_FLAGS);
+  assert.deepEqual(agentNodeFlags({ TANDEM_AGENT_NODE_FLAGS: " --max-semi-space-size=2  --opt " }), [
+    "--max-semi-space-size=2",
+    "--opt",
+  ]);
+  assert.deepEqual(agentNodeFlags({ TANDEM_AGENT_NODE_FLAGS: "" }), []);
+  assert.equal(hasAgentFlags([], agentNodeFlags({ TANDEM_AGENT_NODE_FLAGS: "" })), true);
+  assert.deepEqual(agentExecArgv(["/node", "/t.js", "agent"], [], "/node", ["--opt"]), [
+    "/node",
+    "--opt",
+    "/t.js",
+    "agent",
+  ]);
 });
 
 test("agent V8 flags: the installed binary's shebang carries none (every command would get them)", () => {
