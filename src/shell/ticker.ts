@@ -2,7 +2,9 @@
 // stalls (GC pause, CPU starvation, SIGSTOP), and a leader that slept through its lease must see those
 // ticks before it decides anything. So each subscriber's ticks are counted from a monotonic clock, and a
 // shell calls catchUp() before feeding any input, not only when the timer fires. One timer fans out to
-// every subscriber, each at its own period: it sleeps until the earliest one is due.
+// every subscriber, each at its own period: it sleeps until the earliest one is due. Subscribers tick on
+// one grid (multiples of their period from the ticker's creation), so those of one period share a wake-up,
+// and a subscriber with nothing to do for a while says so (wakeAfter) instead of being woken every tick.
 import { performance } from "node:perf_hooks";
 
 /** One subscriber's ticks: started, stopped, and caught up on demand. */
@@ -12,6 +14,12 @@ export interface MonotonicTicker {
   readonly running: boolean;
   /** Delivers every tick that is due by now. Safe to call at any time, from any input path. */
   catchUp(): void;
+  /**
+   * The timer need not deliver before `ticks` more ticks are due (>= 1): nothing of the subscriber's
+   * fires sooner. catchUp() still delivers every due tick, so its count stays exact; the hint lasts until
+   * the next delivery.
+   */
+  wakeAfter(ticks: number): void;
 }
 
 /** The timer functions the ticker arms; tests pass a manual scheduler. */
@@ -45,10 +53,13 @@ export class Ticker {
   /** When the armed timer fires (monotonic ms). */
   private timerDueMs = Number.POSITIVE_INFINITY;
   private firing = false;
+  /** Origin of the grid every subscriber ticks on. */
+  private readonly originMs: number;
 
   constructor(options: TickerOptions = {}) {
     this.now = options.now ?? (() => performance.now());
     this.timers = options.timers ?? realTimers;
+    this.originMs = this.now();
   }
 
   /**
@@ -74,6 +85,16 @@ export class Ticker {
     return this.now();
   }
 
+  /** @internal The first grid point of `periodMs` at or after now. */
+  gridStartMs(periodMs: number): number {
+    return this.originMs + Math.ceil((this.now() - this.originMs) / periodMs) * periodMs;
+  }
+
+  /** @internal A subscriber's next due time may have moved earlier. */
+  rearm(): void {
+    this.arm();
+  }
+
   /** @internal */
   add(subscription: TickSubscription): void {
     this.running.add(subscription);
@@ -94,7 +115,11 @@ export class Ticker {
     this.firing = true;
     try {
       // A copy: a subscriber may stop itself or another one while ticks go out.
-      for (const subscription of [...this.running]) subscription.catchUp();
+      // Only those due: one asleep (wakeAfter) keeps sleeping when it shares a firing.
+      const nowMs = this.now();
+      for (const subscription of [...this.running]) {
+        if (subscription.nextDueMs() <= nowMs) subscription.catchUp();
+      }
     } finally {
       this.firing = false;
     }
@@ -128,6 +153,8 @@ class TickSubscription implements MonotonicTicker {
   private readonly catchUpTicksMax: number;
   private startedAtMs = 0;
   private ticksCounted = 0;
+  /** No timer delivery before this tick (wakeAfter); 0 = the next one. */
+  private wakeAtTick = 0;
   private started = false;
 
   constructor(ticker: Ticker, periodMs: number, onTicks: (count: number) => void, catchUpTicksMax: number) {
@@ -144,8 +171,10 @@ class TickSubscription implements MonotonicTicker {
   start(): void {
     if (this.started) return;
     this.started = true;
-    this.startedAtMs = this.ticker.nowMs();
+    // On the shared grid: the first tick comes one to two periods after the start, never sooner.
+    this.startedAtMs = this.ticker.gridStartMs(this.periodMs);
     this.ticksCounted = 0;
+    this.wakeAtTick = 0;
     this.ticker.add(this);
   }
 
@@ -156,7 +185,14 @@ class TickSubscription implements MonotonicTicker {
   }
 
   nextDueMs(): number {
-    return this.startedAtMs + (this.ticksCounted + 1) * this.periodMs;
+    return this.startedAtMs + Math.max(this.ticksCounted + 1, this.wakeAtTick) * this.periodMs;
+  }
+
+  wakeAfter(ticks: number): void {
+    if (!(Number.isInteger(ticks) && ticks >= 1)) throw new RangeError(`wakeAfter: bad ticks ${ticks}`);
+    const earlier = this.ticksCounted + ticks < this.wakeAtTick;
+    this.wakeAtTick = this.ticksCounted + ticks;
+    if (earlier && this.started) this.ticker.rearm();
   }
 
   catchUp(): void {
@@ -165,6 +201,7 @@ class TickSubscription implements MonotonicTicker {
     if (due <= 0) return;
     // What exceeds the bound is skipped so the counter does not fall behind forever.
     this.ticksCounted += due;
+    this.wakeAtTick = 0;
     this.onTicks(Math.min(due, this.catchUpTicksMax));
   }
 }

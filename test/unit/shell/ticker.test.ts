@@ -146,3 +146,48 @@ test("ticker: real timers deliver ticks to two subscribers", async () => {
   }
   assert.equal(ticker.subscriberCount, 0);
 });
+
+test("ticker: subscribers of one period started apart share one wake-up", () => {
+  const { ticker, advance, fire, armedDueMs, armedCount } = manualTicker();
+  const calls: string[] = [];
+  ticker.every(50, () => calls.push("a")).start();
+  advance(17);
+  // On the grid: its first tick comes at 1_100 (one to two periods after its start), with a's second.
+  ticker.every(50, () => calls.push("b")).start();
+  assert.equal(armedDueMs(), 1_050);
+  fire();
+  assert.deepEqual(calls, ["a"]);
+  assert.equal(armedDueMs(), 1_100);
+  fire();
+  assert.deepEqual(calls, ["a", "a", "b"]);
+  for (let i = 0; i < 3; i++) fire();
+  assert.equal(calls.length, 3 + 3 * 2, "one firing each period serves both");
+  assert.equal(armedCount(), 6, "one timer per period, not one per subscriber");
+});
+
+test("ticker: wakeAfter skips the timer's wake-ups, catchUp still counts every tick", () => {
+  const { ticker, advance, fire, armedDueMs } = manualTicker();
+  const delivered: number[] = [];
+  const ticks = ticker.every(50, (count) => {
+    delivered.push(count);
+    ticks.wakeAfter(4);
+  });
+  ticks.start();
+  ticks.wakeAfter(3);
+  assert.equal(armedDueMs(), 1_050, "armed before the hint, which moved later: the timer stands");
+  fire();
+  assert.deepEqual(delivered, [], "not woken for a tick it sleeps through");
+  assert.equal(armedDueMs(), 1_150);
+  fire();
+  assert.deepEqual(delivered, [3]);
+  assert.equal(armedDueMs(), 1_350, "asleep for four more ticks");
+  advance(60); // an input arrives meanwhile: time first, so it sees the tick that passed
+  ticks.catchUp();
+  assert.deepEqual(delivered, [3, 1]);
+  assert.equal(armedDueMs(), 1_350, "the hint moved later: the armed timer stands");
+  ticks.wakeAfter(1); // something became due sooner: the timer moves earlier
+  assert.equal(armedDueMs(), 1_250);
+  fire();
+  assert.deepEqual(delivered, [3, 1, 1]);
+  assert.throws(() => ticks.wakeAfter(0), RangeError);
+});
