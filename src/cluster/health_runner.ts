@@ -153,6 +153,7 @@ export class HealthRunner {
     }
     this.mesh.onMessage(HEALTH_CHANNEL, (from, payload) => this.receive(from, payload));
     this.mesh.on("link:down", (peer) => this.onLinkDown(peer));
+    this.mesh.on("link:up", (peer) => this.onLinkUp(peer));
   }
 
   start(): void {
@@ -291,6 +292,12 @@ export class HealthRunner {
       contact.rttSmoothedMs === null
         ? rttMs
         : contact.rttSmoothedMs + rttSmoothingWeight * (rttMs - contact.rttSmoothedMs);
+  }
+
+  /** A new link: measure its round trip on the next tick, not at the next 5 s refresh. */
+  private onLinkUp(peer: NodeId): void {
+    const contact = this.contacts.get(peer);
+    if (contact) contact.pingedAtMs = Number.NEGATIVE_INFINITY;
   }
 
   private onLinkDown(peer: NodeId): void {

@@ -322,3 +322,24 @@ test("health runner: a frame on any channel counts as liveness and replaces most
   // The same silence without that traffic: b is suspect.
   await time.runUntil("b suspect", () => h.changes.get("a")?.some((c) => c.to === "suspect") === true);
 });
+
+test("health runner: a link that comes up gets its round trip measured at once, despite other traffic", async (t) => {
+  const time = new VirtualTime(t);
+  const h = harness(t, ["a", "b"]);
+  h.network.disconnect("a", "b"); // the runners start before the mesh has linked them, as in the agent
+  for (const r of h.runners.values()) r.start();
+  await time.run(2 * timings.heartbeatIntervalMs);
+  h.network.connect("a", "b");
+  const a = h.meshes.get("a");
+  const b = h.meshes.get("b");
+  assert.ok(a && b);
+  // Election traffic both ways keeps each side heard, so no ping is due for liveness.
+  const rttRefreshMs = 5_000;
+  const traffic = setInterval(() => {
+    a.send("b", "election", new Uint8Array([1]));
+    b.send("a", "election", new Uint8Array([1]));
+  }, timings.tickMs);
+  t.after(() => clearInterval(traffic));
+  await time.runUntil("rtt on both sides", () => bothHaveRtt(h), rttRefreshMs / 2);
+  assert.deepEqual(h.changes.get("a"), []);
+});
