@@ -30,6 +30,9 @@ export interface ElectionRunnerOptions {
   ticker?: Ticker;
 }
 
+/** Longest sleep between timer wake-ups (a witness's core never needs one): within the catch-up bound. */
+const sleepTicksMax = 1_000;
+
 export class ElectionRunner {
   readonly events: SafeEmitter<ElectionRunnerEventMap>;
   private readonly core: Election;
@@ -132,6 +135,8 @@ export class ElectionRunner {
     } finally {
       this.draining = false;
     }
+    // Ticks before the core's next timer only count: sleep through them (inputs catch up first).
+    this.ticker.wakeAfter(Math.min(this.core.ticksUntilTimer(), sleepTicksMax));
     for (const emit of changes) emit();
   }
 

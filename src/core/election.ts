@@ -187,6 +187,25 @@ export class Election {
     this.readyInFlight = null;
   }
 
+  /**
+   * A lower bound on the ticks until one can act (send, change role or publish state): the ticks before
+   * it only count, so a shell may deliver them later in one batch (before any other input) instead of
+   * waking for each. At least 1; Infinity when no tick ever acts (a witness).
+   */
+  ticksUntilTimer(): number {
+    if (this.role !== Role.Leader) {
+      if (this.isWitness) return Number.POSITIVE_INFINITY;
+      return Math.max(1, this.electionTimer.afterTicks - this.electionTimer.elapsedTicks);
+    }
+    // A higher-priority member may turn healthy at any tick and be handed the lead.
+    const own = this.priorityOf(this.selfId);
+    if (this.config.members.some((member) => this.priorityOf(member) > own)) return 1;
+    let ticks = this.heartbeatTimer.afterTicks - this.heartbeatTimer.elapsedTicks;
+    // The lease only lengthens as ticks pass without acknowledgements (this node's own send counts).
+    if (this.config.checkQuorum) ticks = Math.min(ticks, this.leaseRemainingTicks());
+    return Math.max(1, ticks);
+  }
+
   status(): ElectionStatus {
     const remainingTicks = this.leaseRemainingTicks();
     return {

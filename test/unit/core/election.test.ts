@@ -106,7 +106,11 @@ class Cluster {
       this.nowTicks++;
       for (const [id, node] of this.nodes) {
         if (this.down.has(id)) continue;
+        // ticksUntilTimer is a lower bound: every tick before the one it names does nothing visible.
+        const quiet = node.ticksUntilTimer() > 1;
         node.tick();
+        if (quiet)
+          assert.ok(!node.hasReady(), `${id} acted at tick ${this.nowTicks}, before ticksUntilTimer`);
         this.drain(id);
       }
       this.deliverAll();
@@ -214,6 +218,26 @@ describe("election", () => {
     assert.equal(cluster.soleLeader(), "n1");
     for (const id of three.members) assert.equal(cluster.node(id).status().term, 1);
     assert.deepEqual(cluster.events("role-changed", "n2").length, 1, "n2 only learned the leader once");
+  });
+
+  test("election: ticksUntilTimer: a follower sleeps until its election timeout, a leader until its heartbeat", () => {
+    const cluster = electedCluster(three);
+    const leader = cluster.node("n1");
+    assert.ok(leader.ticksUntilTimer() >= 1 && leader.ticksUntilTimer() <= heartbeatIntervalTicks);
+    const follower = cluster.node("n2");
+    const untilTimeout = follower.ticksUntilTimer();
+    assert.ok(
+      untilTimeout >= electionTimeoutTicks - heartbeatIntervalTicks,
+      `follower wakes in ${untilTimeout}`,
+    );
+    cluster.crash("n1");
+    const asleep = follower.ticksUntilTimer();
+    for (let i = 1; i < asleep; i++) follower.tick();
+    assert.equal(follower.hasReady(), false, "nothing before the named tick");
+    follower.tick();
+    assert.equal(follower.status().role, "pre-candidate", "the named tick campaigns");
+    const witness = electedCluster({ members: ["n1", "n2"], witnesses: ["w"] }).node("w");
+    assert.equal(witness.ticksUntilTimer(), Number.POSITIVE_INFINITY);
   });
 
   test("election: pre-vote: an isolated node keeps its term and does not disrupt the leader on rejoin", () => {
