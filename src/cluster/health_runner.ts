@@ -113,6 +113,8 @@ const rttSmoothingWeight = 1 / 8;
  * CPU (bench/idle.ts), so not often.
  */
 const rttPingIntervalMs = 5_000;
+/** An agent with no peers has nothing to detect; within the ticker's catch-up bound. */
+const sleepTicksMaxPeerless = 1_000;
 
 export class HealthRunner {
   private readonly mesh: HealthMesh;
@@ -126,7 +128,6 @@ export class HealthRunner {
   private readonly ticks: MonotonicTicker;
   /** The ticks while started; null while stopped. */
   private timer: MonotonicTicker | null = null;
-  private lastFiredAtMs = 0;
   private pingSeq = 0;
 
   constructor(options: HealthRunnerOptions) {
@@ -134,7 +135,9 @@ export class HealthRunner {
       throw new RangeError(`peers include selfId ${options.selfId}`);
     this.mesh = options.mesh;
     this.tickMs = options.timings.tickMs;
-    this.ticks = (options.ticker ?? new Ticker()).every(this.tickMs, () => this.onTimer());
+    this.ticks = (options.ticker ?? new Ticker()).every(this.tickMs, (count, lateMs) =>
+      this.onTimer(count, lateMs),
+    );
     this.logger = options.logger;
     const config = healthConfigFromTimings(options.peers, options.timings);
     this.heartbeatIntervalTicks = config.heartbeatIntervalTicks;
@@ -158,12 +161,12 @@ export class HealthRunner {
 
   start(): void {
     if (this.timer) return;
-    this.lastFiredAtMs = performance.now();
     // Frames from before the start are not news.
     for (const [peer, contact] of this.contacts) contact.framesSeen = this.mesh.framesReceived(peer);
     this.timer = this.ticks;
     this.ticks.start();
     this.sendPingsDue();
+    this.sleep();
   }
 
   /** Stops pinging and answering; state is kept for peers() and a later start(). */
@@ -194,12 +197,14 @@ export class HealthRunner {
     return this.detector.awarenessScore;
   }
 
-  private onTimer(): void {
-    const nowMs = performance.now();
-    // One call after a stall (with the count of ticks due), whose gap measures how long we did not run.
-    const lateMs = nowMs - this.lastFiredAtMs - this.tickMs;
+  /**
+   * `count` ticks passed since the last call: those up to the planned wake-up (the detector said nothing
+   * could happen before it, see sleep()) tick the detector; those after it are lateness, not silence.
+   */
+  private onTimer(count: number, lateMs: number): void {
     const lateTicks = Math.max(0, Math.floor(lateMs / this.tickMs));
-    this.lastFiredAtMs = nowMs;
+    const onTimeTicks = Math.max(1, count - lateTicks);
+    for (let i = 1; i < onTimeTicks; i++) this.detector.tick();
     if (lateTicks > 0) {
       // Warn only past a whole heartbeat interval (peers then missed a heartbeat); jitter stays at debug.
       const level = lateTicks >= this.heartbeatIntervalTicks ? "warn" : "debug";
@@ -210,6 +215,18 @@ export class HealthRunner {
     this.detector.tick();
     this.sendPingsDue();
     this.publishTransitions();
+    this.sleep();
+  }
+
+  /**
+   * Sleeps until the detector could next decide, at most a heartbeat interval: frames from a peer are
+   * read at wake-ups only, and the ticks slept count as silence before them (so a peer is heard, at the
+   * latest, as at the tick before the wake-up; a peer dies no more than heartbeatIntervalTicks - 2 ticks
+   * later than with a wake-up every tick). No peers: only a long sleep.
+   */
+  private sleep(): void {
+    const ticksMax = this.peerIds.length === 0 ? sleepTicksMaxPeerless : this.heartbeatIntervalTicks;
+    this.ticks.wakeAfter(Math.min(this.detector.ticksUntilDecision(), ticksMax));
   }
 
   /**
@@ -297,7 +314,9 @@ export class HealthRunner {
   /** A new link: measure its round trip on the next tick, not at the next 5 s refresh. */
   private onLinkUp(peer: NodeId): void {
     const contact = this.contacts.get(peer);
-    if (contact) contact.pingedAtMs = Number.NEGATIVE_INFINITY;
+    if (!contact) return;
+    contact.pingedAtMs = Number.NEGATIVE_INFINITY;
+    if (this.timer) this.ticks.wakeAfter(1);
   }
 
   private onLinkDown(peer: NodeId): void {

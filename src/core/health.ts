@@ -168,6 +168,25 @@ export class HealthDetector {
     }
   }
 
+  /**
+   * A lower bound on the ticks until tick() can decide anything (a ping due, a transition) if nothing is
+   * heard meanwhile: at least 1; Infinity with no peers. Thresholds are taken unscaled, since the
+   * awareness score can fall during those ticks.
+   */
+  ticksUntilDecision(): number {
+    let ticks = Number.POSITIVE_INFINITY;
+    for (const health of this.peerHealth.values()) {
+      if (health.pingDue) return 1;
+      const pingInTicks = this.heartbeatIntervalTicks - Math.min(health.silentTicks, health.ticksSincePing);
+      ticks = Math.min(ticks, pingInTicks);
+      if (health.state === PeerState.Alive)
+        ticks = Math.min(ticks, this.suspectAfterTicks - health.silentTicks);
+      if (health.state === PeerState.Suspect)
+        ticks = Math.min(ticks, this.downAfterTicks - health.silentTicks);
+    }
+    return Math.max(1, ticks);
+  }
+
   /** Authenticated traffic from a peer (a ping, a pong or any other frame). False if the peer is not watched. */
   heardFrom(peer: NodeId): boolean {
     const health = this.peerHealth.get(peer);

@@ -64,11 +64,13 @@ export class Ticker {
 
   /**
    * A subscriber called with the number of ticks of `periodMs` that became due (>= 1; more than 1 means
-   * the loop was late). Nothing is delivered until its start().
+   * the loop was late, or it slept) and how late it came: ms past the tick it was due at (after wakeAfter,
+   * the tick it asked for; negative when an input caught it up before that). Nothing is delivered until
+   * its start().
    */
   every(
     periodMs: number,
-    onTicks: (count: number) => void,
+    onTicks: (count: number, lateMs: number) => void,
     options: TickSubscriptionOptions = {},
   ): MonotonicTicker {
     if (!(periodMs > 0)) throw new RangeError(`periodMs must be > 0, got ${periodMs}`);
@@ -149,7 +151,7 @@ export class Ticker {
 class TickSubscription implements MonotonicTicker {
   private readonly ticker: Ticker;
   private readonly periodMs: number;
-  private readonly onTicks: (count: number) => void;
+  private readonly onTicks: (count: number, lateMs: number) => void;
   private readonly catchUpTicksMax: number;
   private startedAtMs = 0;
   private ticksCounted = 0;
@@ -157,7 +159,12 @@ class TickSubscription implements MonotonicTicker {
   private wakeAtTick = 0;
   private started = false;
 
-  constructor(ticker: Ticker, periodMs: number, onTicks: (count: number) => void, catchUpTicksMax: number) {
+  constructor(
+    ticker: Ticker,
+    periodMs: number,
+    onTicks: (count: number, lateMs: number) => void,
+    catchUpTicksMax: number,
+  ) {
     this.ticker = ticker;
     this.periodMs = periodMs;
     this.onTicks = onTicks;
@@ -197,11 +204,13 @@ class TickSubscription implements MonotonicTicker {
 
   catchUp(): void {
     if (!this.started) return;
-    const due = Math.floor((this.ticker.nowMs() - this.startedAtMs) / this.periodMs) - this.ticksCounted;
+    const nowMs = this.ticker.nowMs();
+    const due = Math.floor((nowMs - this.startedAtMs) / this.periodMs) - this.ticksCounted;
     if (due <= 0) return;
+    const lateMs = nowMs - this.nextDueMs();
     // What exceeds the bound is skipped so the counter does not fall behind forever.
     this.ticksCounted += due;
     this.wakeAtTick = 0;
-    this.onTicks(Math.min(due, this.catchUpTicksMax));
+    this.onTicks(Math.min(due, this.catchUpTicksMax), lateMs);
   }
 }

@@ -14,6 +14,7 @@ import {
   HEALTH_CHANNEL,
 } from "../../../src/cluster/health_wire.ts";
 import { lanTimings } from "../../../src/config/timings.ts";
+import { Ticker } from "../../../src/shell/index.ts";
 import { type MemoryMeshApi, MemoryNetwork } from "../../support/memory_mesh.ts";
 
 // The LAN defaults (50/200/1000 ms, 3 missed: tick : heartbeat : down = 1 : 4 : 20) scaled down 5×.
@@ -93,23 +94,44 @@ interface Harness {
   runners: Map<string, HealthRunner>;
   changes: Map<string, HealthChange[]>;
   logs: Map<string, LogLine[]>;
+  /** Timers each runner's ticker armed: its wake-ups. */
+  wakeUps: Map<string, number>;
 }
 
 /** Runners for `ids`, each watching every other id in `watched` (default: all of ids), all linked. */
 function harness(t: TestContext, ids: string[], watched: string[] = ids): Harness {
   const network = new MemoryNetwork();
   const meshes = new Map(watched.map((id) => [id, network.join(id)]));
-  const h: Harness = { network, meshes, runners: new Map(), changes: new Map(), logs: new Map() };
+  const h: Harness = {
+    network,
+    meshes,
+    runners: new Map(),
+    changes: new Map(),
+    logs: new Map(),
+    wakeUps: new Map(),
+  };
   for (const id of ids) {
     const { logger, lines } = capturingLogger();
     const mesh = meshes.get(id);
     assert.ok(mesh);
+    h.wakeUps.set(id, 0);
+    // The global timers, looked up at each call so the test's mocked ones serve.
+    const ticker = new Ticker({
+      timers: {
+        setTimeout: (callback, delayMs) => {
+          h.wakeUps.set(id, (h.wakeUps.get(id) ?? 0) + 1);
+          return setTimeout(callback, delayMs);
+        },
+        clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+      },
+    });
     const runner = new HealthRunner({
       mesh,
       selfId: id,
       peers: watched.filter((p) => p !== id),
       timings,
       logger,
+      ticker,
     });
     const changes: HealthChange[] = [];
     for (const event of ["peer:alive", "peer:suspect", "peer:down"] as const) {
@@ -342,4 +364,31 @@ test("health runner: a link that comes up gets its round trip measured at once, 
   t.after(() => clearInterval(traffic));
   await time.runUntil("rtt on both sides", () => bothHaveRtt(h), rttRefreshMs / 2);
   assert.deepEqual(h.changes.get("a"), []);
+});
+
+test("health runner: while peers are heard it wakes once per decision, not every tick", async (t) => {
+  const time = new VirtualTime(t);
+  const h = harness(t, ["a", "b"]);
+  for (const r of h.runners.values()) r.start();
+  await time.runUntil("rtt on both sides", () => bothHaveRtt(h));
+  const a = h.meshes.get("a");
+  const b = h.meshes.get("b");
+  assert.ok(a && b);
+  const traffic = setInterval(() => {
+    a.send("b", "election", new Uint8Array([1]));
+    b.send("a", "election", new Uint8Array([1]));
+  }, timings.tickMs);
+  t.after(() => clearInterval(traffic));
+  const wakeUpsBefore = h.wakeUps.get("a") ?? 0;
+  const windowTicks = 100;
+  await time.run(windowTicks * timings.tickMs);
+  const wakeUps = (h.wakeUps.get("a") ?? 0) - wakeUpsBefore;
+  // Heard at every wake-up, a peer's next decision (a ping) is a heartbeat interval less one tick away.
+  const ticksPerWakeUp = healthConfigFromTimings(["b"], timings).heartbeatIntervalTicks - 1;
+  assert.ok(wakeUps <= windowTicks / ticksPerWakeUp + 1, `${wakeUps} wake-ups in ${windowTicks} ticks`);
+  assert.deepEqual(h.changes.get("a"), []);
+  // Silence is still counted tick by tick: the same runner notices b going quiet.
+  clearInterval(traffic);
+  runner(h, "b").stop();
+  await time.runUntil("b down", () => h.changes.get("a")?.some((c) => c.to === "down") === true);
 });

@@ -310,3 +310,29 @@ test("health: pings: two peers with no other traffic exchange one ping per inter
     [...a.peerStates(), ...b.peerStates()].every((p) => p.silentTicks <= defaults.heartbeatIntervalTicks),
   );
 });
+
+test("health: ticksUntilDecision: no tick before the one it names pings or transitions, on random inputs", () => {
+  let seed = 7;
+  const random = () => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  const detector = new HealthDetector(defaults);
+  let quietTicks = 0;
+  for (let tick = 1; tick <= 5_000; tick++) {
+    for (const peer of defaults.peers) if (random() < 0.08) detector.heardFrom(peer);
+    if (random() < 0.01) detector.reportLateness(Math.floor(random() * 30));
+    if (random() < 0.01) detector.linkDown(defaults.peers[Math.floor(random() * 2)] ?? "n2");
+    detector.drainTransitions();
+    const untilDecision = detector.ticksUntilDecision();
+    detector.tick();
+    const transitions = detector.drainTransitions().length;
+    const pings = defaults.peers.filter((peer) => detector.takePingDue(peer)).length;
+    if (untilDecision > 1) {
+      quietTicks += 1;
+      assert.equal(transitions + pings, 0, `tick ${tick} decided, ${untilDecision} ticks early`);
+    }
+  }
+  assert.ok(quietTicks > 1_000, `only ${quietTicks} quiet ticks: the bound is too tight to be useful`);
+  assert.equal(new HealthDetector({ ...defaults, peers: [] }).ticksUntilDecision(), Number.POSITIVE_INFINITY);
+});

@@ -191,3 +191,25 @@ test("ticker: wakeAfter skips the timer's wake-ups, catchUp still counts every t
   assert.deepEqual(delivered, [3, 1, 1]);
   assert.throws(() => ticks.wakeAfter(0), RangeError);
 });
+
+test("ticker: lateMs says how far past the tick it asked for a subscriber was woken", () => {
+  const { ticker, advance, fire } = manualTicker();
+  const seen: Array<[number, number]> = [];
+  const ticks = ticker.every(50, (count, lateMs) => seen.push([count, lateMs]));
+  ticks.start();
+  ticks.wakeAfter(4);
+  fire(); // the armed timer (tick 1) is spent, the re-armed one fires at tick 4, on time
+  fire();
+  advance(30);
+  ticks.wakeAfter(2); // due at tick 6 (1_300)
+  advance(320); // a stall: the timer fires at 1_550
+  fire();
+  ticks.wakeAfter(4); // due at tick 15 (1_750)
+  advance(55);
+  ticks.catchUp(); // an input catches up one tick during the sleep: early, not late
+  assert.deepEqual(seen, [
+    [4, 0],
+    [7, 250],
+    [1, -145],
+  ]);
+});
