@@ -190,7 +190,8 @@ export class Election {
   /**
    * A lower bound on the ticks until one can act (send, change role or publish state): the ticks before
    * it only count, so a shell may deliver them later in one batch (before any other input) instead of
-   * waking for each. At least 1; Infinity when no tick ever acts (a witness).
+   * waking for each. At least 1; Infinity when no tick ever acts (a witness, a leader that is the only
+   * voter).
    */
   ticksUntilTimer(): number {
     if (this.role !== Role.Leader) {
@@ -200,6 +201,8 @@ export class Election {
     // A higher-priority member may turn healthy at any tick and be handed the lead.
     const own = this.priorityOf(this.selfId);
     if (this.config.members.some((member) => this.priorityOf(member) > own)) return 1;
+    // The only voter: its heartbeats reach no one and its own acknowledgement keeps its lease.
+    if (this.voters.length === 1) return Number.POSITIVE_INFINITY;
     let ticks = this.heartbeatTimer.afterTicks - this.heartbeatTimer.elapsedTicks;
     // The lease only lengthens as ticks pass without acknowledgements (this node's own send counts).
     if (this.config.checkQuorum) ticks = Math.min(ticks, this.leaseRemainingTicks());

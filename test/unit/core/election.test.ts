@@ -200,6 +200,10 @@ describe("election", () => {
     assert.ok(cluster.nowTicks >= electionTimeoutTicks && cluster.nowTicks < 2 * electionTimeoutTicks);
     assert.deepEqual(cluster.disks.get("n1"), { term: 1, votedFor: "n1" });
     assert.equal(cluster.node("n1").status().leaseValid, true);
+    // Alone, its ticks do nothing visible: the shell need not wake for them (checked at every tick).
+    assert.equal(cluster.node("n1").ticksUntilTimer(), Number.POSITIVE_INFINITY);
+    cluster.tick(10 * electionTimeoutTicks);
+    assert.equal(cluster.node("n1").status().leaseValid, true);
   });
 
   test("election: three nodes elect exactly one leader, and all agree on it", () => {
