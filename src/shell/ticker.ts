@@ -191,21 +191,27 @@ class TickSubscription implements MonotonicTicker {
     this.ticker.remove(this);
   }
 
+  private ticksPassed(nowMs: number): number {
+    return Math.floor((nowMs - this.startedAtMs) / this.periodMs);
+  }
+
   nextDueMs(): number {
     return this.startedAtMs + Math.max(this.ticksCounted + 1, this.wakeAtTick) * this.periodMs;
   }
 
   wakeAfter(ticks: number): void {
     if (!(Number.isInteger(ticks) && ticks >= 1)) throw new RangeError(`wakeAfter: bad ticks ${ticks}`);
-    const earlier = this.ticksCounted + ticks < this.wakeAtTick;
-    this.wakeAtTick = this.ticksCounted + ticks;
+    // Counted from the last tick boundary passed, delivered or not (a caller need not catch up first).
+    const passed = Math.max(this.ticksCounted, this.ticksPassed(this.ticker.nowMs()));
+    const earlier = passed + ticks < this.wakeAtTick;
+    this.wakeAtTick = passed + ticks;
     if (earlier && this.started) this.ticker.rearm();
   }
 
   catchUp(): void {
     if (!this.started) return;
     const nowMs = this.ticker.nowMs();
-    const due = Math.floor((nowMs - this.startedAtMs) / this.periodMs) - this.ticksCounted;
+    const due = this.ticksPassed(nowMs) - this.ticksCounted;
     if (due <= 0) return;
     const lateMs = nowMs - this.nextDueMs();
     // What exceeds the bound is skipped so the counter does not fall behind forever.

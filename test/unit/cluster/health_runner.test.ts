@@ -364,6 +364,8 @@ test("health runner: a link that comes up gets its round trip measured at once, 
   t.after(() => clearInterval(traffic));
   await time.runUntil("rtt on both sides", () => bothHaveRtt(h), rttRefreshMs / 2);
   assert.deepEqual(h.changes.get("a"), []);
+  // Woken early for the ping, the runners did not take the early wake-up for a late one.
+  assert.deepEqual([runner(h, "a").awarenessScore(), runner(h, "b").awarenessScore()], [0, 0]);
 });
 
 test("health runner: while peers are heard it wakes once per decision, not every tick", async (t) => {

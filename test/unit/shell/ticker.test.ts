@@ -213,3 +213,23 @@ test("ticker: lateMs says how far past the tick it asked for a subscriber was wo
     [1, -145],
   ]);
 });
+
+test("ticker: wakeAfter counts from now, so a wake-up asked for mid-sleep is not late", () => {
+  const { ticker, advance, fire, armedDueMs } = manualTicker();
+  const seen: Array<[number, number]> = [];
+  const ticks = ticker.every(50, (count, lateMs) => {
+    seen.push([count, lateMs]);
+    ticks.wakeAfter(4);
+  });
+  ticks.start();
+  fire();
+  assert.equal(armedDueMs(), 1_250);
+  advance(120); // 1_170: two ticks passed undelivered
+  ticks.wakeAfter(1); // e.g. a link came up: wake at the next tick, 1_200
+  assert.equal(armedDueMs(), 1_200);
+  fire();
+  assert.deepEqual(seen, [
+    [1, 0],
+    [3, 0],
+  ]);
+});
