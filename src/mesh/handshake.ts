@@ -157,10 +157,11 @@ function refuse(code: CloseCode, reason: string): { ok: false; refusal: Handshak
 }
 
 /**
- * Cuts a reason to fit a close frame, on a character boundary. Reasons may quote the peer (a refusal it
- * sent, an unknown key), so 120 characters can be far more than 123 bytes.
+ * Cuts a reason to fit a close frame, on a character boundary; every close of a link goes through it.
+ * Reasons may quote the peer (a refusal it sent, an unknown key), so 120 characters can be far more than
+ * 123 bytes.
  */
-function fitCloseReason(reason: string): string {
+export function fitCloseReason(reason: string): string {
   if (Buffer.byteLength(reason) <= closeReasonBytesMax) return reason;
   const ellipsis = "...";
   let bytes = ellipsis.length;

@@ -19,6 +19,7 @@ import {
   CloseCode,
   evaluateHello,
   evaluateHelloAnswer,
+  fitCloseReason,
   type HandshakeContext,
   type HandshakeRefusal,
   helloFrame,
@@ -33,8 +34,6 @@ type LinkState = "handshaking" | "established" | "closed";
 
 /** Error messages sent back to a requester are cut here: enough to debug, never a flood. */
 const REMOTE_ERROR_CHARS_MAX = 1000;
-/** WebSocket close reasons are limited to 123 bytes by RFC 6455. */
-const CLOSE_REASON_CHARS_MAX = 120;
 
 export interface LinkHooks {
   established(link: Link): void;
@@ -178,7 +177,7 @@ export class Link {
     if (this.state === "closed") return;
     this.finish(reason, cause);
     if (this.ws.readyState === this.ws.OPEN) {
-      this.ws.close(code, reason.slice(0, CLOSE_REASON_CHARS_MAX));
+      this.ws.close(code, fitCloseReason(reason));
     } else {
       this.ws.terminate();
     }
