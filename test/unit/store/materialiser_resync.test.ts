@@ -142,6 +142,22 @@ test("materialiser resync: a format 1 manifest keeps its names; files are compar
   assert.deepEqual(await resyncRecordingReads(again, store), { read: [], written: [], removed: [] });
 });
 
+/** Opens a materialiser on `dir` and starts a feed from `store` into it; both close after the test. */
+async function startFeed(
+  t: TestContext,
+  dir: string,
+  store: MemoryStoreService,
+): Promise<{ materialiser: Materialiser; feed: MaterialiseFeed }> {
+  const materialiser = await Materialiser.open({ dir, logger: silent });
+  const feed = new MaterialiseFeed(store, store, materialiser, { logger: silent });
+  t.after(async () => {
+    feed.stop();
+    await materialiser.close();
+  });
+  await feed.start();
+  return { materialiser, feed };
+}
+
 test("materialise feed: a restart applies the lag before start() returns; the full resync runs behind it", async (t) => {
   const dir = await tempDir(t);
   const store = new MemoryStoreService();
@@ -163,13 +179,7 @@ test("materialise feed: a restart applies the lag before start() returns; the fu
   );
   await rm(join(dir, "c"));
 
-  const second = await Materialiser.open({ dir, logger: silent });
-  const feed = new MaterialiseFeed(store, store, second, { logger: silent });
-  t.after(async () => {
-    feed.stop();
-    await second.close();
-  });
-  await feed.start();
+  const { feed } = await startFeed(t, dir, store);
   assert.equal(await readFile(join(dir, "b"), "utf8"), "b 2", "the lag is applied before start() returns");
   assert.equal(await readFile(join(dir, "new"), "utf8"), "n");
   assert.equal(existsSync(join(dir, "c")), false, "the full resync has not run yet");
@@ -203,13 +213,7 @@ for (const [what, paths] of [
       paths.map((path) => ({ path, value: text(path) })),
       { minAcks: 0 },
     );
-    const second = await Materialiser.open({ dir, logger: silent });
-    const feed = new MaterialiseFeed(replaced, replaced, second, { logger: silent });
-    t.after(async () => {
-      feed.stop();
-      await second.close();
-    });
-    await feed.start();
+    const { materialiser: second } = await startFeed(t, dir, replaced);
     assert.equal(existsSync(join(dir, "a")), false, "files of the old store are gone when start() returns");
     assert.equal(await readFile(join(dir, "z"), "utf8"), "z");
     assert.equal(second.lastAppliedSeq, replaced.lastSeq(), "the new store's seq, even when lower");
@@ -235,13 +239,7 @@ test("materialise feed: a lag of more value bytes than catchUpBytesMax waits for
   );
   await rm(join(dir, "small"));
 
-  const second = await Materialiser.open({ dir, logger: silent });
-  const feed = new MaterialiseFeed(store, store, second, { logger: silent });
-  t.after(async () => {
-    feed.stop();
-    await second.close();
-  });
-  await feed.start();
+  await startFeed(t, dir, store);
   assert.equal(
     await readFile(join(dir, "small"), "utf8"),
     "s",
