@@ -1,10 +1,12 @@
 // The hello exchange that turns an authenticated WebSocket into a mesh link. Pure: the link feeds it
 // decoded frames and acts on the verdicts. The dialer sends hello; the acceptor answers hello-ok with the
-// chosen protocol version, or hello-refused with a reason and closes.
+// chosen protocol version, or hello-refused with a reason and closes. Both may carry the sender's membership
+// summary: an optional field, so hellos from older peers without it still pass.
 import { z } from "zod";
 import type { NodeId } from "../core/types.ts";
 import { type Frame, FrameKind } from "./frame.ts";
 import { decodeJsonPayload, encodeJsonPayload } from "./json_payload.ts";
+import type { MembershipSummary } from "./types.ts";
 
 export const PROTOCOL_VERSION_MIN = 1;
 export const PROTOCOL_VERSION_MAX = 1;
@@ -20,6 +22,8 @@ export const CloseCode = {
   DuplicateLink: 4006,
   ShuttingDown: 4007,
   Refused: 4008,
+  /** The peer left the membership: its links are closed and it is no longer dialed. */
+  Removed: 4009,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
@@ -30,6 +34,15 @@ const nodeIdSchema = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
 const version = z.number().int().min(1).max(65_535);
 
+export const membershipSummarySchema = z.strictObject({
+  version: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  hash: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[0-9a-f]+$/),
+});
+
 export const helloSchema = z.strictObject({
   protocolVersionMin: version,
   protocolVersionMax: version,
@@ -37,6 +50,7 @@ export const helloSchema = z.strictObject({
   clusterName: z.string().min(1).max(128),
   /** Random per process start: tells a restarted peer from the old incarnation in logs. */
   bootId: z.string().min(1).max(64),
+  membership: membershipSummarySchema.optional(),
 });
 export type Hello = z.infer<typeof helloSchema>;
 
@@ -45,6 +59,7 @@ export const helloOkSchema = z.strictObject({
   nodeId: nodeIdSchema,
   clusterName: z.string().min(1).max(128),
   bootId: z.string().min(1).max(64),
+  membership: membershipSummarySchema.optional(),
 });
 export type HelloOk = z.infer<typeof helloOkSchema>;
 
@@ -55,8 +70,10 @@ export interface HandshakeContext {
   selfId: NodeId;
   clusterName: string;
   bootId: string;
-  /** Configured peers: the only node ids allowed to link. */
-  peerIds: ReadonlySet<NodeId>;
+  /** Whether a node may link: asked at every hello, so a membership change applies to the next one. */
+  admits(id: NodeId): boolean;
+  /** The summary our hello or hello-ok announces, read as it is sent; undefined announces none. */
+  membership(): MembershipSummary | undefined;
 }
 
 export interface HandshakeRefusal {
@@ -76,8 +93,15 @@ export function helloFrame(context: HandshakeContext): Frame {
     nodeId: context.selfId,
     clusterName: context.clusterName,
     bootId: context.bootId,
+    ...membershipField(context),
   };
   return controlFrame(FrameKind.Hello, hello);
+}
+
+/** Absent rather than undefined, so an older peer's strict schema never meets the key. */
+function membershipField(context: HandshakeContext): { membership?: MembershipSummary } {
+  const membership = context.membership();
+  return membership === undefined ? {} : { membership };
 }
 
 export function helloOkFrame(reply: HelloOk): Frame {
@@ -111,15 +135,23 @@ export function evaluateHello(frame: Frame, identity: string, context: Handshake
     return refuse(CloseCode.ClusterMismatch, "cluster name differs");
   if (hello.nodeId !== identity)
     return refuse(CloseCode.IdentityMismatch, "hello node id differs from identity");
-  if (!context.peerIds.has(hello.nodeId))
-    return refuse(CloseCode.UnknownNode, "node id is not a configured peer");
+  if (hello.nodeId === context.selfId || !context.admits(hello.nodeId))
+    return refuse(CloseCode.UnknownNode, notMemberReason(hello.nodeId, context));
   const reply: HelloOk = {
     protocolVersion: chosen,
     nodeId: context.selfId,
     clusterName: context.clusterName,
     bootId: context.bootId,
+    ...membershipField(context),
   };
   return { ok: true, hello, reply };
+}
+
+/** The refused node logs this: with our membership version, it can tell it was removed from that one. */
+function notMemberReason(id: NodeId, context: HandshakeContext): string {
+  const membership = context.membership();
+  const of = membership === undefined ? "" : ` of membership v${membership.version}`;
+  return `node ${id} is not a member${of}`;
 }
 
 /** Dialer side: the answer must come from the peer we dialed, in our cluster, at a version we speak. */

@@ -27,7 +27,7 @@ import {
   helloRefusedFrame,
 } from "./handshake.ts";
 import { PendingRequests } from "./rpc.ts";
-import type { MeshLimits, RequestHandler, SendResult } from "./types.ts";
+import type { MembershipSummary, MeshLimits, RequestHandler, SendResult } from "./types.ts";
 
 export type LinkRole = "dialer" | "acceptor";
 type LinkState = "handshaking" | "established" | "closed";
@@ -57,8 +57,6 @@ export interface LinkOptions {
   limits: MeshLimits;
   logger: Logger;
   hooks: LinkHooks;
-  /** Counted on every frame of the established link: a plain counter, no callback per frame. */
-  traffic: PeerTraffic;
 }
 
 const encoder = new TextEncoder();
@@ -74,6 +72,8 @@ export class Link {
   readonly dialer: NodeId;
   /** The peer process's random boot id from its hello: tells a restarted peer apart in logs. */
   private peerBootIdValue: string | null = null;
+  /** The membership summary the peer's hello or hello-ok announced, if any. */
+  private peerMembershipValue: MembershipSummary | undefined;
   /** Resolves once the socket is closed for good. */
   readonly closed: Promise<void>;
 
@@ -83,7 +83,8 @@ export class Link {
   private readonly logger: Logger;
   private readonly hooks: LinkHooks;
   private readonly requests: PendingRequests;
-  private readonly traffic: PeerTraffic;
+  /** Counted on every frame of the established link: a plain counter, no callback per frame. */
+  private traffic: PeerTraffic = { framesReceived: 0 };
   private state: LinkState = "handshaking";
   private queuedFramesCount = 0;
   private handlersRunning = 0;
@@ -110,7 +111,6 @@ export class Link {
     this.limits = options.limits;
     this.logger = options.logger.child({ peer: options.peer, role: options.role });
     this.hooks = options.hooks;
-    this.traffic = options.traffic;
     this.requests = new PendingRequests({
       peer: options.peer,
       inflightMax: options.limits.inflightRequestsMax,
@@ -131,6 +131,18 @@ export class Link {
 
   get peerBootId(): string | null {
     return this.peerBootIdValue;
+  }
+
+  get peerMembership(): MembershipSummary | undefined {
+    return this.peerMembershipValue;
+  }
+
+  /**
+   * The mesh hands over its peer's counter once the link is established: only then is the peer's slot
+   * sure (a guest's is made at that moment), and frames are counted only from then on.
+   */
+  countFramesInto(traffic: PeerTraffic): void {
+    this.traffic = traffic;
   }
 
   get inflightRequests(): number {
@@ -249,7 +261,7 @@ export class Link {
         return;
       }
       this.writeFrame(helloOkFrame(verdict.reply));
-      this.establish(verdict.hello.bootId);
+      this.establish(verdict.hello);
       return;
     }
     const verdict = evaluateHelloAnswer(frame, this.peer, this.handshake);
@@ -257,13 +269,14 @@ export class Link {
       this.refuse(verdict.refusal);
       return;
     }
-    this.establish(verdict.helloOk.bootId);
+    this.establish(verdict.helloOk);
   }
 
-  private establish(peerBootId: string): void {
+  private establish(peerHello: { bootId: string; membership?: MembershipSummary | undefined }): void {
     this.clearHandshakeTimer();
     this.state = "established";
-    this.peerBootIdValue = peerBootId;
+    this.peerBootIdValue = peerHello.bootId;
+    this.peerMembershipValue = peerHello.membership;
     this.keepaliveTimer = setInterval(() => this.onKeepalive(), this.limits.keepaliveIntervalMs);
     this.keepaliveTimer.unref();
     this.hooks.established(this);

@@ -1,7 +1,8 @@
-// The mesh: one TLS 1.3 listener per node, a WebSocket link to every configured peer, request/response
-// and one-way messages on named channels. Both sides dial; when two links to a peer end up established,
-// both keep the one dialed by the lower node id, so they agree without talking about it; the other is
-// retired (drained, then closed) so requests already on it still get their answers.
+// The mesh: one TLS 1.3 listener per node, a WebSocket link to every peer, request/response and one-way
+// messages on named channels. Both sides dial; when two links to a peer end up established, both keep the
+// one dialed by the lower node id, so they agree without talking about it; the other is retired (drained,
+// then closed) so requests already on it still get their answers. The peer set follows the cluster
+// membership (setPeers); nodes outside it may be admitted as guests, accepted but never dialed.
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
@@ -15,12 +16,13 @@ import { SafeEmitter } from "../shell/index.ts";
 import { ReconnectBackoff } from "./backoff.ts";
 import { PeerUnreachableError } from "./errors.ts";
 import { encodedFrameBytes, isValidChannel } from "./frame.ts";
-import { CloseCode, type HandshakeContext } from "./handshake.ts";
+import { CloseCode, type HandshakeContext, membershipSummarySchema } from "./handshake.ts";
 import { answerHttpClientError } from "./http_client_error.ts";
 import { resolveMeshLimits } from "./limits.ts";
 import { Link, type LinkRole, type PeerTraffic } from "./link.ts";
 import { dialTlsOptions, ServerTls } from "./tls.ts";
 import type {
+  MembershipSummary,
   MeshApi,
   MeshEventMap,
   MeshLimits,
@@ -35,9 +37,13 @@ import type {
 export const MESH_PATH = "/api/internal/mesh";
 /** On close, links get this long to finish their closing handshake before they are dropped. */
 const CLOSE_GRACE_MS = 500;
+/** The close reason a peer left out by setPeers reads, and the reason of its link:down here. */
+const REMOVED_REASON = "removed from the cluster membership";
 
 interface PeerSlot {
-  peer: MeshPeer;
+  id: NodeId;
+  /** host:port we dial; null for a guest admitted by admitUnknown, which is accepted but never dialed. */
+  address: string | null;
   /** The established link traffic uses. */
   link: Link | null;
   /** Our outbound attempt, until it is established or fails. */
@@ -50,6 +56,8 @@ interface PeerSlot {
   lastFailure: Error | undefined;
   /** Frames from the peer over any of its links; shared with them. */
   traffic: PeerTraffic;
+  /** What the peer announced in the hello of its latest link. */
+  membership: MembershipSummary | undefined;
 }
 
 function zeroMask(mask: Uint8Array): void {
@@ -62,6 +70,8 @@ export class Mesh implements MeshApi {
   private readonly limits: MeshLimits;
   private readonly logger: Logger;
   private readonly handshake: HandshakeContext;
+  /** Forked per peer for its reconnect backoff. */
+  private readonly rng: Prng;
   private readonly tls: ServerTls;
   private readonly server: Server;
   private readonly wss: WebSocketServer;
@@ -78,32 +88,15 @@ export class Mesh implements MeshApi {
     this.limits = resolveMeshLimits(options.limits);
     this.logger = options.logger;
     this.events = new SafeEmitter(options.logger);
-    const rng = new Prng(randomBytes(8).toString("hex"));
-    for (const peer of options.peers) {
-      if (peer.id === options.selfId) continue;
-      if (this.slots.has(peer.id)) throw new RangeError(`mesh: peer ${peer.id} configured twice`);
-      const backoff = new ReconnectBackoff({
-        delayMsMin: this.limits.reconnectDelayMsMin,
-        delayMsMax: this.limits.reconnectDelayMsMax,
-        rng: rng.fork(peer.id),
-      });
-      this.slots.set(peer.id, {
-        peer,
-        link: null,
-        dialing: null,
-        redialTimer: null,
-        backoff,
-        sinceMs: Date.now(),
-        lastError: null,
-        lastFailure: undefined,
-        traffic: { framesReceived: 0 },
-      });
-    }
+    this.rng = new Prng(randomBytes(8).toString("hex"));
+    for (const [id, address] of peerAddresses(options.peers, options.selfId))
+      this.slots.set(id, this.newSlot(id, address));
     this.handshake = {
       selfId: options.selfId,
       clusterName: options.clusterName,
       bootId: randomBytes(8).toString("hex"),
-      peerIds: new Set(this.slots.keys()),
+      admits: (id) => this.admits(id),
+      membership: () => this.announcedMembership(),
     };
     this.tls = new ServerTls(options.security);
     // A socket that never finishes TLS is dropped as fast as one that never says hello.
@@ -159,11 +152,27 @@ export class Mesh implements MeshApi {
     const slot = this.slots.get(peer);
     if (slot === undefined || this.closing !== null || slot.link === null || slot.dialing !== null)
       return false;
-    if (slot.sinceMs >= upBeforeMs) return false;
+    if (slot.address === null || slot.sinceMs >= upBeforeMs) return false;
     if (lowerNodeId(this.selfId, peer) !== this.selfId) return false;
     this.logger.info({ peer }, "mesh link renewing");
-    this.startDial(slot);
+    this.startDial(slot, slot.address);
     return true;
+  }
+
+  setPeers(peers: readonly MeshPeer[]): void {
+    const next = peerAddresses(peers, this.selfId);
+    if (this.closing !== null) return;
+    const downs: NodeId[] = [];
+    for (const slot of [...this.slots.values()]) {
+      if (!next.has(slot.id) && this.removePeer(slot)) downs.push(slot.id);
+    }
+    for (const [id, address] of next) {
+      const slot = this.slots.get(id);
+      if (slot === undefined) this.addPeer(id, address);
+      else if (slot.address !== address) this.movePeer(slot, address);
+    }
+    // After every slot is settled, so a listener sees the new set whatever it calls.
+    for (const peer of downs) this.events.emit("link:down", peer, REMOVED_REASON);
   }
 
   send(peer: NodeId, channel: string, payload: Uint8Array): SendResult {
@@ -223,14 +232,15 @@ export class Mesh implements MeshApi {
 
   peers(): PeerLinkStatus[] {
     return [...this.slots.values()].map((slot) => ({
-      id: slot.peer.id,
-      address: slot.peer.address,
+      id: slot.id,
+      address: slot.address ?? "",
       connected: slot.link !== null,
       dialer: slot.link?.dialer ?? null,
       sinceMs: slot.sinceMs,
       lastError: slot.lastError,
       inflightRequests: slot.link?.inflightRequests ?? 0,
       queuedFrames: slot.link?.queuedFrames ?? 0,
+      ...(slot.membership === undefined ? {} : { membership: slot.membership }),
     }));
   }
 
@@ -273,13 +283,112 @@ export class Mesh implements MeshApi {
     }
   }
 
-  private dial(slot: PeerSlot): void {
-    if (this.closing !== null || slot.link !== null || slot.dialing !== null) return;
-    this.startDial(slot);
+  private newSlot(id: NodeId, address: string | null): PeerSlot {
+    const backoff = new ReconnectBackoff({
+      delayMsMin: this.limits.reconnectDelayMsMin,
+      delayMsMax: this.limits.reconnectDelayMsMax,
+      rng: this.rng.fork(id),
+    });
+    return {
+      id,
+      address,
+      link: null,
+      dialing: null,
+      redialTimer: null,
+      backoff,
+      sinceMs: Date.now(),
+      lastError: null,
+      lastFailure: undefined,
+      traffic: { framesReceived: 0 },
+      membership: undefined,
+    };
   }
 
-  private startDial(slot: PeerSlot): void {
-    const tlsOptions = dialTlsOptions(this.options.security, this.selfId, slot.peer.id);
+  /** A peer may always link; any other node only while admitUnknown says so, asked at each of its hellos. */
+  private admits(id: NodeId): boolean {
+    if ((this.slots.get(id)?.address ?? null) !== null) return true;
+    return this.admitsGuest(id);
+  }
+
+  private admitsGuest(id: NodeId): boolean {
+    const admitUnknown = this.options.admitUnknown;
+    if (admitUnknown === undefined) return false;
+    try {
+      return admitUnknown(id);
+    } catch (error) {
+      this.logger.error({ peer: id, err: error }, "mesh admitUnknown threw: node refused");
+      return false;
+    }
+  }
+
+  /**
+   * The summary from options.membership, schema-checked: peers would refuse a hello with a bad one. Only
+   * the two fields are taken, so a richer object (the election's summary) can be handed over as it is.
+   */
+  private announcedMembership(): MembershipSummary | undefined {
+    const summary = this.options.membership?.();
+    if (summary === undefined) return undefined;
+    const parsed = membershipSummarySchema.safeParse({ version: summary.version, hash: summary.hash });
+    if (parsed.success) return parsed.data;
+    this.logger.error(
+      { summary, reason: parsed.error.message },
+      "mesh membership summary invalid: not announced",
+    );
+    return undefined;
+  }
+
+  private addPeer(id: NodeId, address: string): void {
+    this.slots.set(id, this.newSlot(id, address));
+    this.logger.info({ peer: id, address }, "mesh peer added");
+    this.dial(this.slots.get(id) as PeerSlot);
+  }
+
+  /** A new address for a peer, or a first one for a guest; a live link stays, a waiting redial goes now. */
+  private movePeer(slot: PeerSlot, address: string): void {
+    const previous = slot.address;
+    slot.address = address;
+    if (previous === null)
+      this.logger.info({ peer: slot.id, address, connected: slot.link !== null }, "mesh peer added");
+    else this.logger.info({ peer: slot.id, address, previousAddress: previous }, "mesh peer address changed");
+    if (slot.link !== null) return;
+    slot.backoff.reset();
+    this.clearRedial(slot);
+    this.dial(slot);
+  }
+
+  /**
+   * A peer left out of the set: dropped with its links, unless admitUnknown still admits it; then it stays
+   * as a guest (its link, if any, too) and is no longer dialed. True when a link to it went down.
+   */
+  private removePeer(slot: PeerSlot): boolean {
+    this.clearRedial(slot);
+    if (this.admitsGuest(slot.id)) {
+      if (slot.address !== null) {
+        this.logger.info(
+          { peer: slot.id, address: slot.address },
+          "mesh peer removed, still admitted as a guest",
+        );
+        slot.address = null;
+      }
+      return false;
+    }
+    // Dropped first, so the closes below find no slot to redial.
+    this.slots.delete(slot.id);
+    const wasUp = slot.link !== null;
+    for (const link of [...this.links]) {
+      if (link.peer === slot.id) link.close(CloseCode.Removed, REMOVED_REASON);
+    }
+    this.logger.info({ peer: slot.id, address: slot.address ?? "", connected: wasUp }, "mesh peer removed");
+    return wasUp;
+  }
+
+  private dial(slot: PeerSlot): void {
+    if (this.closing !== null || slot.link !== null || slot.dialing !== null || slot.address === null) return;
+    this.startDial(slot, slot.address);
+  }
+
+  private startDial(slot: PeerSlot, address: string): void {
+    const tlsOptions = dialTlsOptions(this.options.security, this.selfId, slot.id);
     // @types/ws declares checkServerIdentity as returning boolean; ws hands it to tls.connect, which
     // expects Error | undefined, so the node:tls type is the right one.
     const wsOptions = {
@@ -293,8 +402,8 @@ export class Mesh implements MeshApi {
       handshakeTimeout: this.limits.handshakeTimeoutMs,
       followRedirects: false,
     } as unknown as ClientOptions;
-    const ws = new WebSocket(`wss://${slot.peer.address}${MESH_PATH}`, wsOptions);
-    slot.dialing = this.adopt(ws, "dialer", slot.peer.id);
+    const ws = new WebSocket(`wss://${address}${MESH_PATH}`, wsOptions);
+    slot.dialing = this.adopt(ws, "dialer", slot.id);
   }
 
   private adopt(ws: WebSocket, role: LinkRole, peer: NodeId): Link {
@@ -305,8 +414,6 @@ export class Mesh implements MeshApi {
       handshake: this.handshake,
       limits: this.limits,
       logger: this.logger,
-      // An unconfigured identity is refused at the hello: it never gets to count.
-      traffic: this.slots.get(peer)?.traffic ?? { framesReceived: 0 },
       hooks: {
         established: (established) => this.onLinkEstablished(established),
         closed: (closed, reason, cause) => this.onLinkClosed(closed, reason, cause),
@@ -319,8 +426,9 @@ export class Mesh implements MeshApi {
   }
 
   private onLinkEstablished(link: Link): void {
-    const slot = this.slots.get(link.peer);
-    if (slot === undefined) throw new Error(`mesh: established link to unconfigured peer ${link.peer}`);
+    const slot = this.slots.get(link.peer) ?? this.addGuest(link);
+    link.countFramesInto(slot.traffic);
+    slot.membership = link.peerMembership;
     if (slot.dialing === link) slot.dialing = null;
     if (this.closing !== null) {
       link.close(CloseCode.ShuttingDown, "mesh closing");
@@ -341,8 +449,21 @@ export class Mesh implements MeshApi {
       return;
     }
     slot.sinceMs = Date.now();
-    this.logger.info({ peer: link.peer, dialer: link.dialer, peerBootId: link.peerBootId }, "mesh link up");
+    const fields = { peer: link.peer, dialer: link.dialer, peerBootId: link.peerBootId };
+    this.logger.info({ ...fields, peerMembership: link.peerMembership }, "mesh link up");
     this.events.emit("link:up", link.peer);
+  }
+
+  /**
+   * A node without a slot passed its hello just now, so admitUnknown admitted it (the hello and this call
+   * run in one turn); we dial only slots, so the link is an accepted one.
+   */
+  private addGuest(link: Link): PeerSlot {
+    if (link.role !== "acceptor") throw new Error(`mesh: dialed link to ${link.peer}, which has no slot`);
+    const slot = this.newSlot(link.peer, null);
+    this.slots.set(link.peer, slot);
+    this.logger.info({ peer: link.peer }, "mesh guest admitted");
+    return slot;
   }
 
   /** Of two established links to one peer: the lower node id's dial wins; from the same dialer, the newer. */
@@ -376,13 +497,14 @@ export class Mesh implements MeshApi {
     const repeated = slot.lastError === reason;
     slot.lastError = reason;
     if (slot.link !== null) return;
-    const fields = { peer: slot.peer.id, address: slot.peer.address, reason };
+    const fields = { peer: slot.id, address: slot.address, reason };
     if (repeated) this.logger.debug(fields, "mesh dial failed");
     else this.logger.warn(fields, "mesh dial failed");
   }
 
   private scheduleRedial(slot: PeerSlot): void {
     if (this.closing !== null || slot.redialTimer !== null || slot.dialing !== null) return;
+    if (slot.address === null) return;
     const delayMs = slot.backoff.nextDelayMs();
     slot.redialTimer = setTimeout(() => {
       slot.redialTimer = null;
@@ -477,4 +599,16 @@ function sendJsonError(res: ServerResponse, status: number, code: string, messag
   const body = JSON.stringify({ error: { code, message } });
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   res.end(body);
+}
+
+/** Peer id to address, self left out; an id listed twice or an empty address is a bug in the caller. */
+function peerAddresses(peers: readonly MeshPeer[], selfId: NodeId): Map<NodeId, string> {
+  const addresses = new Map<NodeId, string>();
+  for (const peer of peers) {
+    if (peer.id === selfId) continue;
+    if (addresses.has(peer.id)) throw new RangeError(`mesh: peer ${peer.id} listed twice`);
+    if (peer.address === "") throw new RangeError(`mesh: peer ${peer.id} has no address`);
+    addresses.set(peer.id, peer.address);
+  }
+  return addresses;
 }

@@ -27,6 +27,15 @@ export interface MeshPeer {
   address: string;
 }
 
+/**
+ * What a node announces of its cluster membership in every hello: the committed version and a hash of the
+ * member list (lowercase hex, at most 64 characters), so two nodes see at link up whether they agree.
+ */
+export interface MembershipSummary {
+  version: number;
+  hash: string;
+}
+
 export interface MeshLimits {
   /** Largest frame accepted or sent (bytes); larger ones close the link with a logged reason. */
   frameBytesMax: number;
@@ -66,11 +75,20 @@ export interface MeshOptions {
   listenHost: string;
   /** 0 picks a free port (tests); read the actual one from address(). */
   listenPort: number;
+  /** The peers at start; setPeers replaces them. */
   peers: readonly MeshPeer[];
   security: MeshSecurity;
   logger: Logger;
   limits?: Partial<MeshLimits>;
   httpHandler?: TlsHttpHandler;
+  /**
+   * Asked at the hello of a node that is not a peer: true accepts its link (a joining node has no
+   * membership yet and must accept the leader's). Such a guest gets a slot without an address: it is
+   * never dialed, only accepted. Default: refuse every node that is not a peer.
+   */
+  admitUnknown?: (id: NodeId) => boolean;
+  /** Read at every hello, so each link announces the current summary; undefined (or absent) announces none. */
+  membership?: () => MembershipSummary | undefined;
 }
 
 /** A one-way message handler for a channel. Runs on the event loop; must not throw. */
@@ -83,6 +101,7 @@ export type SendResult = "sent" | "no-link" | "backpressure";
 
 export interface PeerLinkStatus {
   id: NodeId;
+  /** "" for a guest admitted by admitUnknown: accepted, never dialed. */
   address: string;
   connected: boolean;
   /** Who dialed the surviving link. */
@@ -92,6 +111,8 @@ export interface PeerLinkStatus {
   lastError: string | null;
   inflightRequests: number;
   queuedFrames: number;
+  /** What the peer announced in the hello of its latest link; absent if it announced none (older peers). */
+  membership?: MembershipSummary;
 }
 
 export interface MeshEventMap {
@@ -115,7 +136,15 @@ export interface MeshApi {
   /** Subscriptions return their unsubscribe. */
   onMessage(channel: string, listener: MessageListener): () => void;
   onRequest(channel: string, handler: RequestHandler): () => void;
+  /** Every slot: the peers and the guests admitted by admitUnknown. */
   peers(): PeerLinkStatus[];
+  /**
+   * Replaces the peer set (self is skipped). New peers are dialed; a changed address is used by the next
+   * dial (a connected link stays); a peer left out is dropped and its links closed, unless admitUnknown
+   * still admits it: then it stays as a guest, accepted but no longer dialed. The same set changes nothing.
+   * Throws RangeError for an id listed twice or an empty address (a bug in the caller).
+   */
+  setPeers(peers: readonly MeshPeer[]): void;
   /**
    * Frames received from `peer` since the mesh started, over any link: evidence that it lives. A counter,
    * so a failure detector reads it once per tick instead of being called per frame; compare readings.

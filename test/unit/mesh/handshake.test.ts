@@ -13,19 +13,23 @@ import {
   PROTOCOL_VERSION_MAX,
 } from "../../../src/mesh/handshake.ts";
 
-const n1: HandshakeContext = {
-  selfId: "n1",
-  clusterName: "prod",
-  bootId: "b1",
-  peerIds: new Set(["n2", "n3"]),
-};
-const n2: HandshakeContext = {
-  selfId: "n2",
-  clusterName: "prod",
-  bootId: "b2",
-  peerIds: new Set(["n1", "n3"]),
-};
+/** A node whose peers are `peerIds`, announcing no membership unless told. */
+function context(selfId: string, peerIds: string[], extra: Partial<HandshakeContext> = {}): HandshakeContext {
+  return {
+    selfId,
+    clusterName: "prod",
+    bootId: `b${selfId.slice(1)}`,
+    admits: (id) => peerIds.includes(id),
+    membership: () => undefined,
+    ...extra,
+  };
+}
+const n1 = context("n1", ["n2", "n3"]);
+const n2 = context("n2", ["n1", "n3"]);
+const v7 = { version: 7, hash: "00c0ffee12345678" };
+const v6 = { version: 6, hash: "0123456789abcdef" };
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 function control(kind: FrameKind, body: unknown): Frame {
   return { kind, requestId: 0, channel: "", payload: encoder.encode(JSON.stringify(body)) };
@@ -75,6 +79,13 @@ describe("handshake: acceptor", () => {
       [hello({ nodeId: "n3" }), "n2", CloseCode.IdentityMismatch],
       [hello({ nodeId: "n9" }), "n9", CloseCode.UnknownNode],
       [hello({ nodeId: "n1" }), "n1", CloseCode.UnknownNode],
+      [hello({ membership: { version: -1, hash: "ab" } }), "n2", CloseCode.ProtocolError],
+      [hello({ membership: { version: 1.5, hash: "ab" } }), "n2", CloseCode.ProtocolError],
+      [hello({ membership: { version: 1, hash: "AB" } }), "n2", CloseCode.ProtocolError],
+      [hello({ membership: { version: 1, hash: "" } }), "n2", CloseCode.ProtocolError],
+      [hello({ membership: { version: 1, hash: "a".repeat(65) } }), "n2", CloseCode.ProtocolError],
+      [hello({ membership: { version: 1, hash: "ab", term: 3 } }), "n2", CloseCode.ProtocolError],
+      [hello({ membership: { version: 1 } }), "n2", CloseCode.ProtocolError],
       [hello({ extra: true }), "n2", CloseCode.ProtocolError],
       [hello({ nodeId: "" }), "", CloseCode.ProtocolError],
       [control(FrameKind.Hello, "hello"), "n2", CloseCode.ProtocolError],
@@ -91,6 +102,57 @@ describe("handshake: acceptor", () => {
     ];
     for (const [frame, identity, code] of table)
       assert.equal(refusalCode(evaluateHello(frame, identity, n1)), code);
+  });
+
+  it("handshake: acceptor: admission is asked at each hello, so a removed node is refused the next time", () => {
+    const members = new Set(["n2"]);
+    const acceptor = context("n1", [], { admits: (id) => members.has(id), membership: () => v7 });
+    assert.ok(evaluateHello(helloFrame(n2), "n2", acceptor).ok);
+    members.delete("n2");
+    const verdict = evaluateHello(helloFrame(n2), "n2", acceptor);
+    assert.ok(!verdict.ok);
+    assert.equal(verdict.refusal.code, CloseCode.UnknownNode);
+    assert.equal(verdict.refusal.reason, "node n2 is not a member of membership v7");
+  });
+
+  it("handshake: acceptor: its own id is refused even if admitted", () => {
+    const admitsAll = context("n1", [], { admits: () => true });
+    const verdict = evaluateHello(helloFrame(context("n1", [])), "n1", admitsAll);
+    assert.equal(refusalCode(verdict), CloseCode.UnknownNode);
+  });
+});
+
+describe("handshake: membership summary", () => {
+  it("handshake: membership: hello and hello-ok carry each side's summary, read at send time", () => {
+    let dialerSummary = v6;
+    const dialer = context("n2", ["n1"], { membership: () => dialerSummary });
+    const acceptor = context("n1", ["n2"], { membership: () => v7 });
+    dialerSummary = { version: 8, hash: "ab" };
+    const accepted = evaluateHello(helloFrame(dialer), "n2", acceptor);
+    assert.ok(accepted.ok);
+    assert.deepEqual(accepted.hello.membership, { version: 8, hash: "ab" });
+    assert.deepEqual(accepted.reply.membership, v7);
+    const answered = evaluateHelloAnswer(helloOkFrame(accepted.reply), "n1", dialer);
+    assert.ok(answered.ok);
+    assert.deepEqual(answered.helloOk.membership, v7);
+  });
+
+  it("handshake: membership: a side without one leaves the field out, and the other accepts that", () => {
+    const accepted = evaluateHello(helloFrame(n2), "n2", context("n1", ["n2"], { membership: () => v7 }));
+    assert.ok(accepted.ok);
+    assert.equal("membership" in accepted.hello, false);
+    assert.equal("membership" in JSON.parse(decoder.decode(helloFrame(n2).payload)), false);
+    const silent = evaluateHello(helloFrame(context("n2", [], { membership: () => v6 })), "n2", n1);
+    assert.ok(silent.ok);
+    assert.equal("membership" in silent.reply, false);
+    assert.ok(evaluateHelloAnswer(helloOkFrame(silent.reply), "n1", n2).ok);
+  });
+
+  it("handshake: membership: version 0 is a valid summary (a joining node)", () => {
+    const joining = context("n2", ["n1"], { membership: () => ({ version: 0, hash: "0".repeat(16) }) });
+    const accepted = evaluateHello(helloFrame(joining), "n2", n1);
+    assert.ok(accepted.ok);
+    assert.equal(accepted.hello.membership?.version, 0);
   });
 });
 
@@ -118,6 +180,8 @@ describe("handshake: dialer", () => {
       [answer({ clusterName: "other" }), CloseCode.ClusterMismatch],
       [answer({ protocolVersion: 99 }), CloseCode.VersionMismatch],
       [answer({ bootId: 5 }), CloseCode.ProtocolError],
+      [answer({ membership: { version: 1, hash: "xyz" } }), CloseCode.ProtocolError],
+      [answer({ membership: "v7" }), CloseCode.ProtocolError],
       [helloRefusedFrame({ code: CloseCode.UnknownNode, reason: "who?" }), CloseCode.Refused],
       [helloFrame(n1), CloseCode.ProtocolError],
     ];

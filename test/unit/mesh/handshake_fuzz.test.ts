@@ -2,8 +2,9 @@
 // (evaluateHello) or the dialer (evaluateHelloAnswer). Inputs are random mutations of a valid hello or
 // hello-ok (fields changed, removed, added, retyped; JSON cut or corrupted) and random bytes. Whatever
 // arrives: no throw, a refusal carries a known close code and a reason that fits a WebSocket close frame,
-// and nothing is accepted unless it names the authenticated identity (or the dialed peer), a configured
-// peer, our cluster and a common version. Seeded: a failure prints the seed and how to replay it.
+// and nothing is accepted unless it names the authenticated identity (or the dialed peer), an admitted
+// peer, our cluster and a common version, with a well-formed membership summary or none. Seeded: a failure
+// prints the seed and how to replay it.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Prng } from "../../../src/core/prng.ts";
@@ -26,11 +27,13 @@ const testFile = "test/unit/mesh/handshake_fuzz.test.ts";
 const frameBytesMax = 64 * 1024;
 const closeCodes = new Set<number>(Object.values(CloseCode));
 
+const peerIds = new Set(["n2", "n3"]);
 const self: HandshakeContext = {
   selfId: "n1",
   clusterName: "prod",
   bootId: "b1",
-  peerIds: new Set(["n2", "n3"]),
+  admits: (id) => peerIds.has(id),
+  membership: () => ({ version: 7, hash: "00c0ffee12345678" }),
 };
 const peer = (id: string): HandshakeContext => ({ ...self, selfId: id, bootId: `b-${id}` });
 
@@ -54,6 +57,10 @@ const strings = [
   // Within the schemas' 200 characters, far over a close frame's 123 bytes.
   "日".repeat(200),
   "😀".repeat(100),
+  // Membership hashes: valid, upper case, one character too long.
+  "00c0ffee",
+  "ABCDEF",
+  "f".repeat(65),
 ];
 const numbers = [0, 1, 2, -1, 1.5, 65_535, 65_536, Number.MAX_SAFE_INTEGER, 1e308, -0];
 const keys = [
@@ -64,6 +71,9 @@ const keys = [
   "bootId",
   "protocolVersion",
   "reason",
+  "membership",
+  "version",
+  "hash",
   "鍵".repeat(60),
 ];
 
@@ -141,6 +151,15 @@ function assertRefusal(refusal: HandshakeRefusal): void {
   assert.ok(bytes <= closeReasonBytesMax, `reason of ${bytes} bytes does not fit a close frame`);
 }
 
+/** An accepted summary is absent or exactly the two checked fields. */
+function assertMembership(membership: unknown): void {
+  if (membership === undefined) return;
+  const { version, hash, ...rest } = membership as { version: unknown; hash: unknown };
+  assert.deepEqual(rest, {});
+  assert.ok(Number.isSafeInteger(version) && (version as number) >= 0, `version ${String(version)}`);
+  assert.match(String(hash), /^[0-9a-f]{1,64}$/);
+}
+
 function versionsOverlap(min: unknown, max: unknown): boolean {
   return (
     typeof min === "number" &&
@@ -183,7 +202,8 @@ test("mesh hello fuzz: the acceptor refuses with a close code, never throws, nev
           identity,
           "accepted a hello naming another node than its identity",
         );
-        assert.ok(self.peerIds.has(identity), "accepted a node that is not a configured peer");
+        assert.ok(peerIds.has(identity), "accepted a node that is not a configured peer");
+        assertMembership(verdict.hello.membership);
         assert.equal(verdict.hello.clusterName, self.clusterName);
         assert.ok(versionsOverlap(verdict.hello.protocolVersionMin, verdict.hello.protocolVersionMax));
         assert.equal(verdict.reply.nodeId, self.selfId);
@@ -234,6 +254,7 @@ test("mesh hello fuzz: the dialer accepts an answer only from the peer it dialed
           "accepted an answer from another node than the one dialed",
         );
         assert.equal(verdict.helloOk.clusterName, self.clusterName);
+        assertMembership(verdict.helloOk.membership);
         assert.ok(
           verdict.helloOk.protocolVersion >= PROTOCOL_VERSION_MIN &&
             verdict.helloOk.protocolVersion <= PROTOCOL_VERSION_MAX,
