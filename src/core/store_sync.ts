@@ -131,6 +131,11 @@ export class StoreSync {
   /** Cursors are saved at most once per antiEntropyIntervalTicks, when they moved. */
   private readonly cursorSaveTimer: Timeout;
   private cursorsMoved = false;
+  /**
+   * No write times out sooner than this many ticks from now: exact after each tick, lowered by each new
+   * write, left as is when one is forgotten (a lower bound only costs an early wake-up).
+   */
+  private writeTimeoutTicksMin = Number.POSITIVE_INFINITY;
   private roundRobinIndex = 0;
   private roundIdNext = 1;
   private persistTokenNext = 1;
@@ -211,6 +216,7 @@ export class StoreSync {
     // Nothing to wait for: no peers, or nothing to send (every peer trivially holds an empty write).
     if (chunks.length === 0) write.hostsOk.push(...this.peers);
     this.writes.set(writeId, write);
+    this.writeTimeoutTicksMin = Math.min(this.writeTimeoutTicksMin, timeoutTicks);
     this.progressWrite(write);
     this.assertInvariants();
   }
@@ -315,10 +321,13 @@ export class StoreSync {
   }
 
   private tickTimers(): void {
+    let writeTimeoutTicksMin = Number.POSITIVE_INFINITY;
     for (const write of [...this.writes.values()]) {
       write.timer.tick();
       if (write.timer.fired()) this.finishWrite(write);
+      else writeTimeoutTicksMin = Math.min(writeTimeoutTicksMin, ticksLeft(write.timer));
     }
+    this.writeTimeoutTicksMin = writeTimeoutTicksMin;
     for (const round of [...this.rounds.values()]) {
       round.timer.tick();
       if (round.timer.fired()) this.abandonRound(round, `no answer within ${round.timer.afterTicks} ticks`);
@@ -336,6 +345,23 @@ export class StoreSync {
       this.antiEntropyTimer.reset();
       this.startNextRound();
     }
+  }
+
+  /**
+   * A lower bound on the ticks until tick() next does anything (a write times out, a round is abandoned,
+   * cursors are saved, a periodic round starts): the ticks before it only count, so a shell may deliver
+   * them later in one batch (before any other input) instead of waking for each. At least 1; Infinity when
+   * no tick would ever act until the next input.
+   */
+  ticksUntilTimer(): number {
+    let ticks = this.writes.size > 0 ? this.writeTimeoutTicksMin : Number.POSITIVE_INFINITY;
+    for (const round of this.rounds.values()) ticks = Math.min(ticks, ticksLeft(round.timer));
+    if (this.cursorsMoved) ticks = Math.min(ticks, ticksLeft(this.cursorSaveTimer));
+    // The periodic round starts only with a peer whose link is up and that has no round in flight.
+    if (this.config.peers.some((peer) => !this.rounds.has(peer) && !this.linksDown.has(peer))) {
+      ticks = Math.min(ticks, ticksLeft(this.antiEntropyTimer));
+    }
+    return Math.max(1, ticks);
   }
 
   // --- outputs -----------------------------------------------------------------------------------
@@ -722,6 +748,11 @@ export class StoreSync {
   private ignore(peer: NodeId, message: StoreSyncMessage, reason: string): void {
     this.event({ type: "message-ignored", peer, messageType: message.type, reason });
   }
+}
+
+/** Ticks until `timer` fires (0 once it has). */
+function ticksLeft(timer: Timeout): number {
+  return timer.afterTicks - timer.elapsedTicks;
 }
 
 function emptyReady(): StoreSyncReady {

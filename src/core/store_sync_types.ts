@@ -10,6 +10,8 @@
 //        persistFailed(token) — for it: an apply-ack leaves only after that, so "acknowledged" means durable;
 //        save r.cursors when not null (LocalStore.saveSyncCursors; losing them only costs re-reading);
 //        send r.messages; hand out r.writeResults; log r.events; then advance(r).
+//   3. nothing is due before ticksUntilTimer() more ticks: the shell may sleep until then, as long as it
+//      delivers the ticks that passed (tick() once each) before it feeds any other input.
 
 import type { BucketDigest, EntryStamp, StoreEntry } from "./store_types.ts";
 import type { ConfigProblem, Envelope, NodeId } from "./types.ts";

@@ -86,6 +86,8 @@ const digestRoundEveryDefault = 12;
 const changesPerNotificationMax = 4096;
 /** Received messages waiting for the next turn; a peer flooding past this loses messages, not memory. */
 const inboxMessagesMax = 16_384;
+/** Longest sleep between timer wake-ups (the core may need none while idle): within the catch-up bound. */
+const sleepTicksMax = 1_000;
 
 /** One caller of write(), waiting for its entries. */
 interface WriteRequest {
@@ -395,6 +397,8 @@ export class Replicator implements StoreService {
     this.merged = [];
     if (merged.length > 0) this.store.flushed((error) => this.remoteFlushed(merged, error));
     this.feedAfterFlush();
+    // Ticks before the core's next timer only count: sleep through them (every input catches up first).
+    this.ticker.wakeAfter(Math.min(this.core.ticksUntilTimer(), sleepTicksMax));
   }
 
   /** Merge durably → save cursors → send → settle → log; failed merges are stepped after advance. */

@@ -3,7 +3,8 @@
 //     version), checked at the moment the ack is reported and again, for every host and the writer, at the
 //     end of the history: "acknowledged" must mean durable on that host;
 //   storeConverged — after healing, every live node holds identical entries: digests first (cheap), then
-//     the full sets, value bytes included.
+//     the full sets, value bytes included;
+//   ticksUntilTimer (store_cluster.ts) — no tick before the one a core's ticksUntilTimer() named acts.
 import { compareVersions, versionKey } from "../../../src/core/lww.ts";
 import type { WriteResult } from "../../../src/core/store_sync_types.ts";
 import type { StoreEntry } from "../../../src/core/store_types.ts";

@@ -5,7 +5,8 @@
 // replicator's fsync on the thread pool), with other inputs stepped meanwhile. A crash drops the core (writes in flight, rounds, unsent acks) and
 // keeps the store; a torn crash strikes inside a drain, between two persist batches. A restart builds a
 // new core over the same store, and the mesh reports the links up on both sides. Each node's wall clock
-// (for HLC versions) is the global time plus its own skew.
+// (for HLC versions) is the global time plus its own skew. The simulator ticks every core on every tick,
+// and checks the sleep the shell would take: no tick before the one ticksUntilTimer() named does anything.
 import type { Prng } from "../../../src/core/prng.ts";
 import { StoreSync } from "../../../src/core/store_sync.ts";
 import type {
@@ -21,7 +22,7 @@ import type { StoreWrite } from "../../../src/store/types.ts";
 import { MemoryLocalStore } from "../../support/memory_local_store.ts";
 import { NodeClock, unitsPerTick } from "../clock.ts";
 import { Network, type NetworkOptions } from "../network.ts";
-import { AckedWriteChecker } from "./store_checkers.ts";
+import { AckedWriteChecker, StoreViolationError } from "./store_checkers.ts";
 
 /** The surface of src/core/store_sync.ts the simulator drives (tests swap in deliberately broken cores). */
 export type SyncCore = Pick<
@@ -37,6 +38,7 @@ export type SyncCore = Pick<
   | "ready"
   | "advance"
   | "status"
+  | "ticksUntilTimer"
 >;
 
 export type SyncFactory = (config: StoreSyncConfig, view: StoreView) => SyncCore;
@@ -91,6 +93,8 @@ interface SimNode {
   crashAfterPersists: number | null;
   /** Merged batches waiting for their flush, by due time (a crash drops them with the core). */
   flushes: Array<{ atUnits: number; tokens: number[] }>;
+  /** Ticks the core said would do nothing (ticksUntilTimer() - 1 after its last drain), still to come. */
+  quietTicks: number;
 }
 
 export class StoreCluster {
@@ -138,6 +142,7 @@ export class StoreCluster {
         writeSeq: 0,
         crashAfterPersists: null,
         flushes: [],
+        quietTicks: 0,
       };
       this.nodes.set(spec.id, node);
     }
@@ -237,6 +242,7 @@ export class StoreCluster {
     node.boots++;
     node.core = this.createSync(node.config, node.store);
     this.line(`${node.spec.id} boot #${node.boots} (${node.store.all().length} entries)`);
+    this.drain(node);
     for (const peer of node.config.peers) {
       const other = this.node(peer);
       if (other.core === null) continue;
@@ -277,7 +283,17 @@ export class StoreCluster {
 
   private wake(node: SimNode): void {
     const due = node.clock.takeDue(this.nowUnits);
-    for (let i = 0; i < due && node.core !== null; i++) node.core.tick();
+    for (let i = 0; i < due && node.core !== null; i++) {
+      node.core.tick();
+      if (node.quietTicks === 0) continue;
+      if (node.core.hasReady()) {
+        throw new StoreViolationError(
+          "ticks-until-timer",
+          `${node.spec.id} acted on a tick its ticksUntilTimer() said would do nothing`,
+        );
+      }
+      node.quietTicks--;
+    }
     this.drain(node);
   }
 
@@ -326,6 +342,7 @@ export class StoreCluster {
         node.flushes.push({ atUnits, tokens });
       }
     }
+    if (node.core !== null) node.quietTicks = node.core.ticksUntilTimer() - 1;
   }
 
   /** Counts one persist batch against an armed torn crash; true when the node just crashed. */

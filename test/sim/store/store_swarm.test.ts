@@ -54,6 +54,7 @@ test("sim: store swarm: a failure names its seed and the replay command", () => 
 function bentSync(bend: {
   ready?: (core: StoreSync, ready: StoreSyncReady) => StoreSyncReady;
   drop?: (message: StoreSyncMessage) => boolean;
+  ticksUntilTimer?: (core: StoreSync) => number;
 }): SyncFactory {
   return (config, view) => {
     const core = new StoreSync(config, view);
@@ -82,6 +83,7 @@ function bentSync(bend: {
         core.advance(ready);
       },
       status: () => core.status(),
+      ticksUntilTimer: () => bend.ticksUntilTimer?.(core) ?? core.ticksUntilTimer(),
     };
   };
 }
@@ -134,6 +136,12 @@ test("sim: store swarm: a core that acks an apply on receipt trips its own asser
   assert.match(error.message, /^seed=\d+ StoreSyncInvariantError: .*ack-after-durable/);
   assert.ok(error.cause instanceof StoreSyncInvariantError);
   assert.deepEqual(error.cause.rules, ["ack-after-durable"]);
+});
+
+test("sim: store checker: a core that oversleeps its next timer by one tick is caught", () => {
+  const error = firstFailure(bentSync({ ticksUntilTimer: (core) => core.ticksUntilTimer() + 1 }), 20);
+  assert.ok(error.cause instanceof StoreViolationError, String(error.cause));
+  assert.equal(error.cause.invariant, "ticks-until-timer");
 });
 
 test("sim: store checker: a core whose anti-entropy never answers does not converge, and is caught", () => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { Prng } from "../../../src/core/prng.ts";
 import { StoreSync, validateStoreSyncConfig } from "../../../src/core/store_sync.ts";
 import { DEFAULT_STORE_SYNC_LIMITS } from "../../../src/core/store_sync_config.ts";
 import type {
@@ -62,7 +63,12 @@ class Harness {
   }
 
   /** Commits locally, then feeds the core as the shell does; returns the write id. */
-  write(id: NodeId, paths: Record<string, string | null>, minAcks: number | "all" = 1): string {
+  write(
+    id: NodeId,
+    paths: Record<string, string | null>,
+    minAcks: number | "all" = 1,
+    timeoutTicks?: number,
+  ): string {
     const node = this.node(id);
     const writes = Object.entries(paths).map(([path, v]) => ({
       path,
@@ -71,7 +77,7 @@ class Harness {
     const firstSeq = node.store.lastSeq() + 1;
     const entries = node.store.writeLocal(writes, nowWallMs);
     const writeId = `${id}.${this.writeIdNext++}`;
-    node.core.localCommitted(writeId, entries, minAcks, undefined, firstSeq);
+    node.core.localCommitted(writeId, entries, minAcks, timeoutTicks, firstSeq);
     this.drain(node);
     return writeId;
   }
@@ -651,6 +657,93 @@ test("store sync: a failed persist sends no ack and fails the round it served", 
   h.deliverAll();
   assert.equal(h.sent.filter((e) => e.message.type === "apply-ack").length, 0);
   assert.equal(n2.core.status().persistsInFlight, 0);
+});
+
+/** One random input to a random node of `h`: a write, a delivered, dropped or duplicated message, a link event. */
+function randomInput(h: Harness, rng: Prng, ids: readonly NodeId[]): void {
+  const id = rng.pick(ids);
+  const node = h.node(id);
+  const roll = rng.next();
+  if (roll < 0.2) {
+    const minAcks = rng.chance(0.2) ? "all" : rng.intBetween(0, ids.length);
+    h.write(id, { [`k/${rng.intBetween(0, 20)}`]: rng.chance(0.2) ? null : `v${rng.next()}` }, minAcks);
+  } else if (roll < 0.7 && h.queue.length > 0) {
+    const envelope = h.queue.splice(rng.intBetween(0, Math.min(3, h.queue.length - 1)), 1)[0]!;
+    if (rng.chance(0.9)) h.deliver(envelope);
+    if (rng.chance(0.05)) h.queue.push(envelope);
+  } else if (roll < 0.8) {
+    node.autoPersist = rng.chance(0.7);
+    h.persistHeld(id);
+  } else if (roll < 0.9 && ids.length > 1) {
+    const peer = rng.pick(ids.filter((p) => p !== id));
+    if (rng.chance(0.5)) h.linkUp(id, peer);
+    else {
+      node.core.linkDown(peer);
+      h.drain(node);
+    }
+  } else {
+    h.tick(id, rng.intBetween(1, 3));
+  }
+}
+
+test("store sync: ticksUntilTimer: on random histories, no tick before the one it names does anything", () => {
+  let slept = 0;
+  let actedOnTime = 0;
+  for (let seed = 0; seed < 60; seed++) {
+    const rng = new Prng(`ticks-until-timer-${seed}`);
+    const ids = ["n1", "n2", "n3"].slice(0, rng.intBetween(1, 3));
+    const h = new Harness(ids, {
+      writeTimeoutTicks: rng.intBetween(1, 30),
+      antiEntropyIntervalTicks: rng.intBetween(1, 40),
+      roundTimeoutTicks: rng.intBetween(1, 20),
+      digestRoundEvery: rng.intBetween(1, 4),
+    });
+    for (let step = 0; step < 300; step++) {
+      randomInput(h, rng, ids);
+      if (!rng.chance(0.2)) continue;
+      const node = h.node(rng.pick(ids));
+      const ticks = node.core.ticksUntilTimer();
+      assert.ok(ticks >= 1);
+      const quiet = Number.isFinite(ticks) ? ticks - 1 : 100;
+      for (let i = 0; i < quiet; i++) {
+        node.core.tick();
+        assert.ok(!node.core.hasReady(), `seed ${seed}: ${node.id} acted ${i + 1} ticks in, before ${ticks}`);
+      }
+      if (quiet > 0) slept++;
+      if (!Number.isFinite(ticks)) continue;
+      node.core.tick();
+      if (node.core.hasReady()) actedOnTime++;
+      h.drain(node);
+    }
+  }
+  // Not vacuous: the bound let nodes sleep, and was often exact.
+  assert.ok(slept > 500, `slept ${slept} times`);
+  assert.ok(actedOnTime > 500, `acted on the named tick ${actedOnTime} times`);
+});
+
+test("store sync: ticksUntilTimer: an idle node sleeps until its next periodic round; with no peer up, for good", () => {
+  const h = new Harness(["n1", "n2"], { antiEntropyIntervalTicks: 40, roundTimeoutTicks: 5 });
+  const n1 = h.node("n1");
+  assert.equal(n1.core.ticksUntilTimer(), 40);
+  h.tick("n1", 39);
+  assert.equal(n1.core.ticksUntilTimer(), 1);
+  h.tick("n1");
+  // A round in flight: its timeout comes first.
+  assert.deepEqual(n1.core.status().roundsInFlight, ["n2"]);
+  assert.equal(n1.core.ticksUntilTimer(), 5);
+  h.deliverAll();
+  assert.equal(n1.core.ticksUntilTimer(), 40);
+  // A pending write: its timeout.
+  h.write("n1", { a: "1" }, 1, 12);
+  assert.equal(n1.core.ticksUntilTimer(), 12);
+  h.deliverAll();
+  assert.equal(n1.core.ticksUntilTimer(), 40);
+  n1.core.linkDown("n2");
+  h.drain(n1);
+  // The cursor the round moved is still to be saved; after that, nothing.
+  h.tick("n1", n1.core.ticksUntilTimer());
+  assert.equal(n1.store.syncCursors().length, 1);
+  assert.equal(n1.core.ticksUntilTimer(), Number.POSITIVE_INFINITY);
 });
 
 test("store sync: config: impossible settings are refused", () => {
