@@ -158,6 +158,13 @@ export class ElectionRunner {
     if (type === "role-changed") {
       const { role, leaderId, ...rest } = fields as Extract<ElectionEvent, { type: "role-changed" }>;
       this.logger.info({ ...rest, leader: leaderId }, `became ${role}`);
+    } else if (type === "membership-mismatch" || type === "removed") {
+      this.logger.warn(
+        fields,
+        type === "removed" ? "removed from the cluster membership" : "membership mismatch",
+      );
+    } else if (type === "membership-adopted" || type === "membership-committed") {
+      this.logger.info(fields, type.replace("-", " "));
     } else {
       this.logger[type === "lease-lost" ? "warn" : "debug"](fields, `election ${type}`);
     }

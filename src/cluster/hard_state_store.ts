@@ -5,6 +5,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, wr
 import { join } from "node:path";
 import { z } from "zod";
 import { emptyHardState, type HardState } from "../core/election_types.ts";
+import { checkMembership } from "./membership_schema.ts";
 
 export interface HardStateStore {
   load(): HardState;
@@ -14,6 +15,8 @@ export interface HardStateStore {
 const hardStateSchema = z.strictObject({
   term: z.number().int().nonnegative(),
   votedFor: z.string().nullable(),
+  // Absent in files written before membership was cluster state: such a node bootstraps from its config.
+  membership: z.strictObject({ config: z.unknown(), term: z.number().int().nonnegative() }).optional(),
 });
 
 export class CorruptStateError extends Error {
@@ -52,7 +55,11 @@ export class FileHardStateStore implements HardStateStore {
     if (!result.success) {
       throw new CorruptStateError(`${this.path}: ${result.error.issues[0]?.message ?? "invalid"}`);
     }
-    return result.data;
+    const { term, votedFor, membership } = result.data;
+    if (membership === undefined) return { term, votedFor };
+    const checked = checkMembership(membership.config);
+    if (!checked.ok) throw new CorruptStateError(`${this.path}: membership: ${checked.reason}`);
+    return { term, votedFor, membership: { config: checked.membership, term: membership.term } };
   }
 
   save(state: HardState): void {

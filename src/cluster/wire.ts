@@ -3,13 +3,17 @@
 // JSON parse plus a schema walk per message was a tenth of an idle agent's CPU (bench/idle.ts).
 //
 // Layout (big-endian): u8 type | f64 term, then per type
-//   pre-vote, timeout-now                        nothing
-//   pre-vote-response, vote-response             u8 granted (0 or 1)
-//   vote                                         u8 transfer (0 or 1)
-//   heartbeat, heartbeat-response                f64 seq
-// where term and seq are non-negative safe integers. Every type has one length; anything else is refused,
-// so an accepted payload re-encodes to the same bytes.
-import type { ElectionMessage } from "../core/election_types.ts";
+//   timeout-now                                  nothing more
+//   pre-vote                                     summary
+//   pre-vote-response, vote-response, vote       u8 flag (granted / transfer) | summary
+//   heartbeat-response                           f64 seq | summary
+//   heartbeat                                    f64 seq | summary | f64 committed | u32 n | n bytes
+// where summary = f64 membership version | f64 membership term | 8 bytes membership hash, numbers are
+// non-negative safe integers, and the heartbeat's n bytes (n = 0: none) are the whole membership as JSON,
+// sent only to a node that does not hold it yet, and schema-checked here. Every other type has one length;
+// anything else is refused, so an accepted payload re-encodes to the same bytes.
+import type { ElectionMessage, Membership, MembershipSummary } from "../core/election_types.ts";
+import { checkMembership } from "./membership_schema.ts";
 import { readUint, writeUint } from "./wire_numbers.ts";
 
 export const ELECTION_CHANNEL = "election";
@@ -24,12 +28,21 @@ const typeCodes = {
   "timeout-now": 7,
 } as const satisfies Record<ElectionMessage["type"], number>;
 
-/** Payload bytes per type code (index); 0 for unknown codes. */
-const lengthByCode = [0, 9, 10, 10, 10, 17, 17, 9];
+/** Where the summary starts, per type code (index); -1 for none. */
+const summaryAtByCode = [-1, 9, 10, 10, 10, 17, 17, -1];
+/** Fixed length per type code (index); a heartbeat adds its membership bytes. 0 for unknown codes. */
+const lengthByCode = [0, 33, 34, 34, 34, 53, 41, 9];
+
+/** A membership list on the wire: at most this many bytes (about 2,000 nodes). */
+export const membershipBytesMax = 256 * 1024;
 
 export function encodeElectionMessage(message: ElectionMessage): Uint8Array {
   const code = typeCodes[message.type];
-  const bytes = Buffer.allocUnsafe(lengthByCode[code] as number);
+  const config =
+    message.type === "heartbeat" && message.config !== undefined
+      ? Buffer.from(JSON.stringify(message.config))
+      : null;
+  const bytes = Buffer.allocUnsafe((lengthByCode[code] as number) + (config?.byteLength ?? 0));
   bytes[0] = code;
   writeUint(bytes, 1, message.term);
   switch (message.type) {
@@ -50,44 +63,104 @@ export function encodeElectionMessage(message: ElectionMessage): Uint8Array {
     default:
       throw new RangeError(`unknown election message ${(message satisfies never as ElectionMessage).type}`);
   }
+  if (message.type !== "timeout-now")
+    writeSummary(bytes, summaryAtByCode[code] as number, message.membership);
+  if (message.type === "heartbeat") {
+    writeUint(bytes, 41, message.committed);
+    bytes.writeUInt32BE(config?.byteLength ?? 0, 49);
+    config?.copy(bytes, 53);
+  }
   return bytes;
+}
+
+function writeSummary(bytes: Buffer, at: number, summary: MembershipSummary): void {
+  writeUint(bytes, at, summary.version);
+  writeUint(bytes, at + 8, summary.term);
+  if (!/^[0-9a-f]{16}$/.test(summary.hash)) throw new RangeError(`not a membership hash: ${summary.hash}`);
+  bytes.write(summary.hash, at + 16, "hex");
 }
 
 export type DecodeResult = { ok: true; message: ElectionMessage } | { ok: false; reason: string };
 
-/** The longest election message; anything larger is garbage. */
-export const electionMessageBytesMax = 17;
+/** The longest election message: a heartbeat carrying the largest membership. */
+export const electionMessageBytesMax = 53 + membershipBytesMax;
 
 /** Never throws: hostile bytes from a peer become a reason to log. */
 export function decodeElectionMessage(payload: Uint8Array): DecodeResult {
   const code = payload.byteLength > 0 ? (payload[0] as number) : 0;
   const length = lengthByCode[code] ?? 0;
   if (length === 0) return refuse(`unknown type ${code}`);
-  if (payload.byteLength !== length)
-    return refuse(`${payload.byteLength} bytes, type ${code} takes ${length}`);
+  const fixedLength =
+    code === typeCodes.heartbeat ? payload.byteLength >= length : payload.byteLength === length;
+  if (!fixedLength) return refuse(`${payload.byteLength} bytes, type ${code} takes ${length}`);
   const term = readUint(payload, 1);
   if (term < 0) return refuse("term is not a non-negative integer");
+  if (code === typeCodes["timeout-now"]) return { ok: true, message: { type: "timeout-now", term } };
+  const membership = readSummary(payload, summaryAtByCode[code] as number);
+  if (membership === null) return refuse("membership summary is not two non-negative integers");
   switch (code) {
     case typeCodes["pre-vote"]:
-      return { ok: true, message: { type: "pre-vote", term } };
-    case typeCodes["timeout-now"]:
-      return { ok: true, message: { type: "timeout-now", term } };
+      return { ok: true, message: { type: "pre-vote", term, membership } };
     case typeCodes["pre-vote-response"]:
     case typeCodes["vote-response"]:
     case typeCodes.vote: {
       const flag = payload[9];
       if (flag !== 0 && flag !== 1) return refuse(`flag byte ${flag} is not 0 or 1`);
-      if (code === typeCodes.vote) return { ok: true, message: { type: "vote", term, transfer: flag === 1 } };
+      if (code === typeCodes.vote) {
+        return { ok: true, message: { type: "vote", term, transfer: flag === 1, membership } };
+      }
       const type = code === typeCodes["vote-response"] ? "vote-response" : "pre-vote-response";
-      return { ok: true, message: { type, term, granted: flag === 1 } };
+      return { ok: true, message: { type, term, granted: flag === 1, membership } };
     }
     default: {
       const seq = readUint(payload, 9);
       if (seq < 0) return refuse("seq is not a non-negative integer");
-      const type = code === typeCodes.heartbeat ? "heartbeat" : "heartbeat-response";
-      return { ok: true, message: { type, term, seq } };
+      if (code === typeCodes["heartbeat-response"]) {
+        return { ok: true, message: { type: "heartbeat-response", term, seq, membership } };
+      }
+      return decodeHeartbeat(payload, term, seq, membership);
     }
   }
+}
+
+function decodeHeartbeat(
+  payload: Uint8Array,
+  term: number,
+  seq: number,
+  membership: MembershipSummary,
+): DecodeResult {
+  const committed = readUint(payload, 41);
+  if (committed < 0) return refuse("committed is not a non-negative integer");
+  const view = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  const configBytes = view.readUInt32BE(49);
+  if (payload.byteLength !== 53 + configBytes) {
+    return refuse(`heartbeat of ${payload.byteLength} bytes announces ${configBytes} membership bytes`);
+  }
+  if (configBytes === 0)
+    return { ok: true, message: { type: "heartbeat", term, seq, membership, committed } };
+  if (configBytes > membershipBytesMax) return refuse(`membership of ${configBytes} bytes`);
+  const config = parseMembership(view.subarray(53));
+  if (config === null) return refuse("membership is not a valid list");
+  return { ok: true, message: { type: "heartbeat", term, seq, membership, committed, config } };
+}
+
+function parseMembership(bytes: Buffer): Membership | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(bytes.toString("utf8"));
+  } catch {
+    return null;
+  }
+  const checked = checkMembership(parsed);
+  return checked.ok ? checked.membership : null;
+}
+
+function readSummary(payload: Uint8Array, at: number): MembershipSummary | null {
+  const version = readUint(payload, at);
+  const term = readUint(payload, at + 8);
+  if (version < 0 || term < 0) return null;
+  const hash = Buffer.from(payload.buffer, payload.byteOffset + at + 16, 8).toString("hex");
+  return { version, term, hash };
 }
 
 function refuse(reason: string): DecodeResult {

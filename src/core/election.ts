@@ -21,6 +21,16 @@
 // survivors never fire together. Timeouts drawn in whole ticks still tie at random; a pre-candidate then
 // refuses the pre-vote of a lower-ranked one for the same term, so one of them wins instead of both.
 // Neither rule grants a vote sooner: safety rests on the voters' lease window alone.
+//
+// Membership (see membership.ts, membership_view.ts). The voter set is versioned cluster state, and the
+// core treats it as Raft treats a log holding only configuration entries: each node holds one list and
+// the term of the leader it took it from, ordered by (term, version) like a log's last entry. A leader
+// takes its own list as of its term on winning (Raft's no-op entry); followers take the leader's list, and
+// its term, from heartbeats before they answer them. Voters refuse candidates whose list is older, so a
+// leader always holds every list a quorum took. A leader changes the list only once a quorum of it answered
+// with it in the leader's own term (Ongaro's fix for leader changes during a change), one node at a time
+// and one change at a time, and counts votes and its lease over its newest list at once. Consecutive voter
+// sets differ by one node, so every two quorums that can elect or keep a leader in one term intersect.
 import { validateElectionConfig } from "./election_config.ts";
 import { ElectionConfigError, ElectionInvariantError } from "./election_errors.ts";
 import { checkElectionInvariants, type ElectionSnapshot } from "./election_invariants.ts";
@@ -31,11 +41,22 @@ import type {
   ElectionReady,
   ElectionStatus,
   HardState,
+  MembershipStatus,
   SoftState,
 } from "./election_types.ts";
 import { LeaderLease } from "./leader_lease.ts";
+import {
+  applyMembershipChange,
+  type Membership,
+  type MembershipChange,
+  type MembershipSummary,
+  membershipHash,
+  sortedMembership,
+  validateMembership,
+} from "./membership.ts";
+import { MembershipView } from "./membership_view.ts";
 import type { Prng } from "./prng.ts";
-import { VoteResult, voteResult } from "./quorum.ts";
+import { quorumSize, VoteResult, voteResult } from "./quorum.ts";
 import { Timeout } from "./timeout.ts";
 import { type Envelope, type NodeId, Role, type Term } from "./types.ts";
 
@@ -45,14 +66,42 @@ export { validateElectionConfig };
 const priorityDrawsExtraMax = 3;
 
 type VoteRequest = Extract<ElectionMessage, { type: "pre-vote" | "vote" }>;
+type WithoutSummary<M> = M extends { membership: MembershipSummary } ? Omit<M, "membership"> : M;
+/** A message before send() stamps this node's membership summary on it. */
+type Outgoing = WithoutSummary<ElectionMessage>;
+
+export type ProposeResult = { ok: true; version: number } | { ok: false; reason: string };
+
+/** The configured peer list as the bootstrap membership (version 1), or null for a joining node. */
+function bootstrapMembership(config: ElectionConfig): Membership | null {
+  if (config.join === true) return null;
+  const voter = (id: string, role: "member" | "witness") => ({
+    id,
+    address: config.addresses?.[id] ?? "",
+    role,
+    priority: config.priorities[id] ?? 0,
+    voting: true,
+  });
+  return sortedMembership(1, [
+    ...config.members.map((id) => voter(id, "member")),
+    ...config.witnesses.map((id) => voter(id, "witness")),
+  ]);
+}
 
 export class Election {
   private readonly config: ElectionConfig;
   private readonly rng: Prng;
   private readonly selfId: NodeId;
-  private readonly voters: readonly NodeId[];
-  private readonly isWitness: boolean;
-  private readonly timeoutDraws: number;
+  private readonly view: MembershipView;
+  private timeoutDraws = 1;
+  /** Leader: the hash each node last answered a heartbeat of this term with. */
+  private readonly heldByPeer = new Map<NodeId, string>();
+  /** Leader: its list's version until a quorum holds it in this term; then null (changes allowed). */
+  private pendingVersion: number | null = null;
+  /** Leader: nodes the pending change removes, told of their removal once it commits. */
+  private departing: NodeId[] = [];
+  private committedVersion = 0;
+  private readonly mismatchesReported = new Set<string>();
 
   private term: Term;
   private votedFor: NodeId | null;
@@ -87,15 +136,18 @@ export class Election {
     if (!Number.isInteger(persisted.term) || persisted.term < 0) {
       throw new RangeError(`persisted term must be an integer >= 0, got ${persisted.term}`);
     }
+    if (persisted.membership !== undefined) {
+      const invalid = validateMembership(persisted.membership.config);
+      if (invalid.length > 0) throw new ElectionConfigError(invalid);
+    }
     this.config = config;
     this.rng = rng;
     this.selfId = config.selfId;
-    this.voters = [...config.members, ...config.witnesses];
-    this.isWitness = config.witnesses.includes(config.selfId);
-    this.timeoutDraws = 1 + Math.min(priorityDrawsExtraMax, this.priorityRank());
+    this.view = new MembershipView(config.selfId, bootstrapMembership(config), persisted.membership);
+    this.membershipChanged();
     this.term = persisted.term;
     this.votedFor = persisted.votedFor;
-    this.persisted = { term: persisted.term, votedFor: persisted.votedFor };
+    this.persisted = { ...persisted };
     this.published = { role: this.role, leaderId: this.leaderId };
 
     const electionTimeoutTicks = config.electionTimeoutTicks;
@@ -121,7 +173,9 @@ export class Election {
     if (envelope.to !== this.selfId) {
       throw new RangeError(`message for ${envelope.to} stepped into ${this.selfId}`);
     }
-    if (envelope.from === this.selfId || !this.voters.includes(envelope.from)) return;
+    // Anyone authenticated may speak (a leader elected under a newer list, a node joining): the rules below
+    // decide what a message from outside our list can do.
+    if (envelope.from === this.selfId) return;
     this.stepMessage(envelope.from, envelope.message);
     this.assertInvariants();
   }
@@ -132,7 +186,7 @@ export class Election {
    * leadership with transferLeadership on the leader instead).
    */
   campaign(): void {
-    if (this.isWitness || this.role === Role.Leader || this.inLease()) return;
+    if (!this.view.canLead() || this.role === Role.Leader || this.inLease()) return;
     this.startCampaign("campaign requested");
     this.assertInvariants();
   }
@@ -144,7 +198,7 @@ export class Election {
    * provably lapsed (in rank order with the other survivors) unless a heartbeat comes first.
    */
   peerDisconnected(peer: NodeId): void {
-    if (this.role === Role.Follower && !this.isWitness && peer === this.leaderId) {
+    if (this.role === Role.Follower && this.view.canLead() && peer === this.leaderId) {
       this.electionTimer.retarget(this.fastTimeoutTicks(peer));
     }
     this.assertInvariants();
@@ -152,9 +206,59 @@ export class Election {
 
   /** Hand leadership to member `to` (timeout-now, then step down). Ignored unless leader. */
   transferLeadership(to: NodeId): void {
-    if (this.role !== Role.Leader || to === this.selfId || !this.config.members.includes(to)) return;
+    if (this.role !== Role.Leader || to === this.selfId || !this.view.leaderEligible.includes(to)) return;
     this.transferTo(to, "transfer requested");
     this.assertInvariants();
+  }
+
+  /**
+   * Leader only: make the next membership version from one change and start replicating it. Refused while
+   * a change is in flight (or this leader's list is not yet held by a quorum in its term), and for changes
+   * that would take this leader out of the voting members: hand leadership over first.
+   */
+  proposeMembership(change: MembershipChange): ProposeResult {
+    if (this.role !== Role.Leader) return { ok: false, reason: "not the leader" };
+    if (this.pendingVersion !== null) {
+      return { ok: false, reason: `membership v${this.pendingVersion} is not yet held by a quorum; retry` };
+    }
+    const id = change.type === "add" ? change.node.id : change.id;
+    const demotesSelf =
+      change.type === "remove" ||
+      change.type === "demote" ||
+      (change.type === "update" && change.role === "witness");
+    if (id === this.selfId && demotesSelf) {
+      return { ok: false, reason: `${id} leads: hand leadership to another member first` };
+    }
+    const current = this.view.config;
+    if (current === null) throw new Error("leader without a membership");
+    const result = applyMembershipChange(current, change);
+    if (!result.ok) return result;
+    const kept = new Set(result.next.nodes.map((n) => n.id));
+    this.departing = current.nodes.map((n) => n.id).filter((n) => !kept.has(n));
+    this.view.adopt(result.next, this.term);
+    this.membershipChanged();
+    this.pendingVersion = result.next.version;
+    this.lease?.setVoters(this.view.voters);
+    this.events.push({
+      type: "membership-adopted",
+      term: this.term,
+      version: result.next.version,
+      hash: this.view.hash,
+      from: this.selfId,
+    });
+    this.broadcastHeartbeat();
+    this.assertInvariants();
+    return { ok: true, version: result.next.version };
+  }
+
+  membership(): MembershipStatus {
+    return {
+      standing: this.view.standing(),
+      summary: this.view.summary(),
+      config: this.view.config,
+      committedVersion: this.committedVersion,
+      pendingVersion: this.role === Role.Leader ? this.pendingVersion : null,
+    };
   }
 
   hasReady(): boolean {
@@ -171,7 +275,7 @@ export class Election {
       events: [...this.events],
       fencingTerm: this.term,
     };
-    if (this.hardStateChanged()) ready.hardState = { term: this.term, votedFor: this.votedFor };
+    if (this.hardStateChanged()) ready.hardState = this.hardState();
     if (this.softStateChanged()) ready.softState = { role: this.role, leaderId: this.leaderId };
     this.readyInFlight = ready;
     return ready;
@@ -195,14 +299,14 @@ export class Election {
    */
   ticksUntilTimer(): number {
     if (this.role !== Role.Leader) {
-      if (this.isWitness) return Number.POSITIVE_INFINITY;
+      if (!this.campaigns()) return Number.POSITIVE_INFINITY;
       return Math.max(1, this.electionTimer.afterTicks - this.electionTimer.elapsedTicks);
     }
     // A higher-priority member may turn healthy at any tick and be handed the lead.
     const own = this.priorityOf(this.selfId);
-    if (this.config.members.some((member) => this.priorityOf(member) > own)) return 1;
-    // The only voter: its heartbeats reach no one and its own acknowledgement keeps its lease.
-    if (this.voters.length === 1) return Number.POSITIVE_INFINITY;
+    if (this.view.leaderEligible.some((member) => this.priorityOf(member) > own)) return 1;
+    // Alone: its heartbeats reach no one and its own acknowledgement keeps its lease.
+    if (this.view.others().length === 0) return Number.POSITIVE_INFINITY;
     let ticks = this.heartbeatTimer.afterTicks - this.heartbeatTimer.elapsedTicks;
     // The lease only lengthens as ticks pass without acknowledgements (this node's own send counts).
     if (this.config.checkQuorum) ticks = Math.min(ticks, this.leaseRemainingTicks());
@@ -219,12 +323,14 @@ export class Election {
       votedFor: this.votedFor,
       leaseValid: remainingTicks > 0,
       leaseRemainingTicks: remainingTicks,
+      membership: this.membership(),
     };
   }
 
   // --- inputs ------------------------------------------------------------------------------------
 
   private stepMessage(from: NodeId, message: ElectionMessage): void {
+    if (message.type !== "timeout-now") this.observeMembership(from, message);
     if (message.term > this.term) {
       if (!this.acceptNewerTerm(from, message)) return;
     } else if (message.term < this.term) {
@@ -287,6 +393,13 @@ export class Election {
   /** Raft's vote rule (no log to compare): one vote per term; a pre-vote for a newer term is free. */
   private answerVoteRequest(from: NodeId, request: VoteRequest): void {
     const preVote = request.type === "pre-vote";
+    const refusal = this.view.standing() === "removed" ? "removed from the membership" : null;
+    const membershipRefusal = refusal ?? this.view.voteRefusal(request.membership);
+    if (membershipRefusal !== null) {
+      this.rejectVote(request, from, membershipRefusal);
+      this.send(from, { type: `${request.type}-response`, term: this.term, granted: false });
+      return;
+    }
     if (preVote && this.contestsPreVote(from, request.term)) {
       this.rejectVote(request, from, `pre-campaigning for term ${request.term}, ranked above ${from}`);
       this.send(from, { type: "pre-vote-response", term: this.term, granted: false });
@@ -326,8 +439,9 @@ export class Election {
       this.electionTimer.resetRandomized(this.rng, this.timeoutDraws);
       this.electionTimer.clearAttempts();
       this.leaseWindow.reset();
+      this.followLeaderMembership(from, message);
       this.send(from, { type: "heartbeat-response", term: this.term, seq: message.seq });
-    } else if (message.type === "timeout-now" && !this.isWitness) {
+    } else if (message.type === "timeout-now" && this.view.canLead()) {
       this.electionTimer.resetRandomized(this.rng, this.timeoutDraws);
       this.becomeCandidate(true, `timeout-now from ${from}`);
     }
@@ -354,7 +468,107 @@ export class Election {
   }
 
   private stepLeader(from: NodeId, message: ElectionMessage): void {
-    if (message.type === "heartbeat-response") this.lease?.acknowledged(from, message.seq);
+    if (message.type !== "heartbeat-response") return;
+    this.lease?.acknowledged(from, message.seq);
+    this.heldByPeer.set(from, message.membership.hash);
+    this.commitIfHeld();
+  }
+
+  // --- membership --------------------------------------------------------------------------------
+
+  /** Before bootstrap: every announcement counts towards (or against) agreement on the configured list. */
+  private observeMembership(from: NodeId, message: Exclude<ElectionMessage, { type: "timeout-now" }>): void {
+    const seen = this.view.observe(from, message.membership);
+    if (seen.kind === "mismatch") {
+      const key = `${from} ${message.membership.term} ${message.membership.version} ${message.membership.hash}`;
+      if (this.mismatchesReported.has(key)) return;
+      this.mismatchesReported.add(key);
+      this.events.push({ type: "membership-mismatch", term: this.term, peer: from, detail: seen.detail });
+      return;
+    }
+    if (seen.kind !== "agreed") return;
+    this.membershipChanged();
+    const summary = this.view.summary();
+    this.events.push({
+      type: "membership-adopted",
+      term: this.term,
+      version: summary.version,
+      hash: summary.hash,
+      from: "bootstrap",
+    });
+    // The node whose exchange completed the agreement campaigns at once; the rest take the list from its
+    // pre-vote (a peer that took the list saw everyone announce it).
+    const follower = this.role === Role.Follower && this.view.canLead();
+    if (message.type === "pre-vote-response" && follower && !this.inLease()) {
+      this.startCampaign("bootstrap list agreed");
+    }
+  }
+
+  /** A follower takes the leader's list (or confirms ours as of its term) before answering its heartbeat. */
+  private followLeaderMembership(
+    from: NodeId,
+    heartbeat: Extract<ElectionMessage, { type: "heartbeat" }>,
+  ): void {
+    this.committedVersion = heartbeat.committed;
+    const config = heartbeat.config;
+    if (config !== undefined && membershipHash(config) !== this.view.hash) {
+      if (validateMembership(config).length > 0) return;
+      const wasRemoved = this.view.standing() === "removed";
+      this.view.adopt(config, this.term);
+      this.membershipChanged();
+      this.events.push({
+        type: "membership-adopted",
+        term: this.term,
+        version: config.version,
+        hash: this.view.hash,
+        from,
+      });
+      if (this.view.standing() === "removed" && !wasRemoved) {
+        this.events.push({ type: "removed", term: this.term, version: config.version });
+      }
+    } else if (heartbeat.membership.hash === this.view.hash) {
+      this.view.confirm(this.term);
+    }
+  }
+
+  /** Leader: the pending list is held by a quorum of its voters in this term, so it is committed. */
+  private commitIfHeld(): void {
+    if (this.pendingVersion === null) return;
+    const voters = this.view.voters;
+    const hash = this.view.hash;
+    const holding = voters.filter((v) => v === this.selfId || this.heldByPeer.get(v) === hash).length;
+    if (holding < quorumSize(voters.length)) return;
+    this.committedVersion = this.pendingVersion;
+    this.pendingVersion = null;
+    this.events.push({ type: "membership-committed", term: this.term, version: this.committedVersion });
+    // The nodes this change removed hear no more heartbeats: tell them once, with the list that drops them.
+    const config = this.view.config;
+    for (const node of this.departing) {
+      this.send(node, {
+        type: "heartbeat",
+        term: this.term,
+        seq: 0,
+        committed: this.committedVersion,
+        ...(config === null ? {} : { config }),
+      });
+    }
+    this.departing = [];
+  }
+
+  /** What depends on the list: timeout bias by priority rank. */
+  private membershipChanged(): void {
+    this.timeoutDraws = 1 + Math.min(priorityDrawsExtraMax, this.priorityRank());
+  }
+
+  /** Whether this node's election timer does anything: members campaign, bootstrapping nodes announce. */
+  private campaigns(): boolean {
+    return this.view.canLead() || this.view.standing() === "bootstrapping";
+  }
+
+  /** Bootstrapping: announce our list to every bootstrap voter (a pre-vote nobody can grant yet). */
+  private announceBootstrap(): void {
+    this.electionTimer.resetRandomized(this.rng, this.timeoutDraws);
+    for (const peer of this.view.bootstrapPeers()) this.send(peer, { type: "pre-vote", term: this.term + 1 });
   }
 
   private poll(from: NodeId, granted: boolean): void {
@@ -364,7 +578,7 @@ export class Election {
   }
 
   private actOnPoll(): void {
-    const result = voteResult(this.voters, this.granted, this.rejected);
+    const result = voteResult(this.view.voters, this.granted, this.rejected);
     if (result === VoteResult.Lost) this.becomeFollower(this.term, null, `${this.role} lost the vote`);
     if (result !== VoteResult.Won) return;
     if (this.role === Role.Candidate) {
@@ -380,9 +594,11 @@ export class Election {
   /** Followers and candidates: campaign when no leader was heard for the randomized timeout. */
   private tickElection(): void {
     this.leaseWindow.tick();
-    if (this.isWitness) return;
+    if (!this.campaigns()) return;
     this.electionTimer.tick();
-    if (this.electionTimer.fired()) this.startCampaign("election timeout");
+    if (!this.electionTimer.fired()) return;
+    if (this.view.canLead()) this.startCampaign("election timeout");
+    else this.announceBootstrap();
   }
 
   /** Leader: give up when the lease ran out, heartbeat on schedule, hand over to a higher priority. */
@@ -402,8 +618,13 @@ export class Election {
     const lease = this.lease;
     if (lease === null) throw new Error("leader without a lease tracker");
     const seq = lease.heartbeatSent(this.nowTicks);
-    for (const voter of this.voters) {
-      if (voter !== this.selfId) this.send(voter, { type: "heartbeat", term: this.term, seq });
+    const config = this.view.config;
+    const hash = this.view.hash;
+    const committed = this.committedVersion;
+    for (const node of this.view.others()) {
+      // The whole list goes only to nodes that have not answered holding it in this term.
+      const attach = this.heldByPeer.get(node) !== hash && config !== null;
+      this.send(node, { type: "heartbeat", term: this.term, seq, committed, ...(attach ? { config } : {}) });
     }
     this.heartbeatTimer.reset();
   }
@@ -457,9 +678,14 @@ export class Election {
     if (this.role !== Role.Candidate) throw new Error(`${this.role} cannot become leader`);
     this.stepRole = this.stepLeader;
     this.tickRole = this.tickHeartbeat;
+    // Raft's no-op: our list becomes ours as of this term, and no change until a quorum holds it so.
+    this.view.confirm(this.term);
+    this.heldByPeer.clear();
+    this.departing = [];
+    this.pendingVersion = this.view.config?.version ?? null;
     this.lease = new LeaderLease({
       selfId: this.selfId,
-      voters: this.voters,
+      voters: this.view.voters,
       leaseTicks: this.config.leaseTicks,
       streakGapTicksMax: 2 * this.config.heartbeatIntervalTicks,
       campaignTicks: this.campaignTicks,
@@ -467,6 +693,7 @@ export class Election {
     });
     this.setRole(Role.Leader, this.selfId, `won the vote in term ${this.term}`);
     this.broadcastHeartbeat();
+    this.commitIfHeld();
   }
 
   private transferTo(to: NodeId, reason: string): void {
@@ -476,7 +703,8 @@ export class Election {
   }
 
   private assertPromotable(role: Role): void {
-    if (this.isWitness) throw new Error(`witness ${this.selfId} cannot become ${role}`);
+    if (!this.view.canLead())
+      throw new Error(`${this.selfId} (${this.view.standing()}) cannot become ${role}`);
     if (this.role === Role.Leader) throw new Error(`leader cannot become ${role}`);
   }
 
@@ -521,7 +749,7 @@ export class Election {
     if (lease === null) return null;
     let best: NodeId | null = null;
     let bestPriority = this.priorityOf(this.selfId);
-    for (const member of this.config.members) {
+    for (const member of this.view.leaderEligible) {
       const priority = this.priorityOf(member);
       if (member === this.selfId || priority <= bestPriority) continue;
       if (!lease.isHealthy(member, this.nowTicks, this.config.electionTimeoutTicks)) continue;
@@ -552,7 +780,7 @@ export class Election {
    */
   private fastTimeoutTicks(lost: NodeId): number {
     const T = this.config.electionTimeoutTicks;
-    const above = this.config.members.filter(
+    const above = this.view.leaderEligible.filter(
       (m) => m !== lost && m !== this.selfId && this.outranks(m, this.selfId),
     ).length;
     return Math.min(2 * T - 1, T + 1 + 2 * above);
@@ -568,26 +796,39 @@ export class Election {
   /** How many distinct member priorities are above ours (0 for the highest). */
   private priorityRank(): number {
     const own = this.priorityOf(this.selfId);
-    const higher = new Set(this.config.members.map((m) => this.priorityOf(m)).filter((p) => p > own));
+    const higher = new Set(this.view.leaderEligible.map((m) => this.priorityOf(m)).filter((p) => p > own));
     return higher.size;
   }
 
   private priorityOf(id: NodeId): number {
-    const priority = this.config.priorities[id];
-    if (priority === undefined) throw new Error(`no priority for ${id}`);
-    return priority;
+    return this.view.priorityOf(id);
   }
 
   private otherVoters(): NodeId[] {
-    return this.voters.filter((voter) => voter !== this.selfId);
+    return this.view.voters.filter((voter) => voter !== this.selfId);
   }
 
-  private send(to: NodeId, message: ElectionMessage): void {
-    this.messages.push({ from: this.selfId, to, message });
+  private send(to: NodeId, message: Outgoing): void {
+    const stamped =
+      message.type === "timeout-now"
+        ? message
+        : ({ ...message, membership: this.view.summary() } as ElectionMessage);
+    this.messages.push({ from: this.selfId, to, message: stamped });
+  }
+
+  private hardState(): HardState {
+    const membership = this.view.persistedForm();
+    return { term: this.term, votedFor: this.votedFor, ...(membership === undefined ? {} : { membership }) };
   }
 
   private hardStateChanged(): boolean {
-    return this.term !== this.persisted.term || this.votedFor !== this.persisted.votedFor;
+    const membership = this.view.persistedForm();
+    return (
+      this.term !== this.persisted.term ||
+      this.votedFor !== this.persisted.votedFor ||
+      membership?.config !== this.persisted.membership?.config ||
+      membership?.term !== this.persisted.membership?.term
+    );
   }
 
   private softStateChanged(): boolean {
@@ -601,12 +842,13 @@ export class Election {
       role: this.role,
       leaderId: this.leaderId,
       fencingTerm: this.term,
+      canLead: this.view.canLead(),
     };
   }
 
   private assertInvariants(): void {
     const after = this.snapshot();
-    const identity = { selfId: this.selfId, isWitness: this.isWitness };
+    const identity = { selfId: this.selfId };
     const violations = checkElectionInvariants(identity, this.checked, after);
     if (violations.length > 0) throw new ElectionInvariantError(this.selfId, violations);
     this.checked = after;

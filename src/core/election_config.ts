@@ -71,7 +71,7 @@ function membershipProblems(c: ElectionConfig): ConfigProblem[] {
   return problems;
 }
 
-/** Every reason `c` cannot run; `[]` means valid. */
+/** Every reason `c` cannot run; `[]` means valid. A joining node has no bootstrap list to check. */
 export function validateElectionConfig(c: ElectionConfig): ConfigProblem[] {
-  return [...tickProblems(c), ...membershipProblems(c)];
+  return [...tickProblems(c), ...(c.join === true ? [] : membershipProblems(c))];
 }

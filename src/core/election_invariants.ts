@@ -7,11 +7,12 @@ export interface ElectionSnapshot {
   role: Role;
   leaderId: NodeId | null;
   fencingTerm: Term;
+  /** A voting member of the membership it holds (not a witness, learner or removed node). */
+  canLead: boolean;
 }
 
 export interface ElectionIdentity {
   selfId: NodeId;
-  isWitness: boolean;
 }
 
 /** Violations between the state before and after one input; [] when all hold. */
@@ -31,7 +32,9 @@ export function checkElectionInvariants(
   if ((after.role === "leader" || after.role === "candidate") && after.votedFor !== identity.selfId) {
     violations.push(`${after.role} in term ${after.term} without its own vote`);
   }
-  if (identity.isWitness && after.role !== "follower") violations.push(`witness became ${after.role}`);
+  if (!after.canLead && after.role !== "follower") {
+    violations.push(`${after.role} without being a voting member`);
+  }
   if (after.fencingTerm !== after.term) {
     violations.push(`fencing term ${after.fencingTerm} differs from term ${after.term}`);
   }

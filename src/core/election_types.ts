@@ -9,18 +9,25 @@
 //        in one term;
 //        send r.messages; emit r.events; then advance(r).
 
+import type { Membership, MembershipSummary } from "./membership.ts";
 import type { ConfigProblem, Envelope, NodeId, Role, Term } from "./types.ts";
 
-export type { ConfigProblem, Envelope, NodeId, Role, Term };
+export type { ConfigProblem, Envelope, Membership, MembershipSummary, NodeId, Role, Term };
 
 export interface ElectionConfig {
   selfId: NodeId;
+  // The bootstrap list (tandem.yml's peers): used only while no membership is on disk, and only once every
+  // voter in it has announced the same list. Afterwards the cluster's committed membership rules.
   /** Nodes that vote and may lead (includes selfId when self is a member). */
   members: readonly NodeId[];
   /** Nodes that vote but never lead: the tie-breaker of a two-node pair. */
   witnesses: readonly NodeId[];
   /** Priority of every voter (members and witnesses); among healthy members the highest leads. */
   priorities: Readonly<Record<NodeId, number>>;
+  /** Address of every voter, carried in the membership; "" when unknown (tests, the simulator). */
+  addresses?: Readonly<Record<NodeId, string>>;
+  /** A joining node never bootstraps: it waits for a leader whose membership lists it. */
+  join?: boolean;
   /** A follower campaigns after a randomized timeout in [T, 2T-1] ticks without hearing a leader. */
   electionTimeoutTicks: number;
   /** The leader sends heartbeats every this many ticks. */
@@ -38,21 +45,40 @@ export interface ElectionConfig {
 export interface HardState {
   term: Term;
   votedFor: NodeId | null;
+  /** The membership this node holds and the term of the leader it took it from; absent before bootstrap. */
+  membership?: PersistedMembership;
+}
+
+export interface PersistedMembership {
+  config: Membership;
+  term: Term;
 }
 
 export const emptyHardState: HardState = Object.freeze({ term: 0, votedFor: null });
 
 /** Plain JSON-serialisable data; the shell schema-checks it on receipt (src/cluster/wire.ts). */
+/** Every message but timeout-now carries its sender's membership summary (`membership`). */
 export type ElectionMessage =
   /** "Would you vote for me in `term`?" Sent with term = current+1; does not change anyone's term. */
-  | { type: "pre-vote"; term: Term }
-  | { type: "pre-vote-response"; term: Term; granted: boolean }
+  | { type: "pre-vote"; term: Term; membership: MembershipSummary }
+  | { type: "pre-vote-response"; term: Term; granted: boolean; membership: MembershipSummary }
   /** `transfer`: campaign started by leadership transfer; voters ignore their leader lease for it. */
-  | { type: "vote"; term: Term; transfer: boolean }
-  | { type: "vote-response"; term: Term; granted: boolean }
-  /** From the leader; `seq` is echoed so the leader can date the lease from the send time. */
-  | { type: "heartbeat"; term: Term; seq: number }
-  | { type: "heartbeat-response"; term: Term; seq: number }
+  | { type: "vote"; term: Term; transfer: boolean; membership: MembershipSummary }
+  | { type: "vote-response"; term: Term; granted: boolean; membership: MembershipSummary }
+  /**
+   * From the leader; `seq` is echoed so the leader can date the lease from the send time. `committed`: the
+   * newest membership version a quorum holds; `config`: the whole membership, sent until the follower
+   * reports holding it.
+   */
+  | {
+      type: "heartbeat";
+      term: Term;
+      seq: number;
+      membership: MembershipSummary;
+      committed: number;
+      config?: Membership;
+    }
+  | { type: "heartbeat-response"; term: Term; seq: number; membership: MembershipSummary }
   /** From the leader to the chosen successor: campaign now (leadership transfer). */
   | { type: "timeout-now"; term: Term };
 
@@ -65,7 +91,14 @@ export type ElectionEvent =
   | { type: "vote-granted"; term: Term; to: NodeId; preVote: boolean }
   | { type: "vote-rejected"; term: Term; to: NodeId; preVote: boolean; reason: string }
   | { type: "lease-lost"; term: Term }
-  | { type: "transfer-started"; term: Term; to: NodeId };
+  | { type: "transfer-started"; term: Term; to: NodeId }
+  /** This node took a membership version (bootstrap agreed, from a leader, or proposed as leader). */
+  | { type: "membership-adopted"; term: Term; version: number; hash: string; from: NodeId | "bootstrap" }
+  | { type: "membership-committed"; term: Term; version: number }
+  /** A peer announced a list this node cannot agree with; logged once per peer and list. */
+  | { type: "membership-mismatch"; term: Term; peer: NodeId; detail: string }
+  /** The membership this node holds no longer lists it: it stops campaigning and voting. */
+  | { type: "removed"; term: Term; version: number };
 
 export interface SoftState {
   role: Role;
@@ -93,4 +126,22 @@ export interface ElectionStatus {
   leaseValid: boolean;
   /** Leader only: ticks until the lease ends (0 when not leader or expired). */
   leaseRemainingTicks: number;
+  membership: MembershipStatus;
+}
+
+/**
+ * Where this node stands: `bootstrapping` (no membership yet; waiting for every bootstrap voter to show the
+ * same list), `joining` (no membership; waiting for a leader that lists it), `voter`, `learner`, `removed`.
+ */
+export type MembershipStanding = "bootstrapping" | "joining" | "voter" | "learner" | "removed";
+
+export interface MembershipStatus {
+  standing: MembershipStanding;
+  summary: MembershipSummary;
+  /** The membership this node holds (null before bootstrap or join). */
+  config: Membership | null;
+  /** The newest version known to be held by a quorum (the leader's count, or its word in heartbeats). */
+  committedVersion: number;
+  /** Leader only: a proposed version not yet held by a quorum of its voters. */
+  pendingVersion: number | null;
 }

@@ -16,7 +16,7 @@ export interface LeaderLeaseOptions {
 
 export class LeaderLease {
   private readonly selfId: NodeId;
-  private readonly voters: readonly NodeId[];
+  private voters: readonly NodeId[];
   private readonly leaseTicks: number;
   private readonly streakGapTicksMax: number;
   /** Heartbeats still young enough to extend the lease: seq → send tick. Pruned on every send. */
@@ -47,7 +47,15 @@ export class LeaderLease {
     return seq;
   }
 
-  /** A voter echoed `seq`; unknown or expired seqs change nothing. */
+  /**
+   * The leader changed its membership: the lease counts the new voters from now on. Acknowledgements from
+   * learners were kept, so promoting a caught-up learner does not cost the lease.
+   */
+  setVoters(voters: readonly NodeId[]): void {
+    this.voters = voters;
+  }
+
+  /** A node echoed `seq` (voter or learner); unknown or expired seqs change nothing. */
   acknowledged(voter: NodeId, seq: number): void {
     const sendTicks = this.sendTicksBySeq.get(seq);
     if (sendTicks === undefined || voter === this.selfId) return;

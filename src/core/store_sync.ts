@@ -1,5 +1,5 @@
 // Replication of the store as a pure state machine in the shape of election.ts: inputs are method calls
-// (localCommitted, step, tick, persisted, linkUp/linkDown), outputs are batched in a Ready (the caller's
+// (localCommitted, step, tick, persisted, linkUp/linkDown, setPeers), outputs are batched in a Ready (the caller's
 // loop is in store_sync_types.ts). It reads local state through a read-only StoreView and never writes:
 // remote entries leave as persist requests that the shell makes durable before it reports them persisted.
 // Its invariants are asserted after every input (store_sync_invariants.ts): a violation is a bug and throws.
@@ -37,7 +37,7 @@
 import { differingBuckets, newerStamps } from "./digest.ts";
 import { compareVersions } from "./lww.ts";
 import { bucketsThatFit, chunkEntries } from "./store_sync_batch.ts";
-import { StoreSyncConfigError, validateStoreSyncConfig } from "./store_sync_config.ts";
+import { peerProblems, StoreSyncConfigError, validateStoreSyncConfig } from "./store_sync_config.ts";
 import {
   type CheckedState,
   type StoreSyncInput,
@@ -49,6 +49,7 @@ import type {
   NodeId,
   OriginSkip,
   PeerCursor,
+  PeerSyncProgress,
   RoundKind,
   SeqSpan,
   StoreEntry,
@@ -75,7 +76,10 @@ type MessageOf<T extends StoreSyncMessage["type"]> = Extract<StoreSyncMessage, {
 
 interface PendingWrite {
   writeId: string;
-  /** Peer acks needed (minAcks resolved against the peer count). */
+  minAcks: SyncMinAcks;
+  /** The peers the write was sent to that are still peers: hostsOk and hostsErr split them. */
+  hosts: NodeId[];
+  /** Peer acks needed: minAcks, or every host for "all" (fewer once a host is removed). */
   acksNeeded: number;
   chunks: number;
   /** Chunks each peer acknowledged so far. */
@@ -92,6 +96,14 @@ type PersistOrigin =
   | { kind: "round" };
 
 type Cursor = Omit<PeerCursor, "peer">;
+
+/** What syncProgress() reads about one peer, besides the cursor. */
+interface PeerProgress {
+  /** The peer's change log as its latest since answer described it: seen up to seq; more = it went on. */
+  announced: { storeId: number; seq: number; more: boolean } | null;
+  /** The latest completed digest round with the peer left nothing to compare or pull ("clean"), or not. */
+  digest: PeerSyncProgress["digest"];
+}
 
 interface Round {
   roundId: number;
@@ -117,7 +129,10 @@ interface Round {
 export class StoreSync {
   private readonly config: StoreSyncConfig;
   private readonly view: StoreView;
-  private readonly peers: ReadonlySet<NodeId>;
+  /** Every other node of the cluster now (setPeers); the invariants read the same set. */
+  private readonly peers: Set<NodeId>;
+  /** The same peers in the order given: round robin and the order of hosts in write results. */
+  private peerList: NodeId[];
 
   private readonly writes = new Map<string, PendingWrite>();
   private readonly persistOrigins = new Map<number, PersistOrigin>();
@@ -125,6 +140,7 @@ export class StoreSync {
   private readonly roundsByToken = new Map<number, Round>();
   private readonly linksDown = new Set<NodeId>();
   private readonly cursors = new Map<NodeId, Cursor>();
+  private readonly progress = new Map<NodeId, PeerProgress>();
   /** Periodic rounds started with each peer: every digestRoundEvery-th is a digest round. */
   private readonly periodicRounds = new Map<NodeId, number>();
   private readonly antiEntropyTimer: Timeout;
@@ -152,6 +168,7 @@ export class StoreSync {
     this.config = config;
     this.view = view;
     this.peers = new Set(config.peers);
+    this.peerList = [...config.peers];
     this.antiEntropyTimer = new Timeout("anti-entropy", config.antiEntropyIntervalTicks);
     this.cursorSaveTimer = new Timeout("cursor save", config.antiEntropyIntervalTicks);
     // Where the previous run left off, so a restart does not read every peer's whole log again.
@@ -190,7 +207,7 @@ export class StoreSync {
     if (!Number.isSafeInteger(timeoutTicks) || timeoutTicks < 1) {
       throw new RangeError(`write timeoutTicks must be an integer >= 1, got ${timeoutTicks}`);
     }
-    const acksNeeded = minAcks === "all" ? this.peers.size : minAcks;
+    const acksNeeded = minAcks === "all" ? this.peerList.length : minAcks;
     if (!Number.isSafeInteger(acksNeeded) || acksNeeded < 0) throw new RangeError(`bad minAcks ${minAcks}`);
     this.beginInput("localCommitted");
     const chunks = chunkEntries(entries, this.config.limits);
@@ -202,10 +219,12 @@ export class StoreSync {
       const seqs = firstSeq === null ? null : { storeId, afterSeq, upToSeq };
       afterSeq = upToSeq;
       const apply: StoreSyncMessage = { type: "apply", writeId, chunk: index, entries: chunk, seqs };
-      for (const peer of this.peers) this.send(peer, apply);
+      for (const peer of this.peerList) this.send(peer, apply);
     });
     const write: PendingWrite = {
       writeId,
+      minAcks,
+      hosts: [...this.peerList],
       acksNeeded,
       chunks: chunks.length,
       chunksAcked: new Map(),
@@ -214,7 +233,7 @@ export class StoreSync {
       resolved: false,
     };
     // Nothing to wait for: no peers, or nothing to send (every peer trivially holds an empty write).
-    if (chunks.length === 0) write.hostsOk.push(...this.peers);
+    if (chunks.length === 0) write.hostsOk.push(...write.hosts);
     this.writes.set(writeId, write);
     this.writeTimeoutTicksMin = Math.min(this.writeTimeoutTicksMin, timeoutTicks);
     this.progressWrite(write);
@@ -239,8 +258,11 @@ export class StoreSync {
     const origin = this.takeOrigin(token);
     if (origin?.kind === "apply") {
       this.invariants.notePersistedApply(origin);
-      this.send(origin.from, { type: "apply-ack", writeId: origin.writeId, chunk: origin.chunk });
-      this.advanceCursorPast(origin.from, origin.seqs);
+      // A peer removed meanwhile is owed nothing: the entries stay, LWW-merged like any others.
+      if (this.peers.has(origin.from)) {
+        this.send(origin.from, { type: "apply-ack", writeId: origin.writeId, chunk: origin.chunk });
+        this.advanceCursorPast(origin.from, origin.seqs);
+      }
     } else if (origin?.kind === "round") {
       const round = this.roundsByToken.get(token);
       this.roundsByToken.delete(token);
@@ -279,6 +301,49 @@ export class StoreSync {
     const inFlight = this.rounds.get(peer);
     if (inFlight !== undefined) this.abandonRound(inFlight, "link down");
     this.assertInvariants();
+  }
+
+  /**
+   * The cluster's membership changed: from now on `peers` are every other node. An added peer starts with
+   * no cursor, so its first since round reads its whole change log (in bounded rounds, as for any empty
+   * node); as at construction its link counts as up until linkDown, and linkUp starts that round at once.
+   * A removed peer is forgotten: its round is abandoned, its cursor dropped (the saved cursors are replaced
+   * in this Ready), and the writes in flight stop counting it, ok or missing: each resolves from the hosts
+   * it was sent to that remain ("all" = all of those), or fails naming them. Peers added after a write was
+   * committed are not among its hosts: it never reached them, and anti-entropy brings it.
+   */
+  setPeers(peers: readonly NodeId[]): void {
+    const problems = peerProblems(this.config.selfId, peers);
+    if (problems.length > 0) throw new StoreSyncConfigError(problems);
+    this.beginInput("setPeers");
+    const added = peers.filter((peer) => !this.peers.has(peer));
+    const removed = this.peerList.filter((peer) => !peers.includes(peer));
+    this.peers.clear();
+    for (const peer of peers) this.peers.add(peer);
+    this.peerList = [...peers];
+    if (added.length + removed.length > 0) this.event({ type: "peers-changed", added, removed });
+    let cursorsDropped = false;
+    for (const peer of removed) cursorsDropped = this.forgetPeer(peer) || cursorsDropped;
+    if (cursorsDropped) this.saveCursors();
+    this.assertInvariants();
+  }
+
+  /** Everything kept about a removed peer goes; true when it had a cursor. */
+  private forgetPeer(peer: NodeId): boolean {
+    const round = this.rounds.get(peer);
+    if (round !== undefined) this.abandonRound(round, "peer removed");
+    this.linksDown.delete(peer);
+    this.periodicRounds.delete(peer);
+    this.progress.delete(peer);
+    for (const write of [...this.writes.values()]) {
+      if (!write.hosts.includes(peer)) continue;
+      write.hosts = write.hosts.filter((host) => host !== peer);
+      write.hostsOk = write.hostsOk.filter((host) => host !== peer);
+      write.chunksAcked.delete(peer);
+      if (write.minAcks === "all") write.acksNeeded = write.hosts.length;
+      this.progressWrite(write);
+    }
+    return this.cursors.delete(peer);
   }
 
   private stepMessage(from: NodeId, message: StoreSyncMessage): void {
@@ -335,10 +400,7 @@ export class StoreSync {
     this.cursorSaveTimer.tick();
     if (this.cursorSaveTimer.fired()) {
       this.cursorSaveTimer.reset();
-      if (this.cursorsMoved) {
-        this.cursorsMoved = false;
-        this.ready_.cursors = [...this.cursors].map(([peer, cursor]) => ({ peer, ...cursor }));
-      }
+      if (this.cursorsMoved) this.saveCursors();
     }
     this.antiEntropyTimer.tick();
     if (this.antiEntropyTimer.fired()) {
@@ -358,7 +420,7 @@ export class StoreSync {
     for (const round of this.rounds.values()) ticks = Math.min(ticks, ticksLeft(round.timer));
     if (this.cursorsMoved) ticks = Math.min(ticks, ticksLeft(this.cursorSaveTimer));
     // The periodic round starts only with a peer whose link is up and that has no round in flight.
-    if (this.config.peers.some((peer) => !this.rounds.has(peer) && !this.linksDown.has(peer))) {
+    if (this.peerList.some((peer) => !this.rounds.has(peer) && !this.linksDown.has(peer))) {
       ticks = Math.min(ticks, ticksLeft(this.antiEntropyTimer));
     }
     return Math.max(1, ticks);
@@ -395,6 +457,30 @@ export class StoreSync {
     };
   }
 
+  /**
+   * Whether this node has pulled everything `peer` announced, for a learner's promotion: the cursor into
+   * its change log stands at (or past) the head its latest since answer named, in the same store, that
+   * answer was not cut short, and the latest completed digest round with it (if any) left nothing to
+   * compare or pull. A since answer leaves out the writes of origins this node reads directly (itself, and
+   * peers it holds cursors into), so caught up with every peer means holding everything they announced.
+   * False for a node that is not a peer, and after a restart until the first since round completes.
+   */
+  syncProgress(peer: NodeId): PeerSyncProgress {
+    const cursor = this.cursors.get(peer);
+    const { announced, digest } = this.progress.get(peer) ?? { announced: null, digest: null };
+    const atHead =
+      announced !== null &&
+      !announced.more &&
+      cursor?.storeId === announced.storeId &&
+      cursor.seq >= announced.seq;
+    return {
+      caughtUp: this.peers.has(peer) && atHead && digest !== "missing",
+      cursorSeq: cursor?.seq ?? null,
+      headSeq: announced?.seq ?? null,
+      digest,
+    };
+  }
+
   // --- writes ------------------------------------------------------------------------------------
 
   private onApplyAck(from: NodeId, message: MessageOf<"apply-ack">): void {
@@ -412,7 +498,7 @@ export class StoreSync {
 
   /** Resolves the write once enough peers acked; forgets it once every peer did. */
   private progressWrite(write: PendingWrite): void {
-    const everyPeer = write.hostsOk.length === this.peers.size;
+    const everyPeer = write.hostsOk.length === write.hosts.length;
     if (!write.resolved && write.hostsOk.length >= write.acksNeeded) {
       write.resolved = true;
       this.ready_.writeResults.push(this.writeResult(write, everyPeer, "acknowledgement pending"));
@@ -435,7 +521,7 @@ export class StoreSync {
   }
 
   private writeResult(write: PendingWrite, done: boolean, missingReason: string): WriteResult {
-    const hostsErr = this.config.peers
+    const hostsErr = write.hosts
       .filter((peer) => !write.hostsOk.includes(peer))
       .map((host) => ({ host, error: this.linksDown.has(host) ? "link down" : missingReason }));
     return {
@@ -450,7 +536,7 @@ export class StoreSync {
   // --- anti-entropy: initiator -------------------------------------------------------------------
 
   private startNextRound(): void {
-    const peers = this.config.peers;
+    const peers = this.peerList;
     for (let tried = 0; tried < peers.length; tried++) {
       const peer = peers[this.roundRobinIndex % peers.length]!;
       this.roundRobinIndex = (this.roundRobinIndex + 1) % peers.length;
@@ -512,6 +598,7 @@ export class StoreSync {
     if (round === undefined) return;
     const ours = this.view.stampsAt(message.stamps.map((s) => s.path));
     const { storeId, createdWallMs, upToSeq } = message;
+    this.progressOf(from).announced = { storeId, seq: upToSeq, more: message.more };
     this.pullNewer(round, ours, message.stamps, message.more, { storeId, createdWallMs, seq: upToSeq });
   }
 
@@ -634,6 +721,7 @@ export class StoreSync {
     this.rounds.delete(round.peer);
     this.invariants.noteRoundCompleted(round);
     const { peer, roundId, pulled, more } = round;
+    if (round.kind === "digest") this.progressOf(peer).digest = more ? "missing" : "clean";
     // Applies may have moved the cursor past what this round read meanwhile: it never goes back.
     const cursor = this.cursors.get(peer);
     const after = round.cursorAfter;
@@ -712,6 +800,21 @@ export class StoreSync {
   }
 
   // --- helpers -----------------------------------------------------------------------------------
+
+  private progressOf(peer: NodeId): PeerProgress {
+    let progress = this.progress.get(peer);
+    if (progress === undefined) {
+      progress = { announced: null, digest: null };
+      this.progress.set(peer, progress);
+    }
+    return progress;
+  }
+
+  /** Every cursor goes out in this Ready, replacing the saved ones. */
+  private saveCursors(): void {
+    this.cursorsMoved = false;
+    this.ready_.cursors = [...this.cursors].map(([peer, cursor]) => ({ peer, ...cursor }));
+  }
 
   /** Queues remote entries for durable merge; null when there is nothing to persist. */
   private requestPersist(from: NodeId, entries: StoreEntry[], origin: PersistOrigin | null): number | null {

@@ -1,5 +1,5 @@
 // Default message bounds of the store sync core and the check that refuses impossible settings.
-import type { ConfigProblem, StoreSyncConfig, StoreSyncLimits } from "./store_sync_types.ts";
+import type { ConfigProblem, NodeId, StoreSyncConfig, StoreSyncLimits } from "./store_sync_types.ts";
 
 /**
  * Sized for the mesh's 16 MiB frames: 4 MiB of values become ~5.4 MiB of base64 JSON, so even an entry
@@ -29,8 +29,15 @@ export function validateStoreSyncConfig(c: StoreSyncConfig): ConfigProblem[] {
   positive("digestRoundEvery", c.digestRoundEvery);
   positive("roundTimeoutTicks", c.roundTimeoutTicks);
   for (const [key, value] of Object.entries(c.limits)) positive(`limits.${key}`, value);
-  if (c.peers.includes(c.selfId)) problems.push({ key: "peers", message: "must not include selfId" });
-  if (new Set(c.peers).size !== c.peers.length) problems.push({ key: "peers", message: "duplicate peer" });
+  problems.push(...peerProblems(c.selfId, c.peers));
+  return problems;
+}
+
+/** What is wrong with a peer set for node `selfId` (at construction and in StoreSync.setPeers). */
+export function peerProblems(selfId: NodeId, peers: readonly NodeId[]): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  if (peers.includes(selfId)) problems.push({ key: "peers", message: "must not include selfId" });
+  if (new Set(peers).size !== peers.length) problems.push({ key: "peers", message: "duplicate peer" });
   return problems;
 }
 

@@ -13,16 +13,20 @@ import type {
 } from "./store_sync_types.ts";
 
 /**
- * - cursor-monotonic: a cursor into a peer's store never moves back within that store, nor is dropped;
+ * - cursor-monotonic: a cursor into a peer's store never moves back within that store, nor is dropped
+ *   unless setPeers removed that peer;
  * - cursor-durable: a cursor moves only past what is durable here: on the persisted report of the apply
  *   that continues it, or when a round with that peer completes with every pulled entry persisted;
  * - ack-after-durable: an apply-ack leaves only on the persisted report of that apply;
  * - write-kept: a pending write is forgotten only with its final (done) result, and results name tracked writes;
- * - write-result: hosts reported ok acknowledged every chunk; acked means minAcks of them did;
+ * - write-result: hosts reported ok acknowledged every chunk; acked means minAcks of them did; hostsOk
+ *   and hostsErr split the write's hosts;
  * - ids-monotonic: round ids and persist tokens only grow, so a late answer never matches a newer round;
  * - round-bounds: a round runs only with a configured peer whose link is up; one per peer; round tokens are
  *   outstanding persists;
- * - message-bounds: every message goes to a peer and stays within StoreSyncLimits.
+ * - message-bounds: every message goes to a peer and stays within StoreSyncLimits;
+ * - peer-set: cursors and rounds are kept only for current peers; after setPeers, every write's hosts are
+ *   current peers (the peer set changes only through setPeers).
  */
 export type StoreSyncRule =
   | "cursor-monotonic"
@@ -32,7 +36,8 @@ export type StoreSyncRule =
   | "write-result"
   | "ids-monotonic"
   | "round-bounds"
-  | "message-bounds";
+  | "message-bounds"
+  | "peer-set";
 
 export interface StoreSyncViolation {
   rule: StoreSyncRule;
@@ -64,6 +69,7 @@ export interface CheckedCursor {
 
 export interface CheckedWrite {
   readonly writeId: string;
+  readonly hosts: readonly NodeId[];
   readonly acksNeeded: number;
   readonly chunks: number;
   readonly chunksAcked: ReadonlyMap<NodeId, ReadonlySet<number>>;
@@ -106,13 +112,15 @@ export type StoreSyncInput =
   | "persisted"
   | "persistFailed"
   | "linkUp"
-  | "linkDown";
+  | "linkDown"
+  | "setPeers";
 
 /**
  * Holds what was checked after the previous input and logs what the core reports during the current one.
  * Usage: begin(input, ready) at the start of every input, the note… calls where they happen, check() at the end.
  */
 export class StoreSyncInvariants {
+  /** The core's own set: setPeers changes it in place. */
   private readonly peers: ReadonlySet<NodeId>;
   private readonly limits: StoreSyncLimits;
 
@@ -180,6 +188,7 @@ export class StoreSyncInvariants {
     this.checkWrites(state, ready.writeResults);
     this.checkIdsAndRounds(state, ready.persist, ready.events);
     this.checkMessages(ready.messages);
+    this.checkPeerSet(state);
     return this.violations ?? noViolations;
   }
 
@@ -221,7 +230,9 @@ export class StoreSyncInvariants {
     if (kept === this.cursors.size) return;
     for (const [peer, before] of this.cursors) {
       if (state.cursors.has(peer)) continue;
-      this.fail("cursor-monotonic", `cursor into ${peer} dropped at ${describe(before)}`);
+      if (this.input !== "setPeers" || this.peers.has(peer)) {
+        this.fail("cursor-monotonic", `cursor into ${peer} dropped at ${describe(before)}`);
+      }
       this.cursors.delete(peer);
     }
   }
@@ -330,10 +341,12 @@ export class StoreSyncInvariants {
         );
       }
     }
-    const everyPeer = result.hostsErr.every((e) => this.peers.has(e.host) && !ok.has(e.host));
-    if (!everyPeer || ok.size + result.hostsErr.length !== this.peers.size) {
-      this.fail("write-result", `${result.writeId}: hostsOk and hostsErr do not split the peers`);
-    }
+    const hosts = new Set(write.hosts);
+    const split =
+      result.hostsOk.every((host) => hosts.has(host)) &&
+      result.hostsErr.every((e) => hosts.has(e.host) && !ok.has(e.host)) &&
+      ok.size + result.hostsErr.length === hosts.size;
+    if (!split) this.fail("write-result", `${result.writeId}: hostsOk and hostsErr do not split its hosts`);
     if (result.acked !== result.hostsOk.length >= write.acksNeeded) {
       this.fail(
         "write-result",
@@ -399,6 +412,21 @@ export class StoreSyncInvariants {
       previous = message;
       const problem = messageBoundProblem(message, l);
       if (problem !== null) this.fail("message-bounds", `${message.type} to ${to}: ${problem}`);
+    }
+  }
+
+  /** O(peers) on every input; the writes only on setPeers, the one input that changes the peers. */
+  private checkPeerSet(state: CheckedState): void {
+    for (const peer of state.cursors.keys()) {
+      if (!this.peers.has(peer)) this.fail("peer-set", `cursor kept into ${peer}, not a peer`);
+    }
+    for (const peer of state.rounds.keys()) {
+      if (!this.peers.has(peer)) this.fail("peer-set", `round in flight with ${peer}, not a peer`);
+    }
+    if (this.input !== "setPeers") return;
+    for (const write of state.writes.values()) {
+      const stranger = write.hosts.find((host) => !this.peers.has(host));
+      if (stranger !== undefined) this.fail("peer-set", `write ${write.writeId} still counts ${stranger}`);
     }
   }
 }

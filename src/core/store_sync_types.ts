@@ -4,7 +4,8 @@
 //
 // The caller's loop (same order in the shell and in the simulator):
 //   1. feed inputs: tick() on every logical tick, step(from, message) for each received message,
-//      localCommitted(...) after a local write is durable, linkUp/linkDown from the mesh;
+//      localCommitted(...) after a local write is durable, linkUp/linkDown from the mesh, setPeers(...)
+//      when the cluster's membership changed;
 //   2. while hasReady(): r = ready();
 //        merge each r.persist batch durably (LocalStore.applyRemote), then call persisted(token) — or
 //        persistFailed(token) — for it: an apply-ack leaves only after that, so "acknowledged" means durable;
@@ -109,7 +110,7 @@ export interface StoreSyncLimits {
 
 export interface StoreSyncConfig {
   selfId: NodeId;
-  /** Every other node of the cluster (read-only replicas included). */
+  /** Every other node of the cluster (read-only replicas included) at start; setPeers changes them. */
   peers: readonly NodeId[];
   /** A write that has not reached minAcks acknowledgements after this many ticks fails. */
   writeTimeoutTicks: number;
@@ -125,8 +126,19 @@ export interface StoreSyncConfig {
   limits: StoreSyncLimits;
 }
 
-/** "all" = every configured peer. */
+/** "all" = every peer when the write is committed (StoreSync.setPeers: those that remain). */
 export type SyncMinAcks = number | "all";
+
+/** How far this node has caught up with one peer (StoreSync.syncProgress, which states the rule). */
+export interface PeerSyncProgress {
+  caughtUp: boolean;
+  /** How far this node has read the peer's change log; null before its first since round completed. */
+  cursorSeq: number | null;
+  /** The head of the peer's change log as its latest since answer named it; null before one came. */
+  headSeq: number | null;
+  /** The latest completed digest round with the peer: "clean" when it left nothing to compare or pull. */
+  digest: "clean" | "missing" | null;
+}
 
 /** One bucket's fingerprint as it travels in a digest message. */
 export interface BucketFingerprint {
@@ -210,6 +222,7 @@ export type StoreSyncEvent =
   | { type: "round-started"; peer: NodeId; roundId: number; kind: RoundKind; reason: string }
   | { type: "round-completed"; peer: NodeId; roundId: number; pulled: number; more: boolean }
   | { type: "round-abandoned"; peer: NodeId; roundId: number; reason: string }
+  | { type: "peers-changed"; added: NodeId[]; removed: NodeId[] }
   | { type: "message-ignored"; peer: NodeId; messageType: StoreSyncMessageType; reason: string };
 
 export interface StoreSyncReady {

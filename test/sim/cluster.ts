@@ -17,7 +17,7 @@ import type { Prng } from "../../src/core/prng.ts";
 import type { Envelope, NodeId, Term } from "../../src/core/types.ts";
 import { ElectionSafetyChecker, SafetyViolationError } from "./checkers/election_safety.ts";
 import { NodeClock, unitsPerTick } from "./clock.ts";
-import { SimDisk } from "./disk.ts";
+import { bootstrappedState, SimDisk } from "./disk.ts";
 import { drainCore, type ElectionCore } from "./drain.ts";
 import { EventQueue } from "./event_queue.ts";
 import { Network, type NetworkOptions } from "./network.ts";
@@ -43,6 +43,11 @@ export interface ClusterOptions {
   checkQuorum: boolean;
   network: NetworkOptions;
   createElection: ElectionFactory;
+  /**
+   * Start every node as if the cluster had already agreed on its list (version 1 on disk), so a scenario
+   * about elections does not begin with the bootstrap exchange. Without it nodes bootstrap as in life.
+   */
+  bootstrapped?: boolean;
   /** Receives transcript lines; without it none are formatted. */
   log?: (line: string) => void;
   /** Also log every delivered message (long). */
@@ -117,7 +122,7 @@ export class Cluster {
         spec,
         config,
         clock: new NodeClock({ drift: spec.drift, firstTickUnits: spec.firstTickUnits }),
-        disk: new SimDisk(),
+        disk: new SimDisk(options.bootstrapped === true ? bootstrappedState(config) : undefined),
         core: null,
         boots: 0,
         pausedUntilUnits: 0,
@@ -425,5 +430,13 @@ export function formatEvent(e: ElectionEvent): string {
       return `lease-lost term=${e.term}`;
     case "transfer-started":
       return `transfer-started term=${e.term} to=${e.to}`;
+    case "membership-adopted":
+      return `membership-adopted term=${e.term} v${e.version} from=${e.from}`;
+    case "membership-committed":
+      return `membership-committed term=${e.term} v${e.version}`;
+    case "membership-mismatch":
+      return `membership-mismatch term=${e.term} peer=${e.peer} (${e.detail})`;
+    case "removed":
+      return `removed term=${e.term} v${e.version}`;
   }
 }

@@ -51,6 +51,7 @@ export function scenarioCluster(o: ScenarioOptions): Cluster {
     checkQuorum: true,
     network: quietNetworkOptions(o.delayMinUnits ?? 100, o.delayMeanUnits ?? 200),
     createElection: realElection,
+    bootstrapped: true,
     log: o.log,
     logMessages: o.logMessages,
   });

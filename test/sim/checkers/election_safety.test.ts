@@ -18,8 +18,17 @@ function status(
     votedFor: null,
     leaseValid: leader && leaseValid,
     leaseRemainingTicks: leader && leaseValid ? 3 : 0,
+    membership: {
+      standing: "voter",
+      summary: membership,
+      config: null,
+      committedVersion: 1,
+      pendingVersion: null,
+    },
   };
 }
+
+const membership = { version: 1, term: 0, hash: "00000000000000aa" };
 
 function violation(invariant: string): (error: unknown) => boolean {
   return (error) => error instanceof SafetyViolationError && error.invariant === invariant;
@@ -47,14 +56,21 @@ test("sim: election safety: an old leader may coexist with a newer one only with
 test("sim: election safety: a message for a term not yet on disk is caught; pre-votes name the next term", () => {
   const checker = new ElectionSafetyChecker([]);
   const send = (message: ElectionMessage) => ({ from: "n1", to: "n2", message });
-  checker.observeSend(send({ type: "pre-vote", term: 4 }), { term: 3, votedFor: null });
-  checker.observeSend(send({ type: "pre-vote-response", term: 4, granted: true }), {
+  checker.observeSend(send({ type: "pre-vote", term: 4, membership }), { term: 3, votedFor: null });
+  checker.observeSend(send({ type: "pre-vote-response", term: 4, granted: true, membership }), {
     term: 3,
     votedFor: null,
   });
-  checker.observeSend(send({ type: "heartbeat", term: 3, seq: 1 }), { term: 3, votedFor: "n1" });
+  checker.observeSend(send({ type: "heartbeat", term: 3, seq: 1, membership, committed: 1 }), {
+    term: 3,
+    votedFor: "n1",
+  });
   assert.throws(
-    () => checker.observeSend(send({ type: "vote", term: 4, transfer: false }), { term: 3, votedFor: "n1" }),
+    () =>
+      checker.observeSend(send({ type: "vote", term: 4, transfer: false, membership }), {
+        term: 3,
+        votedFor: "n1",
+      }),
     violation("term-durable"),
   );
 });
@@ -83,7 +99,7 @@ test("sim: election safety: a granted vote must be on disk when it leaves, and o
   const grant = (to: string) => ({
     from: "n2",
     to,
-    message: { type: "vote-response", term: 5, granted: true } as const,
+    message: { type: "vote-response", term: 5, granted: true, membership } as const,
   });
   assert.throws(
     () => checker.observeSend(grant("n1"), { term: 5, votedFor: null }),
@@ -99,7 +115,7 @@ test("sim: election safety: a granted vote must be on disk when it leaves, and o
   const preVote = {
     from: "n2",
     to: "n3",
-    message: { type: "pre-vote-response", term: 6, granted: true } as const,
+    message: { type: "pre-vote-response", term: 6, granted: true, membership } as const,
   };
   checker.observeSend(preVote, { term: 5, votedFor: "n1" });
 });

@@ -7,7 +7,7 @@ import { Prng } from "../../../src/core/prng.ts";
 import type { Envelope, NodeId } from "../../../src/core/types.ts";
 import { ElectionSafetyChecker } from "../checkers/election_safety.ts";
 import { type ElectionFactory, formatEvent, formatMessage } from "../cluster.ts";
-import { SimDisk } from "../disk.ts";
+import { bootstrappedState, SimDisk } from "../disk.ts";
 import { drainCore, type ElectionCore } from "../drain.ts";
 import { CommandError } from "./command.ts";
 
@@ -40,7 +40,12 @@ export class InteractionEnv {
     this.rng = new Prng(seed);
     this.checker = new ElectionSafetyChecker(configs[0]?.witnesses ?? []);
     for (const config of configs) {
-      this.nodes.set(config.selfId, { config, disk: new SimDisk(), core: null, boots: 0 });
+      this.nodes.set(config.selfId, {
+        config,
+        disk: new SimDisk(bootstrappedState(config)),
+        core: null,
+        boots: 0,
+      });
     }
     for (const config of configs) this.boot(config.selfId);
   }

@@ -4,7 +4,9 @@
 // report the batches persisted once they are flushed: at once, or after a random flush delay (the
 // replicator's fsync on the thread pool), with other inputs stepped meanwhile. A crash drops the core (writes in flight, rounds, unsent acks) and
 // keeps the store; a torn crash strikes inside a drain, between two persist batches. A restart builds a
-// new core over the same store, and the mesh reports the links up on both sides. Each node's wall clock
+// new core over the same store, and the mesh reports the links up on both sides. Membership may change:
+// setPeers gives one node its new peers (a node outside the cluster has none), and the mesh reports the
+// link to each added peer up, on both sides when that peer lists it too. Each node's wall clock
 // (for HLC versions) is the global time plus its own skew. The simulator ticks every core on every tick,
 // and checks the sleep the shell would take: no tick before the one ticksUntilTimer() named does anything.
 import type { Prng } from "../../../src/core/prng.ts";
@@ -39,6 +41,8 @@ export type SyncCore = Pick<
   | "advance"
   | "status"
   | "ticksUntilTimer"
+  | "setPeers"
+  | "syncProgress"
 >;
 
 export type SyncFactory = (config: StoreSyncConfig, view: StoreView) => SyncCore;
@@ -63,6 +67,8 @@ export interface StoreNodeSpec {
 export interface StoreClusterOptions {
   rng: Prng;
   nodes: readonly StoreNodeSpec[];
+  /** The nodes in the cluster at start (default: all); the others start with no peers, to join later. */
+  members?: readonly NodeId[];
   /** Wall milliseconds per nominal tick. */
   tickMs: number;
   writeTimeoutTicks: number;
@@ -82,7 +88,8 @@ export interface StoreClusterOptions {
 
 interface SimNode {
   readonly spec: StoreNodeSpec;
-  readonly config: StoreSyncConfig;
+  /** Its peers are the node's current view of the cluster: a restart boots with them. */
+  config: StoreSyncConfig;
   readonly clock: NodeClock;
   readonly store: MemoryLocalStore;
   /** null while crashed. */
@@ -116,6 +123,7 @@ export class StoreCluster {
     this.ids = options.nodes.map((n) => n.id);
     this.network = new Network(this.ids, options.network, options.rng.fork("network"));
     this.checker = new AckedWriteChecker((id) => this.node(id).store);
+    const members = options.members ?? this.ids;
     for (const spec of options.nodes) {
       const store = new MemoryLocalStore({
         nodeId: spec.id,
@@ -124,7 +132,7 @@ export class StoreCluster {
       });
       const config: StoreSyncConfig = {
         selfId: spec.id,
-        peers: this.ids.filter((id) => id !== spec.id),
+        peers: members.includes(spec.id) ? members.filter((id) => id !== spec.id) : [],
         writeTimeoutTicks: options.writeTimeoutTicks,
         antiEntropyIntervalTicks: options.antiEntropyIntervalTicks,
         roundTimeoutTicks: options.roundTimeoutTicks,
@@ -222,6 +230,28 @@ export class StoreCluster {
     if (node.core !== null) return;
     node.clock.restartAt(this.nowUnits);
     this.boot(node);
+  }
+
+  /** The peers `id` knows now; a crashed node boots with them. */
+  peersOf(id: NodeId): readonly NodeId[] {
+    return this.node(id).config.peers;
+  }
+
+  /** Node `id` learns the cluster's new membership: `peers` are every other member (none if it is out). */
+  setPeers(id: NodeId, peers: readonly NodeId[]): void {
+    const node = this.node(id);
+    const added = peers.filter((peer) => !node.config.peers.includes(peer));
+    node.config = { ...node.config, peers: [...peers] };
+    this.line(`${id} peers [${peers.join(",")}]`);
+    if (node.core === null) return;
+    node.core.setPeers(peers);
+    this.drain(node);
+    for (const peer of added) {
+      const other = this.node(peer);
+      if (other.core === null) continue;
+      this.linkUp(node, peer);
+      if (other.config.peers.includes(id)) this.linkUp(other, id);
+    }
   }
 
   /** The mesh reconnects every pair of live nodes (the network healed): both sides see link up. */
@@ -401,5 +431,7 @@ export function formatEvent(e: StoreSyncEvent): string {
       return `round ${e.roundId} with ${e.peer} abandoned (${e.reason})`;
     case "message-ignored":
       return `ignored ${e.messageType} from ${e.peer} (${e.reason})`;
+    case "peers-changed":
+      return `peers changed: added [${e.added.join(",")}] removed [${e.removed.join(",")}]`;
   }
 }

@@ -84,6 +84,8 @@ function bentSync(bend: {
       },
       status: () => core.status(),
       ticksUntilTimer: () => bend.ticksUntilTimer?.(core) ?? core.ticksUntilTimer(),
+      setPeers: (peers) => core.setPeers(peers),
+      syncProgress: (peer) => core.syncProgress(peer),
     };
   };
 }

@@ -10,6 +10,7 @@ import {
   emptyHardState,
   type HardState,
 } from "../../../src/core/election_types.ts";
+import { type MembershipSummary, sortedMembership } from "../../../src/core/membership.ts";
 import { Prng } from "../../../src/core/prng.ts";
 import type { Envelope, NodeId } from "../../../src/core/types.ts";
 
@@ -24,6 +25,37 @@ interface ClusterOptions {
   preVote?: boolean;
   checkQuorum?: boolean;
   seed?: string;
+}
+
+/** A summary newer than any these tests reach: the receiver compares it as a candidate's or leader's list. */
+const newer: MembershipSummary = { version: 1, term: 99, hash: "00000000000000aa" };
+
+/** A message as the core sends it, without the membership summary these tests do not look at. */
+function bare(message: ElectionMessage | undefined): unknown {
+  if (message === undefined || message.type === "timeout-now") return message;
+  const { membership: _summary, ...rest } = message;
+  return rest;
+}
+
+function termAndVote(state: HardState | undefined): unknown {
+  return state === undefined ? undefined : { term: state.term, votedFor: state.votedFor };
+}
+
+/** The state of a node whose cluster already agreed on the configured list (version 1). */
+function bootstrapped(options: ClusterOptions): HardState {
+  const witnesses = options.witnesses ?? [];
+  const node = (id: NodeId, role: "member" | "witness") => ({
+    id,
+    address: "",
+    role,
+    priority: options.priorities?.[id] ?? 1,
+    voting: true,
+  });
+  const config = sortedMembership(1, [
+    ...options.members.map((id) => node(id, "member")),
+    ...witnesses.map((id) => node(id, "witness")),
+  ]);
+  return { term: 0, votedFor: null, membership: { config, term: 0 } };
 }
 
 function configFor(selfId: NodeId, options: ClusterOptions): ElectionConfig {
@@ -74,7 +106,7 @@ class Cluster {
   }
 
   start(id: NodeId): void {
-    const persisted = this.disks.get(id) ?? emptyHardState;
+    const persisted = this.disks.get(id) ?? bootstrapped(this.options);
     this.nodes.set(
       id,
       new Election(configFor(id, this.options), persisted, this.rng.fork(`${id}#${this.boots++}`)),
@@ -198,7 +230,7 @@ describe("election", () => {
     const cluster = new Cluster({ members: ["n1"] });
     cluster.tickUntil(() => cluster.soleLeader() === "n1");
     assert.ok(cluster.nowTicks >= electionTimeoutTicks && cluster.nowTicks < 2 * electionTimeoutTicks);
-    assert.deepEqual(cluster.disks.get("n1"), { term: 1, votedFor: "n1" });
+    assert.deepEqual(termAndVote(cluster.disks.get("n1")), { term: 1, votedFor: "n1" });
     assert.equal(cluster.node("n1").status().leaseValid, true);
     // Alone, its ticks do nothing visible: the shell need not wake for them (checked at every tick).
     assert.equal(cluster.node("n1").ticksUntilTimer(), Number.POSITIVE_INFINITY);
@@ -276,15 +308,23 @@ describe("election", () => {
   test("election: pre-vote: refused with the voter's own term while the lease holds, granted once it lapsed", () => {
     const cluster = electedCluster(three);
     const n2 = cluster.node("n2");
-    cluster.on("n2", (e) => e.step({ from: "n3", to: "n2", message: { type: "pre-vote", term: 2 } }));
-    assert.deepEqual(cluster.sent.at(-1)?.message, { type: "pre-vote-response", term: 1, granted: false });
+    cluster.on("n2", (e) =>
+      e.step({ from: "n3", to: "n2", message: { type: "pre-vote", term: 2, membership: newer } }),
+    );
+    assert.deepEqual(bare(cluster.sent.at(-1)?.message), {
+      type: "pre-vote-response",
+      term: 1,
+      granted: false,
+    });
     assert.match(JSON.stringify(cluster.events("vote-rejected", "n2")), /lease/);
     cluster.isolate("n1");
     cluster.crash("n3");
     cluster.tick(electionTimeoutTicks);
-    cluster.on("n2", (e) => e.step({ from: "n3", to: "n2", message: { type: "pre-vote", term: 2 } }));
+    cluster.on("n2", (e) =>
+      e.step({ from: "n3", to: "n2", message: { type: "pre-vote", term: 2, membership: newer } }),
+    );
     const answer = cluster.sent.at(-1);
-    assert.deepEqual(answer?.message, { type: "pre-vote-response", term: 2, granted: true });
+    assert.deepEqual(bare(answer?.message), { type: "pre-vote-response", term: 2, granted: true });
     assert.deepEqual({ term: n2.status().term, votedFor: n2.status().votedFor }, { term: 1, votedFor: "n1" });
   });
 
@@ -292,30 +332,50 @@ describe("election", () => {
     const cluster = electedCluster(three);
     const sentBefore = cluster.sent.length;
     cluster.on("n2", (e) =>
-      e.step({ from: "n3", to: "n2", message: { type: "vote", term: 2, transfer: false } }),
+      e.step({
+        from: "n3",
+        to: "n2",
+        message: { type: "vote", term: 2, transfer: false, membership: newer },
+      }),
     );
     assert.equal(cluster.node("n2").status().term, 1);
     assert.equal(cluster.sent.length, sentBefore);
     cluster.on("n2", (e) =>
-      e.step({ from: "n3", to: "n2", message: { type: "vote", term: 2, transfer: true } }),
+      e.step({ from: "n3", to: "n2", message: { type: "vote", term: 2, transfer: true, membership: newer } }),
     );
-    assert.deepEqual(cluster.disks.get("n2"), { term: 2, votedFor: "n3" });
-    assert.deepEqual(cluster.sent.at(-1)?.message, { type: "vote-response", term: 2, granted: true });
+    assert.deepEqual(termAndVote(cluster.disks.get("n2")), { term: 2, votedFor: "n3" });
+    assert.deepEqual(bare(cluster.sent.at(-1)?.message), { type: "vote-response", term: 2, granted: true });
   });
 
   test("election: vote: a granted vote is honoured like a lease for T ticks", () => {
-    const node = new Election(configFor("n2", three), emptyHardState, new Prng(1));
-    node.step({ from: "n1", to: "n2", message: { type: "vote", term: 1, transfer: false } });
-    node.step({ from: "n3", to: "n2", message: { type: "vote", term: 2, transfer: false } });
+    const node = new Election(configFor("n2", three), bootstrapped(three), new Prng(1));
+    node.step({
+      from: "n1",
+      to: "n2",
+      message: { type: "vote", term: 1, transfer: false, membership: newer },
+    });
+    node.step({
+      from: "n3",
+      to: "n2",
+      message: { type: "vote", term: 2, transfer: false, membership: newer },
+    });
     assert.deepEqual(
       { term: node.status().term, votedFor: node.status().votedFor },
       { term: 1, votedFor: "n1" },
     );
     for (let i = 0; i < electionTimeoutTicks - 1; i++) node.tick();
-    node.step({ from: "n3", to: "n2", message: { type: "vote", term: 2, transfer: false } });
+    node.step({
+      from: "n3",
+      to: "n2",
+      message: { type: "vote", term: 2, transfer: false, membership: newer },
+    });
     assert.equal(node.status().term, 1, "n1 may have won and dated its lease from its request");
     node.tick();
-    node.step({ from: "n3", to: "n2", message: { type: "vote", term: 2, transfer: false } });
+    node.step({
+      from: "n3",
+      to: "n2",
+      message: { type: "vote", term: 2, transfer: false, membership: newer },
+    });
     assert.deepEqual(
       { term: node.status().term, votedFor: node.status().votedFor },
       { term: 2, votedFor: "n3" },
@@ -331,15 +391,22 @@ describe("election", () => {
     assert.deepEqual({ term: n2.status().term, votedFor: n2.status().votedFor }, { term: 1, votedFor: "n1" });
     cluster.isolate("n1");
     cluster.on("n2", (e) =>
-      e.step({ from: "n3", to: "n2", message: { type: "vote", term: 1, transfer: false } }),
+      e.step({
+        from: "n3",
+        to: "n2",
+        message: { type: "vote", term: 1, transfer: false, membership: newer },
+      }),
     );
-    assert.deepEqual(cluster.sent.at(-1), {
-      from: "n2",
-      to: "n3",
-      message: { type: "vote-response", term: 1, granted: false },
-    });
+    assert.deepEqual(
+      { ...cluster.sent.at(-1), message: bare(cluster.sent.at(-1)?.message) },
+      { from: "n2", to: "n3", message: { type: "vote-response", term: 1, granted: false } },
+    );
     cluster.on("n2", (e) =>
-      e.step({ from: "n3", to: "n2", message: { type: "vote", term: 2, transfer: false } }),
+      e.step({
+        from: "n3",
+        to: "n2",
+        message: { type: "vote", term: 2, transfer: false, membership: newer },
+      }),
     );
     assert.equal(n2.status().term, 1, "a lease n2 may have acknowledged before the crash still holds");
   });
@@ -477,8 +544,12 @@ describe("election", () => {
       ["n2", electionTimeoutTicks + 1],
       ["n3", electionTimeoutTicks + 3],
     ] as const) {
-      const node = new Election(configFor(self, three), emptyHardState, new Prng(`link-${self}`));
-      node.step({ from: "n1", to: self, message: { type: "heartbeat", term: 1, seq: 1 } });
+      const node = new Election(configFor(self, three), bootstrapped(three), new Prng(`link-${self}`));
+      node.step({
+        from: "n1",
+        to: self,
+        message: { type: "heartbeat", term: 1, seq: 1, membership: newer, committed: 1 },
+      });
       node.tick();
       node.peerDisconnected("n1");
       for (let tick = 2; tick < campaignTick; tick++) node.tick();
@@ -490,10 +561,14 @@ describe("election", () => {
 
   test("election: link closed: ignored unless the peer is the leader, and on leaders", () => {
     const twins = ["hinted", "plain"].map(
-      () => new Election(configFor("n2", three), emptyHardState, new Prng("twin")),
+      () => new Election(configFor("n2", three), bootstrapped(three), new Prng("twin")),
     );
     for (const node of twins)
-      node.step({ from: "n1", to: "n2", message: { type: "heartbeat", term: 1, seq: 1 } });
+      node.step({
+        from: "n1",
+        to: "n2",
+        message: { type: "heartbeat", term: 1, seq: 1, membership: newer, committed: 1 },
+      });
     twins[0]?.peerDisconnected("n3");
     const roles = twins.map((node) => {
       const seen: string[] = [];
@@ -535,30 +610,38 @@ describe("election", () => {
   });
 
   test("election: pre-vote tie: a pre-candidate refuses a lower-ranked pre-candidate of the same term", () => {
-    const node = new Election(configFor("n1", three), emptyHardState, new Prng("tie"));
+    const node = new Election(configFor("n1", three), bootstrapped(three), new Prng("tie"));
     node.campaign();
     assert.equal(node.status().role, "pre-candidate");
-    node.step({ from: "n2", to: "n1", message: { type: "pre-vote", term: 1 } });
+    node.step({ from: "n2", to: "n1", message: { type: "pre-vote", term: 1, membership: newer } });
     const ready = node.ready();
     node.advance(ready);
-    assert.deepEqual(ready.messages.at(-1)?.message, { type: "pre-vote-response", term: 0, granted: false });
+    assert.deepEqual(bare(ready.messages.at(-1)?.message), {
+      type: "pre-vote-response",
+      term: 0,
+      granted: false,
+    });
     assert.match(JSON.stringify(ready.events), /ranked above n2/);
   });
 
   test("election: pre-vote tie: granted to a higher rank, and to a lower rank that already refused us", () => {
-    const lower = new Election(configFor("n2", three), emptyHardState, new Prng("tie"));
+    const lower = new Election(configFor("n2", three), bootstrapped(three), new Prng("tie"));
     lower.campaign();
-    lower.step({ from: "n1", to: "n2", message: { type: "pre-vote", term: 1 } });
-    assert.deepEqual(lower.ready().messages.at(-1)?.message, {
+    lower.step({ from: "n1", to: "n2", message: { type: "pre-vote", term: 1, membership: newer } });
+    assert.deepEqual(bare(lower.ready().messages.at(-1)?.message), {
       type: "pre-vote-response",
       term: 1,
       granted: true,
     });
-    const upper = new Election(configFor("n1", three), emptyHardState, new Prng("tie"));
+    const upper = new Election(configFor("n1", three), bootstrapped(three), new Prng("tie"));
     upper.campaign();
-    upper.step({ from: "n3", to: "n1", message: { type: "pre-vote-response", term: 0, granted: false } });
-    upper.step({ from: "n3", to: "n1", message: { type: "pre-vote", term: 1 } });
-    assert.deepEqual(upper.ready().messages.at(-1)?.message, {
+    upper.step({
+      from: "n3",
+      to: "n1",
+      message: { type: "pre-vote-response", term: 0, granted: false, membership: newer },
+    });
+    upper.step({ from: "n3", to: "n1", message: { type: "pre-vote", term: 1, membership: newer } });
+    assert.deepEqual(bare(upper.ready().messages.at(-1)?.message), {
       type: "pre-vote-response",
       term: 1,
       granted: true,
@@ -572,8 +655,8 @@ describe("election", () => {
       new Prng("tie"),
     );
     node.campaign();
-    node.step({ from: "n3", to: "n1", message: { type: "pre-vote", term: 1 } });
-    assert.deepEqual(node.ready().messages.at(-1)?.message, {
+    node.step({ from: "n3", to: "n1", message: { type: "pre-vote", term: 1, membership: newer } });
+    assert.deepEqual(bare(node.ready().messages.at(-1)?.message), {
       type: "pre-vote-response",
       term: 1,
       granted: true,
@@ -592,33 +675,50 @@ describe("election", () => {
   });
 
   test("election: ready: hardState arrives in the same Ready as the vote it covers", () => {
-    const node = new Election(configFor("n2", three), emptyHardState, new Prng(1));
-    node.step({ from: "n1", to: "n2", message: { type: "vote", term: 1, transfer: false } });
+    const node = new Election(configFor("n2", three), bootstrapped(three), new Prng(1));
+    node.step({
+      from: "n1",
+      to: "n2",
+      message: { type: "vote", term: 1, transfer: false, membership: newer },
+    });
     const ready = node.ready();
-    assert.deepEqual(ready.hardState, { term: 1, votedFor: "n1" });
-    assert.deepEqual(ready.messages, [
-      { from: "n2", to: "n1", message: { type: "vote-response", term: 1, granted: true } },
-    ]);
+    assert.deepEqual(termAndVote(ready.hardState), { term: 1, votedFor: "n1" });
+    assert.deepEqual(
+      ready.messages.map((m) => ({ ...m, message: bare(m.message) })),
+      [{ from: "n2", to: "n1", message: { type: "vote-response", term: 1, granted: true } }],
+    );
     assert.equal(ready.fencingTerm, 1);
     node.advance(ready);
-    node.step({ from: "n1", to: "n2", message: { type: "heartbeat", term: 1, seq: 1 } });
+    node.step({
+      from: "n1",
+      to: "n2",
+      message: { type: "heartbeat", term: 1, seq: 1, membership: newer, committed: 1 },
+    });
     assert.equal(node.ready().hardState, undefined, "unchanged hard state is not rewritten");
   });
 
   test("election: ready: advance() consumes exactly what ready() returned", () => {
-    const node = new Election(configFor("n2", three), emptyHardState, new Prng(1));
+    const node = new Election(configFor("n2", three), bootstrapped(three), new Prng(1));
     assert.equal(node.hasReady(), false);
-    node.step({ from: "n1", to: "n2", message: { type: "heartbeat", term: 1, seq: 1 } });
+    node.step({
+      from: "n1",
+      to: "n2",
+      message: { type: "heartbeat", term: 1, seq: 1, membership: newer, committed: 1 },
+    });
     assert.equal(node.hasReady(), true);
     const first = node.ready();
     assert.deepEqual(first.softState, { role: "follower", leaderId: "n1" });
     assert.throws(() => node.ready(), /advance/);
-    node.step({ from: "n1", to: "n2", message: { type: "heartbeat", term: 1, seq: 2 } });
+    node.step({
+      from: "n1",
+      to: "n2",
+      message: { type: "heartbeat", term: 1, seq: 2, membership: newer, committed: 1 },
+    });
     assert.throws(() => node.advance({ ...first }), /ready\(\) did not return/);
     node.advance(first);
     const second = node.ready();
     assert.deepEqual(
-      second.messages.map((m) => m.message),
+      second.messages.map((m) => bare(m.message)),
       [{ type: "heartbeat-response", term: 1, seq: 2 }],
     );
     assert.equal(second.softState, undefined);
@@ -626,17 +726,27 @@ describe("election", () => {
     assert.equal(node.hasReady(), false);
   });
 
-  test("election: step: messages from unknown nodes are ignored, misaddressed ones are a bug", () => {
-    const node = new Election(configFor("n2", three), emptyHardState, new Prng(1));
-    node.step({ from: "x9", to: "n2", message: { type: "heartbeat", term: 7, seq: 1 } });
-    assert.equal(node.hasReady(), false);
-    assert.throws(() => node.step({ from: "n1", to: "n3", message: { type: "heartbeat", term: 7, seq: 1 } }));
+  test("election: step: a node outside the list is heard (a leader elected under a newer list); misaddressed messages are a bug", () => {
+    const node = new Election(configFor("n2", three), bootstrapped(three), new Prng(1));
+    node.step({
+      from: "x9",
+      to: "n2",
+      message: { type: "heartbeat", term: 7, seq: 1, membership: newer, committed: 1 },
+    });
+    assert.deepEqual({ leader: node.status().leaderId, term: node.status().term }, { leader: "x9", term: 7 });
+    assert.throws(() =>
+      node.step({
+        from: "n1",
+        to: "n3",
+        message: { type: "heartbeat", term: 7, seq: 1, membership: newer, committed: 1 },
+      }),
+    );
   });
 
   test("election: step: stale vote requests are answered with the newer term", () => {
     const node = new Election(configFor("n2", three), { term: 4, votedFor: null }, new Prng(1));
-    node.step({ from: "n1", to: "n2", message: { type: "pre-vote", term: 3 } });
-    assert.deepEqual(node.ready().messages[0]?.message, {
+    node.step({ from: "n1", to: "n2", message: { type: "pre-vote", term: 3, membership: newer } });
+    assert.deepEqual(bare(node.ready().messages[0]?.message), {
       type: "pre-vote-response",
       term: 4,
       granted: false,
@@ -681,31 +791,37 @@ describe("election: validateElectionConfig", () => {
 });
 
 describe("election: invariants", () => {
-  const identity = { selfId: "n1", isWitness: false };
-  const base: ElectionSnapshot = { term: 3, votedFor: "n1", role: "leader", leaderId: "n1", fencingTerm: 3 };
-  const cases: [string, Partial<ElectionSnapshot>, boolean, RegExp | null][] = [
-    ["unchanged", {}, false, null],
-    ["term decreased", { term: 2, fencingTerm: 2 }, false, /term decreased/],
-    ["vote changed in a term", { role: "follower", leaderId: null, votedFor: "n2" }, false, /vote in term 3/],
+  const identity = { selfId: "n1" };
+  const base: ElectionSnapshot = {
+    term: 3,
+    votedFor: "n1",
+    role: "leader",
+    leaderId: "n1",
+    fencingTerm: 3,
+    canLead: true,
+  };
+  const cases: [string, Partial<ElectionSnapshot>, RegExp | null][] = [
+    ["unchanged", {}, null],
+    ["term decreased", { term: 2, fencingTerm: 2 }, /term decreased/],
+    ["vote changed in a term", { role: "follower", leaderId: null, votedFor: "n2" }, /vote in term 3/],
     [
       "vote kept in a newer term may change",
       { term: 4, fencingTerm: 4, role: "follower", votedFor: "n2" },
-      false,
       null,
     ],
-    ["leader names another leader", { leaderId: "n2" }, false, /leaderId/],
+    ["leader names another leader", { leaderId: "n2" }, /leaderId/],
     [
       "candidate without own vote",
       { term: 4, fencingTerm: 4, role: "candidate", votedFor: null },
-      false,
       /own vote/,
     ],
-    ["witness leads", {}, true, /witness/],
-    ["fencing term lags", { fencingTerm: 2 }, false, /fencing/],
+    ["witness or learner leads", { canLead: false }, /without being a voting member/],
+    ["witness or learner follows", { canLead: false, role: "follower", leaderId: "n2" }, null],
+    ["fencing term lags", { fencingTerm: 2 }, /fencing/],
   ];
-  for (const [name, change, isWitness, expected] of cases) {
+  for (const [name, change, expected] of cases) {
     test(`election: invariants: ${name}`, () => {
-      const violations = checkElectionInvariants({ ...identity, isWitness }, base, { ...base, ...change });
+      const violations = checkElectionInvariants(identity, base, { ...base, ...change });
       if (expected === null) assert.deepEqual(violations, []);
       else
         assert.ok(
