@@ -84,7 +84,8 @@ export interface MeshOptions {
   /**
    * Asked at the hello of a node that is not a peer: true accepts its link (a joining node has no
    * membership yet and must accept the leader's). Such a guest gets a slot without an address: it is
-   * never dialed, only accepted. Default: refuse every node that is not a peer.
+   * never dialed, only accepted, and asked about again at each of its hellos; it stays listed until a
+   * setPeers leaves it out while this refuses it. Default: refuse every node that is not a peer.
    */
   admitUnknown?: (id: NodeId) => boolean;
   /** Read at every hello, so each link announces the current summary; undefined (or absent) announces none. */
