@@ -122,7 +122,8 @@ export class HealthRunner {
   private readonly heartbeatIntervalTicks: number;
   private readonly logger: Logger;
   private readonly detector: HealthDetector;
-  private readonly peerIds: readonly NodeId[];
+  private readonly selfId: NodeId;
+  private peerIds: readonly NodeId[];
   private readonly emitter: SafeEmitter<HealthEventMap>;
   private readonly contacts = new Map<NodeId, PeerContact>();
   private readonly ticks: MonotonicTicker;
@@ -142,18 +143,10 @@ export class HealthRunner {
     const config = healthConfigFromTimings(options.peers, options.timings);
     this.heartbeatIntervalTicks = config.heartbeatIntervalTicks;
     this.detector = new HealthDetector(config);
+    this.selfId = options.selfId;
     this.peerIds = [...options.peers];
     this.emitter = new SafeEmitter(options.logger);
-    for (const peer of options.peers) {
-      this.contacts.set(peer, {
-        rttMs: null,
-        rttSmoothedMs: null,
-        lastHeardMs: null,
-        lastSendResult: "sent",
-        pingedAtMs: Number.NEGATIVE_INFINITY,
-        framesSeen: 0,
-      });
-    }
+    this.addContacts(options.peers);
     this.mesh.onMessage(HEALTH_CHANNEL, (from, payload) => this.receive(from, payload));
     this.mesh.on("link:down", (peer) => this.onLinkDown(peer));
     this.mesh.on("link:up", (peer) => this.onLinkUp(peer));
@@ -167,6 +160,32 @@ export class HealthRunner {
     this.ticks.start();
     this.sendPingsDue();
     this.sleep();
+  }
+
+  /** The membership changed: watch these peers from now on (new ones are pinged at once). */
+  setPeers(peers: readonly NodeId[]): void {
+    const wanted = peers.filter((peer) => peer !== this.selfId);
+    for (const peer of this.contacts.keys()) if (!wanted.includes(peer)) this.contacts.delete(peer);
+    this.addContacts(wanted.filter((peer) => !this.contacts.has(peer)));
+    this.peerIds = [...wanted];
+    this.detector.setPeers(wanted);
+    if (this.timer !== null) {
+      this.sendPingsDue();
+      this.sleep();
+    }
+  }
+
+  private addContacts(peers: readonly NodeId[]): void {
+    for (const peer of peers) {
+      this.contacts.set(peer, {
+        rttMs: null,
+        rttSmoothedMs: null,
+        lastHeardMs: null,
+        lastSendResult: "sent",
+        pingedAtMs: Number.NEGATIVE_INFINITY,
+        framesSeen: this.mesh.framesReceived(peer),
+      });
+    }
   }
 
   /** Stops pinging and answering; state is kept for peers() and a later start(). */

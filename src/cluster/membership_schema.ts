@@ -14,6 +14,7 @@ export const membershipSchema = z.strictObject({
         role: z.enum(["member", "witness"]),
         priority: z.number().finite(),
         voting: z.boolean(),
+        autoPromote: z.boolean(),
       }),
     )
     .max(4096),

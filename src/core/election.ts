@@ -81,6 +81,7 @@ function bootstrapMembership(config: ElectionConfig): Membership | null {
     role,
     priority: config.priorities[id] ?? 0,
     voting: true,
+    autoPromote: false,
   });
   return sortedMembership(1, [
     ...config.members.map((id) => voter(id, "member")),

@@ -131,9 +131,19 @@ export class HealthDetector {
       // One point per on-time heartbeat interval: the node stays lenient about as long as it was stalled.
       decayEveryTicks: config.heartbeatIntervalTicks,
     });
-    // Peers start alive with no silence: a peer that never shows up goes suspect, then down, on schedule.
-    // Pings are due at once: peers should hear from a node as soon as it starts.
-    for (const peer of config.peers) {
+    this.setPeers(config.peers);
+  }
+
+  /**
+   * The peers to watch from now on (membership changed). Peers kept keep their state; new ones start alive
+   * with no silence, so one that never shows up goes suspect, then down, on schedule, and are pinged at once
+   * so they hear from this node as soon as it knows them; dropped ones are forgotten.
+   */
+  setPeers(peers: readonly NodeId[]): void {
+    const wanted = new Set(peers);
+    for (const peer of this.peerHealth.keys()) if (!wanted.has(peer)) this.peerHealth.delete(peer);
+    for (const peer of wanted) {
+      if (this.peerHealth.has(peer)) continue;
       this.peerHealth.set(peer, {
         peer,
         state: PeerState.Alive,

@@ -16,6 +16,8 @@ export interface MemberSpec {
   priority: number;
   /** False for a learner: it hears the leader and catches up, but neither votes nor counts in a quorum. */
   voting: boolean;
+  /** A learner the leader promotes to voter once it has caught up (false for voters and kept learners). */
+  autoPromote: boolean;
 }
 
 export interface Membership {
@@ -40,7 +42,7 @@ export interface MembershipSummary {
 export const noMembershipHash = "0".repeat(16);
 
 export type MembershipChange =
-  /** A new node, as a learner: it votes once promoted. */
+  /** A new node, as a learner: it votes once promoted (by the leader when `autoPromote`, or by hand). */
   | { type: "add"; node: Omit<MemberSpec, "voting"> }
   | { type: "promote"; id: NodeId }
   | { type: "demote"; id: NodeId }
@@ -69,7 +71,7 @@ export function findMember(m: Membership, id: NodeId): MemberSpec | undefined {
 export function membershipHash(m: Membership): string {
   const canonical = JSON.stringify([
     m.version,
-    m.nodes.map((n) => [n.id, n.address, n.role, n.priority, n.voting]),
+    m.nodes.map((n) => [n.id, n.address, n.role, n.priority, n.voting, n.autoPromote]),
   ]);
   let hash = 0xcbf29ce484222325n;
   for (let i = 0; i < canonical.length; i++) {
@@ -125,11 +127,11 @@ export function applyMembershipChange(m: Membership, change: MembershipChange): 
     switch (change.type) {
       case "promote":
         if (current.voting) return { ok: false, reason: `${id} already votes` };
-        nodes = [...others, { ...current, voting: true }];
+        nodes = [...others, { ...current, voting: true, autoPromote: false }];
         break;
       case "demote":
         if (!current.voting) return { ok: false, reason: `${id} is already a learner` };
-        nodes = [...others, { ...current, voting: false }];
+        nodes = [...others, { ...current, voting: false, autoPromote: false }];
         break;
       case "remove":
         nodes = others;

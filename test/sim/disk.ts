@@ -57,6 +57,7 @@ export function bootstrappedState(config: ElectionConfig): HardState {
     role,
     priority: config.priorities[id] ?? 0,
     voting: true,
+    autoPromote: false,
   });
   const list = sortedMembership(1, [
     ...config.members.map((id) => node(id, "member")),

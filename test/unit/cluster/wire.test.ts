@@ -14,9 +14,9 @@ import { Prng } from "../../../src/core/prng.ts";
 
 const membership = { version: 3, term: 2, hash: "0123456789abcdef" };
 const config = sortedMembership(3, [
-  { id: "n1", address: "127.0.0.1:7001", role: "member", priority: 2, voting: true },
-  { id: "n2", address: "[::1]:7002", role: "witness", priority: 0, voting: true },
-  { id: "n3", address: "", role: "member", priority: 1.5, voting: false },
+  { id: "n1", address: "127.0.0.1:7001", role: "member", priority: 2, voting: true, autoPromote: false },
+  { id: "n2", address: "[::1]:7002", role: "witness", priority: 0, voting: true, autoPromote: false },
+  { id: "n3", address: "", role: "member", priority: 1.5, voting: false, autoPromote: true },
 ]);
 
 const electionSamples: ElectionMessage[] = [

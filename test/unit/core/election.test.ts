@@ -50,6 +50,7 @@ function bootstrapped(options: ClusterOptions): HardState {
     role,
     priority: options.priorities?.[id] ?? 1,
     voting: true,
+    autoPromote: false,
   });
   const config = sortedMembership(1, [
     ...options.members.map((id) => node(id, "member")),
