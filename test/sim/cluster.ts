@@ -5,14 +5,20 @@
 // of the messages left). A stalled node (pause) runs nothing, then catches up all its due ticks in one
 // batch before the messages that queued meanwhile, as the shell's MonotonicTicker does. A crash may close
 // the node's links, as a killed process's sockets close at once: its live peers hear peerDisconnected.
+// Each node boots from its own bootstrap list (the cluster's by default, or one of its own, as a mistyped
+// tandem.yml would give it); spare nodes start in join mode and wait, on the network from the start, for a
+// leader to add them. propose() asks a node's core for a membership change.
 // The safety checker runs after every event; the transcript is built only when someone listens.
-import type {
-  ElectionConfig,
-  ElectionEvent,
-  ElectionMessage,
-  ElectionStatus,
-  HardState,
+import type { ProposeResult } from "../../src/core/election.ts";
+import {
+  type ElectionConfig,
+  type ElectionEvent,
+  type ElectionMessage,
+  type ElectionStatus,
+  emptyHardState,
+  type HardState,
 } from "../../src/core/election_types.ts";
+import type { MembershipChange } from "../../src/core/membership.ts";
 import type { Prng } from "../../src/core/prng.ts";
 import type { Envelope, NodeId, Term } from "../../src/core/types.ts";
 import { ElectionSafetyChecker, SafetyViolationError } from "./checkers/election_safety.ts";
@@ -31,6 +37,15 @@ export interface NodeSpec {
   /** Clock rate error, see clock.ts. */
   drift: number;
   firstTickUnits: number;
+  /** A spare: boots in join mode (ElectionConfig.join) and holds no list until a leader's lists it. */
+  join?: boolean;
+  /** This node's own bootstrap list; by default every node that is not a spare, by `witness`. */
+  bootstrap?: BootstrapList;
+}
+
+export interface BootstrapList {
+  members: readonly NodeId[];
+  witnesses: readonly NodeId[];
 }
 
 export interface ClusterOptions {
@@ -52,6 +67,8 @@ export interface ClusterOptions {
   log?: (line: string) => void;
   /** Also log every delivered message (long). */
   logMessages?: boolean;
+  /** Every event a node emits, as the shell would log it. */
+  onEvent?: (id: NodeId, event: ElectionEvent) => void;
 }
 
 interface SimNode {
@@ -100,29 +117,20 @@ export class Cluster {
     this.options = options;
     this.log = options.log;
     this.ids = options.nodes.map((n) => n.id);
-    const members = options.nodes.filter((n) => !n.witness).map((n) => n.id);
-    const witnesses = options.nodes.filter((n) => n.witness).map((n) => n.id);
-    const priorities: Record<NodeId, number> = {};
-    for (const n of options.nodes) priorities[n.id] = n.priority;
-    this.checker = new ElectionSafetyChecker(witnesses);
+    const clusterList: BootstrapList = {
+      members: options.nodes.filter((n) => !n.join && !n.witness).map((n) => n.id),
+      witnesses: options.nodes.filter((n) => !n.join && n.witness).map((n) => n.id),
+    };
+    this.checker = new ElectionSafetyChecker(clusterList.witnesses);
     this.network = new Network(this.ids, options.network, options.rng.fork("network"));
     for (const spec of options.nodes) {
-      const config: ElectionConfig = {
-        selfId: spec.id,
-        members,
-        witnesses,
-        priorities,
-        electionTimeoutTicks: options.electionTimeoutTicks,
-        heartbeatIntervalTicks: options.heartbeatIntervalTicks,
-        leaseTicks: options.leaseTicks,
-        preVote: options.preVote,
-        checkQuorum: options.checkQuorum,
-      };
+      const config = this.electionConfig(spec, spec.bootstrap ?? clusterList);
+      const bootstrapped = options.bootstrapped === true && spec.join !== true;
       const node: SimNode = {
         spec,
         config,
         clock: new NodeClock({ drift: spec.drift, firstTickUnits: spec.firstTickUnits }),
-        disk: new SimDisk(options.bootstrapped === true ? bootstrappedState(config) : undefined),
+        disk: new SimDisk(bootstrapped ? bootstrappedState(config) : emptyHardState),
         core: null,
         boots: 0,
         pausedUntilUnits: 0,
@@ -279,9 +287,39 @@ export class Cluster {
     this.check();
   }
 
+  /** Asks `id` for one membership change; the answer goes to the transcript too. */
+  propose(id: NodeId, change: MembershipChange): ProposeResult {
+    const node = this.live(id);
+    const result = node.core.proposeMembership(change);
+    const answer = result.ok ? `ok v${result.version}` : `refused (${result.reason})`;
+    this.line(`${id} propose ${formatChange(change)}: ${answer}`);
+    this.drain(node);
+    this.check();
+    return result;
+  }
+
   /** Writes a line to the transcript (faults decided outside the cluster use it too). */
   line(text: string): void {
     this.log?.(`[${(this.nowUnits / unitsPerTick).toFixed(3).padStart(9)}] ${text}`);
+  }
+
+  private electionConfig(spec: NodeSpec, list: BootstrapList): ElectionConfig {
+    const priorities: Record<NodeId, number> = {};
+    for (const id of [...list.members, ...list.witnesses]) {
+      priorities[id] = this.options.nodes.find((n) => n.id === id)?.priority ?? 0;
+    }
+    return {
+      selfId: spec.id,
+      members: spec.join === true ? [] : list.members,
+      witnesses: spec.join === true ? [] : list.witnesses,
+      priorities: spec.join === true ? {} : priorities,
+      ...(spec.join === true ? { join: true } : {}),
+      electionTimeoutTicks: this.options.electionTimeoutTicks,
+      heartbeatIntervalTicks: this.options.heartbeatIntervalTicks,
+      leaseTicks: this.options.leaseTicks,
+      preVote: this.options.preVote,
+      checkQuorum: this.options.checkQuorum,
+    };
   }
 
   private boot(node: SimNode): void {
@@ -357,6 +395,7 @@ export class Cluster {
       send: (envelope) => this.network.send(envelope, this.nowUnits),
       emitted: (events) => {
         if (this.log) for (const event of events) this.line(`${id} ${formatEvent(event)}`);
+        if (this.options.onEvent) for (const event of events) this.options.onEvent(id, event);
       },
     });
   }
@@ -438,5 +477,24 @@ export function formatEvent(e: ElectionEvent): string {
       return `membership-mismatch term=${e.term} peer=${e.peer} (${e.detail})`;
     case "removed":
       return `removed term=${e.term} v${e.version}`;
+  }
+}
+
+export function formatChange(c: MembershipChange): string {
+  switch (c.type) {
+    case "add": {
+      const n = c.node;
+      return `add ${n.id}${n.role === "witness" ? " witness" : ""} priority=${n.priority}${n.autoPromote ? " auto-promote" : ""}`;
+    }
+    case "update": {
+      const fields = [
+        c.role === undefined ? "" : ` role=${c.role}`,
+        c.priority === undefined ? "" : ` priority=${c.priority}`,
+        c.address === undefined ? "" : ` address=${c.address}`,
+      ];
+      return `update ${c.id}${fields.join("")}`;
+    }
+    default:
+      return `${c.type} ${c.id}`;
   }
 }

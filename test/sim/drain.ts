@@ -1,7 +1,9 @@
 // The shell's drain loop (src/cluster/election_runner.ts), shared by the cluster and the interaction
 // transcripts: while hasReady(): persist the hardState (write, fsync), send the messages, hand out the
 // fencing term and the events, advance. `crashesHere` is asked before every write, fsync and send, so a
-// crash can tear the drain at exactly those points; the checker sees every message as it leaves.
+// crash can tear the drain at exactly those points; the checker sees every message as it leaves and
+// every event as it is emitted.
+import type { ProposeResult } from "../../src/core/election.ts";
 import type {
   ElectionEvent,
   ElectionMessage,
@@ -9,6 +11,7 @@ import type {
   ElectionStatus,
   HardState,
 } from "../../src/core/election_types.ts";
+import type { MembershipChange } from "../../src/core/membership.ts";
 import type { Envelope, NodeId } from "../../src/core/types.ts";
 import type { ElectionSafetyChecker } from "./checkers/election_safety.ts";
 import type { SimDisk } from "./disk.ts";
@@ -19,6 +22,7 @@ export interface ElectionCore {
   step(envelope: Envelope<ElectionMessage>): void;
   campaign(): void;
   transferLeadership(to: NodeId): void;
+  proposeMembership(change: MembershipChange): ProposeResult;
   peerDisconnected(peer: NodeId): void;
   hasReady(): boolean;
   ready(): ElectionReady;
@@ -65,6 +69,7 @@ export function drainCore(
     }
     // The fencing token is handed out with the events, once its term is durable.
     checker.observeFencingTerm(id, ready.fencingTerm);
+    checker.observeEvents(id, ready.events, core.status());
     hooks.emitted(ready.events, ready);
     core.advance(ready);
   }

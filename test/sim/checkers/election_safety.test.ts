@@ -119,3 +119,67 @@ test("sim: election safety: a granted vote must be on disk when it leaves, and o
   };
   checker.observeSend(preVote, { term: 5, votedFor: "n1" });
 });
+
+/** A status holding list `version` (hash `hash`) in which `self` is a voter, a learner or absent. */
+function holding(
+  selfId: string,
+  role: ElectionStatus["role"],
+  term: number,
+  list: { version: number; hash: string; self: "voter" | "learner" | "absent" },
+): ElectionStatus {
+  const base = status(selfId, role, term);
+  const entry = { id: selfId, address: "", role: "member" as const, priority: 0, autoPromote: false };
+  const nodes = list.self === "absent" ? [] : [{ ...entry, voting: list.self === "voter" }];
+  return {
+    ...base,
+    membership: {
+      ...base.membership,
+      summary: { version: list.version, hash: list.hash, term },
+      config: { version: list.version, nodes: [...nodes, { ...entry, id: "zz", voting: true }] },
+    },
+  };
+}
+
+test("sim: election safety: a learner or removed node that campaigns or leads is caught", () => {
+  const checker = new ElectionSafetyChecker([]);
+  const learner = holding("n4", "pre-candidate", 2, { version: 2, hash: "a", self: "learner" });
+  assert.throws(() => checker.checkAfterEvent([learner]), violation("non-voter-campaigns"));
+  const removed = holding("n3", "leader", 2, { version: 3, hash: "b", self: "absent" });
+  assert.throws(() => checker.checkAfterEvent([removed]), violation("non-voter-campaigns"));
+  checker.checkAfterEvent([holding("n1", "candidate", 2, { version: 3, hash: "b", self: "voter" })]);
+});
+
+test("sim: election safety: a committed membership must be held by every leader of that term or later", () => {
+  const checker = new ElectionSafetyChecker([]);
+  const committer = holding("n1", "leader", 3, { version: 4, hash: "h4", self: "voter" });
+  checker.observeEvents("n1", [{ type: "membership-committed", term: 3, version: 4 }], committer);
+  // An older leader that has not heard of it yet is not a later leader.
+  checker.checkAfterEvent([holding("n2", "leader", 2, { version: 3, hash: "h3", self: "voter" })]);
+  assert.throws(
+    () => checker.checkAfterEvent([holding("n2", "leader", 4, { version: 3, hash: "h3", self: "voter" })]),
+    violation("committed-never-lost"),
+  );
+  assert.throws(
+    () => checker.checkAfterEvent([holding("n3", "leader", 5, { version: 4, hash: "xx", self: "voter" })]),
+    violation("committed-never-lost"),
+  );
+  checker.checkAfterEvent([holding("n3", "leader", 6, { version: 5, hash: "h5", self: "voter" })]);
+  assert.throws(
+    () =>
+      checker.observeEvents(
+        "n3",
+        [{ type: "membership-committed", term: 7, version: 4 }],
+        holding("n3", "leader", 7, { version: 4, hash: "yy", self: "voter" }),
+      ),
+    violation("committed-never-lost"),
+  );
+  assert.throws(
+    () =>
+      checker.observeEvents(
+        "n3",
+        [{ type: "membership-committed", term: 7, version: 6 }],
+        holding("n3", "leader", 7, { version: 5, hash: "h5", self: "voter" }),
+      ),
+    violation("committed-held"),
+  );
+});
