@@ -47,17 +47,31 @@ export function agentLogger(config: TandemConfig): Logger {
   return pino({ level: config.log.level, base: { node: config.node.id } });
 }
 
-export async function startAgent(config: TandemConfig, logger: Logger): Promise<RunningAgent> {
+export interface AgentStartOptions {
+  /** tandem agent --join ADDRESS: never bootstrap; ask the member at ADDRESS to add this node. */
+  join?: string;
+}
+
+export async function startAgent(
+  config: TandemConfig,
+  logger: Logger,
+  options: AgentStartOptions = {},
+): Promise<RunningAgent> {
   const stack = new ShutdownStack(logger);
   try {
-    return await compose(config, logger, stack);
+    return await compose(config, logger, stack, options);
   } catch (error) {
     await stack.unwind();
     throw error;
   }
 }
 
-async function compose(config: TandemConfig, logger: Logger, stack: ShutdownStack): Promise<RunningAgent> {
+async function compose(
+  config: TandemConfig,
+  logger: Logger,
+  stack: ShutdownStack,
+  options: AgentStartOptions,
+): Promise<RunningAgent> {
   const lock = new DataDirLock(config.dataDir);
   lock.acquire();
   stack.push("data-dir lock", () => lock.release());
@@ -65,25 +79,37 @@ async function compose(config: TandemConfig, logger: Logger, stack: ShutdownStac
   const ticker = new Ticker();
   // The TLS port serves the API too; until the router exists, and once the agent stops, it answers 503.
   let router: ApiRouter = unavailable("the agent is starting");
+  // The cluster decides who may link and what the hello announces; until it exists, only configured peers.
+  let cluster: Cluster | null = null;
   const mesh = await Mesh.start({
     selfId: config.node.id,
     clusterName: config.clusterName,
     listenHost: config.listen.host,
     listenPort: config.listen.port,
-    peers: config.peers.map((p) => ({ id: p.id, address: `${p.address.host}:${p.address.port}` })),
+    peers: config.peers.map((p) => ({ id: p.id, address: hostPort(p.address) })),
     security,
     logger: logger.child({ component: "mesh" }),
     httpHandler: (req, res, identity) => router(req, res, identity),
+    admitUnknown: (id, announced) => cluster?.admits(id, announced) ?? false,
+    membership: () => cluster?.membershipSummary(),
   });
   stack.push("mesh", () => mesh.close());
-  const cluster = startCluster(config, mesh, ticker, logger);
-  stack.push("cluster", () => stopCluster(cluster, logger));
+  const running = startCluster(config, mesh, ticker, logger, options.join !== undefined);
+  cluster = running;
+  stack.push("cluster", () => stopCluster(running, logger));
 
+  const held = running.members().filter((m) => m.id !== config.node.id);
   const base = {
     nodeId: config.node.id,
-    peers: config.peers.map((p) => p.id),
+    // The held membership once there is one; the configured peers while bootstrapping; none while joining.
+    peers:
+      running.members().length > 0
+        ? held.map((m) => m.id)
+        : options.join !== undefined
+          ? []
+          : config.peers.map((p) => p.id),
     mesh,
-    coordination: cluster,
+    coordination: running,
     logger,
     dataDir: config.dataDir,
     ticker,
@@ -96,7 +122,7 @@ async function compose(config: TandemConfig, logger: Logger, stack: ShutdownStac
   }
   assertChannelsDisjoint([...capabilities].map(([name, running]) => ({ name, channels: running.channels })));
 
-  router = apiRouter(config, cluster, capabilities, logger);
+  router = apiRouter(config, running, capabilities, logger);
   stack.push("api router", () => {
     router = unavailable("the agent is stopping");
   });
@@ -122,7 +148,7 @@ async function compose(config: TandemConfig, logger: Logger, stack: ShutdownStac
   return {
     logger,
     mesh,
-    cluster,
+    cluster: running,
     capabilities,
     localApi,
     async stop() {
@@ -139,11 +165,28 @@ async function meshSecurity(config: TandemConfig, logger: Logger): Promise<MeshS
   return loaded.value.security;
 }
 
-function startCluster(config: TandemConfig, mesh: Mesh, ticker: Ticker, logger: Logger): Cluster {
+function startCluster(
+  config: TandemConfig,
+  mesh: Mesh,
+  ticker: Ticker,
+  logger: Logger,
+  join: boolean,
+): Cluster {
   const ticks = toTicks(config.timings);
   const cluster = new Cluster({
-    self: { id: config.node.id, role: config.node.role, priority: config.node.priority },
-    peers: config.peers.map((p) => ({ id: p.id, role: p.role, priority: p.priority })),
+    self: {
+      id: config.node.id,
+      role: config.node.role,
+      priority: config.node.priority,
+      address: hostPort(config.advertise),
+    },
+    peers: config.peers.map((p) => ({
+      id: p.id,
+      role: p.role,
+      priority: p.priority,
+      address: hostPort(p.address),
+    })),
+    join,
     timings: {
       tickMs: config.timings.tickMs,
       heartbeatIntervalMs: config.timings.heartbeatIntervalMs,
@@ -215,6 +258,11 @@ function apiRouter(
     ...(tokens === undefined ? {} : { tokens }),
     routes: [...capabilities.values()].flatMap((running) => running.routes),
   });
+}
+
+/** host:port as peers dial it (IPv6 in brackets); the same string in the mesh and the membership. */
+function hostPort(a: { host: string; port: number }): string {
+  return `${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}`;
 }
 
 function unavailable(message: string): ApiRouter {

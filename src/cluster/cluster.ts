@@ -1,14 +1,18 @@
-// Membership, health and leadership of one node: the failure detector and the election runner over the
-// mesh, behind the Coordination interface.
+// Membership, health and leadership of one node: the failure detector, the election runner and the
+// membership manager over the mesh, behind the Coordination interface.
 import type { Logger } from "pino";
-import type { ElectionConfig } from "../core/election_types.ts";
+import type { ElectionConfig, MembershipStatus } from "../core/election_types.ts";
+import type { MemberSpec, MembershipChange, MembershipSummary } from "../core/membership.ts";
 import type { NodeId } from "../core/types.ts";
 import type { MeshApi } from "../mesh/index.ts";
-import { SafeEmitter, type Ticker } from "../shell/index.ts";
-import type { Coordination, CoordinationEventMap, LeadershipView } from "./coordination.ts";
+import { SafeEmitter, Ticker } from "../shell/index.ts";
+import type { CatchUpCheck, Coordination, CoordinationEventMap, LeadershipView } from "./coordination.ts";
 import { ElectionRunner } from "./election_runner.ts";
 import type { HardStateStore } from "./hard_state_store.ts";
 import { HealthRunner } from "./health_runner.ts";
+import { configDrift } from "./membership_drift.ts";
+import { MembershipManager } from "./membership_manager.ts";
+import type { ChangeOutcome } from "./membership_wire.ts";
 
 export type NodeRole = "member" | "witness";
 
@@ -16,6 +20,8 @@ export interface ClusterMember {
   id: NodeId;
   role: NodeRole;
   priority: number;
+  /** host:port the others dial ("" when unknown: tests). */
+  address?: string;
 }
 
 export interface ClusterTimings {
@@ -30,7 +36,10 @@ export interface ClusterTimings {
 
 export interface ClusterOptions {
   self: ClusterMember;
+  /** The configured peers: they bootstrap a brand-new cluster only; afterwards the held membership rules. */
   peers: readonly ClusterMember[];
+  /** Never bootstrap: wait for a leader whose membership lists this node (tandem agent --join). */
+  join?: boolean;
   timings: ClusterTimings;
   mesh: MeshApi;
   store: HardStateStore;
@@ -44,6 +53,10 @@ export interface PeerStatus {
   address: string;
   role: NodeRole;
   priority: number;
+  /** False for a learner. */
+  voting: boolean;
+  /** The membership the peer announced at its latest link, if any. */
+  membership: { version: number; hash: string } | null;
   /** Failure detector verdict. */
   state: string;
   link: "up" | "down";
@@ -56,6 +69,15 @@ export interface ClusterStatus extends LeadershipView {
   nodeRole: NodeRole;
   priority: number;
   votedFor: NodeId | null;
+  membership: {
+    standing: MembershipStatus["standing"];
+    version: number;
+    hash: string;
+    committedVersion: number;
+    pendingVersion: number | null;
+    /** How tandem.yml's peers differ from the membership held; [] when they agree (or nothing is held). */
+    configDrift: string[];
+  };
   peers: PeerStatus[];
 }
 
@@ -70,6 +92,7 @@ export function electionConfigFor(
     members: all.filter((m) => m.role === "member").map((m) => m.id),
     witnesses: all.filter((m) => m.role === "witness").map((m) => m.id),
     priorities: Object.fromEntries(all.map((m) => [m.id, m.priority])),
+    addresses: Object.fromEntries(all.map((m) => [m.id, m.address ?? ""])),
     electionTimeoutTicks: t.electionTimeoutTicks,
     heartbeatIntervalTicks: t.leaderHeartbeatTicks,
     leaseTicks: t.leaseTicks,
@@ -82,18 +105,24 @@ export class Cluster implements Coordination {
   private readonly options: ClusterOptions;
   private readonly election: ElectionRunner;
   private readonly health: HealthRunner;
+  private readonly membershipManager: MembershipManager;
   private readonly emitter: SafeEmitter<CoordinationEventMap>;
+  private readonly drift: string[];
 
   constructor(options: ClusterOptions) {
     this.options = options;
     this.emitter = new SafeEmitter(options.logger);
+    const ticker = options.ticker ?? new Ticker();
     this.election = new ElectionRunner({
-      config: electionConfigFor(options.self, options.peers, options.timings),
+      config: {
+        ...electionConfigFor(options.self, options.peers, options.timings),
+        join: options.join === true,
+      },
       store: options.store,
       mesh: options.mesh,
       logger: options.logger.child({ component: "election" }),
       tickMs: options.timings.tickMs,
-      ...(options.ticker === undefined ? {} : { ticker: options.ticker }),
+      ticker,
     });
     this.health = new HealthRunner({
       mesh: options.mesh,
@@ -106,9 +135,21 @@ export class Cluster implements Coordination {
         downAfterMs: options.timings.downAfterMs,
       },
       logger: options.logger.child({ component: "health" }),
-      ...(options.ticker === undefined ? {} : { ticker: options.ticker }),
+      ticker,
     });
+    this.membershipManager = new MembershipManager({
+      selfId: options.self.id,
+      election: this.election,
+      health: this.health,
+      mesh: options.mesh,
+      logger: options.logger.child({ component: "membership" }),
+      ticker,
+    });
+    this.drift = this.reportConfigDrift();
     this.election.events.on("leader:changed", () => this.emitter.emit("leader:changed", this.leadership()));
+    this.election.events.on("membership:changed", (status) =>
+      this.emitter.emit("members:changed", status.config?.nodes ?? []),
+    );
     // A killed leader's sockets close at once: its followers need not wait out a random timeout.
     options.mesh.on("link:down", (peer) => this.election.peerDisconnected(peer));
     // A peer heard again after it was down may be reachable over a link stalled in TCP back-off (see
@@ -122,11 +163,13 @@ export class Cluster implements Coordination {
   }
 
   start(): void {
+    this.membershipManager.start();
     this.health.start();
     this.election.start();
   }
 
   stop(): void {
+    this.membershipManager.stop();
     this.election.stop();
     this.health.stop();
   }
@@ -143,6 +186,52 @@ export class Cluster implements Coordination {
     return { leaderId: s.leaderId, term: s.term, role: s.role, leaseValid: s.leaseValid };
   }
 
+  /** The membership this node holds (empty before bootstrap or join). */
+  members(): readonly MemberSpec[] {
+    return this.election.membership().config?.nodes ?? [];
+  }
+
+  addCatchUpCheck(check: CatchUpCheck): void {
+    this.membershipManager.addCatchUpCheck(check);
+  }
+
+  /** For the mesh: which nodes outside the list may link, and what this node announces in its hello. */
+  admits(id: NodeId, announced: { version: number; hash: string } | undefined): boolean {
+    return this.membershipManager.admits(id, announced);
+  }
+
+  membershipSummary(): MembershipSummary {
+    return this.membershipManager.summary();
+  }
+
+  /**
+   * One membership change, made by the leader wherever it is asked, answered once a quorum holds it. A
+   * leader asked to remove or demote itself hands leadership to the best live member first.
+   */
+  async changeMembership(change: MembershipChange, force = false): Promise<ChangeOutcome> {
+    const self = this.options.self.id;
+    const demotesSelf =
+      (change.type === "remove" ||
+        change.type === "demote" ||
+        (change.type === "update" && change.role === "witness")) &&
+      change.id === self;
+    if (demotesSelf && this.election.status().role === "leader") {
+      const successor = this.handOffLeadership();
+      if (successor === null) {
+        return {
+          ok: false,
+          refusal: "refused",
+          reason: `${self} leads and no other live member can take over`,
+        };
+      }
+      await waitFor(() => {
+        const leader = this.election.status().leaderId;
+        return leader !== null && leader !== self;
+      }, 5_000);
+    }
+    return this.membershipManager.change(change, force);
+  }
+
   /** Graceful shutdown: hand leadership to the best live member so the cluster does not wait a timeout. */
   handOffLeadership(): NodeId | null {
     if (this.election.status().role !== "leader") return null;
@@ -152,8 +241,8 @@ export class Cluster implements Coordination {
         .filter((p) => p.state === "alive")
         .map((p) => p.id),
     );
-    const candidates = this.options.peers
-      .filter((p) => p.role === "member" && alive.has(p.id))
+    const candidates = this.members()
+      .filter((p) => p.id !== this.options.self.id && p.role === "member" && p.voting && alive.has(p.id))
       .sort((a, b) => b.priority - a.priority || a.id.localeCompare(b.id));
     const target = candidates[0];
     if (!target) return null;
@@ -163,26 +252,40 @@ export class Cluster implements Coordination {
 
   status(): ClusterStatus {
     const election = this.election.status();
+    const membership = election.membership;
     const links = new Map(this.options.mesh.peers().map((p) => [p.id, p]));
     const health = new Map(this.health.peers().map((p) => [p.id, p]));
     const now = Date.now();
+    const self = membership.config?.nodes.find((n) => n.id === this.options.self.id);
+    const listed: readonly (MemberSpec | ClusterMember)[] =
+      membership.config?.nodes.filter((n) => n.id !== this.options.self.id) ?? this.options.peers;
     return {
       nodeId: this.options.self.id,
-      nodeRole: this.options.self.role,
-      priority: this.options.self.priority,
+      nodeRole: self?.role ?? this.options.self.role,
+      priority: self?.priority ?? this.options.self.priority,
       leaderId: election.leaderId,
       term: election.term,
       role: election.role,
       leaseValid: election.leaseValid,
       votedFor: election.votedFor,
-      peers: this.options.peers.map((peer) => {
+      membership: {
+        standing: membership.standing,
+        version: membership.summary.version,
+        hash: membership.summary.hash,
+        committedVersion: membership.committedVersion,
+        pendingVersion: membership.pendingVersion,
+        configDrift: this.drift,
+      },
+      peers: listed.map((peer) => {
         const link = links.get(peer.id);
         const seen = health.get(peer.id);
         return {
           id: peer.id,
-          address: link?.address ?? "",
+          address: link?.address || peer.address || "",
           role: peer.role,
           priority: peer.priority,
+          voting: "voting" in peer ? peer.voting : true,
+          membership: link?.membership ?? null,
           state: seen?.state ?? "unknown",
           link: link?.connected ? "up" : "down",
           rttMs: seen?.rttSmoothedMs ?? null,
@@ -191,4 +294,23 @@ export class Cluster implements Coordination {
       }),
     };
   }
+
+  /** tandem.yml's peers only bootstrap: once a membership is held, say how the file differs from it. */
+  private reportConfigDrift(): string[] {
+    const config = this.election.membership().config;
+    if (config === null) return [];
+    const drift = configDrift([this.options.self, ...this.options.peers], config, this.options.self.id);
+    if (drift.length > 0) {
+      this.options.logger.warn(
+        { membershipVersion: config.version, differences: drift },
+        "tandem.yml's peers differ from the cluster's membership, which rules: the file only bootstraps a new cluster (change members with tandem member)",
+      );
+    }
+    return drift;
+  }
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }

@@ -1,6 +1,7 @@
 // The small interface the rest of Tandem uses to ask "who leads, under which fencing term?".
 // The built-in election implements it (cluster.ts); a fleet past ~50 nodes will point the same interface
 // at an external etcd cluster, so nothing outside src/cluster reaches into the election's internals.
+import type { MemberSpec } from "../core/membership.ts";
 import type { NodeId, Role, Term } from "../core/types.ts";
 
 export interface LeadershipView {
@@ -14,10 +15,19 @@ export interface LeadershipView {
 
 export interface CoordinationEventMap extends Record<string, unknown[]> {
   "leader:changed": [view: LeadershipView];
+  /** The membership this node holds changed (a node added, promoted, moved or removed). */
+  "members:changed": [members: readonly MemberSpec[]];
 }
+
+/** A capability's answer when the leader asks whether a learner caught up with it (the leader's id). */
+export type CatchUpCheck = (leader: NodeId) => { caughtUp: boolean; detail: string };
 
 export interface Coordination {
   leadership(): LeadershipView;
+  /** The cluster's members as this node holds them, learners included; empty before bootstrap or join. */
+  members(): readonly MemberSpec[];
+  /** A learner becomes a voter only once every check says it caught up with the leader. */
+  addCatchUpCheck(check: CatchUpCheck): void;
   on<E extends keyof CoordinationEventMap>(
     event: E,
     listener: (...args: CoordinationEventMap[E]) => void,

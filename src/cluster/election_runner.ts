@@ -4,8 +4,14 @@
 // nothing can interleave with a drain.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import { Election } from "../core/election.ts";
-import type { ElectionConfig, ElectionEvent, ElectionStatus } from "../core/election_types.ts";
+import { Election, type ProposeResult } from "../core/election.ts";
+import type {
+  ElectionConfig,
+  ElectionEvent,
+  ElectionStatus,
+  MembershipStatus,
+} from "../core/election_types.ts";
+import type { MembershipChange } from "../core/membership.ts";
 import { Prng } from "../core/prng.ts";
 import type { NodeId, Role, Term } from "../core/types.ts";
 import type { MeshApi } from "../mesh/index.ts";
@@ -16,6 +22,8 @@ import { decodeElectionMessage, ELECTION_CHANNEL, encodeElectionMessage } from "
 export interface ElectionRunnerEventMap extends Record<string, unknown[]> {
   "leader:changed": [leaderId: NodeId | null, term: Term];
   "role:changed": [role: Role, term: Term];
+  /** The list held, its committed version or this node's standing changed. */
+  "membership:changed": [status: MembershipStatus];
 }
 
 export interface ElectionRunnerOptions {
@@ -43,6 +51,7 @@ export class ElectionRunner {
   private readonly selfId: NodeId;
   private lastLeader: NodeId | null = null;
   private lastRole: Role;
+  private lastMembership: MembershipStatus;
   private draining = false;
 
   constructor(options: ElectionRunnerOptions) {
@@ -55,6 +64,7 @@ export class ElectionRunner {
     const rng = new Prng(options.seed ?? randomBytes(8).toString("hex"));
     this.core = new Election(options.config, persisted, rng);
     this.lastRole = this.core.status().role;
+    this.lastMembership = this.core.membership();
     this.ticker = (options.ticker ?? new Ticker()).every(options.tickMs, (count) => {
       for (let i = 0; i < count; i++) this.core.tick();
       this.drain();
@@ -88,6 +98,18 @@ export class ElectionRunner {
     this.ticker.catchUp();
     this.core.transferLeadership(to);
     this.drain();
+  }
+
+  membership(): MembershipStatus {
+    return this.core.membership();
+  }
+
+  /** Leader only: start one membership change; its commit shows as a "membership:changed" event. */
+  propose(change: MembershipChange): ProposeResult {
+    this.ticker.catchUp();
+    const result = this.core.proposeMembership(change);
+    this.drain();
+    return result;
   }
 
   /** The mesh link to `peer` closed: a hint that lets a follower replace a dead leader sooner. */
@@ -137,6 +159,11 @@ export class ElectionRunner {
     }
     // Ticks before the core's next timer only count: sleep through them (inputs catch up first).
     this.ticker.wakeAfter(Math.min(this.core.ticksUntilTimer(), sleepTicksMax));
+    const membership = this.core.membership();
+    if (membershipDiffers(membership, this.lastMembership)) {
+      this.lastMembership = membership;
+      changes.push(() => this.events.emit("membership:changed", membership));
+    }
     for (const emit of changes) emit();
   }
 
@@ -169,4 +196,13 @@ export class ElectionRunner {
       this.logger[type === "lease-lost" ? "warn" : "debug"](fields, `election ${type}`);
     }
   }
+}
+
+function membershipDiffers(a: MembershipStatus, b: MembershipStatus): boolean {
+  return (
+    a.config !== b.config ||
+    a.standing !== b.standing ||
+    a.committedVersion !== b.committedVersion ||
+    a.pendingVersion !== b.pendingVersion
+  );
 }

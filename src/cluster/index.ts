@@ -5,5 +5,7 @@ export {
   type ClusterStatus,
   type PeerStatus,
 } from "./cluster.ts";
-export type { Coordination, LeadershipView } from "./coordination.ts";
+export type { CatchUpCheck, Coordination, LeadershipView } from "./coordination.ts";
+export type { ChangeOutcome, ChangeRefusal } from "./membership_wire.ts";
+export { membershipChangeSchema } from "./membership_wire.ts";
 export { FileHardStateStore, type HardStateStore, MemoryHardStateStore } from "./hard_state_store.ts";

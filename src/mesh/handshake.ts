@@ -71,7 +71,7 @@ export interface HandshakeContext {
   clusterName: string;
   bootId: string;
   /** Whether a node may link: asked at every hello, so a membership change applies to the next one. */
-  admits(id: NodeId): boolean;
+  admits(id: NodeId, announced: MembershipSummary | undefined): boolean;
   /** The summary our hello or hello-ok announces, read as it is sent; undefined announces none. */
   membership(): MembershipSummary | undefined;
 }
@@ -135,7 +135,7 @@ export function evaluateHello(frame: Frame, identity: string, context: Handshake
     return refuse(CloseCode.ClusterMismatch, "cluster name differs");
   if (hello.nodeId !== identity)
     return refuse(CloseCode.IdentityMismatch, "hello node id differs from identity");
-  if (hello.nodeId === context.selfId || !context.admits(hello.nodeId))
+  if (hello.nodeId === context.selfId || !context.admits(hello.nodeId, hello.membership))
     return refuse(CloseCode.UnknownNode, notMemberReason(hello.nodeId, context));
   const reply: HelloOk = {
     protocolVersion: chosen,

@@ -95,7 +95,7 @@ export class Mesh implements MeshApi {
       selfId: options.selfId,
       clusterName: options.clusterName,
       bootId: randomBytes(8).toString("hex"),
-      admits: (id) => this.admits(id),
+      admits: (id, announced) => this.admits(id, announced),
       membership: () => this.announcedMembership(),
     };
     this.tls = new ServerTls(options.security);
@@ -305,16 +305,16 @@ export class Mesh implements MeshApi {
   }
 
   /** A peer may always link; any other node only while admitUnknown says so, asked at each of its hellos. */
-  private admits(id: NodeId): boolean {
+  private admits(id: NodeId, announced: MembershipSummary | undefined): boolean {
     if ((this.slots.get(id)?.address ?? null) !== null) return true;
-    return this.admitsGuest(id);
+    return this.admitsGuest(id, announced);
   }
 
-  private admitsGuest(id: NodeId): boolean {
+  private admitsGuest(id: NodeId, announced?: MembershipSummary): boolean {
     const admitUnknown = this.options.admitUnknown;
     if (admitUnknown === undefined) return false;
     try {
-      return admitUnknown(id);
+      return admitUnknown(id, announced);
     } catch (error) {
       this.logger.error({ peer: id, err: error }, "mesh admitUnknown threw: node refused");
       return false;

@@ -85,9 +85,10 @@ export interface MeshOptions {
    * Asked at the hello of a node that is not a peer: true accepts its link (a joining node has no
    * membership yet and must accept the leader's). Such a guest gets a slot without an address: it is
    * never dialed, only accepted, and asked about again at each of its hellos; it stays listed until a
-   * setPeers leaves it out while this refuses it. Default: refuse every node that is not a peer.
+   * setPeers leaves it out while this refuses it. `announced`: the membership summary in its hello (a node
+   * ahead of us may lead a list we do not hold yet). Default: refuse every node that is not a peer.
    */
-  admitUnknown?: (id: NodeId) => boolean;
+  admitUnknown?: (id: NodeId, announced?: MembershipSummary) => boolean;
   /** Read at every hello, so each link announces the current summary; undefined (or absent) announces none. */
   membership?: () => MembershipSummary | undefined;
 }
