@@ -1,8 +1,10 @@
 // Hand-built clusters for named scenarios and interaction transcripts: fixed timings, a quiet network
 // (small delays, no random faults), every fault applied explicitly by the scenario.
+
+import type { ElectionEvent } from "../../src/core/election_types.ts";
 import { Prng } from "../../src/core/prng.ts";
 import type { NodeId } from "../../src/core/types.ts";
-import { Cluster, type NodeSpec } from "./cluster.ts";
+import { type BootstrapList, Cluster, type NodeSpec } from "./cluster.ts";
 import { quietNetworkOptions } from "./network.ts";
 import { realElection } from "./swarm.ts";
 
@@ -10,6 +12,12 @@ export interface ScenarioOptions {
   seed?: string;
   members: number;
   witnesses?: number;
+  /** Spare nodes after the voters, in join mode. */
+  spares?: number;
+  /** By node id: a bootstrap list of its own (a tandem.yml that differs from the others'). */
+  bootstrapLists?: Readonly<Record<NodeId, BootstrapList>>;
+  /** Start from the bootstrap exchange instead of an agreed version 1 on disk. */
+  fresh?: boolean;
   /** By node id; missing ids get 0. */
   priorities?: Readonly<Record<NodeId, number>>;
   /** By node id; missing ids run at the nominal rate. */
@@ -24,17 +32,21 @@ export interface ScenarioOptions {
   delayMeanUnits?: number;
   log?: (line: string) => void;
   logMessages?: boolean;
+  onEvent?: (id: NodeId, event: ElectionEvent) => void;
 }
 
-/** Nodes n1..n<members> are members, the next <witnesses> ids are witnesses. */
+/** Nodes n1..n<members> are members, the next <witnesses> ids are witnesses, then <spares> spares. */
 export function scenarioCluster(o: ScenarioOptions): Cluster {
-  const size = o.members + (o.witnesses ?? 0);
+  const voters = o.members + (o.witnesses ?? 0);
+  const size = voters + (o.spares ?? 0);
   const nodes: NodeSpec[] = [];
   for (let i = 1; i <= size; i++) {
     const id = `n${i}`;
     nodes.push({
       id,
-      witness: i > o.members,
+      witness: i > o.members && i <= voters,
+      ...(i > voters ? { join: true } : {}),
+      ...(o.bootstrapLists?.[id] === undefined ? {} : { bootstrap: o.bootstrapLists[id] }),
       priority: o.priorities?.[id] ?? 0,
       drift: o.drifts?.[id] ?? 0,
       // Spread the phases so that nodes never tick at the same instant.
@@ -51,8 +63,9 @@ export function scenarioCluster(o: ScenarioOptions): Cluster {
     checkQuorum: true,
     network: quietNetworkOptions(o.delayMinUnits ?? 100, o.delayMeanUnits ?? 200),
     createElection: realElection,
-    bootstrapped: true,
+    bootstrapped: o.fresh !== true,
     log: o.log,
     logMessages: o.logMessages,
+    onEvent: o.onEvent,
   });
 }

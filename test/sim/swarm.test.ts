@@ -2,9 +2,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { emptyHardState } from "../../src/core/election_types.ts";
 import { SafetyViolationError } from "./checkers/election_safety.ts";
-import type { AgreementWait, Cluster, ElectionFactory, LeaderAgreement } from "./cluster.ts";
+import type { ElectionFactory } from "./cluster.ts";
 import { PartitionSymmetry } from "./network.ts";
 import { scenarioCluster } from "./scenario_cluster.ts";
+import { leaderWithin, ticksUntil } from "./scenario_wait.ts";
 import { realElection, runHistory, SwarmFailureError } from "./swarm.ts";
 
 const swarmSeeds = 2000;
@@ -35,26 +36,6 @@ test("sim: swarm: a failure names its seed and the replay command", () => {
   assert.match(error.message, /seed=42/);
   assert.match(error.message, /npm run sim -- --seed 42/);
 });
-
-/** The node that `c` agrees leads, after running at most `ticksMax`. */
-function leaderWithin(
-  c: Cluster,
-  ticksMax: number,
-  wait: Omit<AgreementWait, "ticksMax"> = {},
-): LeaderAgreement {
-  const agreed = c.runUntilAgreement({ ticksMax, ...wait });
-  assert.ok(agreed, `no agreed leader within ${ticksMax} ticks`);
-  return agreed;
-}
-
-/** Runs tick by tick until `done` holds; returns the ticks it took. */
-function ticksUntil(c: Cluster, ticksMax: number, done: () => boolean): number {
-  for (let t = 0; t <= ticksMax; t++) {
-    if (done()) return t;
-    c.runTicks(1);
-  }
-  assert.fail(`condition not reached within ${ticksMax} ticks`);
-}
 
 test("sim: scenario: two members + witness: the survivor leads after the leader crashes, with the witness's vote", () => {
   const c = scenarioCluster({ members: 2, witnesses: 1 });
