@@ -1,7 +1,8 @@
 // Replication of the store as a pure state machine in the shape of election.ts: inputs are method calls
-// (localCommitted, step, tick, persisted, linkUp/linkDown, setPeers), outputs are batched in a Ready (the caller's
-// loop is in store_sync_types.ts). It reads local state through a read-only StoreView and never writes:
-// remote entries leave as persist requests that the shell makes durable before it reports them persisted.
+// (localCommitted, step, tick, persisted, linkUp/linkDown, setPeers), outputs are batched in a Ready (the
+// caller's loop is in store_sync_types.ts). It reads local state through a read-only StoreView and never
+// writes: remote entries leave as persist requests that the shell makes durable before it reports them
+// persisted.
 // Its invariants are asserted after every input (store_sync_invariants.ts): a violation is a bug and throws.
 //
 // Write path: a write committed locally goes to every peer at once (apply, in bounded chunks). A peer acks
@@ -33,6 +34,10 @@
 // version or newer, is left to that round. Every round is bounded in bytes and in time (roundTimeoutTicks);
 // B keeps no state for it. Rounds run every antiEntropyIntervalTicks with one peer at a time (round robin),
 // and at once with a peer whose link comes up.
+//
+// Membership: setPeers changes the peers at run time (a new peer is read from the start of its change log,
+// a removed one is forgotten and stops counting for writes in flight); syncProgress tells a learner's
+// promotion whether the latest round with a peer left anything behind.
 
 import { differingBuckets, newerStamps } from "./digest.ts";
 import { compareVersions } from "./lww.ts";
@@ -97,14 +102,6 @@ type PersistOrigin =
 
 type Cursor = Omit<PeerCursor, "peer">;
 
-/** What syncProgress() reads about one peer, besides the cursor. */
-interface PeerProgress {
-  /** The peer's change log as its latest since answer described it: seen up to seq; more = it went on. */
-  announced: { storeId: number; seq: number; more: boolean } | null;
-  /** The latest completed digest round with the peer left nothing to compare or pull ("clean"), or not. */
-  digest: PeerSyncProgress["digest"];
-}
-
 interface Round {
   roundId: number;
   peer: NodeId;
@@ -115,6 +112,8 @@ interface Round {
   pulled: number;
   /** A bound cut this round's exchange short: run the next one at once. */
   more: boolean;
+  /** Some of what the peer holds newer was left to rounds with other peers that already pull it. */
+  leftToOthers: boolean;
   /** Persist tokens of received entries not yet reported persisted. */
   tokensPending: Set<number>;
   lastEntriesSeen: boolean;
@@ -140,7 +139,10 @@ export class StoreSync {
   private readonly roundsByToken = new Map<number, Round>();
   private readonly linksDown = new Set<NodeId>();
   private readonly cursors = new Map<NodeId, Cursor>();
-  private readonly progress = new Map<NodeId, PeerProgress>();
+  /** The latest round with each peer that completed (syncProgress). */
+  private readonly lastRounds = new Map<NodeId, NonNullable<PeerSyncProgress["lastRound"]>>();
+  /** The head of each peer's change log as its latest since answer named it (syncProgress). */
+  private readonly headSeqs = new Map<NodeId, number>();
   /** Periodic rounds started with each peer: every digestRoundEvery-th is a digest round. */
   private readonly periodicRounds = new Map<NodeId, number>();
   private readonly antiEntropyTimer: Timeout;
@@ -334,7 +336,8 @@ export class StoreSync {
     if (round !== undefined) this.abandonRound(round, "peer removed");
     this.linksDown.delete(peer);
     this.periodicRounds.delete(peer);
-    this.progress.delete(peer);
+    this.lastRounds.delete(peer);
+    this.headSeqs.delete(peer);
     for (const write of [...this.writes.values()]) {
       if (!write.hosts.includes(peer)) continue;
       write.hosts = write.hosts.filter((host) => host !== peer);
@@ -458,26 +461,23 @@ export class StoreSync {
   }
 
   /**
-   * Whether this node has pulled everything `peer` announced, for a learner's promotion: the cursor into
-   * its change log stands at (or past) the head its latest since answer named, in the same store, that
-   * answer was not cut short, and the latest completed digest round with it (if any) left nothing to
-   * compare or pull. A since answer leaves out the writes of origins this node reads directly (itself, and
-   * peers it holds cursors into), so caught up with every peer means holding everything they announced.
-   * False for a node that is not a peer, and after a restart until the first since round completes.
+   * Whether this node has pulled everything `peer` showed it, for a learner's promotion: the latest round
+   * with the peer that completed left nothing behind. A since round leaves nothing behind when the peer's
+   * answer reached the head of its change log (not cut short by a bound) and everything it named that the
+   * peer held newer was pulled and persisted: the cursor then stands at that head. A digest round, when it
+   * compared every bucket that differed and pulled and persisted everything the peer held newer. Either
+   * way, pulling nothing another round was already pulling. A since answer leaves out the writes of origins
+   * this node reads directly (itself, peers it holds cursors into), so caught up with every peer means
+   * holding everything they showed. False for a node that is not a peer, and after a restart until a round
+   * completes; rounds abandoned (timeouts, links down) change nothing.
    */
   syncProgress(peer: NodeId): PeerSyncProgress {
-    const cursor = this.cursors.get(peer);
-    const { announced, digest } = this.progress.get(peer) ?? { announced: null, digest: null };
-    const atHead =
-      announced !== null &&
-      !announced.more &&
-      cursor?.storeId === announced.storeId &&
-      cursor.seq >= announced.seq;
+    const lastRound = this.lastRounds.get(peer) ?? null;
     return {
-      caughtUp: this.peers.has(peer) && atHead && digest !== "missing",
-      cursorSeq: cursor?.seq ?? null,
-      headSeq: announced?.seq ?? null,
-      digest,
+      caughtUp: this.peers.has(peer) && lastRound !== null && !lastRound.leftBehind,
+      cursorSeq: this.cursors.get(peer)?.seq ?? null,
+      headSeq: this.headSeqs.get(peer) ?? null,
+      lastRound,
     };
   }
 
@@ -485,8 +485,8 @@ export class StoreSync {
 
   private onApplyAck(from: NodeId, message: MessageOf<"apply-ack">): void {
     const write = this.writes.get(message.writeId);
-    // Late (the write is done) or unknown: nothing to count.
-    if (write === undefined || message.chunk >= write.chunks) return;
+    // Late (the write is done), unknown, or from a peer that was removed since (even if added back).
+    if (write === undefined || message.chunk >= write.chunks || !write.hosts.includes(from)) return;
     const acked = write.chunksAcked.get(from) ?? new Set<number>();
     write.chunksAcked.set(from, acked);
     acked.add(message.chunk);
@@ -558,6 +558,7 @@ export class StoreSync {
       timer: new Timeout(`round with ${peer}`, this.config.roundTimeoutTicks),
       pulled: 0,
       more: false,
+      leftToOthers: false,
       tokensPending: new Set(),
       pulling: new Map(),
       awaiting: new Set(),
@@ -598,7 +599,7 @@ export class StoreSync {
     if (round === undefined) return;
     const ours = this.view.stampsAt(message.stamps.map((s) => s.path));
     const { storeId, createdWallMs, upToSeq } = message;
-    this.progressOf(from).announced = { storeId, seq: upToSeq, more: message.more };
+    this.headSeqs.set(from, upToSeq);
     this.pullNewer(round, ours, message.stamps, message.more, { storeId, createdWallMs, seq: upToSeq });
   }
 
@@ -622,7 +623,9 @@ export class StoreSync {
     more: boolean,
     cursorAfter: Cursor | null,
   ): void {
-    const wanted = newerStamps(ours, theirs).filter((s) => !this.pulledElsewhere(s, round));
+    const newer = newerStamps(ours, theirs);
+    const wanted = newer.filter((s) => !this.pulledElsewhere(s, round));
+    round.leftToOthers = wanted.length < newer.length;
     const pulling = wanted.slice(0, this.config.limits.pathsPerPullMax);
     const complete = pulling.length === wanted.length;
     round.more = more || !complete;
@@ -721,7 +724,7 @@ export class StoreSync {
     this.rounds.delete(round.peer);
     this.invariants.noteRoundCompleted(round);
     const { peer, roundId, pulled, more } = round;
-    if (round.kind === "digest") this.progressOf(peer).digest = more ? "missing" : "clean";
+    this.lastRounds.set(peer, { kind: round.kind, leftBehind: more || round.leftToOthers });
     // Applies may have moved the cursor past what this round read meanwhile: it never goes back.
     const cursor = this.cursors.get(peer);
     const after = round.cursorAfter;
@@ -800,15 +803,6 @@ export class StoreSync {
   }
 
   // --- helpers -----------------------------------------------------------------------------------
-
-  private progressOf(peer: NodeId): PeerProgress {
-    let progress = this.progress.get(peer);
-    if (progress === undefined) {
-      progress = { announced: null, digest: null };
-      this.progress.set(peer, progress);
-    }
-    return progress;
-  }
 
   /** Every cursor goes out in this Ready, replacing the saved ones. */
   private saveCursors(): void {

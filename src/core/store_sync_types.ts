@@ -136,8 +136,8 @@ export interface PeerSyncProgress {
   cursorSeq: number | null;
   /** The head of the peer's change log as its latest since answer named it; null before one came. */
   headSeq: number | null;
-  /** The latest completed digest round with the peer: "clean" when it left nothing to compare or pull. */
-  digest: "clean" | "missing" | null;
+  /** The latest round with the peer that completed; leftBehind = something remained to read or pull. */
+  lastRound: { kind: RoundKind; leftBehind: boolean } | null;
 }
 
 /** One bucket's fingerprint as it travels in a digest message. */

@@ -19,6 +19,7 @@ import { StoreSync } from "../core/store_sync.ts";
 import { DEFAULT_STORE_SYNC_LIMITS } from "../core/store_sync_config.ts";
 import type {
   PeerCursor,
+  PeerSyncProgress,
   PersistRequest,
   StoreSyncEvent,
   StoreSyncLimits,
@@ -50,7 +51,10 @@ import {
 
 export interface ReplicatorOptions {
   selfId: NodeId;
-  /** Every other node (read-only replicas included): writes go to all of them, "all" counts all of them. */
+  /**
+   * Every other node (read-only replicas included): writes go to all of them, "all" counts all of them.
+   * setPeers changes them when the cluster's membership does.
+   */
   peers: readonly NodeId[];
   /** Serve and receive replication, refuse writes. */
   readOnly: boolean;
@@ -119,7 +123,8 @@ interface PendingWrite {
 export class Replicator implements StoreService {
   readonly readOnly: boolean;
   private readonly selfId: NodeId;
-  private readonly peers: ReadonlySet<NodeId>;
+  /** The current peers (setPeers): link events of other nodes are not the core's business. */
+  private readonly peers: Set<NodeId>;
   private readonly store: LocalStore;
   private readonly mesh: Pick<MeshApi, "send" | "onMessage" | "on" | "peers">;
   private readonly logger: Logger;
@@ -281,6 +286,32 @@ export class Replicator implements StoreService {
   /** Writes still tracked and anti-entropy rounds in flight. */
   status(): ReturnType<StoreSync["status"]> {
     return this.core.status();
+  }
+
+  /**
+   * The cluster's membership changed: `peers` are every other node from now on (StoreSync.setPeers says
+   * what becomes of writes in flight and of a removed peer's state). An added peer whose link is up
+   * already gets its first round at once; one whose link comes up later, then. Throws on a set that names
+   * this node or a peer twice.
+   */
+  setPeers(peers: readonly NodeId[]): void {
+    const added = peers.filter((peer) => !this.peers.has(peer));
+    this.input(() => {
+      this.core.setPeers(peers);
+      this.peers.clear();
+      for (const peer of peers) this.peers.add(peer);
+      for (const link of this.mesh.peers()) {
+        if (link.connected && added.includes(link.id)) this.core.linkUp(link.id);
+      }
+    });
+  }
+
+  /**
+   * How far this node has caught up with `peer` (StoreSync.syncProgress states the rule): a learner is
+   * ready for promotion once it is caught up with every peer.
+   */
+  syncProgress(peer: NodeId): PeerSyncProgress {
+    return this.core.syncProgress(peer);
   }
 
   /**
@@ -550,7 +581,7 @@ export class Replicator implements StoreService {
   private logEvent(event: StoreSyncEvent): void {
     const { type, ...fields } = event;
     // Abandoned rounds point at an unreachable or overloaded peer; ignored messages are mostly stale answers.
-    if (type === "round-abandoned") this.logger.info(fields, `store ${type}`);
+    if (type === "round-abandoned" || type === "peers-changed") this.logger.info(fields, `store ${type}`);
     else this.logger.debug(fields, `store ${type}`);
   }
 }

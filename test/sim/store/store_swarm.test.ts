@@ -14,21 +14,28 @@ import { runStoreHistory, StoreSwarmFailureError } from "./store_swarm.ts";
 
 const swarmSeeds = 300;
 
-test("sim: store swarm: 300 seeded histories lose no acknowledged write and converge after healing", (t) => {
+test("sim: store swarm: 300 seeded histories, half with membership changes, lose no acknowledged write, converge and catch up", (t) => {
   const startedMs = performance.now();
   let events = 0;
   let acks = 0;
+  let membershipChanges = 0;
   for (let seed = 0; seed < swarmSeeds; seed++) {
     const r = runStoreHistory(String(seed));
     events += r.events;
     acks += r.acks;
+    membershipChanges += r.membershipChanges;
   }
   const elapsedMs = performance.now() - startedMs;
-  // The checker must have had something to check.
+  // The checkers must have had something to check.
   assert.ok(acks > 1000, `only ${acks} acks in ${swarmSeeds} histories`);
+  assert.ok(
+    membershipChanges > 200,
+    `only ${membershipChanges} membership changes in ${swarmSeeds} histories`,
+  );
   const perSecond = (swarmSeeds / (elapsedMs / 1000)).toFixed(0);
   t.diagnostic(
-    `${swarmSeeds} histories, ${events} events, ${acks} acks in ${elapsedMs.toFixed(0)} ms: ${perSecond}/s`,
+    `${swarmSeeds} histories, ${events} events, ${acks} acks, ${membershipChanges} membership changes ` +
+      `in ${elapsedMs.toFixed(0)} ms: ${perSecond}/s`,
   );
 });
 

@@ -1,12 +1,15 @@
 // The store swarm: a seed draws a cluster (size, clock drift and skew, sync timings and message bounds,
 // bucket count, key space) and its faults (network delay, loss, duplication, clogs, partitions, crashes,
-// torn drains), then runs random writes and deletes on every node with random minAcks through a fault
-// phase. Then everything heals: the network goes quiet, crashed nodes restart, links come up. Within
-// ticksMaxConvergence every node must hold identical entries (storeConverged), and no write reported
+// torn drains, membership changes with spare nodes joining empty), then runs random writes and deletes on
+// every member with random minAcks through a fault phase. Then everything heals: the network goes quiet,
+// crashed nodes restart, every node learns the latest membership, links come up. Within
+// ticksMaxConvergence every member must hold identical entries (storeConverged), and no write reported
 // acknowledged may be missing from a host that acknowledged it (noAckedWriteLost, also checked at every
-// ack). Reuses the election simulator's clock, network and PRNG.
+// ack); then every member must report itself caught up with every other (syncProgress). Reuses the
+// election simulator's clock, network and PRNG.
 import { Prng } from "../../../src/core/prng.ts";
 import type { StoreSyncLimits, SyncMinAcks } from "../../../src/core/store_sync_types.ts";
+import type { NodeId } from "../../../src/core/types.ts";
 import type { StoreWrite } from "../../../src/store/types.ts";
 import { clockDriftMax, unitsPerTick } from "../clock.ts";
 import { type NetworkOptions, PartitionMode, PartitionSymmetry, quietNetworkOptions } from "../network.ts";
@@ -17,6 +20,7 @@ import {
   type StoreNodeSpec,
   type SyncFactory,
 } from "./store_cluster.ts";
+import { MembershipChurn } from "./store_membership.ts";
 
 export const storeClusterSizeMax = 5;
 
@@ -37,6 +41,12 @@ export interface StoreSwarmOptions
   ticksMaxConvergence: number;
   /** Merged batches are reported persisted up to this many units later (the replicator's async fsync). */
   flushDelayUnitsMax: number;
+  /** The nodes in the cluster at start; the others in `nodes` are spares that may join later. */
+  members: NodeId[];
+  /** Per fault tick: a member leaves or a node outside joins (store_membership.ts). */
+  membershipChangeProbability: number;
+  /** Each node learns a membership change up to this many ticks after it was made. */
+  membershipLagTicksMax: number;
 }
 
 export function storeSwarmOptions(rng: Prng): StoreSwarmOptions {
@@ -104,6 +114,30 @@ export function storeSwarmOptions(rng: Prng): StoreSwarmOptions {
     ticksMaxConvergence: 3000 + 4 * size * digestRoundEvery * (antiEntropyIntervalTicks + roundTimeoutTicks),
     // Drawn last, so that every other option of a seed stays what it was before flushes were modelled.
     flushDelayUnitsMax: rng.chance(0.5) ? rng.intBetween(1, 3 * unitsPerTick) : 0,
+    ...membershipOptions(rng, nodes, skewMsMax),
+  };
+}
+
+/** Membership changes on half the seeds, with up to two spare nodes (drawn after everything else). */
+function membershipOptions(
+  rng: Prng,
+  nodes: StoreNodeSpec[],
+  skewMsMax: number,
+): Pick<StoreSwarmOptions, "members" | "membershipChangeProbability" | "membershipLagTicksMax"> {
+  const members = nodes.map((n) => n.id);
+  if (!rng.chance(0.5)) return { members, membershipChangeProbability: 0, membershipLagTicksMax: 0 };
+  for (let spares = rng.intBetween(0, 2); spares > 0; spares--) {
+    nodes.push({
+      id: `n${nodes.length + 1}`,
+      drift: Math.round((rng.next() * 2 - 1) * clockDriftMax * 1e4) / 1e4,
+      firstTickUnits: rng.intBetween(0, unitsPerTick - 1),
+      skewMs: rng.intBetween(-skewMsMax, skewMsMax),
+    });
+  }
+  return {
+    members,
+    membershipChangeProbability: 0.005 + rng.next() * 0.03,
+    membershipLagTicksMax: rng.intBetween(0, 40),
   };
 }
 
@@ -131,6 +165,9 @@ export interface StoreHistoryResult {
   acks: number;
   entries: number;
   convergenceTicks: number;
+  membershipChanges: number;
+  /** Ticks after convergence until every member reported itself caught up with every other. */
+  caughtUpTicks: number;
 }
 
 export interface StoreHistoryHooks {
@@ -172,6 +209,7 @@ function runOptions(
     clockSkewMsMax: o.clockSkewMsMax,
     network: o.network,
     flushDelayUnitsMax: o.flushDelayUnitsMax,
+    members: o.members,
     createSync: hooks.createSync,
     log: hooks.log,
     logMessages: hooks.logMessages,
@@ -179,15 +217,19 @@ function runOptions(
   cluster.line(describeOptions(o));
   const faults = rng.fork("faults");
   const workload = rng.fork("workload");
+  const membership = new MembershipChurn(cluster, o.members, o.membershipLagTicksMax, rng.fork("membership"));
   for (let t = 0; t < o.faultTicks; t++) {
     injectFaults(cluster, o, faults);
-    issueWrites(cluster, o, workload);
+    membership.tick(t, o.membershipChangeProbability);
+    issueWrites(cluster, o, workload, membership);
     cluster.network.tickFaults(cluster.nowUnits, unitsPerTick);
     cluster.runTicks(1);
   }
-  heal(cluster, o);
-  const convergenceTicks = awaitConvergence(cluster, o, seed);
+  heal(cluster, o, membership);
+  const members = membership.current;
+  const convergenceTicks = awaitConvergence(cluster, o, seed, members);
   cluster.checker.checkAll();
+  const caughtUpTicks = awaitCaughtUp(cluster, o, seed, members);
   return {
     seed,
     size: o.nodes.length,
@@ -196,14 +238,23 @@ function runOptions(
     writes: cluster.writesIssued,
     writesAcked: cluster.checker.writesAcked,
     acks: cluster.checker.acks,
-    entries: cluster.store(cluster.ids[0]!).all().length,
+    entries: cluster.store(members[0]!).all().length,
     convergenceTicks,
+    membershipChanges: membership.changes,
+    caughtUpTicks,
   };
 }
 
-function issueWrites(cluster: StoreCluster, o: StoreSwarmOptions, rng: Prng): void {
+/** Writes on the live nodes that believe they are members (a node that learned it left writes no more). */
+function issueWrites(
+  cluster: StoreCluster,
+  o: StoreSwarmOptions,
+  rng: Prng,
+  membership: MembershipChurn,
+): void {
   for (const id of cluster.ids) {
-    if (!cluster.isAlive(id) || !rng.chance(o.writeProbability)) continue;
+    if (!cluster.isAlive(id) || !membership.believesMember(id)) continue;
+    if (!rng.chance(o.writeProbability)) continue;
     const writes: StoreWrite[] = [];
     const count = rng.intBetween(1, o.writesPerBatchMax);
     for (let i = 0; i < count; i++) {
@@ -211,7 +262,7 @@ function issueWrites(cluster: StoreCluster, o: StoreSwarmOptions, rng: Prng): vo
       const bytes = Array.from({ length: rng.intBetween(0, 24) }, () => rng.intBetween(0, 255));
       writes.push({ path, value: rng.chance(o.deleteShare) ? null : new Uint8Array(bytes) });
     }
-    const peers = cluster.ids.length - 1;
+    const peers = cluster.peersOf(id).length;
     const minAcks: SyncMinAcks = rng.chance(0.2) ? "all" : rng.intBetween(0, peers + 1);
     cluster.write(id, writes, minAcks);
   }
@@ -228,21 +279,31 @@ function injectFaults(cluster: StoreCluster, o: StoreSwarmOptions, rng: Prng): v
   }
 }
 
-function heal(cluster: StoreCluster, o: StoreSwarmOptions): void {
-  cluster.line("heal: network quiet, crashed nodes restart, links up");
+function heal(cluster: StoreCluster, o: StoreSwarmOptions, membership: MembershipChurn): void {
+  cluster.line("heal: network quiet, crashed nodes restart, every node learns the membership, links up");
   cluster.network.heal();
   cluster.network.setOptions(quietNetworkOptions(o.network.delayMinUnits, o.network.delayMeanUnits));
   for (const id of cluster.ids) {
     cluster.disarmTornCrash(id);
     if (!cluster.isAlive(id)) cluster.restart(id);
   }
+  membership.settle();
   cluster.linksUp();
 }
 
+function memberStores(cluster: StoreCluster, members: readonly NodeId[]) {
+  return new Map(members.map((id) => [id, cluster.store(id)]));
+}
+
 /** Runs tick by tick until the digests agree and the full sets match; returns the ticks it took. */
-function awaitConvergence(cluster: StoreCluster, o: StoreSwarmOptions, seed: string): number {
+function awaitConvergence(
+  cluster: StoreCluster,
+  o: StoreSwarmOptions,
+  seed: string,
+  members: readonly NodeId[],
+): number {
   for (let t = 0; t <= o.ticksMaxConvergence; t++) {
-    const stores = cluster.liveStores();
+    const stores = memberStores(cluster, members);
     if (digestsAgree(stores)) {
       const difference = storeDifference(stores);
       if (difference !== null)
@@ -252,11 +313,34 @@ function awaitConvergence(cluster: StoreCluster, o: StoreSwarmOptions, seed: str
     }
     cluster.runTicks(1);
   }
-  const difference = storeDifference(cluster.liveStores()) ?? "unknown";
+  const difference = storeDifference(memberStores(cluster, members)) ?? "unknown";
   throw new StoreSwarmFailureError(
     seed,
     `not converged ${o.ticksMaxConvergence} ticks after healing: ${difference}`,
   );
+}
+
+/**
+ * Once converged and quiet, every member must report itself caught up with every other member (at some
+ * tick: a since round with a far-behind cursor reports it behind again until its chain of rounds ends);
+ * returns the ticks until the last pair did. Time enough for a digest round with each peer, four times over.
+ */
+function awaitCaughtUp(
+  cluster: StoreCluster,
+  o: StoreSwarmOptions,
+  seed: string,
+  members: readonly NodeId[],
+): number {
+  const ticksMax =
+    4 * cluster.ids.length * o.digestRoundEvery * (o.antiEntropyIntervalTicks + o.roundTimeoutTicks);
+  let behind = members.flatMap((id) => cluster.peersOf(id).map((peer) => [id, peer] as const));
+  for (let t = 0; t <= ticksMax; t++) {
+    behind = behind.filter(([id, peer]) => !cluster.core(id)?.syncProgress(peer).caughtUp);
+    if (behind.length === 0) return t;
+    cluster.runTicks(1);
+  }
+  const pairs = behind.map(([id, peer]) => `${id}→${peer}`).join(" ");
+  throw new StoreSwarmFailureError(seed, `not caught up ${ticksMax} ticks after converging: ${pairs}`);
 }
 
 function describeOptions(o: StoreSwarmOptions): string {
@@ -270,6 +354,7 @@ function describeOptions(o: StoreSwarmOptions): string {
     `keys=${o.keySpace} write=${o.writeProbability.toFixed(3)} batch<=${o.writesPerBatchMax} delete=${o.deleteShare.toFixed(2)}`,
     `delay=${n.delayMinUnits}+${n.delayMeanUnits - n.delayMinUnits}u loss=${n.lossProbability.toFixed(3)} dup=${n.duplicateProbability.toFixed(3)} cap=${n.pathCapacityMax}`,
     `clog=${n.clogProbability.toFixed(4)}/${n.clogTicksMean}t partition=${n.partitionMode}/${n.partitionSymmetry}`,
+    `members [${o.members}] change=${o.membershipChangeProbability.toFixed(4)} lag<=${o.membershipLagTicksMax}t`,
     `flushDelay<=${o.flushDelayUnitsMax}u crash=${o.crashProbability.toFixed(4)} restart=${o.restartProbability.toFixed(3)} faultTicks=${o.faultTicks} convergenceMax=${o.ticksMaxConvergence}`,
   ].join("\n  ");
 }

@@ -10,20 +10,26 @@ process.exitCode = runSeedCli<StoreHistoryResult>({
   describe: (r) =>
     `seed=${r.seed} ok: ${r.size} nodes, ${r.events} events, ${r.ticks} ticks, ${r.writes} writes ` +
     `(${r.writesAcked} acknowledged by some host, ${r.acks} acks), ${r.entries} entries, ` +
-    `converged ${r.convergenceTicks} ticks after healing`,
+    `${r.membershipChanges} membership changes, converged ${r.convergenceTicks} ticks after healing, ` +
+    `all caught up ${r.caughtUpTicks} ticks later`,
   tally: () => {
     let writes = 0;
     let acks = 0;
+    let membershipChanges = 0;
+    let churned = 0;
     let slowest: StoreHistoryResult | null = null;
     return {
       add: (r) => {
         writes += r.writes;
         acks += r.acks;
+        membershipChanges += r.membershipChanges;
+        if (r.membershipChanges > 0) churned++;
         if (slowest === null || r.convergenceTicks > slowest.convergenceTicks) slowest = r;
       },
       summary: () => ({
         inline:
           `${writes} writes, ${acks} acks checked; ` +
+          `${membershipChanges} membership changes in ${churned} histories; ` +
           `slowest convergence ${slowest?.convergenceTicks} ticks (seed ${slowest?.seed})`,
         lines: [],
       }),

@@ -38,6 +38,7 @@ interface Internals {
   progressWrite(write: { writeId: string; resolved: boolean }): void;
   send(to: NodeId, message: StoreSyncMessage): void;
   advanceCursorPast(peer: NodeId, seqs: SeqSpan | null): void;
+  forgetPeer(peer: NodeId): boolean;
 }
 
 type Origin = { kind: "apply"; from: NodeId; writeId: string; chunk: number; seqs: SeqSpan | null };
@@ -146,6 +147,43 @@ test("store sync: invariants: cursor-monotonic: a cursor moved back or dropped i
   other.cursorIntoN2At(10);
   other.bent.cursors.delete("n2");
   assertViolates("cursor-monotonic", () => other.core.tick());
+});
+
+test("store sync: invariants: cursor-monotonic: setPeers drops the cursors of the peers it removes, no others", () => {
+  const real = new One();
+  real.cursorIntoN2At(10);
+  real.input((c) => c.setPeers(["n3"]));
+  assert.equal(real.bent.cursors.has("n2"), false);
+
+  const mutant = new One();
+  mutant.cursorIntoN2At(10);
+  const forgetPeer = mutant.bent.forgetPeer.bind(mutant.core);
+  mutant.bent.forgetPeer = (peer) => {
+    mutant.bent.cursors.delete("n2");
+    return forgetPeer(peer);
+  };
+  assertViolates("cursor-monotonic", () => mutant.core.setPeers(["n2", "n4"]));
+});
+
+test("store sync: invariants: peer-set: a removed peer's cursor, round or write tally kept is caught", () => {
+  const mutant = new One();
+  mutant.cursorIntoN2At(10);
+  mutant.input((c) => c.linkUp("n2"));
+  mutant.write("w1", 2);
+  mutant.bent.forgetPeer = () => false;
+  assert.throws(
+    () => mutant.core.setPeers(["n3"]),
+    (error: unknown) => {
+      assert.ok(error instanceof StoreSyncInvariantError, String(error));
+      const details = error.violations.filter((v) => v.rule === "peer-set").map((v) => v.detail);
+      assert.deepEqual(details, [
+        "cursor kept into n2, not a peer",
+        "round in flight with n2, not a peer",
+        "write w1 still counts n2",
+      ]);
+      return true;
+    },
+  );
 });
 
 test("store sync: invariants: cursor-monotonic: an apply whose seq span runs backwards leaves the cursor alone", () => {

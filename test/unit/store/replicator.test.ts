@@ -392,6 +392,47 @@ test("replicator: a burst of applies is merged in a few transactions, not one pe
   assert.ok(applyRemoteCalls < 10, `${applyRemoteCalls} transactions for 100 applies`);
 });
 
+test("replicator: setPeers: an empty node added to one holding 20,000 entries catches up, and says so only then", async (t) => {
+  // Small bounds: the catch-up takes many rounds; the periodic round is a minute away, so only the round
+  // setPeers starts (the link was up before) can do it.
+  const limits = { stampsPerMessageMax: 1000, pathsPerPullMax: 1000 };
+  const f = fleet(["n1", "n2"], () => ({ limits }));
+  t.after(() => f.close());
+  for (const id of ["n1", "n2"]) f.replicator(id).setPeers([]);
+  assert.equal(f.replicator("n1").peerCount, 0);
+  const entryCount = 20_000;
+  const writes = Array.from({ length: entryCount }, (_, i) => ({
+    path: `certs/${i}.pem`,
+    value: encoder.encode(`v${i}`),
+  }));
+  await f.replicator("n1").write(writes, { minAcks: 0 });
+  f.network.connectAll();
+  f.replicator("n1").setPeers(["n2"]);
+  f.replicator("n2").setPeers(["n1"]);
+  assert.equal(f.replicator("n2").peerCount, 1);
+  assert.equal(f.replicator("n2").syncProgress("n1").caughtUp, false);
+  await until(() => {
+    const caughtUp = f.replicator("n2").syncProgress("n1").caughtUp;
+    if (caughtUp) assert.equal(f.store("n2").list("certs/", { limit: entryCount + 1 }).length, entryCount);
+    return caughtUp;
+  });
+  assert.equal(f.replicator("n2").syncProgress("n1").cursorSeq, entryCount);
+  assert.deepEqual(f.store("n2").digest(), f.store("n1").digest());
+});
+
+test("replicator: setPeers: a write waiting on a peer that is removed resolves from the others", async (t) => {
+  const f = fleet(["n1", "n2", "n3"]);
+  t.after(() => f.close());
+  f.network.connect("n1", "n2");
+  const outcome = f.replicator("n1").write([{ path: "a", value: encoder.encode("1") }], { minAcks: "all" });
+  await until(() => valueAt(f, "n2", "a") === "1");
+  f.replicator("n1").setPeers(["n2"]);
+  const { hostsOk, hostsErr, acked } = await outcome;
+  assert.deepEqual({ hostsOk, hostsErr, acked }, { hostsOk: ["n2"], hostsErr: [], acked: true });
+  assert.equal(f.replicator("n1").peerCount, 1);
+  assert.throws(() => f.replicator("n1").setPeers(["n1"]), /must not include selfId/);
+});
+
 test("replicator: wire: every message type survives encode and decode; values are bytes, bounds hold", () => {
   const decode = storeMessageDecoder({
     sync: { ...DEFAULT_STORE_SYNC_LIMITS, entriesPerMessageMax: 2 },
