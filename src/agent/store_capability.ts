@@ -51,6 +51,18 @@ async function startStore(
   });
   replicator.start();
   stack.push("replicator", () => replicator.stop());
+  // Replication follows the cluster's membership; a learner votes only once it holds what the leader holds.
+  const unfollow = base.coordination.on("members:changed", (members) => {
+    if (members.length > 0) replicator.setPeers(members.map((m) => m.id).filter((id) => id !== base.nodeId));
+  });
+  stack.push("membership follower", unfollow);
+  base.coordination.addCatchUpCheck((leader) => {
+    const progress = replicator.syncProgress(leader);
+    return {
+      caughtUp: progress.caughtUp,
+      detail: `store: behind ${leader} (cursor ${progress.cursorSeq ?? "none"} of head ${progress.headSeq ?? "unknown"})`,
+    };
+  });
   const sweep = base.ticker.every(tombstoneSweepMs, () => {
     const collected = localStore.collectTombstones(Date.now() - config.tombstoneHorizonMs);
     if (collected > 0) logger.info({ collected }, "collected tombstones past the horizon");
