@@ -3,6 +3,14 @@ export { ApiErrorCode, sendError, sendJson } from "./errors.ts";
 export { InflightLimit } from "./inflight_limit.ts";
 export { NonLoopbackError, startLocalApi } from "./local_listener.ts";
 export {
+  type MemberChangeJson,
+  type MemberJson,
+  type MemberRoutesOptions,
+  type MembershipControl,
+  type MembersJson,
+  memberRoutes,
+} from "./member_routes.ts";
+export {
   type ApiDependencies,
   type ApiIdentity,
   type ApiRoute,
