@@ -15,6 +15,7 @@ import {
   ApiErrorCode,
   type ApiRouter,
   createApiRouter,
+  memberRoutes,
   sendError,
   startLocalApi,
   TokensFile,
@@ -256,7 +257,10 @@ function apiRouter(
     logger: apiLogger,
     inflightMax: config.api.inflightMax,
     ...(tokens === undefined ? {} : { tokens }),
-    routes: [...capabilities.values()].flatMap((running) => running.routes),
+    routes: [
+      ...memberRoutes(cluster, { logger: apiLogger }),
+      ...[...capabilities.values()].flatMap((running) => running.routes),
+    ],
   });
 }
 
