@@ -57,8 +57,9 @@ export interface SwarmOptions {
 /** Convergence bound in election timeouts: stalls end (<= 3T), stale terms settle, pre-vote rounds. */
 export const convergenceTimeouts = 30;
 
-export function swarmOptions(rng: Prng): SwarmOptions {
-  const size = rng.intBetween(1, clusterSizeMax);
+/** `sizeMax` caps the voters (the membership swarm adds spares of its own). */
+export function swarmOptions(rng: Prng, sizeMax = clusterSizeMax): SwarmOptions {
+  const size = rng.intBetween(1, sizeMax);
   const witnessesMax = size === 2 ? 1 : Math.floor((size - 1) / 2);
   const witnesses = witnessesMax > 0 && rng.chance(0.3) ? rng.intBetween(1, witnessesMax) : 0;
   const equalPriorities = rng.chance(0.5);
@@ -128,8 +129,8 @@ export class SwarmFailureError extends Error {
   override name = "SwarmFailureError";
   readonly seed: string;
 
-  constructor(seed: string, what: string, cause?: unknown) {
-    super(`seed=${seed} ${what}\n  replay: ${replayCommand(seed)} --verbose`, { cause });
+  constructor(seed: string, what: string, cause?: unknown, replay = replayCommand(seed)) {
+    super(`seed=${seed} ${what}\n  replay: ${replay} --verbose`, { cause });
     this.seed = seed;
   }
 }
@@ -244,7 +245,7 @@ function holdsFor(cluster: Cluster, leader: LeaderAgreement, ticks: number): boo
   return true;
 }
 
-function injectFaults(cluster: Cluster, o: SwarmOptions, rng: Prng): void {
+export function injectFaults(cluster: Cluster, o: SwarmOptions, rng: Prng): void {
   for (const id of cluster.ids) {
     if (!cluster.isAlive(id)) {
       if (rng.chance(o.restartProbability)) cluster.restart(id);
@@ -293,11 +294,11 @@ function injectFaults(cluster: Cluster, o: SwarmOptions, rng: Prng): void {
   }
 }
 
-function currentLeader(cluster: Cluster): NodeId | undefined {
+export function currentLeader(cluster: Cluster): NodeId | undefined {
   return cluster.ids.find((id) => cluster.status(id)?.role === "leader");
 }
 
-function heal(cluster: Cluster, o: SwarmOptions): void {
+export function heal(cluster: Cluster, o: SwarmOptions): void {
   cluster.line("heal: network quiet, crashed nodes restart");
   cluster.network.heal();
   // A healthy network: the drawn minimum delay, and a mean one-way delay of at most T/20.
@@ -312,7 +313,7 @@ function heal(cluster: Cluster, o: SwarmOptions): void {
   }
 }
 
-function describeOptions(o: SwarmOptions): string {
+export function describeOptions(o: SwarmOptions): string {
   const nodes = o.nodes
     .map((n) => `${n.id}${n.witness ? "(w)" : ""}:p${n.priority}:drift${(n.drift * 100).toFixed(2)}%`)
     .join(" ");
