@@ -2,7 +2,11 @@
 // network. Messages wait in one FIFO list until `deliver` or `stabilize`; ticks happen only on `tick`.
 // Every drain goes through drain.ts (persist, send, events, advance) and every input is followed by
 // the election safety checks, so a transcript can never show a state the swarm would reject.
-import type { ElectionConfig, ElectionMessage } from "../../../src/core/election_types.ts";
+import {
+  type ElectionConfig,
+  type ElectionMessage,
+  emptyHardState,
+} from "../../../src/core/election_types.ts";
 import { Prng } from "../../../src/core/prng.ts";
 import type { Envelope, NodeId } from "../../../src/core/types.ts";
 import { ElectionSafetyChecker } from "../checkers/election_safety.ts";
@@ -32,8 +36,11 @@ export class InteractionEnv {
     this.createElection = createElection;
   }
 
-  /** Replaces the cluster (add-nodes). */
-  reset(configs: readonly ElectionConfig[], seed: string): void {
+  /**
+   * Replaces the cluster (add-nodes). Nodes start with their list agreed as version 1 on disk, unless
+   * `fresh` or joining: then with nothing on disk.
+   */
+  reset(configs: readonly ElectionConfig[], seed: string, fresh = false): void {
     this.nodes.clear();
     this.inflight = [];
     this.cut.clear();
@@ -42,7 +49,7 @@ export class InteractionEnv {
     for (const config of configs) {
       this.nodes.set(config.selfId, {
         config,
-        disk: new SimDisk(bootstrappedState(config)),
+        disk: new SimDisk(fresh || config.join === true ? emptyHardState : bootstrappedState(config)),
         core: null,
         boots: 0,
       });

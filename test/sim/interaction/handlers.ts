@@ -6,7 +6,9 @@ import { handleCampaign } from "./handle_campaign.ts";
 import { handleCrash, handleRestart } from "./handle_crash.ts";
 import { handleDeliver } from "./handle_deliver.ts";
 import { handleDisconnect } from "./handle_disconnect.ts";
+import { handleMembers } from "./handle_members.ts";
 import { handleHeal, handlePartition } from "./handle_partition.ts";
+import { handlePropose } from "./handle_propose.ts";
 import { handleStabilize } from "./handle_stabilize.ts";
 import { handleStatus } from "./handle_status.ts";
 import { handleTick } from "./handle_tick.ts";
@@ -27,4 +29,6 @@ export const handlers: Readonly<Record<string, Handler>> = {
   restart: handleRestart,
   disconnect: handleDisconnect,
   status: handleStatus,
+  propose: handlePropose,
+  members: handleMembers,
 };
