@@ -17,7 +17,7 @@ import type {
   ElectionStatus,
   HardState,
 } from "../../../src/core/election_types.ts";
-import type { MemberSpec } from "../../../src/core/membership.ts";
+import type { MemberSpec, Membership } from "../../../src/core/membership.ts";
 import type { Envelope, NodeId, Term } from "../../../src/core/types.ts";
 
 export class SafetyViolationError extends Error {
@@ -36,6 +36,7 @@ export interface CommittedMembership {
   hash: string;
   term: Term;
   leaderId: NodeId;
+  config: Membership | null;
 }
 
 export class ElectionSafetyChecker {
@@ -114,6 +115,7 @@ export class ElectionSafetyChecker {
           hash: held.hash,
           term: e.term,
           leaderId: id,
+          config: status.membership.config,
         });
       }
     }
