@@ -24,6 +24,8 @@ export const CloseCode = {
   Refused: 4008,
   /** The peer left the membership: its links are closed and it is no longer dialed. */
   Removed: 4009,
+  /** A link opened for one request to an address (Mesh.requestAt) is done with. */
+  Answered: 4010,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
@@ -154,10 +156,13 @@ function notMemberReason(id: NodeId, context: HandshakeContext): string {
   return `node ${id} is not a member${of}`;
 }
 
-/** Dialer side: the answer must come from the peer we dialed, in our cluster, at a version we speak. */
+/**
+ * Dialer side: the answer must come from the peer we dialed, in our cluster, at a version we speak.
+ * `dialedPeer` null: a dial to an address with nothing to name the node beforehand (psk), any node answers.
+ */
 export function evaluateHelloAnswer(
   frame: Frame,
-  dialedPeer: NodeId,
+  dialedPeer: NodeId | null,
   context: HandshakeContext,
 ): DialVerdict {
   if (frame.kind === FrameKind.HelloRefused) {
@@ -176,7 +181,7 @@ export function evaluateHelloAnswer(
   }
   if (helloOk.clusterName !== context.clusterName)
     return refuse(CloseCode.ClusterMismatch, "cluster name differs");
-  if (helloOk.nodeId !== dialedPeer)
+  if (dialedPeer !== null && helloOk.nodeId !== dialedPeer)
     return refuse(CloseCode.IdentityMismatch, "answer from a different node id");
   return { ok: true, helloOk };
 }

@@ -48,11 +48,21 @@ export interface PeerTraffic {
   framesReceived: number;
 }
 
+/** A dial to an address whose node id the hello-ok tells (Mesh.requestAt). */
+export interface AddressTarget {
+  address: string;
+  /** The node id the hello-ok must carry, read when it arrives; null: any node of the cluster. */
+  expectedPeer(): NodeId | null;
+}
+
 export interface LinkOptions {
   ws: WebSocket;
   role: LinkRole;
-  /** Dialer: the peer it dialed. Acceptor: the authenticated identity (certificate CN or PSK identity). */
-  peer: NodeId;
+  /**
+   * Dialer: the peer it dialed, or the address it dialed (then the peer is known once established).
+   * Acceptor: the authenticated identity (certificate CN or PSK identity).
+   */
+  peer: NodeId | AddressTarget;
   handshake: HandshakeContext;
   limits: MeshLimits;
   logger: Logger;
@@ -66,7 +76,6 @@ const noPayload = new Uint8Array();
 const binaryMessage = { binary: true } as const;
 
 export class Link {
-  readonly peer: NodeId;
   readonly role: LinkRole;
   /** The node that opened this link; the mesh keeps the lower node id's link when two exist. */
   readonly dialer: NodeId;
@@ -77,12 +86,16 @@ export class Link {
   /** Resolves once the socket is closed for good. */
   readonly closed: Promise<void>;
 
+  /** null until a link dialed to an address is established. */
+  private peerId: NodeId | null;
+  private readonly addressTarget: AddressTarget | null;
   private readonly ws: WebSocket;
   private readonly handshake: HandshakeContext;
   private readonly limits: MeshLimits;
-  private readonly logger: Logger;
+  private logger: Logger;
   private readonly hooks: LinkHooks;
-  private readonly requests: PendingRequests;
+  /** Replaced once a link dialed to an address learns its peer: none can be pending before. */
+  private requests: PendingRequests;
   /** Counted on every frame of the established link: a plain counter, no callback per frame. */
   private traffic: PeerTraffic = { framesReceived: 0 };
   private state: LinkState = "handshaking";
@@ -105,17 +118,18 @@ export class Link {
   constructor(options: LinkOptions) {
     this.ws = options.ws;
     this.role = options.role;
-    this.peer = options.peer;
-    this.dialer = options.role === "dialer" ? options.handshake.selfId : options.peer;
+    const peer = options.peer;
+    this.peerId = typeof peer === "string" ? peer : null;
+    this.addressTarget = typeof peer === "string" ? null : peer;
+    if (options.role === "dialer") this.dialer = options.handshake.selfId;
+    else if (typeof peer === "string") this.dialer = peer;
+    else throw new Error("mesh: an accepted link has no address target");
     this.handshake = options.handshake;
     this.limits = options.limits;
-    this.logger = options.logger.child({ peer: options.peer, role: options.role });
+    const subject = typeof peer === "string" ? { peer } : { address: peer.address };
+    this.logger = options.logger.child({ ...subject, role: options.role });
     this.hooks = options.hooks;
-    this.requests = new PendingRequests({
-      peer: options.peer,
-      inflightMax: options.limits.inflightRequestsMax,
-      onEmpty: () => this.closeIfDrained(),
-    });
+    this.requests = this.newRequests();
     this.closed = new Promise((resolve) => this.ws.once("close", () => resolve()));
     this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), this.limits.handshakeTimeoutMs);
     this.ws.on("open", () => this.onOpen());
@@ -127,6 +141,12 @@ export class Link {
       this.socketError = error;
     });
     this.ws.on("close", (code, reason) => this.onSocketClose(code, reason));
+  }
+
+  /** The peer's node id; read before a link dialed to an address is established, a bug. */
+  get peer(): NodeId {
+    if (this.peerId === null) throw new Error("mesh: peer of a link to an address read before its hello-ok");
+    return this.peerId;
   }
 
   get peerBootId(): string | null {
@@ -159,7 +179,7 @@ export class Link {
 
   request(channel: string, payload: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     if (this.state !== "established") {
-      return Promise.reject(new PeerUnreachableError(this.peer, "link is not established"));
+      return Promise.reject(new PeerUnreachableError(this.name, "link is not established"));
     }
     const opened = this.requests.open(channel, timeoutMs);
     if (!opened.ok) return Promise.reject(opened.error);
@@ -264,7 +284,8 @@ export class Link {
       this.establish(verdict.hello);
       return;
     }
-    const verdict = evaluateHelloAnswer(frame, this.peer, this.handshake);
+    const expected = this.addressTarget === null ? this.peer : this.addressTarget.expectedPeer();
+    const verdict = evaluateHelloAnswer(frame, expected, this.handshake);
     if (!verdict.ok) {
       this.refuse(verdict.refusal);
       return;
@@ -272,8 +293,17 @@ export class Link {
     this.establish(verdict.helloOk);
   }
 
-  private establish(peerHello: { bootId: string; membership?: MembershipSummary | undefined }): void {
+  private establish(peerHello: {
+    nodeId: NodeId;
+    bootId: string;
+    membership?: MembershipSummary | undefined;
+  }): void {
     this.clearHandshakeTimer();
+    if (this.peerId === null) {
+      this.peerId = peerHello.nodeId;
+      this.logger = this.logger.child({ peer: peerHello.nodeId });
+      this.requests = this.newRequests();
+    }
     this.state = "established";
     this.peerBootIdValue = peerHello.bootId;
     this.peerMembershipValue = peerHello.membership;
@@ -347,6 +377,19 @@ export class Link {
         this.closeIfDrained();
       },
     );
+  }
+
+  private newRequests(): PendingRequests {
+    return new PendingRequests({
+      peer: this.name,
+      inflightMax: this.limits.inflightRequestsMax,
+      onEmpty: () => this.closeIfDrained(),
+    });
+  }
+
+  /** The peer, or the address dialed while the peer is not known yet. */
+  private get name(): string {
+    return this.peerId ?? (this.addressTarget as AddressTarget).address;
   }
 
   private closeIfDrained(): void {
@@ -432,7 +475,7 @@ export class Link {
     this.keepaliveTimer = null;
     if (this.retireTimer !== null) clearTimeout(this.retireTimer);
     this.retireTimer = null;
-    this.requests.rejectAll(new PeerUnreachableError(this.peer, reason, { cause }));
+    this.requests.rejectAll(new PeerUnreachableError(this.name, reason, { cause }));
     this.hooks.closed(this, reason, cause);
   }
 

@@ -2,7 +2,8 @@
 // messages on named channels. Both sides dial; when two links to a peer end up established, both keep the
 // one dialed by the lower node id, so they agree without talking about it; the other is retired (drained,
 // then closed) so requests already on it still get their answers. The peer set follows the cluster
-// membership (setPeers); nodes outside it may be admitted as guests, accepted but never dialed.
+// membership (setPeers); nodes outside it may be admitted as guests, accepted but never dialed. A node known
+// only by its address (a member that a joining node was pointed at) can be sent one request (requestAt).
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
@@ -14,14 +15,15 @@ import { Prng } from "../core/prng.ts";
 import type { NodeId } from "../core/types.ts";
 import { SafeEmitter } from "../shell/index.ts";
 import { ReconnectBackoff } from "./backoff.ts";
-import { PeerUnreachableError } from "./errors.ts";
+import { HandshakeError, PeerUnreachableError, TimeoutError } from "./errors.ts";
 import { encodedFrameBytes, isValidChannel } from "./frame.ts";
 import { CloseCode, type HandshakeContext, membershipSummarySchema } from "./handshake.ts";
 import { answerHttpClientError } from "./http_client_error.ts";
 import { resolveMeshLimits } from "./limits.ts";
-import { Link, type LinkRole, type PeerTraffic } from "./link.ts";
-import { dialTlsOptions, ServerTls } from "./tls.ts";
+import { type AddressTarget, Link, type LinkHooks, type LinkRole, type PeerTraffic } from "./link.ts";
+import { addressDialTls, type DialTlsOptions, dialTlsOptions, ServerTls } from "./tls.ts";
 import type {
+  AddressResponse,
   MembershipSummary,
   MeshApi,
   MeshEventMap,
@@ -60,6 +62,12 @@ interface PeerSlot {
   membership: MembershipSummary | undefined;
 }
 
+/** A node reached at an address: over its slot's link (link null), or over a link of its own. */
+interface ReachedNode {
+  peer: NodeId;
+  link: Link | null;
+}
+
 function zeroMask(mask: Uint8Array): void {
   mask.fill(0);
 }
@@ -77,6 +85,8 @@ export class Mesh implements MeshApi {
   private readonly wss: WebSocketServer;
   private readonly slots = new Map<NodeId, PeerSlot>();
   private readonly links = new Set<Link>();
+  /** Links dialed by requestAt that carry their one request outside any slot; their peer may be unknown. */
+  private readonly addressLinks = new Set<Link>();
   private readonly messageListeners = new Map<string, MessageListener[]>();
   private readonly requestHandlers = new Map<string, RequestHandler>();
   private readonly events: SafeEmitter<MeshEventMap>;
@@ -201,6 +211,46 @@ export class Mesh implements MeshApi {
     return slot.link.request(channel, payload, options?.timeoutMs ?? this.limits.requestTimeoutMs);
   }
 
+  /**
+   * One request to the node at `address`, whose id is not known in advance (a node joining a cluster asks
+   * the member it was pointed at). Dials once with the usual TLS and hello; the id is what they prove: the
+   * CN of a node certificate from the cluster CA, matching the hello-ok (mtls), or the hello-ok's (psk). The
+   * far end takes us as a peer or through its admitUnknown, as any dial. A peer linked at that very address
+   * is asked over its link. A new link to a node we hold a slot for (reached by another spelling of its
+   * address) goes to that slot and the duplicate-link rule like any dialed link, because the far end has
+   * already applied the rule to it: both ends keep the same link. Otherwise the new link carries this one
+   * request and is closed: no slot is made, since a guest made here would outlive the request for nothing.
+   * Rejects with PeerUnreachableError (its peer is the address) when the address cannot be reached,
+   * HandshakeError with the reason when TLS, the upgrade or the hello fail (not a member, another cluster, a
+   * certificate not from our CA), TimeoutError past timeoutMs (the dial included), RemoteError from the handler.
+   */
+  async requestAt(
+    address: string,
+    channel: string,
+    payload: Uint8Array,
+    options?: { timeoutMs?: number },
+  ): Promise<AddressResponse> {
+    this.assertSendable(channel, payload);
+    const timeoutMs = options?.timeoutMs ?? this.limits.requestTimeoutMs;
+    const deadlineMs = Date.now() + timeoutMs;
+    let peer: NodeId | null = null;
+    try {
+      const reached = this.linkedPeerAt(address) ?? (await this.dialAddress(address, timeoutMs));
+      peer = reached.peer;
+      const remaining = { timeoutMs: Math.max(1, deadlineMs - Date.now()) };
+      const response =
+        reached.link === null
+          ? await this.request(peer, channel, payload, remaining)
+          : await requestOnce(reached.link, channel, payload, remaining.timeoutMs);
+      this.logger.info({ address, peer, channel }, "mesh request to an address answered");
+      return { peer, response };
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      this.logger.info({ address, peer, channel, reason }, "mesh request to an address failed");
+      throw error;
+    }
+  }
+
   /** Returns the unsubscribe: a stopped capability leaves no listener behind. */
   onMessage(channel: string, listener: MessageListener): () => void {
     if (!isValidChannel(channel))
@@ -256,7 +306,7 @@ export class Mesh implements MeshApi {
 
   private async shutdown(): Promise<void> {
     for (const slot of this.slots.values()) this.clearRedial(slot);
-    const links = [...this.links];
+    const links = [...this.links, ...this.addressLinks];
     for (const link of links) link.close(CloseCode.ShuttingDown, "mesh closing");
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
@@ -388,7 +438,11 @@ export class Mesh implements MeshApi {
   }
 
   private startDial(slot: PeerSlot, address: string): void {
-    const tlsOptions = dialTlsOptions(this.options.security, this.selfId, slot.id);
+    const ws = this.openSocket(address, dialTlsOptions(this.options.security, this.selfId, slot.id));
+    slot.dialing = this.adopt(ws, "dialer", slot.id);
+  }
+
+  private openSocket(address: string, tlsOptions: DialTlsOptions): WebSocket {
     // @types/ws declares checkServerIdentity as returning boolean; ws hands it to tls.connect, which
     // expects Error | undefined, so the node:tls type is the right one.
     const wsOptions = {
@@ -402,12 +456,25 @@ export class Mesh implements MeshApi {
       handshakeTimeout: this.limits.handshakeTimeoutMs,
       followRedirects: false,
     } as unknown as ClientOptions;
-    const ws = new WebSocket(`wss://${address}${MESH_PATH}`, wsOptions);
-    slot.dialing = this.adopt(ws, "dialer", slot.id);
+    return new WebSocket(`wss://${address}${MESH_PATH}`, wsOptions);
   }
 
   private adopt(ws: WebSocket, role: LinkRole, peer: NodeId): Link {
-    const link = new Link({
+    const link = this.newLink(ws, role, peer, {
+      established: (established) => this.onLinkEstablished(established),
+      closed: (closed, reason, cause) => this.onLinkClosed(closed, reason, cause),
+    });
+    this.links.add(link);
+    return link;
+  }
+
+  private newLink(
+    ws: WebSocket,
+    role: LinkRole,
+    peer: NodeId | AddressTarget,
+    lifecycle: Pick<LinkHooks, "established" | "closed">,
+  ): Link {
+    return new Link({
       ws,
       role,
       peer,
@@ -415,14 +482,63 @@ export class Mesh implements MeshApi {
       limits: this.limits,
       logger: this.logger,
       hooks: {
-        established: (established) => this.onLinkEstablished(established),
-        closed: (closed, reason, cause) => this.onLinkClosed(closed, reason, cause),
+        ...lifecycle,
         message: (from, channel, payload) => this.deliverMessage(from, channel, payload),
         requestHandler: (channel) => this.requestHandlers.get(channel),
       },
     });
-    this.links.add(link);
-    return link;
+  }
+
+  private linkedPeerAt(address: string): ReachedNode | null {
+    for (const slot of this.slots.values()) {
+      if (slot.address === address && slot.link !== null) return { peer: slot.id, link: null };
+    }
+    return null;
+  }
+
+  /** Dials `address` once for requestAt; settles when the link is established or fails. */
+  private dialAddress(address: string, timeoutMs: number): Promise<ReachedNode> {
+    if (this.closing !== null) return Promise.reject(new PeerUnreachableError(address, "mesh closing"));
+    const tls = addressDialTls(this.options.security, this.selfId);
+    const ws = this.openSocket(address, tls.options);
+    return new Promise((resolve, reject) => {
+      let toSlot = false;
+      const link = this.newLink(
+        ws,
+        "dialer",
+        { address, expectedPeer: tls.expectedPeer },
+        {
+          established: (established) => {
+            clearTimeout(timer);
+            toSlot = this.closing === null && this.slots.has(established.peer);
+            if (toSlot) {
+              this.addressLinks.delete(established);
+              this.links.add(established);
+              this.onLinkEstablished(established);
+            } else if (this.closing !== null) {
+              established.close(CloseCode.ShuttingDown, "mesh closing");
+              return;
+            }
+            resolve({ peer: established.peer, link: toSlot ? null : established });
+          },
+          closed: (closed, reason, cause) => {
+            clearTimeout(timer);
+            if (toSlot) {
+              this.onLinkClosed(closed, reason, cause);
+              return;
+            }
+            this.addressLinks.delete(closed);
+            reject(addressDialError(address, reason, cause, this.closing !== null));
+          },
+        },
+      );
+      this.addressLinks.add(link);
+      // Rejected first, so the close below finds the promise settled with the timeout.
+      const timer = setTimeout(() => {
+        reject(new TimeoutError(`dial of ${address} timed out after ${timeoutMs} ms`, timeoutMs));
+        link.close(CloseCode.HandshakeTimeout, "request timed out");
+      }, timeoutMs);
+    });
   }
 
   private onLinkEstablished(link: Link): void {
@@ -577,6 +693,30 @@ export class Mesh implements MeshApi {
       else res.destroy();
     }
   }
+}
+
+/** The link's one request; then it is closed, answered or not. */
+async function requestOnce(link: Link, channel: string, payload: Uint8Array, timeoutMs: number) {
+  try {
+    return await link.request(channel, payload, timeoutMs);
+  } finally {
+    link.close(CloseCode.Answered, "request answered");
+  }
+}
+
+/**
+ * Why a dial to an address failed before its hello-ok: the network (a system error: refused, unreachable,
+ * reset) or anything TLS, the upgrade or the hello refused, with its reason.
+ */
+function addressDialError(
+  address: string,
+  reason: string,
+  cause: Error | undefined,
+  closing: boolean,
+): Error {
+  const syscall = (cause as NodeJS.ErrnoException | undefined)?.syscall;
+  if (closing || typeof syscall === "string") return new PeerUnreachableError(address, reason, { cause });
+  return new HandshakeError(`handshake with ${address} failed: ${reason}`, { cause });
 }
 
 /** Plain code-unit order, the same on every node. */

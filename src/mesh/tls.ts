@@ -77,8 +77,12 @@ export class ServerTls {
   /** Whether the socket's credentials may act as a node (not only as an API client). */
   isNodeCredential(socket: TLSSocket): boolean {
     if (this.security.mode === "psk") return true;
-    return socket.getPeerCertificate().ext_key_usage?.includes(SERVER_AUTH_OID) ?? false;
+    return isNodeCertificate(socket.getPeerCertificate());
   }
+}
+
+function isNodeCertificate(certificate: PeerCertificate): boolean {
+  return certificate.ext_key_usage?.includes(SERVER_AUTH_OID) ?? false;
 }
 
 function commonName(certificate: PeerCertificate): string | null {
@@ -88,6 +92,46 @@ function commonName(certificate: PeerCertificate): string | null {
 
 /** TLS options for dialing `peer`: in mtls the server certificate's CN must be the peer id. */
 export function dialTlsOptions(security: MeshSecurity, selfId: NodeId, peer: NodeId): DialTlsOptions {
+  return dialOptions(security, selfId, (certificate) => {
+    const cn = commonName(certificate);
+    return cn === peer ? undefined : new Error(`server certificate CN ${cn ?? "(none)"} is not ${peer}`);
+  });
+}
+
+/** A dial to an address whose node is not known in advance (Mesh.requestAt). */
+export interface AddressDialTls {
+  options: DialTlsOptions;
+  /**
+   * The node id the hello-ok must carry, read when it arrives. mtls: the CN of the server certificate,
+   * which TLS checked before any frame could come. psk: null, any node may answer, because the key proves
+   * membership of the cluster, not an id (a dial to a known peer trusts the hello-ok's id the same way).
+   */
+  expectedPeer(): NodeId | null;
+}
+
+/** In mtls any node certificate from the cluster CA passes, as the acceptor requires of dialers. */
+export function addressDialTls(security: MeshSecurity, selfId: NodeId): AddressDialTls {
+  if (security.mode === "psk")
+    return { options: dialOptions(security, selfId, () => undefined), expectedPeer: () => null };
+  let serverName: NodeId | null = null;
+  const options = dialOptions(security, selfId, (certificate) => {
+    if (!isNodeCertificate(certificate)) return new Error("server certificate is not a node credential");
+    serverName = commonName(certificate);
+    return serverName === null ? new Error("server certificate has no CN") : undefined;
+  });
+  const expectedPeer = (): NodeId => {
+    if (serverName === null) throw new Error("mesh: hello-ok before the server certificate was checked");
+    return serverName;
+  };
+  return { options, expectedPeer };
+}
+
+/** `checkServer` runs on the server certificate once it chains to the cluster CA (mtls only). */
+function dialOptions(
+  security: MeshSecurity,
+  selfId: NodeId,
+  checkServer: (certificate: PeerCertificate) => Error | undefined,
+): DialTlsOptions {
   if (security.mode === "mtls") {
     return {
       minVersion: "TLSv1.3",
@@ -95,10 +139,7 @@ export function dialTlsOptions(security: MeshSecurity, selfId: NodeId, peer: Nod
       cert: security.certPem,
       key: security.keyPem,
       rejectUnauthorized: true,
-      checkServerIdentity: (_host, certificate) => {
-        const cn = commonName(certificate);
-        return cn === peer ? undefined : new Error(`server certificate CN ${cn ?? "(none)"} is not ${peer}`);
-      },
+      checkServerIdentity: (_host, certificate) => checkServer(certificate),
     };
   }
   const key = security.key;

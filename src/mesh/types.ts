@@ -124,6 +124,12 @@ export interface MeshEventMap {
   "link:renewed": [peer: NodeId];
 }
 
+/** The answer of a node reached by its address, and who it is. */
+export interface AddressResponse {
+  peer: NodeId;
+  response: Uint8Array;
+}
+
 /** The surface of Mesh (mesh.ts) that the rest of Tandem uses. */
 export interface MeshApi {
   readonly selfId: NodeId;
@@ -135,6 +141,16 @@ export interface MeshApi {
     payload: Uint8Array,
     options?: { timeoutMs?: number },
   ): Promise<Uint8Array>;
+  /**
+   * One request to the node listening at `address` (host:port), whose id is not known in advance, as a
+   * node joining with `--join` asks a member; see Mesh.requestAt for the link it uses and the errors.
+   */
+  requestAt(
+    address: string,
+    channel: string,
+    payload: Uint8Array,
+    options?: { timeoutMs?: number },
+  ): Promise<AddressResponse>;
   /** Subscriptions return their unsubscribe. */
   onMessage(channel: string, listener: MessageListener): () => void;
   onRequest(channel: string, handler: RequestHandler): () => void;

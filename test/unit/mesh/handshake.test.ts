@@ -188,6 +188,18 @@ describe("handshake: dialer", () => {
     for (const [frame, code] of table) assert.equal(refusalCode(evaluateHelloAnswer(frame, "n1", n2)), code);
   });
 
+  it("handshake: dialer: a dial to an address with no id to expect takes any node, still checks the rest", () => {
+    const verdict = evaluateHelloAnswer(answer({ nodeId: "n7" }), null, n2);
+    assert.ok(verdict.ok);
+    assert.equal(verdict.helloOk.nodeId, "n7");
+    assert.equal(
+      refusalCode(evaluateHelloAnswer(answer({ clusterName: "other" }), null, n2)),
+      CloseCode.ClusterMismatch,
+    );
+    const refused = helloRefusedFrame({ code: CloseCode.UnknownNode, reason: "who?" });
+    assert.equal(refusalCode(evaluateHelloAnswer(refused, null, n2)), CloseCode.Refused);
+  });
+
   it("handshake: dialer: the acceptor's refusal reason is passed on", () => {
     const verdict = evaluateHelloAnswer(
       helloRefusedFrame({ code: CloseCode.UnknownNode, reason: "who?" }),
