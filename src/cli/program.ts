@@ -4,6 +4,7 @@ import { registerAgentCommand } from "./commands/agent.ts";
 import { registerConfigCommand } from "./commands/config.ts";
 import { registerDevCommand } from "./commands/dev.ts";
 import { registerInitCommand } from "./commands/init.ts";
+import { registerMemberCommands } from "./commands/member.ts";
 import { registerStatusCommand } from "./commands/status.ts";
 import { registerStoreCommands } from "./commands/store.ts";
 import { registerSyncCommand } from "./commands/sync.ts";
@@ -28,6 +29,7 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   registerTokenCommand(program);
   registerAgentCommand(program);
   registerStatusCommand(program);
+  registerMemberCommands(program);
   registerStoreCommands(program);
   registerSyncCommand(program);
   registerDevCommand(program);

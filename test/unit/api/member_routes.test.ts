@@ -1,96 +1,19 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { pino } from "pino";
-import { type MembershipControl, memberRoutes } from "../../../src/api/member_routes.ts";
-import { createApiRouter } from "../../../src/api/router.ts";
-import type { ChangeOutcome, ClusterStatus } from "../../../src/cluster/index.ts";
-import type { AclRule } from "../../../src/config/index.ts";
-import type { MemberSpec, MembershipChange } from "../../../src/core/membership.ts";
-import { rawRequest, serveRouter } from "./store_http.ts";
+import type { ChangeOutcome } from "../../../src/cluster/index.ts";
+import { FakeCluster, serveMembers } from "./member_fake_cluster.ts";
+import { rawRequest } from "./store_http.ts";
 
 const json = { "content-type": "application/json" };
 
-const voter = (id: string, address: string): MemberSpec => ({
-  id,
-  address,
-  role: "member",
-  priority: 100,
-  voting: true,
-  autoPromote: false,
-});
-
-/** n1 answers; it holds v7 of n1, n2 (linked), n3 (down) and learner n4; `outcome` answers every change. */
-class FakeCluster implements MembershipControl {
-  readonly changes: Array<{ change: MembershipChange; force: boolean }> = [];
-  outcome: ChangeOutcome = { ok: true, version: 8 };
-  private readonly nodes: MemberSpec[] = [
-    voter("n1", "10.0.0.1:7400"),
-    voter("n2", "10.0.0.2:7400"),
-    { ...voter("n3", "10.0.0.3:7400"), role: "witness", priority: 0 },
-    { ...voter("n4", "10.0.0.4:7400"), voting: false, autoPromote: true },
-  ];
-
-  members(): readonly MemberSpec[] {
-    return this.nodes;
-  }
-
-  status(): ClusterStatus {
-    const peer = (spec: MemberSpec, link: "up" | "down", version: number | null) => ({
-      id: spec.id,
-      address: spec.address,
-      role: spec.role,
-      priority: spec.priority,
-      voting: spec.voting,
-      membership: version === null ? null : { version, hash: "ab".repeat(8) },
-      state: link === "up" ? "alive" : "down",
-      link,
-      rttMs: null,
-      lastHeardMsAgo: null,
-    });
-    const [, n2, n3, n4] = this.nodes as [MemberSpec, MemberSpec, MemberSpec, MemberSpec];
-    return {
-      nodeId: "n1",
-      nodeRole: "member",
-      priority: 100,
-      leaderId: "n2",
-      term: 5,
-      role: "follower",
-      leaseValid: false,
-      votedFor: "n2",
-      membership: {
-        standing: "voter",
-        version: 7,
-        hash: "cd".repeat(8),
-        committedVersion: 7,
-        pendingVersion: null,
-        configDrift: ["n4 is in membership v7 but not configured"],
-      },
-      peers: [peer(n2, "up", 7), peer(n3, "down", null), peer(n4, "up", 6)],
-    };
-  }
-
-  async changeMembership(change: MembershipChange, force = false): Promise<ChangeOutcome> {
-    this.changes.push({ change, force });
-    return this.outcome;
-  }
-}
-
 async function startMembersApi(
   t: { after(fn: () => unknown): void },
-  acl: AclRule[] = [{ path: "^/", cn: ".*" }],
+  acl?: Parameters<typeof serveMembers>[2],
 ) {
   const cluster = new FakeCluster();
-  const logger = pino({ level: "silent" });
-  const router = createApiRouter({
-    nodeId: "n1",
-    status: () => ({}),
-    acl,
-    logger,
-    routes: memberRoutes(cluster, { logger }),
-  });
-  const api = await serveRouter(router);
-  t.after(() => api.close());
-  return { cluster, base: api.base };
+  cluster.down.add("n3");
+  cluster.configDrift = ["n4 is in membership v7 but not configured"];
+  return { cluster, base: await serveMembers(t, cluster, acl) };
 }
 
 test("members api: GET lists the held membership with each node's link, state and announced version", async (t) => {
@@ -180,14 +103,26 @@ test("members api: remove, promote, demote and update, with force where asked", 
     (await send("PATCH", "/api/v1/members/n2", { address: "10.0.1.2:7400", priority: 50 })).status,
     200,
   );
-  assert.equal((await send("PATCH", "/api/v1/members/n3", { role: "member" })).status, 200);
+  assert.equal((await send("PATCH", "/api/v1/members/n4", { role: "witness" })).status, 200);
   assert.deepEqual(cluster.changes, [
     { change: { type: "remove", id: "n3" }, force: true },
     { change: { type: "promote", id: "n4" }, force: false },
     { change: { type: "demote", id: "n2" }, force: true },
     { change: { type: "update", id: "n2", address: "10.0.1.2:7400", priority: 50 }, force: false },
-    { change: { type: "update", id: "n3", role: "member" }, force: false },
+    { change: { type: "update", id: "n4", role: "witness" }, force: false },
   ]);
+  const held = cluster.membership.nodes.map((n) => [n.id, n.address, n.role, n.priority, n.voting]);
+  assert.deepEqual(held, [
+    ["n1", "10.0.0.1:7400", "member", 100, true],
+    ["n2", "10.0.1.2:7400", "member", 50, false],
+    ["n4", "10.0.0.4:7400", "witness", 100, true],
+  ]);
+  const again = await send("DELETE", "/api/v1/members/n3");
+  assert.equal(again.status, 409);
+  assert.deepEqual(again.json().error, {
+    code: "membership_refused",
+    message: "n3 is not in the membership",
+  });
 });
 
 test("members api: malformed requests are refused with a reason and never reach the cluster", async (t) => {
@@ -249,7 +184,7 @@ test("members api: each refusal maps to its status, code and the cluster's reaso
     [{ ok: false, refusal: "uncertain", reason: "v8 not yet held by a quorum" }, 504, "membership_uncertain"],
   ];
   for (const [outcome, status, code] of expected) {
-    cluster.outcome = outcome;
+    cluster.answers.set("remove", outcome);
     const answer = await rawRequest(base, "DELETE", "/api/v1/members/n3");
     assert.equal(answer.status, status, code);
     assert.deepEqual(answer.json().error, { code, message: outcome.ok ? "" : outcome.reason });
