@@ -20,7 +20,7 @@ import {
   startLocalApi,
   TokensFile,
 } from "../api/index.ts";
-import { Cluster, FileHardStateStore } from "../cluster/index.ts";
+import { Cluster, FileHardStateStore, requestJoin } from "../cluster/index.ts";
 import type { TandemConfig } from "../config/index.ts";
 import { loadMeshSecurity, toTicks } from "../config/index.ts";
 import { Mesh, type MeshSecurity } from "../mesh/index.ts";
@@ -133,6 +133,17 @@ async function compose(
       )
     : null;
   if (localApi !== null) stack.push("local api", () => closeServer(localApi));
+
+  if (options.join !== undefined) {
+    const stopJoining = requestJoin({
+      mesh,
+      target: options.join,
+      self: { address: hostPort(config.advertise), role: config.node.role, priority: config.node.priority },
+      logger: logger.child({ component: "membership" }),
+      stillJoining: () => running.status().membership.standing === "joining",
+    });
+    stack.push("join request", stopJoining);
+  }
 
   const meshAddress = mesh.address();
   logger.info(

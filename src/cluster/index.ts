@@ -8,4 +8,5 @@ export {
 export type { CatchUpCheck, Coordination, LeadershipView } from "./coordination.ts";
 export type { ChangeOutcome, ChangeRefusal } from "./membership_wire.ts";
 export { membershipChangeSchema } from "./membership_wire.ts";
+export { requestJoin } from "./join_request.ts";
 export { FileHardStateStore, type HardStateStore, MemoryHardStateStore } from "./hard_state_store.ts";

@@ -13,13 +13,21 @@ export function registerAgentCommand(program: Command): void {
     .command("agent")
     .description("run the Tandem agent on this node (mesh, failure detection, leader election, API)")
     .option("-c, --config <file>", "config file (default: $TANDEM_CONFIG or ./tandem.yml)")
+    .option(
+      "--join <host:port>",
+      "join a running cluster through the member at this mesh address instead of bootstrapping a new one " +
+        "(this node's certificate must come from the cluster's CA); see docs/membership.md",
+    )
     .addHelpText(
       "after",
-      "\nExamples:\n  tandem agent --config /etc/tandem/tandem.yml\n  TANDEM_CONFIG=./n1.yml tandem agent\n\n" +
+      "\nExamples:\n  tandem agent --config /etc/tandem/tandem.yml\n  TANDEM_CONFIG=./n1.yml tandem agent\n" +
+        "  tandem agent --config n4.yml --join 10.0.0.1:7400   # add this node to a running cluster\n\n" +
+        "The peers in the config bootstrap a brand-new cluster only; afterwards the cluster's membership\n" +
+        "rules (tandem member list). A node that joins catches up as a learner, then votes.\n\n" +
         "Logs are JSON lines on stdout. SIGINT/SIGTERM stops gracefully (a leader hands off first);\n" +
         `a second signal, or ${SHUTDOWN_DEADLINE_MS / 1000} s passing, forces the exit.`,
     )
-    .action(async (options: { config?: string }) => {
+    .action(async (options: { config?: string; join?: string }) => {
       const path = configPathFrom(options.config);
       const loaded = loadConfig(path);
       if (!loaded.ok) {
@@ -36,7 +44,11 @@ export function registerAgentCommand(program: Command): void {
       }
       let agent: Awaited<ReturnType<typeof startAgent>>;
       try {
-        agent = await startAgent(loaded.value, logger);
+        agent = await startAgent(
+          loaded.value,
+          logger,
+          options.join === undefined ? {} : { join: options.join },
+        );
       } catch (error) {
         logger.fatal({ err: error }, "agent failed to start");
         process.stderr.write(`tandem agent: ${(error as Error).message}\n`);
