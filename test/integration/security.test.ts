@@ -26,6 +26,17 @@ async function assertNoLeaderFor(harness: ClusterHarness, id: string, ms: number
   }
 }
 
+/**
+ * A new cluster bootstraps only once every listed node announced the same list, so a node that cannot link
+ * would keep the others from ever electing: bootstrap with every node's own credentials first, then stop
+ * `ids` (the nodes that come back with forged ones).
+ */
+async function bootstrapThenStop(harness: ClusterHarness, ids: readonly string[]): Promise<void> {
+  harness.startAll();
+  await harness.waitForAgreedLeader(["n1", "n2", "n3"]);
+  for (const id of ids) await harness.kill(id, "SIGTERM");
+}
+
 describe("security: refused identities", { timeout: 240_000 }, () => {
   const harnesses: ClusterHarness[] = [];
   after(() => Promise.all(harnesses.map((h) => h.dispose())));
@@ -33,6 +44,7 @@ describe("security: refused identities", { timeout: 240_000 }, () => {
   it("a node with a certificate from another CA is refused", async () => {
     const harness = await ClusterHarness.create({ nodes: 3 });
     harnesses.push(harness);
+    await bootstrapThenStop(harness, ["n3"]);
     const rogueCa = await createClusterCa({ commonName: "rogue-ca", validDays: 1 });
     const rogue = await issueCertificate(rogueCa, { commonName: "n3", kind: "node", validDays: 1 });
     writeFileSync(join(harness.dir, "tls", "rogue-ca.pem"), rogueCa.certPem);
@@ -46,7 +58,7 @@ describe("security: refused identities", { timeout: 240_000 }, () => {
         key_file: "tls/rogue-n3-key.pem",
       };
     });
-    harness.startAll();
+    await harness.restart("n3");
     await harness.waitForAgreedLeader(["n1", "n2"]);
     await assertNoLeaderFor(harness, "n3", 2_000);
     const n1 = await harness.waitFor("n1 to answer", ["n1"], (all) => all.get("n1"));
@@ -56,11 +68,12 @@ describe("security: refused identities", { timeout: 240_000 }, () => {
   it("a node with the wrong PSK is refused", async () => {
     const harness = await ClusterHarness.create({ nodes: 3, security: "psk" });
     harnesses.push(harness);
+    await bootstrapThenStop(harness, ["n3"]);
     writeFileSync(join(harness.dir, "wrong-psk.key"), `${"ab".repeat(32)}\n`, { mode: 0o600 });
     harness.editConfig("n3", (config) => {
       config.security = { mode: "psk", psk_file: "wrong-psk.key" };
     });
-    harness.startAll();
+    await harness.restart("n3");
     await harness.waitForAgreedLeader(["n1", "n2"]);
     await assertNoLeaderFor(harness, "n3", 2_000);
   });
@@ -70,6 +83,7 @@ describe("security: refused identities", { timeout: 240_000 }, () => {
     // a bare mesh endpoint speaking the real protocol from n2's address with n3's certificate.
     const harness = await ClusterHarness.create({ nodes: 3 });
     harnesses.push(harness);
+    await bootstrapThenStop(harness, ["n1", "n2", "n3"]);
     const file = (name: string) => readFileSync(join(harness.dir, "tls", name), "utf8");
     const impostor = await Mesh.start({
       selfId: "n2",
@@ -89,12 +103,12 @@ describe("security: refused identities", { timeout: 240_000 }, () => {
       logger: pino({ level: "silent" }),
     });
     try {
-      harness.start("n1");
+      await harness.restart("n1");
       await harness.waitForApi(["n1"]);
       // n1 + the impostor would be a quorum of 3: a leader would prove the impostor was accepted.
       await assertNoLeaderFor(harness, "n1", 3_000);
       assert.equal(impostor.peers().find((p) => p.id === "n1")?.connected, false, "no link to the impostor");
-      harness.start("n3");
+      await harness.restart("n3");
       const leader = await harness.waitForAgreedLeader(["n1", "n3"]);
       assert.notEqual(leader.leaderId, "n2");
     } finally {
