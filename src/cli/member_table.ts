@@ -24,7 +24,12 @@ export function renderMembers(doc: MembersJson): string {
         m.announcedVersion === null ? "-" : `v${m.announcedVersion}`,
       ]);
     }
-    lines.push("", ...aligned(rows), "", "* leader; VERSION: the membership version each node announced");
+    lines.push(
+      "",
+      ...aligned(rows),
+      "",
+      "* leader; VERSION: the membership version a node announced when its link to this node came up",
+    );
   }
   if (doc.configDrift.length > 0) {
     lines.push(
