@@ -45,7 +45,7 @@ export async function waitUntilVoting(
       }
       say(
         member.link === "up"
-          ? `${id} is linked and catching up as a learner (it holds v${member.announcedVersion ?? "?"} of v${doc.version}); the leader promotes it once it has caught up`
+          ? `${id} is linked and catching up as a learner in membership v${doc.version}; the leader promotes it once it has caught up`
           : `waiting for ${id} to link: start its agent (tandem agent on ${id}, with its certificate)`,
       );
     }
