@@ -107,7 +107,6 @@ export class Cluster implements Coordination {
   private readonly health: HealthRunner;
   private readonly membershipManager: MembershipManager;
   private readonly emitter: SafeEmitter<CoordinationEventMap>;
-  private readonly drift: string[];
 
   constructor(options: ClusterOptions) {
     this.options = options;
@@ -144,8 +143,9 @@ export class Cluster implements Coordination {
       mesh: options.mesh,
       logger: options.logger.child({ component: "membership" }),
       ticker,
+      handOff: () => this.handOffLeadership(),
     });
-    this.drift = this.reportConfigDrift();
+    this.reportConfigDrift();
     this.election.events.on("leader:changed", () => this.emitter.emit("leader:changed", this.leadership()));
     this.election.events.on("membership:changed", (status) =>
       this.emitter.emit("members:changed", status.config?.nodes ?? []),
@@ -206,29 +206,9 @@ export class Cluster implements Coordination {
 
   /**
    * One membership change, made by the leader wherever it is asked, answered once a quorum holds it. A
-   * leader asked to remove or demote itself hands leadership to the best live member first.
+   * leader asked to remove or demote itself hands leadership to the best live member, which makes it.
    */
-  async changeMembership(change: MembershipChange, force = false): Promise<ChangeOutcome> {
-    const self = this.options.self.id;
-    const demotesSelf =
-      (change.type === "remove" ||
-        change.type === "demote" ||
-        (change.type === "update" && change.role === "witness")) &&
-      change.id === self;
-    if (demotesSelf && this.election.status().role === "leader") {
-      const successor = this.handOffLeadership();
-      if (successor === null) {
-        return {
-          ok: false,
-          refusal: "refused",
-          reason: `${self} leads and no other live member can take over`,
-        };
-      }
-      await waitFor(() => {
-        const leader = this.election.status().leaderId;
-        return leader !== null && leader !== self;
-      }, 5_000);
-    }
+  changeMembership(change: MembershipChange, force = false): Promise<ChangeOutcome> {
     return this.membershipManager.change(change, force);
   }
 
@@ -274,7 +254,14 @@ export class Cluster implements Coordination {
         hash: membership.summary.hash,
         committedVersion: membership.committedVersion,
         pendingVersion: membership.pendingVersion,
-        configDrift: this.drift,
+        configDrift:
+          membership.config === null
+            ? []
+            : configDrift(
+                [this.options.self, ...this.options.peers],
+                membership.config,
+                this.options.self.id,
+              ),
       },
       peers: listed.map((peer) => {
         const link = links.get(peer.id);
@@ -296,9 +283,9 @@ export class Cluster implements Coordination {
   }
 
   /** tandem.yml's peers only bootstrap: once a membership is held, say how the file differs from it. */
-  private reportConfigDrift(): string[] {
+  private reportConfigDrift(): void {
     const config = this.election.membership().config;
-    if (config === null) return [];
+    if (config === null) return;
     const drift = configDrift([this.options.self, ...this.options.peers], config, this.options.self.id);
     if (drift.length > 0) {
       this.options.logger.warn(
@@ -306,11 +293,5 @@ export class Cluster implements Coordination {
         "tandem.yml's peers differ from the cluster's membership, which rules: the file only bootstraps a new cluster (change members with tandem member)",
       );
     }
-    return drift;
   }
-}
-
-async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }

@@ -6,7 +6,7 @@ export {
   type PeerStatus,
 } from "./cluster.ts";
 export type { CatchUpCheck, Coordination, LeadershipView } from "./coordination.ts";
+export { FileHardStateStore, type HardStateStore, MemoryHardStateStore } from "./hard_state_store.ts";
+export { requestJoin } from "./join_request.ts";
 export type { ChangeOutcome, ChangeRefusal } from "./membership_wire.ts";
 export { membershipChangeSchema } from "./membership_wire.ts";
-export { requestJoin } from "./join_request.ts";
-export { FileHardStateStore, type HardStateStore, MemoryHardStateStore } from "./hard_state_store.ts";

@@ -36,6 +36,8 @@ export interface MembershipManagerOptions {
   mesh: MeshApi;
   logger: Logger;
   ticker: Ticker;
+  /** Hands leadership to the best live member (a leader asked to remove or demote itself); its id or null. */
+  handOff: () => NodeId | null;
   /** How long a change may take to be held by a quorum before the caller hears "uncertain". */
   commitTimeoutMs?: number;
 }
@@ -44,6 +46,13 @@ export interface MembershipManagerOptions {
 const promoteCheckMs = 1_000;
 const defaultCommitTimeoutMs = 10_000;
 const forwardTimeoutMs = 15_000;
+/** A leader that hands off before removing itself waits this long for a successor. */
+const handOffTimeoutMs = 5_000;
+/**
+ * A node just removed keeps its link this long: the answer to its own request and the heartbeat that tells
+ * it of its removal are on their way over it.
+ */
+const departureGraceMs = 3_000;
 
 export class MembershipManager {
   private readonly options: MembershipManagerOptions;
@@ -53,6 +62,8 @@ export class MembershipManager {
   private promoting = false;
   private applied: MembershipStatus["config"] | undefined = undefined;
   private appliedStanding: MembershipStatus["standing"] | null = null;
+  /** Nodes removed from the list whose links are kept until the grace period ends. */
+  private readonly departing = new Map<NodeId, { address: string; timer: NodeJS.Timeout }>();
 
   constructor(options: MembershipManagerOptions) {
     this.options = options;
@@ -69,6 +80,8 @@ export class MembershipManager {
 
   stop(): void {
     this.promoteTimer.stop();
+    for (const { timer } of this.departing.values()) clearTimeout(timer);
+    this.departing.clear();
   }
 
   status(): MembershipStatus {
@@ -138,6 +151,7 @@ export class MembershipManager {
   }
 
   private async changeHere(change: MembershipChange, force: boolean): Promise<ChangeOutcome> {
+    if (this.demotesSelf(change)) return this.handOffThenForward(change, force);
     const unsafe = force ? null : this.quorumRisk(change);
     if (unsafe !== null) return { ok: false, refusal: "unsafe", reason: unsafe };
     const proposed = this.options.election.propose(change);
@@ -147,6 +161,35 @@ export class MembershipManager {
     }
     this.logger.info({ change, version: proposed.version }, "membership change proposed");
     return this.awaitCommit(proposed.version);
+  }
+
+  private demotesSelf(change: MembershipChange): boolean {
+    const demoting =
+      change.type === "remove" ||
+      change.type === "demote" ||
+      (change.type === "update" && change.role === "witness");
+    return demoting && change.id === this.options.selfId;
+  }
+
+  /** The leader cannot take itself out of the voting members: a successor does it. */
+  private async handOffThenForward(change: MembershipChange, force: boolean): Promise<ChangeOutcome> {
+    const self = this.options.selfId;
+    if (this.options.handOff() === null) {
+      return {
+        ok: false,
+        refusal: "refused",
+        reason: `${self} leads and no other live member can take over`,
+      };
+    }
+    const deadline = Date.now() + handOffTimeoutMs;
+    for (;;) {
+      const leader = this.options.election.status().leaderId;
+      if (leader !== null && leader !== self) return this.forward(leader, { kind: "change", change, force });
+      if (Date.now() >= deadline) {
+        return { ok: false, refusal: "no-leader", reason: `no successor took over from ${self}: retry` };
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
 
   /** Resolves once a quorum holds `version`, or says why that is not known. */
@@ -229,8 +272,33 @@ export class MembershipManager {
     }
     if (status.config === null) return;
     const others = status.config.nodes.filter((n) => n.id !== selfId && n.address !== "");
-    mesh.setPeers(others.map((n) => ({ id: n.id, address: n.address })));
+    for (const peer of mesh.peers()) {
+      const kept = others.some((n) => n.id === peer.id);
+      if (!kept && peer.address !== "" && !this.departing.has(peer.id)) {
+        const timer = setTimeout(() => {
+          this.departing.delete(peer.id);
+          this.applyPeers();
+        }, departureGraceMs);
+        this.departing.set(peer.id, { address: peer.address, timer });
+      }
+      if (kept) {
+        clearTimeout(this.departing.get(peer.id)?.timer);
+        this.departing.delete(peer.id);
+      }
+    }
+    this.applyPeers();
     health.setPeers(others.map((n) => n.id));
+  }
+
+  /** The mesh's peers: the held list, plus the nodes just removed until their grace period ends. */
+  private applyPeers(): void {
+    const config = this.applied;
+    if (config == null || this.appliedStanding === "removed") return;
+    const others = config.nodes
+      .filter((n) => n.id !== this.options.selfId && n.address !== "")
+      .map((n) => ({ id: n.id, address: n.address }));
+    const departing = [...this.departing].map(([id, { address }]) => ({ id, address }));
+    this.options.mesh.setPeers([...others, ...departing.filter((d) => !others.some((o) => o.id === d.id))]);
   }
 
   private async answer(from: NodeId, payload: Uint8Array): Promise<Uint8Array> {

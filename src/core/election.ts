@@ -47,6 +47,7 @@ import type {
 import { LeaderLease } from "./leader_lease.ts";
 import {
   applyMembershipChange,
+  compareMembership,
   type Membership,
   type MembershipChange,
   type MembershipSummary,
@@ -248,6 +249,8 @@ export class Election {
       from: this.selfId,
     });
     this.broadcastHeartbeat();
+    // A leader that is the only voter holds a quorum of its own: nothing to wait for.
+    this.commitIfHeld();
     this.assertInvariants();
     return { ok: true, version: result.next.version };
   }
@@ -394,14 +397,16 @@ export class Election {
   /** Raft's vote rule (no log to compare): one vote per term; a pre-vote for a newer term is free. */
   private answerVoteRequest(from: NodeId, request: VoteRequest): void {
     const preVote = request.type === "pre-vote";
-    const refusal = this.view.standing() === "removed" ? "removed from the membership" : null;
+    // A removed node gives no vote, unless the candidate holds a newer list (one that may add it back).
+    const newer = compareMembership(request.membership, this.view.summary()) > 0;
+    const refusal = this.view.standing() === "removed" && !newer ? "removed from the membership" : null;
     const membershipRefusal = refusal ?? this.view.voteRefusal(request.membership);
     if (membershipRefusal !== null) {
       this.rejectVote(request, from, membershipRefusal);
       this.send(from, { type: `${request.type}-response`, term: this.term, granted: false });
       return;
     }
-    if (preVote && this.contestsPreVote(from, request.term)) {
+    if (preVote && !newer && this.contestsPreVote(from, request.term)) {
       this.rejectVote(request, from, `pre-campaigning for term ${request.term}, ranked above ${from}`);
       this.send(from, { type: "pre-vote-response", term: this.term, granted: false });
       return;
@@ -510,9 +515,14 @@ export class Election {
     from: NodeId,
     heartbeat: Extract<ElectionMessage, { type: "heartbeat" }>,
   ): void {
-    this.committedVersion = heartbeat.committed;
+    this.committedVersion = Math.max(this.committedVersion, heartbeat.committed);
     const config = heartbeat.config;
-    if (config !== undefined && membershipHash(config) !== this.view.hash) {
+    // Within one term the leader's lists only grow: a late heartbeat must not roll us back to an older one
+    // after we answered holding the newer (the leader may have counted that answer towards a commit).
+    const held = this.view.config;
+    const stale =
+      held !== null && this.view.term === this.term && config !== undefined && config.version <= held.version;
+    if (config !== undefined && !stale && membershipHash(config) !== this.view.hash) {
       if (validateMembership(config).length > 0) return;
       const wasRemoved = this.view.standing() === "removed";
       this.view.adopt(config, this.term);

@@ -614,7 +614,11 @@ describe("election", () => {
     const node = new Election(configFor("n1", three), bootstrapped(three), new Prng("tie"));
     node.campaign();
     assert.equal(node.status().role, "pre-candidate");
-    node.step({ from: "n2", to: "n1", message: { type: "pre-vote", term: 1, membership: newer } });
+    node.step({
+      from: "n2",
+      to: "n1",
+      message: { type: "pre-vote", term: 1, membership: node.membership().summary },
+    });
     const ready = node.ready();
     node.advance(ready);
     assert.deepEqual(bare(ready.messages.at(-1)?.message), {
@@ -628,7 +632,11 @@ describe("election", () => {
   test("election: pre-vote tie: granted to a higher rank, and to a lower rank that already refused us", () => {
     const lower = new Election(configFor("n2", three), bootstrapped(three), new Prng("tie"));
     lower.campaign();
-    lower.step({ from: "n1", to: "n2", message: { type: "pre-vote", term: 1, membership: newer } });
+    lower.step({
+      from: "n1",
+      to: "n2",
+      message: { type: "pre-vote", term: 1, membership: lower.membership().summary },
+    });
     assert.deepEqual(bare(lower.ready().messages.at(-1)?.message), {
       type: "pre-vote-response",
       term: 1,
@@ -641,7 +649,11 @@ describe("election", () => {
       to: "n1",
       message: { type: "pre-vote-response", term: 0, granted: false, membership: newer },
     });
-    upper.step({ from: "n3", to: "n1", message: { type: "pre-vote", term: 1, membership: newer } });
+    upper.step({
+      from: "n3",
+      to: "n1",
+      message: { type: "pre-vote", term: 1, membership: upper.membership().summary },
+    });
     assert.deepEqual(bare(upper.ready().messages.at(-1)?.message), {
       type: "pre-vote-response",
       term: 1,
@@ -650,13 +662,14 @@ describe("election", () => {
   });
 
   test("election: pre-vote tie: rank follows priority before id", () => {
-    const node = new Election(
-      configFor("n1", { ...three, priorities: { n1: 1, n2: 1, n3: 2 } }),
-      emptyHardState,
-      new Prng("tie"),
-    );
+    const options = { ...three, priorities: { n1: 1, n2: 1, n3: 2 } };
+    const node = new Election(configFor("n1", options), bootstrapped(options), new Prng("tie"));
     node.campaign();
-    node.step({ from: "n3", to: "n1", message: { type: "pre-vote", term: 1, membership: newer } });
+    node.step({
+      from: "n3",
+      to: "n1",
+      message: { type: "pre-vote", term: 1, membership: node.membership().summary },
+    });
     assert.deepEqual(bare(node.ready().messages.at(-1)?.message), {
       type: "pre-vote-response",
       term: 1,
