@@ -1,6 +1,7 @@
 // Renders GET /api/v1/members as the table of `tandem member list`. Every cell came from a server, so each
 // is escaped before it reaches the terminal.
 import type { MemberJson, MembersJson } from "./member_client.ts";
+import { alignedRows } from "./status_table.ts";
 import { escapeControls } from "./terminal_text.ts";
 
 /** "yes", or "learner" with "(auto)" when the leader promotes it once it has caught up. */
@@ -26,7 +27,7 @@ export function renderMembers(doc: MembersJson): string {
     }
     lines.push(
       "",
-      ...aligned(rows),
+      ...alignedRows(rows.map((row) => row.map(escapeControls))),
       "",
       "* leader; VERSION: the membership version a node announced when its link to this node came up",
     );
@@ -58,15 +59,4 @@ function headerOf(doc: MembersJson): string {
       ? `this node is not in it (${doc.standing})`
       : `this node: ${self.id} (${doc.standing})`;
   return `membership v${doc.version} (committed v${doc.committedVersion}${pending})   ${leader}   ${standing}`;
-}
-
-function aligned(rows: string[][]): string[] {
-  const cells = rows.map((row) => row.map(escapeControls));
-  const widths = cells[0]!.map((_, column) => Math.max(...cells.map((row) => (row[column] ?? "").length)));
-  return cells.map((row) =>
-    row
-      .map((cell, column) => cell.padEnd(widths[column]!))
-      .join("  ")
-      .trimEnd(),
-  );
 }

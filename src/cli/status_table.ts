@@ -14,6 +14,14 @@ export interface StatusDocument {
   term: number;
   role: string;
   leaseValid: boolean;
+  /** Absent from agents older than cluster membership. */
+  membership?: {
+    standing: string;
+    version: number;
+    committedVersion: number;
+    pendingVersion: number | null;
+    configDrift: string[];
+  };
   peers: Array<{
     id: string;
     address: string;
@@ -26,16 +34,15 @@ export interface StatusDocument {
   }>;
 }
 
-function table(rows: string[][]): string {
+/** Rows as aligned columns (the first row is the header); one string per row. */
+export function alignedRows(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? "").length)));
-  return rows
-    .map((row) =>
-      row
-        .map((cell, column) => cell.padEnd(widths[column]!))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
+  return rows.map((row) =>
+    row
+      .map((cell, column) => cell.padEnd(widths[column]!))
+      .join("  ")
+      .trimEnd(),
+  );
 }
 
 function formatMs(value: number | null): string {
@@ -52,6 +59,7 @@ export function renderStatus(status: StatusDocument): string {
   const header = [
     `node    ${node.id} (${node.role}, priority ${node.priority}) at ${node.address}, cluster ${node.cluster}, v${node.version}`,
     `leader  ${leader}   term ${status.term}   this node: ${self}`,
+    ...membershipLines(status.membership),
   ];
   const rows = [["PEER", "ROLE", "PRIORITY", "STATE", "LINK", "RTT", "LAST HEARD", "ADDRESS"]];
   for (const peer of status.peers) {
@@ -66,5 +74,19 @@ export function renderStatus(status: StatusDocument): string {
       peer.address,
     ]);
   }
-  return `${header.join("\n")}\n\n${table(rows)}\n`;
+  return `${header.join("\n")}\n\n${alignedRows(rows).join("\n")}\n`;
+}
+
+function membershipLines(m: StatusDocument["membership"]): string[] {
+  if (m === undefined) return [];
+  const pending = m.pendingVersion === null ? "" : `, v${m.pendingVersion} pending`;
+  const held = m.version === 0 ? "none yet" : `v${m.version} (committed v${m.committedVersion}${pending})`;
+  const lines = [`members ${held}   this node: ${m.standing}`];
+  if (m.configDrift.length > 0) {
+    lines.push(
+      "warning tandem.yml differs from the cluster's membership, which rules (tandem member list):",
+      ...m.configDrift.map((line) => `          - ${line}`),
+    );
+  }
+  return lines;
 }

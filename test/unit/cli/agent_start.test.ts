@@ -90,7 +90,7 @@ test("agent: a materialiser that cannot open stops the store, cluster, mesh and 
     .filter((e) => e.msg === "stopped");
   assert.deepEqual(
     stopped.map((e) => e.part),
-    ["tombstone sweep", "replicator", "sqlite", "cluster", "mesh", "data-dir lock"],
+    ["tombstone sweep", "membership follower", "replicator", "sqlite", "cluster", "mesh", "data-dir lock"],
   );
   assert.equal(openHandles(join(s.config.dataDir, "store.db")), 0, "the SQLite store is closed");
   assert.ok(lockFree(s.config.dataDir), "the data-dir lock is released");
