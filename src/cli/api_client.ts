@@ -141,40 +141,57 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === "" ? undefined : value;
 }
 
+/** One API request: status and body text, or ApiUnreachableError saying why no answer came. */
+export async function requestApi(
+  baseUrl: string,
+  path: string,
+  options: { method?: string; body?: unknown; timeoutMs: number; credentials: ApiCredentials },
+): Promise<{ status: number; text: string }> {
+  const { timeoutMs, credentials } = options;
+  const url = new URL(`${baseUrl}${path}`);
+  const address = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  const credentialOptions = credentialRequestOptions(url, address, credentials);
+  const text = options.body === undefined ? undefined : JSON.stringify(options.body);
+  const headers = {
+    ...credentialOptions.headers,
+    ...(text === undefined ? {} : { "content-type": "application/json" }),
+  };
+  // No keep-alive agent: a one-shot command must not hold a socket open after its answer.
+  const requestOptions = {
+    ...credentialOptions,
+    method: options.method ?? "GET",
+    headers,
+    timeout: timeoutMs,
+    agent: false,
+  };
+  try {
+    return await new Promise((resolve, reject) => {
+      const req = (url.protocol === "https:" ? httpsRequest : http.request)(url, requestOptions);
+      req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.on("error", reject);
+      req.on("response", (res: IncomingMessage) => {
+        res.setEncoding("utf8");
+        let received = "";
+        res.on("data", (chunk: string) => {
+          received += chunk;
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, text: received }));
+        res.on("error", reject);
+      });
+      req.end(text);
+    });
+  } catch (cause) {
+    throw new ApiUnreachableError(describeRequestFailure(cause, baseUrl, credentials), { cause });
+  }
+}
+
 export async function getJson(
   baseUrl: string,
   path: string,
   timeoutMs = 3_000,
   credentials: ApiCredentials = {},
 ): Promise<unknown> {
-  const url = new URL(`${baseUrl}${path}`);
-  const address = url.hostname.replace(/^\[(.*)\]$/, "$1");
-  // No keep-alive agent: a one-shot command must not hold a socket open after its answer.
-  const options = {
-    ...credentialRequestOptions(url, address, credentials),
-    timeout: timeoutMs,
-    agent: false,
-  };
-  let response: { status: number; text: string };
-  try {
-    response = await new Promise((resolve, reject) => {
-      const req = (url.protocol === "https:" ? httpsRequest : http.request)(url, options);
-      req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.on("error", reject);
-      req.on("response", (res: IncomingMessage) => {
-        res.setEncoding("utf8");
-        let text = "";
-        res.on("data", (chunk: string) => {
-          text += chunk;
-        });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
-        res.on("error", reject);
-      });
-      req.end();
-    });
-  } catch (cause) {
-    throw new ApiUnreachableError(describeRequestFailure(cause, baseUrl, credentials), { cause });
-  }
+  const response = await requestApi(baseUrl, path, { timeoutMs, credentials });
   let body: { error?: { message?: string } } | null = null;
   try {
     body = JSON.parse(response.text) as { error?: { message?: string } };

@@ -1,17 +1,8 @@
 // The membership API client behind `tandem member`: GET /api/v1/members and one change per request. A
 // change is answered once a quorum holds it, which may take the leader a hand-off and a commit timeout, so
 // its requests wait longer than a status query.
-import type { IncomingMessage } from "node:http";
-import { request as httpsRequest } from "node:https";
 import type { MemberChangeJson, MemberJson, MembersJson } from "../api/index.ts";
-import { http } from "../shell/index.ts";
-import {
-  type ApiCredentials,
-  ApiResponseError,
-  ApiUnreachableError,
-  credentialRequestOptions,
-} from "./api_client.ts";
-import { describeRequestFailure } from "./request_failure.ts";
+import { type ApiCredentials, ApiResponseError, requestApi } from "./api_client.ts";
 
 export type { MemberJson, MembersJson };
 
@@ -84,36 +75,12 @@ export class MemberClient {
   }
 
   private async request(method: string, path: string, body: unknown, timeoutMs: number): Promise<unknown> {
-    const url = new URL(`${this.base}${path}`);
-    const address = url.hostname.replace(/^\[(.*)\]$/, "$1");
-    const credentials = credentialRequestOptions(url, address, this.credentials);
-    const text = body === undefined ? undefined : JSON.stringify(body);
-    const headers = {
-      ...credentials.headers,
-      ...(text === undefined ? {} : { "content-type": "application/json" }),
-    };
-    // No keep-alive agent: a one-shot command must not hold a socket open after its answer.
-    const options = { ...credentials, method, headers, timeout: timeoutMs, agent: false };
-    let response: { status: number; text: string };
-    try {
-      response = await new Promise((resolve, reject) => {
-        const req = (url.protocol === "https:" ? httpsRequest : http.request)(url, options);
-        req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-        req.on("error", reject);
-        req.on("response", (res: IncomingMessage) => {
-          res.setEncoding("utf8");
-          let received = "";
-          res.on("data", (chunk: string) => {
-            received += chunk;
-          });
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, text: received }));
-          res.on("error", reject);
-        });
-        req.end(text);
-      });
-    } catch (cause) {
-      throw new ApiUnreachableError(describeRequestFailure(cause, this.base, this.credentials), { cause });
-    }
+    const response = await requestApi(this.base, path, {
+      method,
+      body,
+      timeoutMs,
+      credentials: this.credentials,
+    });
     let parsed: unknown = null;
     try {
       parsed = JSON.parse(response.text);
