@@ -14,6 +14,7 @@ import {
   describeOptions,
   type HistoryHooks,
   heal,
+  holdsFor,
   injectFaults,
   realElection,
   SwarmFailureError,
@@ -218,16 +219,8 @@ function awaitStableLeader(
     }
     const convergenceTicks = Math.ceil((cluster.nowUnits - healedAtUnits) / unitsPerTick);
     cluster.line(`voters know leader ${leader.leaderId} term=${leader.term} after ${convergenceTicks} ticks`);
-    if (holdsFor(cluster, leader, o.ticksStable)) return { leader, convergenceTicks };
+    if (holdsFor(cluster, leader, o.ticksStable, () => settledLeader(cluster)))
+      return { leader, convergenceTicks };
     cluster.line(`agreement on ${leader.leaderId} term=${leader.term} broke`);
   }
-}
-
-function holdsFor(cluster: Cluster, leader: LeaderAgreement, ticks: number): boolean {
-  for (let t = 0; t < ticks; t++) {
-    cluster.runTicks(1);
-    const now = settledLeader(cluster);
-    if (now?.leaderId !== leader.leaderId || now.term !== leader.term) return false;
-  }
-  return true;
 }

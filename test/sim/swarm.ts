@@ -236,10 +236,16 @@ function awaitStableLeader(
   }
 }
 
-function holdsFor(cluster: Cluster, leader: LeaderAgreement, ticks: number): boolean {
+/** Whether `leader` stays the agreed leader for `ticks` (agreed as `agreement` judges; all nodes by default). */
+export function holdsFor(
+  cluster: Cluster,
+  leader: LeaderAgreement,
+  ticks: number,
+  agreement: () => LeaderAgreement | null = () => cluster.leaderAgreement(),
+): boolean {
   for (let t = 0; t < ticks; t++) {
     cluster.runTicks(1);
-    const now = cluster.leaderAgreement();
+    const now = agreement();
     if (now?.leaderId !== leader.leaderId || now.term !== leader.term) return false;
   }
   return true;
