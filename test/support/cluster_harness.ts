@@ -1,12 +1,18 @@
 // Real multi-process clusters for integration tests: configs written like `tandem dev` does, agents
 // started through the real CLI, killed by pid (SIGKILL for crash tests), every process reaped at the end.
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse, stringify } from "yaml";
-import { type DevNode, formatLogLine, prepareDevCluster, spawnAgent } from "../../src/cli/dev_cluster.ts";
+import {
+  AGENT_NODE_FLAGS,
+  type DevNode,
+  formatLogLine,
+  prepareDevCluster,
+  spawnAgent,
+} from "../../src/cli/dev_cluster.ts";
 import { collectLines } from "./child_lines.ts";
 import { type PortRange, reservePortRange, waitForPortsFree } from "./free_ports.ts";
 
@@ -91,9 +97,21 @@ export class ClusterHarness {
     writeFileSync(path, stringify(config));
   }
 
-  start(id: string): ChildProcess {
+  /** `agentArgs` follow `agent --config FILE` (e.g. `--join HOST:PORT`); spawned as spawnAgent does. */
+  start(id: string, agentArgs: readonly string[] = []): ChildProcess {
     if (this.processes.has(id)) throw new Error(`${id} already running`);
-    const child = spawnAgent(this.node(id).configPath, this.entry);
+    const configPath = this.node(id).configPath;
+    const child =
+      agentArgs.length === 0
+        ? spawnAgent(configPath, this.entry)
+        : spawn(
+            process.execPath,
+            [...AGENT_NODE_FLAGS, this.entry, "agent", "--config", configPath, ...agentArgs],
+            {
+              stdio: ["ignore", "pipe", "pipe"],
+              detached: true,
+            },
+          );
     const lines = this.logs.get(id) ?? [];
     this.logs.set(id, lines);
     collectLines(child, lines);
