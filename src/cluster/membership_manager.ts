@@ -64,6 +64,8 @@ export class MembershipManager {
   private appliedStanding: MembershipStatus["standing"] | null = null;
   /** Nodes removed from the list whose links are kept until the grace period ends. */
   private readonly departing = new Map<NodeId, { address: string; timer: NodeJS.Timeout }>();
+  /** This node was removed: its links close once the grace period ends (its last answers are on them). */
+  private removalTimer: NodeJS.Timeout | null = null;
 
   constructor(options: MembershipManagerOptions) {
     this.options = options;
@@ -82,6 +84,8 @@ export class MembershipManager {
     this.promoteTimer.stop();
     for (const { timer } of this.departing.values()) clearTimeout(timer);
     this.departing.clear();
+    if (this.removalTimer !== null) clearTimeout(this.removalTimer);
+    this.removalTimer = null;
   }
 
   status(): MembershipStatus {
@@ -261,13 +265,18 @@ export class MembershipManager {
     this.applied = status.config;
     this.appliedStanding = status.standing;
     const { mesh, health, selfId } = this.options;
+    if (this.removalTimer !== null) clearTimeout(this.removalTimer);
+    this.removalTimer = null;
     if (status.standing === "removed") {
       this.logger.warn(
         { version: status.summary.version },
         "this node is not in the cluster membership any more: it neither votes nor leads; stop it, or add it again with tandem member add",
       );
-      mesh.setPeers([]);
-      health.setPeers([]);
+      this.removalTimer = setTimeout(() => {
+        this.removalTimer = null;
+        mesh.setPeers([]);
+        health.setPeers([]);
+      }, departureGraceMs);
       return;
     }
     if (status.config === null) return;
