@@ -51,17 +51,27 @@ async function startStore(
   });
   replicator.start();
   stack.push("replicator", () => replicator.stop());
-  // Replication follows the cluster's membership; a learner votes only once it holds what the leader holds.
+  // Replication follows the cluster's membership.
+  let peers = new Set(base.peers);
   const unfollow = base.coordination.on("members:changed", (members) => {
-    if (members.length > 0) replicator.setPeers(members.map((m) => m.id).filter((id) => id !== base.nodeId));
+    if (members.length === 0) return;
+    const others = members.map((m) => m.id).filter((id) => id !== base.nodeId);
+    peers = new Set(others);
+    replicator.setPeers(others);
   });
   stack.push("membership follower", unfollow);
+  // A learner votes only once it holds what the cluster holds: caught up with the leader and with every
+  // other peer it is linked to (a since round with one peer leaves out the writes it reads from another,
+  // so being caught up with the leader alone can leave a writer's entries still to pull).
   base.coordination.addCatchUpCheck((leader) => {
-    const progress = replicator.syncProgress(leader);
-    return {
-      caughtUp: progress.caughtUp,
-      detail: `store: behind ${leader} (cursor ${progress.cursorSeq ?? "none"} of head ${progress.headSeq ?? "unknown"})`,
-    };
+    const linked = base.mesh
+      .peers()
+      .filter((link) => link.connected && peers.has(link.id))
+      .map((link) => link.id);
+    if (!linked.includes(leader))
+      return { caughtUp: false, detail: `store: no link to the leader ${leader}` };
+    const behind = linked.filter((peer) => !replicator.syncProgress(peer).caughtUp);
+    return { caughtUp: behind.length === 0, detail: `store: still catching up with ${behind.join(", ")}` };
   });
   const sweep = base.ticker.every(tombstoneSweepMs, () => {
     const collected = localStore.collectTombstones(Date.now() - config.tombstoneHorizonMs);
