@@ -42,8 +42,9 @@ export interface MembershipManagerOptions {
   commitTimeoutMs?: number;
 }
 
-/** The leader asks learners this often whether they caught up. */
-const promoteCheckMs = 1_000;
+/** The leader asks learners this often whether they caught up (only while a learner waits for promotion). */
+const promoteCheckMs = 250;
+const catchUpAnswerTimeoutMs = 2_000;
 const defaultCommitTimeoutMs = 10_000;
 const forwardTimeoutMs = 15_000;
 /** A leader that hands off before removing itself waits this long for a successor. */
@@ -351,7 +352,7 @@ export class MembershipManager {
         MEMBERSHIP_CHANNEL,
         encodeJsonPayload({ kind: "catch-up" }),
         {
-          timeoutMs: promoteCheckMs * 2,
+          timeoutMs: catchUpAnswerTimeoutMs,
         },
       );
       const answer = decodeJsonPayload(response, catchUpSchema);
