@@ -20,11 +20,11 @@
 //   is persisted, A's cursor moves to the seq B named. A node back from a partition, or an empty one, so
 //   compares only what changed while it was away, whatever the store's size. Applies carry the writer's seq
 //   span, so A's cursor into a writer's log follows its writes, and under steady load a round finds nothing.
-// - digest (every digestRoundEvery-th periodic round with a peer): A → digest (fingerprints of its
+// - digest (every digestRoundEvery-th periodic round with a peer, or owed): A → digest (fingerprints of its
 //   non-empty buckets); B answers stamps (its stamps in the differing buckets that fit one message, `more` if
 //   others differ too); A pulls what B holds newer. The safety net for what a cursor cannot see: an entry
 //   skipped for clock skew, a peer's database restored from a copy, a write left out of B's answer because
-//   its writer's link to A was up when A asked, if the writer then died before reaching A.
+//   its writer's link to A was up when A asked, if the writer then died before reaching A (see below).
 // Cursors are saved through the Ready at most once per antiEntropyIntervalTicks and read back at start, so a
 // restarted node resumes where it left off; a lost or stale one only costs reading more of a log.
 // Then B answers the pull with entries messages, the final one marked `last`, and the round completes once
@@ -34,6 +34,17 @@
 // version or newer, is left to that round. Every round is bounded in bytes and in time (roundTimeoutTicks);
 // B keeps no state for it. Rounds run every antiEntropyIntervalTicks with one peer at a time (round robin),
 // and at once with a peer whose link comes up.
+//
+// Losing a writer: while O's link is up and A reads O's log, A's since rounds with others leave out O's writes
+// yet move A's cursors past them. So when O's link goes down or O is removed before A held O's writes (the
+// latest round with O left something behind, or none completed since A started, or an apply or since answer
+// named a seq of O's log past A's cursor), every other peer owes A a digest round. So does every peer A holds
+// a cursor into when A starts with cursors into several: nothing says it held what they moved past. An owed
+// round starts as soon as that peer's round slot is free and its link reported up (after the link-up since
+// round), not at its periodic turn; the debt ends when one of its rounds completes without continuing (or a
+// persist fails). Only the writes of a peer whose link was reported up are left out, not of one merely not
+// reported down (every peer at start). Left to the periodic digest round: a write whose apply to A was lost
+// unnoticed.
 //
 // Membership: setPeers changes the peers at run time (a new peer is read from the start of its change log,
 // a removed one is forgotten and stops counting for writes in flight); syncProgress tells a learner's
@@ -102,6 +113,12 @@ type PersistOrigin =
 
 type Cursor = Omit<PeerCursor, "peer">;
 
+/** A point in one store's change log. */
+interface LogPosition {
+  storeId: number;
+  seq: number;
+}
+
 interface Round {
   roundId: number;
   peer: NodeId;
@@ -138,11 +155,21 @@ export class StoreSync {
   private readonly rounds = new Map<NodeId, Round>();
   private readonly roundsByToken = new Map<number, Round>();
   private readonly linksDown = new Set<NodeId>();
+  /**
+   * Peers whose link was reported up and not down since: only their writes are left out of since answers. A peer
+   * merely not reported down (every peer at start) may be dead, and its writes then reach us only from others.
+   */
+  private readonly linksUp = new Set<NodeId>();
   private readonly cursors = new Map<NodeId, Cursor>();
   /** The latest round with each peer that completed (syncProgress). */
   private readonly lastRounds = new Map<NodeId, NonNullable<PeerSyncProgress["lastRound"]>>();
-  /** The head of each peer's change log as its latest since answer named it (syncProgress). */
-  private readonly headSeqs = new Map<NodeId, number>();
+  /** How far each peer's change log reaches as far as we heard: its latest since answer, or an apply past it. */
+  private readonly heads = new Map<NodeId, LogPosition>();
+  /**
+   * Peers owed a digest round, each with why: our cursors into their logs may have moved past writes we do
+   * not hold, of a peer lost before we held them, or from before a restart (see the header).
+   */
+  private readonly digestsOwed = new Map<NodeId, string>();
   /** Periodic rounds started with each peer: every digestRoundEvery-th is a digest round. */
   private readonly periodicRounds = new Map<NodeId, number>();
   private readonly antiEntropyTimer: Timeout;
@@ -176,6 +203,10 @@ export class StoreSync {
     // Where the previous run left off, so a restart does not read every peer's whole log again.
     for (const { peer, ...cursor } of view.syncCursors()) {
       if (this.peers.has(peer)) this.cursors.set(peer, cursor);
+    }
+    // Rounds with one peer may have moved its cursor past another's writes, and nothing says we held them.
+    if (this.cursors.size > 1) {
+      for (const peer of this.cursors.keys()) this.digestsOwed.set(peer, "restarted with cursors");
     }
     this.checkedState = {
       cursors: this.cursors,
@@ -280,8 +311,11 @@ export class StoreSync {
     const origin = this.takeOrigin(token);
     const round = this.roundsByToken.get(token);
     this.roundsByToken.delete(token);
-    if (origin?.kind === "round" && round !== undefined)
+    if (origin?.kind === "round" && round !== undefined) {
       this.abandonRound(round, `persist failed: ${reason}`);
+      // Retrying at once would fail alike: what the owed digest round was for waits for a periodic one.
+      this.digestsOwed.delete(round.peer);
+    }
     this.assertInvariants();
   }
 
@@ -290,6 +324,7 @@ export class StoreSync {
     if (!this.peers.has(peer)) return;
     this.beginInput("linkUp");
     this.linksDown.delete(peer);
+    this.linksUp.add(peer);
     const inFlight = this.rounds.get(peer);
     if (inFlight !== undefined) this.abandonRound(inFlight, "link came up again");
     this.startRound(peer, "since", "link up");
@@ -299,9 +334,12 @@ export class StoreSync {
   linkDown(peer: NodeId): void {
     if (!this.peers.has(peer)) return;
     this.beginInput("linkDown");
+    this.noteLost(peer, this.peerList);
     this.linksDown.add(peer);
+    this.linksUp.delete(peer);
     const inFlight = this.rounds.get(peer);
     if (inFlight !== undefined) this.abandonRound(inFlight, "link down");
+    this.startOwedDigests();
     this.assertInvariants();
   }
 
@@ -320,6 +358,9 @@ export class StoreSync {
     this.beginInput("setPeers");
     const added = peers.filter((peer) => !this.peers.has(peer));
     const removed = this.peerList.filter((peer) => !peers.includes(peer));
+    // An added peer has no cursor to have moved past anything: a since round reads its log from the start.
+    const kept = peers.filter((peer) => this.peers.has(peer));
+    for (const peer of removed) this.noteLost(peer, kept);
     this.peers.clear();
     for (const peer of peers) this.peers.add(peer);
     this.peerList = [...peers];
@@ -327,6 +368,7 @@ export class StoreSync {
     let cursorsDropped = false;
     for (const peer of removed) cursorsDropped = this.forgetPeer(peer) || cursorsDropped;
     if (cursorsDropped) this.saveCursors();
+    this.startOwedDigests();
     this.assertInvariants();
   }
 
@@ -335,9 +377,11 @@ export class StoreSync {
     const round = this.rounds.get(peer);
     if (round !== undefined) this.abandonRound(round, "peer removed");
     this.linksDown.delete(peer);
+    this.linksUp.delete(peer);
     this.periodicRounds.delete(peer);
     this.lastRounds.delete(peer);
-    this.headSeqs.delete(peer);
+    this.heads.delete(peer);
+    this.digestsOwed.delete(peer);
     for (const write of [...this.writes.values()]) {
       if (!write.hosts.includes(peer)) continue;
       write.hosts = write.hosts.filter((host) => host !== peer);
@@ -356,6 +400,7 @@ export class StoreSync {
     }
     switch (message.type) {
       case "apply":
+        if (message.seqs !== null) this.noteHead(from, message.seqs.storeId, message.seqs.upToSeq);
         this.requestPersist(from, message.entries, {
           kind: "apply",
           from,
@@ -398,7 +443,9 @@ export class StoreSync {
     this.writeTimeoutTicksMin = writeTimeoutTicksMin;
     for (const round of [...this.rounds.values()]) {
       round.timer.tick();
-      if (round.timer.fired()) this.abandonRound(round, `no answer within ${round.timer.afterTicks} ticks`);
+      if (!round.timer.fired()) continue;
+      this.abandonRound(round, `no answer within ${round.timer.afterTicks} ticks`);
+      this.startOwedDigest(round.peer);
     }
     this.cursorSaveTimer.tick();
     if (this.cursorSaveTimer.fired()) {
@@ -467,7 +514,7 @@ export class StoreSync {
    * peer held newer was pulled and persisted: the cursor then stands at that head. A digest round, when it
    * compared every bucket that differed and pulled and persisted everything the peer held newer. Either
    * way, pulling nothing another round was already pulling. A since answer leaves out the writes of origins
-   * this node reads directly (itself, peers it holds cursors into), so caught up with every peer means
+   * this node reads directly (itself, linked peers it holds cursors into), so caught up with every peer means
    * holding everything they showed. False for a node that is not a peer, and after a restart until a round
    * completes; rounds abandoned (timeouts, links down) change nothing.
    */
@@ -476,7 +523,7 @@ export class StoreSync {
     return {
       caughtUp: this.peers.has(peer) && lastRound !== null && !lastRound.leftBehind,
       cursorSeq: this.cursors.get(peer)?.seq ?? null,
-      headSeq: this.headSeqs.get(peer) ?? null,
+      headSeq: this.heads.get(peer)?.seq ?? null,
       lastRound,
     };
   }
@@ -599,7 +646,7 @@ export class StoreSync {
     if (round === undefined) return;
     const ours = this.view.stampsAt(message.stamps.map((s) => s.path));
     const { storeId, createdWallMs, upToSeq } = message;
-    this.headSeqs.set(from, upToSeq);
+    this.heads.set(from, { storeId, seq: upToSeq });
     this.pullNewer(round, ours, message.stamps, message.more, { storeId, createdWallMs, seq: upToSeq });
   }
 
@@ -668,20 +715,62 @@ export class StoreSync {
 
   /**
    * What a since round with `peer` need not be offered: this node's own writes, and those of every other peer
-   * whose change log it reads itself (a cursor, a link up). Those reach it from their writer; what a writer
-   * can no longer deliver (its link went down later) the digest rounds still compare. Without this, under
-   * one writer each follower would be offered every write again by the other follower.
+   * whose change log it reads itself (a cursor, a link reported up). Those reach it from their writer; what a
+   * writer can no longer deliver (its link went down later) the digest rounds still compare (noteLost). Without
+   * this, under one writer each follower would be offered every write again by the other follower.
    */
   private originsToSkip(peer: NodeId): OriginSkip[] {
     const skip: OriginSkip[] = [
       { nodeId: this.config.selfId, fromWallMs: this.view.identity().createdWallMs },
     ];
     for (const [other, cursor] of this.cursors) {
-      if (other !== peer && !this.linksDown.has(other)) {
+      if (other !== peer && this.linksUp.has(other)) {
         skip.push({ nodeId: other, fromWallMs: cursor.createdWallMs });
       }
     }
     return skip;
+  }
+
+  /**
+   * `lost` goes (link down, or removed). If since answers left out its writes (its link was up and we read its
+   * log) while we did not hold them all, others may hold them behind our cursors into their logs, where no since
+   * round looks again: each of `others` owes a digest round.
+   */
+  private noteLost(lost: NodeId, others: readonly NodeId[]): void {
+    if (!this.linksUp.has(lost) || !this.cursors.has(lost) || this.holdsWritesOf(lost)) return;
+    for (const peer of others) {
+      if (peer !== lost) this.digestsOwed.set(peer, `${lost} lost before we held its writes`);
+    }
+  }
+
+  /**
+   * Whether we hold every write of `peer` that we have heard of: the latest round with it left nothing behind
+   * (syncProgress), and no apply or since answer since named a seq of its log past our cursor. A write whose
+   * apply to us was lost and which nothing after it revealed stays unknown: the periodic digest round covers it.
+   */
+  private holdsWritesOf(peer: NodeId): boolean {
+    const cursor = this.cursors.get(peer);
+    const head = this.heads.get(peer);
+    const atHead = head === undefined || (cursor?.storeId === head.storeId && cursor.seq >= head.seq);
+    return atHead && this.syncProgress(peer).caughtUp;
+  }
+
+  /** `peer`'s change log reaches `seq` of store `storeId`. */
+  private noteHead(peer: NodeId, storeId: number, seq: number): void {
+    const head = this.heads.get(peer);
+    if (head?.storeId !== storeId || head.seq < seq) this.heads.set(peer, { storeId, seq });
+  }
+
+  private startOwedDigests(): void {
+    for (const peer of this.digestsOwed.keys()) this.startOwedDigest(peer);
+  }
+
+  /** Starts the digest round `peer` is owed once its round slot is free and its link reported up. */
+  private startOwedDigest(peer: NodeId): void {
+    const reason = this.digestsOwed.get(peer);
+    if (reason !== undefined && !this.rounds.has(peer) && this.linksUp.has(peer)) {
+      this.startRound(peer, "digest", reason);
+    }
   }
 
   /**
@@ -734,7 +823,11 @@ export class StoreSync {
     this.event({ type: "round-completed", peer, roundId, pulled, more });
     if (more && (round.kind === "since" || pulled > 0)) {
       this.startRound(peer, round.kind, "continuing a bounded round");
+      return;
     }
+    // A digest round that ran to its end did what an owed one is for; after any other, the owed one starts.
+    if (round.kind === "digest") this.digestsOwed.delete(peer);
+    this.startOwedDigest(peer);
   }
 
   private abandonRound(round: Round, reason: string): void {

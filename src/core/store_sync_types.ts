@@ -134,7 +134,7 @@ export interface PeerSyncProgress {
   caughtUp: boolean;
   /** How far this node has read the peer's change log; null before its first since round completed. */
   cursorSeq: number | null;
-  /** The head of the peer's change log as its latest since answer named it; null before one came. */
+  /** How far the peer's change log reaches, as far as this node heard (its latest since answer, or an apply). */
   headSeq: number | null;
   /** The latest round with the peer that completed; leftBehind = something remained to read or pull. */
   lastRound: { kind: RoundKind; leftBehind: boolean } | null;

@@ -34,23 +34,37 @@ export class Harness {
   queue: Envelope<StoreSyncMessage>[] = [];
   readonly sent: Envelope<StoreSyncMessage>[] = [];
   private writeIdNext = 1;
+  private readonly overrides: Partial<StoreSyncConfig>;
 
   constructor(ids: readonly NodeId[], overrides: Partial<StoreSyncConfig> = {}, bucketCount = 256) {
+    this.overrides = overrides;
     for (const id of ids) {
       const store = new MemoryLocalStore({ nodeId: id, bucketCount });
-      const config: StoreSyncConfig = {
-        selfId: id,
-        peers: ids.filter((p) => p !== id),
-        writeTimeoutTicks: 10,
-        antiEntropyIntervalTicks: 1000,
-        roundTimeoutTicks: 5,
-        digestRoundEvery: 4,
-        limits: DEFAULT_STORE_SYNC_LIMITS,
-        ...overrides,
-      };
-      const node = { id, store, autoPersist: true, held: [], results: [], events: [] };
-      this.nodes.set(id, { ...node, core: new StoreSync(config, store) });
+      const core = new StoreSync(this.config(id, ids), store);
+      this.nodes.set(id, { id, store, core, autoPersist: true, held: [], results: [], events: [] });
     }
+  }
+
+  /** A crash and restart: a new core over the same store, with `peers`, and nothing in flight kept. */
+  restart(id: NodeId, peers: readonly NodeId[]): void {
+    const node = this.node(id);
+    node.core = new StoreSync(this.config(id, peers), node.store);
+    node.held.length = 0;
+    this.queue = this.queue.filter((e) => e.from !== id && e.to !== id);
+    this.drain(node);
+  }
+
+  private config(id: NodeId, peers: readonly NodeId[]): StoreSyncConfig {
+    return {
+      selfId: id,
+      peers: peers.filter((p) => p !== id),
+      writeTimeoutTicks: 10,
+      antiEntropyIntervalTicks: 1000,
+      roundTimeoutTicks: 5,
+      digestRoundEvery: 4,
+      limits: DEFAULT_STORE_SYNC_LIMITS,
+      ...this.overrides,
+    };
   }
 
   node(id: NodeId): Node {
@@ -125,6 +139,22 @@ export class Harness {
   linkUp(id: NodeId, peer: NodeId): void {
     this.node(id).core.linkUp(peer);
     this.drain(this.node(id));
+  }
+
+  linkDown(id: NodeId, peer: NodeId): void {
+    this.node(id).core.linkDown(peer);
+    this.drain(this.node(id));
+  }
+
+  /**
+   * One tick of a clock on which every message takes a tick: delivers what was queued before it (losing what
+   * goes to or comes from a node in `dead`), then ticks every other node once.
+   */
+  runTick(dead: ReadonlySet<NodeId> = new Set()): void {
+    for (const envelope of this.queue.splice(0)) {
+      if (!dead.has(envelope.from) && !dead.has(envelope.to)) this.deliver(envelope);
+    }
+    for (const id of this.nodes.keys()) if (!dead.has(id)) this.tick(id);
   }
 
   setPeers(id: NodeId, peers: readonly NodeId[]): void {
