@@ -2,8 +2,9 @@
 // Each node keeps an in-memory LocalStore that loses nothing committed, and is drained as the shell drains
 // it (src/store/replicator.ts): merge each persist batch, send, hand out write results, advance, then
 // report the batches persisted once they are flushed: at once, or after a random flush delay (the
-// replicator's fsync on the thread pool), with other inputs stepped meanwhile. A crash drops the core (writes in flight, rounds, unsent acks) and
-// keeps the store; a torn crash strikes inside a drain, between two persist batches. A restart builds a
+// replicator's fsync on the thread pool), with other inputs stepped meanwhile. A crash drops the core (writes
+// in flight, rounds, unsent acks) and keeps the store, and its peers see its link go down; a torn crash
+// strikes inside a drain, between two persist batches. A restart builds a
 // new core over the same store, and the mesh reports the links up on both sides. Membership may change:
 // setPeers gives one node its new peers (a node outside the cluster has none), and the mesh reports the
 // link to each added peer up, on both sides when that peer lists it too. Each node's wall clock
@@ -213,6 +214,13 @@ export class StoreCluster {
     node.crashAfterPersists = null;
     node.flushes.length = 0;
     this.line(`${id} crash (store keeps ${node.store.all().length} entries)`);
+    // Its peers' links to it drop at once, as a kill -9 closes its sockets.
+    for (const other of this.nodes.values()) {
+      if (other.config.peers.includes(id)) {
+        other.core?.linkDown(id);
+        this.drain(other);
+      }
+    }
   }
 
   /** Arms a crash inside this node's next drain, before its `persists`+1-th persist batch. */

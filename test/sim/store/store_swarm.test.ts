@@ -158,11 +158,17 @@ test("sim: store checker: a core whose anti-entropy never answers does not conve
   assert.match(error.message, /not converged/);
 });
 
-/** Three nodes on a quiet network with the default bounds. */
-function quietCluster(seed: string, limits = DEFAULT_STORE_SYNC_LIMITS): StoreCluster {
+/** Three nodes (or `ids`, of which `members` start in the cluster) on a quiet network. */
+function quietCluster(
+  seed: string,
+  limits = DEFAULT_STORE_SYNC_LIMITS,
+  ids: NodeId[] = ["n1", "n2", "n3"],
+  members = ids,
+): StoreCluster {
   return new StoreCluster({
     rng: new Prng(seed),
-    nodes: ["n1", "n2", "n3"].map((id, i) => ({ id, drift: 0, firstTickUnits: i * 100, skewMs: 0 })),
+    nodes: ids.map((id, i) => ({ id, drift: 0, firstTickUnits: i * 100, skewMs: 0 })),
+    members,
     tickMs: 20,
     writeTimeoutTicks: 50,
     antiEntropyIntervalTicks: 10_000,
@@ -221,3 +227,53 @@ test("sim: store scenario: concurrent writes to one path on every node settle on
   const winners = new Set(c.ids.map((id) => c.store(id).get("shared")?.version.nodeId));
   assert.equal(winners.size, 1);
 });
+
+test("sim: store scenario: a node joining through the writer, which dies mid catch-up, gets the rest from the others at once", () => {
+  const limits = {
+    ...DEFAULT_STORE_SYNC_LIMITS,
+    entriesPerMessageMax: 64,
+    pathsPerPullMax: 64,
+    stampsPerMessageMax: 256,
+  };
+  const members: NodeId[] = ["n1", "n2", "n3"];
+  const c = quietCluster("writer-lost", limits, [...members, "n4"], members);
+  const encoder = new TextEncoder();
+  const entryCount = 3000;
+  for (let i = 0; i < entryCount; i += 100) {
+    const writes = Array.from({ length: 100 }, (_, j) => ({
+      path: `certs/${i + j}.pem`,
+      value: encoder.encode(`v${i + j}`),
+    }));
+    c.write("n1", writes, 1);
+    c.runTicks(1);
+  }
+  c.runTicks(20);
+  assert.ok(members.every((id) => c.store(id).all().length === entryCount));
+  // n4 joins through n1 and reads its log; then it learns of n2 and n3, whose since answers leave n1's
+  // writes out, and they of n4.
+  const n4 = c.core("n4");
+  c.setPeers("n4", ["n1"]);
+  c.setPeers("n1", ["n2", "n3", "n4"]);
+  runTicksUntil(c, () => n4?.syncProgress("n1").cursorSeq !== null, 50);
+  c.setPeers("n4", members);
+  for (const id of ["n2", "n3"])
+    c.setPeers(
+      id,
+      ["n1", "n2", "n3", "n4"].filter((p) => p !== id),
+    );
+  runTicksUntil(c, () => ["n2", "n3"].every((p) => n4?.syncProgress(p).caughtUp), 50);
+  const held = c.store("n4").all().length;
+  assert.ok(held < entryCount / 2, `n4 holds ${held} already`);
+  c.crash("n1");
+  const ticks = ticksUntilConverged(c, 500);
+  assert.equal(c.store("n4").all().length, entryCount);
+  // The periodic rounds are 10 000 ticks apart: only the digest rounds owed at n1's loss can do this.
+  assert.ok(ticks < 200, `${ticks} ticks`);
+});
+
+function runTicksUntil(c: StoreCluster, done: () => boolean, ticksMax: number): void {
+  for (let t = 0; !done(); t++) {
+    assert.ok(t < ticksMax, `not done within ${ticksMax} ticks`);
+    c.runTicks(1);
+  }
+}

@@ -323,7 +323,8 @@ function awaitConvergence(
 /**
  * Once converged and quiet, every member must report itself caught up with every other member (at some
  * tick: a since round with a far-behind cursor reports it behind again until its chain of rounds ends);
- * returns the ticks until the last pair did. Time enough for a digest round with each peer, four times over.
+ * returns the ticks until the last pair did. Time enough for a digest round with each peer, four times over,
+ * after the last move of a cursor still behind: a chain of since rounds reads a long log in bounded steps.
  */
 function awaitCaughtUp(
   cluster: StoreCluster,
@@ -333,14 +334,25 @@ function awaitCaughtUp(
 ): number {
   const ticksMax =
     4 * cluster.ids.length * o.digestRoundEvery * (o.antiEntropyIntervalTicks + o.roundTimeoutTicks);
-  let behind = members.flatMap((id) => cluster.peersOf(id).map((peer) => [id, peer] as const));
-  for (let t = 0; t <= ticksMax; t++) {
-    behind = behind.filter(([id, peer]) => !cluster.core(id)?.syncProgress(peer).caughtUp);
+  const cursorSeq = (id: NodeId, peer: NodeId) => cluster.core(id)?.syncProgress(peer).cursorSeq ?? null;
+  let behind = members.flatMap((id) =>
+    cluster.peersOf(id).map((peer) => ({ id, peer, seq: cursorSeq(id, peer) })),
+  );
+  for (let t = 0, stillTicks = 0; stillTicks <= ticksMax; t++, stillTicks++) {
+    behind = behind.filter(({ id, peer }) => !cluster.core(id)?.syncProgress(peer).caughtUp);
     if (behind.length === 0) return t;
+    for (const pair of behind) {
+      const seq = cursorSeq(pair.id, pair.peer);
+      if (seq !== pair.seq) stillTicks = 0;
+      pair.seq = seq;
+    }
     cluster.runTicks(1);
   }
-  const pairs = behind.map(([id, peer]) => `${id}→${peer}`).join(" ");
-  throw new StoreSwarmFailureError(seed, `not caught up ${ticksMax} ticks after converging: ${pairs}`);
+  const pairs = behind.map(({ id, peer }) => `${id}→${peer}`).join(" ");
+  throw new StoreSwarmFailureError(
+    seed,
+    `not caught up ${ticksMax} ticks after a cursor last moved: ${pairs}`,
+  );
 }
 
 function describeOptions(o: StoreSwarmOptions): string {
