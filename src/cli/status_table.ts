@@ -21,6 +21,7 @@ export interface StatusDocument {
     committedVersion: number;
     pendingVersion: number | null;
     configDrift: string[];
+    refusedBy?: { peer: string; reason: string }[];
   };
   peers: Array<{
     id: string;
@@ -82,6 +83,12 @@ function membershipLines(m: StatusDocument["membership"]): string[] {
   const pending = m.pendingVersion === null ? "" : `, v${m.pendingVersion} pending`;
   const held = m.version === 0 ? "none yet" : `v${m.version} (committed v${m.committedVersion}${pending})`;
   const lines = [`members ${held}   this node: ${m.standing}`];
+  const refusedBy = m.refusedBy ?? [];
+  if (refusedBy.length > 0) {
+    lines.push(
+      `warning ${refusedBy.map((r) => r.peer).join(", ")} refuse this node as not in their membership: it was removed (stop it, or add it again with tandem member add)`,
+    );
+  }
   if (m.configDrift.length > 0) {
     lines.push(
       "warning tandem.yml differs from the cluster's membership, which rules (tandem member list):",

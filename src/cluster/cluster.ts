@@ -77,6 +77,11 @@ export interface ClusterStatus extends LeadershipView {
     pendingVersion: number | null;
     /** How tandem.yml's peers differ from the membership held; [] when they agree (or nothing is held). */
     configDrift: string[];
+    /**
+     * Peers that refuse this node's links because it is not in their membership: it was removed (perhaps
+     * while it was down, so it never heard) and should be stopped or added again.
+     */
+    refusedBy: { peer: NodeId; reason: string }[];
   };
   peers: PeerStatus[];
 }
@@ -100,6 +105,9 @@ export function electionConfigFor(
     checkQuorum: true,
   };
 }
+
+/** How a peer's mesh refuses a node outside its membership (src/mesh/handshake.ts, notMemberReason). */
+const notMemberRefusal = /is not a member/;
 
 export class Cluster implements Coordination {
   private readonly options: ClusterOptions;
@@ -262,6 +270,11 @@ export class Cluster implements Coordination {
                 membership.config,
                 this.options.self.id,
               ),
+        refusedBy: [...links.values()]
+          .filter(
+            (link) => !link.connected && link.lastError !== null && notMemberRefusal.test(link.lastError),
+          )
+          .map((link) => ({ peer: link.id, reason: link.lastError as string })),
       },
       peers: listed.map((peer) => {
         const link = links.get(peer.id);

@@ -238,6 +238,15 @@ describe("membership: a removed node that comes back is refused", { timeout: 300
     assert.equal(listed.code, 0, describeRun(listed));
     const ids = (JSON.parse(listed.stdout) as { members: Array<{ id: string }> }).members.map((m) => m.id);
     assert.deepEqual(ids.sort(), pair);
+    // n3 itself says why it is alone: its peers refuse it as not in their membership.
+    const told = await harness.waitFor("n3's status to name the peers refusing it", ["n3"], (all) => {
+      const refusedBy = (all.get("n3") as MemberNodeStatus | undefined)?.membership.refusedBy ?? [];
+      return refusedBy.length > 0 ? refusedBy : undefined;
+    });
+    assert.ok(
+      told.every((r) => pair.includes(r.peer) && r.reason.includes(refusal)),
+      JSON.stringify(told),
+    );
     console.log(
       `removed node back: refused; ${settled.leaderId} kept term ${settled.term} over ${rounds} rounds`,
     );

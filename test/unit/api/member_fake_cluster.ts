@@ -78,6 +78,7 @@ export class FakeCluster implements MembershipControl {
         committedVersion: version,
         pendingVersion: null,
         configDrift: this.configDrift,
+        refusedBy: [],
       },
       peers: this.membership.nodes
         .filter((n) => n.id !== "n1")

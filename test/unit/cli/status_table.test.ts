@@ -56,3 +56,21 @@ test("status table: a leader shows whether its lease is valid", () => {
     /this node: leader \(lease valid\)/,
   );
 });
+
+test("status table: the membership line, how tandem.yml differs, and peers refusing a removed node", () => {
+  const text = renderStatus({
+    ...status,
+    membership: {
+      standing: "voter",
+      version: 7,
+      committedVersion: 6,
+      pendingVersion: 7,
+      configDrift: ["n9 is configured but not in membership v7"],
+      refusedBy: [{ peer: "n2", reason: "refused by peer: node n1 is not a member of membership v9" }],
+    },
+  });
+  assert.match(text, /members v7 \(committed v6, v7 pending\)\s+this node: voter/);
+  assert.match(text, /warning n2 refuse this node as not in their membership: it was removed/);
+  assert.match(text, /tandem\.yml differs[^\n]*\n\s+- n9 is configured but not in membership v7/);
+  assert.doesNotMatch(renderStatus(status), /members|warning/, "agents older than membership print no line");
+});
