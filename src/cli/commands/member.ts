@@ -185,7 +185,8 @@ function registerAdd(member: Command): void {
     .addHelpText(
       "after",
       "\nWithout --wait the command returns once the cluster holds the add; the node votes after you start it\n" +
-        "and it has caught up. A new node can also add itself: start it with `tandem agent --join ADDRESS`.\n\n" +
+        "(with --join, or a config listing the members: alone in its file it would bootstrap a cluster of its\n" +
+        "own) and it has caught up. A new node can also add itself: start it with `tandem agent --join ADDRESS`.\n\n" +
         "Examples:\n  tandem member add n4 --address 10.0.0.4:7400\n" +
         "  tandem member add n4 --address 10.0.0.4:7400 --wait --timeout 5m\n" +
         "  tandem member add w1 --address 10.0.0.9:7400 --witness",
@@ -287,9 +288,10 @@ function registerReplace(member: Command): void {
   withApiOptions(withNewNodeOptions(command, "how long to wait for NEW to vote"))
     .addHelpText(
       "after",
-      "\nEach step is committed before the next. Start NEW's agent (with its certificate) while the command\n" +
-        "waits. After a failure the command says which step failed and what state the cluster is in; run it\n" +
-        "again to continue.\n\nExample:\n  tandem member replace n3 n4 --address 10.0.0.4:7400",
+      "\nEach step is committed before the next. Start NEW's agent (with its certificate from the cluster CA)\n" +
+        "with `tandem agent --join ADDRESS` (any member's mesh address) while the command waits.\n" +
+        "After a failure the command says which step failed and what state the cluster is in; run it again\n" +
+        "to continue.\n\nExample:\n  tandem member replace n3 n4 --address 10.0.0.4:7400",
     )
     .action(
       action(async (command, oldId: string, newId: string, options: NewNodeOptions & { force?: boolean }) => {
