@@ -51,7 +51,7 @@ export class ElectionRunner {
   private readonly selfId: NodeId;
   private lastLeader: NodeId | null = null;
   private lastRole: Role;
-  private lastMembership: MembershipStatus;
+  private lastMembershipEpoch: number;
   private draining = false;
 
   constructor(options: ElectionRunnerOptions) {
@@ -64,7 +64,7 @@ export class ElectionRunner {
     const rng = new Prng(options.seed ?? randomBytes(8).toString("hex"));
     this.core = new Election(options.config, persisted, rng);
     this.lastRole = this.core.status().role;
-    this.lastMembership = this.core.membership();
+    this.lastMembershipEpoch = this.core.membershipEpoch;
     this.ticker = (options.ticker ?? new Ticker()).every(options.tickMs, (count) => {
       for (let i = 0; i < count; i++) this.core.tick();
       this.drain();
@@ -159,9 +159,9 @@ export class ElectionRunner {
     }
     // Ticks before the core's next timer only count: sleep through them (inputs catch up first).
     this.ticker.wakeAfter(Math.min(this.core.ticksUntilTimer(), sleepTicksMax));
-    const membership = this.core.membership();
-    if (membershipDiffers(membership, this.lastMembership)) {
-      this.lastMembership = membership;
+    if (this.core.membershipEpoch !== this.lastMembershipEpoch) {
+      this.lastMembershipEpoch = this.core.membershipEpoch;
+      const membership = this.core.membership();
       changes.push(() => this.events.emit("membership:changed", membership));
     }
     for (const emit of changes) emit();
@@ -196,13 +196,4 @@ export class ElectionRunner {
       this.logger[type === "lease-lost" ? "warn" : "debug"](fields, `election ${type}`);
     }
   }
-}
-
-function membershipDiffers(a: MembershipStatus, b: MembershipStatus): boolean {
-  return (
-    a.config !== b.config ||
-    a.standing !== b.standing ||
-    a.committedVersion !== b.committedVersion ||
-    a.pendingVersion !== b.pendingVersion
-  );
 }

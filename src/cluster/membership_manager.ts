@@ -72,13 +72,17 @@ export class MembershipManager {
     this.options = options;
     this.logger = options.logger;
     this.promoteTimer = options.ticker.every(promoteCheckMs, () => void this.promoteCaughtUpLearners());
-    options.election.events.on("membership:changed", (status) => this.follow(status));
+    options.election.events.on("membership:changed", (status) => {
+      this.follow(status);
+      this.schedulePromotions();
+    });
+    options.election.events.on("role:changed", () => this.schedulePromotions());
     options.mesh.onRequest(MEMBERSHIP_CHANNEL, (from, payload) => this.answer(from, payload));
   }
 
   start(): void {
     this.follow(this.options.election.membership());
-    this.promoteTimer.start();
+    this.schedulePromotions();
   }
 
   stop(): void {
@@ -336,6 +340,15 @@ export class MembershipManager {
       .filter((result) => !result.caughtUp)
       .map((result) => result.detail);
     return { caughtUp: behind.length === 0, behind };
+  }
+
+  /** The promotion check runs only on a leader with a learner to promote: an idle cluster never wakes for it. */
+  private schedulePromotions(): void {
+    const { election } = this.options;
+    const waiting = election.membership().config?.nodes.some((n) => !n.voting && n.autoPromote) ?? false;
+    const needed = waiting && election.status().role === "leader";
+    if (needed && !this.promoteTimer.running) this.promoteTimer.start();
+    if (!needed && this.promoteTimer.running) this.promoteTimer.stop();
   }
 
   /** Leader: promote the first learner marked for it whose capabilities all caught up with this node. */

@@ -103,6 +103,8 @@ export class Election {
   /** Leader: nodes the pending change removes, told of their removal once it commits. */
   private departing: NodeId[] = [];
   private committedVersion = 0;
+  /** Bumped whenever membership() would answer differently (see membershipEpoch). */
+  private membershipEpochValue = 0;
   private readonly mismatchesReported = new Set<string>();
 
   private term: Term;
@@ -240,6 +242,7 @@ export class Election {
     this.view.adopt(result.next, this.term);
     this.membershipChanged();
     this.pendingVersion = result.next.version;
+    this.membershipEpochValue++;
     this.lease?.setVoters(this.view.voters);
     this.events.push({
       type: "membership-adopted",
@@ -253,6 +256,14 @@ export class Election {
     this.commitIfHeld();
     this.assertInvariants();
     return { ok: true, version: result.next.version };
+  }
+
+  /**
+   * Changes whenever membership() would answer differently in its list, standing, committed or pending
+   * version: a shell polls this cheap number after each drain instead of building the status.
+   */
+  get membershipEpoch(): number {
+    return this.membershipEpochValue;
   }
 
   membership(): MembershipStatus {
@@ -515,7 +526,10 @@ export class Election {
     from: NodeId,
     heartbeat: Extract<ElectionMessage, { type: "heartbeat" }>,
   ): void {
-    this.committedVersion = Math.max(this.committedVersion, heartbeat.committed);
+    if (heartbeat.committed > this.committedVersion) {
+      this.committedVersion = heartbeat.committed;
+      this.membershipEpochValue++;
+    }
     const config = heartbeat.config;
     // Within one term the leader's lists only grow: a late heartbeat must not roll us back to an older one
     // after we answered holding the newer (the leader may have counted that answer towards a commit).
@@ -551,6 +565,7 @@ export class Election {
     if (holding < quorumSize(voters.length)) return;
     this.committedVersion = this.pendingVersion;
     this.pendingVersion = null;
+    this.membershipEpochValue++;
     this.events.push({ type: "membership-committed", term: this.term, version: this.committedVersion });
     // The nodes this change removed hear no more heartbeats: tell them once, with the list that drops them.
     const config = this.view.config;
@@ -568,6 +583,7 @@ export class Election {
 
   /** What depends on the list: timeout bias by priority rank. */
   private membershipChanged(): void {
+    this.membershipEpochValue++;
     this.timeoutDraws = 1 + Math.min(priorityDrawsExtraMax, this.priorityRank());
   }
 
@@ -694,6 +710,7 @@ export class Election {
     this.heldByPeer.clear();
     this.departing = [];
     this.pendingVersion = this.view.config?.version ?? null;
+    this.membershipEpochValue++;
     this.lease = new LeaderLease({
       selfId: this.selfId,
       voters: this.view.voters,
@@ -735,6 +752,8 @@ export class Election {
 
   private setRole(role: Role, leaderId: NodeId | null, reason: string): void {
     if (role === this.role && leaderId === this.leaderId) return;
+    // membership() reports a pending version only while leading.
+    if (role !== this.role) this.membershipEpochValue++;
     this.role = role;
     this.leaderId = leaderId;
     this.events.push({ type: "role-changed", term: this.term, role, leaderId, reason });
