@@ -227,13 +227,9 @@ function resolveSecurity(file: ConfigFile, baseDir: string, problems: FieldProbl
 }
 
 function resolveStore(file: ConfigFile, baseDir: string, problems: FieldProblem[]): StoreConfig {
+  // min_acks is not held to the configured peers: they only bootstrap, and the cluster may grow (a node
+  // started with --join lists none). A request asking for more acks than the node has peers is refused.
   const s = file.store;
-  if (typeof s.min_acks === "number" && s.min_acks > file.peers.length) {
-    problems.push({
-      path: ["store", "min_acks"],
-      message: `${s.min_acks} exceeds the ${file.peers.length} configured peer(s); use "all" for every peer`,
-    });
-  }
   const m = s.materialise;
   const dir = m ? resolve(baseDir, m.dir) : null;
   const prefixCheck = m && m.prefix !== "" ? validateStorePath(m.prefix.replace(/\/$/, "")) : null;
