@@ -321,7 +321,7 @@ export class Election {
     const own = this.priorityOf(this.selfId);
     if (this.view.leaderEligible.some((member) => this.priorityOf(member) > own)) return 1;
     // Alone: its heartbeats reach no one and its own acknowledgement keeps its lease.
-    if (this.view.others().length === 0) return Number.POSITIVE_INFINITY;
+    if ((this.view.config?.nodes.length ?? 1) <= 1) return Number.POSITIVE_INFINITY;
     let ticks = this.heartbeatTimer.afterTicks - this.heartbeatTimer.elapsedTicks;
     // The lease only lengthens as ticks pass without acknowledgements (this node's own send counts).
     if (this.config.checkQuorum) ticks = Math.min(ticks, this.leaseRemainingTicks());
