@@ -1,24 +1,16 @@
 // members [1 2 ...]: the membership each named (default: every) node holds: its standing, version, the
 // term of the leader it took the list from, the committed and pending versions, and the list itself.
 import type { Membership } from "../../../src/core/membership.ts";
-import { type Command, nodeId } from "./command.ts";
+import type { Command } from "./command.ts";
 import type { InteractionEnv } from "./env.ts";
+import { printPerNode } from "./handle_status.ts";
 
 export function handleMembers(env: InteractionEnv, command: Command): void {
-  const ids = command.args.length > 0 ? command.args.map(nodeId) : [...env.nodes.keys()];
-  for (const id of ids) {
-    const core = env.node(id).core;
-    if (core === null) {
-      env.print(`${id} down`);
-      continue;
-    }
-    const m = core.status().membership;
+  printPerNode(env, command, ({ membership: m }) => {
     const held = m.config === null ? "no list" : `v${m.summary.version} term=${m.summary.term}`;
     const pending = m.pendingVersion === null ? "" : ` pending=v${m.pendingVersion}`;
-    env.print(
-      `${id} ${m.standing} ${held} committed=v${m.committedVersion}${pending}${formatList(m.config)}`,
-    );
-  }
+    return `${m.standing} ${held} committed=v${m.committedVersion}${pending}${formatList(m.config)}`;
+  });
 }
 
 /** " [n1 n2 n3:witness n4:learner]": voting members plain, others with what they are. */
