@@ -5,6 +5,7 @@
 import type { Logger } from "pino";
 import type { MembershipStatus } from "../core/election_types.ts";
 import {
+  demotedFromLeading,
   findMember,
   type MemberSpec,
   type MembershipChange,
@@ -160,7 +161,7 @@ export class MembershipManager {
   }
 
   private async changeHere(change: MembershipChange, force: boolean): Promise<ChangeOutcome> {
-    if (this.demotesSelf(change)) return this.handOffThenForward(change, force);
+    if (demotedFromLeading(change) === this.options.selfId) return this.handOffThenForward(change, force);
     const unsafe = force ? null : this.quorumRisk(change);
     if (unsafe !== null) return { ok: false, refusal: "unsafe", reason: unsafe };
     const proposed = this.options.election.propose(change);
@@ -170,14 +171,6 @@ export class MembershipManager {
     }
     this.logger.info({ change, version: proposed.version }, "membership change proposed");
     return this.awaitCommit(proposed.version);
-  }
-
-  private demotesSelf(change: MembershipChange): boolean {
-    const demoting =
-      change.type === "remove" ||
-      change.type === "demote" ||
-      (change.type === "update" && change.role === "witness");
-    return demoting && change.id === this.options.selfId;
   }
 
   /** The leader cannot take itself out of the voting members: a successor does it. */
@@ -269,7 +262,7 @@ export class MembershipManager {
     if (status.config === this.applied && status.standing === this.appliedStanding) return;
     this.applied = status.config;
     this.appliedStanding = status.standing;
-    const { mesh, health, selfId } = this.options;
+    const { mesh, health } = this.options;
     if (this.removalTimer !== null) clearTimeout(this.removalTimer);
     this.removalTimer = null;
     if (status.standing === "removed") {
@@ -285,7 +278,7 @@ export class MembershipManager {
       return;
     }
     if (status.config === null) return;
-    const others = status.config.nodes.filter((n) => n.id !== selfId && n.address !== "");
+    const others = this.dialablePeers();
     for (const peer of mesh.peers()) {
       const kept = others.some((n) => n.id === peer.id);
       if (!kept && peer.address !== "" && !this.departing.has(peer.id)) {
@@ -304,13 +297,17 @@ export class MembershipManager {
     health.setPeers(others.map((n) => n.id));
   }
 
-  /** The mesh's peers: the held list, plus the nodes just removed until their grace period ends. */
-  private applyPeers(): void {
-    const config = this.applied;
-    if (config == null || this.appliedStanding === "removed") return;
-    const others = config.nodes
+  /** Every other node of the held list that has an address to dial. */
+  private dialablePeers(): { id: NodeId; address: string }[] {
+    return (this.applied?.nodes ?? [])
       .filter((n) => n.id !== this.options.selfId && n.address !== "")
       .map((n) => ({ id: n.id, address: n.address }));
+  }
+
+  /** The mesh's peers: the held list, plus the nodes just removed until their grace period ends. */
+  private applyPeers(): void {
+    if (this.applied == null || this.appliedStanding === "removed") return;
+    const others = this.dialablePeers();
     const departing = [...this.departing].map(([id, { address }]) => ({ id, address }));
     this.options.mesh.setPeers([...others, ...departing.filter((d) => !others.some((o) => o.id === d.id))]);
   }

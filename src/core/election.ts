@@ -48,6 +48,7 @@ import { LeaderLease } from "./leader_lease.ts";
 import {
   applyMembershipChange,
   compareMembership,
+  demotedFromLeading,
   type Membership,
   type MembershipChange,
   type MembershipSummary,
@@ -225,13 +226,8 @@ export class Election {
     if (this.pendingVersion !== null) {
       return { ok: false, reason: `membership v${this.pendingVersion} is not yet held by a quorum; retry` };
     }
-    const id = change.type === "add" ? change.node.id : change.id;
-    const demotesSelf =
-      change.type === "remove" ||
-      change.type === "demote" ||
-      (change.type === "update" && change.role === "witness");
-    if (id === this.selfId && demotesSelf) {
-      return { ok: false, reason: `${id} leads: hand leadership to another member first` };
+    if (demotedFromLeading(change) === this.selfId) {
+      return { ok: false, reason: `${this.selfId} leads: hand leadership to another member first` };
     }
     const current = this.view.config;
     if (current === null) throw new Error("leader without a membership");

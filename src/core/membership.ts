@@ -51,6 +51,15 @@ export type MembershipChange =
 
 export type MembershipChangeResult = { ok: true; next: Membership } | { ok: false; reason: string };
 
+/** The node a change would take out of the members that may lead (removed, demoted, made a witness), or null. */
+export function demotedFromLeading(change: MembershipChange): NodeId | null {
+  const demoting =
+    change.type === "remove" ||
+    change.type === "demote" ||
+    (change.type === "update" && change.role === "witness");
+  return demoting ? change.id : null;
+}
+
 export function voterIds(m: Membership): NodeId[] {
   return m.nodes.filter((n) => n.voting).map((n) => n.id);
 }
