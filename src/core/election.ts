@@ -847,13 +847,14 @@ export class Election {
     return { term: this.term, votedFor: this.votedFor, ...(membership === undefined ? {} : { membership }) };
   }
 
+  /** Asked at every hasReady(): compares fields instead of building the persisted form. */
   private hardStateChanged(): boolean {
-    const membership = this.view.persistedForm();
+    const held = this.persisted.membership;
     return (
       this.term !== this.persisted.term ||
       this.votedFor !== this.persisted.votedFor ||
-      membership?.config !== this.persisted.membership?.config ||
-      membership?.term !== this.persisted.membership?.term
+      this.view.config !== (held?.config ?? null) ||
+      (this.view.config !== null && this.view.term !== held?.term)
     );
   }
 
