@@ -120,17 +120,6 @@ export class Cluster implements Coordination {
     this.options = options;
     this.emitter = new SafeEmitter(options.logger);
     const ticker = options.ticker ?? new Ticker();
-    this.election = new ElectionRunner({
-      config: {
-        ...electionConfigFor(options.self, options.peers, options.timings),
-        join: options.join === true,
-      },
-      store: options.store,
-      mesh: options.mesh,
-      logger: options.logger.child({ component: "election" }),
-      tickMs: options.timings.tickMs,
-      ticker,
-    });
     this.health = new HealthRunner({
       mesh: options.mesh,
       selfId: options.self.id,
@@ -143,6 +132,19 @@ export class Cluster implements Coordination {
       },
       logger: options.logger.child({ component: "health" }),
       ticker,
+    });
+    this.election = new ElectionRunner({
+      config: {
+        ...electionConfigFor(options.self, options.peers, options.timings),
+        join: options.join === true,
+      },
+      store: options.store,
+      mesh: options.mesh,
+      logger: options.logger.child({ component: "election" }),
+      tickMs: options.timings.tickMs,
+      ticker,
+      // The leader's heartbeats vouch for the peers it hears, so followers need not ping each other.
+      vouches: this.health,
     });
     this.membershipManager = new MembershipManager({
       selfId: options.self.id,

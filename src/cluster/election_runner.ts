@@ -17,7 +17,12 @@ import type { NodeId, Role, Term } from "../core/types.ts";
 import type { MeshApi } from "../mesh/index.ts";
 import { type MonotonicTicker, SafeEmitter, Ticker } from "../shell/index.ts";
 import type { HardStateStore } from "./hard_state_store.ts";
-import { decodeElectionMessage, ELECTION_CHANNEL, encodeElectionMessage } from "./wire.ts";
+import {
+  decodeElectionMessage,
+  ELECTION_CHANNEL,
+  encodeElectionMessage,
+  encodeVouchedPeers,
+} from "./wire.ts";
 
 export interface ElectionRunnerEventMap extends Record<string, unknown[]> {
   "leader:changed": [leaderId: NodeId | null, term: Term];
@@ -36,6 +41,18 @@ export interface ElectionRunnerOptions {
   seed?: string;
   /** The agent's shared ticker; a ticker of its own by default. */
   ticker?: Ticker;
+  /** What heartbeats carry for the failure detectors (see HealthRunner); none by default. */
+  vouches?: HeartbeatVouches;
+}
+
+/**
+ * The failure detector's side of the heartbeats: a leader vouches in each round for the peers it heard
+ * lately, and a follower takes what a heartbeat vouches for. The election core never sees either.
+ */
+export interface HeartbeatVouches {
+  /** Asked once per round of heartbeats. */
+  heardLately(): readonly NodeId[];
+  vouched(from: NodeId, peers: readonly NodeId[]): void;
 }
 
 /** Longest sleep between timer wake-ups (a witness's core never needs one): within the catch-up bound. */
@@ -53,12 +70,14 @@ export class ElectionRunner {
   private lastRole: Role;
   private lastMembershipEpoch: number;
   private draining = false;
+  private readonly vouches: HeartbeatVouches | undefined;
 
   constructor(options: ElectionRunnerOptions) {
     this.selfId = options.config.selfId;
     this.store = options.store;
     this.mesh = options.mesh;
     this.logger = options.logger;
+    this.vouches = options.vouches;
     this.events = new SafeEmitter(options.logger);
     const persisted = this.store.load();
     const rng = new Prng(options.seed ?? randomBytes(8).toString("hex"));
@@ -129,6 +148,7 @@ export class ElectionRunner {
     this.ticker.catchUp();
     this.core.step({ from, to: this.selfId, message: decoded.message });
     this.drain();
+    if (decoded.vouchedPeers.length > 0) this.vouches?.vouched(from, decoded.vouchedPeers);
   }
 
   /**
@@ -144,8 +164,15 @@ export class ElectionRunner {
       while (this.core.hasReady()) {
         const ready = this.core.ready();
         if (ready.hardState) this.store.save(ready.hardState);
+        let vouchedPeers: Uint8Array | undefined;
         for (const envelope of ready.messages) {
-          this.mesh.send(envelope.to, ELECTION_CHANNEL, encodeElectionMessage(envelope.message));
+          if (envelope.message.type === "heartbeat" && this.vouches)
+            vouchedPeers ??= encodeVouchedPeers(this.vouches.heardLately());
+          this.mesh.send(
+            envelope.to,
+            ELECTION_CHANNEL,
+            encodeElectionMessage(envelope.message, vouchedPeers),
+          );
         }
         for (const event of ready.events) this.logEvent(event);
         if (ready.softState)

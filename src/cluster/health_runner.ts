@@ -3,9 +3,17 @@
 // peers), pings go out on the mesh channel "health" to the peers the detector says are due (those silent
 // for a heartbeat interval), any frame from a peer counts as hearing from it (the mesh counts them; each
 // tick reads the counts), and drained transitions become typed events.
+//
+// Vouches: a follower hears the leader in every heartbeat, but nothing from the other followers, and
+// pinging each of them five times a second was most of what an idle follower did (bench/idle.ts). So the
+// leader's heartbeats list the peers it heard lately (heardLately) and a follower counts that as hearing
+// from them (vouched): no follower-to-follower pings while a leader is heard. The price: a follower learns
+// of a peer's death up to about two heartbeat intervals after the leader stopped hearing it, and a link
+// between two followers that silently drops is noticed by the mesh keepalive (a few seconds), not by the
+// detector; a vouch never revives a suspect peer (src/core/health.ts). Without a leader, pings resume.
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
-import { type HealthConfig, HealthDetector, type PeerState } from "../core/health.ts";
+import { type HealthConfig, HealthDetector, PeerState } from "../core/health.ts";
 import type { NodeId } from "../core/types.ts";
 import type { MeshApi, SendResult } from "../mesh/index.ts";
 import { type MonotonicTicker, SafeEmitter, Ticker } from "../shell/index.ts";
@@ -104,6 +112,10 @@ interface PeerContact {
   pingedAtMs: number;
   /** mesh.framesReceived(peer) at the last tick: a change since means the peer was heard. */
   framesSeen: number;
+  /** mesh.framesReceived(peer) at the last heardLately() call. */
+  framesVouched: number;
+  /** performance.now() when heardLately() last saw new frames from the peer. */
+  framesVouchedAtMs: number;
 }
 
 const rttSmoothingWeight = 1 / 8;
@@ -120,6 +132,7 @@ export class HealthRunner {
   private readonly mesh: HealthMesh;
   private readonly tickMs: number;
   private readonly heartbeatIntervalTicks: number;
+  private readonly heartbeatIntervalMs: number;
   private readonly logger: Logger;
   private readonly detector: HealthDetector;
   private readonly selfId: NodeId;
@@ -142,6 +155,7 @@ export class HealthRunner {
     this.logger = options.logger;
     const config = healthConfigFromTimings(options.peers, options.timings);
     this.heartbeatIntervalTicks = config.heartbeatIntervalTicks;
+    this.heartbeatIntervalMs = options.timings.heartbeatIntervalMs;
     this.detector = new HealthDetector(config);
     this.selfId = options.selfId;
     this.peerIds = [...options.peers];
@@ -184,6 +198,8 @@ export class HealthRunner {
         lastSendResult: "sent",
         pingedAtMs: Number.NEGATIVE_INFINITY,
         framesSeen: this.mesh.framesReceived(peer),
+        framesVouched: this.mesh.framesReceived(peer),
+        framesVouchedAtMs: Number.NEGATIVE_INFINITY,
       });
     }
   }
@@ -209,6 +225,42 @@ export class HealthRunner {
         lastHeardMs: contact?.lastHeardMs ?? null,
       };
     });
+  }
+
+  /**
+   * The peers this node heard within the last heartbeat interval (frames counted by the mesh since the last
+   * call, or seen by a call less than an interval ago) and that its detector holds alive: what a leader
+   * vouches for in its heartbeats. Reads counters only: safe to call in the middle of an election drain.
+   */
+  heardLately(): NodeId[] {
+    const heard: NodeId[] = [];
+    if (this.timer === null) return heard;
+    const nowMs = performance.now();
+    for (let i = 0; i < this.peerIds.length; i++) {
+      const peer = this.peerIds[i] as NodeId;
+      const contact = this.contacts.get(peer);
+      if (contact === undefined) continue;
+      const frames = this.mesh.framesReceived(peer);
+      if (frames !== contact.framesVouched) {
+        contact.framesVouched = frames;
+        contact.framesVouchedAtMs = nowMs;
+      }
+      if (
+        nowMs - contact.framesVouchedAtMs < this.heartbeatIntervalMs &&
+        this.detector.stateOf(peer) === PeerState.Alive
+      )
+        heard.push(peer);
+    }
+    return heard;
+  }
+
+  /** `from` heard these peers lately (its heartbeat says so): alive ones need no ping from here. */
+  vouched(from: NodeId, peers: readonly NodeId[]): void {
+    if (this.timer === null || !this.contacts.has(from)) return;
+    for (let i = 0; i < peers.length; i++) {
+      const peer = peers[i] as NodeId;
+      if (peer !== this.selfId && peer !== from) this.detector.vouchedFor(peer);
+    }
   }
 
   /** Lifeguard score: 0 while this node runs on time; timeouts are stretched by (score + 1). */

@@ -8,11 +8,15 @@
 //   pre-vote-response, vote-response, vote       u8 flag (granted / transfer) | summary
 //   heartbeat-response                           f64 seq | summary
 //   heartbeat                                    f64 seq | summary | f64 committed | u32 n | n bytes
+//                                                | u16 v | v bytes
 // where summary = f64 membership version | f64 membership term | 8 bytes membership hash, numbers are
-// non-negative safe integers, and the heartbeat's n bytes (n = 0: none) are the whole membership as JSON,
-// sent only to a node that does not hold it yet, and schema-checked here. Every other type has one length;
-// anything else is refused, so an accepted payload re-encodes to the same bytes.
+// non-negative safe integers, the heartbeat's n bytes (n = 0: none) are the whole membership as JSON,
+// sent only to a node that does not hold it yet, and schema-checked here, and its v bytes are the ids of
+// the peers the sender heard lately, comma-separated (v = 0: none): the leader vouches for them to the
+// followers' failure detectors (see HealthRunner.heardLately), which the election core never sees. Every
+// other type has one length; anything else is refused, so an accepted payload re-encodes to the same bytes.
 import type { ElectionMessage, Membership, MembershipSummary } from "../core/election_types.ts";
+import { type NodeId, nodeIdPattern } from "../core/types.ts";
 import { checkMembership } from "./membership_schema.ts";
 import { readUint, writeUint } from "./wire_numbers.ts";
 
@@ -30,19 +34,40 @@ const typeCodes = {
 
 /** Where the summary starts, per type code (index); -1 for none. */
 const summaryAtByCode = [-1, 9, 10, 10, 10, 17, 17, -1];
-/** Fixed length per type code (index); a heartbeat adds its membership bytes. 0 for unknown codes. */
-const lengthByCode = [0, 33, 34, 34, 34, 53, 41, 9];
+/** Fixed length per type code (index); a heartbeat adds its membership and vouch bytes. 0 for unknown codes. */
+const lengthByCode = [0, 33, 34, 34, 34, 55, 41, 9];
+/** Where a heartbeat's membership bytes start (after their u32 length). */
+const heartbeatConfigAt = 53;
 
 /** A membership list on the wire: at most this many bytes (about 2,000 nodes). */
 export const membershipBytesMax = 256 * 1024;
 
-export function encodeElectionMessage(message: ElectionMessage): Uint8Array {
+const noBytes = Buffer.alloc(0);
+
+/** The vouch bytes of a heartbeat: made once per round of heartbeats, not once per recipient. */
+export function encodeVouchedPeers(peers: readonly NodeId[]): Uint8Array {
+  const bytes = Buffer.from(peers.join(","));
+  if (bytes.byteLength > vouchBytesMax)
+    throw new RangeError(`${peers.length} vouched peers exceed the field`);
+  return bytes;
+}
+
+const vouchBytesMax = 0xffff;
+
+/** `vouchedPeers` (from encodeVouchedPeers) goes into a heartbeat only; other types carry none. */
+export function encodeElectionMessage(
+  message: ElectionMessage,
+  vouchedPeers: Uint8Array = noBytes,
+): Uint8Array {
   const code = typeCodes[message.type];
   const config =
     message.type === "heartbeat" && message.config !== undefined
       ? Buffer.from(JSON.stringify(message.config))
       : null;
-  const bytes = Buffer.allocUnsafe((lengthByCode[code] as number) + (config?.byteLength ?? 0));
+  const vouches = message.type === "heartbeat" ? vouchedPeers : noBytes;
+  const bytes = Buffer.allocUnsafe(
+    (lengthByCode[code] as number) + (config?.byteLength ?? 0) + vouches.byteLength,
+  );
   bytes[0] = code;
   writeUint(bytes, 1, message.term);
   switch (message.type) {
@@ -67,8 +92,11 @@ export function encodeElectionMessage(message: ElectionMessage): Uint8Array {
     writeSummary(bytes, summaryAtByCode[code] as number, message.membership);
   if (message.type === "heartbeat") {
     writeUint(bytes, 41, message.committed);
-    bytes.writeUInt32BE(config?.byteLength ?? 0, 49);
-    config?.copy(bytes, 53);
+    const configBytes = config?.byteLength ?? 0;
+    bytes.writeUInt32BE(configBytes, 49);
+    config?.copy(bytes, heartbeatConfigAt);
+    bytes.writeUInt16BE(vouches.byteLength, heartbeatConfigAt + configBytes);
+    bytes.set(vouches, heartbeatConfigAt + configBytes + 2);
   }
   return bytes;
 }
@@ -80,10 +108,19 @@ function writeSummary(bytes: Buffer, at: number, summary: MembershipSummary): vo
   bytes.write(summary.hash, at + 16, "hex");
 }
 
-export type DecodeResult = { ok: true; message: ElectionMessage } | { ok: false; reason: string };
+/** `vouchedPeers`: what a heartbeat vouches for ([] for every other type). */
+export type DecodeResult =
+  | { ok: true; message: ElectionMessage; vouchedPeers: readonly NodeId[] }
+  | { ok: false; reason: string };
 
-/** The longest election message: a heartbeat carrying the largest membership. */
-export const electionMessageBytesMax = 53 + membershipBytesMax;
+/** The longest election message: a heartbeat carrying the largest membership and vouch list. */
+export const electionMessageBytesMax = 55 + membershipBytesMax + vouchBytesMax;
+
+const noPeers: readonly NodeId[] = Object.freeze([]);
+
+function accept(message: ElectionMessage): DecodeResult {
+  return { ok: true, message, vouchedPeers: noPeers };
+}
 
 /** Never throws: hostile bytes from a peer become a reason to log. */
 export function decodeElectionMessage(payload: Uint8Array): DecodeResult {
@@ -95,28 +132,28 @@ export function decodeElectionMessage(payload: Uint8Array): DecodeResult {
   if (!fixedLength) return refuse(`${payload.byteLength} bytes, type ${code} takes ${length}`);
   const term = readUint(payload, 1);
   if (term < 0) return refuse("term is not a non-negative integer");
-  if (code === typeCodes["timeout-now"]) return { ok: true, message: { type: "timeout-now", term } };
+  if (code === typeCodes["timeout-now"]) return accept({ type: "timeout-now", term });
   const membership = readSummary(payload, summaryAtByCode[code] as number);
   if (membership === null) return refuse("membership summary is not two non-negative integers");
   switch (code) {
     case typeCodes["pre-vote"]:
-      return { ok: true, message: { type: "pre-vote", term, membership } };
+      return accept({ type: "pre-vote", term, membership });
     case typeCodes["pre-vote-response"]:
     case typeCodes["vote-response"]:
     case typeCodes.vote: {
       const flag = payload[9];
       if (flag !== 0 && flag !== 1) return refuse(`flag byte ${flag} is not 0 or 1`);
       if (code === typeCodes.vote) {
-        return { ok: true, message: { type: "vote", term, transfer: flag === 1, membership } };
+        return accept({ type: "vote", term, transfer: flag === 1, membership });
       }
       const type = code === typeCodes["vote-response"] ? "vote-response" : "pre-vote-response";
-      return { ok: true, message: { type, term, granted: flag === 1, membership } };
+      return accept({ type, term, granted: flag === 1, membership });
     }
     default: {
       const seq = readUint(payload, 9);
       if (seq < 0) return refuse("seq is not a non-negative integer");
       if (code === typeCodes["heartbeat-response"]) {
-        return { ok: true, message: { type: "heartbeat-response", term, seq, membership } };
+        return accept({ type: "heartbeat-response", term, seq, membership });
       }
       return decodeHeartbeat(payload, term, seq, membership);
     }
@@ -133,15 +170,27 @@ function decodeHeartbeat(
   if (committed < 0) return refuse("committed is not a non-negative integer");
   const view = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
   const configBytes = view.readUInt32BE(49);
-  if (payload.byteLength !== 53 + configBytes) {
+  const vouchesAt = heartbeatConfigAt + configBytes + 2;
+  if (payload.byteLength < vouchesAt) {
     return refuse(`heartbeat of ${payload.byteLength} bytes announces ${configBytes} membership bytes`);
   }
-  if (configBytes === 0)
-    return { ok: true, message: { type: "heartbeat", term, seq, membership, committed } };
+  const vouchBytes = view.readUInt16BE(vouchesAt - 2);
+  if (payload.byteLength !== vouchesAt + vouchBytes) {
+    return refuse(`heartbeat of ${payload.byteLength} bytes announces ${vouchBytes} vouch bytes`);
+  }
+  const vouchedPeers = vouchBytes === 0 ? noPeers : parseVouchedPeers(view.subarray(vouchesAt));
+  if (vouchedPeers === null) return refuse("vouched peers are not a list of node ids");
+  const heartbeat = { type: "heartbeat" as const, term, seq, membership, committed };
+  if (configBytes === 0) return { ok: true, message: heartbeat, vouchedPeers };
   if (configBytes > membershipBytesMax) return refuse(`membership of ${configBytes} bytes`);
-  const config = parseMembership(view.subarray(53));
+  const config = parseMembership(view.subarray(heartbeatConfigAt, heartbeatConfigAt + configBytes));
   if (config === null) return refuse("membership is not a valid list");
-  return { ok: true, message: { type: "heartbeat", term, seq, membership, committed, config } };
+  return { ok: true, message: { ...heartbeat, config }, vouchedPeers };
+}
+
+function parseVouchedPeers(bytes: Buffer): NodeId[] | null {
+  const peers = bytes.toString("latin1").split(",");
+  return peers.every((peer) => nodeIdPattern.test(peer)) ? peers : null;
 }
 
 function parseMembership(bytes: Buffer): Membership | null {

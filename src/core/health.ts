@@ -8,6 +8,9 @@
 // stays silent. A ping tells the peer that we live and its pong tells us, so on a link with no other
 // traffic the side whose silence reaches the interval first pings and the other side stays quiet: one
 // exchange per interval, not one per side; a link that carries election heartbeats needs no pings.
+// Between followers, the leader's heartbeats vouch for the peers the leader heard lately (vouchedFor), so
+// an idle cluster's followers need not ping each other at all; a vouch keeps an alive peer alive, never
+// revives a suspect one.
 //
 // Timing contract (awareness score 0, timers on time): silence is counted in ticks since the peer was last
 // heard; a live peer is heard at least once per heartbeat interval (it is pinged then). A peer becomes
@@ -204,6 +207,24 @@ export class HealthDetector {
     if (health.state !== PeerState.Alive) this.transition(health, PeerState.Alive);
     health.silentTicks = 0;
     return true;
+  }
+
+  /**
+   * Another node (the leader, in its heartbeats) heard `peer` lately: as good as hearing from it ourselves,
+   * but only while the peer is alive here. A suspect or down peer needs direct evidence (a frame from it),
+   * so a peer whose link to this node broke goes suspect and down on schedule however often others vouch
+   * for it. False if the peer is not watched or not alive.
+   */
+  vouchedFor(peer: NodeId): boolean {
+    const health = this.peerHealth.get(peer);
+    if (health?.state !== PeerState.Alive) return false;
+    health.silentTicks = 0;
+    return true;
+  }
+
+  /** A watched peer's state; undefined if the peer is not watched. */
+  stateOf(peer: NodeId): PeerState | undefined {
+    return this.peerHealth.get(peer)?.state;
   }
 
   /**

@@ -394,3 +394,63 @@ test("health runner: while peers are heard it wakes once per decision, not every
   runner(h, "b").stop();
   await time.runUntil("b down", () => h.changes.get("a")?.some((c) => c.to === "down") === true);
 });
+
+test("health runner: followers vouched for by the leader's heartbeats do not ping each other; a dead one still goes down", async (t) => {
+  const time = new VirtualTime(t);
+  const h = harness(t, ["l", "f", "g"]);
+  for (const r of h.runners.values()) r.start();
+  const l = h.meshes.get("l");
+  const f = h.meshes.get("f");
+  const g = h.meshes.get("g");
+  assert.ok(l && f && g);
+  let gAnswers = true;
+  // The election's part, as ElectionRunner plays it: l heartbeats with its vouches, f and g answer.
+  const leaderHeartbeatMs = lan.leaderHeartbeatMs / scale;
+  const heartbeats = setInterval(() => {
+    const vouched = runner(h, "l").heardLately();
+    for (const [id, mesh] of [
+      ["f", f],
+      ["g", g],
+    ] as const) {
+      l.send(id, "election", new Uint8Array([5]));
+      runner(h, id).vouched("l", vouched);
+      if (id === "f" || gAnswers) mesh.send("l", "election", new Uint8Array([6]));
+    }
+  }, leaderHeartbeatMs);
+  t.after(() => clearInterval(heartbeats));
+  await time.run(10 * timings.heartbeatIntervalMs);
+  assert.deepEqual(runner(h, "l").heardLately().sort(), ["f", "g"]);
+  const pings = () =>
+    h.network.sendCount("f", "g", HEALTH_CHANNEL) + h.network.sendCount("g", "f", HEALTH_CHANNEL);
+  const pingsBefore = pings();
+  const windowMs = 25 * timings.heartbeatIntervalMs; // 1 s: 25 pings each way without the vouches
+  await time.run(windowMs);
+  assert.ok(pings() - pingsBefore <= 2, `${pings() - pingsBefore} follower pings in ${windowMs} ms`);
+  for (const id of ["l", "f", "g"]) assert.deepEqual(h.changes.get(id), [], id);
+  // g dies: l stops hearing it and stops vouching for it, and f declares it down by its own silence.
+  gAnswers = false;
+  h.network.setMuted("g", true);
+  const diedAtMs = time.elapsedMs;
+  await time.runUntil("f sees g down", () => h.changes.get("f")?.some((c) => c.to === "down") === true);
+  assert.ok(!runner(h, "l").heardLately().includes("g"));
+  assert.deepEqual(h.changes.get("f"), [
+    { peer: "g", from: "alive", to: "suspect" },
+    { peer: "g", from: "suspect", to: "down" },
+  ]);
+  // Later than l by at most the vouch's reach (an interval, seen at the next heartbeat) and the last
+  // vouch's delivery: never sooner than the detector's own timeout.
+  const downAfterMs = time.elapsedMs - diedAtMs;
+  assert.ok(downAfterMs >= timings.downAfterMs - timings.heartbeatIntervalMs, `${downAfterMs}`);
+  assert.ok(
+    downAfterMs <= timings.downAfterMs + 2 * timings.heartbeatIntervalMs + leaderHeartbeatMs,
+    `${downAfterMs}`,
+  );
+  // A vouch for a peer that is not alive here changes nothing: only g's own frames bring it back.
+  runner(h, "f").vouched("l", ["g"]);
+  assert.equal(
+    runner(h, "f")
+      .peers()
+      .find((p) => p.id === "g")?.state,
+    "down",
+  );
+});

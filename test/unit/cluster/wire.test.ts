@@ -7,7 +7,11 @@ import {
   encodeHealthMessage,
   type HealthMessage,
 } from "../../../src/cluster/health_wire.ts";
-import { decodeElectionMessage, encodeElectionMessage } from "../../../src/cluster/wire.ts";
+import {
+  decodeElectionMessage,
+  encodeElectionMessage,
+  encodeVouchedPeers,
+} from "../../../src/cluster/wire.ts";
 import type { ElectionMessage } from "../../../src/core/election_types.ts";
 import { sortedMembership } from "../../../src/core/membership.ts";
 import { Prng } from "../../../src/core/prng.ts";
@@ -61,25 +65,58 @@ function raw(type: number, floats: number[], tail: number[] = []): Uint8Array {
 }
 
 const summaryBytes = [...Buffer.alloc(24)];
+/** The membership summary in raw()'s heartbeats: version 1, term 1, a zero hash. */
+const decodedSummary = { version: 1, term: 1, hash: "0".repeat(16) };
 
-/** A heartbeat whose membership bytes are `value` as JSON. */
-function heartbeatWith(value: unknown): Uint8Array {
+/** A heartbeat whose membership bytes are `value` as JSON, and whose vouch bytes are `vouches`. */
+function heartbeatWith(value: unknown, vouches = ""): Uint8Array {
   const json = Buffer.from(JSON.stringify(value));
   const length = Buffer.alloc(4);
   length.writeUInt32BE(json.byteLength);
-  return raw(5, [1, 1, 1, 1, 0, 1], [...length, ...json]);
+  return heartbeatTail([...length, ...json, ...vouchField(vouches)]);
+}
+
+/** A heartbeat's fixed part followed by `tail` (from its u32 membership length on). */
+function heartbeatTail(tail: number[]): Uint8Array {
+  return raw(5, [1, 1, 1, 1, 0, 1], tail);
+}
+
+function vouchField(vouches: string): number[] {
+  const bytes = Buffer.from(vouches, "latin1");
+  const length = Buffer.alloc(2);
+  length.writeUInt16BE(bytes.byteLength);
+  return [...length, ...bytes];
 }
 
 test("cluster wire: every election message round-trips", () => {
   for (const message of electionSamples) {
-    assert.deepEqual(decodeElectionMessage(encodeElectionMessage(message)), { ok: true, message });
+    assert.deepEqual(decodeElectionMessage(encodeElectionMessage(message)), {
+      ok: true,
+      message,
+      vouchedPeers: [],
+    });
   }
+});
+
+test("cluster wire: a heartbeat carries the peers its sender vouches for; other types carry none", () => {
+  const vouches = encodeVouchedPeers(["n2", "n3.b", "edge-7"]);
+  for (const message of electionSamples) {
+    const bytes = encodeElectionMessage(message, vouches);
+    const expected = message.type === "heartbeat" ? ["n2", "n3.b", "edge-7"] : [];
+    assert.deepEqual(decodeElectionMessage(bytes), { ok: true, message, vouchedPeers: expected });
+    if (message.type !== "heartbeat") assert.deepEqual(bytes, encodeElectionMessage(message));
+  }
+  assert.deepEqual(decodeElectionMessage(heartbeatTail([0, 0, 0, 0, ...vouchField("n1")])), {
+    ok: true,
+    message: { type: "heartbeat", term: 1, seq: 1, membership: decodedSummary, committed: 1 },
+    vouchedPeers: ["n1"],
+  });
 });
 
 test("cluster wire: a plain Uint8Array decodes like a Buffer", () => {
   const message: ElectionMessage = { type: "heartbeat", term: 9, seq: 2, membership, committed: 1, config };
   const copy = new Uint8Array(encodeElectionMessage(message));
-  assert.deepEqual(decodeElectionMessage(copy), { ok: true, message });
+  assert.deepEqual(decodeElectionMessage(copy), { ok: true, message, vouchedPeers: [] });
   const ping: HealthMessage = { type: "ping", seq: 1, sentAtMs: 2.5 };
   assert.deepEqual(decodeHealthMessage(new Uint8Array(encodeHealthMessage(ping))), {
     ok: true,
@@ -111,9 +148,16 @@ test("cluster wire: hostile election payloads are reasons, never exceptions", ()
     raw(5, [1]), // heartbeat without its seq
     raw(5, [1, -1, 1, 1, 0, 1], [0, 0, 0, 0]),
     raw(6, [1, 0.5, 1, 1, 0]),
-    raw(5, [1, 1, 1, 1, 0, 1], [0, 0, 0, 1]), // announces one membership byte, carries none
-    raw(5, [1, 1, 1, 1, 0, 1], [0, 0, 0, 2, 0x7b, 0x7d]), // {} is not a membership
-    raw(5, [1, 1, 1, 1, 0, 1], [0, 0, 0, 2, 0x7b]), // not JSON
+    heartbeatTail([0, 0, 0, 1, 0, 0]), // announces one membership byte, carries none
+    heartbeatTail([0, 0, 0, 2, 0x7b, 0x7d, 0, 0]), // {} is not a membership
+    heartbeatTail([0, 0, 0, 2, 0x7b, 0, 0]), // not JSON
+    heartbeatTail([0, 0, 0, 0]), // no vouch field
+    heartbeatTail([0, 0, 0, 0, 0, 3, 0x6e, 0x31]), // announces three vouch bytes, carries two
+    heartbeatTail([0, 0, 0, 0, 0, 0, 0]), // a byte after the vouch field
+    heartbeatWith(config, "n1,,n2"), // an empty id
+    heartbeatWith(config, "n1,"),
+    heartbeatWith(config, "N1"), // not a node id
+    heartbeatWith(config, "n\u00e9"),
     heartbeatWith({ ...config, nodes: [...config.nodes].reverse() }), // not sorted by id
     heartbeatWith({ version: 1, nodes: [] }), // nobody may lead
     heartbeatWith({ ...config, extra: true }),
@@ -178,7 +222,7 @@ test("cluster wire: fuzzed bytes never throw, and what is accepted re-encodes to
     const length =
       rng.intBetween(0, 3) === 0
         ? rng.intBetween(0, 60)
-        : ([9, 17, 33, 34, 41, 53][rng.intBetween(0, 5)] ?? 9);
+        : ([9, 17, 33, 34, 41, 55][rng.intBetween(0, 5)] ?? 9);
     const bytes = Buffer.from(Array.from({ length }, () => rng.intBetween(0, 255)));
     if (length > 0 && rng.intBetween(0, 1) === 0) bytes[0] = rng.intBetween(0, 8);
     // Float64s with small exponents are often integers: make some of them so.
@@ -192,7 +236,7 @@ test("cluster wire: fuzzed bytes never throw, and what is accepted re-encodes to
         bytes.writeDoubleBE(rng.intBetween(0, 9), at + 8);
       }
     }
-    if (length === 53 && rng.intBetween(0, 1) === 0) bytes.writeUInt32BE(0, 49);
+    if (length === 55 && rng.intBetween(0, 1) === 0) bytes.writeUIntBE(0, 49, 6);
     const election = decodeElectionMessage(bytes);
     if (election.ok) {
       acceptedElection++;

@@ -7,6 +7,7 @@ import {
   PeerState,
   validateHealthConfig,
 } from "../../../src/core/health.ts";
+import { Prng } from "../../../src/core/prng.ts";
 
 // The runner's defaults in ticks of 50 ms: heartbeat 200 ms, suspect after 3 missed, down after 1 s.
 const defaults: HealthConfig = {
@@ -105,6 +106,78 @@ test("health: heard again: suspect and down peers come back alive", () => {
     { peer: "n2", from: PeerState.Down, to: PeerState.Alive, silentTicks: 25 },
   ]);
   assert.deepEqual(detector.peerStates()[0], { peer: "n2", state: PeerState.Alive, silentTicks: 0 });
+});
+
+test("health: a vouch keeps an alive peer alive and unpinged, and never revives a suspect one", () => {
+  const detector = new HealthDetector(defaults);
+  // n2 never sends anything itself; the leader vouches for it every 2 ticks.
+  const vouches = (tick: number) => {
+    n3Heartbeats(detector)(tick);
+    if (tick % 2 === 0) assert.equal(detector.vouchedFor("n2"), true);
+  };
+  detector.takePingDue("n2"); // the start-up ping
+  const pinged: number[] = [];
+  const observed = run(detector, 40, (tick) => {
+    vouches(tick);
+    if (detector.takePingDue("n2")) pinged.push(tick);
+  });
+  assert.deepEqual(observed, []);
+  assert.deepEqual(pinged, [], "a vouched peer is not pinged");
+  // The link to n2 drops: suspect at once, and vouches no longer count; down on schedule (20 ticks).
+  detector.linkDown("n2");
+  assert.equal(detector.stateOf("n2"), PeerState.Suspect);
+  const afterLinkDown = run(detector, 20, (tick) => {
+    n3Heartbeats(detector)(tick);
+    assert.equal(detector.vouchedFor("n2"), false);
+  });
+  assert.deepEqual(
+    afterLinkDown.map(({ peer, to }) => `${peer} ${to}`),
+    ["n2 suspect", "n2 down"],
+  );
+  // Only direct evidence brings it back.
+  assert.equal(detector.vouchedFor("n2"), false);
+  assert.equal(detector.stateOf("n2"), PeerState.Down);
+  detector.heardFrom("n2");
+  assert.equal(detector.stateOf("n2"), PeerState.Alive);
+  assert.equal(detector.vouchedFor("n9"), false, "an unwatched node");
+  assert.equal(detector.stateOf("n9"), undefined);
+});
+
+test("health: on random inputs, only a peer's own frames revive it, and silence between evidence decides", () => {
+  const seeds = 300;
+  for (let seed = 1; seed <= seeds; seed++) {
+    const rng = new Prng(`vouch-${seed}`);
+    const detector = new HealthDetector({ ...defaults, peers: ["n2"] });
+    // Ticks since the last evidence the detector may count: a frame, or a vouch while alive.
+    let silence = 0;
+    for (let tick = 1; tick <= 400; tick++) {
+      const input = rng.intBetween(0, 9);
+      const stateBefore = detector.stateOf("n2");
+      if (input === 0) {
+        detector.heardFrom("n2");
+        detector.drainTransitions(); // the one path back to alive
+        silence = 0;
+      } else if (input <= 3) {
+        const took = detector.vouchedFor("n2");
+        assert.equal(took, stateBefore === PeerState.Alive, `seed ${seed} tick ${tick}`);
+        if (took) silence = 0;
+        assert.deepEqual(detector.drainTransitions(), [], `seed ${seed} tick ${tick}: a vouch moved a state`);
+      } else if (input === 4 && rng.chance(0.1)) {
+        detector.linkDown("n2");
+      }
+      detector.tick();
+      silence += 1;
+      for (const transition of detector.drainTransitions()) {
+        if (transition.to === PeerState.Alive)
+          assert.fail(`seed ${seed} tick ${tick}: revived outside heardFrom`);
+      }
+      const state = detector.stateOf("n2");
+      if (state === PeerState.Alive)
+        assert.ok(silence < 12, `seed ${seed} tick ${tick}: alive after ${silence}`);
+      if (silence >= defaults.downAfterTicks)
+        assert.equal(state, PeerState.Down, `seed ${seed} tick ${tick}: ${silence} silent ticks`);
+    }
+  }
 });
 
 test("health: heardFrom an unwatched node changes nothing", () => {
