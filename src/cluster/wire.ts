@@ -43,6 +43,8 @@ const heartbeatConfigAt = 53;
 export const membershipBytesMax = 256 * 1024;
 
 const noBytes = Buffer.alloc(0);
+/** A heartbeat's vouch field: at most this many bytes (its u16 length). */
+const vouchBytesMax = 0xffff;
 
 /** The vouch bytes of a heartbeat: made once per round of heartbeats, not once per recipient. */
 export function encodeVouchedPeers(peers: readonly NodeId[]): Uint8Array {
@@ -51,8 +53,6 @@ export function encodeVouchedPeers(peers: readonly NodeId[]): Uint8Array {
     throw new RangeError(`${peers.length} vouched peers exceed the field`);
   return bytes;
 }
-
-const vouchBytesMax = 0xffff;
 
 /** `vouchedPeers` (from encodeVouchedPeers) goes into a heartbeat only; other types carry none. */
 export function encodeElectionMessage(
@@ -112,9 +112,6 @@ function writeSummary(bytes: Buffer, at: number, summary: MembershipSummary): vo
 export type DecodeResult =
   | { ok: true; message: ElectionMessage; vouchedPeers: readonly NodeId[] }
   | { ok: false; reason: string };
-
-/** The longest election message: a heartbeat carrying the largest membership and vouch list. */
-export const electionMessageBytesMax = 55 + membershipBytesMax + vouchBytesMax;
 
 const noPeers: readonly NodeId[] = Object.freeze([]);
 
