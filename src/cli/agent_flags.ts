@@ -5,9 +5,10 @@
 /**
  * V8 settings for `tandem agent` (no other command), to keep an idle agent under 80 MiB (bench/idle.ts):
  * a small young generation, one V8 helper thread, and of the optimising compilers only Maglev, only for
- * functions called 5,000 times (default 400) and without inlining. So the code that runs at start-up (config,
+ * functions called 1,000 times (default 400) and without inlining. So the code that runs at start-up (config,
  * schemas, module set-up) stays interpreted, the store's hot paths are compiled within a second of load, and
- * the idle paths over minutes. TurboFan's peak speed is not worth its memory here: on 2 cores the store is
+ * the idle paths (5-10 calls a second) within about three minutes: at 5,000 they were still compiling, and
+ * growing, 10-17 minutes in, and interpreted they cost an idle follower ~15 % more CPU. TurboFan's peak speed is not worth its memory here: on 2 cores the store is
  * faster without it (bench/store.ts), and it adds ~5 MiB of the node binary's code pages to an idle agent.
  * Maglev's inlining cost ~3 MiB of compiled code once an idle agent had run 5 minutes (79.5-80.8 MiB with
  * it, 76.7-77.7 without) and no store throughput measurable on this VM.
@@ -16,7 +17,7 @@ export const AGENT_NODE_FLAGS = [
   "--max-semi-space-size=1",
   "--v8-pool-size=1",
   "--no-opt",
-  "--invocation-count-for-maglev=5000",
+  "--invocation-count-for-maglev=1000",
   "--no-maglev-inlining",
 ] as const;
 

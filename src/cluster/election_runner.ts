@@ -52,6 +52,7 @@ export interface ElectionRunnerOptions {
 export interface HeartbeatVouches {
   /** Asked once per round of heartbeats. */
   heardLately(): readonly NodeId[];
+  /** Every heartbeat received, after the core stepped it; `peers` may be empty. */
   vouched(from: NodeId, peers: readonly NodeId[]): void;
 }
 
@@ -148,7 +149,7 @@ export class ElectionRunner {
     this.ticker.catchUp();
     this.core.step({ from, to: this.selfId, message: decoded.message });
     this.drain();
-    if (decoded.vouchedPeers.length > 0) this.vouches?.vouched(from, decoded.vouchedPeers);
+    if (decoded.message.type === "heartbeat") this.vouches?.vouched(from, decoded.vouchedPeers);
   }
 
   /**

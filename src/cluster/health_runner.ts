@@ -143,14 +143,20 @@ export class HealthRunner {
   /** The ticks while started; null while stopped. */
   private timer: MonotonicTicker | null = null;
   private pingSeq = 0;
+  /** The peers the heartbeat being received vouches for, until the detector has caught up (vouched). */
+  private vouchesPending: { from: NodeId; peers: readonly NodeId[] } | null = null;
 
   constructor(options: HealthRunnerOptions) {
     if (options.peers.includes(options.selfId))
       throw new RangeError(`peers include selfId ${options.selfId}`);
     this.mesh = options.mesh;
     this.tickMs = options.timings.tickMs;
-    this.ticks = (options.ticker ?? new Ticker()).every(this.tickMs, (count, lateMs) =>
-      this.onTimer(count, lateMs),
+    // Riding along: checked whenever the agent's timer wakes anyway (the leader's heartbeat rounds), and
+    // at each heartbeat a follower receives (vouched), so an idle agent's detector rarely wakes it alone.
+    this.ticks = (options.ticker ?? new Ticker()).every(
+      this.tickMs,
+      (count, lateMs) => this.onTimer(count, lateMs),
+      { ridesAlong: true },
     );
     this.logger = options.logger;
     const config = healthConfigFromTimings(options.peers, options.timings);
@@ -254,12 +260,26 @@ export class HealthRunner {
     return heard;
   }
 
-  /** `from` heard these peers lately (its heartbeat says so): alive ones need no ping from here. */
+  /**
+   * A heartbeat from `from`, which heard these peers lately: alive ones need no ping from here. The process
+   * is awake for it anyway, so the detector catches up first: its ticks then count before the vouch, and
+   * its next timer wake-up moves past the next heartbeat.
+   */
   vouched(from: NodeId, peers: readonly NodeId[]): void {
     if (this.timer === null || !this.contacts.has(from)) return;
-    for (let i = 0; i < peers.length; i++) {
-      const peer = peers[i] as NodeId;
-      if (peer !== this.selfId && peer !== from) this.detector.vouchedFor(peer);
+    this.vouchesPending = { from, peers };
+    // Taken with the traffic (noteTraffic) if a tick was due, so before any ping is decided; else now.
+    this.ticks.catchUp();
+    this.takeVouches();
+  }
+
+  private takeVouches(): void {
+    const pending = this.vouchesPending;
+    if (pending === null) return;
+    this.vouchesPending = null;
+    for (let i = 0; i < pending.peers.length; i++) {
+      const peer = pending.peers[i] as NodeId;
+      if (peer !== this.selfId && peer !== pending.from) this.detector.vouchedFor(peer);
     }
   }
 
@@ -271,6 +291,8 @@ export class HealthRunner {
   /**
    * `count` ticks passed since the last call: those up to the planned wake-up (the detector said nothing
    * could happen before it, see sleep()) tick the detector; those after it are lateness, not silence.
+   * Early (lateMs < 0: riding along, see the constructor), the last tick boundary lies before some of the
+   * frames just read, so they are heard after it instead of before.
    */
   private onTimer(count: number, lateMs: number): void {
     const lateTicks = Math.max(0, Math.floor(lateMs / this.tickMs));
@@ -282,8 +304,13 @@ export class HealthRunner {
       this.logger[level]({ lateMs: Math.round(lateMs), lateTicks }, "health timer ran late");
       this.detector.reportLateness(lateTicks);
     }
-    this.noteTraffic();
-    this.detector.tick();
+    if (lateMs < 0) {
+      this.detector.tick();
+      this.noteTraffic();
+    } else {
+      this.noteTraffic();
+      this.detector.tick();
+    }
     this.sendPingsDue();
     this.publishTransitions();
     this.sleep();
@@ -305,7 +332,8 @@ export class HealthRunner {
    * that sends other traffic (an election leader's heartbeats, their responses, store traffic) is not
    * pinged. One-way traffic is enough: a peer that hears nothing from us pings us itself. Read before the
    * tick, a frame that arrived since the last one counts as it did when every frame reported itself: the
-   * silence it ends is the one this tick would add to.
+   * silence it ends is the one this tick would add to. The vouches of a heartbeat being received count
+   * with the frames, before any ping is decided.
    */
   private noteTraffic(): void {
     // Indexed loops: this runs 20 times a second and should allocate nothing (no iterators).
@@ -319,6 +347,7 @@ export class HealthRunner {
       this.detector.heardFrom(peer);
       contact.lastHeardMs = Date.now();
     }
+    this.takeVouches();
   }
 
   private sendPingsDue(): void {

@@ -56,27 +56,31 @@ export function lanTimings(): Timings {
   return {
     // Fine enough that every timeout below is >= 2 ticks of resolution, coarse enough to cost nothing idle.
     tickMs: 50,
-    // Failure-detector pings: 5 per second per peer is negligible traffic for <= 50 nodes.
-    heartbeatIntervalMs: 200,
-    // 3 missed pings (600 ms) before "suspect": one lost packet or a short GC pause is not a suspicion.
+    // Failure-detector pings, only on links that carry nothing else for this long; above the leader's
+    // heartbeat, so the links it keeps busy (and the peers it vouches for) are never pinged.
+    heartbeatIntervalMs: 250,
+    // 3 missed intervals (750 ms) before "suspect": one lost packet or a short GC pause is not a suspicion.
     suspectAfterMissed: 3,
-    // "down" after 1 s: beyond the 300 ms stall we must ride out, and > 3 * 200 ms so suspect comes first.
+    // "down" after 1 s: beyond the 300 ms stall we must ride out, and > 3 * 250 ms so suspect comes first.
     downAfterMs: 1000,
-    // Followers campaign after [600, 1200) ms of silence. 600 > 100 ms leader heartbeat + 300 ms stall, with
+    // Followers campaign after [700, 1400) ms of silence. 700 > 200 ms leader heartbeat + 300 ms stall, with
     // 200 ms to spare, so a starved leader is not deposed. When the leader's link closes (kill -9) the
-    // first survivor campaigns 650 ms (T + 1 tick) after the last heartbeat instead.
-    electionTimeoutMs: 600,
-    // 6 heartbeats per election timeout: losing 5 in a row is needed to trigger a spurious election.
-    leaderHeartbeatMs: 100,
-    // 450 <= 0.9 * (600 - 50): the leader stops acting 100 ms before the earliest follower may vote elsewhere.
-    leaseMs: 450,
+    // first survivor campaigns 750 ms (T + 1 tick) after the last heartbeat instead.
+    electionTimeoutMs: 700,
+    // 3.5 heartbeats per election timeout: losing 3 in a row is needed to trigger a spurious election.
+    // Every message wakes two processes, and wake-ups are most of an idle agent's CPU (bench/idle.ts):
+    // 200 ms rather than 100 costs failover 50 ms at the median.
+    leaderHeartbeatMs: 200,
+    // 550 <= 0.9 * (700 - 50): the lease ends before the earliest follower may vote elsewhere, and it
+    // outlasts a 300 ms stall that starts up to 200 ms after the last acknowledged heartbeat.
+    leaseMs: 550,
   };
 }
 
 /**
  * A low-latency LAN where failover speed matters more than long stalls: a new leader 350-450 ms after
- * `kill -9` of the leader (lan: 500-650 ms), riding out a 200 ms stall (lan: 300 ms). Same tick and
- * failure detector as lan; the leader heartbeats twice as often.
+ * `kill -9` of the leader (lan: 550-750 ms), riding out a 200 ms stall (lan: 300 ms). Same tick and
+ * failure detector as lan; the leader heartbeats four times as often.
  */
 export function fastTimings(): Timings {
   return {

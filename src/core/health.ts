@@ -18,8 +18,8 @@
 //   suspectAfterTicks = suspectAfterMissed × heartbeatIntervalTicks
 // and down on the tick where it reaches downAfterTicks. Traffic arrives between ticks, so with tick length
 // T the down transition happens between (downAfterTicks − 1)·T and downAfterTicks·T after the last message
-// from the peer. Defaults (T = 50 ms, heartbeat 4 ticks, 3 missed, down 20 ticks): suspect after 12 ticks
-// (550–600 ms), down after 20 ticks (950–1000 ms) — a peer that dies is down within 1 s of its last
+// from the peer. Defaults (T = 50 ms, heartbeat 5 ticks, 3 missed, down 20 ticks): suspect after 15 ticks
+// (700–750 ms), down after 20 ticks (950–1000 ms) — a peer that dies is down within 1 s of its last
 // heartbeat, hence within 1 s of its death. Both thresholds are multiplied by (awareness score + 1).
 //
 // Local stalls (why reportLateness() does not advance silence): when this node's event loop is starved

@@ -5,6 +5,9 @@
 // every subscriber, each at its own period: it sleeps until the earliest one is due. Subscribers tick on
 // one grid (multiples of their period from the ticker's creation), so those of one period share a wake-up,
 // and a subscriber with nothing to do for a while says so (wakeAfter) instead of being woken every tick.
+// A subscriber for which early is as good as on time (a failure detector that only must not be late) rides
+// along: it gets its passed ticks whenever the timer wakes for another one, so its own wake-ups, each a
+// whole process wake-up for one check, mostly never happen. Wake-ups are most of an idle agent's CPU.
 import { performance } from "node:perf_hooks";
 
 /** One subscriber's ticks: started, stopped, and caught up on demand. */
@@ -36,6 +39,8 @@ export interface TickerOptions {
 export interface TickSubscriptionOptions {
   /** Upper bound on ticks delivered in one catch-up; a longer stall delivers this many (all timers fire). */
   catchUpTicksMax?: number;
+  /** Deliver the ticks passed (>= 1) whenever the timer fires for another subscriber, even before wakeAfter. */
+  ridesAlong?: boolean;
 }
 
 const realTimers: TickerTimers = {
@@ -74,7 +79,13 @@ export class Ticker {
     options: TickSubscriptionOptions = {},
   ): MonotonicTicker {
     if (!(periodMs > 0)) throw new RangeError(`periodMs must be > 0, got ${periodMs}`);
-    return new TickSubscription(this, periodMs, onTicks, options.catchUpTicksMax ?? catchUpTicksMaxDefault);
+    return new TickSubscription(
+      this,
+      periodMs,
+      onTicks,
+      options.catchUpTicksMax ?? catchUpTicksMaxDefault,
+      options.ridesAlong ?? false,
+    );
   }
 
   /** Subscribers currently started. */
@@ -94,6 +105,16 @@ export class Ticker {
 
   /** @internal A subscriber's next due time may have moved earlier. */
   rearm(): void {
+    this.arm();
+  }
+
+  /**
+   * @internal A subscriber's next due time moved later: if the timer would now wake before anyone is due,
+   * it sleeps until the first one is instead.
+   */
+  postpone(): void {
+    if (this.firing || this.timer === null || this.timerDueMs >= this.firstDueMs()) return;
+    this.disarm();
     this.arm();
   }
 
@@ -117,10 +138,10 @@ export class Ticker {
     this.firing = true;
     try {
       // A copy: a subscriber may stop itself or another one while ticks go out.
-      // Only those due: one asleep (wakeAfter) keeps sleeping when it shares a firing.
+      // Only those due, and those riding along: one asleep (wakeAfter) keeps sleeping when it shares a firing.
       const nowMs = this.now();
       for (const subscription of [...this.running]) {
-        if (subscription.nextDueMs() <= nowMs) subscription.catchUp();
+        if (subscription.nextDueMs() <= nowMs || subscription.ridesAlong) subscription.catchUp();
       }
     } finally {
       this.firing = false;
@@ -128,17 +149,22 @@ export class Ticker {
     this.arm();
   }
 
-  /** Sleeps until the earliest subscriber is due (re-armed only when that moved earlier). */
+  /** Sleeps until the earliest subscriber is due (re-armed only when that moved earlier; see postpone). */
   private arm(): void {
     if (this.firing || this.running.size === 0) return;
-    let dueMs = Number.POSITIVE_INFINITY;
-    for (const subscription of this.running) dueMs = Math.min(dueMs, subscription.nextDueMs());
+    const dueMs = this.firstDueMs();
     if (this.timer !== null && this.timerDueMs <= dueMs) return;
     this.disarm();
     // Timers have millisecond resolution: rounding up never wakes before anything is due.
     const delayMs = Math.max(1, Math.ceil(dueMs - this.now()));
     this.timerDueMs = dueMs;
     this.timer = this.timers.setTimeout(() => this.fire(), delayMs);
+  }
+
+  private firstDueMs(): number {
+    let dueMs = Number.POSITIVE_INFINITY;
+    for (const subscription of this.running) dueMs = Math.min(dueMs, subscription.nextDueMs());
+    return dueMs;
   }
 
   private disarm(): void {
@@ -153,6 +179,7 @@ class TickSubscription implements MonotonicTicker {
   private readonly periodMs: number;
   private readonly onTicks: (count: number, lateMs: number) => void;
   private readonly catchUpTicksMax: number;
+  readonly ridesAlong: boolean;
   private startedAtMs = 0;
   private ticksCounted = 0;
   /** No timer delivery before this tick (wakeAfter); 0 = the next one. */
@@ -164,11 +191,13 @@ class TickSubscription implements MonotonicTicker {
     periodMs: number,
     onTicks: (count: number, lateMs: number) => void,
     catchUpTicksMax: number,
+    ridesAlong: boolean,
   ) {
     this.ticker = ticker;
     this.periodMs = periodMs;
     this.onTicks = onTicks;
     this.catchUpTicksMax = catchUpTicksMax;
+    this.ridesAlong = ridesAlong;
   }
 
   get running(): boolean {
@@ -203,9 +232,12 @@ class TickSubscription implements MonotonicTicker {
     if (!(Number.isInteger(ticks) && ticks >= 1)) throw new RangeError(`wakeAfter: bad ticks ${ticks}`);
     // Counted from the last tick boundary passed, delivered or not (a caller need not catch up first).
     const passed = Math.max(this.ticksCounted, this.ticksPassed(this.ticker.nowMs()));
-    const earlier = passed + ticks < this.wakeAtTick;
+    const oldDueMs = this.nextDueMs();
     this.wakeAtTick = passed + ticks;
-    if (earlier && this.started) this.ticker.rearm();
+    if (!this.started) return;
+    const dueMs = this.nextDueMs();
+    if (dueMs < oldDueMs) this.ticker.rearm();
+    else if (dueMs > oldDueMs) this.ticker.postpone();
   }
 
   catchUp(): void {

@@ -108,8 +108,14 @@ class Meshes {
         peers: [{ id: other, address: this.address(other) }],
         ...extra,
       });
-    const [n1, n2] = await Promise.all([peered("n1", "n2", n1Extra), peered("n2", "n1")]);
-    await waitFor("n1-n2 link", () => linked(n1.mesh, "n2") && linked(n2.mesh, "n1"));
+    // n2 first, so its first dial finds nobody listening and n1's dial, the one the duplicate-link rule
+    // keeps (the lower id's), brings the link up. Settled once both ends hold that link: a link n2 dialed
+    // could still be replaced by n1's dial in flight, a "link:renewed" the tests would see.
+    const n2 = await peered("n2", "n1");
+    const n1 = await peered("n1", "n2", n1Extra);
+    const settled = (mesh: Mesh, peer: string) =>
+      linked(mesh, peer) && mesh.peers().find((p) => p.id === peer)?.dialer === "n1";
+    await waitFor("n1-n2 link", () => settled(n1.mesh, "n2") && settled(n2.mesh, "n1"));
     return { n1, n2 };
   }
 

@@ -151,7 +151,7 @@ function agreedLeader(statuses: Statuses, ids: string[]): { leaderId: string; te
 }
 
 /**
- * Lease (450 ms) < election timeout (>= 600 ms): the old leader must step down before the majority's leader
+ * Lease (550 ms) < election timeout (>= 700 ms): the old leader must step down before the majority's leader
  * takes office, so there is never a moment with two leaders. Both times come from the agents' own logs, on
  * this one machine's clock.
  */

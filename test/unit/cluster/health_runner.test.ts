@@ -298,7 +298,7 @@ test("health runner: an unreachable peer costs one ping per heartbeat interval, 
 test("health runner: timings convert to ticks exactly; impossible ones are refused", () => {
   assert.deepEqual(healthConfigFromTimings(["b"], lan), {
     peers: ["b"],
-    heartbeatIntervalTicks: 4,
+    heartbeatIntervalTicks: 5,
     suspectAfterMissed: 3,
     downAfterTicks: 20,
     awarenessMax: 8,

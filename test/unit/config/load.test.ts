@@ -70,7 +70,7 @@ test("config: full example loads into camelCase with absolute paths and parsed a
     keyFile: "/etc/tandem/tls/n1-key.pem",
   });
   assert.equal(c.timings.electionTimeoutMs, 800);
-  assert.equal(c.timings.leaseMs, 450);
+  assert.equal(c.timings.leaseMs, 550);
   assert.equal(c.log.level, "debug");
   assert.deepEqual(c.acl, [
     { path: "^/api/internal/", cn: "^(n2|w3)$" },
@@ -92,7 +92,7 @@ test("config: defaults fill a minimal file", () => {
     certFile: "/etc/tandem/tls/n1.pem",
     keyFile: "/etc/tandem/tls/n1-key.pem",
   });
-  assert.equal(c.timings.electionTimeoutMs, 600);
+  assert.equal(c.timings.electionTimeoutMs, 700);
   assert.equal(c.log.level, "info");
 });
 
@@ -230,20 +230,20 @@ test("config: security mode psk needs exactly one of psk_file or psk_env", () =>
 test("config: timings cross-checks name the field and the rule", () => {
   const timings = (body: string) => problems(`${minimal}timings:\n${body}`);
   assert.match(
-    timings("  lease_ms: 550\n")[0] ?? "",
+    timings("  lease_ms: 600\n")[0] ?? "",
     /^tandem\.yml:4:13: timings\.lease_ms: must be <= 0\.9 \* \(election_timeout_ms - tick_ms\)/,
   );
   assert.match(
-    timings("  leader_heartbeat_ms: 350\n  lease_ms: 450\n").join("\n"),
-    /leader_heartbeat_ms: must be <= election_timeout_ms \/ 2 \(300\)/,
+    timings("  leader_heartbeat_ms: 400\n").join("\n"),
+    /leader_heartbeat_ms: must be <= election_timeout_ms \/ 2 \(350\)/,
   );
   assert.match(
     timings("  down_after_ms: 600\n")[0] ?? "",
-    /timings\.down_after_ms: must be > suspect_after_missed \* heartbeat_interval_ms \(600\)/,
+    /timings\.down_after_ms: must be > suspect_after_missed \* heartbeat_interval_ms \(750\)/,
   );
   assert.match(
-    timings("  election_timeout_ms: 625\n")[0] ?? "",
-    /election_timeout_ms: 625 is not a multiple of tick_ms \(50\); use 600 or 650/,
+    timings("  election_timeout_ms: 725\n")[0] ?? "",
+    /election_timeout_ms: 725 is not a multiple of tick_ms \(50\); use 700 or 750/,
   );
   // A rule broken by a preset value names the preset and points at the timings block.
   assert.deepEqual(timings("  election_timeout_ms: 400\n"), [

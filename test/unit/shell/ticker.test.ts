@@ -173,18 +173,16 @@ test("ticker: wakeAfter skips the timer's wake-ups, catchUp still counts every t
     ticks.wakeAfter(4);
   });
   ticks.start();
+  assert.equal(armedDueMs(), 1_050);
   ticks.wakeAfter(3);
-  assert.equal(armedDueMs(), 1_050, "armed before the hint, which moved later: the timer stands");
-  fire();
-  assert.deepEqual(delivered, [], "not woken for a tick it sleeps through");
-  assert.equal(armedDueMs(), 1_150);
+  assert.equal(armedDueMs(), 1_150, "the hint moved later: so did the timer, no wake-up for nothing");
   fire();
   assert.deepEqual(delivered, [3]);
   assert.equal(armedDueMs(), 1_350, "asleep for four more ticks");
   advance(60); // an input arrives meanwhile: time first, so it sees the tick that passed
   ticks.catchUp();
   assert.deepEqual(delivered, [3, 1]);
-  assert.equal(armedDueMs(), 1_350, "the hint moved later: the armed timer stands");
+  assert.equal(armedDueMs(), 1_400, "four ticks from the one just delivered");
   ticks.wakeAfter(1); // something became due sooner: the timer moves earlier
   assert.equal(armedDueMs(), 1_250);
   fire();
@@ -198,8 +196,7 @@ test("ticker: lateMs says how far past the tick it asked for a subscriber was wo
   const ticks = ticker.every(50, (count, lateMs) => seen.push([count, lateMs]));
   ticks.start();
   ticks.wakeAfter(4);
-  fire(); // the armed timer (tick 1) is spent, the re-armed one fires at tick 4, on time
-  fire();
+  fire(); // at tick 4, on time
   advance(30);
   ticks.wakeAfter(2); // due at tick 6 (1_300)
   advance(320); // a stall: the timer fires at 1_550
@@ -232,4 +229,41 @@ test("ticker: wakeAfter counts from now, so a wake-up asked for mid-sleep is not
     [1, 0],
     [3, 0],
   ]);
+});
+
+test("ticker: a subscriber riding along is served by the other's wake-ups and never wakes alone", () => {
+  const { ticker, advance, fire, armedDueMs, armedCount } = manualTicker();
+  const heartbeats: number[] = [];
+  const checks: Array<[number, number]> = [];
+  const heartbeat = ticker.every(50, (count) => {
+    heartbeats.push(count);
+    heartbeat.wakeAfter(4);
+  });
+  const detector = ticker.every(
+    50,
+    (count, lateMs) => {
+      checks.push([count, lateMs]);
+      detector.wakeAfter(5);
+    },
+    { ridesAlong: true },
+  );
+  heartbeat.start();
+  detector.start();
+  fire(); // tick 1: both due
+  assert.deepEqual(checks, [[1, 0]]);
+  for (let i = 0; i < 4; i++) fire(); // ticks 5, 9, 13, 17: the detector rides each, a tick early
+  assert.deepEqual(heartbeats, [1, 4, 4, 4, 4]);
+  assert.deepEqual(checks.slice(1), [
+    [4, -50],
+    [4, -50],
+    [4, -50],
+    [4, -50],
+  ]);
+  assert.equal(armedCount(), 6, "one timer per heartbeat (and the next one), none for the detector");
+  heartbeat.stop(); // no more rides: the detector's own timer serves it, on time
+  assert.equal(armedDueMs(), 1_050 + 16 * 50 + 5 * 50);
+  fire();
+  assert.deepEqual(checks.at(-1), [5, 0]);
+  advance(10);
+  detector.stop();
 });
