@@ -336,7 +336,7 @@ export class HealthRunner {
    * with the frames, before any ping is decided.
    */
   private noteTraffic(): void {
-    // Indexed loops: this runs 20 times a second and should allocate nothing (no iterators).
+    // Indexed loops: this runs at every heartbeat and should allocate nothing (no iterators).
     for (let i = 0; i < this.peerIds.length; i++) {
       const peer = this.peerIds[i] as NodeId;
       const contact = this.contacts.get(peer);

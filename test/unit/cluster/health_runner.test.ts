@@ -94,7 +94,7 @@ interface Harness {
   runners: Map<string, HealthRunner>;
   changes: Map<string, HealthChange[]>;
   logs: Map<string, LogLine[]>;
-  /** Timers each runner's ticker armed: its wake-ups. */
+  /** Timers of each runner's ticker that fired: its wake-ups. */
   wakeUps: Map<string, number>;
 }
 
@@ -118,10 +118,12 @@ function harness(t: TestContext, ids: string[], watched: string[] = ids): Harnes
     // The global timers, looked up at each call so the test's mocked ones serve.
     const ticker = new Ticker({
       timers: {
-        setTimeout: (callback, delayMs) => {
-          h.wakeUps.set(id, (h.wakeUps.get(id) ?? 0) + 1);
-          return setTimeout(callback, delayMs);
-        },
+        // A wake-up is a timer that fires; one moved before it fires (postponed) costs none.
+        setTimeout: (callback, delayMs) =>
+          setTimeout(() => {
+            h.wakeUps.set(id, (h.wakeUps.get(id) ?? 0) + 1);
+            callback();
+          }, delayMs),
         clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
       },
     });
@@ -423,9 +425,14 @@ test("health runner: followers vouched for by the leader's heartbeats do not pin
   const pings = () =>
     h.network.sendCount("f", "g", HEALTH_CHANNEL) + h.network.sendCount("g", "f", HEALTH_CHANNEL);
   const pingsBefore = pings();
+  const wakeUps = () => (h.wakeUps.get("f") ?? 0) + (h.wakeUps.get("g") ?? 0);
+  const wakeUpsBefore = wakeUps();
   const windowMs = 25 * timings.heartbeatIntervalMs; // 1 s: 25 pings each way without the vouches
   await time.run(windowMs);
   assert.ok(pings() - pingsBefore <= 2, `${pings() - pingsBefore} follower pings in ${windowMs} ms`);
+  // The followers' detectors ride along on the heartbeats they receive: at least 50 timer wake-ups (one
+  // per interval each) without that, none or nearly none with it.
+  assert.ok(wakeUps() - wakeUpsBefore <= 4, `${wakeUps() - wakeUpsBefore} follower timer wake-ups`);
   for (const id of ["l", "f", "g"]) assert.deepEqual(h.changes.get(id), [], id);
   // g dies: l stops hearing it and stops vouching for it, and f declares it down by its own silence.
   gAnswers = false;
