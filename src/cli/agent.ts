@@ -93,6 +93,7 @@ async function compose(
     httpHandler: (req, res, identity) => router(req, res, identity),
     admitUnknown: (id, announced) => cluster?.admits(id, announced) ?? false,
     membership: () => cluster?.membershipSummary(),
+    ticker,
   });
   stack.push("mesh", () => mesh.close());
   const running = startCluster(config, mesh, ticker, logger, options.join !== undefined);

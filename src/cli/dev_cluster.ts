@@ -6,9 +6,7 @@ import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { stringify } from "yaml";
 import type { PemPair } from "../pki/index.ts";
-import { AGENT_NODE_FLAGS } from "./agent_flags.ts";
-
-export { AGENT_NODE_FLAGS };
+import { agentNodeFlags } from "./agent_flags.ts";
 
 export interface DevClusterOptions {
   nodes: number;
@@ -118,10 +116,18 @@ export async function prepareDevCluster(options: DevClusterOptions): Promise<Dev
   return nodes;
 }
 
-/** Starts `tandem agent` for one node with this Node binary and, by default, this process's entry script. */
-export function spawnAgent(configPath: string, entry = process.argv[1]): ChildProcess {
+/**
+ * Starts `tandem agent` for one node with this Node binary and, by default, this process's entry script, with
+ * the agent's V8 flags ($TANDEM_AGENT_NODE_FLAGS when set, as `tandem agent` itself would take them).
+ */
+export function spawnAgent(
+  configPath: string,
+  entry = process.argv[1],
+  agentArgs: readonly string[] = [],
+): ChildProcess {
   if (!entry) throw new Error("cannot find the tandem entry script");
-  return spawn(process.execPath, [...AGENT_NODE_FLAGS, entry, "agent", "--config", configPath], {
+  const args = [...agentNodeFlags(), entry, "agent", "--config", configPath, ...agentArgs];
+  return spawn(process.execPath, args, {
     stdio: ["ignore", "pipe", "pipe"],
     // Its own process group: a terminal's Ctrl-C reaches only the parent, which stops agents one signal each.
     detached: true,

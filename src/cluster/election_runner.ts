@@ -54,6 +54,8 @@ export interface HeartbeatVouches {
   heardLately(): readonly NodeId[];
   /** Every heartbeat received, after the core stepped it; `peers` may be empty. */
   vouched(from: NodeId, peers: readonly NodeId[]): void;
+  /** Heartbeats went to these peers, each of which answers them (so they probe it as a ping would). */
+  heartbeatsSent(to: readonly NodeId[]): void;
 }
 
 /** Longest sleep between timer wake-ups (a witness's core never needs one): within the catch-up bound. */
@@ -161,14 +163,17 @@ export class ElectionRunner {
     if (this.draining) return;
     this.draining = true;
     const changes: Array<() => void> = [];
+    const heartbeatsTo: NodeId[] = [];
     try {
       while (this.core.hasReady()) {
         const ready = this.core.ready();
         if (ready.hardState) this.store.save(ready.hardState);
         let vouchedPeers: Uint8Array | undefined;
         for (const envelope of ready.messages) {
-          if (envelope.message.type === "heartbeat" && this.vouches)
+          if (envelope.message.type === "heartbeat" && this.vouches) {
             vouchedPeers ??= encodeVouchedPeers(this.vouches.heardLately());
+            heartbeatsTo.push(envelope.to);
+          }
           this.mesh.send(
             envelope.to,
             ELECTION_CHANNEL,
@@ -185,6 +190,7 @@ export class ElectionRunner {
     } finally {
       this.draining = false;
     }
+    if (heartbeatsTo.length > 0) this.vouches?.heartbeatsSent(heartbeatsTo);
     // Ticks before the core's next timer only count: sleep through them (inputs catch up first).
     this.ticker.wakeAfter(Math.min(this.core.ticksUntilTimer(), sleepTicksMax));
     if (this.core.membershipEpoch !== this.lastMembershipEpoch) {

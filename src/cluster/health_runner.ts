@@ -151,8 +151,10 @@ export class HealthRunner {
       throw new RangeError(`peers include selfId ${options.selfId}`);
     this.mesh = options.mesh;
     this.tickMs = options.timings.tickMs;
-    // Riding along: checked whenever the agent's timer wakes anyway (the leader's heartbeat rounds), and
-    // at each heartbeat a follower receives (vouched), so an idle agent's detector rarely wakes it alone.
+    // Riding along: checked whenever the agent's timer wakes anyway (the leader's heartbeat rounds, which
+    // also count as its pings: heartbeatsSent), so an idle leader's detector never wakes it alone. On a
+    // follower each heartbeat received catches it up (vouched) and moves its next check past the next
+    // heartbeat; Node still wakes the process at the check's first time (see Ticker.postpone).
     this.ticks = (options.ticker ?? new Ticker()).every(
       this.tickMs,
       (count, lateMs) => this.onTimer(count, lateMs),
@@ -271,6 +273,19 @@ export class HealthRunner {
     // Taken with the traffic (noteTraffic) if a tick was due, so before any ping is decided; else now.
     this.ticks.catchUp();
     this.takeVouches();
+  }
+
+  /**
+   * This node, leading, sent heartbeats to these peers: they answer each one, so they count as pings and
+   * the detector need not wake before the next round for them. Without this a leader's detector, which
+   * reads the answers only at its next wake-up, woke on its own between every two rounds (bench/idle.ts).
+   */
+  heartbeatsSent(to: readonly NodeId[]): void {
+    if (this.timer === null) return;
+    // Ticks that passed before the heartbeats went out count before them.
+    this.ticks.catchUp();
+    for (let i = 0; i < to.length; i++) this.detector.probed(to[i] as NodeId);
+    this.sleep();
   }
 
   private takeVouches(): void {

@@ -251,6 +251,18 @@ export class HealthDetector {
   }
 
   /**
+   * This node sent `peer` a frame that demands an answer (a leader's election heartbeat): as good as a
+   * ping, so no ping is due to it for another interval. A leader that heartbeats every follower more often
+   * than the interval never pings them, and its detector never needs a wake-up of its own for it.
+   */
+  probed(peer: NodeId): void {
+    const health = this.peerHealth.get(peer);
+    if (health === undefined) return;
+    health.pingDue = false;
+    health.ticksSincePing = 0;
+  }
+
+  /**
    * True when the shell should ping `peer` now: at start, right after a late wake-up, and once per heartbeat
    * interval while the peer is silent (heard from it within the interval: no ping). Reading it consumes it.
    */

@@ -107,7 +107,6 @@ export class Link {
   private awaitingPong = false;
   private socketError: Error | null = null;
   private handshakeTimer: NodeJS.Timeout | null;
-  private keepaliveTimer: NodeJS.Timeout | null = null;
   private retireTimer: NodeJS.Timeout | null = null;
   private retiredBySelf = false;
   private retiredByPeer = false;
@@ -307,8 +306,6 @@ export class Link {
     this.state = "established";
     this.peerBootIdValue = peerHello.bootId;
     this.peerMembershipValue = peerHello.membership;
-    this.keepaliveTimer = setInterval(() => this.onKeepalive(), this.limits.keepaliveIntervalMs);
-    this.keepaliveTimer.unref();
     this.hooks.established(this);
   }
 
@@ -421,11 +418,12 @@ export class Link {
   }
 
   /**
-   * A link that carried frames since the last check needs no ping (idle clusters send heartbeats every
-   * few hundred ms, so pings would only add messages). A silent one is pinged; one still silent at the next
-   * check (no frame, no pong) is dead.
+   * The mesh checks every link once per keepalive interval. A link that carried frames since the last check
+   * needs no ping (idle clusters send heartbeats every few hundred ms, so pings would only add messages). A
+   * silent one is pinged; one still silent at the next check (no frame, no pong) is dead.
    */
-  private onKeepalive(): void {
+  checkKeepalive(): void {
+    if (this.state !== "established") return;
     if (this.heardSinceKeepalive) {
       this.heardSinceKeepalive = false;
       this.awaitingPong = false;
@@ -471,8 +469,6 @@ export class Link {
     if (this.state === "closed") return;
     this.state = "closed";
     this.clearHandshakeTimer();
-    if (this.keepaliveTimer !== null) clearInterval(this.keepaliveTimer);
-    this.keepaliveTimer = null;
     if (this.retireTimer !== null) clearTimeout(this.retireTimer);
     this.retireTimer = null;
     this.requests.rejectAll(new PeerUnreachableError(this.name, reason, { cause }));

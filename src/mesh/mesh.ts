@@ -13,7 +13,7 @@ import type { Logger } from "pino";
 import { type ClientOptions, WebSocket, WebSocketServer } from "ws";
 import { Prng } from "../core/prng.ts";
 import type { NodeId } from "../core/types.ts";
-import { SafeEmitter } from "../shell/index.ts";
+import { type MonotonicTicker, SafeEmitter, Ticker } from "../shell/index.ts";
 import { ReconnectBackoff } from "./backoff.ts";
 import { HandshakeError, PeerUnreachableError, TimeoutError } from "./errors.ts";
 import { encodedFrameBytes, isValidChannel } from "./frame.ts";
@@ -90,6 +90,11 @@ export class Mesh implements MeshApi {
   private readonly messageListeners = new Map<string, MessageListener[]>();
   private readonly requestHandlers = new Map<string, RequestHandler>();
   private readonly events: SafeEmitter<MeshEventMap>;
+  /**
+   * One keepalive check of every link per interval, riding along when the agent's timer wakes for anything
+   * else: a timer per link woke an idle agent once per peer every interval (bench/idle.ts).
+   */
+  private readonly keepalive: MonotonicTicker;
   private closing: Promise<void> | null = null;
 
   private constructor(options: MeshOptions) {
@@ -98,6 +103,11 @@ export class Mesh implements MeshApi {
     this.limits = resolveMeshLimits(options.limits);
     this.logger = options.logger;
     this.events = new SafeEmitter(options.logger);
+    this.keepalive = (options.ticker ?? new Ticker()).every(
+      this.limits.keepaliveIntervalMs,
+      () => this.checkKeepalives(),
+      { ridesAlong: true },
+    );
     this.rng = new Prng(randomBytes(8).toString("hex"));
     for (const [id, address] of peerAddresses(options.peers, options.selfId))
       this.slots.set(id, this.newSlot(id, address));
@@ -141,6 +151,7 @@ export class Mesh implements MeshApi {
     const { port } = mesh.address();
     mesh.logger.info({ host: options.listenHost, port, peers: [...mesh.slots.keys()] }, "mesh listening");
     for (const slot of mesh.slots.values()) mesh.dial(slot);
+    mesh.keepalive.start();
     return mesh;
   }
 
@@ -305,6 +316,7 @@ export class Mesh implements MeshApi {
   }
 
   private async shutdown(): Promise<void> {
+    this.keepalive.stop();
     for (const slot of this.slots.values()) this.clearRedial(slot);
     const links = [...this.links, ...this.addressLinks];
     for (const link of links) link.close(CloseCode.ShuttingDown, "mesh closing");
@@ -320,6 +332,11 @@ export class Mesh implements MeshApi {
     this.wss.close();
     await serverClosed;
     this.logger.info("mesh closed");
+  }
+
+  private checkKeepalives(): void {
+    for (const link of this.links) link.checkKeepalive();
+    for (const link of this.addressLinks) link.checkKeepalive();
   }
 
   private assertSendable(channel: string, payload: Uint8Array): void {

@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { NodeId } from "../core/types.ts";
+import type { Ticker } from "../shell/index.ts";
 
 /** How links authenticate. Both modes are TLS 1.3; nothing home-made. */
 export type MeshSecurity =
@@ -91,6 +92,8 @@ export interface MeshOptions {
   admitUnknown?: (id: NodeId, announced?: MembershipSummary) => boolean;
   /** Read at every hello, so each link announces the current summary; undefined (or absent) announces none. */
   membership?: () => MembershipSummary | undefined;
+  /** The agent's shared ticker, which runs the keepalive checks; one of the mesh's own by default. */
+  ticker?: Ticker;
 }
 
 /** A one-way message handler for a channel. Runs on the event loop; must not throw. */

@@ -109,8 +109,9 @@ export class Ticker {
   }
 
   /**
-   * @internal A subscriber's next due time moved later: if the timer would now wake before anyone is due,
-   * it sleeps until the first one is instead.
+   * @internal A subscriber's next due time moved later: if the timer would now fire for nobody, it is set
+   * for the first one due instead. Node still wakes the process at the first time (its libuv timer never
+   * moves later), but that wake-up runs nothing; only a deadline that stays put saves the wake-up itself.
    */
   postpone(): void {
     if (this.firing || this.timer === null || this.timerDueMs >= this.firstDueMs()) return;

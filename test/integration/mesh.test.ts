@@ -23,6 +23,7 @@ import {
   TimeoutError,
 } from "../../src/mesh/index.ts";
 import { createClusterCa, issueCertificate, type PemPair } from "../../src/pki/index.ts";
+import { Ticker } from "../../src/shell/index.ts";
 import { type PortRange, reservePortRange } from "../support/free_ports.ts";
 
 const CLUSTER = "test-cluster";
@@ -79,6 +80,7 @@ interface ClusterSpec {
   security: (id: string) => MeshSecurity;
   limits?: Partial<MeshLimits>;
   httpHandler?: (req: IncomingMessage, res: ServerResponse, identity: ClientIdentity) => void;
+  ticker?: Ticker;
 }
 
 class TestCluster {
@@ -116,6 +118,7 @@ class TestCluster {
       logger,
       limits: { ...FAST_LIMITS, ...this.spec.limits },
       ...(this.spec.httpHandler === undefined ? {} : { httpHandler: this.spec.httpHandler }),
+      ...(this.spec.ticker === undefined ? {} : { ticker: this.spec.ticker }),
     });
     const node = { id, port, mesh, entries };
     this.nodes.set(id, node);
@@ -580,6 +583,30 @@ describe("mesh: hostile peers", { timeout: 180_000 }, () => {
     } finally {
       await c.dispose();
     }
+  });
+
+  it("mesh: keepalive: one check of every link on the agent's ticker, not a timer per link", async () => {
+    const ticker = new Ticker();
+    const c = await TestCluster.create(
+      { ids: ["n1", "n2", "n3"], security: pskSecurity, limits: { keepaliveIntervalMs: 50 }, ticker },
+      ["n1"],
+    );
+    try {
+      assert.equal(ticker.subscriberCount, 1, "the mesh's keepalive subscribes once");
+      const downs: string[] = [];
+      c.mesh("n1").on("link:down", (peer, reason) => downs.push(`${peer}: ${reason}`));
+      for (const id of ["n2", "n3"]) {
+        const ws = rawPskClient(c.ports.get("n1") as number, id, { autoPong: false } as ClientOptions);
+        await opened(ws);
+        ws.send(hello({ nodeId: id }));
+      }
+      await waitFor("both links dropped", () => downs.length === 2);
+      assert.deepEqual(downs.sort(), ["n2: keepalive timeout", "n3: keepalive timeout"]);
+      assert.equal(ticker.subscriberCount, 1);
+    } finally {
+      await c.dispose();
+    }
+    assert.equal(ticker.subscriberCount, 0, "closing the mesh stops its checks");
   });
 });
 

@@ -1,18 +1,12 @@
 // Real multi-process clusters for integration tests: configs written like `tandem dev` does, agents
 // started through the real CLI, killed by pid (SIGKILL for crash tests), every process reaped at the end.
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse, stringify } from "yaml";
-import {
-  AGENT_NODE_FLAGS,
-  type DevNode,
-  formatLogLine,
-  prepareDevCluster,
-  spawnAgent,
-} from "../../src/cli/dev_cluster.ts";
+import { type DevNode, formatLogLine, prepareDevCluster, spawnAgent } from "../../src/cli/dev_cluster.ts";
 import { collectLines } from "./child_lines.ts";
 import { type PortRange, reservePortRange, waitForPortsFree } from "./free_ports.ts";
 
@@ -97,21 +91,11 @@ export class ClusterHarness {
     writeFileSync(path, stringify(config));
   }
 
-  /** `agentArgs` follow `agent --config FILE` (e.g. `--join HOST:PORT`); spawned as spawnAgent does. */
+  /** `agentArgs` follow `agent --config FILE` (e.g. `--join HOST:PORT`). */
   start(id: string, agentArgs: readonly string[] = []): ChildProcess {
     if (this.processes.has(id)) throw new Error(`${id} already running`);
     const configPath = this.node(id).configPath;
-    const child =
-      agentArgs.length === 0
-        ? spawnAgent(configPath, this.entry)
-        : spawn(
-            process.execPath,
-            [...AGENT_NODE_FLAGS, this.entry, "agent", "--config", configPath, ...agentArgs],
-            {
-              stdio: ["ignore", "pipe", "pipe"],
-              detached: true,
-            },
-          );
+    const child = spawnAgent(configPath, this.entry, agentArgs);
     const lines = this.logs.get(id) ?? [];
     this.logs.set(id, lines);
     collectLines(child, lines);
