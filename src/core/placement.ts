@@ -1,0 +1,207 @@
+// Placement: which node should run each service, and why. A pure function of what the leader knows: the
+// members and how long each has been unreachable, the current owners, which nodes finished starting,
+// restore windows (and the one last spent on a failback, so a service moves home at most once per window),
+// operator commands. The leader turns decisions into grants (src/services/) and may decide as often as it
+// likes: the same inputs give the same decisions. Nothing here touches a clock, a timer or the network.
+//
+// Rules, in order, for each service:
+// 1. An operator's move wins, within eligibility: the target must be eligible, reachable, started and not
+//    drained (the API refuses other targets; an impossible one left over is ignored here).
+// 2. The owner keeps a service while it may (sticky): while it is eligible, not drained, reports the
+//    service healthy, and has been unreachable for less than `failoverAfterMs`. Inside an open restore
+//    window, a preferred node ranked above the owner that is up and started takes it back, once per window.
+// 3. An owner that is lost (unreachable for `failoverAfterMs`, or its health check failing) hands the
+//    service on only with `failover`; without, it stays assigned there and is reported down. A drained or
+//    no longer eligible owner hands it on either way: those are an operator's decisions.
+// 4. A service to place goes to the first preferred node that is usable, else to the usable eligible
+//    node running the fewest services (then by id). A node still starting is never chosen; while a
+//    preferred node ranked above the best choice is up but still starting, an unowned service waits for
+//    it, for at most `failoverAfterMs`.
+import type { NodeId } from "./types.ts";
+
+export interface PlacementNode {
+  id: NodeId;
+  /** Witnesses vote and run no services. */
+  witness: boolean;
+  /** 0 while the leader hears the node; otherwise how long it has been unreachable, ms. */
+  unreachableMs: number;
+  /** Its drivers reported their state after it started: only such a node may be given a service. */
+  ready: boolean;
+  /** An operator drained it: it hands its services on and takes none. */
+  drained: boolean;
+}
+
+export interface PlacementService {
+  name: string;
+  /** The eligible nodes; null means every member that is not a witness. */
+  nodes: readonly NodeId[] | null;
+  /** Home nodes, most preferred first. */
+  prefer: readonly NodeId[];
+  /** False: a lost owner keeps the service (down) until it returns or an operator moves it. */
+  failover: boolean;
+  failoverAfterMs: number;
+  /** The node it is assigned to now, or null. */
+  owner: NodeId | null;
+  /** The owner's health check for it has failed past its threshold: as good as losing the owner. */
+  ownerUnhealthy: boolean;
+  /** How long it has had no owner, ms (0 while it has one). */
+  unownedMs: number;
+  /** The restore window open now, by an id unique to this opening; null when none is open. */
+  openWindow: string | null;
+  /** The window in which it last moved home (kept by the service layer once it granted the failback). */
+  failbackSpentIn: string | null;
+  /** Nodes where starting it failed lately: not chosen until the service layer clears them. */
+  startFailedOn: readonly NodeId[];
+  /** An operator asked for it to run here. */
+  moveTo: NodeId | null;
+}
+
+export const PlacementCode = {
+  /** Kept where it runs. */
+  Running: "running",
+  /** Kept while its owner is unreachable for less than failoverAfterMs. */
+  OwnerUnreachable: "owner-unreachable",
+  /** Its owner is lost and failover is off: assigned there, down. */
+  FailoverDisabled: "failover-disabled",
+  Moved: "moved-by-operator",
+  Failback: "failback",
+  Failover: "failover",
+  Drained: "owner-drained",
+  Ineligible: "owner-ineligible",
+  Placed: "placed",
+  WaitingForPreferred: "waiting-for-preferred",
+  NoNode: "no-node",
+} as const;
+export type PlacementCode = (typeof PlacementCode)[keyof typeof PlacementCode];
+
+export interface PlacementDecision {
+  service: string;
+  /** Where it should run; null when no node can. */
+  owner: NodeId | null;
+  code: PlacementCode;
+  /** For operators: why, in a sentence. */
+  reason: string;
+}
+
+/** Decides every service, in name order (so ties in load are broken the same way on every leader). */
+export function decidePlacement(
+  nodes: readonly PlacementNode[],
+  services: readonly PlacementService[],
+): PlacementDecision[] {
+  const byId = new Map(nodes.map((node) => [node.id, node]));
+  const load = new Map<NodeId, number>();
+  const decisions: PlacementDecision[] = [];
+  for (const service of [...services].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const decision = decideOne(service, byId, load);
+    if (decision.owner !== null) load.set(decision.owner, (load.get(decision.owner) ?? 0) + 1);
+    decisions.push(decision);
+  }
+  return decisions;
+}
+
+function decideOne(
+  service: PlacementService,
+  byId: ReadonlyMap<NodeId, PlacementNode>,
+  load: ReadonlyMap<NodeId, number>,
+): PlacementDecision {
+  const eligible = eligibleNodes(service, byId);
+  const usable = (id: NodeId): boolean => {
+    const node = byId.get(id);
+    return (
+      node !== undefined &&
+      eligible.includes(id) &&
+      node.unreachableMs === 0 &&
+      node.ready &&
+      !node.drained &&
+      !service.startFailedOn.includes(id)
+    );
+  };
+  const decision = (owner: NodeId | null, code: PlacementCode, reason: string): PlacementDecision => ({
+    service: service.name,
+    owner,
+    code,
+    reason,
+  });
+
+  const target = service.moveTo;
+  if (target !== null && usable(target)) {
+    return decision(target, PlacementCode.Moved, `moved to ${target} by an operator`);
+  }
+
+  const owner = service.owner;
+  let handOff: { code: PlacementCode; reason: string } | null = null;
+  if (owner !== null) {
+    const node = byId.get(owner);
+    if (node === undefined || !eligible.includes(owner)) {
+      handOff = { code: PlacementCode.Ineligible, reason: `${owner} may no longer run it` };
+    } else if (node.drained) {
+      handOff = { code: PlacementCode.Drained, reason: `${owner} was drained` };
+    } else if (service.ownerUnhealthy || node.unreachableMs >= service.failoverAfterMs) {
+      const lost = service.ownerUnhealthy
+        ? `its health check fails on ${owner}`
+        : `${owner} unreachable for ${node.unreachableMs} ms`;
+      if (!service.failover) {
+        return decision(owner, PlacementCode.FailoverDisabled, `${lost}; failover is off, so it stays down`);
+      }
+      handOff = { code: PlacementCode.Failover, reason: lost };
+    } else if (node.unreachableMs > 0) {
+      return decision(
+        owner,
+        PlacementCode.OwnerUnreachable,
+        `${owner} unreachable for ${node.unreachableMs} ms; it moves after ${service.failoverAfterMs} ms`,
+      );
+    } else {
+      const home = service.prefer.find((id) => usable(id));
+      const window = service.openWindow;
+      if (
+        window !== null &&
+        home !== undefined &&
+        ranksAbove(service.prefer, home, owner) &&
+        service.failbackSpentIn !== window
+      ) {
+        return decision(home, PlacementCode.Failback, `back home to ${home} in its restore window`);
+      }
+      return decision(owner, PlacementCode.Running, `runs on ${owner}`);
+    }
+  }
+
+  const candidates = eligible.filter((id) => id !== owner && usable(id));
+  const preferred = service.prefer.find((id) => candidates.includes(id));
+  const choice = preferred ?? leastLoaded(candidates, load);
+  if (owner === null && service.unownedMs < service.failoverAfterMs) {
+    // A preferred node that is up but still starting outranks the choice: wait for it, not for long.
+    const starting = service.prefer.find((id) => {
+      const node = byId.get(id);
+      return node !== undefined && eligible.includes(id) && node.unreachableMs === 0 && !node.ready;
+    });
+    if (starting !== undefined && (choice === undefined || ranksAbove(service.prefer, starting, choice))) {
+      return decision(null, PlacementCode.WaitingForPreferred, `waiting for ${starting} to finish starting`);
+    }
+  }
+  if (choice === undefined) {
+    const why = handOff === null ? "" : `${handOff.reason}; `;
+    return decision(null, PlacementCode.NoNode, `${why}no eligible node is up, started and undrained`);
+  }
+  if (handOff !== null) return decision(choice, handOff.code, `${handOff.reason}: moved to ${choice}`);
+  return decision(choice, PlacementCode.Placed, `placed on ${choice}`);
+}
+
+function eligibleNodes(service: PlacementService, byId: ReadonlyMap<NodeId, PlacementNode>): NodeId[] {
+  const ids = service.nodes ?? [...byId.keys()];
+  return ids.filter((id) => byId.get(id)?.witness === false);
+}
+
+/** `a` is preferred over `b`: listed earlier, or listed when `b` is not. */
+function ranksAbove(prefer: readonly NodeId[], a: NodeId, b: NodeId): boolean {
+  const rankA = prefer.indexOf(a);
+  const rankB = prefer.indexOf(b);
+  return rankA !== -1 && (rankB === -1 || rankA < rankB);
+}
+
+function leastLoaded(candidates: readonly NodeId[], load: ReadonlyMap<NodeId, number>): NodeId | undefined {
+  let best: NodeId | undefined;
+  for (const id of [...candidates].sort()) {
+    if (best === undefined || (load.get(id) ?? 0) < (load.get(best) ?? 0)) best = id;
+  }
+  return best;
+}
