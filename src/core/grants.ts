@@ -1,0 +1,199 @@
+// Service grants: the leader's ledger of who may run which service, and the holder's deadline. Pure: every
+// time is a millisecond reading of the caller's monotonic clock, passed in.
+//
+// Safety: two nodes never run one service at overlapping moments of real time.
+// - A grant (and every renewal) lasts `leaseMs`. The leader counts it from when it answered, stretched by
+//   the clock margin: it lapses on the leader's clock at answeredAtMs + leaseMs × (1 + margin). The holder
+//   counts it from when it sent the request, shrunk by the margin: its deadline is
+//   requestSentAtMs + leaseMs × (1 − margin). The request left before the answer, so with clock rates less
+//   than (1 + margin)/(1 − margin) apart (4 % for the default 2 % margin), the holder's deadline passes in
+//   real time before the leader's lapse. A holder stops the service at its deadline unless a renewal came
+//   back first.
+// - The leader grants a service to a new owner only when the previous grant lapsed on its clock, or its
+//   holder reported the service stopped (released). Once it decided to move a service it stops renewing
+//   the old grant (revoke), so that grant runs out.
+// - A new leader does not know the grants of the one before (they live in no replicated state: the store's
+//   last-write-wins cannot give exclusivity). Any of them may still be live for one lease after the old
+//   leader's lease ended, which was before this leader was elected. So for leaseMs × (1 + margin) after it
+//   took over (the inherited window) it gives a service to no new owner. A holder re-announces its grant
+//   at its first renewal after a leader change (a claim); the first claim of a service is adopted, and the
+//   answer says so: the holder keeps running under it only if its own grant had not run out meanwhile, and
+//   never starts the service under it (a claim may arrive late, from a holder that stopped while another
+//   one's newer grant is still live). An adopted grant released in the window frees the service only at the
+//   window's end, when every grant of the earlier leaders has lapsed.
+// Fencing tokens order grants: (term, sequence), the sequence counting the grants of one term. A renewal
+// to the same holder keeps its token; a claimed grant is renewed under a new token of the current term.
+import type { NodeId, Term } from "./types.ts";
+
+export interface FencingToken {
+  term: Term;
+  /** Grants issued in this term before this one, plus one. */
+  seq: number;
+}
+
+/** Negative when `a` is older than `b`, 0 when equal, positive when newer. */
+export function compareFence(a: FencingToken, b: FencingToken): number {
+  return a.term !== b.term ? a.term - b.term : a.seq - b.seq;
+}
+
+export function formatFence(fence: FencingToken): string {
+  return `${fence.term}.${fence.seq}`;
+}
+
+export interface Grant {
+  service: string;
+  owner: NodeId;
+  fence: FencingToken;
+  /** How long it lasts from the request that obtained it (see the header for each side's count). */
+  leaseMs: number;
+}
+
+/**
+ * Clocks of the nodes may run at rates up to 1 % apart; the margin is twice that. Holder and leader each
+ * take the margin on their side, so a holder's lease ends at least leaseMs × 2 % before the leader's.
+ */
+export const clockMarginDefault = 0.02;
+
+/** When the holder must have stopped, on its clock, for a grant it asked for at `requestSentAtMs`. */
+export function holderDeadlineMs(
+  requestSentAtMs: number,
+  leaseMs: number,
+  margin = clockMarginDefault,
+): number {
+  return requestSentAtMs + leaseMs * (1 - margin);
+}
+
+export interface GrantLedgerOptions {
+  term: Term;
+  /** When this node became leader, on its clock. */
+  leaderSinceMs: number;
+  leaseMs: number;
+  margin?: number;
+}
+
+export type GrantAnswer =
+  /** `continueOnly`: an adopted claim, which keeps a running service going and never starts one. */
+  | { ok: true; grant: Grant; continueOnly: boolean }
+  /** `retryAtMs`: when asking again can succeed (a lapse), or null when only an event can change it. */
+  | { ok: false; reason: string; retryAtMs: number | null };
+
+interface LedgerEntry {
+  grant: Grant;
+  /** On the leader's clock: from here on the holder has provably stopped. */
+  lapsesAtMs: number;
+  /** The leader decided to move the service: this grant is not renewed. */
+  revoked: boolean;
+  /** Adopted from a claim in the inherited window. */
+  adopted: boolean;
+}
+
+export class GrantLedger {
+  readonly term: Term;
+  private readonly leaseMs: number;
+  private readonly margin: number;
+  /** Until then, a grant of an earlier leader this one never heard of may still be live. */
+  private readonly inheritedUntilMs: number;
+  private seq = 0;
+  private readonly entries = new Map<string, LedgerEntry>();
+
+  constructor(options: GrantLedgerOptions) {
+    this.term = options.term;
+    this.leaseMs = options.leaseMs;
+    this.margin = options.margin ?? clockMarginDefault;
+    if (!(this.leaseMs > 0)) throw new RangeError(`leaseMs must be > 0, got ${this.leaseMs}`);
+    if (!(this.margin >= 0 && this.margin < 1)) throw new RangeError(`margin must be in [0, 1)`);
+    this.inheritedUntilMs = options.leaderSinceMs + this.leaseMs * (1 + this.margin);
+  }
+
+  /**
+   * `owner` asks for `service`, or asks to keep it: a renewal when it holds the current grant, a new grant
+   * when nobody may still hold one. `claimed`: the grant of an earlier leader it holds (see the header).
+   */
+  request(service: string, owner: NodeId, nowMs: number, claimed?: FencingToken): GrantAnswer {
+    const entry = this.live(service, nowMs);
+    if (entry !== null) {
+      if (entry.grant.owner !== owner) {
+        return refuse(`${entry.grant.owner} holds it until its grant lapses or it stops`, entry.lapsesAtMs);
+      }
+      if (entry.revoked) return refuse("moved elsewhere: the grant is not renewed", null);
+      entry.lapsesAtMs = this.lapseAt(nowMs);
+      return { ok: true, grant: entry.grant, continueOnly: entry.adopted && nowMs < this.inheritedUntilMs };
+    }
+    const inherited = nowMs < this.inheritedUntilMs;
+    if (inherited && claimed === undefined) {
+      return refuse("a grant of the previous leader may still be live", this.inheritedUntilMs);
+    }
+    if (claimed !== undefined && claimed.term >= this.term) {
+      return refuse(`claims a grant of term ${claimed.term}, not one of an earlier leader`, null);
+    }
+    this.seq += 1;
+    const grant: Grant = { service, owner, fence: { term: this.term, seq: this.seq }, leaseMs: this.leaseMs };
+    const adopted = inherited && claimed !== undefined;
+    this.entries.set(service, { grant, lapsesAtMs: this.lapseAt(nowMs), revoked: false, adopted });
+    return { ok: true, grant, continueOnly: adopted };
+  }
+
+  /** Stop renewing `service` (placement moved it): its holder stops at its deadline. */
+  revoke(service: string): void {
+    const entry = this.entries.get(service);
+    if (entry !== undefined) entry.revoked = true;
+  }
+
+  /**
+   * The holder of `fence` reports the service stopped: it may be granted again at once (an adopted grant:
+   * at the end of the inherited window). False when `fence` is not the current grant of `service`.
+   */
+  released(service: string, owner: NodeId, fence: FencingToken, nowMs: number): boolean {
+    const entry = this.live(service, nowMs);
+    if (entry === null || entry.grant.owner !== owner || compareFence(entry.grant.fence, fence) !== 0) {
+      return false;
+    }
+    if (entry.adopted && nowMs < this.inheritedUntilMs) {
+      entry.lapsesAtMs = this.inheritedUntilMs;
+      entry.revoked = true;
+    } else {
+      this.entries.delete(service);
+    }
+    return true;
+  }
+
+  /** The grant of `service` that may be live now, if any. */
+  holder(service: string, nowMs: number): Grant | null {
+    return this.live(service, nowMs)?.grant ?? null;
+  }
+
+  /** When `service` may next go to a new owner, on this clock: now if nothing holds it. */
+  freeAtMs(service: string, nowMs: number): number {
+    const entry = this.live(service, nowMs);
+    if (entry !== null) return entry.lapsesAtMs;
+    return Math.max(nowMs, this.inheritedUntilMs);
+  }
+
+  /** Every grant that may be live now. */
+  grants(nowMs: number): Grant[] {
+    const live: Grant[] = [];
+    for (const service of this.entries.keys()) {
+      const entry = this.live(service, nowMs);
+      if (entry !== null) live.push(entry.grant);
+    }
+    return live;
+  }
+
+  private live(service: string, nowMs: number): LedgerEntry | null {
+    const entry = this.entries.get(service);
+    if (entry === undefined) return null;
+    if (nowMs >= entry.lapsesAtMs) {
+      this.entries.delete(service);
+      return null;
+    }
+    return entry;
+  }
+
+  private lapseAt(nowMs: number): number {
+    return nowMs + this.leaseMs * (1 + this.margin);
+  }
+}
+
+function refuse(reason: string, retryAtMs: number | null): GrantAnswer {
+  return { ok: false, reason, retryAtMs };
+}

@@ -1,0 +1,120 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  clockMarginDefault,
+  compareFence,
+  formatFence,
+  type GrantAnswer,
+  GrantLedger,
+  holderDeadlineMs,
+} from "../../../src/core/grants.ts";
+import { Prng } from "../../../src/core/prng.ts";
+
+const leaseMs = 2000;
+/** On the leader's clock: a grant answered at t lapses at t + this. */
+const lapseMs = leaseMs * (1 + clockMarginDefault);
+
+/** A ledger whose leader took over long enough ago that no earlier grant can be live. */
+function settledLedger(term = 5): GrantLedger {
+  return new GrantLedger({ term, leaderSinceMs: -10 * leaseMs, leaseMs });
+}
+
+function granted(answer: GrantAnswer) {
+  assert.ok(answer.ok, answer.ok ? "" : answer.reason);
+  return answer;
+}
+
+function refused(answer: GrantAnswer) {
+  assert.ok(!answer.ok, "expected a refusal");
+  return answer;
+}
+
+test("grants: a renewal keeps the token; a new owner waits until the old grant lapses", () => {
+  const ledger = settledLedger();
+  const first = granted(ledger.request("web", "n1", 0));
+  assert.deepEqual(first.grant.fence, { term: 5, seq: 1 });
+  assert.equal(first.continueOnly, false);
+  assert.deepEqual(granted(ledger.request("web", "n1", 500)).grant.fence, { term: 5, seq: 1 });
+  const other = refused(ledger.request("web", "n2", 600));
+  assert.equal(other.retryAtMs, 500 + lapseMs);
+  refused(ledger.request("web", "n2", 500 + lapseMs - 1));
+  const next = granted(ledger.request("web", "n2", 500 + lapseMs));
+  assert.deepEqual(next.grant.fence, { term: 5, seq: 2 });
+  assert.ok(compareFence(next.grant.fence, first.grant.fence) > 0);
+  assert.equal(formatFence(next.grant.fence), "5.2");
+});
+
+test("grants: a holder that reports the service stopped frees it at once; a stale report changes nothing", () => {
+  const ledger = settledLedger();
+  const g = granted(ledger.request("web", "n1", 0)).grant;
+  assert.equal(ledger.released("web", "n1", { term: 5, seq: 9 }, 10), false);
+  assert.equal(ledger.released("web", "n2", g.fence, 10), false);
+  assert.equal(ledger.holder("web", 10)?.owner, "n1");
+  assert.equal(ledger.released("web", "n1", g.fence, 10), true);
+  assert.equal(ledger.holder("web", 10), null);
+  assert.equal(granted(ledger.request("web", "n2", 11)).grant.owner, "n2");
+});
+
+test("grants: a revoked grant is not renewed, so the service is free once it lapses", () => {
+  const ledger = settledLedger();
+  granted(ledger.request("web", "n1", 0));
+  ledger.revoke("web");
+  assert.equal(refused(ledger.request("web", "n1", 100)).retryAtMs, null);
+  assert.equal(ledger.freeAtMs("web", 100), lapseMs);
+  assert.equal(granted(ledger.request("web", "n2", lapseMs)).grant.owner, "n2");
+});
+
+test("grants: a new leader gives nothing to a new owner until every earlier grant may have lapsed", () => {
+  const ledger = new GrantLedger({ term: 7, leaderSinceMs: 1000, leaseMs });
+  const window = 1000 + lapseMs;
+  assert.equal(refused(ledger.request("web", "n2", 1001)).retryAtMs, window);
+  assert.equal(ledger.freeAtMs("web", 1001), window);
+  // The holder of term 6 claims it: adopted, to keep it running, never to start it.
+  const adopted = granted(ledger.request("web", "n1", 1100, { term: 6, seq: 3 }));
+  assert.deepEqual(adopted.grant.fence, { term: 7, seq: 1 });
+  assert.equal(adopted.continueOnly, true);
+  // A second claimant (a late message, or a confused node) does not get it.
+  refused(ledger.request("web", "n3", 1200, { term: 5, seq: 1 }));
+  assert.equal(granted(ledger.request("web", "n1", 1300)).continueOnly, true);
+  assert.equal(granted(ledger.request("web", "n1", window)).continueOnly, false, "past the window");
+  // Claims of this leader's term or later are not claims of an earlier grant.
+  refused(ledger.request("db", "n1", 1100, { term: 7, seq: 1 }));
+  assert.equal(granted(ledger.request("db", "n1", window)).grant.fence.seq, 2);
+});
+
+test("grants: an adopted grant released inside the window frees the service only at its end", () => {
+  const ledger = new GrantLedger({ term: 7, leaderSinceMs: 0, leaseMs });
+  const g = granted(ledger.request("web", "n1", 10, { term: 6, seq: 1 })).grant;
+  assert.equal(ledger.released("web", "n1", g.fence, 20), true);
+  assert.equal(ledger.freeAtMs("web", 20), lapseMs);
+  refused(ledger.request("web", "n2", lapseMs - 1));
+  granted(ledger.request("web", "n2", lapseMs));
+});
+
+test("grants: the holder's deadline passes before the leader's lapse, whatever the delays, at clock rates 1 % apart", () => {
+  const seed = process.env.GRANTS_SEED ?? String(Date.now());
+  const rng = new Prng(seed);
+  for (let trial = 0; trial < 10_000; trial++) {
+    // Local ms per real ms, within 1 % of each other around an arbitrary true rate.
+    const holderRate = 0.995 + rng.next() * 0.01;
+    const leaderRate = 0.995 + rng.next() * 0.01;
+    const sentRealMs = rng.next() * 1e6;
+    const answeredRealMs = sentRealMs + rng.next() * 3000; // any delay, even past the lease
+    const holderOffset = rng.next() * 1e6;
+    const leaderOffset = rng.next() * 1e6;
+    const sentLocal = holderOffset + sentRealMs * holderRate;
+    const deadlineLocal = holderDeadlineMs(sentLocal, leaseMs);
+    const deadlineRealMs = (deadlineLocal - holderOffset) / holderRate;
+    const answeredLocal = leaderOffset + answeredRealMs * leaderRate;
+    const lapseRealMs = (answeredLocal + lapseMs - leaderOffset) / leaderRate;
+    assert.ok(
+      deadlineRealMs < lapseRealMs,
+      `seed ${seed} trial ${trial}: holder stops at ${deadlineRealMs}, leader lapses at ${lapseRealMs}`,
+    );
+  }
+});
+
+test("grants: impossible settings are refused", () => {
+  assert.throws(() => new GrantLedger({ term: 1, leaderSinceMs: 0, leaseMs: 0 }), RangeError);
+  assert.throws(() => new GrantLedger({ term: 1, leaderSinceMs: 0, leaseMs: 10, margin: 1 }), RangeError);
+});
