@@ -2,12 +2,22 @@
 // membership manager over the mesh, behind the Coordination interface.
 import type { Logger } from "pino";
 import type { ElectionConfig, MembershipStatus } from "../core/election_types.ts";
+import type { FencingToken, Grant } from "../core/grants.ts";
 import type { MemberSpec, MembershipChange, MembershipSummary } from "../core/membership.ts";
 import type { NodeId } from "../core/types.ts";
 import type { MeshApi } from "../mesh/index.ts";
 import { SafeEmitter, Ticker } from "../shell/index.ts";
-import type { CatchUpCheck, Coordination, CoordinationEventMap, LeadershipView } from "./coordination.ts";
+import type {
+  CatchUpCheck,
+  Coordination,
+  CoordinationEventMap,
+  FenceCheck,
+  HeldGrant,
+  LeadershipView,
+  MemberLiveness,
+} from "./coordination.ts";
 import { ElectionRunner } from "./election_runner.ts";
+import { GrantService } from "./grant_service.ts";
 import type { HardStateStore } from "./hard_state_store.ts";
 import { HealthRunner } from "./health_runner.ts";
 import { configDrift } from "./membership_drift.ts";
@@ -46,7 +56,16 @@ export interface ClusterOptions {
   logger: Logger;
   /** The agent's shared ticker; the runners make their own by default (tests). */
   ticker?: Ticker;
+  /** How long a service grant or its renewal lasts (default grantLeaseMsDefault). */
+  grantLeaseMs?: number;
 }
+
+/**
+ * A service's grant lasts 2 s: its owner renews it several times a second, and a partitioned owner stops
+ * within 2 s, before the leader moves the service (failover_after_ms is at least the detector's down_after_ms
+ * and 3 s by default; the leader also waits for the grant to lapse).
+ */
+export const grantLeaseMsDefault = 2_000;
 
 export interface PeerStatus {
   id: NodeId;
@@ -114,6 +133,7 @@ export class Cluster implements Coordination {
   private readonly election: ElectionRunner;
   private readonly health: HealthRunner;
   private readonly membershipManager: MembershipManager;
+  private readonly grantService: GrantService;
   private readonly emitter: SafeEmitter<CoordinationEventMap>;
 
   constructor(options: ClusterOptions) {
@@ -155,8 +175,19 @@ export class Cluster implements Coordination {
       ticker,
       handOff: () => this.handOffLeadership(),
     });
+    this.grantService = new GrantService({
+      selfId: options.self.id,
+      mesh: options.mesh,
+      leadership: () => this.leadership(),
+      leaseMs: options.grantLeaseMs ?? grantLeaseMsDefault,
+      logger: options.logger.child({ component: "grants" }),
+    });
     this.reportConfigDrift();
-    this.election.events.on("leader:changed", () => this.emitter.emit("leader:changed", this.leadership()));
+    this.election.events.on("leader:changed", () => {
+      const view = this.leadership();
+      this.grantService.leadershipChanged(view);
+      this.emitter.emit("leader:changed", view);
+    });
     this.election.events.on("membership:changed", (status) =>
       this.emitter.emit("members:changed", status.config?.nodes ?? []),
     );
@@ -179,6 +210,7 @@ export class Cluster implements Coordination {
   }
 
   stop(): void {
+    this.grantService.stop();
     this.membershipManager.stop();
     this.election.stop();
     this.health.stop();
@@ -203,6 +235,37 @@ export class Cluster implements Coordination {
 
   addCatchUpCheck(check: CatchUpCheck): void {
     this.membershipManager.addCatchUpCheck(check);
+  }
+
+  memberLiveness(): MemberLiveness[] {
+    const health = new Map(this.health.peers().map((p) => [p.id, p]));
+    const now = Date.now();
+    return this.members().map(({ id }) => {
+      const seen = health.get(id);
+      if (id === this.options.self.id || seen?.state === "alive") return { id, unreachableMs: 0 };
+      const lastHeardMs = seen?.lastHeardMs ?? null;
+      return { id, unreachableMs: lastHeardMs === null ? Number.POSITIVE_INFINITY : now - lastHeardMs };
+    });
+  }
+
+  async assignService(service: string, owner: NodeId | null): Promise<void> {
+    this.grantService.assign(service, owner);
+  }
+
+  grants(): readonly Grant[] {
+    return this.grantService.grants();
+  }
+
+  acquireGrant(service: string, claimed?: FencingToken): Promise<HeldGrant> {
+    return this.grantService.acquire(service, claimed);
+  }
+
+  releaseGrant(grant: Grant): Promise<void> {
+    return this.grantService.release(grant);
+  }
+
+  checkFence(held: HeldGrant): FenceCheck {
+    return this.grantService.checkFence(held);
   }
 
   /** For the mesh: which nodes outside the list may link, and what this node announces in its hello. */

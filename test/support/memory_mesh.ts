@@ -1,25 +1,31 @@
-// An in-memory stand-in for the mesh: the parts of MeshApi that one-way protocols need (send, onMessage,
-// link events, the per-peer count of frames received), between nodes of one process. Delivery is asynchronous (setImmediate), like a socket, so a
+// An in-memory stand-in for the mesh: send, onMessage, request and onRequest, link events, the per-peer
+// count of frames received, between nodes of one process. Delivery is asynchronous (setImmediate), like a socket, so a
 // send never re-enters the receiver inside the sender's call. Links are explicit; a muted node keeps its
 // links but everything it sends is lost (a hung process whose TCP connections stay open).
 import type { NodeId } from "../../src/core/types.ts";
+import { PeerUnreachableError, RemoteError, TimeoutError } from "../../src/mesh/index.ts";
 import type {
   MeshApi,
   MeshEventMap,
   MessageListener,
   PeerLinkStatus,
+  RequestHandler,
   SendResult,
 } from "../../src/mesh/types.ts";
 
 export type MemoryMeshApi = Pick<
   MeshApi,
-  "selfId" | "send" | "onMessage" | "on" | "peers" | "framesReceived"
+  "selfId" | "send" | "onMessage" | "request" | "onRequest" | "on" | "peers" | "framesReceived"
 >;
+
+/** MeshApi's default request timeout (src/mesh/limits.ts). */
+const requestTimeoutMsDefault = 5000;
 
 type EventListeners = { [E in keyof MeshEventMap]: Array<(...args: MeshEventMap[E]) => void> };
 
 interface MemoryNode {
   messageListeners: Map<string, MessageListener[]>;
+  requestHandlers: Map<string, RequestHandler>;
   /** Messages delivered to this node, by sender. */
   framesReceived: Map<NodeId, number>;
   eventListeners: EventListeners;
@@ -42,6 +48,7 @@ export class MemoryNetwork {
     if (this.nodes.has(selfId)) throw new Error(`node ${selfId} already joined`);
     const node: MemoryNode = {
       messageListeners: new Map(),
+      requestHandlers: new Map(),
       framesReceived: new Map(),
       eventListeners: { "link:up": [], "link:down": [], "link:renewed": [] },
     };
@@ -54,6 +61,14 @@ export class MemoryNetwork {
         return () => {
           const rest = (node.messageListeners.get(channel) ?? []).filter((l) => l !== listener);
           node.messageListeners.set(channel, rest);
+        };
+      },
+      request: (peer, channel, payload, options) =>
+        this.request(selfId, peer, channel, payload, options?.timeoutMs ?? requestTimeoutMsDefault),
+      onRequest: (channel, handler) => {
+        node.requestHandlers.set(channel, handler);
+        return () => {
+          if (node.requestHandlers.get(channel) === handler) node.requestHandlers.delete(channel);
         };
       },
       on: (event, listener) => {
@@ -143,6 +158,67 @@ export class MemoryNetwork {
     });
     this.inFlight.add(immediate);
     return "sent";
+  }
+
+  /**
+   * A request answered by the peer's handler for the channel, both ways as asynchronous as a send. A muted
+   * side's messages are lost, so its requests (or the answers to them) time out; no link rejects at once.
+   */
+  private request(
+    from: NodeId,
+    to: NodeId,
+    channel: string,
+    payload: Uint8Array,
+    timeoutMs: number,
+  ): Promise<Uint8Array> {
+    const key = `${from}>${to}>${channel}`;
+    this.sends.set(key, (this.sends.get(key) ?? 0) + 1);
+    if (this.closed || !this.links.has(linkKey(from, to))) {
+      return Promise.reject(new PeerUnreachableError(to, "no link"));
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new TimeoutError(`request to ${to} on ${channel} timed out`, timeoutMs)),
+        timeoutMs,
+      );
+      const settle = (settleWith: () => void): void => {
+        clearTimeout(timer);
+        settleWith();
+      };
+      if (this.muted.has(from)) return;
+      const copy = payload.slice();
+      this.deliver(() => {
+        const receiver = this.node(to);
+        receiver.framesReceived.set(from, (receiver.framesReceived.get(from) ?? 0) + 1);
+        const handler = receiver.requestHandlers.get(channel);
+        const answered = Promise.resolve().then(() => {
+          if (handler === undefined) throw new Error(`no handler for ${channel}`);
+          return handler(from, copy);
+        });
+        const answer = (settleWith: () => void): void => {
+          if (this.muted.has(to)) return;
+          this.deliver(() => {
+            const requester = this.node(from);
+            requester.framesReceived.set(to, (requester.framesReceived.get(to) ?? 0) + 1);
+            settle(settleWith);
+          });
+        };
+        answered.then(
+          (response) => answer(() => resolve(response.slice())),
+          (error: Error) => answer(() => reject(new RemoteError(to, error.message))),
+        );
+      });
+    });
+  }
+
+  /** Runs `action` on a later turn, like bytes through a socket; dropped when the network closes. */
+  private deliver(action: () => void): void {
+    if (this.closed) return;
+    const immediate = setImmediate(() => {
+      this.inFlight.delete(immediate);
+      action();
+    });
+    this.inFlight.add(immediate);
   }
 
   private node(id: NodeId): MemoryNode {

@@ -1,0 +1,221 @@
+// Service grants over the mesh, for the built-in election (src/core/grants.ts has the rules and why they
+// are safe). The leader keeps a GrantLedger for its term and the assignments its placement made, and
+// answers "grants" requests; any node (the leader too, without the network) asks the leader for the
+// grants of the services assigned to it, and counts each one's deadline from when it sent the request.
+import { performance } from "node:perf_hooks";
+import type { Logger } from "pino";
+import {
+  clockMarginDefault,
+  type FencingToken,
+  type Grant,
+  type GrantAnswer,
+  GrantLedger,
+  holderDeadlineMs,
+} from "../core/grants.ts";
+import type { NodeId } from "../core/types.ts";
+import { decodeJsonPayload, encodeJsonPayload, type MeshApi } from "../mesh/index.ts";
+import type { FenceCheck, HeldGrant, LeadershipView } from "./coordination.ts";
+import { CoordinationUnavailableError, GrantRefusedError, NotLeaderError } from "./coordination_errors.ts";
+import {
+  GRANTS_CHANNEL,
+  type GrantRequest,
+  type GrantWireAnswer,
+  type GrantWireRefusal,
+  grantAnswerSchema,
+  grantRequestSchema,
+} from "./grant_wire.ts";
+
+export interface GrantServiceOptions {
+  selfId: NodeId;
+  mesh: Pick<MeshApi, "request" | "onRequest">;
+  /** The election's current view (read at every request). */
+  leadership: () => LeadershipView;
+  /** How long a grant or a renewal lasts. */
+  leaseMs: number;
+  logger: Logger;
+  /** How long a request to the leader may take before it counts as unanswered. */
+  requestTimeoutMs?: number;
+  /** Monotonic ms; performance.now() by default. */
+  now?: () => number;
+}
+
+const requestTimeoutMsDefault = 1_000;
+
+export class GrantService {
+  private readonly options: GrantServiceOptions;
+  private readonly now: () => number;
+  private ledger: GrantLedger | null = null;
+  /** Leader: where placement wants each service (absent: nowhere). */
+  private readonly assigned = new Map<string, NodeId>();
+  private readonly unsubscribe: () => void;
+
+  constructor(options: GrantServiceOptions) {
+    this.options = options;
+    this.now = options.now ?? (() => performance.now());
+    this.unsubscribe = options.mesh.onRequest(GRANTS_CHANNEL, (from, payload) => this.serve(from, payload));
+  }
+
+  stop(): void {
+    this.unsubscribe();
+    this.ledger = null;
+  }
+
+  /**
+   * The election's view changed: a node that now leads in a new term starts a ledger (empty, with the
+   * inherited window from now); one that no longer leads drops its ledger and assignments.
+   */
+  leadershipChanged(view: LeadershipView = this.options.leadership()): void {
+    if (view.role !== "leader") {
+      if (this.ledger !== null) this.options.logger.info({ term: this.ledger.term }, "grant ledger dropped");
+      this.ledger = null;
+      this.assigned.clear();
+      return;
+    }
+    if (this.ledger?.term === view.term) return;
+    this.ledger = new GrantLedger({
+      term: view.term,
+      leaderSinceMs: this.now(),
+      leaseMs: this.options.leaseMs,
+    });
+    this.assigned.clear();
+    this.options.logger.info({ term: view.term }, "grant ledger started");
+  }
+
+  /** Leader: `service` should run on `owner` (null: nowhere); another holder's grant is no longer renewed. */
+  assign(service: string, owner: NodeId | null): void {
+    const ledger = this.leaderLedger("assign a service");
+    const current = ledger.holder(service, this.now());
+    if (current !== null && current.owner !== owner) ledger.revoke(service);
+    if (owner === null) this.assigned.delete(service);
+    else this.assigned.set(service, owner);
+  }
+
+  /** Leader: where each service is assigned. */
+  assignments(): ReadonlyMap<string, NodeId> {
+    return this.assigned;
+  }
+
+  /** Leader: every grant that may be live; [] elsewhere. */
+  grants(): Grant[] {
+    return this.ledger?.grants(this.now()) ?? [];
+  }
+
+  /** Leader: when `service` may go to a new owner (ms from now; 0 when it is free). */
+  freeInMs(service: string): number {
+    const ledger = this.leaderLedger("ask when a service is free");
+    const now = this.now();
+    return Math.max(0, ledger.freeAtMs(service, now) - now);
+  }
+
+  /** Ask the leader for `service`'s grant, or to keep it; `claimed`: a grant of an earlier leader held. */
+  async acquire(service: string, claimed?: FencingToken): Promise<HeldGrant> {
+    const sentAtMs = this.now();
+    const answer = await this.ask({ kind: "acquire", service, ...(claimed ? { claimed } : {}) });
+    if (answer.kind === "refused") throw refusalError(answer);
+    if (answer.kind !== "granted")
+      throw new CoordinationUnavailableError(`a ${answer.kind} answer to acquire`);
+    return {
+      grant: answer.grant,
+      deadlineMs: holderDeadlineMs(sentAtMs, answer.grant.leaseMs, clockMarginDefault),
+      continueOnly: answer.continueOnly,
+    };
+  }
+
+  /**
+   * Tell the leader this node stopped the service held under `grant`, so it may go elsewhere at once. A
+   * grant the leader no longer holds (lapsed, or of an earlier leader) needs no release: that resolves too.
+   */
+  async release(grant: Grant): Promise<void> {
+    const answer = await this.ask({ kind: "release", service: grant.service, fence: grant.fence });
+    if (answer.kind === "refused") throw refusalError(answer);
+  }
+
+  /** Right before a driver acts: is the grant still live on this node's clock? */
+  checkFence(held: HeldGrant): FenceCheck {
+    const remainingMs = held.deadlineMs - this.now();
+    if (remainingMs > 0) return { ok: true, remainingMs };
+    return {
+      ok: false,
+      reason: `the grant of ${held.grant.service} ran out ${Math.round(-remainingMs)} ms ago`,
+    };
+  }
+
+  private async ask(request: GrantRequest): Promise<GrantWireAnswer> {
+    const leader = this.options.leadership().leaderId;
+    if (leader === null) throw new NotLeaderError(null, `cannot ${request.kind} ${request.service}`);
+    if (leader === this.options.selfId) return this.answer(leader, request);
+    let response: Uint8Array;
+    try {
+      response = await this.options.mesh.request(leader, GRANTS_CHANNEL, encodeJsonPayload(request), {
+        timeoutMs: this.options.requestTimeoutMs ?? requestTimeoutMsDefault,
+      });
+    } catch (error) {
+      throw new CoordinationUnavailableError(`leader ${leader} did not answer: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    const decoded = decodeJsonPayload(response, grantAnswerSchema);
+    if (!decoded.ok) throw new CoordinationUnavailableError(`leader ${leader}: ${decoded.reason}`);
+    return decoded.value;
+  }
+
+  private serve(from: NodeId, payload: Uint8Array): Uint8Array {
+    const decoded = decodeJsonPayload(payload, grantRequestSchema);
+    if (!decoded.ok) {
+      this.options.logger.warn({ peer: from, reason: decoded.reason }, "dropped grant request");
+      return encodeJsonPayload(refusal("refused", `bad request: ${decoded.reason}`, null, null));
+    }
+    return encodeJsonPayload(this.answer(from, decoded.value));
+  }
+
+  /** The leader's answer to `from`: only under a valid lease, and only for services assigned to it. */
+  private answer(from: NodeId, request: GrantRequest): GrantWireAnswer {
+    const view = this.options.leadership();
+    if (view.role !== "leader" || !view.leaseValid) {
+      const leaderId = view.leaderId === this.options.selfId ? null : view.leaderId;
+      return refusal("not-leader", "this node does not lead under a valid lease", leaderId, null);
+    }
+    this.leadershipChanged(view);
+    const ledger = this.ledger as GrantLedger;
+    const now = this.now();
+    if (request.kind === "release") {
+      if (ledger.released(request.service, from, request.fence, now)) {
+        this.options.logger.info({ service: request.service, peer: from }, "grant released");
+      }
+      return { kind: "released" };
+    }
+    const assignedTo = this.assigned.get(request.service);
+    if (assignedTo !== from) {
+      const where = assignedTo === undefined ? "not assigned to any node" : `assigned to ${assignedTo}`;
+      return refusal("refused", `${request.service} is ${where}`, null, null);
+    }
+    return wireAnswer(ledger.request(request.service, from, now, request.claimed), now);
+  }
+
+  private leaderLedger(what: string): GrantLedger {
+    const view = this.options.leadership();
+    if (view.role !== "leader") throw new NotLeaderError(view.leaderId, `cannot ${what}`);
+    this.leadershipChanged(view);
+    return this.ledger as GrantLedger;
+  }
+}
+
+function wireAnswer(answer: GrantAnswer, nowMs: number): GrantWireAnswer {
+  if (answer.ok) return { kind: "granted", grant: answer.grant, continueOnly: answer.continueOnly };
+  const retryInMs = answer.retryAtMs === null ? null : Math.max(0, answer.retryAtMs - nowMs);
+  return refusal("refused", answer.reason, null, retryInMs);
+}
+
+function refusal(
+  why: GrantWireRefusal["refusal"],
+  reason: string,
+  leaderId: NodeId | null,
+  retryInMs: number | null,
+): GrantWireRefusal {
+  return { kind: "refused", refusal: why, reason, leaderId, retryInMs };
+}
+
+function refusalError(answer: GrantWireRefusal): Error {
+  if (answer.refusal === "not-leader") return new NotLeaderError(answer.leaderId, answer.reason);
+  return new GrantRefusedError(answer.reason, answer.retryInMs);
+}

@@ -1,0 +1,47 @@
+// Requests on the mesh channel "grants", from a node to the leader: a service's grant (or its renewal, or a
+// claim of an earlier leader's grant after a leader change) and the report that a service stopped. JSON,
+// schema-checked on receipt.
+import { z } from "zod";
+import { nodeIdPattern } from "../core/types.ts";
+
+export const GRANTS_CHANNEL = "grants";
+
+/** Service names: what config and the API accept (a DNS-label-like word). */
+export const serviceNamePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+const serviceName = z.string().regex(serviceNamePattern);
+const fence = z.strictObject({
+  term: z.number().int().min(0),
+  seq: z.number().int().min(0),
+});
+
+export const grantRequestSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("acquire"), service: serviceName, claimed: fence.optional() }),
+  z.strictObject({ kind: z.literal("release"), service: serviceName, fence }),
+]);
+export type GrantRequest = z.infer<typeof grantRequestSchema>;
+
+const grant = z.strictObject({
+  service: serviceName,
+  owner: z.string().regex(nodeIdPattern),
+  fence,
+  leaseMs: z.number().int().min(1),
+});
+
+/**
+ * The leader's answer: the grant; the report of a stop taken (also when that grant was gone already); or a
+ * refusal: "not-leader" (ask `leaderId`) or "refused" (retry after `retryInMs`, if any).
+ */
+export const grantAnswerSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("granted"), grant, continueOnly: z.boolean() }),
+  z.strictObject({ kind: z.literal("released") }),
+  z.strictObject({
+    kind: z.literal("refused"),
+    refusal: z.enum(["not-leader", "refused"]),
+    reason: z.string().max(2000),
+    leaderId: z.string().regex(nodeIdPattern).nullable(),
+    retryInMs: z.number().min(0).nullable(),
+  }),
+]);
+export type GrantWireAnswer = z.infer<typeof grantAnswerSchema>;
+export type GrantWireRefusal = Extract<GrantWireAnswer, { kind: "refused" }>;
