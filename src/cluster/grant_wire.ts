@@ -2,12 +2,9 @@
 // claim of an earlier leader's grant after a leader change) and the report that a service stopped. JSON,
 // schema-checked on receipt.
 import { z } from "zod";
-import { nodeIdPattern } from "../core/types.ts";
+import { nodeIdPattern, serviceNamePattern } from "../core/types.ts";
 
 export const GRANTS_CHANNEL = "grants";
-
-/** Service names: what config and the API accept (a DNS-label-like word). */
-export const serviceNamePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 const serviceName = z.string().regex(serviceNamePattern);
 const fence = z.strictObject({

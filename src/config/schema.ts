@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { nodeIdPattern } from "../core/types.ts";
 import { hostPortPattern, parseHostPort } from "./address.ts";
+import { serviceSchema } from "./services_schema.ts";
 import { storeDefaults, storeSchema } from "./store_schema.ts";
 import { TimingsPreset } from "./timings.ts";
 
@@ -145,6 +146,10 @@ export const configFileSchema = z
       ),
     timings: timingsSchema.default({ preset: "lan" }),
     store: storeSchema.default(storeDefaults).describe("The replicated store"),
+    services: z
+      .array(serviceSchema)
+      .default([])
+      .describe("Services that run on exactly one node and fail over (docs/services.md)"),
     log: z
       .strictObject({
         level: z

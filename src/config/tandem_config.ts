@@ -7,6 +7,7 @@ import type { NodeId } from "../core/types.ts";
 import { type AclRule, defaultAcl } from "./acl.ts";
 import { type HostPort, isLoopbackHost, isWildcardHost, parseHostPort } from "./address.ts";
 import type { ConfigFile, LogLevel, NodeRole } from "./schema.ts";
+import { parseDurationMs, type ServiceFile } from "./services_schema.ts";
 import { presetTimings, type Timings, timingsYamlKeys, validateTimings } from "./timings.ts";
 
 export interface PeerConfig {
@@ -47,6 +48,36 @@ export interface StoreConfig {
   } | null;
 }
 
+export type DriverConfig = {
+  type: "exec";
+  start: string[];
+  stop: string[];
+  status: string[] | null;
+  timeoutMs: number;
+};
+
+export interface ServiceConfig {
+  name: string;
+  description: string;
+  /** null: every member that is not a witness. */
+  nodes: NodeId[] | null;
+  prefer: NodeId[];
+  failover: boolean;
+  failoverAfterMs: number;
+  restoreWindow: { cron: string; lengthMs: number; timezone: string } | null;
+  drivers: DriverConfig[];
+  stopMustSucceed: boolean;
+  health: {
+    check: { exec: string[] } | { http: string };
+    intervalMs: number;
+    timeoutMs: number;
+    failures: number;
+  } | null;
+  actions: Record<string, string[]>;
+  /** Regular expressions over client identities. */
+  admins: string[];
+}
+
 export interface TandemConfig {
   /** Absolute path of the file this came from. */
   sourcePath: string;
@@ -70,6 +101,7 @@ export interface TandemConfig {
   acl: AclRule[];
   timings: Timings;
   store: StoreConfig;
+  services: ServiceConfig[];
   log: { level: LogLevel };
 }
 
@@ -109,6 +141,7 @@ export function toTandemConfig(file: ConfigFile, sourcePath: string): Normalised
   const timings = resolveTimings(file, problems);
   const security = resolveSecurity(file, baseDir, problems);
   const store = resolveStore(file, baseDir, problems);
+  const services = resolveServices(file.services, timings, problems);
   if (problems.length > 0) return { ok: false, problems };
   const peers = file.peers.map((p) => ({
     id: p.id,
@@ -135,6 +168,7 @@ export function toTandemConfig(file: ConfigFile, sourcePath: string): Normalised
       acl: file.acl ?? defaultAcl(peers.map((p) => p.id)),
       timings,
       store,
+      services,
       log: { level: file.log.level },
     },
   };
@@ -264,6 +298,65 @@ function resolveStore(file: ConfigFile, baseDir: string, problems: FieldProblem[
           }
         : null,
   };
+}
+
+function resolveServices(files: ServiceFile[], timings: Timings, problems: FieldProblem[]): ServiceConfig[] {
+  const firstByName = new Map<string, number>();
+  return files.map((s, index) => {
+    const at = (...path: PropertyKey[]) => ["services", index, ...path];
+    const first = firstByName.get(s.name);
+    if (first !== undefined) {
+      problems.push({ path: at("name"), message: `duplicate service "${s.name}" (see services[${first}])` });
+    } else firstByName.set(s.name, index);
+    if (s.nodes !== undefined) {
+      const eligible = s.nodes;
+      s.prefer.forEach((id, i) => {
+        if (!eligible.includes(id)) {
+          problems.push({ path: at("prefer", i), message: `"${id}" is not in this service's nodes` });
+        }
+      });
+    }
+    if (s.failover_after_ms < timings.downAfterMs) {
+      problems.push({
+        path: at("failover_after_ms"),
+        message: `must be at least timings.down_after_ms (${timings.downAfterMs}): a peer is not down before that`,
+      });
+    }
+    const h = s.health;
+    if (h !== undefined && (h.exec === undefined) === (h.http === undefined)) {
+      problems.push({ path: at("health"), message: "needs exactly one of exec or http" });
+    }
+    const w = s.restore_window;
+    return {
+      name: s.name,
+      description: s.description,
+      nodes: s.nodes ?? null,
+      prefer: s.prefer,
+      failover: s.failover,
+      failoverAfterMs: s.failover_after_ms,
+      restoreWindow:
+        w === undefined ? null : { cron: w.cron, lengthMs: parseDurationMs(w.length), timezone: w.timezone },
+      drivers: s.drivers.map((d) => ({
+        type: d.type,
+        start: d.start,
+        stop: d.stop,
+        status: d.status ?? null,
+        timeoutMs: d.timeout_ms,
+      })),
+      stopMustSucceed: s.stop_must_succeed,
+      health:
+        h === undefined
+          ? null
+          : {
+              check: h.exec !== undefined ? { exec: h.exec } : { http: h.http ?? "" },
+              intervalMs: h.interval_ms,
+              timeoutMs: h.timeout_ms,
+              failures: h.failures,
+            },
+      actions: s.actions,
+      admins: s.admins,
+    };
+  });
 }
 
 /** The schema already checked the text, so a failure here is a bug. */

@@ -6,6 +6,9 @@ export type NodeId = string;
 /** The grammar of a node id (also what versionKey() in lww.ts relies on). */
 export const nodeIdPattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
+/** The grammar of a service name (config, grants on the mesh, API paths). */
+export const serviceNamePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
 /** An election term. Monotonic per node; the fencing token handed to drivers and writes. */
 export type Term = number;
 

@@ -1,0 +1,125 @@
+// The `services:` section of tandem.yml: what runs on exactly one node, where it prefers to run, when it
+// moves, how it is started and checked. Field rules here; rules across fields in tandem_config.ts.
+import { z } from "zod";
+import { nodeIdPattern, serviceNamePattern } from "../core/types.ts";
+
+const nodeId = z.string().regex(nodeIdPattern, { error: "expected a node id" });
+const argv = z
+  .array(z.string().min(1))
+  .min(1)
+  .describe("argv, run without a shell, e.g. [systemctl, start, nginx]");
+
+const regexSource = z.string().superRefine((source, ctx) => {
+  try {
+    new RegExp(source);
+  } catch (cause) {
+    ctx.addIssue({ code: "custom", message: `not a valid regular expression (${(cause as Error).message})` });
+  }
+});
+
+/** "90s", "15m", "2h" or "500ms"; a bare number is milliseconds. */
+export const durationPattern = /^(\d+)(ms|s|m|h)$/;
+const unitMs = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
+
+export function parseDurationMs(value: string | number): number {
+  if (typeof value === "number") return value;
+  const match = durationPattern.exec(value);
+  if (match === null) throw new RangeError(`not a duration: ${value}`);
+  return Number(match[1]) * unitMs[match[2] as keyof typeof unitMs];
+}
+
+const duration = z
+  .union([z.int().min(1), z.string().regex(durationPattern, { error: 'expected e.g. "90s", "15m" or "2h"' })])
+  .describe('a duration: "90s", "15m", "2h", or milliseconds');
+
+const timeZone = z.string().superRefine((zone, ctx) => {
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: zone });
+  } catch {
+    ctx.addIssue({
+      code: "custom",
+      message: `unknown time zone "${zone}" (an IANA name, e.g. Europe/Berlin)`,
+    });
+  }
+});
+
+export const restoreWindowSchema = z
+  .strictObject({
+    cron: z.string().min(1).describe('When the window opens: a cron pattern, e.g. "0 2 * * *" (02:00 daily)'),
+    length: duration.describe("How long it stays open"),
+    timezone: timeZone.default("UTC").describe("IANA time zone of the cron pattern"),
+  })
+  .describe("While open, a preferred node that is back and healthy takes the service back, once per window");
+
+const execDriverSchema = z
+  .strictObject({
+    type: z.literal("exec"),
+    start: argv.describe("Starts the service; exit 0 means started"),
+    stop: argv.describe("Stops the service; exit 0 means stopped"),
+    status: argv.optional().describe("Exit 0: running here; anything else: not running"),
+    timeout_ms: z
+      .int()
+      .min(1)
+      .max(3_600_000)
+      .default(30_000)
+      .describe("Each command is killed after this long"),
+  })
+  .describe("Runs commands: start, stop, status");
+
+export const driverSchema = z.discriminatedUnion("type", [execDriverSchema]);
+
+const healthCheck = z.strictObject({
+  exec: argv.optional().describe("Healthy when it exits 0"),
+  http: z
+    .url({ protocol: /^https?$/ })
+    .optional()
+    .describe("Healthy when a GET answers 2xx"),
+  interval_ms: z.int().min(100).max(3_600_000).default(2_000),
+  timeout_ms: z.int().min(1).max(600_000).default(1_000),
+  failures: z
+    .int()
+    .min(1)
+    .max(100)
+    .default(3)
+    .describe("Consecutive failures before the owner counts as lost"),
+});
+
+export const serviceSchema = z
+  .strictObject({
+    name: z.string().regex(serviceNamePattern, {
+      error: "expected 1-63 characters of a-z 0-9 _ - starting with a letter or digit",
+    }),
+    description: z.string().max(500).default(""),
+    nodes: z.array(nodeId).min(1).optional().describe("Nodes that may run it; default every member"),
+    prefer: z.array(nodeId).default([]).describe("Home nodes, most preferred first"),
+    failover: z
+      .boolean()
+      .default(true)
+      .describe("false: when its owner is lost it stays down, and is reported"),
+    failover_after_ms: z
+      .int()
+      .min(1)
+      .max(3_600_000)
+      .default(3_000)
+      .describe("How long its owner may be unreachable before it moves; at least timings.down_after_ms"),
+    restore_window: restoreWindowSchema.optional().describe("Absent: failback only by hand"),
+    drivers: z.array(driverSchema).min(1).describe("Started in order, stopped in reverse"),
+    stop_must_succeed: z
+      .boolean()
+      .default(false)
+      .describe("A failing stop blocks the move (true) or is only reported (false)"),
+    health: healthCheck.optional().describe("A failing owner moves the service like a dead one"),
+    actions: z
+      .record(z.string().regex(serviceNamePattern), argv)
+      .default({})
+      .describe("Named commands run on the owner: tandem service action NAME ACTION"),
+    admins: z
+      .array(regexSource)
+      .default([])
+      .describe(
+        "Identities (certificate CN, PSK identity, token:<name>) that may move it or run its actions",
+      ),
+  })
+  .describe("A service that runs on exactly one node");
+
+export type ServiceFile = z.output<typeof serviceSchema>;

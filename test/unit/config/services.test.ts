@@ -1,0 +1,125 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { parseConfigText, type TandemConfig } from "../../../src/config/index.ts";
+
+const base = "node: { id: n1 }\nlisten: 127.0.0.1:7400\n";
+
+function parsed(text: string): TandemConfig {
+  const result = parseConfigText(text, "/etc/tandem/tandem.yml");
+  assert.ok(result.ok, result.ok ? "" : result.error.format());
+  return result.value;
+}
+
+function problems(text: string): string {
+  const result = parseConfigText(text, "tandem.yml");
+  assert.ok(!result.ok, "expected the config to be refused");
+  return result.error.format();
+}
+
+const web = `services:
+  - name: web
+    description: nginx behind the virtual IP
+    nodes: [n1, n2]
+    prefer: [n1]
+    failover_after_ms: 2000
+    restore_window: { cron: "0 2 * * *", length: 1h, timezone: Europe/Berlin }
+    drivers:
+      - { type: exec, start: [systemctl, start, nginx], stop: [systemctl, stop, nginx], status: [systemctl, is-active, nginx] }
+    health: { http: "http://127.0.0.1/healthz", failures: 2 }
+    actions:
+      reload: [systemctl, reload, nginx]
+    admins: ["^ops-"]
+`;
+
+test("config: services: a full service loads into camelCase with its defaults", () => {
+  const [service, ...rest] = parsed(base + web).services;
+  assert.deepEqual(rest, []);
+  assert.deepEqual(service, {
+    name: "web",
+    description: "nginx behind the virtual IP",
+    nodes: ["n1", "n2"],
+    prefer: ["n1"],
+    failover: true,
+    failoverAfterMs: 2000,
+    restoreWindow: { cron: "0 2 * * *", lengthMs: 3_600_000, timezone: "Europe/Berlin" },
+    drivers: [
+      {
+        type: "exec",
+        start: ["systemctl", "start", "nginx"],
+        stop: ["systemctl", "stop", "nginx"],
+        status: ["systemctl", "is-active", "nginx"],
+        timeoutMs: 30_000,
+      },
+    ],
+    stopMustSucceed: false,
+    health: { check: { http: "http://127.0.0.1/healthz" }, intervalMs: 2000, timeoutMs: 1000, failures: 2 },
+    actions: { reload: ["systemctl", "reload", "nginx"] },
+    admins: ["^ops-"],
+  });
+});
+
+test("config: services: none by default; the smallest service needs a name and a driver", () => {
+  assert.deepEqual(parsed(base).services, []);
+  const [s] = parsed(
+    `${base}services:\n  - { name: cron, drivers: [{ type: exec, start: [a], stop: [b] }] }\n`,
+  ).services;
+  assert.equal(s?.failoverAfterMs, 3000);
+  assert.equal(s?.nodes, null);
+  assert.equal(s?.restoreWindow, null);
+  assert.equal(s?.health, null);
+  assert.match(problems(`${base}services:\n  - { name: cron, drivers: [] }\n`), /services\[0\]\.drivers/);
+});
+
+test("config: services: rules across fields, each at its line", () => {
+  const driver = "drivers: [{ type: exec, start: [a], stop: [b] }]";
+  const text =
+    `${base}services:\n` +
+    `  - { name: web, nodes: [n1, n2], prefer: [n3], ${driver} }\n` +
+    `  - { name: web, failover_after_ms: 500, ${driver} }\n` +
+    `  - { name: db, health: { exec: [check], http: "http://127.0.0.1/" }, ${driver} }\n`;
+  const lines = problems(text).split("\n");
+  assert.ok(
+    lines.some((l) =>
+      /^tandem.yml:4:.*services\[0\]\.prefer\[0\]: "n3" is not in this service's nodes/.test(l),
+    ),
+    lines.join("\n"),
+  );
+  assert.ok(
+    lines.some((l) => /^tandem.yml:5:.*services\[1\]\.name: duplicate service "web"/.test(l)),
+    lines.join("\n"),
+  );
+  assert.ok(
+    lines.some((l) =>
+      /^tandem.yml:5:.*failover_after_ms: must be at least timings.down_after_ms \(1000\)/.test(l),
+    ),
+    lines.join("\n"),
+  );
+  assert.ok(
+    lines.some((l) => /^tandem.yml:6:.*services\[2\]\.health: needs exactly one of exec or http/.test(l)),
+    lines.join("\n"),
+  );
+});
+
+test("config: services: bad names, durations, time zones and driver types are refused", () => {
+  const driver = "drivers: [{ type: exec, start: [a], stop: [b] }]";
+  assert.match(
+    problems(`${base}services:\n  - { name: Web!, ${driver} }\n`),
+    /services\[0\]\.name: expected 1-63/,
+  );
+  assert.match(
+    problems(
+      `${base}services:\n  - { name: web, restore_window: { cron: "0 2 * * *", length: 1d }, ${driver} }\n`,
+    ),
+    /restore_window\.length/,
+  );
+  assert.match(
+    problems(
+      `${base}services:\n  - { name: web, restore_window: { cron: "0 2 * * *", length: 1h, timezone: Mars/Olympus }, ${driver} }\n`,
+    ),
+    /unknown time zone "Mars\/Olympus"/,
+  );
+  assert.match(
+    problems(`${base}services:\n  - { name: web, drivers: [{ type: systemd, unit: nginx }] }\n`),
+    /services\[0\]\.drivers\[0\]/,
+  );
+});
