@@ -3,6 +3,13 @@
 export { DrainLoop, type ReadyCore, type ReadyHandler, readiesPerDrainMax } from "./drain_loop.ts";
 export { SafeEmitter } from "./emitter.ts";
 export { http } from "./node_http.ts";
+export {
+  type CommandOptions,
+  type CommandOutcome,
+  commandOutputBytesMax,
+  commandSucceeded,
+  runCommand,
+} from "./run_command.ts";
 export { ShutdownStack } from "./shutdown_stack.ts";
 export {
   type MonotonicTicker,

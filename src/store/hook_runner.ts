@@ -3,14 +3,12 @@
 // runs once when it closes, so a burst of changes costs one run and a steady stream at most one run per
 // window. Never two runs at once: a trigger during a run opens a new window after the run ends. argv is
 // spawned without a shell; a run past its timeout is killed with its whole process group.
-import { spawn } from "node:child_process";
 import type { Logger } from "pino";
+import { commandSucceeded, runCommand } from "../shell/index.ts";
 import type { MaterialiseTimers } from "./materialise_timers.ts";
 
 export const hookDebounceMsDefault = 500;
 export const hookTimeoutMsDefault = 30_000;
-/** The tail of a run's stderr kept for the log line. */
-export const hookStderrBytesMax = 4096;
 
 export interface HookConfig {
   /** Store-path prefix (see isUnderPrefix): a change under it triggers the hook. */
@@ -95,51 +93,14 @@ export class HookRunner {
     });
   }
 
-  private run(): Promise<void> {
-    const [program, ...args] = this.command as [string, ...string[]];
-    const startedMs = performance.now();
-    return new Promise((resolve) => {
-      // detached: its own process group, so a timeout also ends what the command started.
-      const child = spawn(program, args, {
-        stdio: ["ignore", "ignore", "pipe"],
-        env: { ...process.env, ...this.env },
-        detached: true,
-      });
-      let stderr = Buffer.alloc(0);
-      child.stderr?.on("data", (chunk: Buffer) => {
-        stderr = Buffer.concat([stderr, chunk]);
-        if (stderr.length > hookStderrBytesMax) stderr = stderr.subarray(stderr.length - hookStderrBytesMax);
-      });
-      let timedOut = false;
-      const timeout = this.timers.setTimeout(() => {
-        timedOut = true;
-        if (child.pid !== undefined) killGroup(child.pid);
-      }, this.timeoutMs);
-      let finished = false;
-      const finish = (outcome: { exitCode?: number | null; signal?: string | null; err?: Error }) => {
-        if (finished) return;
-        finished = true;
-        this.timers.clearTimeout(timeout);
-        const fields = {
-          ...outcome,
-          timedOut,
-          durationMs: Math.round(performance.now() - startedMs),
-          stderr: stderr.toString("utf8").trim(),
-        };
-        if (outcome.exitCode === 0) this.logger.info(fields, "hook ran");
-        else this.logger.warn(fields, timedOut ? "hook timed out" : "hook failed");
-        resolve();
-      };
-      child.on("error", (err) => finish({ err }));
-      child.on("close", (exitCode, signal) => finish({ exitCode, signal }));
+  private async run(): Promise<void> {
+    const outcome = await runCommand(this.command, {
+      env: this.env,
+      timeoutMs: this.timeoutMs,
+      timers: this.timers,
     });
-  }
-}
-
-function killGroup(pid: number): void {
-  try {
-    process.kill(-pid, "SIGKILL");
-  } catch {
-    // The group is already gone.
+    const { stdout: _stdout, ...fields } = outcome;
+    if (commandSucceeded(outcome)) this.logger.info(fields, "hook ran");
+    else this.logger.warn(fields, outcome.timedOut ? "hook timed out" : "hook failed");
   }
 }

@@ -50,7 +50,7 @@ interface LogLine {
   signal?: string | null;
   timedOut?: boolean;
   stderr?: string;
-  err?: { message: string };
+  error?: string | null;
 }
 
 function memoryLogger(): { logger: pino.Logger; lines: LogLine[] } {
@@ -178,7 +178,7 @@ test("hooks: a missing program is logged, not thrown", async () => {
   await hook.settled();
   assert.equal(lines.length, 1);
   assert.equal(lines[0]?.msg, "hook failed");
-  assert.match(lines[0]?.err?.message ?? "", /ENOENT/);
+  assert.match(lines[0]?.error ?? "", /ENOENT/);
 });
 
 test("hooks: close runs what is owed and accepts no more triggers", async (t) => {
