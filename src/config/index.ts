@@ -8,7 +8,15 @@ export { err, ok, type Result } from "./result.ts";
 export { LogLevel, NodeRole, nodeIdPattern } from "./schema.ts";
 export { type LoadedSecurity, loadMeshSecurity, pskBytesMin } from "./security.ts";
 export { listenPortDefault, type StarterOptions, starterConfigText } from "./starter.ts";
-export type { HookConfig, PeerConfig, SecurityConfig, StoreConfig, TandemConfig } from "./tandem_config.ts";
+export type {
+  DriverConfig,
+  HookConfig,
+  PeerConfig,
+  SecurityConfig,
+  ServiceConfig,
+  StoreConfig,
+  TandemConfig,
+} from "./tandem_config.ts";
 export {
   lanTimings,
   localTimings,

@@ -1,0 +1,317 @@
+// One service on this node: runs it while the leader's latest table assigns it here and a live grant
+// covers it, and stops it before the grant can lapse on the leader (src/core/grants.ts says why that is in
+// time). Driver steps (start, stop) run one at a time, each after a fence check; renewals run on their own
+// timer beside them, so a slow start never costs the grant, and each renewal tick checks the deadline.
+// Every state change is reported (to the leader, by the caller).
+//
+//   stopped ──assigned, grant──▶ starting ──drivers up──▶ running
+//      ▲  ▲                          │ a driver failed       │ unassigned, renewal refused,
+//      │  └─ (retry) ◀── failed ◀────┘                       │ or the deadline near
+//      └────────────────────────────── stopping ◀────────────┘
+import type { Logger } from "pino";
+import {
+  type Coordination,
+  CoordinationUnavailableError,
+  GrantRefusedError,
+  type HeldGrant,
+  NotLeaderError,
+} from "../cluster/index.ts";
+import type { ServiceConfig } from "../config/index.ts";
+import { formatFence } from "../core/grants.ts";
+import type { NodeId } from "../core/types.ts";
+import type { Driver, DriverContext } from "./exec_driver.ts";
+
+export type RunnerState = "stopped" | "starting" | "running" | "stopping" | "failed";
+
+export interface RunnerReport {
+  state: RunnerState;
+  /** The grant it runs under ("term.seq"), when it holds one. */
+  fence: string | null;
+  /** Date.now() of the last state change. */
+  sinceMs: number;
+  /** Why, for operators: a refusal, a failed driver. */
+  detail: string;
+}
+
+export interface RunnerTimers {
+  setTimeout(callback: () => void, delayMs: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface ServiceRunnerOptions {
+  service: ServiceConfig;
+  nodeId: NodeId;
+  drivers: readonly Driver[];
+  coordination: Pick<Coordination, "leadership" | "acquireGrant" | "releaseGrant" | "checkFence">;
+  /** The grants' lease: renewals go out four times per lease; stopping starts with half of it left. */
+  leaseMs: number;
+  logger: Logger;
+  onReport: (report: RunnerReport) => void;
+  timers?: RunnerTimers;
+  /** Wall clock for reports; Date.now by default. */
+  wallClock?: () => number;
+}
+
+/** After a failed start, the same node tries again no sooner than this (the leader may move it first). */
+export const startRetryMs = 10_000;
+
+const nodeTimers: RunnerTimers = {
+  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+export class ServiceRunner {
+  private readonly options: ServiceRunnerOptions;
+  private readonly timers: RunnerTimers;
+  private readonly logger: Logger;
+  private assignedHere = false;
+  private held: HeldGrant | null = null;
+  private state: RunnerState = "stopped";
+  private failedAtMs = Number.NEGATIVE_INFINITY;
+  /** The renewal was refused: the leader moved the service; stop at once. */
+  private revoked = false;
+  private working = false;
+  private again = false;
+  /** Wakes reconcile: for a retry, or while stopped and assigned. */
+  private timer: unknown = null;
+  /** Renews the held grant every quarter lease. */
+  private renewTimer: unknown = null;
+  private renewing = false;
+  private closed = false;
+
+  constructor(options: ServiceRunnerOptions) {
+    this.options = options;
+    this.timers = options.timers ?? nodeTimers;
+    this.logger = options.logger.child({ service: options.service.name });
+  }
+
+  get name(): string {
+    return this.options.service.name;
+  }
+
+  report(): RunnerReport {
+    return this.lastReport;
+  }
+
+  /** The leader's latest table: is the service assigned to this node? */
+  assigned(here: boolean): void {
+    if (here === this.assignedHere) return;
+    this.assignedHere = here;
+    if (here) this.failedAtMs = Number.NEGATIVE_INFINITY;
+    this.kick();
+  }
+
+  /** Stops the service if it runs here (agent shutdown), then stays stopped. */
+  async close(): Promise<void> {
+    this.assignedHere = false;
+    this.kick();
+    while (this.working) await new Promise((resolve) => setImmediate(resolve));
+    this.closed = true;
+    this.clearTimer();
+    this.stopRenewing();
+  }
+
+  private lastReport: RunnerReport = { state: "stopped", fence: null, sinceMs: Date.now(), detail: "" };
+
+  private setState(state: RunnerState, detail = ""): void {
+    if (state === this.state && detail === this.lastReport.detail) return;
+    this.state = state;
+    this.lastReport = {
+      state,
+      fence: this.held === null ? null : formatFence(this.held.grant.fence),
+      sinceMs: (this.options.wallClock ?? Date.now)(),
+      detail,
+    };
+    this.logger.info({ state, detail, fence: this.lastReport.fence }, `service ${state}`);
+    this.options.onReport(this.lastReport);
+  }
+
+  /** Runs reconcile now, or once more after the current run. */
+  private kick(): void {
+    if (this.closed) return;
+    if (this.working) {
+      this.again = true;
+      return;
+    }
+    this.working = true;
+    void this.reconcileLoop();
+  }
+
+  private async reconcileLoop(): Promise<void> {
+    try {
+      do {
+        this.again = false;
+        await this.reconcile();
+      } while (this.again);
+    } catch (error) {
+      this.logger.error({ err: error }, "service runner failed");
+    } finally {
+      this.working = false;
+      this.schedule();
+    }
+  }
+
+  private async reconcile(): Promise<void> {
+    if (this.state === "running") {
+      if (this.assignedHere && !this.revoked && !this.nearDeadline()) return;
+      const why = !this.assignedHere
+        ? "assigned elsewhere"
+        : this.revoked
+          ? "grant not renewed"
+          : "grant ran out";
+      await this.stop(why);
+      return;
+    }
+    if (!this.assignedHere) return;
+    if (this.state === "failed" && this.elapsedSinceFailure() < startRetryMs) return;
+    await this.acquireAndStart();
+  }
+
+  private async acquireAndStart(): Promise<void> {
+    let held: HeldGrant;
+    try {
+      // No claim: an adopted grant (continueOnly) only ever answers a claim, so this one may start.
+      held = await this.options.coordination.acquireGrant(this.name);
+    } catch (error) {
+      this.setState(
+        this.state === "failed" ? "failed" : "stopped",
+        `waiting for its grant: ${describe(error)}`,
+      );
+      return;
+    }
+    this.held = held;
+    this.revoked = false;
+    this.startRenewing();
+    this.setState("starting");
+    const context = this.context(held);
+    const started: Driver[] = [];
+    for (const driver of this.options.drivers) {
+      const fence = this.options.coordination.checkFence(held);
+      const ok = fence.ok && !this.revoked && this.assignedHere && (await driver.start(context));
+      if (!ok) {
+        const why = !fence.ok ? fence.reason : `${driver.kind} start failed`;
+        await this.stopDrivers(started, context);
+        this.held = null;
+        this.stopRenewing();
+        await this.release(held);
+        this.failedAtMs = performance.now();
+        this.setState("failed", why);
+        return;
+      }
+      started.push(driver);
+    }
+    this.setState("running");
+  }
+
+  private startRenewing(): void {
+    this.stopRenewing();
+    this.renewTimer = this.timers.setTimeout(() => this.renewTick(), this.options.leaseMs / 4);
+  }
+
+  private stopRenewing(): void {
+    if (this.renewTimer !== null) this.timers.clearTimeout(this.renewTimer);
+    this.renewTimer = null;
+  }
+
+  /** Every quarter lease while a grant is held: stop if the deadline is near, else ask for a renewal. */
+  private renewTick(): void {
+    this.renewTimer = null;
+    if (this.held === null || this.closed) return;
+    this.renewTimer = this.timers.setTimeout(() => this.renewTick(), this.options.leaseMs / 4);
+    if (this.nearDeadline()) {
+      this.kick();
+      return;
+    }
+    if (!this.renewing) void this.renew(this.held);
+  }
+
+  private async renew(held: HeldGrant): Promise<void> {
+    this.renewing = true;
+    const term = this.options.coordination.leadership().term;
+    // After a leader change, the new leader learns of the grant from this claim (src/core/grants.ts).
+    const claimed = held.grant.fence.term < term ? held.grant.fence : undefined;
+    try {
+      const renewed = await this.options.coordination.acquireGrant(this.name, claimed);
+      // Only the grant it was asked for: a service stopped meanwhile is not extended.
+      if (this.held === held) this.held = renewed;
+    } catch (error) {
+      if (error instanceof GrantRefusedError) {
+        if (this.held === held) this.revoked = true;
+        this.logger.warn({ reason: error.message }, "grant renewal refused");
+        this.kick();
+      } else if (!(error instanceof NotLeaderError || error instanceof CoordinationUnavailableError)) {
+        this.logger.error({ err: error }, "grant renewal failed");
+      }
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  private async stop(why: string): Promise<void> {
+    const held = this.held;
+    this.setState("stopping", why);
+    if (held !== null) await this.stopDrivers(this.options.drivers, this.context(held));
+    this.held = null;
+    this.stopRenewing();
+    this.revoked = false;
+    if (held !== null) await this.release(held);
+    this.setState("stopped", why);
+  }
+
+  private async stopDrivers(drivers: readonly Driver[], context: DriverContext): Promise<void> {
+    for (const driver of [...drivers].reverse()) {
+      if (!(await driver.stop(context))) {
+        this.logger.warn({ driver: driver.kind }, "stop failed; the service may still run here");
+      }
+    }
+  }
+
+  private async release(held: HeldGrant): Promise<void> {
+    try {
+      await this.options.coordination.releaseGrant(held.grant);
+    } catch (error) {
+      // Not fatal: the grant lapses by itself.
+      this.logger.debug({ reason: describe(error) }, "grant release not delivered");
+    }
+  }
+
+  /** Half the lease left: stop now, so the service is down before the leader may give it elsewhere. */
+  private nearDeadline(): boolean {
+    const held = this.held;
+    if (held === null) return true;
+    const fence = this.options.coordination.checkFence(held);
+    return !fence.ok || fence.remainingMs <= this.options.leaseMs / 2;
+  }
+
+  private elapsedSinceFailure(): number {
+    return performance.now() - this.failedAtMs;
+  }
+
+  /** Assigned here but not running: wake for the next try (a quarter lease, or the retry after a failure). */
+  private schedule(): void {
+    this.clearTimer();
+    if (this.closed) return;
+    let delayMs: number | null = null;
+    if (this.state === "failed" && this.assignedHere) {
+      delayMs = Math.max(0, startRetryMs - this.elapsedSinceFailure());
+    } else if (this.state === "stopped" && this.assignedHere) delayMs = this.options.leaseMs / 4;
+    if (delayMs === null) return;
+    this.timer = this.timers.setTimeout(() => {
+      this.timer = null;
+      this.kick();
+    }, delayMs);
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== null) this.timers.clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private context(held: HeldGrant): DriverContext {
+    return { service: this.name, node: this.options.nodeId, fence: formatFence(held.grant.fence) };
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

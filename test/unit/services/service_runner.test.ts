@@ -1,0 +1,185 @@
+import assert from "node:assert/strict";
+import { performance } from "node:perf_hooks";
+import { type TestContext, test } from "node:test";
+import { pino } from "pino";
+import type { ServiceConfig } from "../../../src/config/index.ts";
+import type { Driver, DriverContext, DriverStatus } from "../../../src/services/exec_driver.ts";
+import { type RunnerReport, ServiceRunner, startRetryMs } from "../../../src/services/service_runner.ts";
+import { MemoryCoordination } from "../../support/memory_coordination.ts";
+
+const leaseMs = 2000;
+
+/** Virtual time: timers, Date and performance.now move only when the test runs time, 1 ms per step. */
+class VirtualTime {
+  private readonly t: TestContext;
+  nowMs = 1_000_000;
+
+  constructor(t: TestContext) {
+    this.t = t;
+    t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_700_000_000_000 });
+    t.mock.method(performance, "now", () => this.nowMs);
+  }
+
+  async run(ms: number): Promise<void> {
+    for (let i = 0; i < ms; i++) {
+      this.nowMs += 1;
+      this.t.mock.timers.tick(1);
+      for (let j = 0; j < 4; j++) await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  async until(what: string, predicate: () => boolean, limitMs = 30_000): Promise<void> {
+    for (let waited = 0; !predicate(); waited++) {
+      if (waited >= limitMs) assert.fail(`no ${what} after ${limitMs} virtual ms`);
+      await this.run(1);
+    }
+  }
+}
+
+/** A driver that records what it was asked, at which virtual time and under which fence. */
+class RecordingDriver implements Driver {
+  readonly kind: string;
+  readonly calls: string[] = [];
+  startFails = false;
+  private readonly time: VirtualTime;
+
+  constructor(kind: string, time: VirtualTime) {
+    this.kind = kind;
+    this.time = time;
+  }
+
+  async start(context: DriverContext): Promise<boolean> {
+    this.calls.push(`start ${context.node} ${context.fence} @${this.time.nowMs}`);
+    return !this.startFails;
+  }
+
+  async stop(context: DriverContext): Promise<boolean> {
+    this.calls.push(`stop ${context.node} ${context.fence} @${this.time.nowMs}`);
+    return true;
+  }
+
+  async status(): Promise<DriverStatus> {
+    return "unknown";
+  }
+}
+
+const service: ServiceConfig = {
+  name: "web",
+  description: "",
+  nodes: null,
+  prefer: [],
+  failover: true,
+  failoverAfterMs: 3000,
+  restoreWindow: null,
+  drivers: [],
+  stopMustSucceed: false,
+  health: null,
+  actions: {},
+  admins: [],
+};
+
+function setup(t: TestContext) {
+  const time = new VirtualTime(t);
+  const coordination = new MemoryCoordination({ leaderId: "n1", term: 4, leaseMs, now: () => time.nowMs });
+  const drivers = [new RecordingDriver("ip", time), new RecordingDriver("app", time)];
+  const reports: RunnerReport[] = [];
+  const runner = new ServiceRunner({
+    service,
+    nodeId: "n2",
+    drivers,
+    coordination: coordination.node("n2"),
+    leaseMs,
+    logger: pino({ level: "silent" }),
+    onReport: (report) => reports.push(report),
+  });
+  t.after(() => runner.close());
+  const states = () => reports.map((r) => r.state);
+  return { time, coordination, drivers, runner, reports, states };
+}
+
+test("service runner: assigned here, it takes the grant, starts the drivers in order and keeps the grant", async (t) => {
+  const { time, coordination, drivers, runner, states } = setup(t);
+  coordination.assign("web", "n2");
+  runner.assigned(true);
+  await time.until("running", () => runner.report().state === "running");
+  assert.deepEqual(states(), ["starting", "running"]);
+  assert.equal(runner.report().fence, "4.1");
+  assert.match(drivers[0]?.calls[0] ?? "", /^start n2 4\.1 /);
+  assert.match(drivers[1]?.calls[0] ?? "", /^start n2 4\.1 /);
+  await time.run(10 * leaseMs);
+  assert.equal(runner.report().state, "running", "renewed for ten leases");
+  assert.equal(coordination.holder("web")?.owner, "n2");
+});
+
+test("service runner: unassigned, it stops the drivers in reverse and releases the grant", async (t) => {
+  const { time, coordination, drivers, runner } = setup(t);
+  coordination.assign("web", "n2");
+  runner.assigned(true);
+  await time.until("running", () => runner.report().state === "running");
+  coordination.assign("web", "n3");
+  runner.assigned(false);
+  await time.until("stopped", () => runner.report().state === "stopped");
+  assert.match(drivers[1]?.calls[1] ?? "", /^stop n2 4\.1 /);
+  assert.match(drivers[0]?.calls[1] ?? "", /^stop n2 4\.1 /);
+  const stoppedApp = Number(/@(\d+)/.exec(drivers[1]?.calls[1] ?? "")?.[1]);
+  const stoppedIp = Number(/@(\d+)/.exec(drivers[0]?.calls[1] ?? "")?.[1]);
+  assert.ok(stoppedApp <= stoppedIp, "app stopped before ip");
+  assert.equal(coordination.holder("web"), null, "released: free at once");
+});
+
+test("service runner: cut off from the leader, it stops before the leader may give the service elsewhere", async (t) => {
+  const { time, coordination, drivers, runner } = setup(t);
+  coordination.assign("web", "n2");
+  runner.assigned(true);
+  await time.until("running", () => runner.report().state === "running");
+  coordination.answering = false;
+  const freeAtMs = coordination.freeAtMs("web");
+  await time.until("stopped", () => runner.report().state === "stopped");
+  const stopped = drivers.map((d) => Number(/@(\d+)/.exec(d.calls.at(-1) ?? "")?.[1]));
+  for (const at of stopped)
+    assert.ok(at < freeAtMs, `stopped at ${at}, the leader could move it at ${freeAtMs}`);
+  assert.equal(runner.report().detail, "grant ran out");
+});
+
+test("service runner: a refused renewal (moved elsewhere) stops it at once", async (t) => {
+  const { time, coordination, runner } = setup(t);
+  coordination.assign("web", "n2");
+  runner.assigned(true);
+  await time.until("running", () => runner.report().state === "running");
+  coordination.assign("web", "n3"); // the table has not reached n2 yet: only the renewal tells it
+  const before = time.nowMs;
+  await time.until("stopped", () => runner.report().state === "stopped");
+  assert.ok(time.nowMs - before <= leaseMs / 4 + 10, `stopped ${time.nowMs - before} ms later`);
+  assert.equal(runner.report().detail, "grant not renewed");
+});
+
+test("service runner: a failed start undoes the drivers started, releases, and retries later", async (t) => {
+  const { time, coordination, drivers, runner, states } = setup(t);
+  const [ip, app] = drivers;
+  assert.ok(ip && app);
+  app.startFails = true;
+  coordination.assign("web", "n2");
+  runner.assigned(true);
+  await time.until("failed", () => runner.report().state === "failed");
+  assert.deepEqual(states(), ["starting", "failed"]);
+  assert.match(runner.report().detail, /app start failed/);
+  assert.match(ip.calls[1] ?? "", /^stop n2 4\.1/);
+  assert.equal(coordination.holder("web"), null);
+  app.startFails = false;
+  const failedAt = time.nowMs;
+  await time.until("running", () => runner.report().state === "running");
+  assert.ok(time.nowMs - failedAt >= startRetryMs - 1, "not retried before startRetryMs");
+});
+
+test("service runner: after a leader change its claim is adopted and the service keeps running", async (t) => {
+  const { time, coordination, drivers, runner } = setup(t);
+  coordination.assign("web", "n2");
+  runner.assigned(true);
+  await time.until("running", () => runner.report().state === "running");
+  coordination.changeLeader("n3");
+  await time.run(3 * leaseMs);
+  assert.equal(runner.report().state, "running");
+  assert.equal(coordination.holder("web")?.owner, "n2");
+  assert.deepEqual(coordination.holder("web")?.fence, { term: 5, seq: 1 });
+  assert.equal(drivers[1]?.calls.length, 1, "never restarted");
+});
