@@ -17,6 +17,9 @@
 //   same entries are written, then healed; time from the heal until node 2 is identical
 //   (bench/store_partition.ts). Needs root, `ip` and `nft`; without them the bench says what is missing.
 //   etcd's members stay on loopback and are only stopped.
+// - the agent's V8 flags against none, side by side: two Tandem clusters at once, batched writes to one at a
+//   time in ABBA rounds (bench/store_flags.ts), since sequential runs land in different minutes of a VM
+//   whose speed drifts (the two sequential figures above are kept for the other workloads);
 // Each system first takes WARMUP_MS of batched then single writes that are not recorded (JIT warm-up of the
 // client and the servers; before it, the first system measured in a run did worst: 1.4k single writes/s
 // against 2.9-3.0k in short runs of the same code just after, and single writes ran at about 60 % of their
@@ -27,6 +30,7 @@
 //   node bench/store.ts [--quick] [--results-dir DIR]
 import { AGENT_NODE_FLAGS } from "../src/cli/agent_flags.ts";
 import { EtcdTarget } from "./store_etcd.ts";
+import { compareFlags, type FlagsComparison } from "./store_flags.ts";
 import {
   type LinkTimes,
   type PartitionConvergence,
@@ -76,6 +80,9 @@ const SINGLE_WRITES_PER_S_MIN = 3_000;
 const LAG_P50_MS_MAX = 5;
 const LAG_P99_MS_MAX = 50;
 const CONVERGENCE_MS_MAX = 2_000;
+/** The agent's flags keep at least the flag-less agent's batched throughput (issue 22). */
+const FLAGS_RATIO_MIN = 1.0;
+const FLAGS_ROUNDS = { full: 4, quick: 1 };
 
 interface Durations {
   throughputMs: number;
@@ -227,7 +234,7 @@ async function withPartition(
   }
 }
 
-function targetsOf(tandem: SystemResult): TargetCheck[] {
+function targetsOf(tandem: SystemResult, flags: FlagsComparison | null): TargetCheck[] {
   return [
     checkTarget(
       "batched writes into one node (1 KiB, min_acks=1)",
@@ -263,6 +270,13 @@ function targetsOf(tandem: SystemResult): TargetCheck[] {
       Comparison.AtMost,
       CONVERGENCE_MS_MAX,
       tandem.partition?.identicalAfterMs ?? null,
+    ),
+    checkTarget(
+      "batched writes, agent V8 flags / none (side by side, ABBA rounds)",
+      "x",
+      Comparison.AtLeast,
+      FLAGS_RATIO_MIN,
+      flags?.ratio ?? null,
     ),
   ];
 }
@@ -390,6 +404,32 @@ function reportPartition(results: SystemResult[]): void {
   }
 }
 
+async function flagsComparison(d: Durations, quick: boolean): Promise<FlagsComparison | null> {
+  console.log("");
+  console.log(
+    "tandem: agent V8 flags against none, two clusters side by side, batched writes in ABBA rounds",
+  );
+  try {
+    const flags = await compareFlags({
+      rounds: quick ? FLAGS_ROUNDS.quick : FLAGS_ROUNDS.full,
+      windowMs: d.throughputMs / 2,
+      warmupMs: WARMUP_MS,
+      batchEntries: BATCH_ENTRIES,
+      batchConcurrency: BATCH_CONCURRENCY,
+      valueBytes: VALUE_BYTES,
+    });
+    const perRound = flags.roundRatios.map((r) => r.toFixed(3)).join(", ");
+    console.log(
+      `  with flags ${flags.withFlags.toFixed(0)} writes/s, without ${flags.withoutFlags.toFixed(0)}: ` +
+        `ratio ${flags.ratio.toFixed(3)} (rounds: ${perRound})`,
+    );
+    return flags;
+  } catch (error) {
+    console.log(`  aborted: ${String(error)}`);
+    return null;
+  }
+}
+
 async function main(options: BenchOptions): Promise<void> {
   exitOnSignals();
   const date = new Date().toISOString();
@@ -415,10 +455,11 @@ async function main(options: BenchOptions): Promise<void> {
     results.push({ ...etcd, partitionNote: "not run: etcd members are only stopped (SIGSTOP)" });
   }
   report(results, etcdNote);
+  const flags = await flagsComparison(d, options.quick);
 
   const headline = results[0];
   if (headline === undefined) throw new Error("no Tandem result");
-  const targets = targetsOf(headline);
+  const targets = targetsOf(headline, flags);
   console.log("");
   printTable(targetHeader, targets.map(targetRow));
   const path = writeResult(options.resultsDir, {
@@ -444,6 +485,7 @@ async function main(options: BenchOptions): Promise<void> {
       durations: d,
       etcd: version ?? etcdNote,
       results,
+      flags,
     },
   });
   console.log(`wrote     ${path}`);

@@ -7,4 +7,5 @@ export {
   plug,
   type RunningCapability,
 } from "./capability.ts";
+export { type ServicesCapabilityConfig, servicesCapability } from "./services_capability.ts";
 export { storeCapability, tombstoneSweepMs } from "./store_capability.ts";

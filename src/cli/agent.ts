@@ -9,6 +9,7 @@ import {
   type PluggedCapability,
   plug,
   type RunningCapability,
+  servicesCapability,
   storeCapability,
 } from "../agent/index.ts";
 import {
@@ -20,7 +21,7 @@ import {
   startLocalApi,
   TokensFile,
 } from "../api/index.ts";
-import { Cluster, FileHardStateStore, requestJoin } from "../cluster/index.ts";
+import { Cluster, FileHardStateStore, grantLeaseMsDefault, requestJoin } from "../cluster/index.ts";
 import type { TandemConfig } from "../config/index.ts";
 import { loadMeshSecurity, toTicks } from "../config/index.ts";
 import { Mesh, type MeshSecurity } from "../mesh/index.ts";
@@ -40,8 +41,13 @@ export interface RunningAgent {
 }
 
 /** The capabilities, in dependency order. */
+/** In dependency order. Services only when the config names some: an agent without them pays nothing. */
 function capabilitiesOf(config: TandemConfig): PluggedCapability[] {
-  return [plug(storeCapability, config.store)];
+  const capabilities = [plug(storeCapability, config.store)];
+  if (config.services.length > 0) {
+    capabilities.push(plug(servicesCapability, { services: config.services, leaseMs: grantLeaseMsDefault }));
+  }
+  return capabilities;
 }
 
 export function agentLogger(config: TandemConfig): Logger {

@@ -184,6 +184,11 @@ export class GrantService {
       }
       return { kind: "released" };
     }
+    // A claim of a service this leader has not placed yet is adopted where it runs (placement may move it
+    // later); refusing it would stop a healthy service at every leader change.
+    if (request.claimed !== undefined && !this.assigned.has(request.service)) {
+      this.assigned.set(request.service, from);
+    }
     const assignedTo = this.assigned.get(request.service);
     if (assignedTo !== from) {
       const where = assignedTo === undefined ? "not assigned to any node" : `assigned to ${assignedTo}`;

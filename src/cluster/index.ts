@@ -3,6 +3,7 @@ export {
   type ClusterMember,
   type ClusterOptions,
   type ClusterStatus,
+  grantLeaseMsDefault,
   type PeerStatus,
 } from "./cluster.ts";
 export type {

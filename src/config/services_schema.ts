@@ -1,5 +1,6 @@
 // The `services:` section of tandem.yml: what runs on exactly one node, where it prefers to run, when it
 // moves, how it is started and checked. Field rules here; rules across fields in tandem_config.ts.
+import { Cron } from "croner";
 import { z } from "zod";
 import { nodeIdPattern, serviceNamePattern } from "../core/types.ts";
 
@@ -8,14 +9,6 @@ const argv = z
   .array(z.string().min(1))
   .min(1)
   .describe("argv, run without a shell, e.g. [systemctl, start, nginx]");
-
-const regexSource = z.string().superRefine((source, ctx) => {
-  try {
-    new RegExp(source);
-  } catch (cause) {
-    ctx.addIssue({ code: "custom", message: `not a valid regular expression (${(cause as Error).message})` });
-  }
-});
 
 /** "90s", "15m", "2h" or "500ms"; a bare number is milliseconds. */
 export const durationPattern = /^(\d+)(ms|s|m|h)$/;
@@ -43,9 +36,20 @@ const timeZone = z.string().superRefine((zone, ctx) => {
   }
 });
 
+const cronPattern = z
+  .string()
+  .min(1)
+  .superRefine((pattern, ctx) => {
+    try {
+      new Cron(pattern, { paused: true });
+    } catch (cause) {
+      ctx.addIssue({ code: "custom", message: `not a cron pattern (${(cause as Error).message})` });
+    }
+  });
+
 export const restoreWindowSchema = z
   .strictObject({
-    cron: z.string().min(1).describe('When the window opens: a cron pattern, e.g. "0 2 * * *" (02:00 daily)'),
+    cron: cronPattern.describe('When the window opens: a cron pattern, e.g. "0 2 * * *" (02:00 daily)'),
     length: duration.describe("How long it stays open"),
     timezone: timeZone.default("UTC").describe("IANA time zone of the cron pattern"),
   })
@@ -68,22 +72,6 @@ const execDriverSchema = z
 
 export const driverSchema = z.discriminatedUnion("type", [execDriverSchema]);
 
-const healthCheck = z.strictObject({
-  exec: argv.optional().describe("Healthy when it exits 0"),
-  http: z
-    .url({ protocol: /^https?$/ })
-    .optional()
-    .describe("Healthy when a GET answers 2xx"),
-  interval_ms: z.int().min(100).max(3_600_000).default(2_000),
-  timeout_ms: z.int().min(1).max(600_000).default(1_000),
-  failures: z
-    .int()
-    .min(1)
-    .max(100)
-    .default(3)
-    .describe("Consecutive failures before the owner counts as lost"),
-});
-
 export const serviceSchema = z
   .strictObject({
     name: z.string().regex(serviceNamePattern, {
@@ -104,21 +92,6 @@ export const serviceSchema = z
       .describe("How long its owner may be unreachable before it moves; at least timings.down_after_ms"),
     restore_window: restoreWindowSchema.optional().describe("Absent: failback only by hand"),
     drivers: z.array(driverSchema).min(1).describe("Started in order, stopped in reverse"),
-    stop_must_succeed: z
-      .boolean()
-      .default(false)
-      .describe("A failing stop blocks the move (true) or is only reported (false)"),
-    health: healthCheck.optional().describe("A failing owner moves the service like a dead one"),
-    actions: z
-      .record(z.string().regex(serviceNamePattern), argv)
-      .default({})
-      .describe("Named commands run on the owner: tandem service action NAME ACTION"),
-    admins: z
-      .array(regexSource)
-      .default([])
-      .describe(
-        "Identities (certificate CN, PSK identity, token:<name>) that may move it or run its actions",
-      ),
   })
   .describe("A service that runs on exactly one node");
 

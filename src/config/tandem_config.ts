@@ -66,16 +66,6 @@ export interface ServiceConfig {
   failoverAfterMs: number;
   restoreWindow: { cron: string; lengthMs: number; timezone: string } | null;
   drivers: DriverConfig[];
-  stopMustSucceed: boolean;
-  health: {
-    check: { exec: string[] } | { http: string };
-    intervalMs: number;
-    timeoutMs: number;
-    failures: number;
-  } | null;
-  actions: Record<string, string[]>;
-  /** Regular expressions over client identities. */
-  admins: string[];
 }
 
 export interface TandemConfig {
@@ -322,10 +312,6 @@ function resolveServices(files: ServiceFile[], timings: Timings, problems: Field
         message: `must be at least timings.down_after_ms (${timings.downAfterMs}): a peer is not down before that`,
       });
     }
-    const h = s.health;
-    if (h !== undefined && (h.exec === undefined) === (h.http === undefined)) {
-      problems.push({ path: at("health"), message: "needs exactly one of exec or http" });
-    }
     const w = s.restore_window;
     return {
       name: s.name,
@@ -343,18 +329,6 @@ function resolveServices(files: ServiceFile[], timings: Timings, problems: Field
         status: d.status ?? null,
         timeoutMs: d.timeout_ms,
       })),
-      stopMustSucceed: s.stop_must_succeed,
-      health:
-        h === undefined
-          ? null
-          : {
-              check: h.exec !== undefined ? { exec: h.exec } : { http: h.http ?? "" },
-              intervalMs: h.interval_ms,
-              timeoutMs: h.timeout_ms,
-              failures: h.failures,
-            },
-      actions: s.actions,
-      admins: s.admins,
     };
   });
 }

@@ -70,7 +70,7 @@ export class ServiceRunner {
   private failedAtMs = Number.NEGATIVE_INFINITY;
   /** The renewal was refused: the leader moved the service; stop at once. */
   private revoked = false;
-  private working = false;
+  private working: Promise<void> | null = null;
   private again = false;
   /** Wakes reconcile: for a retry, or while stopped and assigned. */
   private timer: unknown = null;
@@ -93,6 +93,21 @@ export class ServiceRunner {
     return this.lastReport;
   }
 
+  /**
+   * At start, before this node reports its services: whatever an earlier run of the agent left behind
+   * (killed without stopping its services) is stopped, since no grant covers it now. A driver that cannot
+   * tell (no status command) is stopped too: stop commands are meant to be idempotent.
+   */
+  async probe(): Promise<void> {
+    const context = { service: this.name, node: this.options.nodeId, fence: "0.0" };
+    for (const driver of [...this.options.drivers].reverse()) {
+      const status = await driver.status(context);
+      if (status === "stopped") continue;
+      this.logger.info({ driver: driver.kind, status }, "stopping what may be left from an earlier run");
+      if (!(await driver.stop(context))) this.logger.warn({ driver: driver.kind }, "stop failed at start");
+    }
+  }
+
   /** The leader's latest table: is the service assigned to this node? */
   assigned(here: boolean): void {
     if (here === this.assignedHere) return;
@@ -105,7 +120,7 @@ export class ServiceRunner {
   async close(): Promise<void> {
     this.assignedHere = false;
     this.kick();
-    while (this.working) await new Promise((resolve) => setImmediate(resolve));
+    while (this.working !== null) await this.working;
     this.closed = true;
     this.clearTimer();
     this.stopRenewing();
@@ -129,12 +144,12 @@ export class ServiceRunner {
   /** Runs reconcile now, or once more after the current run. */
   private kick(): void {
     if (this.closed) return;
-    if (this.working) {
+    if (this.working !== null) {
       this.again = true;
       return;
     }
-    this.working = true;
-    void this.reconcileLoop();
+    // On a later turn, so `working` is set before the loop can finish and clear it.
+    this.working = Promise.resolve().then(() => this.reconcileLoop());
   }
 
   private async reconcileLoop(): Promise<void> {
@@ -146,7 +161,7 @@ export class ServiceRunner {
     } catch (error) {
       this.logger.error({ err: error }, "service runner failed");
     } finally {
-      this.working = false;
+      this.working = null;
       this.schedule();
     }
   }

@@ -25,10 +25,6 @@ const web = `services:
     restore_window: { cron: "0 2 * * *", length: 1h, timezone: Europe/Berlin }
     drivers:
       - { type: exec, start: [systemctl, start, nginx], stop: [systemctl, stop, nginx], status: [systemctl, is-active, nginx] }
-    health: { http: "http://127.0.0.1/healthz", failures: 2 }
-    actions:
-      reload: [systemctl, reload, nginx]
-    admins: ["^ops-"]
 `;
 
 test("config: services: a full service loads into camelCase with its defaults", () => {
@@ -51,10 +47,6 @@ test("config: services: a full service loads into camelCase with its defaults", 
         timeoutMs: 30_000,
       },
     ],
-    stopMustSucceed: false,
-    health: { check: { http: "http://127.0.0.1/healthz" }, intervalMs: 2000, timeoutMs: 1000, failures: 2 },
-    actions: { reload: ["systemctl", "reload", "nginx"] },
-    admins: ["^ops-"],
   });
 });
 
@@ -66,7 +58,6 @@ test("config: services: none by default; the smallest service needs a name and a
   assert.equal(s?.failoverAfterMs, 3000);
   assert.equal(s?.nodes, null);
   assert.equal(s?.restoreWindow, null);
-  assert.equal(s?.health, null);
   assert.match(problems(`${base}services:\n  - { name: cron, drivers: [] }\n`), /services\[0\]\.drivers/);
 });
 
@@ -75,8 +66,7 @@ test("config: services: rules across fields, each at its line", () => {
   const text =
     `${base}services:\n` +
     `  - { name: web, nodes: [n1, n2], prefer: [n3], ${driver} }\n` +
-    `  - { name: web, failover_after_ms: 500, ${driver} }\n` +
-    `  - { name: db, health: { exec: [check], http: "http://127.0.0.1/" }, ${driver} }\n`;
+    `  - { name: web, failover_after_ms: 500, ${driver} }\n`;
   const lines = problems(text).split("\n");
   assert.ok(
     lines.some((l) =>
@@ -92,10 +82,6 @@ test("config: services: rules across fields, each at its line", () => {
     lines.some((l) =>
       /^tandem.yml:5:.*failover_after_ms: must be at least timings.down_after_ms \(1000\)/.test(l),
     ),
-    lines.join("\n"),
-  );
-  assert.ok(
-    lines.some((l) => /^tandem.yml:6:.*services\[2\]\.health: needs exactly one of exec or http/.test(l)),
     lines.join("\n"),
   );
 });
@@ -117,6 +103,12 @@ test("config: services: bad names, durations, time zones and driver types are re
       `${base}services:\n  - { name: web, restore_window: { cron: "0 2 * * *", length: 1h, timezone: Mars/Olympus }, ${driver} }\n`,
     ),
     /unknown time zone "Mars\/Olympus"/,
+  );
+  assert.match(
+    problems(
+      `${base}services:\n  - { name: web, restore_window: { cron: "0 25 * * *", length: 1h }, ${driver} }\n`,
+    ),
+    /restore_window\.cron: not a cron pattern/,
   );
   assert.match(
     problems(`${base}services:\n  - { name: web, drivers: [{ type: systemd, unit: nginx }] }\n`),

@@ -41,6 +41,7 @@ class RecordingDriver implements Driver {
   readonly kind: string;
   readonly calls: string[] = [];
   startFails = false;
+  statusAnswer: DriverStatus = "unknown";
   private readonly time: VirtualTime;
 
   constructor(kind: string, time: VirtualTime) {
@@ -58,8 +59,9 @@ class RecordingDriver implements Driver {
     return true;
   }
 
-  async status(): Promise<DriverStatus> {
-    return "unknown";
+  async status(context: DriverContext): Promise<DriverStatus> {
+    this.calls.push(`status ${context.node} ${context.fence} @${this.time.nowMs}`);
+    return this.statusAnswer;
   }
 }
 
@@ -72,10 +74,6 @@ const service: ServiceConfig = {
   failoverAfterMs: 3000,
   restoreWindow: null,
   drivers: [],
-  stopMustSucceed: false,
-  health: null,
-  actions: {},
-  admins: [],
 };
 
 function setup(t: TestContext) {
@@ -182,4 +180,17 @@ test("service runner: after a leader change its claim is adopted and the service
   assert.equal(coordination.holder("web")?.owner, "n2");
   assert.deepEqual(coordination.holder("web")?.fence, { term: 5, seq: 1 });
   assert.equal(drivers[1]?.calls.length, 1, "never restarted");
+});
+
+test("service runner: at start, what an earlier run left is stopped, outside any grant", async (t) => {
+  const { drivers, runner } = setup(t);
+  const [ip, app] = drivers;
+  assert.ok(ip && app);
+  ip.statusAnswer = "stopped";
+  app.statusAnswer = "running";
+  await runner.probe();
+  assert.deepEqual(
+    [...app.calls, ...ip.calls].map((c) => c.replace(/ @\d+$/, "")),
+    ["status n2 0.0", "stop n2 0.0", "status n2 0.0"],
+  );
 });

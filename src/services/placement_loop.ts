@@ -1,0 +1,169 @@
+// The leader's side of services: each round it gathers what placement needs (who is reachable and for how
+// long, which nodes reported, what each owner runs, restore windows), decides (src/core/placement.ts),
+// assigns the services that move through Coordination (which then refuses the old owner's renewals and
+// gives the grant to the new one once the old one lapsed), and returns the table every node is sent.
+//
+// A new leader starts from what the nodes run, so a leader change never moves a healthy service: the
+// holder whose claim it already adopted (Coordination.grants), else the node that reports the service
+// starting or running (under the newest grant if ever two did), else the owner in the last table it got.
+import type { Logger } from "pino";
+import type { Coordination } from "../cluster/index.ts";
+import type { ServiceConfig } from "../config/index.ts";
+import {
+  decidePlacement,
+  PlacementCode,
+  type PlacementNode,
+  type PlacementService,
+} from "../core/placement.ts";
+import type { NodeId } from "../core/types.ts";
+import type { ServiceTableEntry, WireRunnerReport } from "./services_wire.ts";
+
+/** A node's latest report, and when (monotonic ms) it came. */
+export interface NodeReport {
+  services: Readonly<Record<string, WireRunnerReport>>;
+  receivedAtMs: number;
+}
+
+export interface PlacementLoopOptions {
+  services: readonly ServiceConfig[];
+  coordination: Pick<Coordination, "members" | "memberLiveness" | "assignService" | "grants">;
+  logger: Logger;
+  /** Monotonic ms. */
+  now: () => number;
+  /** The restore window of `service` open at wall-clock `atMs`, by an id unique to that opening; or null. */
+  openWindow: (service: ServiceConfig, atMs: number) => string | null;
+  /** The table this node last received from a leader (owners to start from); empty when none. */
+  previousTable: () => Readonly<Record<string, ServiceTableEntry>>;
+}
+
+/** A node counts as started (ready) while its reports keep coming; a report older than this does not. */
+export const reportFreshMs = 5_000;
+/** A node where a service failed to start is passed over this long. */
+export const startFailedForMs = 30_000;
+
+export class PlacementLoop {
+  private readonly options: PlacementLoopOptions;
+  private readonly owners = new Map<string, NodeId | null>();
+  private readonly unownedSinceMs = new Map<string, number>();
+  private readonly failbackSpentIn = new Map<string, string>();
+  /** service → node → until when (monotonic ms) it is passed over. */
+  private readonly startFailed = new Map<string, Map<NodeId, number>>();
+  private started = false;
+
+  constructor(options: PlacementLoopOptions) {
+    this.options = options;
+  }
+
+  /** One round: decide, assign what moved, and return the table for every node. */
+  async round(reports: ReadonlyMap<NodeId, NodeReport>): Promise<Record<string, ServiceTableEntry>> {
+    const now = this.options.now();
+    if (!this.started) await this.adoptOwners(reports);
+    this.started = true;
+    this.noteFailedStarts(reports, now);
+    const nodes = this.nodes(reports, now);
+    const inputs = this.options.services.map((service) => this.input(service, now));
+    const table: Record<string, ServiceTableEntry> = {};
+    for (const decision of decidePlacement(nodes, inputs)) {
+      const service = decision.service;
+      const previous = this.owners.get(service) ?? null;
+      if (decision.owner !== previous) {
+        await this.options.coordination.assignService(service, decision.owner);
+        this.owners.set(service, decision.owner);
+        this.options.logger.info(
+          { service, from: previous, to: decision.owner, code: decision.code },
+          `placement: ${decision.reason}`,
+        );
+      }
+      if (decision.code === PlacementCode.Failback) {
+        const window = inputs.find((s) => s.name === service)?.openWindow;
+        if (window) this.failbackSpentIn.set(service, window);
+      }
+      if (decision.owner === null) {
+        if (!this.unownedSinceMs.has(service)) this.unownedSinceMs.set(service, now);
+      } else this.unownedSinceMs.delete(service);
+      const owner = decision.owner;
+      table[service] = {
+        owner,
+        code: decision.code,
+        reason: decision.reason,
+        report: owner === null ? null : (reports.get(owner)?.services[service] ?? null),
+      };
+    }
+    return table;
+  }
+
+  /** Before the first decision: who runs what now (see the header). */
+  private async adoptOwners(reports: ReadonlyMap<NodeId, NodeReport>): Promise<void> {
+    const previous = this.options.previousTable();
+    const held = new Map(this.options.coordination.grants().map((g) => [g.service, g.owner]));
+    for (const { name } of this.options.services) {
+      let running: NodeId | null = null;
+      let newest = "";
+      for (const [node, report] of reports) {
+        const runner = report.services[name];
+        if (runner === undefined || (runner.state !== "running" && runner.state !== "starting")) continue;
+        const fence = runner.fence ?? "";
+        if (running === null || compareFenceText(fence, newest) > 0) {
+          running = node;
+          newest = fence;
+        }
+      }
+      const owner = held.get(name) ?? running ?? previous[name]?.owner ?? null;
+      if (owner !== null) await this.options.coordination.assignService(name, owner);
+      this.owners.set(name, owner);
+    }
+  }
+
+  private noteFailedStarts(reports: ReadonlyMap<NodeId, NodeReport>, now: number): void {
+    for (const [node, report] of reports) {
+      for (const [service, runner] of Object.entries(report.services)) {
+        if (runner.state !== "failed") continue;
+        const failed = this.startFailed.get(service) ?? new Map<NodeId, number>();
+        if (!failed.has(node)) failed.set(node, now + startFailedForMs);
+        this.startFailed.set(service, failed);
+      }
+    }
+    for (const failed of this.startFailed.values()) {
+      for (const [node, untilMs] of failed) if (untilMs <= now) failed.delete(node);
+    }
+  }
+
+  private nodes(reports: ReadonlyMap<NodeId, NodeReport>, now: number): PlacementNode[] {
+    const liveness = new Map(this.options.coordination.memberLiveness().map((m) => [m.id, m.unreachableMs]));
+    return this.options.coordination.members().map((member) => {
+      const report = reports.get(member.id);
+      return {
+        id: member.id,
+        witness: member.role === "witness",
+        unreachableMs: liveness.get(member.id) ?? Number.POSITIVE_INFINITY,
+        ready: report !== undefined && now - report.receivedAtMs < reportFreshMs,
+        drained: false,
+      };
+    });
+  }
+
+  private input(service: ServiceConfig, now: number): PlacementService {
+    const unownedSince = this.unownedSinceMs.get(service.name);
+    return {
+      name: service.name,
+      nodes: service.nodes,
+      prefer: service.prefer,
+      failover: service.failover,
+      failoverAfterMs: service.failoverAfterMs,
+      owner: this.owners.get(service.name) ?? null,
+      ownerUnhealthy: false,
+      unownedMs: unownedSince === undefined ? 0 : now - unownedSince,
+      openWindow: this.options.openWindow(service, Date.now()),
+      failbackSpentIn: this.failbackSpentIn.get(service.name) ?? null,
+      startFailedOn: [...(this.startFailed.get(service.name)?.keys() ?? [])],
+      moveTo: null,
+    };
+  }
+}
+
+/** "term.seq" tokens compared as numbers; "" (none) is older than any. */
+function compareFenceText(a: string, b: string): number {
+  const [at = -1, as = -1] = a === "" ? [] : a.split(".").map(Number);
+  const [bt = -1, bs = -1] = b === "" ? [] : b.split(".").map(Number);
+  return at !== bt ? at - bt : as - bs;
+}

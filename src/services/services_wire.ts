@@ -1,0 +1,44 @@
+// Messages on the mesh channel "services": every node reports its runners to the leader (once a second and
+// at each change), and the leader sends every node the table its placement made (the same way). One-way
+// messages: a lost one is replaced by the next. JSON, schema-checked on receipt.
+import { z } from "zod";
+import { nodeIdPattern, serviceNamePattern } from "../core/types.ts";
+
+export const SERVICES_CHANNEL = "services";
+
+const serviceName = z.string().regex(serviceNamePattern);
+const nodeId = z.string().regex(nodeIdPattern);
+const runnerState = z.enum(["stopped", "starting", "running", "stopping", "failed"]);
+const text = z.string().max(2000);
+
+const runnerReport = z.strictObject({
+  state: runnerState,
+  fence: z.string().max(40).nullable(),
+  sinceMs: z.number(),
+  detail: text,
+});
+
+const tableEntry = z.strictObject({
+  owner: nodeId.nullable(),
+  /** The placement code (src/core/placement.ts) and the sentence for operators. */
+  code: z.string().max(40),
+  reason: text,
+  /** What the owner last reported, if it did. */
+  report: runnerReport.nullable(),
+});
+
+export const servicesMessageSchema = z.discriminatedUnion("kind", [
+  z.strictObject({
+    kind: z.literal("report"),
+    /** Every service this node's config names, with its runner's state. */
+    services: z.record(serviceName, runnerReport),
+  }),
+  z.strictObject({
+    kind: z.literal("table"),
+    term: z.number().int().min(0),
+    services: z.record(serviceName, tableEntry),
+  }),
+]);
+export type ServicesMessage = z.infer<typeof servicesMessageSchema>;
+export type ServiceTableEntry = z.infer<typeof tableEntry>;
+export type WireRunnerReport = z.infer<typeof runnerReport>;

@@ -1,0 +1,150 @@
+// Services across real agents (processes, CLI, config files): a service runs on exactly one node, its
+// preferred one; kill -9 of its owner and it starts on another node under a newer grant, after the old
+// grant could have lapsed. The exec driver writes one line per start and stop (node, fencing token, time)
+// into a file shared by the three agents, which is what this test reads.
+import assert from "node:assert/strict";
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { runTandem } from "../support/cli_run.ts";
+import { ClusterHarness } from "../support/cluster_harness.ts";
+
+const ids = ["n1", "n2", "n3"];
+/** Bounds a broken build; a loaded machine may take long to get there. */
+const waitTimeoutMs = 60_000;
+
+interface ServicesJson {
+  term: number;
+  services: {
+    name: string;
+    owner: string | null;
+    state: string | null;
+    fence: string | null;
+    code: string;
+  }[];
+}
+
+async function services(harness: ClusterHarness, id: string): Promise<ServicesJson | null> {
+  const response = await fetch(`${harness.node(id).apiUrl}/api/v1/services`, {
+    signal: AbortSignal.timeout(5_000),
+  }).catch(() => null);
+  return response?.ok ? ((await response.json()) as ServicesJson) : null;
+}
+
+async function waitUntil<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  dump: () => string,
+): Promise<T> {
+  const deadline = Date.now() + waitTimeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`no ${what} within ${waitTimeoutMs} ms\n${dump()}`);
+}
+
+interface DriverLine {
+  step: "start" | "stop";
+  node: string;
+  fence: string;
+  atMs: number;
+}
+
+function driverLines(file: string): DriverLine[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, "utf8")
+    .trim()
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => {
+      const [step, node, fence, atMs] = line.split(" ");
+      return { step: step as "start" | "stop", node: node ?? "", fence: fence ?? "", atMs: Number(atMs) };
+    });
+}
+
+/** A fence "term.seq" as a pair that sorts grants in order. */
+function fenceOrder(fence: string): [number, number] {
+  const [term = 0, seq = 0] = fence.split(".").map(Number);
+  return [term, seq];
+}
+
+describe("services: three agents", { timeout: 300_000 }, () => {
+  let harness: ClusterHarness;
+  after(() => harness?.dispose());
+
+  it("runs on its preferred node only; after kill -9 of the owner it starts on another under a newer grant", async () => {
+    harness = await ClusterHarness.create({ nodes: 3 });
+    const log = join(harness.dir, "web.log");
+    appendFileSync(log, "");
+    // Each step appends "<step> <node> <fence> <ms since epoch>"; node's clock, one machine.
+    const step = (name: string) => [
+      process.execPath,
+      "-e",
+      `require("node:fs").appendFileSync(${JSON.stringify(log)}, "${name} " + process.env.TANDEM_NODE + " " + process.env.TANDEM_TERM + " " + Date.now() + "\\n")`,
+    ];
+    for (const id of ids) {
+      harness.editConfig(id, (config) => {
+        config.services = [
+          {
+            name: "web",
+            prefer: ["n2"],
+            failover_after_ms: 1000,
+            drivers: [{ type: "exec", start: step("start"), stop: step("stop") }],
+          },
+        ];
+      });
+    }
+    harness.startAll();
+    await harness.waitForAgreedLeader(ids);
+    const dump = () => `${readFileSync(log, "utf8")}\n${harness.dumpLogs()}`;
+    await waitUntil(
+      "web running on n2, as every node sees it",
+      async () => {
+        const views = await Promise.all(ids.map((id) => services(harness, id)));
+        const ok = views.every((v) => v?.services[0]?.owner === "n2" && v.services[0].state === "running");
+        return ok ? true : undefined;
+      },
+      dump,
+    );
+    const cli = await runTandem(["services", "--api", harness.node("n3").apiUrl]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /^web\s+n2\s+running\s+\S+\s+\d+\.\d+\s+placed on n2$/m);
+    // At start each agent stops what an earlier run may have left (no status command: it cannot tell),
+    // outside any grant ("0.0"); only then does it report to the leader.
+    const probes = driverLines(log).filter((l) => l.fence === "0.0");
+    assert.deepEqual(probes.map((l) => `${l.step} ${l.node}`).sort(), ["stop n1", "stop n2", "stop n3"]);
+    const first = driverLines(log).filter((l) => l.fence !== "0.0");
+    assert.deepEqual(
+      first.map((l) => `${l.step} ${l.node}`),
+      ["start n2"],
+      "started once, on its preferred node",
+    );
+
+    const killedAtMs = Date.now();
+    await harness.kill("n2");
+    const survivors = ids.filter((id) => id !== "n2");
+    const moved = await waitUntil(
+      "web running on another node",
+      async () => {
+        const view = await services(harness, survivors[0] as string);
+        const web = view?.services[0];
+        return web && web.owner !== "n2" && web.owner !== null && web.state === "running" ? web : undefined;
+      },
+      dump,
+    );
+    const lines = driverLines(log).filter((l) => l.fence !== "0.0");
+    const restarted = lines.find((l) => l.step === "start" && l.node !== "n2");
+    assert.ok(restarted, dump());
+    assert.equal(restarted.node, moved.owner);
+    assert.ok(restarted.atMs >= killedAtMs, "started elsewhere only after the owner died");
+    const [oldTerm, oldSeq] = fenceOrder(first[0]?.fence ?? "");
+    const [newTerm, newSeq] = fenceOrder(restarted.fence);
+    assert.ok(
+      newTerm > oldTerm || (newTerm === oldTerm && newSeq > oldSeq),
+      `${restarted.fence} after ${first[0]?.fence}`,
+    );
+    assert.equal(lines.filter((l) => l.step === "start").length, 2, "started exactly once more");
+  });
+});
