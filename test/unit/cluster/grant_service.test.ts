@@ -185,3 +185,17 @@ test("grant service: an unanswered request is CoordinationUnavailableError; garb
   const response = await mesh.request("n1", GRANTS_CHANNEL, new TextEncoder().encode("{]"));
   assert.match(new TextDecoder().decode(response), /"kind":"refused".*bad request/);
 });
+
+test("grant service: a claim of a service the new leader has not placed yet is adopted where it runs", async (t) => {
+  const w = world(t);
+  settled(w);
+  node(w, "n1").assign("web", "n2");
+  const held = await node(w, "n2").acquire("web");
+  w.leadership = { leaderId: "n3", term: 4, leaseValid: true };
+  node(w, "n3").leadershipChanged();
+  // n3's placement has not run yet: no assignment. Refusing would stop a healthy service.
+  const adopted = await node(w, "n2").acquire("web", held.grant.fence);
+  assert.equal(adopted.continueOnly, true);
+  assert.equal(node(w, "n3").assignments().get("web"), "n2");
+  await assert.rejects(node(w, "n1").acquire("web", { term: 3, seq: 9 }), /assigned to n2/);
+});
