@@ -10,8 +10,8 @@
 // 2. The owner keeps a service while it may (sticky): while it is eligible, not drained, reports the
 //    service healthy, and has been unreachable for less than `failoverAfterMs`. Inside an open restore
 //    window, a preferred node ranked above the owner that is up and started takes it back, once per window.
-// 3. An owner that is lost (unreachable for `failoverAfterMs`, or its health check failing) hands the
-//    service on only with `failover`; without, it stays assigned there and is reported down. A drained or
+// 3. An owner that is lost (unreachable for `failoverAfterMs`, its health check failing, or the service
+//    failed to start there) hands the service on only with `failover`; without, it stays assigned there and is reported down. A drained or
 //    no longer eligible owner hands it on either way: those are an operator's decisions.
 // 4. A service to place goes to the first preferred node that is usable, else to the usable eligible
 //    node running the fewest services (then by id). A node still starting is never chosen; while a
@@ -136,10 +136,16 @@ function decideOne(
       handOff = { code: PlacementCode.Ineligible, reason: `${owner} may no longer run it` };
     } else if (node.drained) {
       handOff = { code: PlacementCode.Drained, reason: `${owner} was drained` };
-    } else if (service.ownerUnhealthy || node.unreachableMs >= service.failoverAfterMs) {
+    } else if (
+      service.ownerUnhealthy ||
+      service.startFailedOn.includes(owner) ||
+      node.unreachableMs >= service.failoverAfterMs
+    ) {
       const lost = service.ownerUnhealthy
         ? `its health check fails on ${owner}`
-        : `${owner} unreachable for ${node.unreachableMs} ms`;
+        : service.startFailedOn.includes(owner)
+          ? `it failed to start on ${owner}`
+          : `${owner} unreachable for ${node.unreachableMs} ms`;
       if (!service.failover) {
         return decision(owner, PlacementCode.FailoverDisabled, `${lost}; failover is off, so it stays down`);
       }

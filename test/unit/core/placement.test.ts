@@ -162,3 +162,13 @@ test("placement: an operator's move wins within eligibility, and an impossible o
     assert.deepEqual(ownerAndCode(decide(nodes, { owner: "n1", moveTo })), ["n1", PlacementCode.Running]);
   }
 });
+
+test("placement: a service that failed to start on its owner moves on, unless failover is off", () => {
+  const d = decide(three, { owner: "n1", startFailedOn: ["n1"] });
+  assert.deepEqual(ownerAndCode(d), ["n2", PlacementCode.Failover]);
+  assert.match(d.reason, /failed to start on n1/);
+  assert.deepEqual(ownerAndCode(decide(three, { owner: "n1", startFailedOn: ["n1"], failover: false })), [
+    "n1",
+    PlacementCode.FailoverDisabled,
+  ]);
+});

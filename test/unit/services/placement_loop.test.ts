@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { pino } from "pino";
+import type { MemberLiveness } from "../../../src/cluster/coordination.ts";
+import type { ServiceConfig } from "../../../src/config/index.ts";
+import type { Grant } from "../../../src/core/grants.ts";
+import type { MemberSpec } from "../../../src/core/membership.ts";
+import {
+  type NodeReport,
+  PlacementLoop,
+  reportFreshMs,
+  startFailedForMs,
+} from "../../../src/services/placement_loop.ts";
+import type { ServiceTableEntry, WireRunnerReport } from "../../../src/services/services_wire.ts";
+
+function member(id: string, role: "member" | "witness" = "member"): MemberSpec {
+  return { id, address: `${id}:7400`, role, priority: 100, voting: true, autoPromote: false };
+}
+
+function service(name: string, overrides: Partial<ServiceConfig> = {}): ServiceConfig {
+  return {
+    name,
+    description: "",
+    nodes: null,
+    prefer: [],
+    failover: true,
+    failoverAfterMs: 3000,
+    restoreWindow: null,
+    drivers: [],
+    ...overrides,
+  };
+}
+
+function runner(state: WireRunnerReport["state"], fence: string | null = null): WireRunnerReport {
+  return { state, fence, sinceMs: 0, detail: "" };
+}
+
+/** The leader's world: members, their liveness, the grants it adopted, and every assignment it made. */
+function world(options: { services: ServiceConfig[]; previous?: Record<string, ServiceTableEntry> }) {
+  const clock = { nowMs: 100_000 };
+  const liveness = new Map<string, number>([
+    ["n1", 0],
+    ["n2", 0],
+    ["n3", 0],
+  ]);
+  const grants: Grant[] = [];
+  const assignments: Array<[string, string | null]> = [];
+  const loop = new PlacementLoop({
+    services: options.services,
+    coordination: {
+      members: () => [member("n1"), member("n2"), member("n3")],
+      memberLiveness: (): MemberLiveness[] =>
+        [...liveness].map(([id, unreachableMs]) => ({ id, unreachableMs })),
+      assignService: async (name, owner) => {
+        assignments.push([name, owner]);
+      },
+      grants: () => grants,
+    },
+    logger: pino({ level: "silent" }),
+    now: () => clock.nowMs,
+    openWindow: () => null,
+    previousTable: () => options.previous ?? {},
+  });
+  const reports = new Map<string, NodeReport>();
+  const report = (node: string, services: Record<string, WireRunnerReport>) =>
+    reports.set(node, { services, receivedAtMs: clock.nowMs });
+  return { clock, liveness, grants, assignments, loop, reports, report };
+}
+
+test("placement loop: a new leader keeps services where they run: adopted claims, then reports, then its last table", async () => {
+  const w = world({
+    services: [
+      service("a", { prefer: ["n1"] }),
+      service("b", { prefer: ["n1"] }),
+      service("c", { prefer: ["n1"] }),
+    ],
+    previous: { c: { owner: "n3", code: "running", reason: "", report: null } },
+  });
+  w.grants.push({ service: "a", owner: "n2", fence: { term: 5, seq: 1 }, leaseMs: 2000 });
+  for (const id of ["n1", "n2", "n3"]) w.report(id, {});
+  w.report("n3", { b: runner("running", "4.7") });
+  const table = await w.loop.round(w.reports);
+  assert.deepEqual(
+    Object.entries(table).map(([name, e]) => [name, e.owner, e.code]),
+    [
+      ["a", "n2", "running"],
+      ["b", "n3", "running"],
+      ["c", "n3", "running"],
+    ],
+  );
+  assert.deepEqual(w.assignments, [
+    ["a", "n2"],
+    ["b", "n3"],
+    ["c", "n3"],
+  ]);
+  assert.deepEqual(table.b?.report, runner("running", "4.7"));
+});
+
+test("placement loop: nodes that have not reported lately are not given services", async () => {
+  const w = world({ services: [service("web", { prefer: ["n1"] })] });
+  w.report("n2", {});
+  const waiting = await w.loop.round(w.reports);
+  assert.deepEqual([waiting.web?.owner, waiting.web?.code], [null, "waiting-for-preferred"]);
+  w.clock.nowMs += 3000;
+  w.report("n2", {});
+  assert.equal((await w.loop.round(w.reports)).web?.owner, "n2", "n1 never reported: not started");
+  const w2 = world({ services: [service("web")] });
+  w2.report("n1", {});
+  w2.clock.nowMs += reportFreshMs;
+  assert.equal((await w2.loop.round(w2.reports)).web?.owner, null);
+});
+
+test("placement loop: a failed start moves the service and passes the node over for a while", async () => {
+  const w = world({ services: [service("web", { prefer: ["n1", "n2"] })] });
+  for (const id of ["n1", "n2", "n3"]) w.report(id, {});
+  assert.equal((await w.loop.round(w.reports)).web?.owner, "n1");
+  w.report("n1", { web: runner("failed") });
+  const moved = await w.loop.round(w.reports);
+  assert.deepEqual([moved.web?.owner, moved.web?.code], ["n2", "failover"]);
+  assert.match(moved.web?.reason ?? "", /failed to start on n1/);
+  w.report("n1", { web: runner("stopped") });
+  w.clock.nowMs += startFailedForMs;
+  for (const id of ["n2", "n3"]) w.report(id, {});
+  assert.equal((await w.loop.round(w.reports)).web?.owner, "n2", "sticky once n1 is usable again");
+});
+
+test("placement loop: an owner unreachable past failover_after_ms loses the service", async () => {
+  const w = world({ services: [service("web", { prefer: ["n1"] })] });
+  for (const id of ["n1", "n2", "n3"]) w.report(id, {});
+  assert.equal((await w.loop.round(w.reports)).web?.owner, "n1");
+  w.liveness.set("n1", 2999);
+  assert.equal((await w.loop.round(w.reports)).web?.code, "owner-unreachable");
+  w.liveness.set("n1", 3000);
+  const moved = await w.loop.round(w.reports);
+  assert.deepEqual([moved.web?.owner, moved.web?.code], ["n2", "failover"]);
+  assert.deepEqual(w.assignments.at(-1), ["web", "n2"]);
+});
