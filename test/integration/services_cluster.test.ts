@@ -110,7 +110,7 @@ describe("services: three agents", { timeout: 300_000 }, () => {
     );
     const cli = await runTandem(["services", "--api", harness.node("n3").apiUrl]);
     assert.equal(cli.code, 0, cli.stderr);
-    assert.match(cli.stdout, /^web\s+n2\s+running\s+\S+\s+\d+\.\d+\s+placed on n2$/m);
+    assert.match(cli.stdout, /^web\s+n2\s+running\s+\S+\s+\d+\.\d+\s+(placed|runs) on n2$/m);
     // At start each agent stops what an earlier run may have left (no status command: it cannot tell),
     // outside any grant ("0.0"); only then does it report to the leader.
     const probes = driverLines(log).filter((l) => l.fence === "0.0");
