@@ -3,12 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import {
-  loadConfig,
-  parseConfigText,
-  resolveConfigPath,
-  type TandemConfig,
-} from "../../../src/config/index.ts";
+import { loadConfig, resolveConfigPath } from "../../../src/config/index.ts";
+import { configProblems, parsedConfig } from "../../support/config_text.ts";
 
 const full = `cluster_name: prod
 node:
@@ -35,23 +31,15 @@ log:
   level: debug
 `;
 
-function parsed(text: string): TandemConfig {
-  const result = parseConfigText(text, "/etc/tandem/tandem.yml");
-  assert.ok(result.ok, result.ok ? "" : result.error.format());
-  return result.value;
-}
-
 /** Formatted problems, one string each, for a file named tandem.yml. */
 function problems(text: string): string[] {
-  const result = parseConfigText(text, "tandem.yml");
-  assert.ok(!result.ok, "expected the config to be refused");
-  return result.error.format().split("\n");
+  return configProblems(text).split("\n");
 }
 
 const minimal = "node: { id: n1 }\nlisten: 127.0.0.1:7400\n";
 
 test("config: full example loads into camelCase with absolute paths and parsed addresses", () => {
-  const c = parsed(full);
+  const c = parsedConfig(full);
   assert.equal(c.sourcePath, "/etc/tandem/tandem.yml");
   assert.equal(c.clusterName, "prod");
   assert.deepEqual(c.node, { id: "n1", role: "member", priority: 150 });
@@ -79,7 +67,7 @@ test("config: full example loads into camelCase with absolute paths and parsed a
 });
 
 test("config: defaults fill a minimal file", () => {
-  const c = parsed(minimal);
+  const c = parsedConfig(minimal);
   assert.equal(c.clusterName, "tandem");
   assert.deepEqual(c.node, { id: "n1", role: "member", priority: 100 });
   assert.deepEqual(c.advertise, c.listen);
@@ -97,7 +85,7 @@ test("config: defaults fill a minimal file", () => {
 });
 
 test("config: api.listen null disables the plain API", () => {
-  assert.equal(parsed(`${minimal}api: { listen: null }\n`).api.listen, null);
+  assert.equal(parsedConfig(`${minimal}api: { listen: null }\n`).api.listen, null);
 });
 
 test("config: unknown keys are reported with line and column, several at once", () => {
@@ -113,8 +101,8 @@ test("config: bad node ids are refused", () => {
     const [first] = problems(`node: { id: ${id} }\nlisten: 127.0.0.1:7400\n`);
     assert.match(first ?? "", /^tandem\.yml:1:\d+: node\.id: /, id);
   }
-  parsed(`node: { id: ${"a".repeat(63)} }\nlisten: 127.0.0.1:7400\n`);
-  parsed("node: { id: db-1.eu_west }\nlisten: 127.0.0.1:7400\n");
+  parsedConfig(`node: { id: ${"a".repeat(63)} }\nlisten: 127.0.0.1:7400\n`);
+  parsedConfig("node: { id: db-1.eu_west }\nlisten: 127.0.0.1:7400\n");
 });
 
 test("config: bad addresses name the key and line", () => {
@@ -179,7 +167,7 @@ test("config: a non-loopback api.listen is refused", () => {
     assert.match(found[0] ?? "", /^tandem\.yml:4:11: api\.listen: must be a loopback address/, address);
   }
   for (const address of ["127.0.0.2:7401", "[::1]:7401", "localhost:7401"]) {
-    parsed(`${minimal}api:\n  listen: "${address}"\n`);
+    parsedConfig(`${minimal}api:\n  listen: "${address}"\n`);
   }
 });
 
@@ -211,8 +199,11 @@ test("config: security mode psk needs exactly one of psk_file or psk_env", () =>
     "tandem.yml:4:3: security: psk mode needs exactly one of psk_file or psk_env",
   ]);
   assert.equal(problems(psk("  psk_file: a\n  psk_env: B\n")).length, 1);
-  assert.deepEqual(parsed(psk("  psk_env: TANDEM_PSK\n")).security, { mode: "psk", pskEnv: "TANDEM_PSK" });
-  assert.deepEqual(parsed(psk("  psk_file: psk.key\n")).security, {
+  assert.deepEqual(parsedConfig(psk("  psk_env: TANDEM_PSK\n")).security, {
+    mode: "psk",
+    pskEnv: "TANDEM_PSK",
+  });
+  assert.deepEqual(parsedConfig(psk("  psk_file: psk.key\n")).security, {
     mode: "psk",
     pskFile: "/etc/tandem/psk.key",
   });
@@ -252,10 +243,10 @@ test("config: timings cross-checks name the field and the rule", () => {
 });
 
 test("config: a timings preset supplies every field and fields override it", () => {
-  const wan = parsed(`${minimal}timings: { preset: wan, down_after_ms: 6000 }\n`).timings;
+  const wan = parsedConfig(`${minimal}timings: { preset: wan, down_after_ms: 6000 }\n`).timings;
   assert.equal(wan.electionTimeoutMs, 3000);
   assert.equal(wan.downAfterMs, 6000);
-  assert.equal(parsed(`${minimal}timings: { preset: local }\n`).timings.tickMs, 10);
+  assert.equal(parsedConfig(`${minimal}timings: { preset: local }\n`).timings.tickMs, 10);
 });
 
 test("config: acl regexes are checked and kept as written", () => {
@@ -263,7 +254,7 @@ test("config: acl regexes are checked and kept as written", () => {
     problems(`${minimal}acl:\n  - { path: "^/(", cn: ".*" }\n`)[0] ?? "",
     /^tandem\.yml:4:13: acl\[0\]\.path: not a valid regular expression/,
   );
-  assert.deepEqual(parsed(`${minimal}acl:\n  - { path: "^/", cn: "^ops-" }\n`).acl, [
+  assert.deepEqual(parsedConfig(`${minimal}acl:\n  - { path: "^/", cn: "^ops-" }\n`).acl, [
     { path: "^/", cn: "^ops-" },
   ]);
 });

@@ -1,20 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { parseConfigText, type TandemConfig } from "../../../src/config/index.ts";
+import { configProblems, parsedConfig } from "../../support/config_text.ts";
 
 const base = "node: { id: n1 }\nlisten: 127.0.0.1:7400\n";
-
-function parsed(text: string): TandemConfig {
-  const result = parseConfigText(text, "/etc/tandem/tandem.yml");
-  assert.ok(result.ok, result.ok ? "" : result.error.format());
-  return result.value;
-}
-
-function problems(text: string): string {
-  const result = parseConfigText(text, "tandem.yml");
-  assert.ok(!result.ok, "expected the config to be refused");
-  return result.error.format();
-}
 
 const web = `services:
   - name: web
@@ -28,7 +16,7 @@ const web = `services:
 `;
 
 test("config: services: a full service loads into camelCase with its defaults", () => {
-  const [service, ...rest] = parsed(base + web).services;
+  const [service, ...rest] = parsedConfig(base + web).services;
   assert.deepEqual(rest, []);
   assert.deepEqual(service, {
     name: "web",
@@ -51,14 +39,17 @@ test("config: services: a full service loads into camelCase with its defaults", 
 });
 
 test("config: services: none by default; the smallest service needs a name and a driver", () => {
-  assert.deepEqual(parsed(base).services, []);
-  const [s] = parsed(
+  assert.deepEqual(parsedConfig(base).services, []);
+  const [s] = parsedConfig(
     `${base}services:\n  - { name: cron, drivers: [{ type: exec, start: [a], stop: [b] }] }\n`,
   ).services;
   assert.equal(s?.failoverAfterMs, 3000);
   assert.equal(s?.nodes, null);
   assert.equal(s?.restoreWindow, null);
-  assert.match(problems(`${base}services:\n  - { name: cron, drivers: [] }\n`), /services\[0\]\.drivers/);
+  assert.match(
+    configProblems(`${base}services:\n  - { name: cron, drivers: [] }\n`),
+    /services\[0\]\.drivers/,
+  );
 });
 
 test("config: services: rules across fields, each at its line", () => {
@@ -67,7 +58,7 @@ test("config: services: rules across fields, each at its line", () => {
     `${base}services:\n` +
     `  - { name: web, nodes: [n1, n2], prefer: [n3], ${driver} }\n` +
     `  - { name: web, failover_after_ms: 500, ${driver} }\n`;
-  const lines = problems(text).split("\n");
+  const lines = configProblems(text).split("\n");
   assert.ok(
     lines.some((l) =>
       /^tandem.yml:4:.*services\[0\]\.prefer\[0\]: "n3" is not in this service's nodes/.test(l),
@@ -89,29 +80,29 @@ test("config: services: rules across fields, each at its line", () => {
 test("config: services: bad names, durations, time zones and driver types are refused", () => {
   const driver = "drivers: [{ type: exec, start: [a], stop: [b] }]";
   assert.match(
-    problems(`${base}services:\n  - { name: Web!, ${driver} }\n`),
+    configProblems(`${base}services:\n  - { name: Web!, ${driver} }\n`),
     /services\[0\]\.name: expected 1-63/,
   );
   assert.match(
-    problems(
+    configProblems(
       `${base}services:\n  - { name: web, restore_window: { cron: "0 2 * * *", length: 1d }, ${driver} }\n`,
     ),
     /restore_window\.length/,
   );
   assert.match(
-    problems(
+    configProblems(
       `${base}services:\n  - { name: web, restore_window: { cron: "0 2 * * *", length: 1h, timezone: Mars/Olympus }, ${driver} }\n`,
     ),
     /unknown time zone "Mars\/Olympus"/,
   );
   assert.match(
-    problems(
+    configProblems(
       `${base}services:\n  - { name: web, restore_window: { cron: "0 25 * * *", length: 1h }, ${driver} }\n`,
     ),
     /restore_window\.cron: not a cron pattern/,
   );
   assert.match(
-    problems(`${base}services:\n  - { name: web, drivers: [{ type: systemd, unit: nginx }] }\n`),
+    configProblems(`${base}services:\n  - { name: web, drivers: [{ type: systemd, unit: nginx }] }\n`),
     /services\[0\]\.drivers\[0\]/,
   );
 });

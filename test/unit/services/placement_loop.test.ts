@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { pino } from "pino";
 import type { MemberLiveness } from "../../../src/cluster/coordination.ts";
-import type { ServiceConfig } from "../../../src/config/index.ts";
 import type { Grant } from "../../../src/core/grants.ts";
 import type { MemberSpec } from "../../../src/core/membership.ts";
 import {
@@ -12,23 +11,10 @@ import {
   startFailedForMs,
 } from "../../../src/services/placement_loop.ts";
 import type { ServiceTableEntry, WireRunnerReport } from "../../../src/services/services_wire.ts";
+import { serviceConfig } from "../../support/service_config.ts";
 
 function member(id: string, role: "member" | "witness" = "member"): MemberSpec {
   return { id, address: `${id}:7400`, role, priority: 100, voting: true, autoPromote: false };
-}
-
-function service(name: string, overrides: Partial<ServiceConfig> = {}): ServiceConfig {
-  return {
-    name,
-    description: "",
-    nodes: null,
-    prefer: [],
-    failover: true,
-    failoverAfterMs: 3000,
-    restoreWindow: null,
-    drivers: [],
-    ...overrides,
-  };
 }
 
 function runner(state: WireRunnerReport["state"], fence: string | null = null): WireRunnerReport {
@@ -36,7 +22,10 @@ function runner(state: WireRunnerReport["state"], fence: string | null = null): 
 }
 
 /** The leader's world: members, their liveness, the grants it adopted, and every assignment it made. */
-function world(options: { services: ServiceConfig[]; previous?: Record<string, ServiceTableEntry> }) {
+function world(options: {
+  services: ReturnType<typeof serviceConfig>[];
+  previous?: Record<string, ServiceTableEntry>;
+}) {
   const clock = { nowMs: 100_000 };
   const liveness = new Map<string, number>([
     ["n1", 0],
@@ -70,9 +59,9 @@ function world(options: { services: ServiceConfig[]; previous?: Record<string, S
 test("placement loop: a new leader keeps services where they run: adopted claims, then reports, then its last table", async () => {
   const w = world({
     services: [
-      service("a", { prefer: ["n1"] }),
-      service("b", { prefer: ["n1"] }),
-      service("c", { prefer: ["n1"] }),
+      serviceConfig("a", { prefer: ["n1"] }),
+      serviceConfig("b", { prefer: ["n1"] }),
+      serviceConfig("c", { prefer: ["n1"] }),
     ],
     previous: { c: { owner: "n3", code: "running", reason: "", report: null } },
   });
@@ -97,21 +86,21 @@ test("placement loop: a new leader keeps services where they run: adopted claims
 });
 
 test("placement loop: nodes that have not reported lately are not given services", async () => {
-  const w = world({ services: [service("web", { prefer: ["n1"] })] });
+  const w = world({ services: [serviceConfig("web", { prefer: ["n1"] })] });
   w.report("n2", {});
   const waiting = await w.loop.round(w.reports);
   assert.deepEqual([waiting.web?.owner, waiting.web?.code], [null, "waiting-for-preferred"]);
   w.clock.nowMs += 3000;
   w.report("n2", {});
   assert.equal((await w.loop.round(w.reports)).web?.owner, "n2", "n1 never reported: not started");
-  const w2 = world({ services: [service("web")] });
+  const w2 = world({ services: [serviceConfig("web")] });
   w2.report("n1", {});
   w2.clock.nowMs += reportFreshMs;
   assert.equal((await w2.loop.round(w2.reports)).web?.owner, null);
 });
 
 test("placement loop: a failed start moves the service and passes the node over for a while", async () => {
-  const w = world({ services: [service("web", { prefer: ["n1", "n2"] })] });
+  const w = world({ services: [serviceConfig("web", { prefer: ["n1", "n2"] })] });
   for (const id of ["n1", "n2", "n3"]) w.report(id, {});
   assert.equal((await w.loop.round(w.reports)).web?.owner, "n1");
   w.report("n1", { web: runner("failed") });
@@ -125,7 +114,7 @@ test("placement loop: a failed start moves the service and passes the node over 
 });
 
 test("placement loop: an owner unreachable past failover_after_ms loses the service", async () => {
-  const w = world({ services: [service("web", { prefer: ["n1"] })] });
+  const w = world({ services: [serviceConfig("web", { prefer: ["n1"] })] });
   for (const id of ["n1", "n2", "n3"]) w.report(id, {});
   assert.equal((await w.loop.round(w.reports)).web?.owner, "n1");
   w.liveness.set("n1", 2999);

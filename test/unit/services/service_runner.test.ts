@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
 import { type TestContext, test } from "node:test";
 import { pino } from "pino";
-import type { ServiceConfig } from "../../../src/config/index.ts";
 import type { Driver, DriverContext, DriverStatus } from "../../../src/services/exec_driver.ts";
 import { type RunnerReport, ServiceRunner, startRetryMs } from "../../../src/services/service_runner.ts";
 import { MemoryCoordination } from "../../support/memory_coordination.ts";
+import { serviceConfig } from "../../support/service_config.ts";
 
 const leaseMs = 2000;
 
@@ -65,16 +65,7 @@ class RecordingDriver implements Driver {
   }
 }
 
-const service: ServiceConfig = {
-  name: "web",
-  description: "",
-  nodes: null,
-  prefer: [],
-  failover: true,
-  failoverAfterMs: 3000,
-  restoreWindow: null,
-  drivers: [],
-};
+const service = serviceConfig("web");
 
 function setup(t: TestContext) {
   const time = new VirtualTime(t);
