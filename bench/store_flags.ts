@@ -28,10 +28,15 @@ export interface FlagsComparisonOptions {
   valueBytes: number;
 }
 
-export async function compareFlags(o: FlagsComparisonOptions): Promise<FlagsComparison> {
-  const targets = { flags: await TandemTarget.start(AGENT_NODE_FLAGS), none: null as TandemTarget | null };
+/** `flags` against `none` (by default the agent's flags against no flags). */
+export async function compareFlags(
+  o: FlagsComparisonOptions,
+  flags: readonly string[] = AGENT_NODE_FLAGS,
+  none: readonly string[] = [],
+): Promise<FlagsComparison> {
+  const targets = { flags: await TandemTarget.start(flags), none: null as TandemTarget | null };
   try {
-    targets.none = await TandemTarget.start([]);
+    targets.none = await TandemTarget.start(none);
     const variants = { flags: targets.flags, none: targets.none };
     let batch = 0;
     const run = async (target: TandemTarget, ms: number) =>
