@@ -8,10 +8,9 @@
  * functions called 1,000 times (default 400) and without inlining. So the code that runs at start-up (config,
  * schemas, module set-up) stays interpreted, the store's hot paths are compiled within a second of load, and
  * the idle paths (5-10 calls a second) within about three minutes: at 5,000 they were still compiling, and
- * growing, 10-17 minutes in, and interpreted they cost an idle follower ~15 % more CPU. TurboFan's peak
- * speed is not clearly worth its memory here: on 2 cores the store bench has measured agents with it both
- * faster and slower than with these flags (bench/README.md), and it adds ~5 MiB of the node binary's code
- * pages to an idle agent.
+ * growing, 10-17 minutes in, and interpreted they cost an idle follower ~15 % more CPU. Without TurboFan
+ * the store's batched writes are ~8 % slower (measured side by side, bench/store_flags.ts), but TurboFan
+ * adds ~5.4 MiB of the node binary's code pages to an idle agent, which the 80 MiB budget cannot take.
  * Maglev's inlining cost ~3 MiB of compiled code once an idle agent had run 5 minutes (79.5-80.8 MiB with
  * it, 76.7-77.7 without) and no store throughput measurable on this VM.
  */
