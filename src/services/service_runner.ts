@@ -201,21 +201,35 @@ export class ServiceRunner {
     const context = this.context(held);
     const started: Driver[] = [];
     for (const driver of this.options.drivers) {
-      const fence = this.options.coordination.checkFence(held);
-      const ok = fence.ok && !this.revoked && this.assignedHere && (await driver.start(context));
+      const cannot = this.cannotStartUnder(held);
+      const ok = cannot === null && (await driver.start(context));
       if (!ok) {
-        const why = !fence.ok ? fence.reason : `${driver.kind} start failed`;
         await this.stopDrivers(started, context);
         this.held = null;
         this.stopRenewing();
         await this.release(held);
-        this.failedAtMs = performance.now();
-        this.setState("failed", why);
+        // Only a driver that failed counts as a failed start (the leader then passes this node over).
+        if (cannot !== null) this.setState("stopped", cannot);
+        else {
+          this.failedAtMs = performance.now();
+          this.setState("failed", `${driver.kind} start failed`);
+        }
         return;
       }
       started.push(driver);
     }
     this.setState("running");
+  }
+
+  /** Why no further start step may run under `held` now, or null. */
+  private cannotStartUnder(held: HeldGrant): string | null {
+    const fence = this.options.coordination.checkFence(held);
+    if (!fence.ok) return fence.reason;
+    // A step begun with half the lease or less left could outlast it: stopping must fit in what is left.
+    if (fence.remainingMs <= this.options.leaseMs / 2) return "too little of its grant left to start";
+    if (this.revoked) return "grant not renewed";
+    if (!this.assignedHere) return "assigned elsewhere";
+    return null;
   }
 
   private startRenewing(): void {

@@ -21,6 +21,8 @@ export class MemoryCoordination {
   private readonly assigned = new Map<string, NodeId>();
   /** While false, requests to the leader are never answered (they time out after `timeoutMs`). */
   answering = true;
+  /** Answers come this late (virtual ms); 0: on the next turn. */
+  replyDelayMs = 0;
   readonly timeoutMs = 1_000;
 
   constructor(options: {
@@ -101,6 +103,9 @@ export class MemoryCoordination {
 
   /** A turn later, or never while the leader does not answer (then a timeout after timeoutMs). */
   private reply(): Promise<void> {
+    if (this.answering && this.replyDelayMs > 0) {
+      return new Promise((resolve) => setTimeout(resolve, this.replyDelayMs));
+    }
     if (this.answering) return new Promise((resolve) => setImmediate(resolve));
     return new Promise((_, reject) =>
       setTimeout(() => reject(new CoordinationUnavailableError("the leader did not answer")), this.timeoutMs),

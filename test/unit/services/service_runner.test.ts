@@ -185,3 +185,19 @@ test("service runner: at start, what an earlier run left is stopped, outside any
     ["status n2 0.0", "stop n2 0.0", "status n2 0.0"],
   );
 });
+
+test("service runner: a grant answered too late to leave time for a stop is not started under", async (t) => {
+  const { time, coordination, drivers, runner, reports } = setup(t);
+  coordination.assign("web", "n2");
+  coordination.replyDelayMs = leaseMs / 2 + 100;
+  runner.assigned(true);
+  await time.until("given up", () => reports.some((r) => r.state === "stopped"));
+  assert.deepEqual(
+    reports.map((r) => r.state),
+    ["starting", "stopped"],
+  );
+  assert.match(runner.report().detail, /too little of its grant left/);
+  assert.deepEqual(drivers[0]?.calls, []);
+  coordination.replyDelayMs = 0;
+  await time.until("running", () => runner.report().state === "running");
+});
