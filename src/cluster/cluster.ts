@@ -256,8 +256,8 @@ export class Cluster implements Coordination {
     return this.grantService.grants();
   }
 
-  acquireGrant(service: string, claimed?: FencingToken): Promise<HeldGrant> {
-    return this.grantService.acquire(service, claimed);
+  acquireGrant(service: string, current?: FencingToken): Promise<HeldGrant> {
+    return this.grantService.acquire(service, current);
   }
 
   releaseGrant(grant: Grant): Promise<void> {

@@ -56,10 +56,11 @@ export interface Coordination {
   /** Leader: the grants that may be live; [] on other nodes. */
   grants(): readonly Grant[];
   /**
-   * Ask the leader for `service`'s grant, or to keep it (`claimed`: a grant of an earlier leader this node
-   * holds). Rejects with NotLeaderError, GrantRefusedError or CoordinationUnavailableError.
+   * Ask the leader for `service`'s grant (`current`: none), or to keep the one this node holds (`current`:
+   * its token; one of an earlier leader's is a claim, src/core/grants.ts). Rejects with NotLeaderError,
+   * GrantRefusedError or CoordinationUnavailableError.
    */
-  acquireGrant(service: string, claimed?: FencingToken): Promise<HeldGrant>;
+  acquireGrant(service: string, current?: FencingToken): Promise<HeldGrant>;
   /** The service held under `grant` stopped on this node: the leader may give it elsewhere at once. */
   releaseGrant(grant: Grant): Promise<void>;
   /** Synchronous, right before a driver acts: is the grant still live on this node's clock? */

@@ -107,10 +107,10 @@ export class GrantService {
     return Math.max(0, ledger.freeAtMs(service, now) - now);
   }
 
-  /** Ask the leader for `service`'s grant, or to keep it; `claimed`: a grant of an earlier leader held. */
-  async acquire(service: string, claimed?: FencingToken): Promise<HeldGrant> {
+  /** Ask the leader for `service`'s grant, or to keep `current`, the one held (Coordination.acquireGrant). */
+  async acquire(service: string, current?: FencingToken): Promise<HeldGrant> {
     const sentAtMs = this.now();
-    const answer = await this.ask({ kind: "acquire", service, ...(claimed ? { claimed } : {}) });
+    const answer = await this.ask({ kind: "acquire", service, ...(current ? { current } : {}) });
     if (answer.kind === "refused") throw refusalError(answer);
     if (answer.kind !== "granted")
       throw new CoordinationUnavailableError(`a ${answer.kind} answer to acquire`);
@@ -186,7 +186,8 @@ export class GrantService {
     }
     // A claim of a service this leader has not placed yet is adopted where it runs (placement may move it
     // later); refusing it would stop a healthy service at every leader change.
-    if (request.claimed !== undefined && !this.assigned.has(request.service)) {
+    const claim = request.current !== undefined && request.current.term < ledger.term;
+    if (claim && !this.assigned.has(request.service)) {
       this.assigned.set(request.service, from);
     }
     const assignedTo = this.assigned.get(request.service);
@@ -194,7 +195,7 @@ export class GrantService {
       const where = assignedTo === undefined ? "not assigned to any node" : `assigned to ${assignedTo}`;
       return refusal("refused", `${request.service} is ${where}`, null, null);
     }
-    return wireAnswer(ledger.request(request.service, from, now, request.claimed), now);
+    return wireAnswer(ledger.request(request.service, from, now, request.current), now);
   }
 
   private leaderLedger(what: string): GrantLedger {

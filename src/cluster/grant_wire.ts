@@ -13,7 +13,8 @@ const fence = z.strictObject({
 });
 
 export const grantRequestSchema = z.discriminatedUnion("kind", [
-  z.strictObject({ kind: z.literal("acquire"), service: serviceName, claimed: fence.optional() }),
+  /** `current`: the grant the asker holds (a renewal, or a claim when of an earlier term); none: a fresh one. */
+  z.strictObject({ kind: z.literal("acquire"), service: serviceName, current: fence.optional() }),
   z.strictObject({ kind: z.literal("release"), service: serviceName, fence }),
 ]);
 export type GrantRequest = z.infer<typeof grantRequestSchema>;

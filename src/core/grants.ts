@@ -22,7 +22,9 @@
 //   one's newer grant is still live). An adopted grant released in the window frees the service only at the
 //   window's end, when every grant of the earlier leaders has lapsed.
 // Fencing tokens order grants: (term, sequence), the sequence counting the grants of one term. A renewal
-// to the same holder keeps its token; a claimed grant is renewed under a new token of the current term.
+// names the token it renews and keeps it; a request without one is a fresh grant with a new token even for
+// the same holder (it stopped what it ran before), so a release of the old token arriving late frees nothing
+// (test/sim/grants_swarm.ts found that case); a claimed grant is renewed under a new token of the term.
 import type { NodeId, Term } from "./types.ts";
 
 export interface FencingToken {
@@ -106,29 +108,41 @@ export class GrantLedger {
   }
 
   /**
-   * `owner` asks for `service`, or asks to keep it: a renewal when it holds the current grant, a new grant
-   * when nobody may still hold one. `claimed`: the grant of an earlier leader it holds (see the header).
+   * `owner` asks for `service`. `current`: the grant it holds for it, if any. None: a fresh grant (a new
+   * token even when `owner` held it before: whatever it ran under that one has stopped, so a late release
+   * of it cannot free the new one). The current grant: a renewal. A grant of an earlier leader: a claim
+   * (see the header). Anything else is stale: refused, the holder must stop.
    */
-  request(service: string, owner: NodeId, nowMs: number, claimed?: FencingToken): GrantAnswer {
+  request(service: string, owner: NodeId, nowMs: number, current?: FencingToken): GrantAnswer {
     const entry = this.live(service, nowMs);
+    const claim = current !== undefined && current.term < this.term;
     if (entry !== null) {
       if (entry.grant.owner !== owner) {
         return refuse(`${entry.grant.owner} holds it until its grant lapses or it stops`, entry.lapsesAtMs);
       }
       if (entry.revoked) return refuse("moved elsewhere: the grant is not renewed", null);
-      entry.lapsesAtMs = this.lapseAt(nowMs);
-      return { ok: true, grant: entry.grant, continueOnly: entry.adopted && nowMs < this.inheritedUntilMs };
+      // A claim repeated (its first answer lost) renews the grant it was adopted into.
+      const renewal =
+        current !== undefined && (compareFence(current, entry.grant.fence) === 0 || (claim && entry.adopted));
+      if (renewal) {
+        entry.lapsesAtMs = this.lapseAt(nowMs);
+        return { ok: true, grant: entry.grant, continueOnly: entry.adopted && nowMs < this.inheritedUntilMs };
+      }
+      if (current !== undefined) return refuse("renews a grant that is no longer the current one", null);
+      return this.issue(service, owner, nowMs, false);
+    }
+    if (current !== undefined && !claim) {
+      return refuse(`the grant ${current.term}.${current.seq} is no longer live here: stop`, null);
     }
     const inherited = nowMs < this.inheritedUntilMs;
-    if (inherited && claimed === undefined) {
+    if (inherited && !claim)
       return refuse("a grant of the previous leader may still be live", this.inheritedUntilMs);
-    }
-    if (claimed !== undefined && claimed.term >= this.term) {
-      return refuse(`claims a grant of term ${claimed.term}, not one of an earlier leader`, null);
-    }
+    return this.issue(service, owner, nowMs, inherited && claim);
+  }
+
+  private issue(service: string, owner: NodeId, nowMs: number, adopted: boolean): GrantAnswer {
     this.seq += 1;
     const grant: Grant = { service, owner, fence: { term: this.term, seq: this.seq }, leaseMs: this.leaseMs };
-    const adopted = inherited && claimed !== undefined;
     this.entries.set(service, { grant, lapsesAtMs: this.lapseAt(nowMs), revoked: false, adopted });
     return { ok: true, grant, continueOnly: adopted };
   }

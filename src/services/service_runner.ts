@@ -256,11 +256,9 @@ export class ServiceRunner {
 
   private async renew(held: HeldGrant): Promise<void> {
     this.renewing = true;
-    const term = this.options.coordination.leadership().term;
-    // After a leader change, the new leader learns of the grant from this claim (src/core/grants.ts).
-    const claimed = held.grant.fence.term < term ? held.grant.fence : undefined;
     try {
-      const renewed = await this.options.coordination.acquireGrant(this.name, claimed);
+      // After a leader change the same request is a claim: the new leader learns of the grant from it.
+      const renewed = await this.options.coordination.acquireGrant(this.name, held.grant.fence);
       // Only the grant it was asked for: a service stopped meanwhile is not extended.
       if (this.held === held) this.held = renewed;
     } catch (error) {

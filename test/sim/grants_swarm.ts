@@ -56,7 +56,7 @@ type Event =
       to: NodeId;
       sentLocal: number;
       generation: number;
-      claimed?: FencingToken;
+      current?: FencingToken;
     }
   | {
       kind: "answer";
@@ -145,7 +145,7 @@ export function runGrantsHistory(seed: string): GrantsHistoryResult {
           stop(h, t);
           continue;
         }
-        const claimed = h.running.fence.term < h.table.term ? h.running.fence : undefined;
+        const current = h.running.fence;
         const d = delay(h.id, h.table.leader, t);
         if (d !== null) {
           queue.push(t + d, {
@@ -154,7 +154,7 @@ export function runGrantsHistory(seed: string): GrantsHistoryResult {
             to: h.table.leader,
             sentLocal: nowLocal,
             generation: h.generation,
-            ...(claimed ? { claimed } : {}),
+            current,
           });
         }
       } else if (h.table.owner === h.id) {
@@ -172,11 +172,12 @@ export function runGrantsHistory(seed: string): GrantsHistoryResult {
     } else if (event.kind === "request") {
       // Only the leader under a valid lease answers (GrantService.answer).
       if (event.to !== leader.id || t >= leader.untilMs) continue;
-      if (event.claimed !== undefined && leader.assigned === null) leader.assigned = event.from;
+      const claim = event.current !== undefined && event.current.term < leader.term;
+      if (claim && leader.assigned === null) leader.assigned = event.from;
       let fence: FencingToken | null = null;
       let continueOnly = false;
       if (leader.assigned === event.from) {
-        const answer = leader.ledger.request(service, event.from, local(leader.id, t), event.claimed);
+        const answer = leader.ledger.request(service, event.from, local(leader.id, t), event.current);
         if (answer.ok) {
           fence = answer.grant.fence;
           continueOnly = answer.continueOnly;

@@ -71,7 +71,7 @@ export class MemoryCoordination {
         role: this.leaderId === id ? Role.Leader : Role.Follower,
         leaseValid: this.leaderId === id,
       }),
-      acquireGrant: (service, claimed) => this.acquire(id, service, claimed),
+      acquireGrant: (service, current) => this.acquire(id, service, current),
       releaseGrant: async (grant) => {
         await this.reply();
         this.ledger.released(grant.service, id, grant.fence, this.now());
@@ -83,13 +83,13 @@ export class MemoryCoordination {
     };
   }
 
-  private async acquire(id: NodeId, service: string, claimed?: FencingToken): Promise<HeldGrant> {
+  private async acquire(id: NodeId, service: string, current?: FencingToken): Promise<HeldGrant> {
     const sentAtMs = this.now();
     await this.reply();
     if (this.leaderId === null) throw new NotLeaderError(null, `cannot acquire ${service}`);
     if (this.assigned.get(service) !== id)
       throw new GrantRefusedError(`${service} is not assigned to ${id}`, null);
-    const answer = this.ledger.request(service, id, this.now(), claimed);
+    const answer = this.ledger.request(service, id, this.now(), current);
     if (!answer.ok) {
       const retryInMs = answer.retryAtMs === null ? null : answer.retryAtMs - this.now();
       throw new GrantRefusedError(answer.reason, retryInMs);

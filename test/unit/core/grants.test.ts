@@ -34,7 +34,10 @@ test("grants: a renewal keeps the token; a new owner waits until the old grant l
   const first = granted(ledger.request("web", "n1", 0));
   assert.deepEqual(first.grant.fence, { term: 5, seq: 1 });
   assert.equal(first.continueOnly, false);
-  assert.deepEqual(granted(ledger.request("web", "n1", 500)).grant.fence, { term: 5, seq: 1 });
+  assert.deepEqual(granted(ledger.request("web", "n1", 500, first.grant.fence)).grant.fence, {
+    term: 5,
+    seq: 1,
+  });
   const other = refused(ledger.request("web", "n2", 600));
   assert.equal(other.retryAtMs, 500 + lapseMs);
   refused(ledger.request("web", "n2", 500 + lapseMs - 1));
@@ -42,6 +45,24 @@ test("grants: a renewal keeps the token; a new owner waits until the old grant l
   assert.deepEqual(next.grant.fence, { term: 5, seq: 2 });
   assert.ok(compareFence(next.grant.fence, first.grant.fence) > 0);
   assert.equal(formatFence(next.grant.fence), "5.2");
+});
+
+test("grants: a fresh request by the holder gets a new token, so a late release of the old one frees nothing", () => {
+  const ledger = settledLedger();
+  const first = granted(ledger.request("web", "n1", 0)).grant;
+  // n1 stopped (its release still on the way) and asks afresh: a new grant, not a renewal.
+  const second = granted(ledger.request("web", "n1", 100)).grant;
+  assert.deepEqual(second.fence, { term: 5, seq: 2 });
+  assert.equal(ledger.released("web", "n1", first.fence, 200), false, "the late release of 5.1");
+  assert.equal(ledger.holder("web", 200)?.fence.seq, 2);
+  refused(ledger.request("web", "n1", 300, first.fence));
+});
+
+test("grants: renewing a grant that is gone is refused: the holder must stop", () => {
+  const ledger = settledLedger();
+  const g = granted(ledger.request("web", "n1", 0)).grant;
+  assert.match(refused(ledger.request("web", "n1", lapseMs, g.fence)).reason, /no longer live here: stop/);
+  assert.match(refused(ledger.request("web", "n1", lapseMs, { term: 9, seq: 1 })).reason, /no longer live/);
 });
 
 test("grants: a holder that reports the service stopped frees it at once; a stale report changes nothing", () => {
@@ -75,8 +96,11 @@ test("grants: a new leader gives nothing to a new owner until every earlier gran
   assert.equal(adopted.continueOnly, true);
   // A second claimant (a late message, or a confused node) does not get it.
   refused(ledger.request("web", "n3", 1200, { term: 5, seq: 1 }));
-  assert.equal(granted(ledger.request("web", "n1", 1300)).continueOnly, true);
-  assert.equal(granted(ledger.request("web", "n1", window)).continueOnly, false, "past the window");
+  assert.equal(granted(ledger.request("web", "n1", 1300, adopted.grant.fence)).continueOnly, true);
+  // The claim repeated (its answer lost) renews the adopted grant.
+  assert.equal(granted(ledger.request("web", "n1", 1400, { term: 6, seq: 3 })).grant.fence.seq, 1);
+  const after = granted(ledger.request("web", "n1", window, adopted.grant.fence));
+  assert.equal(after.continueOnly, false, "past the window");
   // Claims of this leader's term or later are not claims of an earlier grant.
   refused(ledger.request("db", "n1", 1100, { term: 7, seq: 1 }));
   assert.equal(granted(ledger.request("db", "n1", window)).grant.fence.seq, 2);
