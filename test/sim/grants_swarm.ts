@@ -41,6 +41,8 @@ interface Holder {
 
 export interface GrantsHistoryResult {
   seed: string;
+  /** Events processed. */
+  events: number;
   /** Real-time intervals during which each node ran the service. */
   runs: Array<{ node: NodeId; fromMs: number; toMs: number }>;
   leaderChanges: number;
@@ -105,6 +107,7 @@ export function runGrantsHistory(seed: string): GrantsHistoryResult {
   let leader: Leader = newLeader("n1", 1, 0, 0);
   leader.assigned = "n1";
   let leaderChanges = 0;
+  let events = 0;
   const runs: GrantsHistoryResult["runs"] = [];
 
   function newLeader(id: NodeId, term: number, electedAtMs: number, tNow: number): Leader {
@@ -135,6 +138,7 @@ export function runGrantsHistory(seed: string): GrantsHistoryResult {
   while (queue.peekUnits() < historyMs) {
     const t = queue.peekUnits();
     const event = queue.pop() as Event;
+    events += 1;
     if (event.kind === "tick") {
       const h = holders.get(event.node) as Holder;
       queue.push(t + after(h.id, leaseMs / 4), { kind: "tick", node: h.id });
@@ -253,7 +257,7 @@ export function runGrantsHistory(seed: string): GrantsHistoryResult {
   }
   for (const h of holders.values()) stop(h, historyMs);
   checkExclusive(seed, runs);
-  return { seed, runs, leaderChanges };
+  return { seed, events, runs, leaderChanges };
 }
 
 /** Sorted by start, each run must begin after every other node's earlier runs ended. */

@@ -1,6 +1,8 @@
 // `npm run sim -- --seeds 100000 [--from N]` runs seeds N..N+count-1 and prints histories per second and a
 // convergence histogram; `npm run sim -- --seed S [--verbose] [--messages]` replays one history.
-// With `--membership`, the same for the membership swarm (membership_swarm.ts).
+// With `--membership`, the same for the membership swarm (membership_swarm.ts); with `--grants`, for service
+// grants (grants_swarm.ts).
+import { type GrantsHistoryResult, GrantsSafetyError, runGrantsHistory } from "./grants_swarm.ts";
 import { type MembershipHistoryResult, runMembershipHistory } from "./membership_swarm.ts";
 import { runSeedCli } from "./seed_cli.ts";
 import { type HistoryResult, runHistory, SwarmFailureError } from "./swarm.ts";
@@ -41,9 +43,33 @@ function convergenceTally<R extends Converged>(extra?: (results: R) => void, ext
 
 const isFailure = (error: unknown): error is Error => error instanceof SwarmFailureError;
 const membership = process.argv.includes("--membership");
-const args = process.argv.slice(2).filter((arg) => arg !== "--membership");
+const grants = process.argv.includes("--grants");
+const args = process.argv.slice(2).filter((arg) => arg !== "--membership" && arg !== "--grants");
 
-if (membership) {
+if (grants) {
+  let runs = 0;
+  let leaderChanges = 0;
+  process.exitCode = runSeedCli<GrantsHistoryResult>(
+    {
+      name: "swarm_cli.ts --grants",
+      run: (seed) => runGrantsHistory(seed),
+      isFailure: (error): error is Error => error instanceof GrantsSafetyError,
+      describe: (r) =>
+        `seed=${r.seed} ok: ${r.events} events, ${r.runs.length} runs of the service, ${r.leaderChanges} leader changes`,
+      tally: () => ({
+        add: (r) => {
+          runs += r.runs.length;
+          leaderChanges += r.leaderChanges;
+        },
+        summary: () => ({
+          inline: `${runs} runs of the service, ${leaderChanges} leader changes`,
+          lines: [],
+        }),
+      }),
+    },
+    args,
+  );
+} else if (membership) {
   let accepted = 0;
   let committed = 0;
   process.exitCode = runSeedCli<MembershipHistoryResult>(
