@@ -40,14 +40,12 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-/** The capabilities, in dependency order. */
-/** In dependency order. Services only when the config names some: an agent without them pays nothing. */
+/** The capabilities, in dependency order. Services without any configured start nothing (no idle cost). */
 function capabilitiesOf(config: TandemConfig): PluggedCapability[] {
-  const capabilities = [plug(storeCapability, config.store)];
-  if (config.services.length > 0) {
-    capabilities.push(plug(servicesCapability, { services: config.services, leaseMs: grantLeaseMsDefault }));
-  }
-  return capabilities;
+  return [
+    plug(storeCapability, config.store),
+    plug(servicesCapability, { services: config.services, leaseMs: grantLeaseMsDefault }),
+  ];
 }
 
 export function agentLogger(config: TandemConfig): Logger {

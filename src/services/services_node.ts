@@ -82,8 +82,12 @@ export class ServicesNode {
     this.placement = options.ticker.every(placementEveryMs, () => void this.decide(), { ridesAlong: true });
   }
 
-  /** Probes every runner first (src/services/service_runner.ts): only then does the leader hear from it. */
+  /**
+   * Probes every runner first (src/services/service_runner.ts): only then does the leader hear from it. With
+   * no services configured nothing starts: an agent without them pays nothing.
+   */
   async start(): Promise<void> {
+    if (this.options.services.length === 0) return;
     await Promise.all([...this.runners.values()].map((runner) => runner.probe()));
     const { mesh, coordination } = this.options;
     this.unsubscribes.push(

@@ -109,7 +109,7 @@ test("agent: start and stop leave nothing open; every log line has one component
   try {
     const storeDb = join(s.config.dataDir, "store.db");
     assert.ok(openHandles(storeDb) > 0, "the store is open while the agent runs");
-    assert.deepEqual([...agent.capabilities.keys()], ["store"]);
+    assert.deepEqual([...agent.capabilities.keys()], ["store", "services"]);
     const health = await fetch(`http://127.0.0.1:${s.apiPort}/healthz`);
     assert.deepEqual(await health.json(), { status: "ok", node: "n1" });
     const status = (await (await fetch(`http://127.0.0.1:${s.apiPort}/api/v1/status`)).json()) as {
