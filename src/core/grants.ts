@@ -42,6 +42,12 @@ export function formatFence(fence: FencingToken): string {
   return `${fence.term}.${fence.seq}`;
 }
 
+/** The token formatFence wrote, or null for anything else. */
+export function parseFence(text: string): FencingToken | null {
+  const match = /^(\d+)\.(\d+)$/.exec(text);
+  return match === null ? null : { term: Number(match[1]), seq: Number(match[2]) };
+}
+
 export interface Grant {
   service: string;
   owner: NodeId;

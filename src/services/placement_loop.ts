@@ -9,6 +9,7 @@
 import type { Logger } from "pino";
 import type { Coordination } from "../cluster/index.ts";
 import type { ServiceConfig } from "../config/index.ts";
+import { compareFence, type FencingToken, parseFence } from "../core/grants.ts";
 import {
   decidePlacement,
   PlacementCode,
@@ -98,12 +99,12 @@ export class PlacementLoop {
     const held = new Map(this.options.coordination.grants().map((g) => [g.service, g.owner]));
     for (const { name } of this.options.services) {
       let running: NodeId | null = null;
-      let newest = "";
+      let newest: FencingToken = { term: -1, seq: -1 };
       for (const [node, report] of reports) {
         const runner = report.services[name];
         if (runner === undefined || (runner.state !== "running" && runner.state !== "starting")) continue;
-        const fence = runner.fence ?? "";
-        if (running === null || compareFenceText(fence, newest) > 0) {
+        const fence = parseFence(runner.fence ?? "") ?? { term: -1, seq: -1 };
+        if (running === null || compareFence(fence, newest) > 0) {
           running = node;
           newest = fence;
         }
@@ -159,11 +160,4 @@ export class PlacementLoop {
       moveTo: null,
     };
   }
-}
-
-/** "term.seq" tokens compared as numbers; "" (none) is older than any. */
-function compareFenceText(a: string, b: string): number {
-  const [at = -1, as = -1] = a === "" ? [] : a.split(".").map(Number);
-  const [bt = -1, bs = -1] = b === "" ? [] : b.split(".").map(Number);
-  return at !== bt ? at - bt : as - bs;
 }

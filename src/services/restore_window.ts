@@ -6,9 +6,16 @@ import type { ServiceConfig } from "../config/index.ts";
 
 type Window = NonNullable<ServiceConfig["restoreWindow"]>;
 
+/** Parsed once per window: placement asks twice a second. */
+const crons = new WeakMap<Window, Cron>();
+
 /** The opening of `window` that contains `atMs` (wall clock), by its start time; null when closed. */
 export function openRestoreWindow(window: Window, atMs: number): string | null {
-  const cron = new Cron(window.cron, { timezone: window.timezone, paused: true });
+  let cron = crons.get(window);
+  if (cron === undefined) {
+    cron = new Cron(window.cron, { timezone: window.timezone, paused: true });
+    crons.set(window, cron);
+  }
   // The first opening after atMs - length is the only one that can still be open at atMs.
   const start = cron.nextRun(new Date(atMs - window.lengthMs));
   if (start === null || start.getTime() > atMs) return null;

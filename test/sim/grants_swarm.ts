@@ -130,6 +130,14 @@ export function runGrantsHistory(seed: string): GrantsHistoryResult {
     h.generation += 1;
   };
 
+  /** A renewal (`current`) or a fresh request to the leader the node's table names, if the network carries it. */
+  const request = (h: Holder, t: number, sentLocal: number, current?: FencingToken) => {
+    const d = delay(h.id, h.table.leader, t);
+    if (d === null) return;
+    const generation = h.generation;
+    queue.push(t + d, { kind: "request", from: h.id, to: h.table.leader, sentLocal, generation, current });
+  };
+
   for (const id of nodes) queue.push(rng.next() * 500, { kind: "tick", node: id });
   queue.push(0, { kind: "table" });
   queue.push(leader.untilMs, { kind: "elect" });
@@ -149,29 +157,10 @@ export function runGrantsHistory(seed: string): GrantsHistoryResult {
           stop(h, t);
           continue;
         }
-        const current = h.running.fence;
-        const d = delay(h.id, h.table.leader, t);
-        if (d !== null) {
-          queue.push(t + d, {
-            kind: "request",
-            from: h.id,
-            to: h.table.leader,
-            sentLocal: nowLocal,
-            generation: h.generation,
-            current,
-          });
-        }
+        request(h, t, nowLocal, h.running.fence);
       } else if (h.table.owner === h.id) {
         h.generation += 1;
-        const d = delay(h.id, h.table.leader, t);
-        if (d !== null)
-          queue.push(t + d, {
-            kind: "request",
-            from: h.id,
-            to: h.table.leader,
-            sentLocal: nowLocal,
-            generation: h.generation,
-          });
+        request(h, t, nowLocal);
       }
     } else if (event.kind === "request") {
       // Only the leader under a valid lease answers (GrantService.answer).
