@@ -18,8 +18,10 @@ export interface ServiceJson {
   /** Placement's code and sentence for operators. */
   code: string;
   reason: string;
-  /** The owner's detail (a refusal, a failed driver). */
+  /** The owner's detail (a refusal, a failed driver, a failing health check). */
   detail: string;
+  /** The owner's health check verdict (true without a check); null before a report. */
+  healthy: boolean | null;
 }
 
 export interface ServicesJson {
@@ -39,7 +41,13 @@ export interface ServicesView {
           owner: string | null;
           code: string;
           reason: string;
-          report: { state: string; fence: string | null; sinceMs: number; detail: string } | null;
+          report: {
+            state: string;
+            fence: string | null;
+            sinceMs: number;
+            detail: string;
+            healthy: boolean;
+          } | null;
         }
       >;
     };
@@ -59,6 +67,7 @@ export function servicesJson(view: ServicesView): ServicesJson {
       code: entry.code,
       reason: entry.reason,
       detail: entry.report?.detail ?? "",
+      healthy: entry.report?.healthy ?? null,
     }));
   return { term: table.term, services };
 }

@@ -10,7 +10,8 @@ export function renderServices(doc: ServicesJson): string {
   const rows = [["SERVICE", "OWNER", "STATE", "SINCE", "FENCE", "REASON"]];
   for (const s of doc.services) {
     const reason = s.detail === "" ? s.reason : `${s.reason} (${s.detail})`;
-    rows.push([s.name, s.owner ?? "-", s.state ?? "-", s.since ?? "-", s.fence ?? "-", reason]);
+    const state = s.state === null ? "-" : s.healthy === false ? `${s.state} (unhealthy)` : s.state;
+    rows.push([s.name, s.owner ?? "-", state, s.since ?? "-", s.fence ?? "-", reason]);
   }
   const lines = [
     `placed by the leader of term ${doc.term}`,

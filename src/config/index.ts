@@ -10,6 +10,7 @@ export { type LoadedSecurity, loadMeshSecurity, pskBytesMin } from "./security.t
 export { listenPortDefault, type StarterOptions, starterConfigText } from "./starter.ts";
 export type {
   DriverConfig,
+  HealthCheckConfig,
   HookConfig,
   PeerConfig,
   SecurityConfig,

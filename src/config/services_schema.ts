@@ -72,6 +72,28 @@ const execDriverSchema = z
 
 export const driverSchema = z.discriminatedUnion("type", [execDriverSchema]);
 
+const healthUrl = z
+  .url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" })
+  .describe("GET this URL: a 2xx answer within timeout_ms is healthy");
+
+export const healthSchema = z
+  .strictObject({
+    exec: argv.optional().describe("Run this: exit 0 within timeout_ms is healthy"),
+    http: healthUrl.optional(),
+    interval_ms: z.int().min(100).max(3_600_000).default(2_000).describe("How often it runs on the owner"),
+    timeout_ms: z.int().min(1).max(600_000).default(1_000).describe("A check that takes longer failed"),
+    failures: z
+      .int()
+      .min(1)
+      .max(100)
+      .default(3)
+      .describe("Failures in a row before the service counts as unhealthy there and moves"),
+  })
+  .refine((h) => (h.exec === undefined) !== (h.http === undefined), {
+    error: "give exactly one of exec or http",
+  })
+  .describe("Checks the service where it runs; a failing owner loses it like a dead one");
+
 export const serviceSchema = z
   .strictObject({
     name: z.string().regex(serviceNamePattern, {
@@ -92,6 +114,7 @@ export const serviceSchema = z
       .describe("How long its owner may be unreachable before it moves; at least timings.down_after_ms"),
     restore_window: restoreWindowSchema.optional().describe("Absent: failback only by hand"),
     drivers: z.array(driverSchema).min(1).describe("Started in order, stopped in reverse"),
+    health: healthSchema.optional().describe("Absent: a running service counts as healthy"),
   })
   .describe("A service that runs on exactly one node");
 

@@ -56,6 +56,14 @@ export type DriverConfig = {
   timeoutMs: number;
 };
 
+export interface HealthCheckConfig {
+  check: { type: "exec"; argv: string[] } | { type: "http"; url: string };
+  intervalMs: number;
+  timeoutMs: number;
+  /** Failures in a row before it counts as unhealthy. */
+  failures: number;
+}
+
 export interface ServiceConfig {
   name: string;
   description: string;
@@ -66,6 +74,8 @@ export interface ServiceConfig {
   failoverAfterMs: number;
   restoreWindow: { cron: string; lengthMs: number; timezone: string } | null;
   drivers: DriverConfig[];
+  /** null: running counts as healthy. */
+  health: HealthCheckConfig | null;
 }
 
 export interface TandemConfig {
@@ -329,8 +339,25 @@ function resolveServices(files: ServiceFile[], timings: Timings, problems: Field
         status: d.status ?? null,
         timeoutMs: d.timeout_ms,
       })),
+      health: s.health === undefined ? null : healthCheck(s.health),
     };
   });
+}
+
+function healthCheck(h: NonNullable<ServiceFile["health"]>): HealthCheckConfig {
+  const check: HealthCheckConfig["check"] | null =
+    h.exec !== undefined
+      ? { type: "exec", argv: h.exec }
+      : h.http !== undefined
+        ? { type: "http", url: h.http }
+        : null;
+  if (check === null) throw new Error("a health check passed the schema without exec or http");
+  return {
+    check,
+    intervalMs: h.interval_ms,
+    timeoutMs: h.timeout_ms,
+    failures: h.failures,
+  };
 }
 
 /** The schema already checked the text, so a failure here is a bug. */

@@ -39,7 +39,7 @@ export interface PlacementLoopOptions {
 
 /** A node counts as started (ready) while its reports keep coming; a report older than this does not. */
 export const reportFreshMs = 5_000;
-/** A node where a service failed to start is passed over this long. */
+/** A node where a service failed to start, or failed its health check, is passed over this long. */
 export const startFailedForMs = 30_000;
 
 export class PlacementLoop {
@@ -60,9 +60,9 @@ export class PlacementLoop {
     const now = this.options.now();
     if (!this.started) await this.adoptOwners(reports);
     this.started = true;
-    this.noteFailedStarts(reports, now);
+    this.noteFailures(reports, now);
     const nodes = this.nodes(reports, now);
-    const inputs = this.options.services.map((service) => this.input(service, now));
+    const inputs = this.options.services.map((service) => this.input(service, reports, now));
     const table: Record<string, ServiceTableEntry> = {};
     for (const decision of decidePlacement(nodes, inputs)) {
       const service = decision.service;
@@ -115,10 +115,10 @@ export class PlacementLoop {
     }
   }
 
-  private noteFailedStarts(reports: ReadonlyMap<NodeId, NodeReport>, now: number): void {
+  private noteFailures(reports: ReadonlyMap<NodeId, NodeReport>, now: number): void {
     for (const [node, report] of reports) {
       for (const [service, runner] of Object.entries(report.services)) {
-        if (runner.state !== "failed") continue;
+        if (runner.state !== "failed" && runner.healthy) continue;
         const failed = this.startFailed.get(service) ?? new Map<NodeId, number>();
         if (!failed.has(node)) failed.set(node, now + startFailedForMs);
         this.startFailed.set(service, failed);
@@ -143,16 +143,22 @@ export class PlacementLoop {
     });
   }
 
-  private input(service: ServiceConfig, now: number): PlacementService {
+  private input(
+    service: ServiceConfig,
+    reports: ReadonlyMap<NodeId, NodeReport>,
+    now: number,
+  ): PlacementService {
     const unownedSince = this.unownedSinceMs.get(service.name);
+    const owner = this.owners.get(service.name) ?? null;
+    const ownerReport = owner === null ? undefined : reports.get(owner)?.services[service.name];
     return {
       name: service.name,
       nodes: service.nodes,
       prefer: service.prefer,
       failover: service.failover,
       failoverAfterMs: service.failoverAfterMs,
-      owner: this.owners.get(service.name) ?? null,
-      ownerUnhealthy: false,
+      owner,
+      ownerUnhealthy: ownerReport?.state === "running" && !ownerReport.healthy,
       unownedMs: unownedSince === undefined ? 0 : now - unownedSince,
       openWindow: this.options.openWindow(service, Date.now()),
       failbackSpentIn: this.failbackSpentIn.get(service.name) ?? null,

@@ -20,6 +20,7 @@ import type { ServiceConfig } from "../config/index.ts";
 import { formatFence } from "../core/grants.ts";
 import type { NodeId } from "../core/types.ts";
 import type { Driver, DriverContext } from "./exec_driver.ts";
+import { type CheckResult, HealthMonitor } from "./health_check.ts";
 
 export type RunnerState = "stopped" | "starting" | "running" | "stopping" | "failed";
 
@@ -29,8 +30,10 @@ export interface RunnerReport {
   fence: string | null;
   /** Date.now() of the last state change. */
   sinceMs: number;
-  /** Why, for operators: a refusal, a failed driver. */
+  /** Why, for operators: a refusal, a failed driver, a failing health check. */
   detail: string;
+  /** While running: false once its health check failed `failures` times in a row; else true. */
+  healthy: boolean;
 }
 
 export interface RunnerTimers {
@@ -50,6 +53,8 @@ export interface ServiceRunnerOptions {
   timers?: RunnerTimers;
   /** Wall clock for reports; Date.now by default. */
   wallClock?: () => number;
+  /** The health check itself; the configured one by default (tests pass their own). */
+  healthCheck?: (context: DriverContext) => Promise<CheckResult>;
 }
 
 /** After a failed start, the same node tries again no sooner than this (the leader may move it first). */
@@ -78,11 +83,24 @@ export class ServiceRunner {
   private renewTimer: unknown = null;
   private renewing = false;
   private closed = false;
+  /** Runs the service's health check while it runs here; null without one. */
+  private readonly health: HealthMonitor | null;
 
   constructor(options: ServiceRunnerOptions) {
     this.options = options;
     this.timers = options.timers ?? nodeTimers;
     this.logger = options.logger.child({ service: options.service.name });
+    const config = options.service.health;
+    this.health =
+      config === null
+        ? null
+        : new HealthMonitor({
+            config,
+            timers: this.timers,
+            logger: this.logger,
+            onChange: (_healthy, detail) => this.setState(this.state, detail),
+            ...(options.healthCheck === undefined ? {} : { check: options.healthCheck }),
+          });
   }
 
   get name(): string {
@@ -124,20 +142,37 @@ export class ServiceRunner {
     this.closed = true;
     this.clearTimer();
     this.stopRenewing();
+    this.health?.stop();
   }
 
-  private lastReport: RunnerReport = { state: "stopped", fence: null, sinceMs: Date.now(), detail: "" };
+  private lastReport: RunnerReport = {
+    state: "stopped",
+    fence: null,
+    sinceMs: Date.now(),
+    detail: "",
+    healthy: true,
+  };
 
   private setState(state: RunnerState, detail = ""): void {
-    if (state === this.state && detail === this.lastReport.detail) return;
+    const healthy = this.health?.isHealthy ?? true;
+    const last = this.lastReport;
+    if (state === this.state && detail === last.detail && healthy === last.healthy) return;
+    if (state === "running" && this.state !== "running" && this.held !== null) {
+      this.health?.start(this.context(this.held));
+    } else if (state !== "running") this.health?.stop();
     this.state = state;
     this.lastReport = {
       state,
       fence: this.held === null ? null : formatFence(this.held.grant.fence),
-      sinceMs: (this.options.wallClock ?? Date.now)(),
+      // A verdict of the health check is not a state change: "since" stays.
+      sinceMs: state === last.state ? last.sinceMs : (this.options.wallClock ?? Date.now)(),
       detail,
+      healthy: this.health?.isHealthy ?? true,
     };
-    this.logger.info({ state, detail, fence: this.lastReport.fence }, `service ${state}`);
+    this.logger.info(
+      { state, detail, fence: this.lastReport.fence, healthy: this.lastReport.healthy },
+      `service ${state}`,
+    );
     this.options.onReport(this.lastReport);
   }
 

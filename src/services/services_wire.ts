@@ -16,6 +16,8 @@ const runnerReport = z.strictObject({
   fence: z.string().max(40).nullable(),
   sinceMs: z.number(),
   detail: text,
+  /** Absent from agents before health checks: healthy. */
+  healthy: z.boolean().default(true),
 });
 
 const tableEntry = z.strictObject({

@@ -1,7 +1,8 @@
 // Services across real agents (processes, CLI, config files): a service runs on exactly one node, its
 // preferred one; kill -9 of its owner and it starts on another node under a newer grant, after the old
 // grant could have lapsed. The exec driver writes one line per start and stop (node, fencing token, time)
-// into a file shared by the three agents, which is what this test reads.
+// into a file shared by the three agents, which is what this test reads. Then its health check fails where
+// it runs, and it moves to the last node: stopped on the sick one before it starts there.
 import assert from "node:assert/strict";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -92,6 +93,12 @@ describe("services: three agents", { timeout: 300_000 }, () => {
             prefer: ["n2"],
             failover_after_ms: 1000,
             drivers: [{ type: "exec", start: step("start"), stop: step("stop") }],
+            // Sick where the test writes sick-<node>.
+            health: {
+              exec: ["sh", "-c", `test ! -e "${harness.dir}/sick-$TANDEM_NODE"`],
+              interval_ms: 200,
+              failures: 2,
+            },
           },
         ];
       });
@@ -146,5 +153,23 @@ describe("services: three agents", { timeout: 300_000 }, () => {
       `${restarted.fence} after ${first[0]?.fence}`,
     );
     assert.equal(lines.filter((l) => l.step === "start").length, 2, "started exactly once more");
+
+    // Its health check fails where it runs now: it moves to the last node, as from a dead owner.
+    const sick = moved.owner as string;
+    const last = survivors.find((id) => id !== sick) as string;
+    appendFileSync(join(harness.dir, `sick-${sick}`), "");
+    await waitUntil(
+      `web moved off ${sick}, whose health check fails`,
+      async () => {
+        const web = (await services(harness, last))?.services[0];
+        return web?.owner === last && web.state === "running" ? true : undefined;
+      },
+      dump,
+    );
+    const after = driverLines(log).filter((l) => l.fence !== "0.0");
+    const stoppedSick = after.find((l) => l.step === "stop" && l.node === sick);
+    const startedLast = after.find((l) => l.step === "start" && l.node === last);
+    assert.ok(stoppedSick && startedLast, dump());
+    assert.ok(stoppedSick.atMs <= startedLast.atMs, "stopped on the sick node before it started elsewhere");
   });
 });

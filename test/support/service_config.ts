@@ -11,6 +11,7 @@ export function serviceConfig(name: string, overrides: Partial<ServiceConfig> = 
     failoverAfterMs: 3000,
     restoreWindow: null,
     drivers: [],
+    health: null,
     ...overrides,
   };
 }

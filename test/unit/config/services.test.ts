@@ -35,6 +35,7 @@ test("config: services: a full service loads into camelCase with its defaults", 
         timeoutMs: 30_000,
       },
     ],
+    health: null,
   });
 });
 
@@ -104,5 +105,40 @@ test("config: services: bad names, durations, time zones and driver types are re
   assert.match(
     configProblems(`${base}services:\n  - { name: web, drivers: [{ type: systemd, unit: nginx }] }\n`),
     /services\[0\]\.drivers\[0\]/,
+  );
+});
+
+test("config: services: a health check is an exec command or an HTTP GET, with defaults", () => {
+  const driver = "drivers: [{ type: exec, start: [a], stop: [b] }]";
+  const [http, exec] = parsedConfig(
+    `${base}services:\n` +
+      `  - { name: web, health: { http: "http://127.0.0.1:8080/healthz" }, ${driver} }\n` +
+      `  - { name: db, health: { exec: [pg_isready], interval_ms: 500, timeout_ms: 300, failures: 2 }, ${driver} }\n`,
+  ).services;
+  assert.deepEqual(http?.health, {
+    check: { type: "http", url: "http://127.0.0.1:8080/healthz" },
+    intervalMs: 2000,
+    timeoutMs: 1000,
+    failures: 3,
+  });
+  assert.deepEqual(exec?.health, {
+    check: { type: "exec", argv: ["pg_isready"] },
+    intervalMs: 500,
+    timeoutMs: 300,
+    failures: 2,
+  });
+  assert.match(
+    configProblems(`${base}services:\n  - { name: web, health: { interval_ms: 500 }, ${driver} }\n`),
+    /services\[0\]\.health: give exactly one of exec or http/,
+  );
+  assert.match(
+    configProblems(
+      `${base}services:\n  - { name: web, health: { exec: [a], http: "http://x/" }, ${driver} }\n`,
+    ),
+    /give exactly one of exec or http/,
+  );
+  assert.match(
+    configProblems(`${base}services:\n  - { name: web, health: { http: "ftp://x/" }, ${driver} }\n`),
+    /health\.http: expected an http:\/\/ or https:\/\/ URL/,
   );
 });

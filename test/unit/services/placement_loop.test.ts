@@ -17,8 +17,12 @@ function member(id: string, role: "member" | "witness" = "member"): MemberSpec {
   return { id, address: `${id}:7400`, role, priority: 100, voting: true, autoPromote: false };
 }
 
-function runner(state: WireRunnerReport["state"], fence: string | null = null): WireRunnerReport {
-  return { state, fence, sinceMs: 0, detail: "" };
+function runner(
+  state: WireRunnerReport["state"],
+  fence: string | null = null,
+  healthy = true,
+): WireRunnerReport {
+  return { state, fence, sinceMs: 0, detail: "", healthy };
 }
 
 /** The leader's world: members, their liveness, the grants it adopted, and every assignment it made. */
@@ -123,4 +127,30 @@ test("placement loop: an owner unreachable past failover_after_ms loses the serv
   const moved = await w.loop.round(w.reports);
   assert.deepEqual([moved.web?.owner, moved.web?.code], ["n2", "failover"]);
   assert.deepEqual(w.assignments.at(-1), ["web", "n2"]);
+});
+
+test("placement loop: an owner whose health check fails loses the service, and is passed over for a while", async () => {
+  const w = world({ services: [serviceConfig("web", { prefer: ["n1", "n2"] })] });
+  for (const id of ["n1", "n2", "n3"]) w.report(id, {});
+  assert.equal((await w.loop.round(w.reports)).web?.owner, "n1");
+  w.report("n1", { web: runner("running", "1.1", true) });
+  assert.equal((await w.loop.round(w.reports)).web?.owner, "n1", "healthy: kept");
+  w.report("n1", { web: runner("running", "1.1", false) });
+  const moved = await w.loop.round(w.reports);
+  assert.deepEqual([moved.web?.owner, moved.web?.code], ["n2", "failover"]);
+  assert.match(moved.web?.reason ?? "", /health check fails on n1/);
+  // n1 stopped it (and so reports healthy again); n2 fails too, but n1 is still passed over.
+  w.report("n1", { web: runner("stopped") });
+  w.report("n2", { web: runner("running", "1.2", false) });
+  const next = await w.loop.round(w.reports);
+  assert.deepEqual([next.web?.owner, next.web?.code], ["n3", "failover"]);
+});
+
+test("placement loop: with failover off, an unhealthy owner keeps the service and it is reported down", async () => {
+  const w = world({ services: [serviceConfig("web", { prefer: ["n1"], failover: false })] });
+  for (const id of ["n1", "n2", "n3"]) w.report(id, {});
+  assert.equal((await w.loop.round(w.reports)).web?.owner, "n1");
+  w.report("n1", { web: runner("running", "1.1", false) });
+  const kept = await w.loop.round(w.reports);
+  assert.deepEqual([kept.web?.owner, kept.web?.code], ["n1", "failover-disabled"]);
 });

@@ -67,13 +67,27 @@ class RecordingDriver implements Driver {
 
 const service = serviceConfig("web");
 
-function setup(t: TestContext) {
+function setup(t: TestContext, options: { health?: () => boolean } = {}) {
   const time = new VirtualTime(t);
+  const health = options.health;
   const coordination = new MemoryCoordination({ leaderId: "n1", term: 4, leaseMs, now: () => time.nowMs });
   const drivers = [new RecordingDriver("ip", time), new RecordingDriver("app", time)];
   const reports: RunnerReport[] = [];
   const runner = new ServiceRunner({
-    service,
+    service:
+      health === undefined
+        ? service
+        : serviceConfig("web", {
+            health: {
+              check: { type: "exec", argv: ["true"] },
+              intervalMs: 1000,
+              timeoutMs: 500,
+              failures: 3,
+            },
+          }),
+    ...(health === undefined
+      ? {}
+      : { healthCheck: async () => (health() ? { ok: true, detail: "" } : { ok: false, detail: "down" }) }),
     nodeId: "n2",
     drivers,
     coordination: coordination.node("n2"),
@@ -200,4 +214,33 @@ test("service runner: a grant answered too late to leave time for a stop is not 
   assert.deepEqual(drivers[0]?.calls, []);
   coordination.replyDelayMs = 0;
   await time.until("running", () => runner.report().state === "running");
+});
+
+test("service runner: a health check failing `failures` times in a row reports it unhealthy; one pass, healthy", async (t) => {
+  let passes = true;
+  const { time, coordination, runner, reports } = setup(t, { health: () => passes });
+  coordination.assign("web", "n2");
+  runner.assigned(true);
+  await time.until("running", () => runner.report().state === "running");
+  await time.run(5_000);
+  assert.equal(runner.report().healthy, true);
+  const since = runner.report().sinceMs;
+  passes = false;
+  await time.run(2_500);
+  assert.equal(runner.report().healthy, true, "two failures of three: still healthy");
+  await time.until("unhealthy", () => !runner.report().healthy, 1_500);
+  assert.equal(runner.report().state, "running", "it keeps running until the leader moves it");
+  assert.match(runner.report().detail, /health check failing: down/);
+  assert.equal(runner.report().sinceMs, since, "a verdict is not a state change");
+  passes = true;
+  await time.until("healthy again", () => runner.report().healthy, 1_500);
+  assert.deepEqual(
+    reports.map((r) => [r.state, r.healthy]),
+    [
+      ["starting", true],
+      ["running", true],
+      ["running", false],
+      ["running", true],
+    ],
+  );
 });
