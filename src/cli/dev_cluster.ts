@@ -6,7 +6,7 @@ import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { stringify } from "yaml";
 import type { PemPair } from "../pki/index.ts";
-import { agentNodeFlags } from "./agent_flags.ts";
+import { agentEnv, agentNodeFlags } from "./agent_flags.ts";
 
 export interface DevClusterOptions {
   nodes: number;
@@ -118,7 +118,8 @@ export async function prepareDevCluster(options: DevClusterOptions): Promise<Dev
 
 /**
  * Starts `tandem agent` for one node with this Node binary and, by default, this process's entry script, with
- * the agent's V8 flags ($TANDEM_AGENT_NODE_FLAGS when set, as `tandem agent` itself would take them).
+ * the agent's V8 flags ($TANDEM_AGENT_NODE_FLAGS when set, as `tandem agent` itself would take them) and
+ * malloc tunables, so it need not re-execute itself.
  */
 export function spawnAgent(
   configPath: string,
@@ -129,6 +130,7 @@ export function spawnAgent(
   const args = [...agentNodeFlags(), entry, "agent", "--config", configPath, ...agentArgs];
   return spawn(process.execPath, args, {
     stdio: ["ignore", "pipe", "pipe"],
+    env: agentEnv(),
     // Its own process group: a terminal's Ctrl-C reaches only the parent, which stops agents one signal each.
     detached: true,
   });

@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { AGENT_NODE_FLAGS } from "../../src/cli/agent_flags.ts";
+import { AGENT_MALLOC_TUNABLES, AGENT_NODE_FLAGS } from "../../src/cli/agent_flags.ts";
 import { collectLines } from "../support/child_lines.ts";
 import { CLI_ENTRY, ClusterHarness } from "../support/cluster_harness.ts";
 
@@ -33,6 +33,9 @@ describe("agent exec: `tandem agent` runs with the agent's V8 flags", { timeout:
       }
       const cmdline = readFileSync(`/proc/${child.pid}/cmdline`, "utf8").split("\0").filter(Boolean);
       assert.deepEqual(cmdline, [process.execPath, ...AGENT_NODE_FLAGS, ...args]);
+      // Started with them (the kernel's copy of its environment), though its own env no longer has them.
+      const environ = readFileSync(`/proc/${child.pid}/environ`, "utf8").split("\0");
+      assert.ok(environ.includes(`GLIBC_TUNABLES=${AGENT_MALLOC_TUNABLES}`), environ.join("\n"));
     } finally {
       child.kill("SIGTERM");
       await exited;

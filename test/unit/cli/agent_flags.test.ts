@@ -2,11 +2,14 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import {
+  AGENT_MALLOC_TUNABLES,
   AGENT_NODE_FLAGS,
+  agentEnv,
   agentExecArgv,
   agentNodeFlags,
   hasAgentFlags,
   runsAgentCommand,
+  withoutAgentMallocTunables,
 } from "../../../src/cli/agent_flags.ts";
 
 test("agent V8 flags: only `tandem agent` is re-executed with them", () => {
@@ -60,4 +63,16 @@ test("agent V8 flags: TANDEM_AGENT_NODE_FLAGS replaces the list; empty means non
 test("agent V8 flags: the installed binary's shebang carries none (every command would get them)", () => {
   const shebang = readFileSync(new URL("../../../bin/tandem.js", import.meta.url), "utf8").split("\n")[0];
   assert.equal(shebang, "#!/usr/bin/env node");
+});
+
+test("agent malloc tunables: set for the agent unless the operator set their own; gone once it runs", () => {
+  assert.deepEqual(agentEnv({ PATH: "/bin" }), { PATH: "/bin", GLIBC_TUNABLES: AGENT_MALLOC_TUNABLES });
+  const own = { GLIBC_TUNABLES: "glibc.malloc.arena_max=4" };
+  assert.equal(agentEnv(own), own);
+  // What the agent's services and hooks inherit: the operator's environment.
+  const running: NodeJS.ProcessEnv = { PATH: "/bin", GLIBC_TUNABLES: AGENT_MALLOC_TUNABLES };
+  withoutAgentMallocTunables(running);
+  assert.deepEqual(running, { PATH: "/bin" });
+  withoutAgentMallocTunables(own);
+  assert.deepEqual(own, { GLIBC_TUNABLES: "glibc.malloc.arena_max=4" });
 });
