@@ -2,13 +2,15 @@
 // leader's placement loop, on the mesh channel "services" and the shared ticker; GET /api/v1/services.
 import { serviceRoutes } from "../api/index.ts";
 import type { ServiceConfig } from "../config/index.ts";
-import { ExecDriver, SERVICES_CHANNEL, ServicesNode, serviceWindow } from "../services/index.ts";
+import { createDriver, SERVICES_CHANNEL, ServicesNode, serviceWindow } from "../services/index.ts";
 import type { Capability } from "./capability.ts";
 
 export interface ServicesCapabilityConfig {
   services: readonly ServiceConfig[];
   /** The cluster's grant lease. */
   leaseMs: number;
+  /** The host this node advertises (the dns driver's default address). */
+  advertiseHost: string;
 }
 
 export const servicesCapability: Capability<ServicesCapabilityConfig> = {
@@ -18,8 +20,14 @@ export const servicesCapability: Capability<ServicesCapabilityConfig> = {
     const node = new ServicesNode({
       nodeId: base.nodeId,
       services: config.services,
-      drivers: (service) =>
-        service.drivers.map((driver) => new ExecDriver(driver, logger.child({ service: service.name }))),
+      drivers: (service) => {
+        const host = {
+          nodeId: base.nodeId,
+          advertiseHost: config.advertiseHost,
+          logger: logger.child({ service: service.name }),
+        };
+        return service.drivers.map((driver) => createDriver(driver, host));
+      },
       mesh: base.mesh,
       coordination: base.coordination,
       ticker: base.ticker,

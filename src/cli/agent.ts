@@ -44,7 +44,11 @@ export interface RunningAgent {
 function capabilitiesOf(config: TandemConfig): PluggedCapability[] {
   return [
     plug(storeCapability, config.store),
-    plug(servicesCapability, { services: config.services, leaseMs: grantLeaseMsDefault }),
+    plug(servicesCapability, {
+      services: config.services,
+      leaseMs: grantLeaseMsDefault,
+      advertiseHost: config.advertise.host,
+    }),
   ];
 }
 

@@ -1,6 +1,7 @@
 // Public surface of src/config: load and validate tandem.yml, load key material, timings, JSON Schema.
 export { type AclRule, defaultAcl } from "./acl.ts";
 export { formatHostPort, type HostPort, isLoopbackHost, parseHostPort } from "./address.ts";
+export { type DnsDriverConfig, dnsDriverAddress } from "./dns_driver_schema.ts";
 export { ConfigError, type ConfigProblem, formatProblem } from "./errors.ts";
 export { configJsonSchema, configJsonSchemaText } from "./json_schema.ts";
 export { configPathDefault, configPathEnv, loadConfig, parseConfigText, resolveConfigPath } from "./load.ts";
@@ -10,6 +11,7 @@ export { type LoadedSecurity, loadMeshSecurity, pskBytesMin } from "./security.t
 export { listenPortDefault, type StarterOptions, starterConfigText } from "./starter.ts";
 export type {
   DriverConfig,
+  ExecDriverConfig,
   HealthCheckConfig,
   HookConfig,
   PeerConfig,
@@ -29,3 +31,4 @@ export {
   validateTimings,
   wanTimings,
 } from "./timings.ts";
+export { canonicalAddress, type VipDriverConfig, vipAnnounceIntervalMs } from "./vip_driver_schema.ts";

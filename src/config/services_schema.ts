@@ -3,6 +3,8 @@
 import { Cron } from "croner";
 import { z } from "zod";
 import { nodeIdPattern, serviceNamePattern } from "../core/types.ts";
+import { dnsDriverSchema } from "./dns_driver_schema.ts";
+import { vipDriverSchema } from "./vip_driver_schema.ts";
 
 const nodeId = z.string().regex(nodeIdPattern, { error: "expected a node id" });
 const argv = z
@@ -70,7 +72,11 @@ const execDriverSchema = z
   })
   .describe("Runs commands: start, stop, status");
 
-export const driverSchema = z.discriminatedUnion("type", [execDriverSchema]);
+export const driverSchema = z.discriminatedUnion("type", [
+  execDriverSchema,
+  vipDriverSchema,
+  dnsDriverSchema,
+]);
 
 const healthUrl = z
   .url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" })

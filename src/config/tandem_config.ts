@@ -1,14 +1,17 @@
 // The loaded, normalised configuration (camelCase, absolute paths, parsed addresses, resolved timings)
 // and the rules that span several fields.
 
+import { isIP } from "node:net";
 import { dirname, resolve } from "node:path";
 import { validateStorePath } from "../core/store_path.ts";
 import type { NodeId } from "../core/types.ts";
 import { type AclRule, defaultAcl } from "./acl.ts";
 import { type HostPort, isLoopbackHost, isWildcardHost, parseHostPort } from "./address.ts";
+import { type DnsDriverConfig, dnsDriverAddress, toDnsDriverConfig } from "./dns_driver_schema.ts";
 import type { ConfigFile, LogLevel, NodeRole } from "./schema.ts";
 import { parseDurationMs, type ServiceFile } from "./services_schema.ts";
 import { presetTimings, type Timings, timingsYamlKeys, validateTimings } from "./timings.ts";
+import { toVipDriverConfig, type VipDriverConfig } from "./vip_driver_schema.ts";
 
 export interface PeerConfig {
   id: NodeId;
@@ -48,13 +51,15 @@ export interface StoreConfig {
   } | null;
 }
 
-export type DriverConfig = {
+export interface ExecDriverConfig {
   type: "exec";
   start: string[];
   stop: string[];
   status: string[] | null;
   timeoutMs: number;
-};
+}
+
+export type DriverConfig = ExecDriverConfig | VipDriverConfig | DnsDriverConfig;
 
 export interface HealthCheckConfig {
   check: { type: "exec"; argv: string[] } | { type: "http"; url: string };
@@ -141,7 +146,7 @@ export function toTandemConfig(file: ConfigFile, sourcePath: string): Normalised
   const timings = resolveTimings(file, problems);
   const security = resolveSecurity(file, baseDir, problems);
   const store = resolveStore(file, baseDir, problems);
-  const services = resolveServices(file.services, timings, problems);
+  const services = resolveServices(file, advertise, baseDir, timings, problems);
   if (problems.length > 0) return { ok: false, problems };
   const peers = file.peers.map((p) => ({
     id: p.id,
@@ -300,9 +305,26 @@ function resolveStore(file: ConfigFile, baseDir: string, problems: FieldProblem[
   };
 }
 
-function resolveServices(files: ServiceFile[], timings: Timings, problems: FieldProblem[]): ServiceConfig[] {
+/** The nodes this file knows (itself and its peers) that may run services, with the host they advertise. */
+function serviceNodes(file: ConfigFile, advertise: HostPort): Array<{ id: NodeId; host: string }> {
+  const nodes = file.node.role === "witness" ? [] : [{ id: file.node.id, host: advertise.host }];
+  for (const peer of file.peers) {
+    const address = parseHostPort(peer.address);
+    if (peer.role !== "witness" && address.ok) nodes.push({ id: peer.id, host: address.value.host });
+  }
+  return nodes;
+}
+
+function resolveServices(
+  file: ConfigFile,
+  advertise: HostPort,
+  baseDir: string,
+  timings: Timings,
+  problems: FieldProblem[],
+): ServiceConfig[] {
   const firstByName = new Map<string, number>();
-  return files.map((s, index) => {
+  const known = serviceNodes(file, advertise);
+  return file.services.map((s, index) => {
     const at = (...path: PropertyKey[]) => ["services", index, ...path];
     const first = firstByName.get(s.name);
     if (first !== undefined) {
@@ -332,16 +354,47 @@ function resolveServices(files: ServiceFile[], timings: Timings, problems: Field
       failoverAfterMs: s.failover_after_ms,
       restoreWindow:
         w === undefined ? null : { cron: w.cron, lengthMs: parseDurationMs(w.length), timezone: w.timezone },
-      drivers: s.drivers.map((d) => ({
-        type: d.type,
-        start: d.start,
-        stop: d.stop,
-        status: d.status ?? null,
-        timeoutMs: d.timeout_ms,
-      })),
+      drivers: s.drivers.map((d, i): DriverConfig => {
+        if (d.type === "vip") return toVipDriverConfig(d);
+        if (d.type === "dns") {
+          const dns = toDnsDriverConfig(d, baseDir);
+          const eligible = known.filter((n) => s.nodes === undefined || s.nodes.includes(n.id));
+          problems.push(...dnsAddressProblems(dns, eligible, at("drivers", i)));
+          return dns;
+        }
+        return {
+          type: "exec",
+          start: d.start,
+          stop: d.stop,
+          status: d.status ?? null,
+          timeoutMs: d.timeout_ms,
+        };
+      }),
       health: s.health === undefined ? null : healthCheck(s.health),
     };
   });
+}
+
+/** Each node that may run it needs an address for its record, and one record type serves them all. */
+function dnsAddressProblems(
+  dns: DnsDriverConfig,
+  nodes: ReadonlyArray<{ id: NodeId; host: string }>,
+  path: PropertyKey[],
+): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  const families = new Map<number, NodeId>();
+  for (const node of nodes) {
+    const choice = dnsDriverAddress(dns, node.id, node.host);
+    if (!choice.ok) problems.push({ path: [...path, "addresses"], message: choice.reason });
+    else if (!families.has(isIP(choice.address))) families.set(isIP(choice.address), node.id);
+  }
+  if (families.size > 1) {
+    problems.push({
+      path: [...path, "addresses"],
+      message: `${[...families.values()].join(" and ")} would get records of different types (A and AAAA): give every node an address of one family`,
+    });
+  }
+  return problems;
 }
 
 function healthCheck(h: NonNullable<ServiceFile["health"]>): HealthCheckConfig {

@@ -2,7 +2,7 @@
 // their output logged, and TANDEM_SERVICE, TANDEM_NODE and TANDEM_TERM (the fencing token) in their
 // environment so a script can stamp what it does with the grant it acted under.
 import type { Logger } from "pino";
-import type { DriverConfig } from "../config/index.ts";
+import type { ExecDriverConfig } from "../config/index.ts";
 import { type CommandOutcome, commandSucceeded, runCommand } from "../shell/index.ts";
 
 /** Who acts, and under which grant: what every driver command is told. */
@@ -29,10 +29,10 @@ export function driverEnv(context: DriverContext): Record<string, string> {
 
 export class ExecDriver implements Driver {
   readonly kind = "exec";
-  private readonly config: Extract<DriverConfig, { type: "exec" }>;
+  private readonly config: ExecDriverConfig;
   private readonly logger: Logger;
 
-  constructor(config: Extract<DriverConfig, { type: "exec" }>, logger: Logger) {
+  constructor(config: ExecDriverConfig, logger: Logger) {
     this.config = config;
     this.logger = logger;
   }

@@ -142,3 +142,42 @@ test("config: services: a health check is an exec command or an HTTP GET, with d
     /health\.http: expected an http:\/\/ or https:\/\/ URL/,
   );
 });
+
+test("config: services: vip and dns drivers load beside exec; every node that may run a dns service has an address of one family", () => {
+  const peers = `peers:\n  - { id: n2, address: "10.0.0.2:7400" }\n  - { id: n3, address: "db3.example.net:7400" }\n`;
+  const vip = `{ type: vip, address: 192.0.2.10/24, interface: eth0 }`;
+  const dns = (extra: string) =>
+    `{ type: dns, server: 127.0.0.1, zone: example.com, name: web.example.com, tsig: { name: k, secret_file: k.secret }${extra} }`;
+  const ok = parsedConfig(
+    `${base}${peers}services:\n  - { name: web, nodes: [n1, n2], drivers: [${vip}, ${dns("")}] }\n`,
+  );
+  const [vipDriver, dnsDriver] = ok.services[0]?.drivers ?? [];
+  assert.deepEqual(vipDriver, {
+    type: "vip",
+    address: "192.0.2.10",
+    prefixLength: 24,
+    family: 4,
+    interface: "eth0",
+    announce: 3,
+    timeoutMs: 5000,
+  });
+  assert.equal(dnsDriver?.type, "dns");
+  assert.equal(dnsDriver?.type === "dns" && dnsDriver.tsig.secretFile, "/etc/tandem/k.secret");
+  // n3 advertises a host name: a record needs an address.
+  assert.match(
+    configProblems(`${base}${peers}services:\n  - { name: web, drivers: [${dns("")}] }\n`),
+    /services\[0\]\.drivers\[0\]\.addresses: node n3 advertises "db3\.example\.net"/,
+  );
+  assert.match(
+    configProblems(
+      `${base}${peers}services:\n  - { name: web, drivers: [${dns(", addresses: { n3: '2001:db8::3' }")}] }\n`,
+    ),
+    /would get records of different types \(A and AAAA\)/,
+  );
+  assert.equal(
+    parsedConfig(
+      `${base}${peers}services:\n  - { name: web, drivers: [${dns(", addresses: { n3: 10.0.0.3 }")}] }\n`,
+    ).services.length,
+    1,
+  );
+});
