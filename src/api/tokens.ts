@@ -3,11 +3,11 @@
 // The agent re-reads the file when it changes (checked by stat on each request that carries a token), so
 // revoking a token needs no restart. A file that is missing or malformed admits no token: fail closed.
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { readFileSync, statSync } from "node:fs";
 import { parse, stringify } from "yaml";
 import { z } from "zod";
 import { nodeIdPattern } from "../config/index.ts";
+import { writeFileAtomic } from "../shell/index.ts";
 
 export const tokenPrefix = "tdm_";
 const tokenRandomBytes = 32;
@@ -80,12 +80,9 @@ export function readTokensFile(path: string): TokenRecord[] {
 /** Replaces the file atomically (temp file, then rename), mode 0600. */
 export function writeTokensFile(path: string, records: readonly TokenRecord[]): void {
   const header = "# Tandem API tokens: SHA-256 of each token only; a token is shown once, when created.\n";
-  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   try {
-    writeFileSync(temporary, header + stringify({ tokens: records }), { mode: tokensFileMode, flag: "wx" });
-    renameSync(temporary, path);
+    writeFileAtomic(path, header + stringify({ tokens: records }), tokensFileMode);
   } catch (cause) {
-    rmSync(temporary, { force: true });
     throw new TokensFileError(`cannot write tokens file ${path}`, { cause });
   }
 }

@@ -1,10 +1,11 @@
 // Durable election state (term, vote). Saved with write-temp, fsync, rename, fsync-dir, so that a crash at
 // any instant leaves either the old or the new state on disk, never a torn file: a restarted node must
 // never vote twice in one term.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { emptyHardState, type HardState } from "../core/election_types.ts";
+import { writeFileAtomic } from "../shell/index.ts";
 import { checkMembership } from "./membership_schema.ts";
 
 export interface HardStateStore {
@@ -27,10 +28,8 @@ export const HARD_STATE_FILE = "election-state.json";
 
 export class FileHardStateStore implements HardStateStore {
   readonly path: string;
-  private readonly dir: string;
 
   constructor(dataDir: string) {
-    this.dir = dataDir;
     this.path = join(dataDir, HARD_STATE_FILE);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   }
@@ -63,21 +62,7 @@ export class FileHardStateStore implements HardStateStore {
   }
 
   save(state: HardState): void {
-    const temp = `${this.path}.tmp`;
-    const fd = openSync(temp, "w", 0o600);
-    try {
-      writeSync(fd, JSON.stringify(state));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temp, this.path);
-    const dirFd = openSync(this.dir, "r");
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
+    writeFileAtomic(this.path, JSON.stringify(state), 0o600);
   }
 }
 
