@@ -2,7 +2,13 @@
 // leader's placement loop, on the mesh channel "services" and the shared ticker; GET /api/v1/services.
 import { serviceRoutes } from "../api/index.ts";
 import type { ServiceConfig } from "../config/index.ts";
-import { createDriver, SERVICES_CHANNEL, ServicesNode, serviceWindow } from "../services/index.ts";
+import {
+  createDriver,
+  SERVICES_CHANNEL,
+  SERVICES_CONTROL_CHANNEL,
+  ServicesNode,
+  serviceWindow,
+} from "../services/index.ts";
 import type { Capability } from "./capability.ts";
 
 export interface ServicesCapabilityConfig {
@@ -34,11 +40,12 @@ export const servicesCapability: Capability<ServicesCapabilityConfig> = {
       leaseMs: config.leaseMs,
       logger,
       openWindow: serviceWindow,
+      dataDir: base.dataDir,
     });
     await node.start();
     return {
       routes: serviceRoutes(node),
-      channels: [SERVICES_CHANNEL],
+      channels: [SERVICES_CHANNEL, SERVICES_CONTROL_CHANNEL],
       status: () => node.status().local,
       stop: () => node.stop(),
     };

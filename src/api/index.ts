@@ -20,7 +20,13 @@ export {
   type RouteContext,
   type RouteHandler,
 } from "./router.ts";
-export { type ServiceJson, type ServicesJson, serviceRoutes, servicesJson } from "./service_routes.ts";
+export {
+  type ServiceJson,
+  type ServicesJson,
+  type ServicesView,
+  serviceRoutes,
+  servicesJson,
+} from "./service_routes.ts";
 export { type StoreRoutesOptions, storeRoutes } from "./store_routes.ts";
 export type { EntryJson, WriteOutcomeJson } from "./store_wire.ts";
 export {

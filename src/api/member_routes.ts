@@ -13,8 +13,8 @@ import type { ChangeOutcome, ChangeRefusal, Cluster } from "../cluster/index.ts"
 import { formatHostPort, parseHostPort } from "../config/index.ts";
 import type { MembershipChange } from "../core/membership.ts";
 import { nodeIdPattern } from "../core/types.ts";
+import { type Checked, jsonBody, refused } from "./checked_input.ts";
 import { ApiErrorCode, sendError, sendJson } from "./errors.ts";
-import { readBody } from "./request_body.ts";
 import type { ApiRoute, RouteContext } from "./router.ts";
 
 /** What the routes need of the cluster (a fake in tests). */
@@ -61,7 +61,6 @@ export interface MemberChangeJson {
 }
 
 /** Bodies are a handful of fields. */
-const bodyBytesMax = 4096;
 /** As tandem.yml's node.priority. */
 const priorityMax = 1000;
 
@@ -96,9 +95,6 @@ const emptySchema = z.strictObject({});
 
 const actions = ["promote", "demote"] as const;
 type Action = (typeof actions)[number];
-
-/** A failed check answers `code` (default bad_request) with `reason`. */
-type Checked<T> = { ok: true; value: T } | { ok: false; reason: string; code?: ApiErrorCode };
 
 /** Status and error code per refusal; the message is the cluster's reason, which says what to do next. */
 const refusalAnswers: Record<ChangeRefusal, { status: number; code: string }> = {
@@ -242,13 +238,6 @@ function membersJson(cluster: MembershipControl): MembersJson {
 }
 
 /** Sends the error of a failed check; true when it did. */
-function refused<T>(res: ServerResponse, checked: Checked<T>): checked is { ok: false; reason: string } {
-  if (checked.ok) return false;
-  // The rest of a refused body is not read: close the connection rather than drain it.
-  if (checked.code !== undefined) res.setHeader("connection", "close");
-  sendError(res, checked.code ?? ApiErrorCode.BadRequest, checked.reason);
-  return true;
-}
 
 /** `{id}` or `{id}/promote|demote`, as the client sent it after the prefix. */
 function targetOf(param: string): Checked<{ id: string; action: Action | null }> {
@@ -293,38 +282,4 @@ function forceOf(context: RouteContext): Checked<boolean> {
   if (raw === null || raw === "false" || raw === "0") return { ok: true, value: false };
   if (raw === "true" || raw === "1") return { ok: true, value: true };
   return { ok: false, reason: `force must be true or false, got ${JSON.stringify(raw.slice(0, 20))}` };
-}
-
-async function jsonBody<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<Checked<T>> {
-  if ((req.headers["content-type"] ?? "").split(";")[0]?.trim() !== "application/json") {
-    return {
-      ok: false,
-      code: ApiErrorCode.UnsupportedMediaType,
-      reason: "membership requests are JSON: Content-Type: application/json",
-    };
-  }
-  const body = await readBody(req, bodyBytesMax);
-  if (!body.ok) {
-    return body.tooLarge
-      ? {
-          ok: false,
-          code: ApiErrorCode.PayloadTooLarge,
-          reason: `request body is larger than ${bodyBytesMax} bytes`,
-        }
-      : { ok: false, reason: body.error.message };
-  }
-  let parsed: unknown = {};
-  const text = body.bytes.toString("utf8");
-  if (text.trim() !== "") {
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      return { ok: false, reason: "body is not valid JSON" };
-    }
-  }
-  const result = schema.safeParse(parsed);
-  if (result.success) return { ok: true, value: result.data };
-  const issue = result.error.issues[0];
-  const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
-  return { ok: false, reason: `${where}${issue?.message ?? "invalid body"}` };
 }

@@ -61,6 +61,21 @@ export interface CredentialOptions {
 }
 
 /** --token, --ca, --cert, --key; each falls back to $TANDEM_TOKEN, $TANDEM_CA, $TANDEM_CERT, $TANDEM_KEY. */
+/** --config, --api and --json, and the credential options: what every command that calls the API takes. */
+export function withApiOptions(command: Command): Command {
+  const withApi = command
+    .option(
+      "-c, --config <file>",
+      "read the API address from this config (default: $TANDEM_CONFIG or ./tandem.yml)",
+    )
+    .option(
+      "--api <url>",
+      "API base URL of any node, e.g. http://127.0.0.1:7401 (default: from config, else $TANDEM_API)",
+    )
+    .option("--json", "print the API's JSON answer");
+  return withCredentialOptions(withApi);
+}
+
 export function withCredentialOptions(command: Command): Command {
   // No defaults shown from the environment: --help must never print a token.
   return command
@@ -191,7 +206,16 @@ export async function getJson(
   timeoutMs = 3_000,
   credentials: ApiCredentials = {},
 ): Promise<unknown> {
-  const response = await requestApi(baseUrl, path, { timeoutMs, credentials });
+  return callJson(baseUrl, path, { timeoutMs, credentials });
+}
+
+/** One API call answered with JSON; a status outside 2xx throws ApiResponseError with the server's message. */
+export async function callJson(
+  baseUrl: string,
+  path: string,
+  options: { method?: string; body?: unknown; timeoutMs: number; credentials: ApiCredentials },
+): Promise<unknown> {
+  const response = await requestApi(baseUrl, path, options);
   let body: { error?: { message?: string } } | null = null;
   try {
     body = JSON.parse(response.text) as { error?: { message?: string } };

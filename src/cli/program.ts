@@ -5,6 +5,7 @@ import { registerConfigCommand } from "./commands/config.ts";
 import { registerDevCommand } from "./commands/dev.ts";
 import { registerInitCommand } from "./commands/init.ts";
 import { registerMemberCommands } from "./commands/member.ts";
+import { registerServiceControlCommands } from "./commands/service_control.ts";
 import { registerServicesCommand } from "./commands/services.ts";
 import { registerStatusCommand } from "./commands/status.ts";
 import { registerStoreCommands } from "./commands/store.ts";
@@ -31,6 +32,7 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   registerAgentCommand(program);
   registerStatusCommand(program);
   registerServicesCommand(program);
+  registerServiceControlCommands(program);
   registerMemberCommands(program);
   registerStoreCommands(program);
   registerSyncCommand(program);

@@ -15,6 +15,7 @@ export function renderServices(doc: ServicesJson): string {
   }
   const lines = [
     `placed by the leader of term ${doc.term}`,
+    ...(doc.drained.length === 0 ? [] : [`drained: ${doc.drained.join(", ")}`]),
     "",
     ...alignedRows(rows.map((row) => row.map(escapeControls))),
   ];

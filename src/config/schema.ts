@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { nodeIdPattern } from "../core/types.ts";
 import { hostPortPattern, parseHostPort } from "./address.ts";
+import { regexSource } from "./regex_source.ts";
 import { serviceSchema } from "./services_schema.ts";
 import { storeDefaults, storeSchema } from "./store_schema.ts";
 import { TimingsPreset } from "./timings.ts";
@@ -40,14 +41,6 @@ const address = z
 const role = z.enum([NodeRole.Member, NodeRole.Witness]);
 const priority = z.int().min(0).max(prioritiesMax);
 const filePath = z.string().min(1);
-
-const regexSource = z.string().superRefine((source, ctx) => {
-  try {
-    new RegExp(source);
-  } catch (cause) {
-    ctx.addIssue({ code: "custom", message: `not a valid regular expression (${(cause as Error).message})` });
-  }
-});
 
 const durationMs = z.int().min(1).max(durationMsMax);
 

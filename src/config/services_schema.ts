@@ -4,6 +4,7 @@ import { Cron } from "croner";
 import { z } from "zod";
 import { nodeIdPattern, serviceNamePattern } from "../core/types.ts";
 import { dnsDriverSchema } from "./dns_driver_schema.ts";
+import { regexSource } from "./regex_source.ts";
 import { vipDriverSchema } from "./vip_driver_schema.ts";
 
 const nodeId = z.string().regex(nodeIdPattern, { error: "expected a node id" });
@@ -121,6 +122,12 @@ export const serviceSchema = z
     restore_window: restoreWindowSchema.optional().describe("Absent: failback only by hand"),
     drivers: z.array(driverSchema).min(1).describe("Started in order, stopped in reverse"),
     health: healthSchema.optional().describe("Absent: a running service counts as healthy"),
+    admins: z
+      .array(regexSource)
+      .default([])
+      .describe(
+        "Identities (regular expressions, as the ACL's cn) that may move the service; local operators always may",
+      ),
   })
   .describe("A service that runs on exactly one node");
 

@@ -81,6 +81,8 @@ export interface ServiceConfig {
   drivers: DriverConfig[];
   /** null: running counts as healthy. */
   health: HealthCheckConfig | null;
+  /** Identity patterns (RegExp sources) that may move it; local operators always may. */
+  admins: string[];
 }
 
 export interface TandemConfig {
@@ -371,6 +373,7 @@ function resolveServices(
         };
       }),
       health: s.health === undefined ? null : healthCheck(s.health),
+      admins: s.admins,
     };
   });
 }

@@ -105,17 +105,7 @@ function decideOne(
   load: ReadonlyMap<NodeId, number>,
 ): PlacementDecision {
   const eligible = eligibleNodes(service, byId);
-  const usable = (id: NodeId): boolean => {
-    const node = byId.get(id);
-    return (
-      node !== undefined &&
-      eligible.includes(id) &&
-      node.unreachableMs === 0 &&
-      node.ready &&
-      !node.drained &&
-      !service.startFailedOn.includes(id)
-    );
-  };
+  const usable = (id: NodeId): boolean => unusableBecause(service, id, byId) === null;
   const decision = (owner: NodeId | null, code: PlacementCode, reason: string): PlacementDecision => ({
     service: service.name,
     owner,
@@ -190,6 +180,33 @@ function decideOne(
   }
   if (handOff !== null) return decision(choice, handOff.code, `${handOff.reason}: moved to ${choice}`);
   return decision(choice, PlacementCode.Placed, `placed on ${choice}`);
+}
+
+/**
+ * Why an operator may not move `service` to `target` now (the API's answer), or null when placement would
+ * take the move: the same test as for any node it chooses.
+ */
+export function moveRefusal(
+  nodes: readonly PlacementNode[],
+  service: PlacementService,
+  target: NodeId,
+): string | null {
+  return unusableBecause(service, target, new Map(nodes.map((node) => [node.id, node])));
+}
+
+function unusableBecause(
+  service: PlacementService,
+  id: NodeId,
+  byId: ReadonlyMap<NodeId, PlacementNode>,
+): string | null {
+  const node = byId.get(id);
+  if (node === undefined) return `${id} is not a member`;
+  if (!eligibleNodes(service, byId).includes(id)) return `${id} may not run ${service.name}`;
+  if (node.unreachableMs > 0) return `${id} is unreachable`;
+  if (!node.ready) return `${id} has not reported its services yet`;
+  if (node.drained) return `${id} is drained`;
+  if (service.startFailedOn.includes(id)) return `${service.name} failed on ${id} lately`;
+  return null;
 }
 
 function eligibleNodes(service: PlacementService, byId: ReadonlyMap<NodeId, PlacementNode>): NodeId[] {

@@ -10,4 +10,10 @@ export {
   type ServicesNodeOptions,
   type ServicesTable,
 } from "./services_node.ts";
-export { SERVICES_CHANNEL, type ServiceTableEntry } from "./services_wire.ts";
+export {
+  type CommandAnswer,
+  type OperatorCommand,
+  SERVICES_CHANNEL,
+  SERVICES_CONTROL_CHANNEL,
+  type ServiceTableEntry,
+} from "./services_wire.ts";

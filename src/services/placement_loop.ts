@@ -12,12 +12,18 @@ import type { ServiceConfig } from "../config/index.ts";
 import { compareFence, type FencingToken, parseFence } from "../core/grants.ts";
 import {
   decidePlacement,
+  moveRefusal,
   PlacementCode,
   type PlacementNode,
   type PlacementService,
 } from "../core/placement.ts";
 import type { NodeId } from "../core/types.ts";
-import type { ServiceTableEntry, WireRunnerReport } from "./services_wire.ts";
+import type {
+  CommandAnswer,
+  OperatorCommand,
+  ServiceTableEntry,
+  WireRunnerReport,
+} from "./services_wire.ts";
 
 /** A node's latest report, and when (monotonic ms) it came. */
 export interface NodeReport {
@@ -35,7 +41,12 @@ export interface PlacementLoopOptions {
   openWindow: (service: ServiceConfig, atMs: number) => string | null;
   /** The table this node last received from a leader (owners to start from); empty when none. */
   previousTable: () => Readonly<Record<string, ServiceTableEntry>>;
+  /** The nodes drained in that table: a drain outlives a leader change. */
+  previousDrained: () => readonly NodeId[];
 }
+
+
+
 
 /** A node counts as started (ready) while its reports keep coming; a report older than this does not. */
 export const reportFreshMs = 5_000;
@@ -49,7 +60,12 @@ export class PlacementLoop {
   private readonly failbackSpentIn = new Map<string, string>();
   /** service → node → until when (monotonic ms) it is passed over. */
   private readonly startFailed = new Map<string, Map<NodeId, number>>();
+  /** Operators' moves, taken by the next round (placement applies each once; then it is sticky there). */
+  private readonly moves = new Map<string, NodeId>();
+  private readonly drainedNodes = new Set<NodeId>();
   private started = false;
+  /** The latest reports, for checking a command against what the next round will see. */
+  private lastReports: ReadonlyMap<NodeId, NodeReport> = new Map();
 
   constructor(options: PlacementLoopOptions) {
     this.options = options;
@@ -58,11 +74,18 @@ export class PlacementLoop {
   /** One round: decide, assign what moved, and return the table for every node. */
   async round(reports: ReadonlyMap<NodeId, NodeReport>): Promise<Record<string, ServiceTableEntry>> {
     const now = this.options.now();
-    if (!this.started) await this.adoptOwners(reports);
+    this.lastReports = reports;
+    if (!this.started) {
+      await this.adoptOwners(reports);
+      for (const node of this.options.previousDrained()) this.drainedNodes.add(node);
+    }
     this.started = true;
     this.noteFailures(reports, now);
     const nodes = this.nodes(reports, now);
-    const inputs = this.options.services.map((service) => this.input(service, reports, now));
+    // Taken now: a command that comes while this round awaits its assignments waits for the next one.
+    const moves = new Map(this.moves);
+    this.moves.clear();
+    const inputs = this.options.services.map((service) => this.input(service, reports, now, moves));
     const table: Record<string, ServiceTableEntry> = {};
     for (const decision of decidePlacement(nodes, inputs)) {
       const service = decision.service;
@@ -91,6 +114,35 @@ export class PlacementLoop {
       };
     }
     return table;
+  }
+
+  /** The drained nodes, for the table. */
+  drained(): NodeId[] {
+    return [...this.drainedNodes].sort();
+  }
+
+  /**
+   * An operator's command, checked against what the last round saw; taken by the next round. A move is
+   * refused unless placement would take it (the target eligible, reachable, started, not drained).
+   */
+  command(command: OperatorCommand): CommandAnswer {
+    const now = this.options.now();
+    const nodes = this.nodes(this.lastReports, now);
+    if (command.kind === "move") {
+      const service = this.options.services.find((s) => s.name === command.service);
+      if (service === undefined) return { ok: false, reason: `no service ${command.service}`, notFound: true };
+      const input = this.input(service, this.lastReports, now, new Map());
+      const refusal = moveRefusal(nodes, input, command.node);
+      if (refusal !== null) return { ok: false, reason: refusal };
+      this.moves.set(service.name, command.node);
+      return { ok: true };
+    }
+    if (!this.options.coordination.members().some((m) => m.id === command.node)) {
+      return { ok: false, reason: `${command.node} is not a member`, notFound: true };
+    }
+    if (command.kind === "drain") this.drainedNodes.add(command.node);
+    else this.drainedNodes.delete(command.node);
+    return { ok: true };
   }
 
   /** Before the first decision: who runs what now (see the header). */
@@ -138,7 +190,7 @@ export class PlacementLoop {
         witness: member.role === "witness",
         unreachableMs: liveness.get(member.id) ?? Number.POSITIVE_INFINITY,
         ready: report !== undefined && now - report.receivedAtMs < reportFreshMs,
-        drained: false,
+        drained: this.drainedNodes.has(member.id),
       };
     });
   }
@@ -147,6 +199,7 @@ export class PlacementLoop {
     service: ServiceConfig,
     reports: ReadonlyMap<NodeId, NodeReport>,
     now: number,
+    moves: ReadonlyMap<string, NodeId>,
   ): PlacementService {
     const unownedSince = this.unownedSinceMs.get(service.name);
     const owner = this.owners.get(service.name) ?? null;
@@ -163,7 +216,7 @@ export class PlacementLoop {
       openWindow: this.options.openWindow(service, Date.now()),
       failbackSpentIn: this.failbackSpentIn.get(service.name) ?? null,
       startFailedOn: [...(this.startFailed.get(service.name)?.keys() ?? [])],
-      moveTo: null,
+      moveTo: moves.get(service.name) ?? null,
     };
   }
 }

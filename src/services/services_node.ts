@@ -1,18 +1,28 @@
 // Services on one node: a runner per service this node may run, the reports they make (sent to the leader
 // every reportEveryMs and at each change), and, while this node leads, the placement loop whose table goes
 // to every member (at each change, and every reportEveryMs unchanged). A table from a leader tells each
-// runner whether its service is assigned here.
+// runner whether its service is assigned here. Operators' commands (move, drain) asked of any node go to
+// the leader over the mesh. Who owns what and which nodes are drained is kept in the data directory, so a
+// new leader after a restart of the whole cluster starts from it.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Logger } from "pino";
+import { z } from "zod";
 import type { Coordination } from "../cluster/index.ts";
 import type { ServiceConfig } from "../config/index.ts";
 import type { NodeId } from "../core/types.ts";
 import { decodeJsonPayload, encodeJsonPayload, type MeshApi } from "../mesh/index.ts";
-import type { MonotonicTicker, Ticker } from "../shell/index.ts";
+import { type MonotonicTicker, type Ticker, writeFileAtomic } from "../shell/index.ts";
 import type { Driver } from "./exec_driver.ts";
 import { type NodeReport, PlacementLoop } from "./placement_loop.ts";
 import { type RunnerReport, ServiceRunner } from "./service_runner.ts";
 import {
+  type CommandAnswer,
+  commandAnswerSchema,
+  type OperatorCommand,
+  operatorCommandSchema,
   SERVICES_CHANNEL,
+  SERVICES_CONTROL_CHANNEL,
   type ServicesMessage,
   type ServiceTableEntry,
   servicesMessageSchema,
@@ -23,7 +33,7 @@ export interface ServicesNodeOptions {
   services: readonly ServiceConfig[];
   /** The drivers of a service, in start order. */
   drivers: (service: ServiceConfig) => Driver[];
-  mesh: Pick<MeshApi, "send" | "onMessage">;
+  mesh: Pick<MeshApi, "send" | "onMessage" | "request" | "onRequest">;
   coordination: Coordination;
   ticker: Ticker;
   /** The grants' lease (the cluster's grantLeaseMs). */
@@ -31,17 +41,33 @@ export interface ServicesNodeOptions {
   logger: Logger;
   /** The restore window of `service` open at wall-clock `atMs`, or null. */
   openWindow: (service: ServiceConfig, atMs: number) => string | null;
+  /** Where the last table's owners and drains are kept; null keeps them in memory only (tests). */
+  dataDir: string | null;
+  /** How long a command forwarded to the leader may take. */
+  commandTimeoutMs?: number;
 }
+
+/** The file in the data directory holding the last table's owners and drained nodes. */
+export const SERVICES_STATE_FILE = "services.json";
+const savedStateSchema = z.strictObject({
+  term: z.number().int().min(0),
+  owners: z.record(z.string(), z.string().nullable()),
+  drained: z.array(z.string()),
+});
+type SavedState = z.infer<typeof savedStateSchema>;
 
 /** Reports refresh this often without a change (placement counts a node started while they come). */
 export const reportEveryMs = 2_000;
 /** The leader decides this often. */
 export const placementEveryMs = 500;
+/** A command forwarded to the leader waits this long for its answer. */
+const commandTimeoutMsDefault = 10_000;
 
 export interface ServicesTable {
   /** The term of the leader that made it; 0 before any. */
   term: number;
   services: Record<string, ServiceTableEntry>;
+  drained: NodeId[];
 }
 
 export class ServicesNode {
@@ -50,10 +76,14 @@ export class ServicesNode {
   private readonly reporter: MonotonicTicker;
   private readonly placement: MonotonicTicker;
   private loop: PlacementLoop | null = null;
-  private deciding = false;
+  /** The placement round in progress. */
+  private deciding: Promise<void> | null = null;
   /** Leader: the latest report of each node. */
   private readonly reports = new Map<NodeId, NodeReport>();
-  private table: ServicesTable = { term: 0, services: {} };
+  private table: ServicesTable = { term: 0, services: {}, drained: [] };
+  /** What the data directory held at start, then what was last written there. */
+  private saved: SavedState;
+  private savedText: string;
   /** Leader: the last table sent, and when (monotonic ms): unchanged, it goes out every reportEveryMs. */
   private sent: { text: string; atMs: number } = { text: "", atMs: Number.NEGATIVE_INFINITY };
   private readonly unsubscribes: Array<() => void> = [];
@@ -77,6 +107,8 @@ export class ServicesNode {
         }),
       );
     }
+    this.saved = loadSavedState(options.dataDir, options.logger);
+    this.savedText = JSON.stringify(this.saved);
     // Riding along: a refresh or a round is as good early as on time, so they share wake-ups.
     this.reporter = options.ticker.every(reportEveryMs, () => this.sendReport(), { ridesAlong: true });
     this.placement = options.ticker.every(placementEveryMs, () => void this.decide(), { ridesAlong: true });
@@ -92,6 +124,7 @@ export class ServicesNode {
     const { mesh, coordination } = this.options;
     this.unsubscribes.push(
       mesh.onMessage(SERVICES_CHANNEL, (from, payload) => this.receive(from, payload)),
+      mesh.onRequest(SERVICES_CONTROL_CHANNEL, (_from, payload) => this.commandRequest(payload)),
       coordination.on("leader:changed", () => this.leadershipChanged()),
     );
     this.reporter.start();
@@ -106,6 +139,11 @@ export class ServicesNode {
     this.placement.stop();
     this.loop = null;
     await Promise.all([...this.runners.values()].map((runner) => runner.close()));
+  }
+
+  /** Each configured service's admins. */
+  admins(): ReadonlyMap<string, readonly string[]> {
+    return new Map(this.options.services.map((s) => [s.name, s.admins]));
   }
 
   /** The latest table from a leader, and what this node's runners report. */
@@ -125,7 +163,8 @@ export class ServicesNode {
         logger: this.options.logger,
         now: () => performance.now(),
         openWindow: this.options.openWindow,
-        previousTable: () => this.table.services,
+        previousTable: () => (this.table.term > 0 ? this.table.services : savedTable(this.saved)),
+        previousDrained: () => (this.table.term > 0 ? this.table.drained : this.saved.drained),
       });
       this.placement.start();
     } else if (view.role !== "leader" && this.loop !== null) {
@@ -135,14 +174,24 @@ export class ServicesNode {
     this.sendReport();
   }
 
-  private async decide(): Promise<void> {
+  /** One placement round, unless one is running (the ticker's rounds skip; see decideNow). */
+  private decide(): Promise<void> {
+    if (this.deciding === null) {
+      this.deciding = this.round().finally(() => {
+        this.deciding = null;
+      });
+    }
+    return this.deciding;
+  }
+
+  private async round(): Promise<void> {
     const loop = this.loop;
-    if (loop === null || this.deciding) return;
-    this.deciding = true;
+    if (loop === null) return;
     try {
       const services = await loop.round(this.reports);
       if (this.loop !== loop) return;
-      const table: ServicesTable = { term: this.options.coordination.leadership().term, services };
+      const term = this.options.coordination.leadership().term;
+      const table: ServicesTable = { term, services, drained: loop.drained() };
       this.applyTable(table);
       const text = JSON.stringify({ kind: "table", ...table } satisfies ServicesMessage);
       const now = performance.now();
@@ -154,8 +203,6 @@ export class ServicesNode {
       }
     } catch (error) {
       this.options.logger.warn({ err: error }, "placement round failed");
-    } finally {
-      this.deciding = false;
     }
   }
 
@@ -173,13 +220,75 @@ export class ServicesNode {
     }
     // Only the leader of the newest term places services.
     if (message.term < this.table.term || from !== this.options.coordination.leadership().leaderId) return;
-    this.applyTable({ term: message.term, services: message.services });
+    this.applyTable({ term: message.term, services: message.services, drained: message.drained });
   }
 
   private applyTable(table: ServicesTable): void {
     this.table = table;
     for (const [name, runner] of this.runners)
       runner.assigned(table.services[name]?.owner === this.options.nodeId);
+    this.save(table);
+  }
+
+  /**
+   * An operator's command, made by the leader wherever it is: here, or over the mesh. Answers once the
+   * leader ran a placement round with it (so the table it sent already says so), or why not.
+   */
+  async command(command: OperatorCommand): Promise<CommandAnswer> {
+    const loop = this.loop;
+    if (loop !== null) {
+      const answer = loop.command(command);
+      if (answer.ok) await this.decideNow();
+      return answer;
+    }
+    const leader = this.options.coordination.leadership().leaderId;
+    if (leader === null || leader === this.options.nodeId) {
+      return { ok: false, reason: "no leader: try again once one is elected", unavailable: true };
+    }
+    try {
+      const timeoutMs = this.options.commandTimeoutMs ?? commandTimeoutMsDefault;
+      const payload = encodeJsonPayload(command);
+      const reply = await this.options.mesh.request(leader, SERVICES_CONTROL_CHANNEL, payload, { timeoutMs });
+      const decoded = decodeJsonPayload(reply, commandAnswerSchema);
+      if (decoded.ok) return decoded.value;
+      return { ok: false, reason: `the leader's answer is malformed: ${decoded.reason}` };
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      return { ok: false, reason: `leader ${leader} did not answer: ${reason}`, unavailable: true };
+    }
+  }
+
+  private async commandRequest(payload: Uint8Array): Promise<Uint8Array> {
+    const decoded = decodeJsonPayload(payload, operatorCommandSchema);
+    const answer: CommandAnswer = !decoded.ok
+      ? { ok: false, reason: `malformed command: ${decoded.reason}` }
+      : this.loop === null
+        ? { ok: false, reason: "not the leader (leadership moved): try again", unavailable: true }
+        : await this.command(decoded.value);
+    return encodeJsonPayload(answer);
+  }
+
+  /** A round that starts after now: after the one in progress, if any. */
+  private async decideNow(): Promise<void> {
+    if (this.deciding !== null) await this.deciding;
+    await this.decide();
+  }
+
+  /** Keeps owners and drains in the data directory when they changed (not every report). */
+  private save(table: ServicesTable): void {
+    if (this.options.dataDir === null) return;
+    const owners: Record<string, string | null> = {};
+    for (const [name, entry] of Object.entries(table.services)) owners[name] = entry.owner;
+    const state: SavedState = { term: table.term, owners, drained: table.drained };
+    const text = JSON.stringify(state);
+    if (text === this.savedText) return;
+    try {
+      writeFileAtomic(join(this.options.dataDir, SERVICES_STATE_FILE), text, 0o600);
+      this.saved = state;
+      this.savedText = text;
+    } catch (error) {
+      this.options.logger.warn({ err: error }, "cannot save the services table");
+    }
   }
 
   private sendReport(): void {
@@ -192,4 +301,33 @@ export class ServicesNode {
       this.options.mesh.send(leader, SERVICES_CHANNEL, encodeJsonPayload({ kind: "report", services }));
     }
   }
+}
+
+/** The data directory's services state, or an empty one (first start, or a file that cannot be read). */
+function loadSavedState(dataDir: string | null, logger: Logger): SavedState {
+  const empty: SavedState = { term: 0, owners: {}, drained: [] };
+  if (dataDir === null) return empty;
+  const path = join(dataDir, SERVICES_STATE_FILE);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") logger.warn({ err: error, path }, "cannot read");
+    return empty;
+  }
+  try {
+    return savedStateSchema.parse(JSON.parse(text));
+  } catch (error) {
+    // Only a hint for a new leader: without it, owners come from what the nodes report.
+    logger.warn({ err: error, path }, "ignoring a malformed services state file");
+    return empty;
+  }
+}
+
+function savedTable(saved: SavedState): Record<string, ServiceTableEntry> {
+  const table: Record<string, ServiceTableEntry> = {};
+  for (const [name, owner] of Object.entries(saved.owners)) {
+    table[name] = { owner, code: "saved", reason: "from the last table before a restart", report: null };
+  }
+  return table;
 }

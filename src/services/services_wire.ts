@@ -5,6 +5,8 @@ import { z } from "zod";
 import { nodeIdPattern, serviceNamePattern } from "../core/types.ts";
 
 export const SERVICES_CHANNEL = "services";
+/** Requests to the leader: an operator's move, drain or undrain, made on whichever node was asked. */
+export const SERVICES_CONTROL_CHANNEL = "services-control";
 
 const serviceName = z.string().regex(serviceNamePattern);
 const nodeId = z.string().regex(nodeIdPattern);
@@ -39,8 +41,29 @@ export const servicesMessageSchema = z.discriminatedUnion("kind", [
     kind: z.literal("table"),
     term: z.number().int().min(0),
     services: z.record(serviceName, tableEntry),
+    /** Nodes an operator drained: they hand their services on and take none. */
+    drained: z.array(nodeId).default([]),
   }),
 ]);
+
+export const operatorCommandSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("move"), service: serviceName, node: nodeId }),
+  z.strictObject({ kind: z.literal("drain"), node: nodeId }),
+  z.strictObject({ kind: z.literal("undrain"), node: nodeId }),
+]);
+
+export const commandAnswerSchema = z.union([
+  z.strictObject({ ok: z.literal(true) }),
+  z.strictObject({
+    ok: z.literal(false),
+    reason: text,
+    notFound: z.boolean().optional(),
+    /** No leader could take it (none, or leadership moved): nothing was done, a retry is safe. */
+    unavailable: z.boolean().optional(),
+  }),
+]);
+export type CommandAnswer = z.infer<typeof commandAnswerSchema>;
+export type OperatorCommand = z.infer<typeof operatorCommandSchema>;
 export type ServicesMessage = z.infer<typeof servicesMessageSchema>;
 export type ServiceTableEntry = z.infer<typeof tableEntry>;
 export type WireRunnerReport = z.infer<typeof runnerReport>;

@@ -2,9 +2,10 @@
 // preferred one; kill -9 of its owner and it starts on another node under a newer grant, after the old
 // grant could have lapsed. The exec driver writes one line per start and stop (node, fencing token, time)
 // into a file shared by the three agents, which is what this test reads. Then its health check fails where
-// it runs, and it moves to the last node: stopped on the sick one before it starts there.
+// it runs, and it moves to the last node: stopped on the sick one before it starts there. Last, operators
+// move it and drain a node through the CLI.
 import assert from "node:assert/strict";
-import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { runTandem } from "../support/cli_run.ts";
@@ -171,5 +172,40 @@ describe("services: three agents", { timeout: 300_000 }, () => {
     const startedLast = after.find((l) => l.step === "start" && l.node === last);
     assert.ok(stoppedSick && startedLast, dump());
     assert.ok(stoppedSick.atMs <= startedLast.atMs, "stopped on the sick node before it started elsewhere");
+
+    // Operators, through the CLI on a follower (the leader makes the change): a move, then a drain.
+    rmSync(join(harness.dir, `sick-${sick}`));
+    const { leaderId } = await harness.waitForAgreedLeader(survivors);
+    const follower = harness.node(survivors.find((id) => id !== leaderId) as string).apiUrl;
+    const runsOn = (node: string) =>
+      waitUntil(
+        `web running on ${node}`,
+        async () => {
+          const web = (await services(harness, last))?.services[0];
+          return web?.owner === node && web.state === "running" ? true : undefined;
+        },
+        dump,
+      );
+    const refusedMove = await runTandem(["service", "move", "web", "n2", "--api", follower]);
+    assert.equal(refusedMove.code, 1);
+    assert.match(refusedMove.stderr, /n2 is unreachable/);
+    // Passed over for 30 s after its failed health check: refused, saying so, until then.
+    const moveDeadline = Date.now() + waitTimeoutMs;
+    for (;;) {
+      const moved = await runTandem(["service", "move", "web", sick, "--api", follower]);
+      if (moved.code === 0) break;
+      assert.match(moved.stderr, new RegExp(`web failed on ${sick} lately`));
+      assert.ok(Date.now() < moveDeadline, `move to ${sick} still refused\n${dump()}`);
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+    await runsOn(sick);
+    const drained = await runTandem(["node", "drain", sick, "--api", follower]);
+    assert.equal(drained.code, 0, drained.stderr);
+    await runsOn(last);
+    const listed = await runTandem(["services", "--api", harness.node(last).apiUrl]);
+    assert.match(listed.stdout, new RegExp(`^drained: ${sick}$`, "m"));
+    const refusedDrained = await runTandem(["service", "move", "web", sick, "--api", follower]);
+    assert.match(refusedDrained.stderr, new RegExp(`${sick} is drained`));
+    assert.equal((await runTandem(["node", "undrain", sick, "--api", follower])).code, 0);
   });
 });

@@ -3,12 +3,7 @@
 // the command returns once a quorum holds it. Exit codes: 0 done, 1 refused, failed or unreachable.
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { loadConfig, nodeIdPattern, parseHostPort } from "../../config/index.ts";
-import {
-  apiBaseUrl,
-  apiCredentialsFrom,
-  type CredentialOptions,
-  withCredentialOptions,
-} from "../api_client.ts";
+import { apiBaseUrl, apiCredentialsFrom, type CredentialOptions, withApiOptions } from "../api_client.ts";
 import { configPathFrom } from "../config_source.ts";
 import { describeForcedCluster, forceNewCluster } from "../force_new_cluster.ts";
 import { MemberClient, type MemberUpdate } from "../member_client.ts";
@@ -55,20 +50,6 @@ export function parseDurationOption(text: string): number {
   }
   const scale = { ms: 1, s: 1_000, m: 60_000 }[match[2] ?? "s"] ?? 1_000;
   return Number(match[1]) * scale;
-}
-
-function withApiOptions(command: Command): Command {
-  const withApi = command
-    .option(
-      "-c, --config <file>",
-      "read the API address from this config (default: $TANDEM_CONFIG or ./tandem.yml)",
-    )
-    .option(
-      "--api <url>",
-      "API base URL of any node, e.g. http://127.0.0.1:7401 (default: from config, else $TANDEM_API)",
-    )
-    .option("--json", "print the API's JSON answer");
-  return withCredentialOptions(withApi);
 }
 
 function clientFrom(options: ApiOptions): MemberClient {

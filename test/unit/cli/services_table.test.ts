@@ -29,14 +29,16 @@ test("tandem services: a row per service; an unhealthy owner and the detail are 
         healthy: false,
       },
     ],
+    drained: ["n2"],
   });
   const lines = text.split("\n");
   assert.equal(lines[0], "placed by the leader of term 3");
-  assert.match(lines[3] ?? "", /^db\s+-\s+-\s+-\s+-\s+no node can run it$/);
+  assert.equal(lines[1], "drained: n2");
+  assert.match(lines[4] ?? "", /^db\s+-\s+-\s+-\s+-\s+no node can run it$/);
   assert.match(
-    lines[4] ?? "",
+    lines[5] ?? "",
     /^web\s+n1\s+running \(unhealthy\)\s+2026-12-07T02:00:00.000Z\s+3\.1\s+runs on n1 \(health check failing: /,
   );
   assert.ok(!text.includes("\u001b"), "escape sequences from a server never reach the terminal");
-  assert.match(renderServices({ term: 0, services: [] }), /no table from a leader yet/);
+  assert.match(renderServices({ term: 0, services: [], drained: [] }), /no table from a leader yet/);
 });

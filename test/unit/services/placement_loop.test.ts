@@ -29,6 +29,7 @@ function runner(
 function world(options: {
   services: ReturnType<typeof serviceConfig>[];
   previous?: Record<string, ServiceTableEntry>;
+  drained?: string[];
 }) {
   const clock = { nowMs: 100_000 };
   const liveness = new Map<string, number>([
@@ -53,6 +54,7 @@ function world(options: {
     now: () => clock.nowMs,
     openWindow: () => null,
     previousTable: () => options.previous ?? {},
+    previousDrained: () => options.drained ?? [],
   });
   const reports = new Map<string, NodeReport>();
   const report = (node: string, services: Record<string, WireRunnerReport>) =>
@@ -153,4 +155,63 @@ test("placement loop: with failover off, an unhealthy owner keeps the service an
   w.report("n1", { web: runner("running", "1.1", false) });
   const kept = await w.loop.round(w.reports);
   assert.deepEqual([kept.web?.owner, kept.web?.code], ["n1", "failover-disabled"]);
+});
+
+test("placement loop: an operator's move is checked against what placement would take, applied once, then sticky", async () => {
+  const w = world({ services: [serviceConfig("web", { nodes: ["n1", "n2"], prefer: ["n1"] })] });
+  for (const id of ["n1", "n2", "n3"]) w.report(id, {});
+  assert.equal((await w.loop.round(w.reports)).web?.owner, "n1");
+  assert.deepEqual(w.loop.command({ kind: "move", service: "web", node: "n3" }), {
+    ok: false,
+    reason: "n3 may not run web",
+  });
+  assert.deepEqual(w.loop.command({ kind: "move", service: "db", node: "n2" }), {
+    ok: false,
+    reason: "no service db",
+    notFound: true,
+  });
+  w.liveness.set("n2", 500);
+  assert.deepEqual(w.loop.command({ kind: "move", service: "web", node: "n2" }), {
+    ok: false,
+    reason: "n2 is unreachable",
+  });
+  w.liveness.set("n2", 0);
+  assert.deepEqual(w.loop.command({ kind: "move", service: "web", node: "n2" }), { ok: true });
+  const moved = await w.loop.round(w.reports);
+  assert.deepEqual([moved.web?.owner, moved.web?.code], ["n2", "moved-by-operator"]);
+  // Taken once: n2 keeps it, and n1 (preferred) does not pull it back outside a restore window.
+  const next = await w.loop.round(w.reports);
+  assert.deepEqual([next.web?.owner, next.web?.code], ["n2", "running"]);
+});
+
+test("placement loop: a drained node hands its services on and takes none until undrained; a drain outlives the leader", async () => {
+  const w = world({
+    services: [serviceConfig("web", { prefer: ["n1"] }), serviceConfig("db", { prefer: ["n1"] })],
+  });
+  for (const id of ["n1", "n2", "n3"]) w.report(id, {});
+  const first = await w.loop.round(w.reports);
+  assert.deepEqual([first.web?.owner, first.db?.owner], ["n1", "n1"]);
+  assert.deepEqual(w.loop.command({ kind: "drain", node: "n9" }), {
+    ok: false,
+    reason: "n9 is not a member",
+    notFound: true,
+  });
+  assert.deepEqual(w.loop.command({ kind: "drain", node: "n1" }), { ok: true });
+  const drained = await w.loop.round(w.reports);
+  assert.deepEqual(
+    [drained.web?.owner, drained.web?.code, drained.db?.owner],
+    ["n3", "owner-drained", "n2"],
+    "handed on, spread by load (db placed first, by name)",
+  );
+  assert.deepEqual(w.loop.drained(), ["n1"]);
+  assert.deepEqual(w.loop.command({ kind: "undrain", node: "n1" }), { ok: true });
+  const back = await w.loop.round(w.reports);
+  assert.deepEqual([back.web?.owner, back.db?.owner], ["n3", "n2"], "undrained: sticky, nothing moves back");
+  assert.deepEqual(w.loop.drained(), []);
+
+  // A new leader starts from the drained nodes of the last table.
+  const successor = world({ services: [serviceConfig("web", { prefer: ["n1"] })], drained: ["n1"] });
+  for (const id of ["n1", "n2", "n3"]) successor.report(id, {});
+  assert.equal((await successor.loop.round(successor.reports)).web?.owner, "n2");
+  assert.deepEqual(successor.loop.drained(), ["n1"]);
 });
