@@ -6,7 +6,7 @@ import type { ApiRoute } from "../api/index.ts";
 import type { Coordination } from "../cluster/index.ts";
 import type { NodeId } from "../core/types.ts";
 import type { MeshApi } from "../mesh/index.ts";
-import type { Ticker } from "../shell/index.ts";
+import type { EventLog, Ticker } from "../shell/index.ts";
 
 /** What every capability stands on; the agent owns all of it and outlives every capability. */
 export interface CapabilityBase {
@@ -20,6 +20,8 @@ export interface CapabilityBase {
   dataDir: string;
   /** The agent's one timer: subscribe with ticker.every(periodMs, onTicks). */
   ticker: Ticker;
+  /** What operators see at GET /api/v1/events: a capability records what it decided and did. */
+  events: EventLog;
 }
 
 export interface RunningCapability {

@@ -41,6 +41,7 @@ export const servicesCapability: Capability<ServicesCapabilityConfig> = {
       logger,
       openWindow: serviceWindow,
       dataDir: base.dataDir,
+      events: base.events,
     });
     await node.start();
     return {

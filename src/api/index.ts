@@ -1,5 +1,6 @@
 export { aclDecide, compileAcl } from "./acl.ts";
 export { ApiErrorCode, sendError, sendJson } from "./errors.ts";
+export { eventsRoute } from "./events_route.ts";
 export { InflightLimit } from "./inflight_limit.ts";
 export { NonLoopbackError, startLocalApi } from "./local_listener.ts";
 export {

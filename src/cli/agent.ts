@@ -16,6 +16,7 @@ import {
   ApiErrorCode,
   type ApiRouter,
   createApiRouter,
+  eventsRoute,
   memberRoutes,
   sendError,
   startLocalApi,
@@ -25,7 +26,7 @@ import { Cluster, FileHardStateStore, grantLeaseMsDefault, requestJoin } from ".
 import type { TandemConfig } from "../config/index.ts";
 import { loadMeshSecurity, toTicks } from "../config/index.ts";
 import { Mesh, type MeshSecurity } from "../mesh/index.ts";
-import { ShutdownStack, Ticker } from "../shell/index.ts";
+import { EventLog, ShutdownStack, Ticker } from "../shell/index.ts";
 import { DataDirLock } from "./data_dir_lock.ts";
 import { VERSION } from "./version.ts";
 
@@ -86,6 +87,7 @@ async function compose(
   stack.push("data-dir lock", () => lock.release());
   const security = await meshSecurity(config, logger);
   const ticker = new Ticker();
+  const events = new EventLog(config.node.id);
   // The TLS port serves the API too; until the router exists, and once the agent stops, it answers 503.
   let router: ApiRouter = unavailable("the agent is starting");
   // The cluster decides who may link and what the hello announces; until it exists, only configured peers.
@@ -105,6 +107,7 @@ async function compose(
   });
   stack.push("mesh", () => mesh.close());
   const running = startCluster(config, mesh, ticker, logger, options.join !== undefined);
+  running.on("leader:changed", (view) => events.emit("leader", { leader: view.leaderId, term: view.term }));
   cluster = running;
   stack.push("cluster", () => stopCluster(running, logger));
 
@@ -123,6 +126,7 @@ async function compose(
     logger,
     dataDir: config.dataDir,
     ticker,
+    events,
   };
   const capabilities = new Map<string, RunningCapability>();
   for (const capability of capabilitiesOf(config)) {
@@ -132,7 +136,7 @@ async function compose(
   }
   assertChannelsDisjoint([...capabilities].map(([name, running]) => ({ name, channels: running.channels })));
 
-  router = apiRouter(config, running, capabilities, logger);
+  router = apiRouter(config, running, capabilities, events, logger);
   stack.push("api router", () => {
     router = unavailable("the agent is stopping");
   });
@@ -243,6 +247,7 @@ function apiRouter(
   config: TandemConfig,
   cluster: Cluster,
   capabilities: ReadonlyMap<string, RunningCapability>,
+  events: EventLog,
   logger: Logger,
 ): ApiRouter {
   const apiLogger = logger.child({ component: "api" });
@@ -279,6 +284,7 @@ function apiRouter(
     ...(tokens === undefined ? {} : { tokens }),
     routes: [
       ...memberRoutes(cluster, { logger: apiLogger }),
+      eventsRoute(events),
       ...[...capabilities.values()].flatMap((running) => running.routes),
     ],
   });

@@ -2,7 +2,7 @@
 // command shares: a bearer token, and for https:// URLs to the TLS port the cluster CA and a client
 // certificate (`tandem tls cert NAME --client`). PSK mode has no CLI client over https.
 import { readFileSync } from "node:fs";
-import type { IncomingMessage } from "node:http";
+import type { ClientRequest, IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Command } from "commander";
 import { isLoopbackHost, loadConfig } from "../config/index.ts";
@@ -156,33 +156,43 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === "" ? undefined : value;
 }
 
+/** A request to the API with the credentials, not yet sent; `timeoutMs` bounds the wait for an answer. */
+function apiRequest(
+  baseUrl: string,
+  path: string,
+  options: {
+    method?: string;
+    headers?: Record<string, string>;
+    timeoutMs: number;
+    credentials: ApiCredentials;
+  },
+): ClientRequest {
+  const url = new URL(`${baseUrl}${path}`);
+  const address = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  const credentialOptions = credentialRequestOptions(url, address, options.credentials);
+  // No keep-alive agent: a one-shot command must not hold a socket open after its answer.
+  const req = (url.protocol === "https:" ? httpsRequest : http.request)(url, {
+    ...credentialOptions,
+    method: options.method ?? "GET",
+    headers: { ...credentialOptions.headers, ...options.headers },
+    timeout: options.timeoutMs,
+    agent: false,
+  });
+  req.on("timeout", () => req.destroy(new Error(`no answer within ${options.timeoutMs} ms`)));
+  return req;
+}
+
 /** One API request: status and body text, or ApiUnreachableError saying why no answer came. */
 export async function requestApi(
   baseUrl: string,
   path: string,
   options: { method?: string; body?: unknown; timeoutMs: number; credentials: ApiCredentials },
 ): Promise<{ status: number; text: string }> {
-  const { timeoutMs, credentials } = options;
-  const url = new URL(`${baseUrl}${path}`);
-  const address = url.hostname.replace(/^\[(.*)\]$/, "$1");
-  const credentialOptions = credentialRequestOptions(url, address, credentials);
   const text = options.body === undefined ? undefined : JSON.stringify(options.body);
-  const headers = {
-    ...credentialOptions.headers,
-    ...(text === undefined ? {} : { "content-type": "application/json" }),
-  };
-  // No keep-alive agent: a one-shot command must not hold a socket open after its answer.
-  const requestOptions = {
-    ...credentialOptions,
-    method: options.method ?? "GET",
-    headers,
-    timeout: timeoutMs,
-    agent: false,
-  };
+  const headers: Record<string, string> = text === undefined ? {} : { "content-type": "application/json" };
   try {
     return await new Promise((resolve, reject) => {
-      const req = (url.protocol === "https:" ? httpsRequest : http.request)(url, requestOptions);
-      req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      const req = apiRequest(baseUrl, path, { ...options, headers });
       req.on("error", reject);
       req.on("response", (res: IncomingMessage) => {
         res.setEncoding("utf8");
@@ -196,8 +206,37 @@ export async function requestApi(
       req.end(text);
     });
   } catch (cause) {
-    throw new ApiUnreachableError(describeRequestFailure(cause, baseUrl, credentials), { cause });
+    throw new ApiUnreachableError(describeRequestFailure(cause, baseUrl, options.credentials), { cause });
   }
+}
+
+/**
+ * A streaming GET (server-sent events): the open response once it answers 200, ApiResponseError with the
+ * server's message for another status, ApiUnreachableError when no answer came in `timeoutMs`. The
+ * stream itself has no time limit.
+ */
+export async function openApiStream(
+  baseUrl: string,
+  path: string,
+  options: { timeoutMs: number; credentials: ApiCredentials },
+): Promise<IncomingMessage> {
+  let res: IncomingMessage;
+  try {
+    res = await new Promise((resolve, reject) => {
+      const req = apiRequest(baseUrl, path, { ...options, headers: { accept: "text/event-stream" } });
+      req.on("error", reject);
+      req.on("response", (response: IncomingMessage) => {
+        req.setTimeout(0);
+        resolve(response);
+      });
+      req.end();
+    });
+  } catch (cause) {
+    throw new ApiUnreachableError(describeRequestFailure(cause, baseUrl, options.credentials), { cause });
+  }
+  if (res.statusCode === 200) return res;
+  const text = Buffer.concat(await res.toArray()).toString("utf8");
+  throw new ApiResponseError(errorMessageOf(text) ?? `HTTP ${res.statusCode}`, res.statusCode ?? 0);
 }
 
 export async function getJson(
@@ -216,14 +255,17 @@ export async function callJson(
   options: { method?: string; body?: unknown; timeoutMs: number; credentials: ApiCredentials },
 ): Promise<unknown> {
   const response = await requestApi(baseUrl, path, options);
-  let body: { error?: { message?: string } } | null = null;
-  try {
-    body = JSON.parse(response.text) as { error?: { message?: string } };
-  } catch {
-    // Not JSON (a proxy's page): the status says enough.
-  }
   if (response.status < 200 || response.status >= 300) {
-    throw new ApiResponseError(body?.error?.message ?? `HTTP ${response.status}`, response.status);
+    throw new ApiResponseError(errorMessageOf(response.text) ?? `HTTP ${response.status}`, response.status);
   }
-  return body;
+  return JSON.parse(response.text);
+}
+
+/** The message of an API error body, or null (not JSON: a proxy's page; the status says enough). */
+function errorMessageOf(text: string): string | null {
+  try {
+    return (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? null;
+  } catch {
+    return null;
+  }
 }

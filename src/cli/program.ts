@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { registerAgentCommand } from "./commands/agent.ts";
 import { registerConfigCommand } from "./commands/config.ts";
 import { registerDevCommand } from "./commands/dev.ts";
+import { registerEventsCommand } from "./commands/events.ts";
 import { registerInitCommand } from "./commands/init.ts";
 import { registerMemberCommands } from "./commands/member.ts";
 import { registerServiceControlCommands } from "./commands/service_control.ts";
@@ -33,6 +34,7 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   registerStatusCommand(program);
   registerServicesCommand(program);
   registerServiceControlCommands(program);
+  registerEventsCommand(program);
   registerMemberCommands(program);
   registerStoreCommands(program);
   registerSyncCommand(program);

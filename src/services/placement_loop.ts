@@ -18,12 +18,7 @@ import {
   type PlacementService,
 } from "../core/placement.ts";
 import type { NodeId } from "../core/types.ts";
-import type {
-  CommandAnswer,
-  OperatorCommand,
-  ServiceTableEntry,
-  WireRunnerReport,
-} from "./services_wire.ts";
+import type { CommandAnswer, OperatorCommand, ServiceTableEntry, WireRunnerReport } from "./services_wire.ts";
 
 /** A node's latest report, and when (monotonic ms) it came. */
 export interface NodeReport {
@@ -44,9 +39,6 @@ export interface PlacementLoopOptions {
   /** The nodes drained in that table: a drain outlives a leader change. */
   previousDrained: () => readonly NodeId[];
 }
-
-
-
 
 /** A node counts as started (ready) while its reports keep coming; a report older than this does not. */
 export const reportFreshMs = 5_000;
@@ -130,7 +122,8 @@ export class PlacementLoop {
     const nodes = this.nodes(this.lastReports, now);
     if (command.kind === "move") {
       const service = this.options.services.find((s) => s.name === command.service);
-      if (service === undefined) return { ok: false, reason: `no service ${command.service}`, notFound: true };
+      if (service === undefined)
+        return { ok: false, reason: `no service ${command.service}`, notFound: true };
       const input = this.input(service, this.lastReports, now, new Map());
       const refusal = moveRefusal(nodes, input, command.node);
       if (refusal !== null) return { ok: false, reason: refusal };

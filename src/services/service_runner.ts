@@ -55,6 +55,8 @@ export interface ServiceRunnerOptions {
   wallClock?: () => number;
   /** The health check itself; the configured one by default (tests pass their own). */
   healthCheck?: (context: DriverContext) => Promise<CheckResult>;
+  /** Records what operators see in the event stream: driver runs and their results, health verdicts. */
+  onEvent?: (kind: "driver" | "health", fields: Record<string, unknown>) => void;
 }
 
 /** After a failed start, the same node tries again no sooner than this (the leader may move it first). */
@@ -98,7 +100,10 @@ export class ServiceRunner {
             config,
             timers: this.timers,
             logger: this.logger,
-            onChange: (_healthy, detail) => this.setState(this.state, detail),
+            onChange: (healthy, detail) => {
+              this.options.onEvent?.("health", { service: this.name, healthy, detail });
+              this.setState(this.state, detail);
+            },
             ...(options.healthCheck === undefined ? {} : { check: options.healthCheck }),
           });
   }
@@ -238,6 +243,7 @@ export class ServiceRunner {
     for (const driver of this.options.drivers) {
       const cannot = this.cannotStartUnder(held);
       const ok = cannot === null && (await driver.start(context));
+      if (cannot === null) this.driverRan(driver, "start", ok, context);
       if (!ok) {
         await this.stopDrivers(started, context);
         this.held = null;
@@ -322,10 +328,20 @@ export class ServiceRunner {
 
   private async stopDrivers(drivers: readonly Driver[], context: DriverContext): Promise<void> {
     for (const driver of [...drivers].reverse()) {
-      if (!(await driver.stop(context))) {
-        this.logger.warn({ driver: driver.kind }, "stop failed; the service may still run here");
-      }
+      const ok = await driver.stop(context);
+      this.driverRan(driver, "stop", ok, context);
+      if (!ok) this.logger.warn({ driver: driver.kind }, "stop failed; the service may still run here");
     }
+  }
+
+  private driverRan(driver: Driver, step: "start" | "stop", ok: boolean, context: DriverContext): void {
+    this.options.onEvent?.("driver", {
+      service: this.name,
+      driver: driver.kind,
+      step,
+      ok,
+      fence: context.fence,
+    });
   }
 
   private async release(held: HeldGrant): Promise<void> {

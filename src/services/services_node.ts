@@ -12,7 +12,7 @@ import type { Coordination } from "../cluster/index.ts";
 import type { ServiceConfig } from "../config/index.ts";
 import type { NodeId } from "../core/types.ts";
 import { decodeJsonPayload, encodeJsonPayload, type MeshApi } from "../mesh/index.ts";
-import { type MonotonicTicker, type Ticker, writeFileAtomic } from "../shell/index.ts";
+import { type EventLog, type MonotonicTicker, type Ticker, writeFileAtomic } from "../shell/index.ts";
 import type { Driver } from "./exec_driver.ts";
 import { type NodeReport, PlacementLoop } from "./placement_loop.ts";
 import { type RunnerReport, ServiceRunner } from "./service_runner.ts";
@@ -45,6 +45,8 @@ export interface ServicesNodeOptions {
   dataDir: string | null;
   /** How long a command forwarded to the leader may take. */
   commandTimeoutMs?: number;
+  /** The agent's event log: placement decisions, drains, driver runs, health verdicts. */
+  events?: Pick<EventLog, "emit">;
 }
 
 /** The file in the data directory holding the last table's owners and drained nodes. */
@@ -104,6 +106,7 @@ export class ServicesNode {
           leaseMs: options.leaseMs,
           logger: options.logger,
           onReport: () => this.sendReport(),
+          onEvent: (kind, fields) => options.events?.emit(kind, fields),
         }),
       );
     }
@@ -224,6 +227,7 @@ export class ServicesNode {
   }
 
   private applyTable(table: ServicesTable): void {
+    this.recordChanges(this.table, table);
     this.table = table;
     for (const [name, runner] of this.runners)
       runner.assigned(table.services[name]?.owner === this.options.nodeId);
@@ -272,6 +276,21 @@ export class ServicesNode {
   private async decideNow(): Promise<void> {
     if (this.deciding !== null) await this.deciding;
     await this.decide();
+  }
+
+  /** Placement decisions and drains as events: what changed from the last table to this one. */
+  private recordChanges(before: ServicesTable, after: ServicesTable): void {
+    const events = this.options.events;
+    if (events === undefined) return;
+    for (const [service, entry] of Object.entries(after.services)) {
+      const from = before.services[service]?.owner ?? null;
+      if (entry.owner === from) continue;
+      events.emit("placement", { service, from, to: entry.owner, code: entry.code, reason: entry.reason });
+    }
+    for (const node of after.drained)
+      if (!before.drained.includes(node)) events.emit("drain", { node, drained: true });
+    for (const node of before.drained)
+      if (!after.drained.includes(node)) events.emit("drain", { node, drained: false });
   }
 
   /** Keeps owners and drains in the data directory when they changed (not every report). */

@@ -3,6 +3,7 @@
 export { writeFileAtomic } from "./atomic_file.ts";
 export { DrainLoop, type ReadyCore, type ReadyHandler, readiesPerDrainMax } from "./drain_loop.ts";
 export { SafeEmitter } from "./emitter.ts";
+export { EventLog, type TandemEvent } from "./event_log.ts";
 export { http } from "./node_http.ts";
 export {
   type CommandOptions,

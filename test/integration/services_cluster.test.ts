@@ -3,7 +3,7 @@
 // grant could have lapsed. The exec driver writes one line per start and stop (node, fencing token, time)
 // into a file shared by the three agents, which is what this test reads. Then its health check fails where
 // it runs, and it moves to the last node: stopped on the sick one before it starts there. Last, operators
-// move it and drain a node through the CLI.
+// move it and drain a node through the CLI, and `tandem events` shows what happened.
 import assert from "node:assert/strict";
 import { appendFileSync, existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -207,5 +207,31 @@ describe("services: three agents", { timeout: 300_000 }, () => {
     const refusedDrained = await runTandem(["service", "move", "web", sick, "--api", follower]);
     assert.match(refusedDrained.stderr, new RegExp(`${sick} is drained`));
     assert.equal((await runTandem(["node", "undrain", sick, "--api", follower])).code, 0);
+
+    // What the last node saw, as events: a leader, placements of web, its own driver runs, the drain.
+    const events = await runTandem(["events", "--json", "--api", harness.node(last).apiUrl]);
+    assert.equal(events.code, 0, events.stderr);
+    const seen = events.stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const kinds = new Set(seen.map((e) => e.kind));
+    for (const kind of ["leader", "placement", "driver", "drain"])
+      assert.ok(kinds.has(kind), `${kind} in ${events.stdout}`);
+    assert.ok(
+      seen.some((e) => e.kind === "driver" && e.service === "web" && e.step === "start" && e.ok === true),
+      events.stdout,
+    );
+    assert.ok(
+      seen.some((e) => e.kind === "placement" && e.to === last),
+      events.stdout,
+    );
+    assert.deepEqual(
+      seen.filter((e) => e.kind === "drain").map((e) => [e.node, e.drained]),
+      [
+        [sick, true],
+        [sick, false],
+      ],
+    );
   });
 });
