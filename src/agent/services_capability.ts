@@ -4,6 +4,7 @@ import { serviceRoutes } from "../api/index.ts";
 import type { ServiceConfig } from "../config/index.ts";
 import {
   createDriver,
+  SERVICES_CALL_CHANNEL,
   SERVICES_CHANNEL,
   SERVICES_CONTROL_CHANNEL,
   ServicesNode,
@@ -46,7 +47,7 @@ export const servicesCapability: Capability<ServicesCapabilityConfig> = {
     await node.start();
     return {
       routes: serviceRoutes(node),
-      channels: [SERVICES_CHANNEL, SERVICES_CONTROL_CHANNEL],
+      channels: [SERVICES_CHANNEL, SERVICES_CONTROL_CHANNEL, SERVICES_CALL_CHANNEL],
       status: () => node.status().local,
       stop: () => node.stop(),
     };

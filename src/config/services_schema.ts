@@ -122,11 +122,21 @@ export const serviceSchema = z
     restore_window: restoreWindowSchema.optional().describe("Absent: failback only by hand"),
     drivers: z.array(driverSchema).min(1).describe("Started in order, stopped in reverse"),
     health: healthSchema.optional().describe("Absent: a running service counts as healthy"),
+    actions: z
+      .record(
+        z.string().regex(serviceNamePattern, { error: "expected 1-63 characters of a-z 0-9 _ -" }),
+        z.strictObject({
+          run: argv.describe("Run on the owner; the caller's arguments are appended"),
+          timeout_ms: z.int().min(1).max(3_600_000).default(30_000).describe("Killed after this long"),
+        }),
+      )
+      .default({})
+      .describe("Named commands an admin may run where the service runs (tandem service action)"),
     admins: z
       .array(regexSource)
       .default([])
       .describe(
-        "Identities (regular expressions, as the ACL's cn) that may move the service; local operators always may",
+        "Identities (regular expressions, as the ACL's cn) that may move the service or run its actions; local operators always may",
       ),
   })
   .describe("A service that runs on exactly one node");

@@ -81,7 +81,9 @@ export interface ServiceConfig {
   drivers: DriverConfig[];
   /** null: running counts as healthy. */
   health: HealthCheckConfig | null;
-  /** Identity patterns (RegExp sources) that may move it; local operators always may. */
+  /** Named commands run on the owner, with the caller's arguments appended. */
+  actions: Record<string, { run: string[]; timeoutMs: number }>;
+  /** Identity patterns (RegExp sources) that may move it or run its actions; local operators always may. */
   admins: string[];
 }
 
@@ -373,6 +375,9 @@ function resolveServices(
         };
       }),
       health: s.health === undefined ? null : healthCheck(s.health),
+      actions: Object.fromEntries(
+        Object.entries(s.actions).map(([name, a]) => [name, { run: a.run, timeoutMs: a.timeout_ms }]),
+      ),
       admins: s.admins,
     };
   });

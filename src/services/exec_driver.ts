@@ -11,6 +11,8 @@ export interface DriverContext {
   node: string;
   /** The grant's fencing token, "term.seq". */
   fence: string;
+  /** Where a command's output goes for `tandem service logs`, besides the agent's log. */
+  output?: (step: string, outcome: CommandOutcome) => void;
 }
 
 export type DriverStatus = "running" | "stopped" | "unknown";
@@ -58,6 +60,7 @@ export class ExecDriver implements Driver {
     successLevel: "info" | "debug" = "info",
   ): Promise<CommandOutcome> {
     const outcome = await runCommand(argv, { env: driverEnv(context), timeoutMs: this.config.timeoutMs });
+    context.output?.(step, outcome);
     const fields = { step, fence: context.fence, ...outcome };
     if (commandSucceeded(outcome)) this.logger[successLevel](fields, `${step} ran`);
     else this.logger.warn(fields, outcome.timedOut ? `${step} timed out` : `${step} failed`);

@@ -13,7 +13,10 @@ export {
 export {
   type CommandAnswer,
   type OperatorCommand,
+  SERVICES_CALL_CHANNEL,
   SERVICES_CHANNEL,
   SERVICES_CONTROL_CHANNEL,
+  type ServiceCall,
+  type ServiceCallAnswer,
   type ServiceTableEntry,
 } from "./services_wire.ts";

@@ -19,8 +19,11 @@ import {
 import type { ServiceConfig } from "../config/index.ts";
 import { formatFence } from "../core/grants.ts";
 import type { NodeId } from "../core/types.ts";
+import { type CommandOutcome, runCommand } from "../shell/index.ts";
 import type { Driver, DriverContext } from "./exec_driver.ts";
+import { driverEnv } from "./exec_driver.ts";
 import { type CheckResult, HealthMonitor } from "./health_check.ts";
+import { ServiceLog, type ServiceLogLine } from "./service_log.ts";
 
 export type RunnerState = "stopped" | "starting" | "running" | "stopping" | "failed";
 
@@ -56,8 +59,13 @@ export interface ServiceRunnerOptions {
   /** The health check itself; the configured one by default (tests pass their own). */
   healthCheck?: (context: DriverContext) => Promise<CheckResult>;
   /** Records what operators see in the event stream: driver runs and their results, health verdicts. */
-  onEvent?: (kind: "driver" | "health", fields: Record<string, unknown>) => void;
+  onEvent?: (kind: "driver" | "health" | "action", fields: Record<string, unknown>) => void;
 }
+
+/** An action run where the service runs, or why it was not. */
+export type ActionResult =
+  | ({ ok: true; fence: string } & CommandOutcome)
+  | { ok: false; reason: string; notHere?: boolean };
 
 /** After a failed start, the same node tries again no sooner than this (the leader may move it first). */
 export const startRetryMs = 10_000;
@@ -87,6 +95,8 @@ export class ServiceRunner {
   private closed = false;
   /** Runs the service's health check while it runs here; null without one. */
   private readonly health: HealthMonitor | null;
+  /** Output of its commands here, for `tandem service logs`. */
+  private readonly log = new ServiceLog();
 
   constructor(options: ServiceRunnerOptions) {
     this.options = options;
@@ -102,6 +112,7 @@ export class ServiceRunner {
             logger: this.logger,
             onChange: (healthy, detail) => {
               this.options.onEvent?.("health", { service: this.name, healthy, detail });
+              this.log.add("health", "tandem", healthy ? "healthy again" : detail);
               this.setState(this.state, detail);
             },
             ...(options.healthCheck === undefined ? {} : { check: options.healthCheck }),
@@ -129,6 +140,39 @@ export class ServiceRunner {
       this.logger.info({ driver: driver.kind, status }, "stopping what may be left from an earlier run");
       if (!(await driver.stop(context))) this.logger.warn({ driver: driver.kind }, "stop failed at start");
     }
+  }
+
+  /** Lines of output kept here after `seq`. */
+  logLines(seq: number): { lines: ServiceLogLine[]; next: number } {
+    return this.log.after(seq);
+  }
+
+  /**
+   * Runs an action of the service here, under its grant, with `args` appended: only while it runs here
+   * and the grant holds (the fence checked right before, as before a driver step).
+   */
+  async runAction(name: string, args: readonly string[]): Promise<ActionResult> {
+    const action = this.options.service.actions[name];
+    if (action === undefined) return { ok: false, reason: `${this.name} has no action ${name}` };
+    const held = this.held;
+    const fence = held === null ? null : this.options.coordination.checkFence(held);
+    if (held === null || this.state !== "running" || fence === null || !fence.ok) {
+      return { ok: false, reason: `${this.name} does not run on ${this.options.nodeId}`, notHere: true };
+    }
+    const context = this.context(held);
+    const outcome = await runCommand([...action.run, ...args], {
+      env: driverEnv(context),
+      timeoutMs: action.timeoutMs,
+    });
+    this.log.addOutcome(`action ${name}`, outcome);
+    this.options.onEvent?.("action", {
+      service: this.name,
+      action: name,
+      exitCode: outcome.exitCode,
+      timedOut: outcome.timedOut,
+      fence: context.fence,
+    });
+    return { ok: true, fence: context.fence, ...outcome };
   }
 
   /** The leader's latest table: is the service assigned to this node? */
@@ -386,7 +430,12 @@ export class ServiceRunner {
   }
 
   private context(held: HeldGrant): DriverContext {
-    return { service: this.name, node: this.options.nodeId, fence: formatFence(held.grant.fence) };
+    return {
+      service: this.name,
+      node: this.options.nodeId,
+      fence: formatFence(held.grant.fence),
+      output: (step, outcome) => this.log.addOutcome(step, outcome),
+    };
   }
 }
 

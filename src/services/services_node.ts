@@ -21,10 +21,15 @@ import {
   commandAnswerSchema,
   type OperatorCommand,
   operatorCommandSchema,
+  SERVICES_CALL_CHANNEL,
   SERVICES_CHANNEL,
   SERVICES_CONTROL_CHANNEL,
+  type ServiceCall,
+  type ServiceCallAnswer,
   type ServicesMessage,
   type ServiceTableEntry,
+  serviceCallAnswerSchema,
+  serviceCallSchema,
   servicesMessageSchema,
 } from "./services_wire.ts";
 
@@ -64,6 +69,8 @@ export const reportEveryMs = 2_000;
 export const placementEveryMs = 500;
 /** A command forwarded to the leader waits this long for its answer. */
 const commandTimeoutMsDefault = 10_000;
+/** A call forwarded to the owner waits this long beyond the action's own timeout. */
+const callMarginMs = 5_000;
 
 export interface ServicesTable {
   /** The term of the leader that made it; 0 before any. */
@@ -128,6 +135,13 @@ export class ServicesNode {
     this.unsubscribes.push(
       mesh.onMessage(SERVICES_CHANNEL, (from, payload) => this.receive(from, payload)),
       mesh.onRequest(SERVICES_CONTROL_CHANNEL, (_from, payload) => this.commandRequest(payload)),
+      mesh.onRequest(SERVICES_CALL_CHANNEL, async (_from, payload) => {
+        const decoded = decodeJsonPayload(payload, serviceCallSchema);
+        const answer: ServiceCallAnswer = decoded.ok
+          ? await this.answerHere(decoded.value)
+          : { ok: false, reason: `malformed call: ${decoded.reason}` };
+        return encodeJsonPayload(answer);
+      }),
       coordination.on("leader:changed", () => this.leadershipChanged()),
     );
     this.reporter.start();
@@ -276,6 +290,72 @@ export class ServicesNode {
   private async decideNow(): Promise<void> {
     if (this.deciding !== null) await this.deciding;
     await this.decide();
+  }
+
+  /**
+   * A call to where the service runs (an action, its output lines), answered there: here when this node
+   * runs it, else forwarded to the owner in the latest table. An owner that no longer runs it answers
+   * where its table says it went, so the caller learns the new owner.
+   */
+  async call(call: ServiceCall): Promise<ServiceCallAnswer> {
+    const owner = this.table.services[call.service]?.owner ?? null;
+    if (owner === null) return { ok: false, reason: `${call.service} runs nowhere now`, unavailable: true };
+    if (owner === this.options.nodeId) return this.answerHere(call);
+    const action = call.kind === "action" ? this.configured(call.service)?.actions[call.action] : undefined;
+    const timeoutMs = (action?.timeoutMs ?? 0) + callMarginMs;
+    let reply: Uint8Array;
+    try {
+      reply = await this.options.mesh.request(owner, SERVICES_CALL_CHANNEL, encodeJsonPayload(call), {
+        timeoutMs,
+      });
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      const now = this.table.services[call.service]?.owner ?? null;
+      const moved = now !== owner ? { moved: { owner: now } } : {};
+      return {
+        ok: false,
+        reason: `${owner}, where ${call.service} ran, did not answer: ${reason}`,
+        unavailable: true,
+        ...moved,
+      };
+    }
+    const decoded = decodeJsonPayload(reply, serviceCallAnswerSchema);
+    return decoded.ok
+      ? decoded.value
+      : { ok: false, reason: `${owner} answered malformed: ${decoded.reason}` };
+  }
+
+  /** The API address (the TLS port) of a node, as the membership has it. */
+  apiAddress(node: NodeId): string | null {
+    return this.options.coordination.members().find((m) => m.id === node)?.address ?? null;
+  }
+
+  private configured(service: string): ServiceConfig | undefined {
+    return this.options.services.find((s) => s.name === service);
+  }
+
+  private async answerHere(call: ServiceCall): Promise<ServiceCallAnswer> {
+    const node = this.options.nodeId;
+    const runner = this.runners.get(call.service);
+    const moved = { moved: { owner: this.table.services[call.service]?.owner ?? null } };
+    if (runner === undefined) {
+      return this.configured(call.service) === undefined
+        ? { ok: false, reason: `no service ${call.service}`, notFound: true }
+        : { ok: false, reason: `${call.service} does not run on ${node}`, ...moved };
+    }
+    if (call.kind === "logs") return { ok: true, node, logs: runner.logLines(call.after) };
+    const result = await runner.runAction(call.action, call.args);
+    if (result.ok) {
+      const { ok: _ok, ...outcome } = result;
+      const now = runner.report();
+      if (now.state === "running" && now.fence === outcome.fence) return { ok: true, node, action: outcome };
+      // It ran, but the service left this node meanwhile: what it did may already be moot there.
+      const ended = outcome.exitCode === null ? "it did not finish" : `exit ${outcome.exitCode}`;
+      const reason = `${call.service} left ${node} while the action ran (under ${outcome.fence}: ${ended})`;
+      return { ok: false, reason, moved: { owner: this.table.services[call.service]?.owner ?? null } };
+    }
+    if (result.notHere) return { ok: false, reason: result.reason, ...moved };
+    return { ok: false, reason: result.reason, notFound: true };
   }
 
   /** Placement decisions and drains as events: what changed from the last table to this one. */

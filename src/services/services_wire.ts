@@ -63,6 +63,57 @@ export const commandAnswerSchema = z.union([
   }),
 ]);
 export type CommandAnswer = z.infer<typeof commandAnswerSchema>;
+
+/** Calls to where a service runs: one of its actions, or its output lines; answered by the owner. */
+export const SERVICES_CALL_CHANNEL = "services-call";
+
+export const serviceCallSchema = z.discriminatedUnion("kind", [
+  z.strictObject({
+    kind: z.literal("action"),
+    service: serviceName,
+    action: serviceName,
+    args: z.array(z.string().max(4096)).max(64),
+  }),
+  z.strictObject({ kind: z.literal("logs"), service: serviceName, after: z.number().int().min(0) }),
+]);
+export type ServiceCall = z.infer<typeof serviceCallSchema>;
+
+const outputText = z.string().max(8192);
+const actionOutcome = z.strictObject({
+  fence: z.string().max(40),
+  exitCode: z.number().int().nullable(),
+  signal: z.string().max(20).nullable(),
+  timedOut: z.boolean(),
+  error: text.nullable(),
+  durationMs: z.number(),
+  stdout: outputText,
+  stderr: outputText,
+});
+const logLine = z.strictObject({
+  seq: z.number().int(),
+  time: z.string().max(40),
+  source: z.string().max(80),
+  stream: z.enum(["stdout", "stderr", "tandem"]),
+  text: outputText,
+});
+
+export const serviceCallAnswerSchema = z.union([
+  z.strictObject({ ok: z.literal(true), node: nodeId, action: actionOutcome }),
+  z.strictObject({
+    ok: z.literal(true),
+    node: nodeId,
+    logs: z.strictObject({ lines: z.array(logLine).max(1000), next: z.number().int() }),
+  }),
+  z.strictObject({
+    ok: z.literal(false),
+    reason: text,
+    /** The service no longer runs where the call went; `owner` is where that node's table says it does. */
+    moved: z.strictObject({ owner: nodeId.nullable() }).optional(),
+    notFound: z.boolean().optional(),
+    unavailable: z.boolean().optional(),
+  }),
+]);
+export type ServiceCallAnswer = z.infer<typeof serviceCallAnswerSchema>;
 export type OperatorCommand = z.infer<typeof operatorCommandSchema>;
 export type ServicesMessage = z.infer<typeof servicesMessageSchema>;
 export type ServiceTableEntry = z.infer<typeof tableEntry>;

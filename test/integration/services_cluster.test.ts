@@ -100,6 +100,16 @@ describe("services: three agents", { timeout: 300_000 }, () => {
               interval_ms: 200,
               failures: 2,
             },
+            actions: {
+              hello: {
+                run: [
+                  process.execPath,
+                  "-e",
+                  "console.log('hello from', process.env.TANDEM_NODE, process.argv.slice(1).join(' ')); process.exit(Number(process.argv[1] ?? 0))",
+                ],
+              },
+              slow: { run: ["sleep", "3"] },
+            },
           },
         ];
       });
@@ -207,6 +217,48 @@ describe("services: three agents", { timeout: 300_000 }, () => {
     const refusedDrained = await runTandem(["service", "move", "web", sick, "--api", follower]);
     assert.match(refusedDrained.stderr, new RegExp(`${sick} is drained`));
     assert.equal((await runTandem(["node", "undrain", sick, "--api", follower])).code, 0);
+
+    // An action, asked of a node that does not run web: run where it runs, its output and exit code back.
+    const notOwner = survivors.find((id) => id !== last) as string;
+    const hello = await runTandem([
+      "service",
+      "action",
+      "web",
+      "hello",
+      "0",
+      "x",
+      "--api",
+      harness.node(notOwner).apiUrl,
+    ]);
+    assert.equal(hello.code, 0, hello.stderr);
+    assert.equal(hello.stdout, `hello from ${last} 0 x`);
+    const failing = await runTandem([
+      "service",
+      "action",
+      "web",
+      "hello",
+      "3",
+      "--api",
+      harness.node(notOwner).apiUrl,
+    ]);
+    assert.equal(failing.code, 3);
+    const logs = await runTandem(["service", "logs", "web", "--api", harness.node(notOwner).apiUrl]);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.match(logs.stdout, new RegExp(`^\\S+ ${last} action hello   hello from ${last} 0 x$`, "m"));
+    assert.match(logs.stdout, new RegExp(`^\\S+ ${last} action hello \\* exit 3$`, "m"));
+    // The owner changes while an action runs: a clear error naming the new owner.
+    const slow = runTandem(["service", "action", "web", "slow", "--api", harness.node(notOwner).apiUrl]);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(
+      (await runTandem(["service", "move", "web", notOwner, "--api", harness.node(last).apiUrl])).code,
+      0,
+    );
+    const interrupted = await slow;
+    assert.equal(interrupted.code, 1);
+    assert.match(
+      interrupted.stderr,
+      new RegExp(`web left ${last} while the action ran .*; it now runs on ${notOwner}`),
+    );
 
     // What the last node saw, as events: a leader, placements of web, its own driver runs, the drain.
     const events = await runTandem(["events", "--json", "--api", harness.node(last).apiUrl]);

@@ -12,6 +12,7 @@ export function serviceConfig(name: string, overrides: Partial<ServiceConfig> = 
     restoreWindow: null,
     drivers: [],
     health: null,
+    actions: {},
     admins: [],
     ...overrides,
   };

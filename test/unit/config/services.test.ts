@@ -36,6 +36,7 @@ test("config: services: a full service loads into camelCase with its defaults", 
       },
     ],
     health: null,
+    actions: {},
     admins: [],
   });
 });
