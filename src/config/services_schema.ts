@@ -120,6 +120,10 @@ export const serviceSchema = z
       .default(3_000)
       .describe("How long its owner may be unreachable before it moves; at least timings.down_after_ms"),
     restore_window: restoreWindowSchema.optional().describe("Absent: failback only by hand"),
+    stop_must_succeed: z
+      .boolean()
+      .default(false)
+      .describe("true: a failed stop keeps it from starting anywhere until a retried stop succeeds"),
     drivers: z.array(driverSchema).min(1).describe("Started in order, stopped in reverse"),
     health: healthSchema.optional().describe("Absent: a running service counts as healthy"),
     actions: z

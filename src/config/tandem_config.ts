@@ -77,6 +77,8 @@ export interface ServiceConfig {
   prefer: NodeId[];
   failover: boolean;
   failoverAfterMs: number;
+  /** A failed stop keeps it from starting anywhere until the stop, retried, succeeds. */
+  stopMustSucceed: boolean;
   restoreWindow: { cron: string; lengthMs: number; timezone: string } | null;
   drivers: DriverConfig[];
   /** null: running counts as healthy. */
@@ -356,6 +358,7 @@ function resolveServices(
       prefer: s.prefer,
       failover: s.failover,
       failoverAfterMs: s.failover_after_ms,
+      stopMustSucceed: s.stop_must_succeed,
       restoreWindow:
         w === undefined ? null : { cron: w.cron, lengthMs: parseDurationMs(w.length), timezone: w.timezone },
       drivers: s.drivers.map((d, i): DriverConfig => {

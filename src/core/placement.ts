@@ -5,6 +5,8 @@
 // likes: the same inputs give the same decisions. Nothing here touches a clock, a timer or the network.
 //
 // Rules, in order, for each service:
+// 0. With stop_must_succeed, a node that reports its stop failed keeps the service from starting anywhere
+//    (it may still run there) until its retried stop succeeds.
 // 1. An operator's move wins, within eligibility: the target must be eligible, reachable, started and not
 //    drained (the API refuses other targets; an impossible one left over is ignored here).
 // 2. The owner keeps a service while it may (sticky): while it is eligible, not drained, reports the
@@ -54,6 +56,8 @@ export interface PlacementService {
   startFailedOn: readonly NodeId[];
   /** An operator asked for it to run here. */
   moveTo: NodeId | null;
+  /** With stop_must_succeed: a node whose stop of it failed (it may still run there), or null. */
+  stopFailedOn: NodeId | null;
 }
 
 export const PlacementCode = {
@@ -70,6 +74,7 @@ export const PlacementCode = {
   Ineligible: "owner-ineligible",
   Placed: "placed",
   WaitingForPreferred: "waiting-for-preferred",
+  StopFailed: "stop-failed",
   NoNode: "no-node",
 } as const;
 export type PlacementCode = (typeof PlacementCode)[keyof typeof PlacementCode];
@@ -113,6 +118,13 @@ function decideOne(
     reason,
   });
 
+  if (service.stopFailedOn !== null) {
+    return decision(
+      null,
+      PlacementCode.StopFailed,
+      `its stop failed on ${service.stopFailedOn}; it starts nowhere until that stop succeeds (stop_must_succeed)`,
+    );
+  }
   const target = service.moveTo;
   if (target !== null && usable(target)) {
     return decision(target, PlacementCode.Moved, `moved to ${target} by an operator`);

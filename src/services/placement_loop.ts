@@ -174,6 +174,11 @@ export class PlacementLoop {
     }
   }
 
+  private stopFailedOn(service: string, reports: ReadonlyMap<NodeId, NodeReport>): NodeId | null {
+    for (const [node, report] of reports) if (report.services[service]?.state === "stop-failed") return node;
+    return null;
+  }
+
   private nodes(reports: ReadonlyMap<NodeId, NodeReport>, now: number): PlacementNode[] {
     const liveness = new Map(this.options.coordination.memberLiveness().map((m) => [m.id, m.unreachableMs]));
     return this.options.coordination.members().map((member) => {
@@ -210,6 +215,7 @@ export class PlacementLoop {
       failbackSpentIn: this.failbackSpentIn.get(service.name) ?? null,
       startFailedOn: [...(this.startFailed.get(service.name)?.keys() ?? [])],
       moveTo: moves.get(service.name) ?? null,
+      stopFailedOn: service.stopMustSucceed ? this.stopFailedOn(service.name, reports) : null,
     };
   }
 }

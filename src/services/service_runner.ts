@@ -8,6 +8,9 @@
 //      ▲  ▲                          │ a driver failed       │ unassigned, renewal refused,
 //      │  └─ (retry) ◀── failed ◀────┘                       │ or the deadline near
 //      └────────────────────────────── stopping ◀────────────┘
+//                                          │ a stop failed, with stop_must_succeed
+//                                          ▼
+//                                     stop-failed ──(stop retried until it succeeds)──▶ stopped
 import type { Logger } from "pino";
 import {
   type Coordination,
@@ -25,7 +28,7 @@ import { driverEnv } from "./exec_driver.ts";
 import { type CheckResult, HealthMonitor } from "./health_check.ts";
 import { ServiceLog, type ServiceLogLine } from "./service_log.ts";
 
-export type RunnerState = "stopped" | "starting" | "running" | "stopping" | "failed";
+export type RunnerState = "stopped" | "starting" | "running" | "stopping" | "failed" | "stop-failed";
 
 export interface RunnerReport {
   state: RunnerState;
@@ -86,6 +89,8 @@ export class ServiceRunner {
   /** The renewal was refused: the leader moved the service; stop at once. */
   private revoked = false;
   private working: Promise<void> | null = null;
+  /** With stop_must_succeed, the grant its stop failed under: the stop is retried with it. */
+  private failedStop: DriverContext | null = null;
   private again = false;
   /** Wakes reconcile: for a retry, or while stopped and assigned. */
   private timer: unknown = null;
@@ -261,6 +266,10 @@ export class ServiceRunner {
       await this.stop(why);
       return;
     }
+    if (this.state === "stop-failed") {
+      if (this.elapsedSinceFailure() >= startRetryMs) await this.retryStop();
+      return;
+    }
     if (!this.assignedHere) return;
     if (this.state === "failed" && this.elapsedSinceFailure() < startRetryMs) return;
     await this.acquireAndStart();
@@ -362,20 +371,53 @@ export class ServiceRunner {
   private async stop(why: string): Promise<void> {
     const held = this.held;
     this.setState("stopping", why);
-    if (held !== null) await this.stopDrivers(this.options.drivers, this.context(held));
+    const context = held === null ? null : this.context(held);
+    const failed = context === null ? [] : await this.stopDrivers(this.options.drivers, context);
     this.held = null;
     this.stopRenewing();
     this.revoked = false;
+    if (failed.length > 0 && this.options.service.stopMustSucceed && context !== null) {
+      // Not released: the grant lapses by itself, and the leader starts it nowhere while this is reported.
+      this.failedStop = context;
+      this.failedAtMs = performance.now();
+      this.setState(
+        "stop-failed",
+        `${failed.join(", ")} stop failed; retried every ${startRetryMs / 1000} s`,
+      );
+      return;
+    }
     if (held !== null) await this.release(held);
-    this.setState("stopped", why);
+    this.setState("stopped", failed.length === 0 ? why : `${why}; ${failed.join(", ")} stop failed`);
   }
 
-  private async stopDrivers(drivers: readonly Driver[], context: DriverContext): Promise<void> {
+  /** stop_must_succeed: the failed stop again, every startRetryMs, until every driver stops. */
+  private async retryStop(): Promise<void> {
+    const context = this.failedStop;
+    if (context === null) return;
+    const failed = await this.stopDrivers(this.options.drivers, context);
+    if (failed.length === 0) {
+      this.failedStop = null;
+      this.setState("stopped", "stop succeeded on a retry");
+      return;
+    }
+    this.failedAtMs = performance.now();
+    this.setState(
+      "stop-failed",
+      `${failed.join(", ")} stop failed again; retried every ${startRetryMs / 1000} s`,
+    );
+  }
+
+  /** Stops each driver in reverse order; returns the kinds whose stop failed. */
+  private async stopDrivers(drivers: readonly Driver[], context: DriverContext): Promise<string[]> {
+    const failed: string[] = [];
     for (const driver of [...drivers].reverse()) {
       const ok = await driver.stop(context);
       this.driverRan(driver, "stop", ok, context);
-      if (!ok) this.logger.warn({ driver: driver.kind }, "stop failed; the service may still run here");
+      if (ok) continue;
+      failed.push(driver.kind);
+      this.logger.warn({ driver: driver.kind }, "stop failed; the service may still run here");
     }
+    return failed;
   }
 
   private driverRan(driver: Driver, step: "start" | "stop", ok: boolean, context: DriverContext): void {
@@ -414,7 +456,7 @@ export class ServiceRunner {
     this.clearTimer();
     if (this.closed) return;
     let delayMs: number | null = null;
-    if (this.state === "failed" && this.assignedHere) {
+    if ((this.state === "failed" && this.assignedHere) || this.state === "stop-failed") {
       delayMs = Math.max(0, startRetryMs - this.elapsedSinceFailure());
     } else if (this.state === "stopped" && this.assignedHere) delayMs = this.options.leaseMs / 4;
     if (delayMs === null) return;

@@ -10,7 +10,7 @@ export const SERVICES_CONTROL_CHANNEL = "services-control";
 
 const serviceName = z.string().regex(serviceNamePattern);
 const nodeId = z.string().regex(nodeIdPattern);
-const runnerState = z.enum(["stopped", "starting", "running", "stopping", "failed"]);
+const runnerState = z.enum(["stopped", "starting", "running", "stopping", "failed", "stop-failed"]);
 const text = z.string().max(2000);
 
 const runnerReport = z.strictObject({

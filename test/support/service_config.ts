@@ -9,6 +9,7 @@ export function serviceConfig(name: string, overrides: Partial<ServiceConfig> = 
     prefer: [],
     failover: true,
     failoverAfterMs: 3000,
+    stopMustSucceed: false,
     restoreWindow: null,
     drivers: [],
     health: null,

@@ -25,6 +25,7 @@ test("config: services: a full service loads into camelCase with its defaults", 
     prefer: ["n1"],
     failover: true,
     failoverAfterMs: 2000,
+    stopMustSucceed: false,
     restoreWindow: { cron: "0 2 * * *", lengthMs: 3_600_000, timezone: "Europe/Berlin" },
     drivers: [
       {

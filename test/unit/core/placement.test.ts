@@ -26,6 +26,7 @@ function service(overrides: Partial<PlacementService> = {}): PlacementService {
     failbackSpentIn: null,
     startFailedOn: [],
     moveTo: null,
+    stopFailedOn: null,
     ...overrides,
   };
 }
@@ -171,4 +172,11 @@ test("placement: a service that failed to start on its owner moves on, unless fa
     "n1",
     PlacementCode.FailoverDisabled,
   ]);
+});
+
+test("placement: with stop_must_succeed, a node whose stop failed keeps the service from starting anywhere", () => {
+  const blocked = decide(three, { owner: "n1", moveTo: "n2", stopFailedOn: "n1" });
+  assert.deepEqual(ownerAndCode(blocked), [null, PlacementCode.StopFailed]);
+  assert.match(blocked.reason, /its stop failed on n1; it starts nowhere until that stop succeeds/);
+  assert.deepEqual(ownerAndCode(decide(three, { prefer: ["n2"] })), ["n2", PlacementCode.Placed]);
 });

@@ -215,3 +215,14 @@ test("placement loop: a drained node hands its services on and takes none until 
   assert.equal((await successor.loop.round(successor.reports)).web?.owner, "n2");
   assert.deepEqual(successor.loop.drained(), ["n1"]);
 });
+
+test("placement loop: with stop_must_succeed a reported failed stop keeps the service from starting anywhere", async () => {
+  const w = world({ services: [serviceConfig("web", { prefer: ["n1"], stopMustSucceed: true })] });
+  for (const id of ["n1", "n2", "n3"]) w.report(id, {});
+  assert.equal((await w.loop.round(w.reports)).web?.owner, "n1");
+  w.report("n1", { web: runner("stop-failed", "1.1") });
+  const blocked = await w.loop.round(w.reports);
+  assert.deepEqual([blocked.web?.owner, blocked.web?.code], [null, "stop-failed"]);
+  w.report("n1", { web: runner("stopped") });
+  assert.equal((await w.loop.round(w.reports)).web?.owner, "n1", "stopped at last: placed again");
+});

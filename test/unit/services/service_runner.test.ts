@@ -41,6 +41,7 @@ class RecordingDriver implements Driver {
   readonly kind: string;
   readonly calls: string[] = [];
   startFails = false;
+  stopFails = false;
   statusAnswer: DriverStatus = "unknown";
   private readonly time: VirtualTime;
 
@@ -56,7 +57,7 @@ class RecordingDriver implements Driver {
 
   async stop(context: DriverContext): Promise<boolean> {
     this.calls.push(`stop ${context.node} ${context.fence} @${this.time.nowMs}`);
-    return true;
+    return !this.stopFails;
   }
 
   async status(context: DriverContext): Promise<DriverStatus> {
@@ -67,16 +68,17 @@ class RecordingDriver implements Driver {
 
 const service = serviceConfig("web");
 
-function setup(t: TestContext, options: { health?: () => boolean } = {}) {
+function setup(t: TestContext, options: { health?: () => boolean; stopMustSucceed?: boolean } = {}) {
   const time = new VirtualTime(t);
   const health = options.health;
+  const stopMustSucceed = options.stopMustSucceed ?? false;
   const coordination = new MemoryCoordination({ leaderId: "n1", term: 4, leaseMs, now: () => time.nowMs });
   const drivers = [new RecordingDriver("ip", time), new RecordingDriver("app", time)];
   const reports: RunnerReport[] = [];
   const runner = new ServiceRunner({
     service:
       health === undefined
-        ? service
+        ? serviceConfig("web", { stopMustSucceed })
         : serviceConfig("web", {
             health: {
               check: { type: "exec", argv: ["true"] },
@@ -243,4 +245,40 @@ test("service runner: a health check failing `failures` times in a row reports i
       ["running", true],
     ],
   );
+});
+
+test("service runner: a failed stop is reported; with stop_must_succeed the grant is kept to lapse and the stop retried", async (t) => {
+  const plain = setup(t);
+  plain.coordination.assign("web", "n2");
+  plain.runner.assigned(true);
+  await plain.time.until("running", () => plain.runner.report().state === "running");
+  const [, plainApp] = plain.drivers;
+  if (plainApp) plainApp.stopFails = true;
+  plain.coordination.assign("web", "n3");
+  plain.runner.assigned(false);
+  await plain.time.until("stopped", () => plain.runner.report().state === "stopped");
+  assert.match(plain.runner.report().detail, /assigned elsewhere; app stop failed/);
+  assert.equal(plain.coordination.holder("web"), null, "released: it may move at once");
+});
+
+test("service runner: with stop_must_succeed a failed stop holds on to the grant until it lapses, then retries until it succeeds", async (t) => {
+  const { time, coordination, drivers, runner } = setup(t, { stopMustSucceed: true });
+  coordination.assign("web", "n2");
+  runner.assigned(true);
+  await time.until("running", () => runner.report().state === "running");
+  const [, app] = drivers;
+  assert.ok(app);
+  app.stopFails = true;
+  coordination.assign("web", "n3");
+  runner.assigned(false);
+  await time.until("stop-failed", () => runner.report().state === "stop-failed");
+  assert.match(runner.report().detail, /app stop failed; retried every 10 s/);
+  assert.equal(coordination.holder("web")?.owner, "n2", "not released: the grant only lapses");
+  const stops = () => app.calls.filter((c) => c.startsWith("stop")).length;
+  await time.run(startRetryMs + 100);
+  assert.equal(stops(), 2, "retried once after startRetryMs");
+  assert.equal(runner.report().state, "stop-failed");
+  app.stopFails = false;
+  await time.until("stopped", () => runner.report().state === "stopped", startRetryMs + 1_000);
+  assert.equal(runner.report().detail, "stop succeeded on a retry");
 });
