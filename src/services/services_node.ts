@@ -4,17 +4,15 @@
 // runner whether its service is assigned here. Operators' commands (move, drain) asked of any node go to
 // the leader over the mesh. Who owns what and which nodes are drained is kept in the data directory, so a
 // new leader after a restart of the whole cluster starts from it.
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import type { Logger } from "pino";
-import { z } from "zod";
 import type { Coordination } from "../cluster/index.ts";
 import type { ServiceConfig } from "../config/index.ts";
 import type { NodeId } from "../core/types.ts";
 import { decodeJsonPayload, encodeJsonPayload, type MeshApi } from "../mesh/index.ts";
-import { type EventLog, type MonotonicTicker, type Ticker, writeFileAtomic } from "../shell/index.ts";
+import type { EventLog, MonotonicTicker, Ticker } from "../shell/index.ts";
 import type { Driver } from "./exec_driver.ts";
 import { type NodeReport, PlacementLoop } from "./placement_loop.ts";
+import { SavedTable } from "./saved_table.ts";
 import { type RunnerReport, ServiceRunner } from "./service_runner.ts";
 import {
   type CommandAnswer,
@@ -54,15 +52,6 @@ export interface ServicesNodeOptions {
   events?: Pick<EventLog, "emit">;
 }
 
-/** The file in the data directory holding the last table's owners and drained nodes. */
-export const SERVICES_STATE_FILE = "services.json";
-const savedStateSchema = z.strictObject({
-  term: z.number().int().min(0),
-  owners: z.record(z.string(), z.string().nullable()),
-  drained: z.array(z.string()),
-});
-type SavedState = z.infer<typeof savedStateSchema>;
-
 /** Reports refresh this often without a change (placement counts a node started while they come). */
 export const reportEveryMs = 2_000;
 /** The leader decides this often. */
@@ -90,9 +79,8 @@ export class ServicesNode {
   /** Leader: the latest report of each node. */
   private readonly reports = new Map<NodeId, NodeReport>();
   private table: ServicesTable = { term: 0, services: {}, drained: [] };
-  /** What the data directory held at start, then what was last written there. */
-  private saved: SavedState;
-  private savedText: string;
+  /** The last table's owners and drains, in the data directory. */
+  private readonly saved: SavedTable;
   /** Leader: the last table sent, and when (monotonic ms): unchanged, it goes out every reportEveryMs. */
   private sent: { text: string; atMs: number } = { text: "", atMs: Number.NEGATIVE_INFINITY };
   private readonly unsubscribes: Array<() => void> = [];
@@ -117,8 +105,7 @@ export class ServicesNode {
         }),
       );
     }
-    this.saved = loadSavedState(options.dataDir, options.logger);
-    this.savedText = JSON.stringify(this.saved);
+    this.saved = new SavedTable(options.dataDir, options.logger);
     // Riding along: a refresh or a round is as good early as on time, so they share wake-ups.
     this.reporter = options.ticker.every(reportEveryMs, () => this.sendReport(), { ridesAlong: true });
     this.placement = options.ticker.every(placementEveryMs, () => void this.decide(), { ridesAlong: true });
@@ -180,8 +167,8 @@ export class ServicesNode {
         logger: this.options.logger,
         now: () => performance.now(),
         openWindow: this.options.openWindow,
-        previousTable: () => (this.table.term > 0 ? this.table.services : savedTable(this.saved)),
-        previousDrained: () => (this.table.term > 0 ? this.table.drained : this.saved.drained),
+        previousTable: () => (this.table.term > 0 ? this.table.services : this.saved.services()),
+        previousDrained: () => (this.table.term > 0 ? this.table.drained : this.saved.drained()),
       });
       this.placement.start();
     } else if (view.role !== "leader" && this.loop !== null) {
@@ -245,7 +232,7 @@ export class ServicesNode {
     this.table = table;
     for (const [name, runner] of this.runners)
       runner.assigned(table.services[name]?.owner === this.options.nodeId);
-    this.save(table);
+    this.saved.save(table);
   }
 
   /**
@@ -373,23 +360,6 @@ export class ServicesNode {
       if (!after.drained.includes(node)) events.emit("drain", { node, drained: false });
   }
 
-  /** Keeps owners and drains in the data directory when they changed (not every report). */
-  private save(table: ServicesTable): void {
-    if (this.options.dataDir === null) return;
-    const owners: Record<string, string | null> = {};
-    for (const [name, entry] of Object.entries(table.services)) owners[name] = entry.owner;
-    const state: SavedState = { term: table.term, owners, drained: table.drained };
-    const text = JSON.stringify(state);
-    if (text === this.savedText) return;
-    try {
-      writeFileAtomic(join(this.options.dataDir, SERVICES_STATE_FILE), text, 0o600);
-      this.saved = state;
-      this.savedText = text;
-    } catch (error) {
-      this.options.logger.warn({ err: error }, "cannot save the services table");
-    }
-  }
-
   private sendReport(): void {
     const services: Record<string, RunnerReport> = {};
     for (const [name, runner] of this.runners) services[name] = runner.report();
@@ -400,33 +370,4 @@ export class ServicesNode {
       this.options.mesh.send(leader, SERVICES_CHANNEL, encodeJsonPayload({ kind: "report", services }));
     }
   }
-}
-
-/** The data directory's services state, or an empty one (first start, or a file that cannot be read). */
-function loadSavedState(dataDir: string | null, logger: Logger): SavedState {
-  const empty: SavedState = { term: 0, owners: {}, drained: [] };
-  if (dataDir === null) return empty;
-  const path = join(dataDir, SERVICES_STATE_FILE);
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") logger.warn({ err: error, path }, "cannot read");
-    return empty;
-  }
-  try {
-    return savedStateSchema.parse(JSON.parse(text));
-  } catch (error) {
-    // Only a hint for a new leader: without it, owners come from what the nodes report.
-    logger.warn({ err: error, path }, "ignoring a malformed services state file");
-    return empty;
-  }
-}
-
-function savedTable(saved: SavedState): Record<string, ServiceTableEntry> {
-  const table: Record<string, ServiceTableEntry> = {};
-  for (const [name, owner] of Object.entries(saved.owners)) {
-    table[name] = { owner, code: "saved", reason: "from the last table before a restart", report: null };
-  }
-  return table;
 }
