@@ -103,6 +103,7 @@ export class PlacementLoop {
         code: decision.code,
         reason: decision.reason,
         report: owner === null ? null : (reports.get(owner)?.services[service] ?? null),
+        failbackIn: this.failbackSpentIn.get(service) ?? null,
       };
     }
     return table;
@@ -157,6 +158,9 @@ export class PlacementLoop {
       const owner = held.get(name) ?? running ?? previous[name]?.owner ?? null;
       if (owner !== null) await this.options.coordination.assignService(name, owner);
       this.owners.set(name, owner);
+      // A window an earlier leader already failed it back in stays spent (once per window, not per leader).
+      const spent = previous[name]?.failbackIn;
+      if (spent) this.failbackSpentIn.set(name, spent);
     }
   }
 

@@ -36,7 +36,13 @@ export class SavedTable {
   services(): Record<string, ServiceTableEntry> {
     const table: Record<string, ServiceTableEntry> = {};
     for (const [name, owner] of Object.entries(this.saved.owners)) {
-      table[name] = { owner, code: "saved", reason: "from the last table before a restart", report: null };
+      table[name] = {
+        owner,
+        code: "saved",
+        reason: "from the last table before a restart",
+        report: null,
+        failbackIn: null,
+      };
     }
     return table;
   }

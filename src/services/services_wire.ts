@@ -29,6 +29,8 @@ const tableEntry = z.strictObject({
   reason: text,
   /** What the owner last reported, if it did. */
   report: runnerReport.nullable(),
+  /** The restore window it last moved home in: a later leader does not move it home again in it. */
+  failbackIn: z.string().max(200).nullable().default(null),
 });
 
 export const servicesMessageSchema = z.discriminatedUnion("kind", [

@@ -1,10 +1,11 @@
 // `npm run sim -- --seeds 100000 [--from N]` runs seeds N..N+count-1 and prints histories per second and a
 // convergence histogram; `npm run sim -- --seed S [--verbose] [--messages]` replays one history.
 // With `--membership`, the same for the membership swarm (membership_swarm.ts); with `--grants`, for service
-// grants (grants_swarm.ts).
+// grants (grants_swarm.ts); with `--services`, for services with elected leaders (services_swarm.ts).
 import { type GrantsHistoryResult, GrantsSafetyError, runGrantsHistory } from "./grants_swarm.ts";
 import { type MembershipHistoryResult, runMembershipHistory } from "./membership_swarm.ts";
 import { runSeedCli } from "./seed_cli.ts";
+import { servicesCli } from "./services_swarm.ts";
 import { type HistoryResult, runHistory, SwarmFailureError } from "./swarm.ts";
 
 interface Converged {
@@ -44,9 +45,14 @@ function convergenceTally<R extends Converged>(extra?: (results: R) => void, ext
 const isFailure = (error: unknown): error is Error => error instanceof SwarmFailureError;
 const membership = process.argv.includes("--membership");
 const grants = process.argv.includes("--grants");
-const args = process.argv.slice(2).filter((arg) => arg !== "--membership" && arg !== "--grants");
+const services = process.argv.includes("--services");
+const args = process.argv
+  .slice(2)
+  .filter((arg) => arg !== "--membership" && arg !== "--grants" && arg !== "--services");
 
-if (grants) {
+if (services) {
+  process.exitCode = await servicesCli(args);
+} else if (grants) {
   let runs = 0;
   let leaderChanges = 0;
   process.exitCode = runSeedCli<GrantsHistoryResult>(

@@ -30,6 +30,7 @@ function world(options: {
   services: ReturnType<typeof serviceConfig>[];
   previous?: Record<string, ServiceTableEntry>;
   drained?: string[];
+  window?: string;
 }) {
   const clock = { nowMs: 100_000 };
   const liveness = new Map<string, number>([
@@ -52,7 +53,7 @@ function world(options: {
     },
     logger: pino({ level: "silent" }),
     now: () => clock.nowMs,
-    openWindow: () => null,
+    openWindow: () => options.window ?? null,
     previousTable: () => options.previous ?? {},
     previousDrained: () => options.drained ?? [],
   });
@@ -69,7 +70,7 @@ test("placement loop: a new leader keeps services where they run: adopted claims
       serviceConfig("b", { prefer: ["n1"] }),
       serviceConfig("c", { prefer: ["n1"] }),
     ],
-    previous: { c: { owner: "n3", code: "running", reason: "", report: null } },
+    previous: { c: { owner: "n3", code: "running", reason: "", report: null, failbackIn: null } },
   });
   w.grants.push({ service: "a", owner: "n2", fence: { term: 5, seq: 1 }, leaseMs: 2000 });
   for (const id of ["n1", "n2", "n3"]) w.report(id, {});
@@ -225,4 +226,27 @@ test("placement loop: with stop_must_succeed a reported failed stop keeps the se
   assert.deepEqual([blocked.web?.owner, blocked.web?.code], [null, "stop-failed"]);
   w.report("n1", { web: runner("stopped") });
   assert.equal((await w.loop.round(w.reports)).web?.owner, "n1", "stopped at last: placed again");
+});
+
+test("placement loop: a restore window an earlier leader failed the service back in stays spent for the next one", async () => {
+  const entry = (failbackIn: string | null) => ({
+    web: { owner: "n2", code: "running", reason: "", report: null, failbackIn },
+  });
+  const fresh = world({
+    services: [serviceConfig("web", { prefer: ["n1"] })],
+    previous: entry(null),
+    window: "web@1",
+  });
+  for (const id of ["n1", "n2", "n3"]) fresh.report(id, {});
+  const back = await fresh.loop.round(fresh.reports);
+  assert.deepEqual([back.web?.owner, back.web?.code, back.web?.failbackIn], ["n1", "failback", "web@1"]);
+
+  const spent = world({
+    services: [serviceConfig("web", { prefer: ["n1"] })],
+    previous: entry("web@1"),
+    window: "web@1",
+  });
+  for (const id of ["n1", "n2", "n3"]) spent.report(id, {});
+  const kept = await spent.loop.round(spent.reports);
+  assert.deepEqual([kept.web?.owner, kept.web?.code], ["n2", "running"], "not home again in the same window");
 });
