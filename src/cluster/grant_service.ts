@@ -33,13 +33,14 @@ export interface GrantServiceOptions {
   /** How long a grant or a renewal lasts. */
   leaseMs: number;
   logger: Logger;
-  /** How long a request to the leader may take before it counts as unanswered. */
+  /**
+   * How long a request to the leader may take before it counts as unanswered; a quarter lease by default,
+   * one renewal period, so a request stuck on a leader that died never delays the claim to the next one.
+   */
   requestTimeoutMs?: number;
   /** Monotonic ms; performance.now() by default. */
   now?: () => number;
 }
-
-const requestTimeoutMsDefault = 1_000;
 
 export class GrantService {
   private readonly options: GrantServiceOptions;
@@ -147,7 +148,7 @@ export class GrantService {
     let response: Uint8Array;
     try {
       response = await this.options.mesh.request(leader, GRANTS_CHANNEL, encodeJsonPayload(request), {
-        timeoutMs: this.options.requestTimeoutMs ?? requestTimeoutMsDefault,
+        timeoutMs: this.options.requestTimeoutMs ?? this.options.leaseMs / 4,
       });
     } catch (error) {
       throw new CoordinationUnavailableError(`leader ${leader} did not answer: ${(error as Error).message}`, {

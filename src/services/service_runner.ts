@@ -188,6 +188,14 @@ export class ServiceRunner {
     this.kick();
   }
 
+  /**
+   * A new leader: claim the held grant from it now rather than at the next renewal tick, since the time
+   * left before this node must stop (half a lease after the last answered renewal) is about an election.
+   */
+  leaderChanged(): void {
+    if (this.held !== null && !this.closed) void this.renew(this.held);
+  }
+
   /** Stops the service if it runs here (agent shutdown), then stays stopped. */
   async close(): Promise<void> {
     this.assignedHere = false;
@@ -210,14 +218,17 @@ export class ServiceRunner {
   private setState(state: RunnerState, detail = ""): void {
     const healthy = this.health?.isHealthy ?? true;
     const last = this.lastReport;
-    if (state === this.state && detail === last.detail && healthy === last.healthy) return;
+    const fence = this.held === null ? null : formatFence(this.held.grant.fence);
+    if (state === this.state && detail === last.detail && healthy === last.healthy && fence === last.fence) {
+      return;
+    }
     if (state === "running" && this.state !== "running" && this.held !== null) {
       this.health?.start(this.context(this.held));
     } else if (state !== "running") this.health?.stop();
     this.state = state;
     this.lastReport = {
       state,
-      fence: this.held === null ? null : formatFence(this.held.grant.fence),
+      fence,
       // A verdict of the health check is not a state change: "since" stays.
       sinceMs: state === last.state ? last.sinceMs : (this.options.wallClock ?? Date.now)(),
       detail,
@@ -354,7 +365,10 @@ export class ServiceRunner {
       // After a leader change the same request is a claim: the new leader learns of the grant from it.
       const renewed = await this.options.coordination.acquireGrant(this.name, held.grant.fence);
       // Only the grant it was asked for: a service stopped meanwhile is not extended.
-      if (this.held === held) this.held = renewed;
+      if (this.held !== held) return;
+      this.held = renewed;
+      // A new leader's claim answer carries a token of its term: the report shows what drivers now get.
+      if (this.state === "running") this.setState("running", this.lastReport.detail);
     } catch (error) {
       if (error instanceof GrantRefusedError) {
         if (this.held === held) this.revoked = true;

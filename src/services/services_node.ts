@@ -159,6 +159,7 @@ export class ServicesNode {
 
   private leadershipChanged(): void {
     const view = this.options.coordination.leadership();
+    for (const runner of this.runners.values()) runner.leaderChanged();
     if (view.role === "leader" && this.loop === null) {
       this.reports.clear();
       this.loop = new PlacementLoop({

@@ -542,6 +542,8 @@ class ServicesSim {
 
   private servicesLeadershipChanged(agent: Agent): void {
     const view = this.leadership(agent.id);
+    // services_node.ts: every runner claims its held grant from the new leader at once.
+    for (const runner of agent.runners.values()) runner.leaderChanged();
     if (view.role === "leader" && agent.loop === null) {
       agent.reports.clear();
       const saved = this.saved.get(agent.id);
