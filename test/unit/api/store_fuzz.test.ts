@@ -97,7 +97,7 @@ const pathPieces = [
 
 /** A store path as a client might mean it: often valid, often not. */
 function randomPath(rng: Prng): string {
-  if (rng.chance(0.03)) return "s/".repeat(rng.intBetween(10, 40)) + "x";
+  if (rng.chance(0.03)) return `${"s/".repeat(rng.intBetween(10, 40))}x`;
   if (rng.chance(0.03)) return "y".repeat(rng.intBetween(250, 1100));
   const parts: string[] = [];
   const length = rng.intBetween(0, 8);

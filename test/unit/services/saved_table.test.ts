@@ -7,7 +7,13 @@ import { pino } from "pino";
 import { SavedTable } from "../../../src/services/saved_table.ts";
 
 const logger = pino({ level: "silent" });
-const entry = (owner: string | null) => ({ owner, code: "running", reason: "", report: null, failbackIn: null });
+const entry = (owner: string | null) => ({
+  owner,
+  code: "running",
+  reason: "",
+  report: null,
+  failbackIn: null,
+});
 
 test("saved table: owners and drains survive a restart; written only when they change; a bad file is ignored", (t) => {
   const dir = mkdtempSync(join(tmpdir(), "tandem-saved-"));

@@ -66,8 +66,6 @@ class RecordingDriver implements Driver {
   }
 }
 
-const service = serviceConfig("web");
-
 function setup(t: TestContext, options: { health?: () => boolean; stopMustSucceed?: boolean } = {}) {
   const time = new VirtualTime(t);
   const health = options.health;
