@@ -18,7 +18,7 @@ import {
   watchLeadership,
 } from "../support/leadership_record.ts";
 import type { MemberNodeStatus } from "../support/membership_cluster.ts";
-import { NetnsLab, netnsInstallHint, netnsSupport } from "../support/netns.ts";
+import { NetnsLab, netnsTestGate } from "../support/netns.ts";
 import { NetnsAgents } from "../support/netns_agents.ts";
 import { placeInNamespaces } from "../support/netns_cluster.ts";
 import { cutLink, healLink } from "../support/netns_link_cut.ts";
@@ -88,10 +88,7 @@ function assertNobodyLeads(round: StatusRound): void {
   }
 }
 
-const support = netnsSupport();
-const unsupported = support.ok ? undefined : `this test needs ${support.missing}; ${netnsInstallHint}`;
-// On CI a missing tool is a broken environment, not a reason to skip.
-const skip = unsupported !== undefined && process.env.CI !== "true" ? unsupported : false;
+const { unsupported, skip } = netnsTestGate();
 
 /** One lab and one dev-cluster folder per describe, removed afterwards whatever happened. */
 function useLab(prefix: string): { lab: () => NetnsLab; dir: () => string } {

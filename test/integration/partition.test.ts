@@ -10,13 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { type DevNode, formatLogLine, prepareDevCluster } from "../../src/cli/dev_cluster.ts";
 import { collectLines } from "../support/child_lines.ts";
 import { CLI_ENTRY, type NodeStatus } from "../support/cluster_harness.ts";
-import {
-  NetnsHttpRelay,
-  NetnsLab,
-  netnsInstallHint,
-  netnsSupport,
-  type PartitionDirection,
-} from "../support/netns.ts";
+import { NetnsHttpRelay, NetnsLab, netnsTestGate, type PartitionDirection } from "../support/netns.ts";
 import { placeInNamespaces } from "../support/netns_cluster.ts";
 
 const nodeIds = ["n1", "n2", "n3"];
@@ -223,10 +217,7 @@ async function assertLeaderless(
   }
 }
 
-const support = netnsSupport();
-const unsupported = support.ok ? undefined : `this test needs ${support.missing}; ${netnsInstallHint}`;
-// On CI a missing tool is a broken environment, not a reason to skip.
-const skip = unsupported !== undefined && process.env.CI !== "true" ? unsupported : false;
+const { unsupported, skip } = netnsTestGate();
 
 describe("partition: leader cut off by nftables (3 members, mTLS, one namespace each)", {
   skip,

@@ -10,10 +10,9 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { runTandem } from "../support/cli_run.ts";
 import { ClusterHarness } from "../support/cluster_harness.ts";
+import { waitFor, waitForTimeoutMs } from "../support/wait_for.ts";
 
 const ids = ["n1", "n2", "n3"];
-/** Bounds a broken build; a loaded machine may take long to get there. */
-const waitTimeoutMs = 60_000;
 
 interface ServicesJson {
   term: number;
@@ -31,20 +30,6 @@ async function services(harness: ClusterHarness, id: string): Promise<ServicesJs
     signal: AbortSignal.timeout(5_000),
   }).catch(() => null);
   return response?.ok ? ((await response.json()) as ServicesJson) : null;
-}
-
-async function waitUntil<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  dump: () => string,
-): Promise<T> {
-  const deadline = Date.now() + waitTimeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`no ${what} within ${waitTimeoutMs} ms\n${dump()}`);
 }
 
 interface DriverLine {
@@ -117,7 +102,7 @@ describe("services: three agents", { timeout: 300_000 }, () => {
     harness.startAll();
     await harness.waitForAgreedLeader(ids);
     const dump = () => `${readFileSync(log, "utf8")}\n${harness.dumpLogs()}`;
-    await waitUntil(
+    await waitFor(
       "web running on n2, as every node sees it",
       async () => {
         const views = await Promise.all(ids.map((id) => services(harness, id)));
@@ -143,7 +128,7 @@ describe("services: three agents", { timeout: 300_000 }, () => {
     const killedAtMs = Date.now();
     await harness.kill("n2");
     const survivors = ids.filter((id) => id !== "n2");
-    const moved = await waitUntil(
+    const moved = await waitFor(
       "web running on another node",
       async () => {
         const view = await services(harness, survivors[0] as string);
@@ -169,7 +154,7 @@ describe("services: three agents", { timeout: 300_000 }, () => {
     const sick = moved.owner as string;
     const last = survivors.find((id) => id !== sick) as string;
     appendFileSync(join(harness.dir, `sick-${sick}`), "");
-    await waitUntil(
+    await waitFor(
       `web moved off ${sick}, whose health check fails`,
       async () => {
         const web = (await services(harness, last))?.services[0];
@@ -188,7 +173,7 @@ describe("services: three agents", { timeout: 300_000 }, () => {
     const { leaderId } = await harness.waitForAgreedLeader(survivors);
     const follower = harness.node(survivors.find((id) => id !== leaderId) as string).apiUrl;
     const runsOn = (node: string) =>
-      waitUntil(
+      waitFor(
         `web running on ${node}`,
         async () => {
           const web = (await services(harness, last))?.services[0];
@@ -200,7 +185,7 @@ describe("services: three agents", { timeout: 300_000 }, () => {
     assert.equal(refusedMove.code, 1);
     assert.match(refusedMove.stderr, /n2 is unreachable/);
     // Passed over for 30 s after its failed health check: refused, saying so, until then.
-    const moveDeadline = Date.now() + waitTimeoutMs;
+    const moveDeadline = Date.now() + waitForTimeoutMs;
     for (;;) {
       const moved = await runTandem(["service", "move", "web", sick, "--api", follower]);
       if (moved.code === 0) break;

@@ -26,10 +26,9 @@ import {
   readDriverLines,
   runningNodes,
 } from "../support/service_driver_log.ts";
+import { waitFor, waitForTimeoutMs } from "../support/wait_for.ts";
 
 const ids = ["n1", "n2", "n3"];
-/** Bounds a broken build; a loaded machine may take long to get there. */
-const waitTimeoutMs = 60_000;
 /** After a move: watched this long, and this many samples in which every running node answered. */
 const settleWatchMs = 3_000;
 const settleSamplesMin = 6;
@@ -62,20 +61,6 @@ async function runsOn(
     : undefined;
 }
 
-async function waitUntil<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  dump: () => string,
-): Promise<T> {
-  const deadline = Date.now() + waitTimeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  assert.fail(`no ${what} within ${waitTimeoutMs} ms\n${dump()}`);
-}
-
 /** The pino records with this message that any node logged. */
 function logged(harness: ClusterHarness, pattern: RegExp): Array<Record<string, unknown>> {
   return ids.flatMap((id) =>
@@ -93,10 +78,10 @@ function logged(harness: ClusterHarness, pattern: RegExp): Array<Record<string, 
 /** Starts n1 first, then the others once its API answers: n1 is reachable before anyone can lead. */
 async function startWithN1First(harness: ClusterHarness): Promise<void> {
   harness.start("n1");
-  await harness.waitForApi(["n1"], waitTimeoutMs);
+  await harness.waitForApi(["n1"], waitForTimeoutMs);
   harness.start("n2");
   harness.start("n3");
-  await harness.waitForAgreedLeader(ids, waitTimeoutMs);
+  await harness.waitForAgreedLeader(ids, waitForTimeoutMs);
 }
 
 describe("services: failback in restore windows (3 agents on loopback)", { timeout: 240_000 }, () => {
@@ -139,7 +124,7 @@ describe("services: failback in restore windows (3 agents on loopback)", { timeo
 
     await startWithN1First(h);
     for (const name of Object.keys(windows)) {
-      await waitUntil(`${name} running on n1`, () => runsOn(h, name, (s) => s.owner === "n1", ids), dump);
+      await waitFor(`${name} running on n1`, () => runsOn(h, name, (s) => s.owner === "n1", ids), dump);
     }
 
     // n1 goes away: it stops both and releases their grants; they start elsewhere.
@@ -147,7 +132,7 @@ describe("services: failback in restore windows (3 agents on loopback)", { timeo
     const others = ["n2", "n3"];
     const away = new Map<string, ServiceJson>();
     for (const name of Object.keys(windows)) {
-      const moved = await waitUntil(
+      const moved = await waitFor(
         `${name} running without n1`,
         () => runsOn(h, name, (s) => s.owner !== "n1", others),
         dump,
@@ -158,7 +143,7 @@ describe("services: failback in restore windows (3 agents on loopback)", { timeo
     // n1 comes back. "home" moves back to it; that round "stay" is placed as well and stays.
     const returnedAtMs = Date.now();
     await h.restart("n1");
-    const home = await waitUntil(
+    const home = await waitFor(
       "home back on n1",
       () => runsOn(h, "home", (s) => s.owner === "n1", ids),
       dump,
@@ -259,7 +244,7 @@ describe("services: a start that fails on the preferred node (3 agents on loopba
     }
     const dump = () => `${formatLines(readDriverLines(log))}\n${h.dumpLogs()}`;
     await startWithN1First(h);
-    const web = await waitUntil(
+    const web = await waitFor(
       "web running on n2",
       () => runsOn(h, "web", (s) => s.owner === "n2", ids),
       dump,

@@ -15,7 +15,7 @@ import type { ServiceJson, ServicesJson } from "../../src/api/index.ts";
 import { type DevNode, prepareDevCluster } from "../../src/cli/dev_cluster.ts";
 import { editConfigFile } from "../support/dev_config_edit.ts";
 import type { StatusRound } from "../support/leadership_record.ts";
-import { NetnsHttpRelay, NetnsLab, netnsInstallHint, netnsSupport } from "../support/netns.ts";
+import { NetnsHttpRelay, NetnsLab, netnsTestGate } from "../support/netns.ts";
 import { NetnsAgents } from "../support/netns_agents.ts";
 import { placeInNamespaces } from "../support/netns_cluster.ts";
 import {
@@ -178,10 +178,7 @@ function agreedServices(
   return new Map(first.services.map((s) => [s.name, s]));
 }
 
-const support = netnsSupport();
-const unsupported = support.ok ? undefined : `this test needs ${support.missing}; ${netnsInstallHint}`;
-// On CI a missing tool is a broken environment, not a reason to skip.
-const skip = unsupported !== undefined && process.env.CI !== "true" ? unsupported : false;
+const { unsupported, skip } = netnsTestGate();
 
 describe("services: an owner cut off by nftables (3 agents, one namespace each)", {
   skip,

@@ -42,6 +42,17 @@ function run(command: string, args: string[], input?: string): string {
 export type NetnsSupport = { ok: true } | { ok: false; missing: string };
 
 /** Whether this machine lets us create a namespace and load nftables rules in it. */
+/**
+ * For a namespace test's describe(): `skip` (with what is missing and how to install it) where the tools
+ * are missing, except under CI=true, where a missing tool is a broken environment: then `unsupported` is
+ * set and the test fails with it (`if (unsupported) assert.fail(unsupported)` in its before()).
+ */
+export function netnsTestGate(): { unsupported: string | undefined; skip: string | false } {
+  const support = netnsSupport();
+  const unsupported = support.ok ? undefined : `this test needs ${support.missing}; ${netnsInstallHint}`;
+  return { unsupported, skip: unsupported !== undefined && process.env.CI !== "true" ? unsupported : false };
+}
+
 export function netnsSupport(): NetnsSupport {
   if (process.getuid?.() !== 0) return { ok: false, missing: "root privileges" };
   for (const [tool, args] of [
