@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { LAB_NODE_IDS, type ServicesLab, type VipSystem } from "./services_lab.ts";
+import { stopChildren } from "./stop_children.ts";
 
 export interface KeepalivedVariant {
   key: string;
@@ -258,28 +259,14 @@ export class KeepalivedCluster implements VipSystem {
   }
 
   async stopAll(): Promise<void> {
-    const running = [...this.daemons.values()];
-    const exits = running.map(
-      (daemon) => new Promise<void>((resolve) => daemon.once("exit", () => resolve())),
-    );
-    for (const daemon of running) if (daemon.pid !== undefined) process.kill(daemon.pid, "SIGTERM");
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      Promise.all(exits).then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(true), STOP_TIMEOUT_MS);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (timedOut) {
-      for (const daemon of running) {
-        try {
-          if (daemon.pid !== undefined) process.kill(-daemon.pid, "SIGKILL");
-        } catch {
-          // Already gone.
-        }
+    // The whole process group: the parent and its VRRP child.
+    await stopChildren([...this.daemons.values()], STOP_TIMEOUT_MS, (pid) => {
+      try {
+        process.kill(-pid, "SIGKILL");
+      } catch {
+        // Already gone.
       }
-    }
+    });
     rmSync(this.dir, { recursive: true, force: true });
   }
 

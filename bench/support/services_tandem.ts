@@ -18,6 +18,7 @@ import { NetnsHttpRelay } from "../../test/support/netns.ts";
 import { placeInNamespaces } from "../../test/support/netns_cluster.ts";
 import { type LogRecord, parseLogRecords, steadyLeadership } from "./bench_cluster.ts";
 import { LAB_NODE_IDS, type ServicesLab, type VipSystem } from "./services_lab.ts";
+import { stopChildren } from "./stop_children.ts";
 
 export const SERVICE_NAME = "web";
 /** Ports inside the namespaces (each has its own), so nothing on the machine can collide with them. */
@@ -278,19 +279,7 @@ export class TandemVipCluster implements VipSystem {
   }
 
   async stopAll(): Promise<void> {
-    const running = [...this.agents.values()];
-    const exits = running.map((agent) => new Promise<void>((resolve) => agent.once("exit", () => resolve())));
-    for (const agent of running) if (agent.pid !== undefined) process.kill(agent.pid, "SIGTERM");
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      Promise.all(exits).then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(true), STOP_TIMEOUT_MS);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (timedOut)
-      for (const agent of running) if (agent.pid !== undefined) process.kill(agent.pid, "SIGKILL");
+    await stopChildren([...this.agents.values()], STOP_TIMEOUT_MS, (pid) => process.kill(pid, "SIGKILL"));
     rmSync(this.dir, { recursive: true, force: true });
   }
 
