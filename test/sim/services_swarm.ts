@@ -36,6 +36,7 @@ import { parseArgs } from "node:util";
 import { pino } from "pino";
 import type { LeadershipView } from "../../src/cluster/coordination.ts";
 import { GrantService } from "../../src/cluster/grant_service.ts";
+import { grantLeaseMsDefault } from "../../src/cluster/index.ts";
 import type { ServiceConfig } from "../../src/config/index.ts";
 import { Election } from "../../src/core/election.ts";
 import type { ElectionEvent } from "../../src/core/election_types.ts";
@@ -53,28 +54,20 @@ import { serviceConfig } from "../support/service_config.ts";
 import { unitsPerTick } from "./clock.ts";
 import { Cluster, type ElectionFactory, type NodeSpec } from "./cluster.ts";
 import { EventQueue } from "./event_queue.ts";
-import {
-  Network,
-  type NetworkOptions,
-  PartitionMode,
-  PartitionSymmetry,
-  quietNetworkOptions,
-} from "./network.ts";
+import { Network, type NetworkOptions, PartitionSymmetry, quietNetworkOptions } from "./network.ts";
 import { convergenceTimeouts } from "./swarm.ts";
 
 /** The lan and fast presets (src/config/timings.ts) tick every 50 ms: one nominal tick. */
 const tickMs = 50;
 const unitsPerMs = unitsPerTick / tickMs;
-/** The grants' lease (src/cluster/cluster.ts grantLeaseMsDefault). */
-const leaseMs = 2_000;
+/** The grants' lease, the agent's own. */
+const leaseMs = grantLeaseMsDefault;
 /** The failure detector (lan): alive until 3 heartbeat intervals of 250 ms pass unheard. */
 const suspectAfterMs = 3 * 250;
 const lateMsMax = 300;
 const startStepMsMax = 300;
 const stopStepMsMax = 80;
 const driversMax = 2;
-/** Grant requests time out after this (GrantService requestTimeoutMsDefault). */
-const requestTimeoutMs = 1_000;
 
 const logger = pino({ level: "silent" });
 
@@ -437,7 +430,7 @@ class ServicesSim {
       selfId: id,
       mesh: {
         request: (peer, channel, payload, options) =>
-          this.request(agent, peer, channel, payload, options?.timeoutMs ?? requestTimeoutMs),
+          this.request(agent, peer, channel, payload, options?.timeoutMs ?? leaseMs / 4),
         onRequest: (channel, handler) => {
           handlers.set(channel, handler);
           return () => handlers.delete(channel);
@@ -446,7 +439,6 @@ class ServicesSim {
       leadership: () => this.leadership(id),
       leaseMs,
       logger,
-      requestTimeoutMs,
       now: () => this.local(id),
     });
     agent = {
@@ -824,17 +816,9 @@ export async function runServicesHistory(
   const ids = specs.map((s) => s.id);
   const delayMinUnits = o.intBetween(1, 2 * unitsPerMs);
   const network: NetworkOptions = {
-    delayMinUnits,
-    delayMeanUnits: delayMinUnits + o.intBetween(0, 30 * unitsPerMs),
+    ...quietNetworkOptions(delayMinUnits, delayMinUnits + o.intBetween(0, 30 * unitsPerMs)),
     lossProbability: o.chance(0.6) ? o.next() * 0.1 : 0,
     duplicateProbability: o.chance(0.3) ? o.next() * 0.05 : 0,
-    pathCapacityMax: 64,
-    clogProbability: 0,
-    clogTicksMean: 0,
-    partitionMode: PartitionMode.None,
-    partitionSymmetry: PartitionSymmetry.Symmetric,
-    partitionProbability: 0,
-    unpartitionProbability: 0,
   };
   const services: ServiceConfig[] = [];
   const serviceCount = o.intBetween(1, 3);
