@@ -1,6 +1,6 @@
 // What a service printed where it runs, kept on that node for `tandem service logs`: the output of its
 // driver commands, its actions and failed health checks, line by line, the last `capacity` lines.
-import type { CommandOutcome } from "../shell/index.ts";
+import { type CommandOutcome, SeqRing } from "../shell/index.ts";
 
 export interface ServiceLogLine {
   seq: number;
@@ -13,21 +13,17 @@ export interface ServiceLogLine {
 }
 
 export class ServiceLog {
-  private readonly capacity: number;
-  private readonly lines: ServiceLogLine[] = [];
-  private seq = 0;
+  private readonly lines: SeqRing<ServiceLogLine>;
 
   constructor(capacity = 500) {
-    this.capacity = capacity;
+    this.lines = new SeqRing(capacity);
   }
 
   add(source: string, stream: ServiceLogLine["stream"], text: string): void {
     for (const line of text.split("\n")) {
       if (line === "") continue;
-      this.seq += 1;
-      this.lines.push({ seq: this.seq, time: new Date().toISOString(), source, stream, text: line });
+      this.lines.push((seq) => ({ seq, time: new Date().toISOString(), source, stream, text: line }));
     }
-    if (this.lines.length > this.capacity) this.lines.splice(0, this.lines.length - this.capacity);
   }
 
   /** A command's output, and how it ended when that was not a clean exit 0. */
@@ -42,7 +38,8 @@ export class ServiceLog {
 
   /** Up to `max` lines after `seq`, oldest first, and the seq to ask after next time. */
   after(seq: number, max = 200): { lines: ServiceLogLine[]; next: number } {
-    const lines = this.lines.filter((l) => l.seq > seq).slice(0, max);
-    return { lines, next: lines.length === max ? (lines.at(-1)?.seq ?? this.seq) : this.seq };
+    const lines = this.lines.after(seq).items.slice(0, max);
+    const next = lines.length === max ? (lines.at(-1)?.seq ?? this.lines.lastSeq) : this.lines.lastSeq;
+    return { lines, next };
   }
 }

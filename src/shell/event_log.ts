@@ -2,6 +2,8 @@
 // placement decisions, driver runs, health verdicts, drains. A bounded ring in memory: the last
 // `capacity` events, each with an id `<node>.<boot>:<seq>` (boot: this process's start, so ids of an
 // earlier run of the agent are never taken for this one's), and listeners woken by each new event.
+import { SeqRing } from "./seq_ring.ts";
+
 export interface TandemEvent {
   id: string;
   seq: number;
@@ -13,28 +15,23 @@ export interface TandemEvent {
 }
 
 export class EventLog {
-  private readonly capacity: number;
   private readonly prefix: string;
-  private readonly events: TandemEvent[] = [];
+  private readonly events: SeqRing<TandemEvent>;
   private readonly listeners = new Set<() => void>();
-  private seq = 0;
 
   constructor(nodeId: string, capacity = 1_000, bootMs = Date.now()) {
-    this.capacity = capacity;
+    this.events = new SeqRing(capacity);
     this.prefix = `${nodeId}.${bootMs}`;
   }
 
   emit(kind: string, fields: Record<string, unknown>): void {
-    this.seq += 1;
-    const event = {
+    this.events.push((seq) => ({
       ...fields,
-      id: `${this.prefix}:${this.seq}`,
-      seq: this.seq,
+      id: `${this.prefix}:${seq}`,
+      seq,
       time: new Date().toISOString(),
       kind,
-    };
-    this.events.push(event);
-    if (this.events.length > this.capacity) this.events.shift();
+    }));
     for (const listener of this.listeners) listener();
   }
 
@@ -46,8 +43,8 @@ export class EventLog {
 
   /** Events after `seq` still kept, oldest first; `lost` when some after it are gone already. */
   after(seq: number): { events: TandemEvent[]; lost: boolean } {
-    const oldest = this.events[0]?.seq ?? this.seq + 1;
-    return { events: this.events.filter((e) => e.seq > seq), lost: seq + 1 < oldest };
+    const { items, lost } = this.events.after(seq);
+    return { events: items, lost };
   }
 
   /** Calls `listener` after every new event; returns the unsubscribe. */

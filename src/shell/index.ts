@@ -12,6 +12,7 @@ export {
   commandSucceeded,
   runCommand,
 } from "./run_command.ts";
+export { SeqRing } from "./seq_ring.ts";
 export { ShutdownStack } from "./shutdown_stack.ts";
 export {
   type MonotonicTicker,
