@@ -93,7 +93,8 @@ describe("services: three agents", { timeout: 300_000 }, () => {
                   "console.log('hello from', process.env.TANDEM_NODE, process.argv.slice(1).join(' ')); process.exit(Number(process.argv[1] ?? 0))",
                 ],
               },
-              slow: { run: ["sleep", "3"] },
+              // Says it started (a file the test waits for), then runs long enough for a move to land.
+              slow: { run: ["sh", "-c", `echo "$TANDEM_NODE" > "${harness.dir}/slow-started"; sleep 10`] },
             },
           },
         ];
@@ -233,7 +234,9 @@ describe("services: three agents", { timeout: 300_000 }, () => {
     assert.match(logs.stdout, new RegExp(`^\\S+ ${last} action hello \\* exit 3$`, "m"));
     // The owner changes while an action runs: a clear error naming the new owner.
     const slow = runTandem(["service", "action", "web", "slow", "--api", harness.node(notOwner).apiUrl]);
-    await new Promise((r) => setTimeout(r, 500));
+    const started = join(harness.dir, "slow-started");
+    await waitFor("the slow action running", async () => (existsSync(started) ? true : undefined), dump);
+    assert.equal(readFileSync(started, "utf8").trim(), last, "it runs where web runs");
     assert.equal(
       (await runTandem(["service", "move", "web", notOwner, "--api", harness.node(last).apiUrl])).code,
       0,
