@@ -9,7 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
 import { toVipDriverConfig, vipDriverSchema } from "../../src/config/vip_driver_schema.ts";
 import { VipDriver } from "../../src/services/vip_driver.ts";
-import { NetnsLab } from "../support/netns.ts";
+import { NetnsLab, netnsTestGate } from "../support/netns.ts";
 import {
   addIpv6Addresses,
   addressCount,
@@ -23,10 +23,7 @@ import {
   waitForValue,
 } from "../support/netns_vip.ts";
 
-const support = vipLabSupport();
-const unsupported = support.ok ? undefined : `this test needs ${support.missing}; ${vipLabInstallHint}`;
-// On CI a missing tool is a broken environment, not a reason to skip.
-const skip = unsupported !== undefined && process.env.CI !== "true" ? unsupported : false;
+const { unsupported, skip } = netnsTestGate(vipLabSupport(), vipLabInstallHint);
 
 const context = { service: "web", node: "owner", fence: "1.1" };
 /** Bounds each wait on the neighbour's table; its kernel takes an announcement within milliseconds. */

@@ -47,9 +47,11 @@ export type NetnsSupport = { ok: true } | { ok: false; missing: string };
  * are missing, except under CI=true, where a missing tool is a broken environment: then `unsupported` is
  * set and the test fails with it (`if (unsupported) assert.fail(unsupported)` in its before()).
  */
-export function netnsTestGate(): { unsupported: string | undefined; skip: string | false } {
-  const support = netnsSupport();
-  const unsupported = support.ok ? undefined : `this test needs ${support.missing}; ${netnsInstallHint}`;
+export function netnsTestGate(
+  support: NetnsSupport = netnsSupport(),
+  installHint = netnsInstallHint,
+): { unsupported: string | undefined; skip: string | false } {
+  const unsupported = support.ok ? undefined : `this test needs ${support.missing}; ${installHint}`;
   return { unsupported, skip: unsupported !== undefined && process.env.CI !== "true" ? unsupported : false };
 }
 
