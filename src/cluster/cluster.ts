@@ -2,7 +2,7 @@
 // membership manager over the mesh, behind the Coordination interface.
 import type { Logger } from "pino";
 import type { ElectionConfig, MembershipStatus } from "../core/election_types.ts";
-import type { FencingToken, Grant } from "../core/grants.ts";
+import type { Grant } from "../core/grants.ts";
 import type { MemberSpec, MembershipChange, MembershipSummary } from "../core/membership.ts";
 import type { NodeId } from "../core/types.ts";
 import type { MeshApi } from "../mesh/index.ts";
@@ -12,6 +12,7 @@ import type {
   Coordination,
   CoordinationEventMap,
   FenceCheck,
+  GrantAsk,
   HeldGrant,
   LeadershipView,
   MemberLiveness,
@@ -256,8 +257,8 @@ export class Cluster implements Coordination {
     return this.grantService.grants();
   }
 
-  acquireGrant(service: string, current?: FencingToken): Promise<HeldGrant> {
-    return this.grantService.acquire(service, current);
+  acquireGrant(service: string, ask: GrantAsk = {}): Promise<HeldGrant> {
+    return this.grantService.acquire(service, ask);
   }
 
   releaseGrant(grant: Grant): Promise<void> {

@@ -29,6 +29,14 @@ export interface HeldGrant {
   continueOnly: boolean;
 }
 
+/** What a node asks the leader for when it asks for a grant. */
+export interface GrantAsk {
+  /** The grant held, to renew it (or claim it from a new leader); none for a fresh grant. */
+  current?: FencingToken;
+  /** How long a fresh or claimed grant should last; the leader caps it (none: the cluster's longest). */
+  leaseMs?: number;
+}
+
 /** The check right before a driver acts: the grant is live, for this much longer. */
 export type FenceCheck = { ok: true; remainingMs: number } | { ok: false; reason: string };
 
@@ -56,11 +64,11 @@ export interface Coordination {
   /** Leader: the grants that may be live; [] on other nodes. */
   grants(): readonly Grant[];
   /**
-   * Ask the leader for `service`'s grant (`current`: none), or to keep the one this node holds (`current`:
-   * its token; one of an earlier leader's is a claim, src/core/grants.ts). Rejects with NotLeaderError,
-   * GrantRefusedError or CoordinationUnavailableError.
+   * Ask the leader for `service`'s grant (`ask.current`: none), or to keep the one this node holds
+   * (`ask.current`: its token; one of an earlier leader's is a claim, src/core/grants.ts). Rejects with
+   * NotLeaderError, GrantRefusedError or CoordinationUnavailableError.
    */
-  acquireGrant(service: string, current?: FencingToken): Promise<HeldGrant>;
+  acquireGrant(service: string, ask?: GrantAsk): Promise<HeldGrant>;
   /** The service held under `grant` stopped on this node: the leader may give it elsewhere at once. */
   releaseGrant(grant: Grant): Promise<void>;
   /** Synchronous, right before a driver acts: is the grant still live on this node's clock? */

@@ -6,15 +6,15 @@ import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import {
   clockMarginDefault,
-  type FencingToken,
   type Grant,
   type GrantAnswer,
   GrantLedger,
   holderDeadlineMs,
+  renewalPeriodMs,
 } from "../core/grants.ts";
 import type { NodeId } from "../core/types.ts";
 import { decodeJsonPayload, encodeJsonPayload, type MeshApi } from "../mesh/index.ts";
-import type { FenceCheck, HeldGrant, LeadershipView } from "./coordination.ts";
+import type { FenceCheck, GrantAsk, HeldGrant, LeadershipView } from "./coordination.ts";
 import { CoordinationUnavailableError, GrantRefusedError, NotLeaderError } from "./coordination_errors.ts";
 import {
   GRANTS_CHANNEL,
@@ -30,12 +30,12 @@ export interface GrantServiceOptions {
   mesh: Pick<MeshApi, "request" | "onRequest">;
   /** The election's current view (read at every request). */
   leadership: () => LeadershipView;
-  /** How long a grant or a renewal lasts. */
+  /** The longest a grant or a renewal lasts: what one is given when its asker names no lease. */
   leaseMs: number;
   logger: Logger;
   /**
-   * How long a request to the leader may take before it counts as unanswered; a quarter lease by default,
-   * one renewal period, so a request stuck on a leader that died never delays the claim to the next one.
+   * How long a request to the leader may take before it counts as unanswered; one renewal period of the
+   * lease asked for by default, so a request stuck on a leader that died never delays the claim to the next.
    */
   requestTimeoutMs?: number;
   /** Monotonic ms; performance.now() by default. */
@@ -108,10 +108,17 @@ export class GrantService {
     return Math.max(0, ledger.freeAtMs(service, now) - now);
   }
 
-  /** Ask the leader for `service`'s grant, or to keep `current`, the one held (Coordination.acquireGrant). */
-  async acquire(service: string, current?: FencingToken): Promise<HeldGrant> {
+  /** Ask the leader for `service`'s grant, or to keep `ask.current`, the one held (Coordination.acquireGrant). */
+  async acquire(service: string, ask: GrantAsk = {}): Promise<HeldGrant> {
     const sentAtMs = this.now();
-    const answer = await this.ask({ kind: "acquire", service, ...(current ? { current } : {}) });
+    const { current, leaseMs } = ask;
+    const request: GrantRequest = {
+      kind: "acquire",
+      service,
+      ...(current ? { current } : {}),
+      ...(leaseMs === undefined ? {} : { leaseMs }),
+    };
+    const answer = await this.ask(request, leaseMs ?? this.options.leaseMs);
     if (answer.kind === "refused") throw refusalError(answer);
     if (answer.kind !== "granted")
       throw new CoordinationUnavailableError(`a ${answer.kind} answer to acquire`);
@@ -127,7 +134,10 @@ export class GrantService {
    * grant the leader no longer holds (lapsed, or of an earlier leader) needs no release: that resolves too.
    */
   async release(grant: Grant): Promise<void> {
-    const answer = await this.ask({ kind: "release", service: grant.service, fence: grant.fence });
+    const answer = await this.ask(
+      { kind: "release", service: grant.service, fence: grant.fence },
+      grant.leaseMs,
+    );
     if (answer.kind === "refused") throw refusalError(answer);
   }
 
@@ -141,14 +151,15 @@ export class GrantService {
     };
   }
 
-  private async ask(request: GrantRequest): Promise<GrantWireAnswer> {
+  /** `leaseMs`: the lease in question, whose renewal period bounds the wait for an answer. */
+  private async ask(request: GrantRequest, leaseMs: number): Promise<GrantWireAnswer> {
     const leader = this.options.leadership().leaderId;
     if (leader === null) throw new NotLeaderError(null, `cannot ${request.kind} ${request.service}`);
     if (leader === this.options.selfId) return this.answer(leader, request);
     let response: Uint8Array;
     try {
       response = await this.options.mesh.request(leader, GRANTS_CHANNEL, encodeJsonPayload(request), {
-        timeoutMs: this.options.requestTimeoutMs ?? this.options.leaseMs / 4,
+        timeoutMs: this.options.requestTimeoutMs ?? renewalPeriodMs(leaseMs),
       });
     } catch (error) {
       throw new CoordinationUnavailableError(`leader ${leader} did not answer: ${(error as Error).message}`, {
@@ -196,7 +207,7 @@ export class GrantService {
       const where = assignedTo === undefined ? "not assigned to any node" : `assigned to ${assignedTo}`;
       return refusal("refused", `${request.service} is ${where}`, null, null);
     }
-    return wireAnswer(ledger.request(request.service, from, now, request.current), now);
+    return wireAnswer(ledger.request(request.service, from, now, request.current, request.leaseMs), now);
   }
 
   private leaderLedger(what: string): GrantLedger {

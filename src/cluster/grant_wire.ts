@@ -13,8 +13,16 @@ const fence = z.strictObject({
 });
 
 export const grantRequestSchema = z.discriminatedUnion("kind", [
-  /** `current`: the grant the asker holds (a renewal, or a claim when of an earlier term); none: a fresh one. */
-  z.strictObject({ kind: z.literal("acquire"), service: serviceName, current: fence.optional() }),
+  /**
+   * `current`: the grant the asker holds (a renewal, or a claim when of an earlier term); none: a fresh one.
+   * `leaseMs`: how long the asker wants it to last (the leader caps it); none: the leader's longest.
+   */
+  z.strictObject({
+    kind: z.literal("acquire"),
+    service: serviceName,
+    current: fence.optional(),
+    leaseMs: z.number().int().min(1).optional(),
+  }),
   z.strictObject({ kind: z.literal("release"), service: serviceName, fence }),
 ]);
 export type GrantRequest = z.infer<typeof grantRequestSchema>;

@@ -10,6 +10,7 @@ export type {
   CatchUpCheck,
   Coordination,
   FenceCheck,
+  GrantAsk,
   HeldGrant,
   LeadershipView,
   MemberLiveness,

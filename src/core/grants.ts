@@ -2,7 +2,9 @@
 // time is a millisecond reading of the caller's monotonic clock, passed in.
 //
 // Safety: two nodes never run one service at overlapping moments of real time.
-// - A grant (and every renewal) lasts `leaseMs`. The leader counts it from when it answered, stretched by
+// - A grant (and every renewal) lasts its `leaseMs`: what the holder asked for (a service's failover_after_ms,
+//   so that a lost owner's grant has lapsed by the time placement moves the service), at most the ledger's
+//   `leaseMs`, the longest any grant of the cluster lasts. The leader counts it from when it answered, stretched by
 //   the clock margin: it lapses on the leader's clock at answeredAtMs + leaseMs × (1 + margin). The holder
 //   counts it from when it sent the request, shrunk by the margin: its deadline is
 //   requestSentAtMs + leaseMs × (1 − margin). The request left before the answer, so with clock rates less
@@ -14,8 +16,8 @@
 //   the old grant (revoke), so that grant runs out.
 // - A new leader does not know the grants of the one before (they live in no replicated state: the store's
 //   last-write-wins cannot give exclusivity). Any of them may still be live for one lease after the old
-//   leader's lease ended, which was before this leader was elected. So for leaseMs × (1 + margin) after it
-//   took over (the inherited window) it gives a service to no new owner. A holder re-announces its grant
+//   leader's lease ended, which was before this leader was elected. So for the longest lease × (1 + margin)
+//   after it took over (the inherited window) it gives a service to no new owner. A holder re-announces its grant
 //   at its first renewal after a leader change (a claim); the first claim of a service is adopted, and the
 //   answer says so: the holder keeps running under it only if its own grant had not run out meanwhile, and
 //   never starts the service under it (a claim may arrive late, from a holder that stopped while another
@@ -62,6 +64,22 @@ export interface Grant {
  */
 export const clockMarginDefault = 0.02;
 
+/**
+ * A holder asks for a renewal five times per lease, and gives up on an answer after as long; it starts
+ * stopping the service when two of those periods are left before its deadline (stopBudgetMs). So it rides out
+ * at least 0.38 of a lease without an answer (a 1 s grant: a leader stalled 300 ms), and a stop begun then,
+ * late by a stall, still ends before the leader's lapse if stall plus stop take less than 0.44 of a lease
+ * (the budget plus both margins).
+ */
+export function renewalPeriodMs(leaseMs: number): number {
+  return leaseMs / 5;
+}
+
+/** How much of its grant a holder keeps to stop the service in: it starts stopping with this much left. */
+export function stopBudgetMs(leaseMs: number): number {
+  return 2 * renewalPeriodMs(leaseMs);
+}
+
 /** When the holder must have stopped, on its clock, for a grant it asked for at `requestSentAtMs`. */
 export function holderDeadlineMs(
   requestSentAtMs: number,
@@ -75,6 +93,7 @@ export interface GrantLedgerOptions {
   term: Term;
   /** When this node became leader, on its clock. */
   leaderSinceMs: number;
+  /** The longest a grant lasts: what one is given when it asks for no lease, or for a longer one. */
   leaseMs: number;
   margin?: number;
 }
@@ -117,9 +136,16 @@ export class GrantLedger {
    * `owner` asks for `service`. `current`: the grant it holds for it, if any. None: a fresh grant (a new
    * token even when `owner` held it before: whatever it ran under that one has stopped, so a late release
    * of it cannot free the new one). The current grant: a renewal. A grant of an earlier leader: a claim
-   * (see the header). Anything else is stale: refused, the holder must stop.
+   * (see the header). Anything else is stale: refused, the holder must stop. `leaseMs`: how long a fresh
+   * or claimed grant lasts (capped at the ledger's); a renewal keeps the grant's own.
    */
-  request(service: string, owner: NodeId, nowMs: number, current?: FencingToken): GrantAnswer {
+  request(
+    service: string,
+    owner: NodeId,
+    nowMs: number,
+    current?: FencingToken,
+    leaseMs = this.leaseMs,
+  ): GrantAnswer {
     const entry = this.live(service, nowMs);
     const claim = current !== undefined && current.term < this.term;
     if (entry !== null) {
@@ -131,11 +157,11 @@ export class GrantLedger {
       const renewal =
         current !== undefined && (compareFence(current, entry.grant.fence) === 0 || (claim && entry.adopted));
       if (renewal) {
-        entry.lapsesAtMs = this.lapseAt(nowMs);
+        entry.lapsesAtMs = this.lapseAt(nowMs, entry.grant.leaseMs);
         return { ok: true, grant: entry.grant, continueOnly: entry.adopted && nowMs < this.inheritedUntilMs };
       }
       if (current !== undefined) return refuse("renews a grant that is no longer the current one", null);
-      return this.issue(service, owner, nowMs, false);
+      return this.issue(service, owner, nowMs, false, leaseMs);
     }
     if (current !== undefined && !claim) {
       return refuse(`the grant ${current.term}.${current.seq} is no longer live here: stop`, null);
@@ -143,13 +169,21 @@ export class GrantLedger {
     const inherited = nowMs < this.inheritedUntilMs;
     if (inherited && !claim)
       return refuse("a grant of the previous leader may still be live", this.inheritedUntilMs);
-    return this.issue(service, owner, nowMs, inherited && claim);
+    return this.issue(service, owner, nowMs, inherited && claim, leaseMs);
   }
 
-  private issue(service: string, owner: NodeId, nowMs: number, adopted: boolean): GrantAnswer {
+  private issue(
+    service: string,
+    owner: NodeId,
+    nowMs: number,
+    adopted: boolean,
+    askedMs: number,
+  ): GrantAnswer {
+    if (!(askedMs > 0)) throw new RangeError(`a grant's leaseMs must be > 0, got ${askedMs}`);
     this.seq += 1;
-    const grant: Grant = { service, owner, fence: { term: this.term, seq: this.seq }, leaseMs: this.leaseMs };
-    this.entries.set(service, { grant, lapsesAtMs: this.lapseAt(nowMs), revoked: false, adopted });
+    const leaseMs = Math.min(askedMs, this.leaseMs);
+    const grant: Grant = { service, owner, fence: { term: this.term, seq: this.seq }, leaseMs };
+    this.entries.set(service, { grant, lapsesAtMs: this.lapseAt(nowMs, leaseMs), revoked: false, adopted });
     return { ok: true, grant, continueOnly: adopted };
   }
 
@@ -209,8 +243,8 @@ export class GrantLedger {
     return entry;
   }
 
-  private lapseAt(nowMs: number): number {
-    return nowMs + this.leaseMs * (1 + this.margin);
+  private lapseAt(nowMs: number, leaseMs: number): number {
+    return nowMs + leaseMs * (1 + this.margin);
   }
 }
 

@@ -1,7 +1,8 @@
 // One service on this node: runs it while the leader's latest table assigns it here and a live grant
 // covers it, and stops it before the grant can lapse on the leader (src/core/grants.ts says why that is in
 // time). Driver steps (start, stop) run one at a time, each after a fence check; renewals run on their own
-// timer beside them, so a slow start never costs the grant, and each renewal tick checks the deadline.
+// timer beside them, so a slow start never costs the grant, and that timer also wakes the runner when the
+// grant reaches its stop budget.
 // Every state change is reported (to the leader, by the caller).
 //
 //   stopped ──assigned, grant──▶ starting ──drivers up──▶ running
@@ -20,7 +21,7 @@ import {
   NotLeaderError,
 } from "../cluster/index.ts";
 import type { ServiceConfig } from "../config/index.ts";
-import { formatFence } from "../core/grants.ts";
+import { formatFence, renewalPeriodMs, stopBudgetMs } from "../core/grants.ts";
 import type { NodeId } from "../core/types.ts";
 import { type CommandOutcome, runCommand } from "../shell/index.ts";
 import type { Driver, DriverContext } from "./exec_driver.ts";
@@ -52,7 +53,10 @@ export interface ServiceRunnerOptions {
   nodeId: NodeId;
   drivers: readonly Driver[];
   coordination: Pick<Coordination, "leadership" | "acquireGrant" | "releaseGrant" | "checkFence">;
-  /** The grants' lease: renewals go out four times per lease; stopping starts with half of it left. */
+  /**
+   * The lease its grants ask for (serviceLeaseMs: its failover_after_ms, at most the cluster's): renewals
+   * go out five times per lease, and stopping starts with two of those periods left (src/core/grants.ts).
+   */
   leaseMs: number;
   logger: Logger;
   onReport: (report: RunnerReport) => void;
@@ -69,6 +73,15 @@ export interface ServiceRunnerOptions {
 export type ActionResult =
   | ({ ok: true; fence: string } & CommandOutcome)
   | { ok: false; reason: string; notHere?: boolean };
+
+/**
+ * The lease a service's grants ask for: its failover_after_ms, at most the cluster's longest grant. A lost
+ * owner's grant must have lapsed before the service can start elsewhere, so a longer lease would hold a
+ * failover back past failover_after_ms; a shorter one asks for renewals more often for nothing.
+ */
+export function serviceLeaseMs(service: Pick<ServiceConfig, "failoverAfterMs">, maxLeaseMs: number): number {
+  return Math.min(service.failoverAfterMs, maxLeaseMs);
+}
 
 /** After a failed start, the same node tries again no sooner than this (the leader may move it first). */
 export const startRetryMs = 10_000;
@@ -97,6 +110,8 @@ export class ServiceRunner {
   /** Renews the held grant every quarter lease. */
   private renewTimer: unknown = null;
   private renewing = false;
+  /** The leader's hint with its last refusal: the grant can be had in this many ms; null: no hint. */
+  private retryInMs: number | null = null;
   private closed = false;
   /** Runs the service's health check while it runs here; null without one. */
   private readonly health: HealthMonitor | null;
@@ -290,8 +305,11 @@ export class ServiceRunner {
     let held: HeldGrant;
     try {
       // No claim: an adopted grant (continueOnly) only ever answers a claim, so this one may start.
-      held = await this.options.coordination.acquireGrant(this.name);
+      held = await this.options.coordination.acquireGrant(this.name, { leaseMs: this.options.leaseMs });
+      this.retryInMs = null;
     } catch (error) {
+      // A grant elsewhere lapses then: ask again right after (schedule), not a renewal period later.
+      this.retryInMs = error instanceof GrantRefusedError ? error.retryInMs : null;
       this.setState(
         this.state === "failed" ? "failed" : "stopped",
         `waiting for its grant: ${describe(error)}`,
@@ -330,8 +348,8 @@ export class ServiceRunner {
   private cannotStartUnder(held: HeldGrant): string | null {
     const fence = this.options.coordination.checkFence(held);
     if (!fence.ok) return fence.reason;
-    // A step begun with half the lease or less left could outlast it: stopping must fit in what is left.
-    if (fence.remainingMs <= this.options.leaseMs / 2) return "too little of its grant left to start";
+    // A step begun within the stop budget could outlast the grant: stopping must fit in what is left.
+    if (fence.remainingMs <= stopBudgetMs(held.grant.leaseMs)) return "too little of its grant left to start";
     if (this.revoked) return "grant not renewed";
     if (!this.assignedHere) return "assigned elsewhere";
     return null;
@@ -339,7 +357,19 @@ export class ServiceRunner {
 
   private startRenewing(): void {
     this.stopRenewing();
-    this.renewTimer = this.timers.setTimeout(() => this.renewTick(), this.options.leaseMs / 4);
+    this.scheduleRenewTick();
+  }
+
+  /** The next renewal period, or the moment the held grant reaches its stop budget if that comes first. */
+  private scheduleRenewTick(): void {
+    let delayMs = renewalPeriodMs(this.options.leaseMs);
+    const held = this.held;
+    const fence = held === null ? null : this.options.coordination.checkFence(held);
+    if (held !== null && fence !== null) {
+      const untilBudgetMs = fence.ok ? fence.remainingMs - stopBudgetMs(held.grant.leaseMs) : 0;
+      delayMs = Math.max(0, Math.min(delayMs, untilBudgetMs));
+    }
+    this.renewTimer = this.timers.setTimeout(() => this.renewTick(), delayMs);
   }
 
   private stopRenewing(): void {
@@ -347,15 +377,16 @@ export class ServiceRunner {
     this.renewTimer = null;
   }
 
-  /** Every quarter lease while a grant is held: stop if the deadline is near, else ask for a renewal. */
+  /** Every renewal period while a grant is held: stop if the stop budget is reached, else renew. */
   private renewTick(): void {
     this.renewTimer = null;
     if (this.held === null || this.closed) return;
-    this.renewTimer = this.timers.setTimeout(() => this.renewTick(), this.options.leaseMs / 4);
     if (this.nearDeadline()) {
+      this.renewTimer = this.timers.setTimeout(() => this.renewTick(), renewalPeriodMs(this.options.leaseMs));
       this.kick();
       return;
     }
+    this.scheduleRenewTick();
     if (!this.renewing) void this.renew(this.held);
   }
 
@@ -363,7 +394,10 @@ export class ServiceRunner {
     this.renewing = true;
     try {
       // After a leader change the same request is a claim: the new leader learns of the grant from it.
-      const renewed = await this.options.coordination.acquireGrant(this.name, held.grant.fence);
+      const renewed = await this.options.coordination.acquireGrant(this.name, {
+        current: held.grant.fence,
+        leaseMs: this.options.leaseMs,
+      });
       // Only the grant it was asked for: a service stopped meanwhile is not extended.
       if (this.held !== held) return;
       this.held = renewed;
@@ -453,26 +487,31 @@ export class ServiceRunner {
     }
   }
 
-  /** Half the lease left: stop now, so the service is down before the leader may give it elsewhere. */
+  /** The stop budget reached: stop now, so the service is down before the leader may give it elsewhere. */
   private nearDeadline(): boolean {
     const held = this.held;
     if (held === null) return true;
     const fence = this.options.coordination.checkFence(held);
-    return !fence.ok || fence.remainingMs <= this.options.leaseMs / 2;
+    return !fence.ok || fence.remainingMs <= stopBudgetMs(held.grant.leaseMs);
   }
 
   private elapsedSinceFailure(): number {
     return performance.now() - this.failedAtMs;
   }
 
-  /** Assigned here but not running: wake for the next try (a quarter lease, or the retry after a failure). */
+  /**
+   * Assigned here but not running: wake for the next try (a renewal period, or sooner when the leader said
+   * the grant is free sooner; the retry after a failure).
+   */
   private schedule(): void {
     this.clearTimer();
     if (this.closed) return;
     let delayMs: number | null = null;
     if ((this.state === "failed" && this.assignedHere) || this.state === "stop-failed") {
       delayMs = Math.max(0, startRetryMs - this.elapsedSinceFailure());
-    } else if (this.state === "stopped" && this.assignedHere) delayMs = this.options.leaseMs / 4;
+    } else if (this.state === "stopped" && this.assignedHere) {
+      delayMs = Math.min(renewalPeriodMs(this.options.leaseMs), this.retryInMs ?? Number.POSITIVE_INFINITY);
+    }
     if (delayMs === null) return;
     this.timer = this.timers.setTimeout(() => {
       this.timer = null;

@@ -13,7 +13,7 @@ import type { EventLog, MonotonicTicker, Ticker } from "../shell/index.ts";
 import type { Driver } from "./exec_driver.ts";
 import { type NodeReport, PlacementLoop } from "./placement_loop.ts";
 import { SavedTable } from "./saved_table.ts";
-import { type RunnerReport, ServiceRunner } from "./service_runner.ts";
+import { type RunnerReport, ServiceRunner, serviceLeaseMs } from "./service_runner.ts";
 import {
   type CommandAnswer,
   commandAnswerSchema,
@@ -39,7 +39,7 @@ export interface ServicesNodeOptions {
   mesh: Pick<MeshApi, "send" | "onMessage" | "request" | "onRequest">;
   coordination: Coordination;
   ticker: Ticker;
-  /** The grants' lease (the cluster's grantLeaseMs). */
+  /** The longest a grant lasts (the cluster's grantLeaseMs); each service asks for serviceLeaseMs. */
   leaseMs: number;
   logger: Logger;
   /** The restore window of `service` open at wall-clock `atMs`, or null. */
@@ -98,7 +98,7 @@ export class ServicesNode {
           nodeId: options.nodeId,
           drivers: options.drivers(service),
           coordination: options.coordination,
-          leaseMs: options.leaseMs,
+          leaseMs: serviceLeaseMs(service, options.leaseMs),
           logger: options.logger,
           onReport: () => this.sendReport(),
           onEvent: (kind, fields) => options.events?.emit(kind, fields),

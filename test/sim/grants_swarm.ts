@@ -2,13 +2,17 @@
 // src/services/service_runner.ts) over a virtual network, in real-time milliseconds: three nodes whose clocks
 // run at rates up to 1 % apart, leaders that change (each new one elected only after the old one's lease
 // ended, as the election guarantees), the leader moving the service at random, messages delayed, lost, or
-// cut for whole seconds between a node and the leader, and timers firing up to 300 ms late. The one check:
+// cut for whole seconds between a node and the leader, and timers firing up to 300 ms late. Each node asks
+// for a lease of its own between 1 and 2 s (the service's failover_after_ms as its config says; configs may
+// disagree), renews five times per lease and stops at its stop budget, as the runner does. The one check:
 // no two nodes run the service at overlapping moments of real time.
 import {
   clockMarginDefault,
   type FencingToken,
   GrantLedger,
   holderDeadlineMs,
+  renewalPeriodMs,
+  stopBudgetMs,
 } from "../../src/core/grants.ts";
 import { Prng } from "../../src/core/prng.ts";
 import { EventQueue } from "./event_queue.ts";
@@ -16,6 +20,7 @@ import { EventQueue } from "./event_queue.ts";
 const nodes = ["n1", "n2", "n3"] as const;
 type NodeId = (typeof nodes)[number];
 const service = "web";
+/** The ledger's longest lease (the agent's grantLeaseMsDefault). */
 const leaseMs = 2000;
 const historyMs = 120_000;
 
@@ -32,9 +37,11 @@ interface Holder {
   id: NodeId;
   rate: number;
   offsetMs: number;
+  /** The lease it asks for. */
+  askMs: number;
   /** What the latest table said: the leader to ask, its term, and the owner. */
   table: { leader: NodeId; term: number; owner: NodeId | null };
-  running: { sinceMs: number; fence: FencingToken; deadlineLocal: number } | null;
+  running: { sinceMs: number; fence: FencingToken; deadlineLocal: number; leaseMs: number } | null;
   /** Bumped at every stop and fresh acquire, so a late answer to an earlier request changes nothing. */
   generation: number;
 }
@@ -66,6 +73,7 @@ type Event =
       generation: number;
       sentLocal: number;
       fence: FencingToken | null;
+      leaseMs: number;
       continueOnly: boolean;
     }
   | { kind: "release"; from: NodeId; to: NodeId; fence: FencingToken }
@@ -84,6 +92,7 @@ export function runGrantsHistory(seed: string): GrantsHistoryResult {
       id,
       rate: 0.995 + rng.next() * 0.01,
       offsetMs: rng.next() * 1e6,
+      askMs: 50 * rng.intBetween(20, 40),
       table: { leader: "n1", term: 1, owner: null },
       running: null,
       generation: 0,
@@ -149,11 +158,19 @@ export function runGrantsHistory(seed: string): GrantsHistoryResult {
     events += 1;
     if (event.kind === "tick") {
       const h = holders.get(event.node) as Holder;
-      queue.push(t + after(h.id, leaseMs / 4), { kind: "tick", node: h.id });
-      if (rng.chance(0.03)) cutUntil.set(h.id, t + rng.next() * 4_000);
       const nowLocal = local(h.id, t);
+      // The runner's timer: a renewal period, or the stop budget's start if sooner.
+      const untilBudget =
+        h.running === null
+          ? Number.POSITIVE_INFINITY
+          : h.running.deadlineLocal - stopBudgetMs(h.running.leaseMs) - nowLocal;
+      queue.push(t + after(h.id, Math.max(0, Math.min(renewalPeriodMs(h.askMs), untilBudget))), {
+        kind: "tick",
+        node: h.id,
+      });
+      if (rng.chance(0.03)) cutUntil.set(h.id, t + rng.next() * 4_000);
       if (h.running !== null) {
-        if (h.table.owner !== h.id || nowLocal >= h.running.deadlineLocal - leaseMs / 2) {
+        if (h.table.owner !== h.id || nowLocal >= h.running.deadlineLocal - stopBudgetMs(h.running.leaseMs)) {
           stop(h, t);
           continue;
         }
@@ -169,11 +186,14 @@ export function runGrantsHistory(seed: string): GrantsHistoryResult {
       if (claim && leader.assigned === null) leader.assigned = event.from;
       let fence: FencingToken | null = null;
       let continueOnly = false;
+      let grantedMs = 0;
       if (leader.assigned === event.from) {
-        const answer = leader.ledger.request(service, event.from, local(leader.id, t), event.current);
+        const askMs = (holders.get(event.from) as Holder).askMs;
+        const answer = leader.ledger.request(service, event.from, local(leader.id, t), event.current, askMs);
         if (answer.ok) {
           fence = answer.grant.fence;
           continueOnly = answer.continueOnly;
+          grantedMs = answer.grant.leaseMs;
         }
       }
       const d = delay(leader.id, event.from, t);
@@ -184,6 +204,7 @@ export function runGrantsHistory(seed: string): GrantsHistoryResult {
           generation: event.generation,
           sentLocal: event.sentLocal,
           fence,
+          leaseMs: grantedMs,
           continueOnly,
         });
       }
@@ -196,12 +217,13 @@ export function runGrantsHistory(seed: string): GrantsHistoryResult {
           h.running = {
             ...h.running,
             fence: event.fence,
-            deadlineLocal: holderDeadlineMs(event.sentLocal, leaseMs, clockMarginDefault),
+            deadlineLocal: holderDeadlineMs(event.sentLocal, event.leaseMs, clockMarginDefault),
+            leaseMs: event.leaseMs,
           };
       } else if (event.fence !== null && !event.continueOnly && h.table.owner === h.id) {
-        const deadlineLocal = holderDeadlineMs(event.sentLocal, leaseMs, clockMarginDefault);
-        if (local(h.id, t) < deadlineLocal - leaseMs / 2)
-          h.running = { sinceMs: t, fence: event.fence, deadlineLocal };
+        const deadlineLocal = holderDeadlineMs(event.sentLocal, event.leaseMs, clockMarginDefault);
+        if (local(h.id, t) < deadlineLocal - stopBudgetMs(event.leaseMs))
+          h.running = { sinceMs: t, fence: event.fence, deadlineLocal, leaseMs: event.leaseMs };
       }
     } else if (event.kind === "release") {
       if (event.to === leader.id && t < leader.untilMs)

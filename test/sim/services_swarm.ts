@@ -28,8 +28,9 @@
 //
 // Assumptions (the runner's own, which the simulation respects rather than tests): a driver stop step
 // takes at most stopStepMsMax and a start step at most startStepMsMax, and timers fire at most
-// lateMsMax late; a stop that begins at the last renewal tick with more than half a lease left must end
-// before the grant's deadline, i.e. lateMsMax + drivers × stopStepMsMax < leaseMs / 4. A process stall
+// lateMsMax late; a stop that begins when the grant reaches its stop budget (late) must end before the
+// leader's lapse, i.e. lateMsMax + drivers × stopStepMsMax < 0.44 × the shortest lease (src/core/grants.ts
+// renewalPeriodMs): 300 + 2 × 60 < 440 for the 1 s lease of failover_after_ms 1000. A process stall
 // (the agent frozen while its services keep running) and an agent killed while its services survive are
 // not modelled: both break the runner's rule by construction until the agent runs (or probes) again.
 import { parseArgs } from "node:util";
@@ -40,14 +41,14 @@ import { grantLeaseMsDefault } from "../../src/cluster/index.ts";
 import type { ServiceConfig } from "../../src/config/index.ts";
 import { Election } from "../../src/core/election.ts";
 import type { ElectionEvent } from "../../src/core/election_types.ts";
-import { clockMarginDefault } from "../../src/core/grants.ts";
+import { clockMarginDefault, renewalPeriodMs } from "../../src/core/grants.ts";
 import type { MemberSpec } from "../../src/core/membership.ts";
 import { Prng } from "../../src/core/prng.ts";
 import type { NodeId } from "../../src/core/types.ts";
 import type { RequestHandler } from "../../src/mesh/types.ts";
 import type { Driver, DriverContext } from "../../src/services/exec_driver.ts";
 import { type NodeReport, PlacementLoop } from "../../src/services/placement_loop.ts";
-import { type RunnerReport, ServiceRunner } from "../../src/services/service_runner.ts";
+import { type RunnerReport, ServiceRunner, serviceLeaseMs } from "../../src/services/service_runner.ts";
 import { placementEveryMs, reportEveryMs } from "../../src/services/services_node.ts";
 import type { ServiceTableEntry } from "../../src/services/services_wire.ts";
 import { serviceConfig } from "../support/service_config.ts";
@@ -66,7 +67,7 @@ const leaseMs = grantLeaseMsDefault;
 const suspectAfterMs = 3 * 250;
 const lateMsMax = 300;
 const startStepMsMax = 300;
-const stopStepMsMax = 80;
+const stopStepMsMax = 60;
 const driversMax = 2;
 
 const logger = pino({ level: "silent" });
@@ -475,11 +476,11 @@ class ServicesSim {
           drivers,
           coordination: {
             leadership: () => this.leadership(id),
-            acquireGrant: (name, current) => grants.acquire(name, current),
+            acquireGrant: (name, ask) => grants.acquire(name, ask),
             releaseGrant: (grant) => grants.release(grant),
             checkFence: (held) => grants.checkFence(held),
           },
-          leaseMs,
+          leaseMs: serviceLeaseMs(service, leaseMs),
           logger,
           onReport: (report) => {
             if (this.agents.get(id) !== agent) return;
@@ -770,8 +771,8 @@ function savedTable(saved: ServicesTable): Record<string, ServiceTableEntry> {
  * grant to a new owner for leaseMs × (1 + margin), also the longest an old grant may live on), a lost owner's
  * failover_after_ms (plus suspectAfterMs before the detector counts it unreachable), a report to make the
  * node ready (reportEveryMs) and a placement round, then the table's way to the node, the runner's retry
- * tick (leaseMs / 4, late), a grant round trip and the start steps; one more lease for a grant refused
- * (the retry after it lapses). Network delays after healing are tens of ms.
+ * tick (a renewal period of the service's lease, late), a grant round trip and the start steps; one more
+ * lease for a grant refused (the retry after it lapses). Network delays after healing are tens of ms.
  */
 function livenessBound(failoverAfterMs: number): number {
   return (
@@ -780,7 +781,7 @@ function livenessBound(failoverAfterMs: number): number {
     suspectAfterMs +
     reportEveryMs +
     2 * placementEveryMs +
-    leaseMs / 4 +
+    renewalPeriodMs(serviceLeaseMs({ failoverAfterMs }, leaseMs)) +
     lateMsMax +
     driversMax * startStepMsMax +
     1_000

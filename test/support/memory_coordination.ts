@@ -1,13 +1,19 @@
 // The grant part of Coordination in memory, for tests of what stands on it (the service runner): one
 // leader's GrantLedger, every node asking it directly on one shared clock. The test decides who leads, in
 // which term, and whether the leader answers at all; answers come back on a later turn, like a reply.
-import type { Coordination, FenceCheck, HeldGrant, LeadershipView } from "../../src/cluster/coordination.ts";
+import type {
+  Coordination,
+  FenceCheck,
+  GrantAsk,
+  HeldGrant,
+  LeadershipView,
+} from "../../src/cluster/coordination.ts";
 import {
   CoordinationUnavailableError,
   GrantRefusedError,
   NotLeaderError,
 } from "../../src/cluster/coordination_errors.ts";
-import { type FencingToken, type Grant, GrantLedger, holderDeadlineMs } from "../../src/core/grants.ts";
+import { type Grant, GrantLedger, holderDeadlineMs } from "../../src/core/grants.ts";
 import { type NodeId, Role } from "../../src/core/types.ts";
 
 export type MemoryGrants = Pick<Coordination, "leadership" | "acquireGrant" | "releaseGrant" | "checkFence">;
@@ -71,7 +77,7 @@ export class MemoryCoordination {
         role: this.leaderId === id ? Role.Leader : Role.Follower,
         leaseValid: this.leaderId === id,
       }),
-      acquireGrant: (service, current) => this.acquire(id, service, current),
+      acquireGrant: (service, ask) => this.acquire(id, service, ask),
       releaseGrant: async (grant) => {
         await this.reply();
         this.ledger.released(grant.service, id, grant.fence, this.now());
@@ -83,13 +89,13 @@ export class MemoryCoordination {
     };
   }
 
-  private async acquire(id: NodeId, service: string, current?: FencingToken): Promise<HeldGrant> {
+  private async acquire(id: NodeId, service: string, ask: GrantAsk = {}): Promise<HeldGrant> {
     const sentAtMs = this.now();
     await this.reply();
     if (this.leaderId === null) throw new NotLeaderError(null, `cannot acquire ${service}`);
     if (this.assigned.get(service) !== id)
       throw new GrantRefusedError(`${service} is not assigned to ${id}`, null);
-    const answer = this.ledger.request(service, id, this.now(), current);
+    const answer = this.ledger.request(service, id, this.now(), ask.current, ask.leaseMs);
     if (!answer.ok) {
       const retryInMs = answer.retryAtMs === null ? null : answer.retryAtMs - this.now();
       throw new GrantRefusedError(answer.reason, retryInMs);

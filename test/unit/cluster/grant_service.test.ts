@@ -154,13 +154,24 @@ test("grant service: a new leader adopts a running holder's claim and gives noth
   node(w, "n1").leadershipChanged();
   node(w, "n3").leadershipChanged();
   node(w, "n3").assign("web", "n2");
-  const adopted = await node(w, "n2").acquire("web", held.grant.fence);
+  const adopted = await node(w, "n2").acquire("web", { current: held.grant.fence });
   assert.equal(adopted.continueOnly, true);
   assert.deepEqual(adopted.grant.fence, { term: 4, seq: 1 });
   node(w, "n3").assign("db", "n1");
   await assert.rejects(node(w, "n1").acquire("db"), /previous leader/);
   w.clock.nowMs += lapseMs;
   assert.equal((await node(w, "n1").acquire("db")).continueOnly, false);
+});
+
+test("grant service: the lease asked for travels to the leader, which counts the lapse by it", async (t) => {
+  const w = world(t);
+  settled(w);
+  node(w, "n1").assign("web", "n2");
+  const sentAt = w.clock.nowMs;
+  const held = await node(w, "n2").acquire("web", { leaseMs: 1000 });
+  assert.equal(held.grant.leaseMs, 1000);
+  assert.equal(held.deadlineMs, sentAt + 1000 * (1 - clockMarginDefault));
+  assert.equal(node(w, "n1").freeInMs("web"), 1000 * (1 + clockMarginDefault));
 });
 
 test("grant service: an unanswered request is CoordinationUnavailableError; garbage is refused", async (t) => {
@@ -194,8 +205,8 @@ test("grant service: a claim of a service the new leader has not placed yet is a
   w.leadership = { leaderId: "n3", term: 4, leaseValid: true };
   node(w, "n3").leadershipChanged();
   // n3's placement has not run yet: no assignment. Refusing would stop a healthy service.
-  const adopted = await node(w, "n2").acquire("web", held.grant.fence);
+  const adopted = await node(w, "n2").acquire("web", { current: held.grant.fence });
   assert.equal(adopted.continueOnly, true);
   assert.equal(node(w, "n3").assignments().get("web"), "n2");
-  await assert.rejects(node(w, "n1").acquire("web", { term: 3, seq: 9 }), /assigned to n2/);
+  await assert.rejects(node(w, "n1").acquire("web", { current: { term: 3, seq: 9 } }), /assigned to n2/);
 });

@@ -138,7 +138,23 @@ test("grants: the holder's deadline passes before the leader's lapse, whatever t
   }
 });
 
+test("grants: a grant lasts the lease asked for, at most the ledger's, and a renewal keeps it", () => {
+  const ledger = settledLedger();
+  const short = granted(ledger.request("web", "n1", 0, undefined, 1000)).grant;
+  assert.equal(short.leaseMs, 1000);
+  assert.equal(ledger.freeAtMs("web", 0), 1000 * (1 + clockMarginDefault));
+  // Asked again with a longer lease (another config): the renewal keeps the grant's own.
+  assert.equal(granted(ledger.request("web", "n1", 500, short.fence, 5000)).grant.leaseMs, 1000);
+  assert.equal(ledger.freeAtMs("web", 500), 500 + 1000 * (1 + clockMarginDefault));
+  // Longer than the ledger's: capped, since a new leader's window only covers the ledger's lease.
+  assert.equal(granted(ledger.request("db", "n1", 0, undefined, 60_000)).grant.leaseMs, leaseMs);
+  // A claim of an earlier leader's grant gets the lease it asks for too.
+  const fresh = new GrantLedger({ term: 9, leaderSinceMs: 0, leaseMs });
+  assert.equal(granted(fresh.request("web", "n1", 10, { term: 8, seq: 1 }, 1200)).grant.leaseMs, 1200);
+});
+
 test("grants: impossible settings are refused", () => {
   assert.throws(() => new GrantLedger({ term: 1, leaderSinceMs: 0, leaseMs: 0 }), RangeError);
+  assert.throws(() => settledLedger().request("web", "n1", 0, undefined, 0), RangeError);
   assert.throws(() => new GrantLedger({ term: 1, leaderSinceMs: 0, leaseMs: 10, margin: 1 }), RangeError);
 });

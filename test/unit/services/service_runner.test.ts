@@ -2,8 +2,14 @@ import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
 import { type TestContext, test } from "node:test";
 import { pino } from "pino";
+import { renewalPeriodMs, stopBudgetMs } from "../../../src/core/grants.ts";
 import type { Driver, DriverContext, DriverStatus } from "../../../src/services/exec_driver.ts";
-import { type RunnerReport, ServiceRunner, startRetryMs } from "../../../src/services/service_runner.ts";
+import {
+  type RunnerReport,
+  ServiceRunner,
+  serviceLeaseMs,
+  startRetryMs,
+} from "../../../src/services/service_runner.ts";
 import { MemoryCoordination } from "../../support/memory_coordination.ts";
 import { serviceConfig } from "../../support/service_config.ts";
 
@@ -66,7 +72,10 @@ class RecordingDriver implements Driver {
   }
 }
 
-function setup(t: TestContext, options: { health?: () => boolean; stopMustSucceed?: boolean } = {}) {
+function setup(
+  t: TestContext,
+  options: { health?: () => boolean; stopMustSucceed?: boolean; runnerLeaseMs?: number } = {},
+) {
   const time = new VirtualTime(t);
   const health = options.health;
   const stopMustSucceed = options.stopMustSucceed ?? false;
@@ -91,7 +100,7 @@ function setup(t: TestContext, options: { health?: () => boolean; stopMustSuccee
     nodeId: "n2",
     drivers,
     coordination: coordination.node("n2"),
-    leaseMs,
+    leaseMs: options.runnerLeaseMs ?? leaseMs,
     logger: pino({ level: "silent" }),
     onReport: (report) => reports.push(report),
   });
@@ -139,8 +148,11 @@ test("service runner: cut off from the leader, it stops before the leader may gi
   const freeAtMs = coordination.freeAtMs("web");
   await time.until("stopped", () => runner.report().state === "stopped");
   const stopped = drivers.map((d) => Number(/@(\d+)/.exec(d.calls.at(-1) ?? "")?.[1]));
-  for (const at of stopped)
+  for (const at of stopped) {
     assert.ok(at < freeAtMs, `stopped at ${at}, the leader could move it at ${freeAtMs}`);
+    // Woken at the stop budget itself, not at the next renewal tick past it (up to a period less).
+    assert.ok(freeAtMs - at >= stopBudgetMs(leaseMs), `stopped only ${freeAtMs - at} ms before the lapse`);
+  }
   assert.equal(runner.report().detail, "grant ran out");
 });
 
@@ -152,7 +164,7 @@ test("service runner: a refused renewal (moved elsewhere) stops it at once", asy
   coordination.assign("web", "n3"); // the table has not reached n2 yet: only the renewal tells it
   const before = time.nowMs;
   await time.until("stopped", () => runner.report().state === "stopped");
-  assert.ok(time.nowMs - before <= leaseMs / 4 + 10, `stopped ${time.nowMs - before} ms later`);
+  assert.ok(time.nowMs - before <= renewalPeriodMs(leaseMs) + 10, `stopped ${time.nowMs - before} ms later`);
   assert.equal(runner.report().detail, "grant not renewed");
 });
 
@@ -203,7 +215,8 @@ test("service runner: at start, what an earlier run left is stopped, outside any
 test("service runner: a grant answered too late to leave time for a stop is not started under", async (t) => {
   const { time, coordination, drivers, runner, reports } = setup(t);
   coordination.assign("web", "n2");
-  coordination.replyDelayMs = leaseMs / 2 + 100;
+  // Answered with less than the stop budget left of the holder's 0.98 lease.
+  coordination.replyDelayMs = leaseMs - stopBudgetMs(leaseMs) + 100;
   runner.assigned(true);
   await time.until("given up", () => reports.some((r) => r.state === "stopped"));
   assert.deepEqual(
@@ -279,4 +292,37 @@ test("service runner: with stop_must_succeed a failed stop holds on to the grant
   app.stopFails = false;
   await time.until("stopped", () => runner.report().state === "stopped", startRetryMs + 1_000);
   assert.equal(runner.report().detail, "stop succeeded on a retry");
+});
+
+test("service runner: its grants last the lease it asks for (failover_after_ms, at most the cluster's)", async (t) => {
+  assert.equal(serviceLeaseMs({ failoverAfterMs: 1000 }, leaseMs), 1000);
+  assert.equal(serviceLeaseMs({ failoverAfterMs: 3000 }, leaseMs), leaseMs);
+  const { time, coordination, drivers, runner } = setup(t, { runnerLeaseMs: 1000 });
+  coordination.assign("web", "n2");
+  runner.assigned(true);
+  await time.until("running", () => runner.report().state === "running");
+  assert.equal(coordination.holder("web")?.leaseMs, 1000);
+  await time.run(10 * 1000);
+  assert.equal(runner.report().state, "running", "renewed for ten of its leases");
+  coordination.answering = false;
+  const freeAtMs = coordination.freeAtMs("web");
+  const cutAt = time.nowMs;
+  await time.until("stopped", () => runner.report().state === "stopped");
+  const stoppedAt = Number(/@(\d+)/.exec(drivers[0]?.calls.at(-1) ?? "")?.[1]);
+  assert.ok(stoppedAt < freeAtMs, "stopped before its own lease lapsed on the leader");
+  assert.ok(freeAtMs - cutAt <= 1000 * 1.02, `the leader may move it ${freeAtMs - cutAt} ms after the cut`);
+});
+
+test("service runner: refused while an earlier grant lapses, it asks again when that grant lapses", async (t) => {
+  const { time, coordination, drivers, runner } = setup(t);
+  coordination.assign("web", "n3");
+  await coordination.node("n3").acquireGrant("web");
+  coordination.assign("web", "n2"); // n3's grant is no longer renewed; it lapses on the leader's clock
+  const freeAtMs = coordination.freeAtMs("web");
+  runner.assigned(true);
+  await time.until("running", () => runner.report().state === "running", 3 * leaseMs);
+  const startedAt = Number(/@(\d+)/.exec(drivers[0]?.calls[0] ?? "")?.[1]);
+  assert.ok(startedAt >= freeAtMs, "not before the lapse");
+  // Without the leader's hint it would ask again only at its next renewal period.
+  assert.ok(startedAt - freeAtMs <= 20, `started ${startedAt - freeAtMs} ms after the lapse`);
 });
