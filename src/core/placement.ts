@@ -86,6 +86,11 @@ export interface PlacementDecision {
   code: PlacementCode;
   /** For operators: why, in a sentence. */
   reason: string;
+  /**
+   * The decision changes by itself this many ms from now unless something else does (an unreachable owner
+   * reaching failover_after_ms, the wait for a starting preferred node ending); null: it does not.
+   */
+  decideAgainInMs: number | null;
 }
 
 /** Decides every service, in name order (so ties in load are broken the same way on every leader). */
@@ -111,12 +116,12 @@ function decideOne(
 ): PlacementDecision {
   const eligible = eligibleNodes(service, byId);
   const usable = (id: NodeId): boolean => unusableBecause(service, id, byId) === null;
-  const decision = (owner: NodeId | null, code: PlacementCode, reason: string): PlacementDecision => ({
-    service: service.name,
-    owner,
-    code,
-    reason,
-  });
+  const decision = (
+    owner: NodeId | null,
+    code: PlacementCode,
+    reason: string,
+    decideAgainInMs: number | null = null,
+  ): PlacementDecision => ({ service: service.name, owner, code, reason, decideAgainInMs });
 
   if (service.stopFailedOn !== null) {
     return decision(
@@ -157,6 +162,7 @@ function decideOne(
         owner,
         PlacementCode.OwnerUnreachable,
         `${owner} unreachable for ${node.unreachableMs} ms; it moves after ${service.failoverAfterMs} ms`,
+        service.failoverAfterMs - node.unreachableMs,
       );
     } else {
       const home = service.prefer.find((id) => usable(id));
@@ -183,7 +189,12 @@ function decideOne(
       return node !== undefined && eligible.includes(id) && node.unreachableMs === 0 && !node.ready;
     });
     if (starting !== undefined && (choice === undefined || ranksAbove(service.prefer, starting, choice))) {
-      return decision(null, PlacementCode.WaitingForPreferred, `waiting for ${starting} to finish starting`);
+      return decision(
+        null,
+        PlacementCode.WaitingForPreferred,
+        `waiting for ${starting} to finish starting`,
+        service.failoverAfterMs - service.unownedMs,
+      );
     }
   }
   if (choice === undefined) {

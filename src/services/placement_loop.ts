@@ -58,6 +58,8 @@ export class PlacementLoop {
   private started = false;
   /** The latest reports, for checking a command against what the next round will see. */
   private lastReports: ReadonlyMap<NodeId, NodeReport> = new Map();
+  /** After the last round: when (ms from it) a decision changes by itself; null: none does. */
+  private againInMs: number | null = null;
 
   constructor(options: PlacementLoopOptions) {
     this.options = options;
@@ -79,8 +81,11 @@ export class PlacementLoop {
     this.moves.clear();
     const inputs = this.options.services.map((service) => this.input(service, reports, now, moves));
     const table: Record<string, ServiceTableEntry> = {};
+    this.againInMs = null;
     for (const decision of decidePlacement(nodes, inputs)) {
       const service = decision.service;
+      if (decision.decideAgainInMs !== null)
+        this.againInMs = Math.min(this.againInMs ?? Number.POSITIVE_INFINITY, decision.decideAgainInMs);
       const previous = this.owners.get(service) ?? null;
       if (decision.owner !== previous) {
         await this.options.coordination.assignService(service, decision.owner);
@@ -107,6 +112,14 @@ export class PlacementLoop {
       };
     }
     return table;
+  }
+
+  /**
+   * When a decision of the last round changes by itself (an unreachable owner reaching failover_after_ms),
+   * in ms from that round; null: none does. The caller runs a round then, rather than at its next period.
+   */
+  decideAgainInMs(): number | null {
+    return this.againInMs;
   }
 
   /** The drained nodes, for the table. */

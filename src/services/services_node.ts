@@ -84,6 +84,8 @@ export class ServicesNode {
   /** Leader: the last table sent, and when (monotonic ms): unchanged, it goes out every reportEveryMs. */
   private sent: { text: string; atMs: number } = { text: "", atMs: Number.NEGATIVE_INFINITY };
   private readonly unsubscribes: Array<() => void> = [];
+  /** Leader: a round at the moment a decision changes by itself, when that is sooner than the next period. */
+  private dueRound: ReturnType<typeof setTimeout> | null = null;
 
   constructor(options: ServicesNodeOptions) {
     this.options = options;
@@ -141,6 +143,7 @@ export class ServicesNode {
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
     this.reporter.stop();
     this.placement.stop();
+    this.cancelDueRound();
     this.loop = null;
     await Promise.all([...this.runners.values()].map((runner) => runner.close()));
   }
@@ -175,8 +178,31 @@ export class ServicesNode {
     } else if (view.role !== "leader" && this.loop !== null) {
       this.loop = null;
       this.placement.stop();
+      this.cancelDueRound();
     }
     this.sendReport();
+  }
+
+  /**
+   * After a round: an owner unreachable for less than failover_after_ms moves the moment it reaches it,
+   * not up to a placement period later (a failover's latency), so a round is due then.
+   */
+  private scheduleDueRound(loop: PlacementLoop): void {
+    const inMs = loop.decideAgainInMs();
+    if (inMs === null || inMs >= placementEveryMs || this.dueRound !== null) return;
+    this.dueRound = setTimeout(
+      () => {
+        this.dueRound = null;
+        void this.decideNow();
+      },
+      Math.ceil(Math.max(0, inMs)) + 1,
+    );
+    this.dueRound.unref();
+  }
+
+  private cancelDueRound(): void {
+    if (this.dueRound !== null) clearTimeout(this.dueRound);
+    this.dueRound = null;
   }
 
   /** One placement round, unless one is running (the ticker's rounds skip; see decideNow). */
@@ -195,6 +221,7 @@ export class ServicesNode {
     try {
       const services = await loop.round(this.reports);
       if (this.loop !== loop) return;
+      this.scheduleDueRound(loop);
       const term = this.options.coordination.leadership().term;
       const table: ServicesTable = { term, services, drained: loop.drained() };
       this.applyTable(table);

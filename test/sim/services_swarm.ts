@@ -121,6 +121,8 @@ interface Agent {
   loop: PlacementLoop | null;
   deciding: boolean;
   placementTimer: number | null;
+  /** services_node.ts dueRound: a round when a decision changes by itself, if sooner than the period. */
+  dueRound: number | null;
   reports: Map<NodeId, NodeReport>;
   table: ServicesTable;
   sent: { text: string; atMs: number };
@@ -452,6 +454,7 @@ class ServicesSim {
       loop: null,
       deciding: false,
       placementTimer: null,
+      dueRound: null,
       reports: new Map(),
       table: { term: 0, services: {}, drained: [] },
       sent: { text: "", atMs: Number.NEGATIVE_INFINITY },
@@ -569,6 +572,8 @@ class ServicesSim {
       agent.loop = null;
       if (agent.placementTimer !== null) this.cancel(agent.placementTimer);
       agent.placementTimer = null;
+      if (agent.dueRound !== null) this.cancel(agent.dueRound);
+      agent.dueRound = null;
     }
     this.sendReport(agent);
   }
@@ -582,6 +587,14 @@ class ServicesSim {
     try {
       const services = await loop.round(agent.reports);
       if (agent.loop !== loop || this.agents.get(agent.id) !== agent) return;
+      // services_node.ts scheduleDueRound().
+      const inMs = loop.decideAgainInMs();
+      if (inMs !== null && inMs < placementEveryMs && agent.dueRound === null) {
+        agent.dueRound = this.timer(agent, Math.ceil(Math.max(0, inMs)) + 1, () => {
+          agent.dueRound = null;
+          if (agent.loop !== null && this.agents.get(agent.id) === agent) void this.decide(agent);
+        });
+      }
       const term = this.leadership(agent.id).term;
       for (const [service, entry] of Object.entries(services)) {
         if (entry.code !== "failback") continue;

@@ -80,9 +80,12 @@ test("placement: the node that runs a healthy service keeps it, even when a pref
 
 test("placement: an unreachable owner keeps it until failover_after_ms, then it moves", () => {
   const gone = (ms: number) => [node("n1", { unreachableMs: ms }), node("n2"), node("n3")];
-  assert.deepEqual(ownerAndCode(decide(gone(2999), { owner: "n1" })), ["n1", PlacementCode.OwnerUnreachable]);
+  const kept = decide(gone(2400), { owner: "n1" });
+  assert.deepEqual(ownerAndCode(kept), ["n1", PlacementCode.OwnerUnreachable]);
+  assert.equal(kept.decideAgainInMs, 600, "the moment it would move");
   const moved = decide(gone(3000), { owner: "n1", prefer: ["n1", "n3"] });
   assert.deepEqual(ownerAndCode(moved), ["n3", PlacementCode.Failover]);
+  assert.equal(moved.decideAgainInMs, null);
   assert.match(moved.reason, /n1 unreachable for 3000 ms: moved to n3/);
 });
 
@@ -144,10 +147,9 @@ test("placement: a node still starting never takes a service from a running owne
 
 test("placement: an unowned service waits for a starting preferred node, for failover_after_ms at most", () => {
   const nodes = [node("n1", { ready: false }), node("n2")];
-  assert.deepEqual(ownerAndCode(decide(nodes, { prefer: ["n1"], unownedMs: 2999 })), [
-    null,
-    PlacementCode.WaitingForPreferred,
-  ]);
+  const waiting = decide(nodes, { prefer: ["n1"], unownedMs: 2999 });
+  assert.deepEqual(ownerAndCode(waiting), [null, PlacementCode.WaitingForPreferred]);
+  assert.equal(waiting.decideAgainInMs, 1);
   assert.deepEqual(ownerAndCode(decide(nodes, { prefer: ["n1"], unownedMs: 3000 })), [
     "n2",
     PlacementCode.Placed,

@@ -124,8 +124,10 @@ test("placement loop: an owner unreachable past failover_after_ms loses the serv
   const w = world({ services: [serviceConfig("web", { prefer: ["n1"] })] });
   for (const id of ["n1", "n2", "n3"]) w.report(id, {});
   assert.equal((await w.loop.round(w.reports)).web?.owner, "n1");
+  assert.equal(w.loop.decideAgainInMs(), null, "nothing changes by itself");
   w.liveness.set("n1", 2999);
   assert.equal((await w.loop.round(w.reports)).web?.code, "owner-unreachable");
+  assert.equal(w.loop.decideAgainInMs(), 1, "due when n1 reaches failover_after_ms");
   w.liveness.set("n1", 3000);
   const moved = await w.loop.round(w.reports);
   assert.deepEqual([moved.web?.owner, moved.web?.code], ["n2", "failover"]);
