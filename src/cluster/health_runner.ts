@@ -355,14 +355,18 @@ export class HealthRunner {
     for (let i = 0; i < this.peerIds.length; i++) {
       const peer = this.peerIds[i] as NodeId;
       const contact = this.contacts.get(peer);
-      if (contact === undefined) continue;
-      const frames = this.mesh.framesReceived(peer);
-      if (frames === contact.framesSeen) continue;
-      contact.framesSeen = frames;
-      this.detector.heardFrom(peer);
-      contact.lastHeardMs = Date.now();
+      if (contact !== undefined) this.notePeerTraffic(peer, contact);
     }
     this.takeVouches();
+  }
+
+  /** Frames from `peer` since the last look: it was heard. */
+  private notePeerTraffic(peer: NodeId, contact: PeerContact): void {
+    const frames = this.mesh.framesReceived(peer);
+    if (frames === contact.framesSeen) return;
+    contact.framesSeen = frames;
+    this.detector.heardFrom(peer);
+    contact.lastHeardMs = Date.now();
   }
 
   private sendPingsDue(): void {
@@ -436,6 +440,11 @@ export class HealthRunner {
 
   private onLinkDown(peer: NodeId): void {
     if (!this.timer) return;
+    // Frames that came before the link closed are noted now, as heard before the loss: left to the next
+    // tick, they would read as news and make the peer alive again, and its failover would wait for the
+    // whole silence timeout after that tick instead of counting from the loss.
+    const contact = this.contacts.get(peer);
+    if (contact !== undefined) this.notePeerTraffic(peer, contact);
     this.detector.linkDown(peer);
     this.publishTransitions();
   }

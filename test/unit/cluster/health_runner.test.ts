@@ -266,6 +266,27 @@ test("health runner: link:down makes a peer suspect at once, not down, and it re
   assert.ok(!h.changes.get("a")?.some((c) => c.to === "down"));
 });
 
+test("health runner: frames that came before a link closed do not make the peer alive again after it", async (t) => {
+  const time = new VirtualTime(t);
+  const h = harness(t, ["a", "b"]);
+  for (const r of h.runners.values()) r.start();
+  await time.runUntil("rtt on both sides", () => bothHaveRtt(h));
+  await time.run(timings.tickMs);
+  // A frame from b, then the link closes before a's next tick notes it (a peer killed mid-conversation).
+  h.meshes.get("b")?.send("a", "election", new Uint8Array([1]));
+  await deliveries();
+  h.network.disconnect("a", "b");
+  const lostAt = time.elapsedMs;
+  await time.runUntil("b down", () => h.changes.get("a")?.some((c) => c.to === "down") === true);
+  assert.deepEqual(
+    h.changes.get("a")?.map((c) => c.to),
+    ["suspect", "down"],
+    "not alive again in between",
+  );
+  // Down after the timeout counted from the loss (within a tick), not from a tick after it.
+  assert.ok(time.elapsedMs - lostAt <= timings.downAfterMs + timings.tickMs, `${time.elapsedMs - lostAt} ms`);
+});
+
 test("health runner: garbage from a peer is logged and ignored", async (t) => {
   const time = new VirtualTime(t);
   // x is watched by a but runs no detector: the test speaks for it.
