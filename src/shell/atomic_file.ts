@@ -1,7 +1,8 @@
-// Replacing a small file so that a crash at any instant leaves the old or the new content, never a torn
-// file: write a temporary file beside it, fsync it, rename it over the old one, fsync the folder (so the
-// rename itself survives a power loss).
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+// Files that survive a crash: replacing a small file so that a crash at any instant leaves the old or the
+// new content, never a torn file (write a temporary file beside it, fsync it, rename it over the old one,
+// fsync the folder so the rename itself survives a power loss); a private database file created before
+// SQLite opens it; a folder's entries made durable.
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
 export function writeFileAtomic(path: string, data: string, mode: number): void {
@@ -21,10 +22,21 @@ export function writeFileAtomic(path: string, data: string, mode: number): void 
     rmSync(temporary, { force: true });
     throw error;
   }
-  const dirFd = openSync(dir, "r");
+  fsyncDirectory(dir);
+}
+
+/** Makes the entries of folder `path` (files created, renamed or removed in it) survive a power loss. */
+export function fsyncDirectory(path: string): void {
+  const fd = openSync(path, "r");
   try {
-    fsyncSync(dirFd);
+    fsyncSync(fd);
   } finally {
-    closeSync(dirFd);
+    closeSync(fd);
   }
+}
+
+/** Creates the file 0600 (a database of keys or private data) before SQLite does; its -wal/-shm copy the mode. */
+export function createPrivateFile(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  closeSync(openSync(path, "a", 0o600));
 }

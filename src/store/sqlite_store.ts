@@ -13,7 +13,6 @@
 // Path order is SQLite's BINARY order on UTF-8, i.e. Unicode code point order (which differs from
 // JavaScript's UTF-16 `<` only for characters above U+FFFF).
 import { randomInt } from "node:crypto";
-import { closeSync, fsyncSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import {
@@ -30,6 +29,7 @@ import { supersedes } from "../core/lww.ts";
 import { sinceUntilSeq, stampsSinceOf } from "../core/store_sync_batch.ts";
 import type { PeerCursor, StampsSince, StampsSinceQuery, StoreIdentity } from "../core/store_sync_types.ts";
 import { type NodeId, nodeIdPattern } from "../core/types.ts";
+import { createPrivateFile, fsyncDirectory } from "../shell/index.ts";
 import { MetaKey, type MetaValues, prepareSchema, SCHEMA_VERSION, StoreOpenError } from "./sqlite_schema.ts";
 import type {
   BucketDigest,
@@ -223,21 +223,6 @@ function checkCount(name: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) {
     throw new RangeError(`${name} must be a non-negative integer, got ${value}`);
   }
-}
-
-function fsyncDirectory(path: string): void {
-  const fd = openSync(path, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Creates the file 0600 (it holds keys and certificates) before SQLite does; its -wal/-shm copy the mode. */
-function createPrivateFile(path: string): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  closeSync(openSync(path, "a", 0o600));
 }
 
 export class SqliteLocalStore implements LocalStore {

@@ -6,9 +6,9 @@ import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { pino } from "pino";
@@ -16,6 +16,7 @@ import type { DnsDriverConfig } from "../../src/config/dns_driver_schema.ts";
 import { DnsDriver } from "../../src/services/dns_driver.ts";
 import { collectLines } from "../support/child_lines.ts";
 import { type PortRange, reservePortRange } from "../support/free_ports.ts";
+import { findBinary, testGate } from "../support/tool_gate.ts";
 
 const run = promisify(execFile);
 const keyName = "tandem-key";
@@ -26,18 +27,6 @@ const n2 = "192.0.2.2";
 const n6 = "2001:db8::6";
 const readyTimeoutMs = 15_000;
 const stopTimeoutMs = 5_000;
-
-/** An executable in PATH or in the sbin folders (where Debian puts knotd and named). */
-function findBinary(binary: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/sbin", "/usr/local/sbin"];
-  for (const dir of dirs.filter(Boolean)) {
-    try {
-      accessSync(join(dir, binary), constants.X_OK);
-      return join(dir, binary);
-    } catch {}
-  }
-  return undefined;
-}
 
 const zoneText = `$ORIGIN ${zone}.
 $TTL 300
@@ -169,9 +158,7 @@ function logCapture(): { logger: pino.Logger; lines: string[] } {
 }
 
 for (const kind of [knot, bind]) {
-  const unsupported = missingFor(kind);
-  // On CI a missing tool is a broken environment, not a reason to skip.
-  const skip = unsupported !== undefined && process.env.CI !== "true" ? unsupported : false;
+  const { unsupported, skip } = testGate(missingFor(kind));
 
   describe(`dns driver against ${kind.label}`, { skip, timeout: 120_000 }, () => {
     let dir = "";

@@ -7,6 +7,7 @@ import { type ChildProcess, execFileSync, type SpawnOptions, spawn } from "node:
 import { randomBytes } from "node:crypto";
 import { readlinkSync, statSync } from "node:fs";
 import { createInterface } from "node:readline";
+import { testGate } from "./tool_gate.ts";
 
 export const netnsInstallHint = "install the tools with `apt-get install nftables iproute2` and run as root";
 
@@ -51,8 +52,7 @@ export function netnsTestGate(
   support: NetnsSupport = netnsSupport(),
   installHint = netnsInstallHint,
 ): { unsupported: string | undefined; skip: string | false } {
-  const unsupported = support.ok ? undefined : `this test needs ${support.missing}; ${installHint}`;
-  return { unsupported, skip: unsupported !== undefined && process.env.CI !== "true" ? unsupported : false };
+  return testGate(support.ok ? undefined : `this test needs ${support.missing}; ${installHint}`);
 }
 
 export function netnsSupport(): NetnsSupport {

@@ -1,0 +1,423 @@
+// A node's journal in SQLite (journal.db in the data directory), every change one transaction, fsync'd at
+// commit (synchronous = FULL): "recorded" and "applied" mean on disk.
+// - outbox: what this node recorded, in recording order (seq), each with its place in its lane (key_seq, the
+//   lane's counter bumped in the same transaction, so a lane never has a gap), until the queue confirms it
+//   (shipped_at). Payloads are sealed when shipped (src/journal/journal_key.ts), not here: the transactional
+//   outbox of an embedding app records inside the app's synchronous transaction, where nothing async runs.
+// - inbox: entries of other nodes, written before the queue is acknowledged, until applied or given up.
+// - applied / dead: every id ever applied (or dropped) and every dead letter: de-duplication for good, not
+//   for a time window. lane_marks: each lane's watermark (src/core/journal_lanes.ts), moved in the same
+//   transaction as the result that moves it.
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import type { LaneEntry, LaneWatermark } from "../core/journal_lanes.ts";
+import type { NodeId } from "../core/types.ts";
+import { createPrivateFile, fsyncDirectory } from "../shell/index.ts";
+
+/** Bumped when the layout changes; a database written by a newer version is refused. */
+const SCHEMA_VERSION = 1;
+
+/** An entry as recorded: everything but the seal. `data` is JSON text. */
+export interface JournalEntry extends LaneEntry {
+  /** When it was recorded, on its origin's HLC ("wallMs.counter"). */
+  hlc: string;
+  type: string;
+  data: string;
+  files: string[];
+}
+
+export interface RecordInput {
+  id: string;
+  hlc: string;
+  type: string;
+  key: string | null;
+  data: string;
+  files: readonly string[];
+}
+
+export interface OutboxRow {
+  seq: number;
+  entry: JournalEntry;
+  recordedAtMs: number;
+}
+
+export interface DeadLetter {
+  entry: JournalEntry;
+  attempts: number;
+  reason: string;
+  deadAtMs: number;
+}
+
+export type ReceiveResult = "new" | "applied-before" | "dead-letter" | "in-inbox";
+
+export class JournalOpenError extends Error {
+  override readonly name = "JournalOpenError";
+}
+
+const ddl = `
+CREATE TABLE IF NOT EXISTS journal_meta (key TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS outbox (
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  hlc TEXT NOT NULL,
+  type TEXT NOT NULL,
+  key TEXT,
+  key_seq INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  files TEXT NOT NULL,
+  recorded_at INTEGER NOT NULL,
+  shipped_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_unshipped ON outbox (seq) WHERE shipped_at IS NULL;
+CREATE TABLE IF NOT EXISTS out_lanes (key TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS inbox (
+  n INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  origin TEXT NOT NULL,
+  hlc TEXT NOT NULL,
+  type TEXT NOT NULL,
+  key TEXT,
+  key_seq INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  files TEXT NOT NULL,
+  received_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS applied (
+  id TEXT PRIMARY KEY,
+  origin TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS applied_by_origin ON applied (origin, at);
+CREATE TABLE IF NOT EXISTS dead (
+  id TEXT PRIMARY KEY,
+  origin TEXT NOT NULL,
+  hlc TEXT NOT NULL,
+  type TEXT NOT NULL,
+  key TEXT,
+  key_seq INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  files TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lane_marks (
+  origin TEXT NOT NULL,
+  key TEXT NOT NULL,
+  done INTEGER NOT NULL,
+  PRIMARY KEY (origin, key)
+) WITHOUT ROWID;
+`;
+
+interface EntryColumns {
+  id: string;
+  origin?: string;
+  hlc: string;
+  type: string;
+  key: string | null;
+  key_seq: number;
+  data: string;
+  files: string;
+}
+
+export class JournalDb {
+  readonly nodeId: NodeId;
+  private readonly db: Database.Database;
+  /** Opened here (closed by close()), or the embedding app's own database (attach). */
+  private readonly owned: boolean;
+  private readonly statements: ReturnType<typeof prepare>;
+
+  private constructor(db: Database.Database, nodeId: NodeId, owned: boolean) {
+    this.db = db;
+    this.nodeId = nodeId;
+    this.owned = owned;
+    this.statements = prepare(db);
+  }
+
+  /**
+   * The journal's tables in an embedding app's own database, so that `record` joins the app's transaction
+   * (the transactional outbox: `db.transaction(() => { change(); journal.record(...) })()`). The app keeps
+   * its database: close() leaves it open. Use synchronous = FULL for "recorded" to mean on disk.
+   */
+  static attach(db: Database.Database, nodeId: NodeId): JournalDb {
+    createSchema(db, db.name);
+    return new JournalDb(db, nodeId, false);
+  }
+
+  /** Opens (creating it 0600) the journal at `path`, ":memory:" for tests. */
+  static open(path: string, nodeId: NodeId): JournalDb {
+    let db: Database.Database | undefined;
+    try {
+      const inMemory = path === ":memory:";
+      if (!inMemory) createPrivateFile(path);
+      db = new Database(path);
+      db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = FULL");
+      db.pragma("busy_timeout = 5000");
+      createSchema(db, path);
+      if (!inMemory) fsyncDirectory(dirname(path));
+      return new JournalDb(db, nodeId, true);
+    } catch (cause) {
+      db?.close();
+      if (cause instanceof JournalOpenError) throw cause;
+      throw new JournalOpenError(`${path}: cannot open the journal database`, { cause });
+    }
+  }
+
+  close(): void {
+    if (this.owned) this.db.close();
+  }
+
+  /**
+   * Records an entry of this node, durable when this returns; its keySeq is the next of its lane. Runs in
+   * a transaction of its own, or inside the caller's (the transactional outbox: both or neither).
+   */
+  record(input: RecordInput, nowMs: number): JournalEntry {
+    return this.db.transaction(() => {
+      let keySeq = 0;
+      if (input.key !== null) {
+        const last = this.statements.outLane.pluck().get(input.key) as number | undefined;
+        keySeq = (last ?? 0) + 1;
+        this.statements.setOutLane.run(input.key, keySeq);
+      }
+      const entry: JournalEntry = { ...input, files: [...input.files], origin: this.nodeId, keySeq };
+      this.statements.insertOutbox.run(
+        entry.id,
+        entry.hlc,
+        entry.type,
+        entry.key,
+        keySeq,
+        entry.data,
+        JSON.stringify(entry.files),
+        nowMs,
+      );
+      return entry;
+    })();
+  }
+
+  /** Up to `limit` entries the queue has not confirmed, in recording order. */
+  unshipped(limit: number): OutboxRow[] {
+    const rows = this.statements.unshipped.all(limit) as Array<
+      EntryColumns & { seq: number; recorded_at: number }
+    >;
+    return rows.map((row) => ({
+      seq: row.seq,
+      entry: this.entryOf({ ...row, origin: this.nodeId }),
+      recordedAtMs: row.recorded_at,
+    }));
+  }
+
+  /** The queue confirmed these: they are not published again. */
+  markShipped(ids: readonly string[], nowMs: number): void {
+    this.db.transaction(() => {
+      for (const id of ids) this.statements.markShipped.run(nowMs, id);
+    })();
+  }
+
+  /** An entry of another node, as delivered: written to the inbox unless it is known already. */
+  receive(entry: JournalEntry, nowMs: number): ReceiveResult {
+    return this.db.transaction((): ReceiveResult => {
+      const outcome = this.statements.appliedOutcome.pluck().get(entry.id) as string | undefined;
+      if (outcome !== undefined) return "applied-before";
+      if (this.statements.deadExists.get(entry.id) !== undefined) return "dead-letter";
+      const inserted = this.statements.insertInbox.run(
+        entry.id,
+        entry.origin,
+        entry.hlc,
+        entry.type,
+        entry.key,
+        entry.keySeq,
+        entry.data,
+        JSON.stringify(entry.files),
+        nowMs,
+      );
+      return inserted.changes === 1 ? "new" : "in-inbox";
+    })();
+  }
+
+  /** Everything received and not yet settled, in arrival order (to seed the applier after a restart). */
+  inbox(): JournalEntry[] {
+    return (this.statements.inbox.all() as EntryColumns[]).map((row) => this.entryOf(row));
+  }
+
+  laneMarks(): LaneWatermark[] {
+    return this.statements.laneMarks.all() as LaneWatermark[];
+  }
+
+  /** The handler succeeded: out of the inbox, into applied, the lane moved on; one transaction. */
+  settleApplied(entry: LaneEntry, watermark: LaneWatermark | null, nowMs: number): void {
+    this.db.transaction(() => {
+      this.statements.deleteInbox.run(entry.id);
+      this.statements.insertApplied.run(entry.id, entry.origin, "applied", nowMs);
+      if (watermark !== null) this.setMark(watermark);
+    })();
+  }
+
+  /** Given up after `attempts`: out of the inbox, into the dead letters, the lane moved on. */
+  settleDead(
+    entry: JournalEntry,
+    attempts: number,
+    reason: string,
+    watermark: LaneWatermark | null,
+    nowMs: number,
+  ): void {
+    this.db.transaction(() => {
+      this.statements.deleteInbox.run(entry.id);
+      this.statements.insertDead.run(
+        entry.id,
+        entry.origin,
+        entry.hlc,
+        entry.type,
+        entry.key,
+        entry.keySeq,
+        entry.data,
+        JSON.stringify(entry.files),
+        attempts,
+        reason,
+        nowMs,
+      );
+      if (watermark !== null) this.setMark(watermark);
+    })();
+  }
+
+  deadLetters(): DeadLetter[] {
+    const rows = this.statements.deadLetters.all() as Array<
+      EntryColumns & { attempts: number; reason: string; at: number }
+    >;
+    return rows.map((row) => ({
+      entry: this.entryOf(row),
+      attempts: row.attempts,
+      reason: row.reason,
+      deadAtMs: row.at,
+    }));
+  }
+
+  /**
+   * An operator's retry: the dead letter goes back to the inbox, without its lane (which moved on past it),
+   * so it applies on its own. Null when there is no such dead letter.
+   */
+  retryDead(id: string, nowMs: number): JournalEntry | null {
+    return this.db.transaction((): JournalEntry | null => {
+      const row = this.statements.deadOne.get(id) as EntryColumns | undefined;
+      if (row === undefined) return null;
+      const entry = { ...this.entryOf(row), key: null, keySeq: 0 };
+      this.statements.deleteDead.run(id);
+      this.statements.insertInbox.run(
+        entry.id,
+        entry.origin,
+        entry.hlc,
+        entry.type,
+        null,
+        0,
+        entry.data,
+        JSON.stringify(entry.files),
+        nowMs,
+      );
+      return entry;
+    })();
+  }
+
+  /** An operator's drop: the dead letter is given up for good (and stays known, so never applied). */
+  dropDead(id: string, nowMs: number): boolean {
+    return this.db.transaction((): boolean => {
+      const row = this.statements.deadOne.get(id) as EntryColumns | undefined;
+      if (row === undefined) return false;
+      this.statements.deleteDead.run(id);
+      this.statements.insertApplied.run(id, row.origin, "dropped", nowMs);
+      return true;
+    })();
+  }
+
+  /** For status: the outbox's backlog, and per origin the last apply. */
+  counts(nowMs: number): {
+    unshipped: number;
+    oldestUnshippedAgeMs: number | null;
+    inbox: number;
+    deadLetters: number;
+    lastAppliedAtMs: Record<NodeId, number>;
+  } {
+    const backlog = this.statements.backlog.get() as { n: number; oldest: number | null };
+    const lastApplied: Record<NodeId, number> = {};
+    for (const row of this.statements.lastApplied.all() as Array<{ origin: string; at: number }>) {
+      lastApplied[row.origin] = row.at;
+    }
+    return {
+      unshipped: backlog.n,
+      oldestUnshippedAgeMs: backlog.oldest === null ? null : Math.max(0, nowMs - backlog.oldest),
+      inbox: this.statements.inboxCount.pluck().get() as number,
+      deadLetters: this.statements.deadCount.pluck().get() as number,
+      lastAppliedAtMs: lastApplied,
+    };
+  }
+
+  private setMark(watermark: LaneWatermark): void {
+    this.statements.setMark.run(watermark.origin, watermark.key, watermark.done);
+  }
+
+  private entryOf(row: EntryColumns): JournalEntry {
+    return {
+      id: row.id,
+      origin: row.origin ?? this.nodeId,
+      hlc: row.hlc,
+      type: row.type,
+      key: row.key,
+      keySeq: row.key_seq,
+      data: row.data,
+      files: JSON.parse(row.files) as string[],
+    };
+  }
+}
+
+function createSchema(db: Database.Database, path: string): void {
+  db.exec(ddl);
+  const version = db.prepare("SELECT value FROM journal_meta WHERE key = 'schema_version'").pluck().get();
+  if (version === undefined) {
+    db.prepare("INSERT INTO journal_meta (key, value) VALUES ('schema_version', ?)").run(SCHEMA_VERSION);
+  } else if (version !== SCHEMA_VERSION) {
+    throw new JournalOpenError(
+      `${path}: journal schema ${String(version)}, this version reads ${SCHEMA_VERSION}`,
+    );
+  }
+}
+
+function prepare(db: Database.Database) {
+  const entryColumns = "id, origin, hlc, type, key, key_seq, data, files";
+  return {
+    outLane: db.prepare("SELECT last_seq FROM out_lanes WHERE key = ?"),
+    setOutLane: db.prepare(
+      "INSERT INTO out_lanes (key, last_seq) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET last_seq = excluded.last_seq",
+    ),
+    insertOutbox: db.prepare(
+      "INSERT INTO outbox (id, hlc, type, key, key_seq, data, files, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    ),
+    unshipped: db.prepare(
+      "SELECT seq, id, hlc, type, key, key_seq, data, files, recorded_at FROM outbox WHERE shipped_at IS NULL ORDER BY seq LIMIT ?",
+    ),
+    markShipped: db.prepare("UPDATE outbox SET shipped_at = ? WHERE id = ? AND shipped_at IS NULL"),
+    appliedOutcome: db.prepare("SELECT outcome FROM applied WHERE id = ?"),
+    deadExists: db.prepare("SELECT 1 FROM dead WHERE id = ?"),
+    insertInbox: db.prepare(
+      `INSERT OR IGNORE INTO inbox (${entryColumns}, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    inbox: db.prepare(`SELECT ${entryColumns} FROM inbox ORDER BY n`),
+    deleteInbox: db.prepare("DELETE FROM inbox WHERE id = ?"),
+    insertApplied: db.prepare("INSERT OR REPLACE INTO applied (id, origin, outcome, at) VALUES (?, ?, ?, ?)"),
+    insertDead: db.prepare(
+      `INSERT OR REPLACE INTO dead (${entryColumns}, attempts, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    deadLetters: db.prepare(`SELECT ${entryColumns}, attempts, reason, at FROM dead ORDER BY at, id`),
+    deadOne: db.prepare(`SELECT ${entryColumns} FROM dead WHERE id = ?`),
+    deleteDead: db.prepare("DELETE FROM dead WHERE id = ?"),
+    laneMarks: db.prepare("SELECT origin, key, done FROM lane_marks"),
+    setMark: db.prepare(
+      "INSERT INTO lane_marks (origin, key, done) VALUES (?, ?, ?) ON CONFLICT (origin, key) DO UPDATE SET done = excluded.done",
+    ),
+    backlog: db.prepare(
+      "SELECT count(*) AS n, min(recorded_at) AS oldest FROM outbox WHERE shipped_at IS NULL",
+    ),
+    lastApplied: db.prepare("SELECT origin, max(at) AS at FROM applied GROUP BY origin"),
+    inboxCount: db.prepare("SELECT count(*) FROM inbox"),
+    deadCount: db.prepare("SELECT count(*) FROM dead"),
+  };
+}

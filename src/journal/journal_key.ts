@@ -1,0 +1,81 @@
+// The cluster's replication key: one age X25519 identity that every node holds in a file (like the CA of
+// mtls mode, copied by the operator), so each entry's payload is sealed to its recipient and any node can
+// open it. The file is what `age-keygen` writes (comment lines, then the secret), so the standard `age`
+// CLI decrypts an exported entry with it. X25519 rather than age's newer post-quantum identities: the age
+// of Debian 12 (1.1) reads only these.
+import { readFile } from "node:fs/promises";
+import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
+
+const identityPattern = /^AGE-SECRET-KEY-1[0-9A-Z]+$/;
+
+export class JournalKeyError extends Error {
+  override readonly name = "JournalKeyError";
+}
+
+/** Why a payload could not be opened: not age at all, or sealed to another key, or altered. */
+export class SealedPayloadError extends Error {
+  override readonly name = "SealedPayloadError";
+}
+
+export class JournalKey {
+  /** The public half, age1...: what a payload is sealed to. */
+  readonly recipient: string;
+  private readonly identity: string;
+
+  private constructor(identity: string, recipient: string) {
+    this.identity = identity;
+    this.recipient = recipient;
+  }
+
+  /** A new key, and the text of its file (what `age-keygen` writes). */
+  static async generate(now = new Date()): Promise<{ key: JournalKey; fileText: string }> {
+    const identity = await generateX25519Identity();
+    const key = await JournalKey.fromIdentity(identity);
+    const fileText = `# created: ${now.toISOString()}\n# public key: ${key.recipient}\n${identity}\n`;
+    return { key, fileText };
+  }
+
+  /** Reads a key file: comment lines (#) and blank lines, then exactly one X25519 identity. */
+  static async load(path: string): Promise<JournalKey> {
+    let text: string;
+    try {
+      text = await readFile(path, "utf8");
+    } catch (error) {
+      throw new JournalKeyError(`cannot read the journal key ${path}: ${(error as Error).message}`);
+    }
+    const lines = text
+      .split(/\r?\n/)
+      .map((line) => line.trim())
+      .filter((line) => line !== "" && !line.startsWith("#"));
+    const identity = lines[0];
+    // The secret itself never goes into a message: only where it was and what was wrong.
+    if (lines.length !== 1 || identity === undefined || !identityPattern.test(identity)) {
+      throw new JournalKeyError(
+        `${path} is not an age X25519 key file (one AGE-SECRET-KEY-1... line; make one with \`tandem journal keygen\`)`,
+      );
+    }
+    return JournalKey.fromIdentity(identity);
+  }
+
+  private static async fromIdentity(identity: string): Promise<JournalKey> {
+    return new JournalKey(identity, await identityToRecipient(identity));
+  }
+
+  /** Seals `plaintext` to this key (age's binary format: authenticated, a fresh file key each time). */
+  async seal(plaintext: Uint8Array): Promise<Uint8Array> {
+    const encrypter = new Encrypter();
+    encrypter.addRecipient(this.recipient);
+    return encrypter.encrypt(plaintext);
+  }
+
+  /** Opens what seal() made with this key; SealedPayloadError for anything else. */
+  async open(sealed: Uint8Array): Promise<Uint8Array> {
+    const decrypter = new Decrypter();
+    decrypter.addIdentity(this.identity);
+    try {
+      return await decrypter.decrypt(sealed);
+    } catch (error) {
+      throw new SealedPayloadError(`refused: ${(error as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,135 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type TestContext, test } from "node:test";
+import Database from "better-sqlite3";
+import { JournalDb, type JournalEntry, type RecordInput } from "../../../src/journal/journal_db.ts";
+
+function input(id: string, key: string | null, data = "{}"): RecordInput {
+  return { id, hlc: `1700000000000.${id.length}`, type: "user.create", key, data, files: [] };
+}
+
+function fromOther(id: string, key: string | null, keySeq: number, origin = "n2"): JournalEntry {
+  return { ...input(id, key), origin, keySeq, files: ["rec/1.cast"] };
+}
+
+function tempDb(t: TestContext): { path: string; open: () => JournalDb } {
+  const dir = mkdtempSync(join(tmpdir(), "tandem-journal-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, "journal.db");
+  return { path, open: () => JournalDb.open(path, "n1") };
+}
+
+test("journal db: a recorded entry takes the next place of its lane, is kept 0600, and survives a reopen", (t) => {
+  const { path, open } = tempDb(t);
+  const db = open();
+  assert.equal(db.record(input("a", "user:ann"), 10).keySeq, 1);
+  assert.equal(db.record(input("b", null), 11).keySeq, 0);
+  assert.equal(db.record(input("c", "user:ann"), 12).keySeq, 2);
+  assert.equal(db.record(input("d", "user:bob"), 13).keySeq, 1);
+  db.close();
+  assert.equal(statSync(path).mode & 0o777, 0o600);
+  const again = open();
+  t.after(() => again.close());
+  assert.equal(again.record(input("e", "user:ann"), 14).keySeq, 3, "the lane's counter outlives a restart");
+  const rows = again.unshipped(10);
+  assert.deepEqual(
+    rows.map((r) => [r.entry.id, r.entry.origin, r.entry.keySeq]),
+    [
+      ["a", "n1", 1],
+      ["b", "n1", 0],
+      ["c", "n1", 2],
+      ["d", "n1", 1],
+      ["e", "n1", 3],
+    ],
+  );
+  again.markShipped(["a", "b"], 20);
+  assert.deepEqual(
+    again.unshipped(2).map((r) => r.entry.id),
+    ["c", "d"],
+  );
+  assert.deepEqual(again.counts(30), {
+    unshipped: 3,
+    oldestUnshippedAgeMs: 18,
+    inbox: 0,
+    deadLetters: 0,
+    lastAppliedAtMs: {},
+  });
+});
+
+test("journal db: attached to an app's database, a record commits or rolls back with the app's change", (t) => {
+  const app = new Database(":memory:");
+  t.after(() => app.close());
+  app.exec("CREATE TABLE users (name TEXT PRIMARY KEY)");
+  const journal = JournalDb.attach(app, "n1");
+  const createUser = app.transaction((name: string, fail: boolean) => {
+    app.prepare("INSERT INTO users (name) VALUES (?)").run(name);
+    journal.record(input(`create-${name}`, `user:${name}`, JSON.stringify({ name })), 1);
+    if (fail) throw new Error("the app's own change failed");
+  });
+  createUser("ann", false);
+  assert.throws(() => createUser("bob", true), /own change failed/);
+  assert.deepEqual(app.prepare("SELECT name FROM users").pluck().all(), ["ann"]);
+  assert.deepEqual(
+    journal.unshipped(10).map((r) => r.entry.id),
+    ["create-ann"],
+    "both or neither",
+  );
+  createUser("bob", false);
+  assert.equal(journal.unshipped(10)[1]?.entry.keySeq, 1, "bob's lane counter rolled back with the failure");
+  journal.close();
+  assert.equal(app.open, true, "the app keeps its database");
+});
+
+test("journal db: received entries are kept once; applied and dead ones stay known for good", (t) => {
+  const { open } = tempDb(t);
+  const db = open();
+  t.after(() => db.close());
+  const x = fromOther("x", "k", 1);
+  const y = fromOther("y", "k", 2);
+  assert.equal(db.receive(x, 1), "new");
+  assert.equal(db.receive(x, 2), "in-inbox");
+  assert.equal(db.receive(y, 3), "new");
+  assert.deepEqual(
+    db.inbox().map((e) => [e.id, e.keySeq, e.files]),
+    [
+      ["x", 1, ["rec/1.cast"]],
+      ["y", 2, ["rec/1.cast"]],
+    ],
+  );
+  db.settleApplied(x, { origin: "n2", key: "k", done: 1 }, 5);
+  db.settleDead(y, 4, "exit code 1", { origin: "n2", key: "k", done: 2 }, 6);
+  assert.equal(db.receive(x, 7), "applied-before");
+  assert.equal(db.receive(y, 7), "dead-letter");
+  assert.deepEqual(db.inbox(), []);
+  assert.deepEqual(db.laneMarks(), [{ origin: "n2", key: "k", done: 2 }]);
+  assert.deepEqual(
+    db.deadLetters().map((d) => [d.entry.id, d.attempts, d.reason]),
+    [["y", 4, "exit code 1"]],
+  );
+  const counts = db.counts(10);
+  assert.deepEqual([counts.inbox, counts.deadLetters, counts.lastAppliedAtMs], [0, 1, { n2: 5 }]);
+});
+
+test("journal db: a retried dead letter returns to the inbox outside its lane; a dropped one is never applied", (t) => {
+  const { open } = tempDb(t);
+  const db = open();
+  t.after(() => db.close());
+  const y = fromOther("y", "k", 2);
+  const z = fromOther("z", null, 0);
+  db.receive(y, 1);
+  db.receive(z, 1);
+  db.settleDead(y, 3, "timed out", null, 2);
+  db.settleDead(z, 3, "timed out", null, 2);
+  const retried = db.retryDead("y", 3);
+  assert.deepEqual([retried?.id, retried?.key, retried?.keySeq], ["y", null, 0]);
+  assert.deepEqual(
+    db.inbox().map((e) => [e.id, e.key]),
+    [["y", null]],
+  );
+  assert.equal(db.retryDead("y", 4), null, "no longer a dead letter");
+  assert.equal(db.dropDead("z", 5), true);
+  assert.equal(db.dropDead("z", 5), false);
+  assert.equal(db.receive(z, 6), "applied-before", "dropped: known for good");
+});
