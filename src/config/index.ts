@@ -14,6 +14,8 @@ export type {
   ExecDriverConfig,
   HealthCheckConfig,
   HookConfig,
+  JournalConfig,
+  JournalHandlerConfig,
   PeerConfig,
   SecurityConfig,
   ServiceConfig,

@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { nodeIdPattern } from "../core/types.ts";
 import { hostPortPattern, parseHostPort } from "./address.ts";
+import { journalSchema } from "./journal_schema.ts";
 import { regexSource } from "./regex_source.ts";
 import { serviceSchema } from "./services_schema.ts";
 import { storeDefaults, storeSchema } from "./store_schema.ts";
@@ -143,6 +144,9 @@ export const configFileSchema = z
       .array(serviceSchema)
       .default([])
       .describe("Services that run on exactly one node and fail over (docs/services.md)"),
+    journal: journalSchema
+      .optional()
+      .describe("Record actions on any node and apply them on every other (docs/journal.md); absent: off"),
     log: z
       .strictObject({
         level: z

@@ -8,6 +8,7 @@ import type { NodeId } from "../core/types.ts";
 import { type AclRule, defaultAcl } from "./acl.ts";
 import { type HostPort, isLoopbackHost, isWildcardHost, parseHostPort } from "./address.ts";
 import { type DnsDriverConfig, dnsDriverAddress, toDnsDriverConfig } from "./dns_driver_schema.ts";
+import { handlerNamePattern, type JournalFile } from "./journal_schema.ts";
 import type { ConfigFile, LogLevel, NodeRole } from "./schema.ts";
 import { parseDurationMs, type ServiceFile } from "./services_schema.ts";
 import { presetTimings, type Timings, timingsYamlKeys, validateTimings } from "./timings.ts";
@@ -29,6 +30,23 @@ export interface HookConfig {
   command: string[];
   debounceMs: number;
   timeoutMs: number;
+}
+
+/** How one entry type is applied on this node. */
+export type JournalHandlerConfig =
+  | { kind: "exec"; argv: string[]; timeoutMs: number }
+  | { kind: "webhook"; url: string; timeoutMs: number };
+
+export interface JournalConfig {
+  /** Absolute. */
+  keyFile: string;
+  queue: { type: "mesh" };
+  /** By entry type; "*" for every type without its own. */
+  handlers: Record<string, JournalHandlerConfig>;
+  maxAttempts: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  concurrency: number;
 }
 
 export interface StoreConfig {
@@ -113,6 +131,8 @@ export interface TandemConfig {
   timings: Timings;
   store: StoreConfig;
   services: ServiceConfig[];
+  /** null: this node runs no journal. */
+  journal: JournalConfig | null;
   log: { level: LogLevel };
 }
 
@@ -153,6 +173,7 @@ export function toTandemConfig(file: ConfigFile, sourcePath: string): Normalised
   const security = resolveSecurity(file, baseDir, problems);
   const store = resolveStore(file, baseDir, problems);
   const services = resolveServices(file, advertise, baseDir, timings, problems);
+  const journal = file.journal === undefined ? null : resolveJournal(file.journal, baseDir, problems);
   if (problems.length > 0) return { ok: false, problems };
   const peers = file.peers.map((p) => ({
     id: p.id,
@@ -180,6 +201,7 @@ export function toTandemConfig(file: ConfigFile, sourcePath: string): Normalised
       timings,
       store,
       services,
+      journal,
       log: { level: file.log.level },
     },
   };
@@ -308,6 +330,39 @@ function resolveStore(file: ConfigFile, baseDir: string, problems: FieldProblem[
             })),
           }
         : null,
+  };
+}
+
+function resolveJournal(j: JournalFile, baseDir: string, problems: FieldProblem[]): JournalConfig {
+  if (j.retry_max_ms < j.retry_base_ms) {
+    problems.push({
+      path: ["journal", "retry_max_ms"],
+      message: `must be at least retry_base_ms (${j.retry_base_ms})`,
+    });
+  }
+  for (const type of Object.keys(j.handlers)) {
+    if (handlerNamePattern.test(type)) continue;
+    problems.push({
+      path: ["journal", "handlers", type],
+      message: 'expected an entry type (a-z 0-9 . _ -, up to 64) or "*" for every type without its own',
+      keyOfLast: true,
+    });
+  }
+  return {
+    keyFile: resolve(baseDir, j.key_file),
+    queue: j.queue,
+    handlers: Object.fromEntries(
+      Object.entries(j.handlers).map(([type, h]): [string, JournalHandlerConfig] => [
+        type,
+        "exec" in h
+          ? { kind: "exec", argv: h.exec, timeoutMs: h.timeout_ms }
+          : { kind: "webhook", url: h.webhook, timeoutMs: h.timeout_ms },
+      ]),
+    ),
+    maxAttempts: j.max_attempts,
+    retryBaseMs: j.retry_base_ms,
+    retryMaxMs: j.retry_max_ms,
+    concurrency: j.concurrency,
   };
 }
 

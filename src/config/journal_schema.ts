@@ -1,0 +1,59 @@
+// The `journal:` section of tandem.yml (docs/journal.md): the replication key, the queue entries travel
+// through, and what applies each entry type on this node. Absent: the node runs no journal.
+import { z } from "zod";
+
+/** An entry type as the journal names it (src/journal/journal_wire.ts entryTypePattern), or "*". */
+export const handlerNamePattern = /^(\*|[a-z0-9][a-z0-9._-]{0,63})$/;
+
+const timeoutMs = z
+  .int()
+  .min(1)
+  .max(3_600_000)
+  .default(30_000)
+  .describe("The handler is stopped after this long");
+
+const execHandler = z
+  .strictObject({
+    exec: z
+      .array(z.string().min(1))
+      .min(1)
+      .describe("argv, run without a shell; the entry as JSON on stdin; exit code 0 applies it"),
+    timeout_ms: timeoutMs,
+  })
+  .describe("Run a command for each entry");
+
+const webhookHandler = z
+  .strictObject({
+    webhook: z
+      .url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" })
+      .describe("POST the entry as JSON; a 2xx answer applies it"),
+    timeout_ms: timeoutMs,
+  })
+  .describe("POST each entry to a local application");
+
+const meshQueue = z
+  .strictObject({ type: z.literal("mesh") })
+  .describe("Entries travel over Tandem's own links, acknowledged and redelivered; nothing else to run");
+
+export const journalSchema = z.strictObject({
+  key_file: z
+    .string()
+    .min(1)
+    .describe("The cluster's replication key (`tandem journal keygen`), the same file on every node"),
+  queue: z.discriminatedUnion("type", [meshQueue]).default({ type: "mesh" }),
+  handlers: z
+    .record(z.string(), z.union([execHandler, webhookHandler]))
+    .default({})
+    .describe("What applies each entry type here; an entry of a type with none goes to the dead letters"),
+  max_attempts: z.int().min(1).max(1000).default(10).describe("Runs of a handler before a dead letter"),
+  retry_base_ms: z
+    .int()
+    .min(0)
+    .max(3_600_000)
+    .default(1_000)
+    .describe("Wait after a first failure; doubled after each"),
+  retry_max_ms: z.int().min(0).max(86_400_000).default(300_000).describe("The longest wait between runs"),
+  concurrency: z.int().min(1).max(256).default(4).describe("Handlers running at once (one per ordering key)"),
+});
+
+export type JournalFile = z.output<typeof journalSchema>;
