@@ -10,6 +10,8 @@ export const commandOutputBytesMax = 4096;
 export interface CommandOptions {
   env: Record<string, string>;
   timeoutMs: number;
+  /** Written to its standard input, which is then closed; none: no standard input. */
+  stdin?: string;
   /** The timer functions to use; Node's by default (tests pass mocked ones). */
   timers?: {
     setTimeout(callback: () => void, delayMs: number): unknown;
@@ -46,12 +48,17 @@ export function runCommand(argv: readonly string[], options: CommandOptions): Pr
   return new Promise((resolve) => {
     // detached: its own process group, so a timeout also ends what the command started.
     const child = spawn(program, args, {
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: [options.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"],
       env: { ...process.env, ...options.env },
       detached: true,
     });
     const stdout = tail();
     const stderr = tail();
+    if (options.stdin !== undefined && child.stdin !== null) {
+      // A command that exits without reading all of it closes the pipe: that is its business (EPIPE).
+      child.stdin.on("error", () => {});
+      child.stdin.end(options.stdin);
+    }
     child.stdout?.on("data", stdout.add);
     child.stderr?.on("data", stderr.add);
     let timedOut = false;

@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { entryHandler, handlerFor } from "../../../src/journal/entry_handlers.ts";
+import type { JournalEntry } from "../../../src/journal/journal_db.ts";
+
+const entry: JournalEntry = {
+  id: "e-1",
+  origin: "n2",
+  hlc: "1700000000000.0",
+  type: "user.create",
+  key: "user:ann",
+  keySeq: 1,
+  data: JSON.stringify({ name: "ann" }),
+  files: [],
+};
+
+test('entry handlers: a type\'s own handler, else "*", else none', () => {
+  const exec = { kind: "exec" as const, argv: ["true"], timeoutMs: 1000 };
+  const hook = { kind: "webhook" as const, url: "http://127.0.0.1:1/", timeoutMs: 1000 };
+  assert.equal(handlerFor({ "user.create": exec, "*": hook }, "user.create"), exec);
+  assert.equal(handlerFor({ "user.create": exec, "*": hook }, "user.delete"), hook);
+  assert.equal(handlerFor({ "user.create": exec }, "user.delete"), null);
+});
+
+test("entry handlers: exec gets the entry as JSON on stdin and its id in the environment; the exit code decides", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "tandem-handler-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const out = join(dir, "got.json");
+  const ok = entryHandler({
+    kind: "exec",
+    argv: ["sh", "-c", `cat > ${out}; echo "$TANDEM_ENTRY_ID" > ${out}.id`],
+    timeoutMs: 10_000,
+  });
+  assert.deepEqual(await ok(entry), { ok: true, detail: "exit code 0" });
+  assert.deepEqual(JSON.parse(readFileSync(out, "utf8")), {
+    id: "e-1",
+    origin: "n2",
+    hlc: "1700000000000.0",
+    type: "user.create",
+    key: "user:ann",
+    data: { name: "ann" },
+    files: [],
+  });
+  assert.equal(readFileSync(`${out}.id`, "utf8").trim(), "e-1");
+  const failing = entryHandler({
+    kind: "exec",
+    argv: ["sh", "-c", "echo no such group >&2; exit 3"],
+    timeoutMs: 10_000,
+  });
+  assert.deepEqual(await failing(entry), { ok: false, detail: "exit code 3: no such group" });
+  const missing = entryHandler({ kind: "exec", argv: [join(dir, "nope")], timeoutMs: 10_000 });
+  assert.equal((await missing(entry)).ok, false);
+});
+
+test("entry handlers: a webhook gets the entry POSTed as JSON; a 2xx answer applies it", async (t) => {
+  const received: Array<{ id: string | undefined; body: unknown }> = [];
+  let status = 204;
+  const server = createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk) => {
+      body += chunk;
+    });
+    request.on("end", () => {
+      received.push({ id: request.headers["tandem-entry-id"] as string | undefined, body: JSON.parse(body) });
+      response.writeHead(status).end(status === 204 ? undefined : "user exists");
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+  const hook = entryHandler({ kind: "webhook", url, timeoutMs: 10_000 });
+  assert.deepEqual(await hook(entry), { ok: true, detail: "HTTP 204" });
+  assert.deepEqual(received[0]?.id, "e-1");
+  assert.deepEqual((received[0]?.body as { data: unknown }).data, { name: "ann" });
+  status = 409;
+  assert.deepEqual(await hook(entry), { ok: false, detail: "HTTP 409: user exists" });
+  const closed = entryHandler({ kind: "webhook", url: "http://127.0.0.1:1/", timeoutMs: 10_000 });
+  assert.match((await closed(entry)).detail, /ECONNREFUSED/);
+});
