@@ -8,6 +8,7 @@
 // - applied / dead: every id ever applied (or dropped) and every dead letter: de-duplication for good, not
 //   for a time window. lane_marks: each lane's watermark (src/core/journal_lanes.ts), moved in the same
 //   transaction as the result that moves it.
+// - transport_cursors: how far into the outbox the transport has delivered (per peer for the mesh).
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { LaneEntry, LaneWatermark } from "../core/journal_lanes.ts";
@@ -102,6 +103,7 @@ CREATE TABLE IF NOT EXISTS dead (
   reason TEXT NOT NULL,
   at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS transport_cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS lane_marks (
   origin TEXT NOT NULL,
   key TEXT NOT NULL,
@@ -208,11 +210,39 @@ export class JournalDb {
     }));
   }
 
-  /** The queue confirmed these: they are not published again. */
-  markShipped(ids: readonly string[], nowMs: number): void {
-    this.db.transaction(() => {
-      for (const id of ids) this.statements.markShipped.run(nowMs, id);
-    })();
+  /** Up to `limit` recorded entries after outbox seq `seq`, in recording order (what a transport sends). */
+  outboxAfter(seq: number, limit: number): OutboxRow[] {
+    const rows = this.statements.outboxAfter.all(seq, limit) as Array<
+      EntryColumns & { seq: number; recorded_at: number }
+    >;
+    return rows.map((row) => ({
+      seq: row.seq,
+      entry: this.entryOf({ ...row, origin: this.nodeId }),
+      recordedAtMs: row.recorded_at,
+    }));
+  }
+
+  /** The queue confirmed every entry up to outbox seq `seq`. */
+  markShippedThrough(seq: number, nowMs: number): number {
+    return this.statements.markShippedThrough.run(nowMs, seq).changes;
+  }
+
+  /** The HLC of the last entry recorded here ("wallMs.counter"), so a restarted clock never goes back. */
+  lastRecordedHlc(): string | null {
+    return (this.statements.lastHlc.pluck().get() as string | undefined) ?? null;
+  }
+
+  /** A transport's cursor into the outbox (0: nothing delivered yet). */
+  cursor(name: string): number {
+    return (this.statements.cursor.pluck().get(name) as number | undefined) ?? 0;
+  }
+
+  setCursor(name: string, seq: number): void {
+    this.statements.setCursor.run(name, seq);
+  }
+
+  dropCursor(name: string): void {
+    this.statements.dropCursor.run(name);
   }
 
   /** An entry of another node, as delivered: written to the inbox unless it is known already. */
@@ -391,10 +421,19 @@ function prepare(db: Database.Database) {
     insertOutbox: db.prepare(
       "INSERT INTO outbox (id, hlc, type, key, key_seq, data, files, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     ),
+    outboxAfter: db.prepare(
+      "SELECT seq, id, hlc, type, key, key_seq, data, files, recorded_at FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+    ),
+    markShippedThrough: db.prepare("UPDATE outbox SET shipped_at = ? WHERE seq <= ? AND shipped_at IS NULL"),
+    cursor: db.prepare("SELECT seq FROM transport_cursors WHERE name = ?"),
+    lastHlc: db.prepare("SELECT hlc FROM outbox ORDER BY seq DESC LIMIT 1"),
+    setCursor: db.prepare(
+      "INSERT INTO transport_cursors (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+    ),
+    dropCursor: db.prepare("DELETE FROM transport_cursors WHERE name = ?"),
     unshipped: db.prepare(
       "SELECT seq, id, hlc, type, key, key_seq, data, files, recorded_at FROM outbox WHERE shipped_at IS NULL ORDER BY seq LIMIT ?",
     ),
-    markShipped: db.prepare("UPDATE outbox SET shipped_at = ? WHERE id = ? AND shipped_at IS NULL"),
     appliedOutcome: db.prepare("SELECT outcome FROM applied WHERE id = ?"),
     deadExists: db.prepare("SELECT 1 FROM dead WHERE id = ?"),
     insertInbox: db.prepare(

@@ -44,11 +44,20 @@ test("journal db: a recorded entry takes the next place of its lane, is kept 060
       ["e", "n1", 3],
     ],
   );
-  again.markShipped(["a", "b"], 20);
+  assert.deepEqual(
+    again.outboxAfter(1, 2).map((r) => r.entry.id),
+    ["b", "c"],
+  );
+  assert.equal(again.markShippedThrough(2, 20), 2);
   assert.deepEqual(
     again.unshipped(2).map((r) => r.entry.id),
     ["c", "d"],
   );
+  assert.equal(again.cursor("peer:n2"), 0);
+  again.setCursor("peer:n2", 4);
+  assert.equal(again.cursor("peer:n2"), 4);
+  again.dropCursor("peer:n2");
+  assert.equal(again.cursor("peer:n2"), 0);
   assert.deepEqual(again.counts(30), {
     unshipped: 3,
     oldestUnshippedAgeMs: 18,

@@ -1,0 +1,171 @@
+// One node's journal: recording (durable in the outbox when record() returns), the transport that ships the
+// outbox and delivers the other nodes' entries (sealed to the replication key on the way out), the applier,
+// the dead letters, and the status. src/agent/journal_capability.ts plugs it into the agent.
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import type { JournalConfig } from "../config/index.ts";
+import { HybridClock } from "../core/hlc.ts";
+import type { NodeId } from "../core/types.ts";
+import type { JournalTransport, SealedOutboxMessage } from "../queue/index.ts";
+import { JournalApplier } from "./applier.ts";
+import { type DeadLetter, JournalDb, type JournalEntry } from "./journal_db.ts";
+import type { JournalKey } from "./journal_key.ts";
+import { entryTypePattern, orderingKeyMax, sealMessage } from "./journal_wire.ts";
+
+/** The largest `data` of one entry (JSON text); a journal carries actions, not files. */
+export const entryDataBytesMax = 1024 * 1024;
+const filesMax = 1000;
+/** HybridClock's bound on a remote clock's lead; this clock only stamps local records. */
+const clockSkewMsMax = 60_000;
+
+export interface RecordRequest {
+  type: string;
+  /** Any JSON value. */
+  data: unknown;
+  key?: string | null;
+  files?: readonly string[];
+}
+
+export type RecordOutcome = { ok: true; entry: JournalEntry } | { ok: false; reason: string };
+
+export interface JournalNodeOptions {
+  nodeId: NodeId;
+  dataDir: string;
+  config: JournalConfig;
+  key: JournalKey;
+  transport: JournalTransport;
+  logger: Logger;
+  onEvent?: (fields: Record<string, unknown>) => void;
+}
+
+export class JournalNode {
+  private readonly options: JournalNodeOptions;
+  readonly db: JournalDb;
+  private readonly applier: JournalApplier;
+  private readonly clock: HybridClock;
+
+  constructor(options: JournalNodeOptions) {
+    this.options = options;
+    this.db = JournalDb.open(join(options.dataDir, "journal.db"), options.nodeId);
+    const last = parseHlc(this.db.lastRecordedHlc());
+    this.clock = new HybridClock({ skewMsMax: clockSkewMsMax, ...(last === null ? {} : { last }) });
+    this.applier = new JournalApplier({
+      nodeId: options.nodeId,
+      db: this.db,
+      key: options.key,
+      handlers: options.config.handlers,
+      lanes: {
+        maxAttempts: options.config.maxAttempts,
+        retryBaseMs: options.config.retryBaseMs,
+        retryMaxMs: options.config.retryMaxMs,
+        concurrency: options.config.concurrency,
+      },
+      logger: options.logger,
+      ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+    });
+  }
+
+  start(): void {
+    this.applier.start();
+    this.options.transport.start({
+      outboxAfter: (seq, limit) => this.sealedAfter(seq, limit),
+      deliver: async (message) => {
+        await this.applier.deliver(message);
+      },
+      shipped: (seq) => this.db.markShippedThrough(seq, Date.now()),
+      cursor: (name) => this.db.cursor(name),
+      setCursor: (name, seq) => this.db.setCursor(name, seq),
+      dropCursor: (name) => this.db.dropCursor(name),
+    });
+  }
+
+  /** Records an entry of this node: on disk when this returns, then shipped to every other node. */
+  record(request: RecordRequest): RecordOutcome {
+    const problem = recordProblem(request);
+    if (problem !== null) return { ok: false, reason: problem };
+    const hlc = this.clock.now(Date.now());
+    const entry = this.db.record(
+      {
+        id: randomUUID(),
+        hlc: `${hlc.wallMs}.${hlc.counter}`,
+        type: request.type,
+        key: request.key ?? null,
+        data: JSON.stringify(request.data),
+        files: request.files ?? [],
+      },
+      Date.now(),
+    );
+    this.options.transport.recorded();
+    return { ok: true, entry };
+  }
+
+  deadLetters(): DeadLetter[] {
+    return this.db.deadLetters();
+  }
+
+  retryDead(id: string): boolean {
+    return this.applier.retryDead(id);
+  }
+
+  dropDead(id: string): boolean {
+    const dropped = this.db.dropDead(id, Date.now());
+    if (dropped) this.options.onEvent?.({ event: "dead-letter-dropped", id });
+    return dropped;
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      queue: this.options.transport.kind,
+      recipient: this.options.key.recipient,
+      ...this.db.counts(Date.now()),
+      applier: this.applier.status(),
+      transport: this.options.transport.status(),
+    };
+  }
+
+  async stop(): Promise<void> {
+    await this.options.transport.stop();
+    await this.applier.stop();
+    this.db.close();
+  }
+
+  private async sealedAfter(seq: number, limit: number): Promise<SealedOutboxMessage[]> {
+    const rows = this.db.outboxAfter(seq, limit);
+    return Promise.all(
+      rows.map(async (row) => ({
+        seq: row.seq,
+        id: row.entry.id,
+        key: row.entry.key,
+        message: await sealMessage(row.entry, this.options.key),
+      })),
+    );
+  }
+}
+
+/** Why `request` cannot be recorded, or null. */
+export function recordProblem(request: RecordRequest): string | null {
+  if (typeof request.type !== "string" || !entryTypePattern.test(request.type)) {
+    return "type: expected 1-64 characters of a-z 0-9 . _ - starting with a letter or digit";
+  }
+  const key = request.key ?? null;
+  if (key !== null && (typeof key !== "string" || key.length === 0 || key.length > orderingKeyMax)) {
+    return `key: expected 1-${orderingKeyMax} characters`;
+  }
+  if (request.data === undefined) return "data: expected a JSON value";
+  const bytes = Buffer.byteLength(JSON.stringify(request.data));
+  if (bytes > entryDataBytesMax) return `data: ${bytes} bytes exceeds ${entryDataBytesMax}`;
+  const files = request.files ?? [];
+  if (
+    files.length > filesMax ||
+    files.some((f) => typeof f !== "string" || f.length === 0 || f.length > 4096)
+  ) {
+    return `files: expected up to ${filesMax} file names`;
+  }
+  return null;
+}
+
+function parseHlc(text: string | null): { wallMs: number; counter: number } | null {
+  const match = text === null ? null : /^(\d+)\.(\d+)$/.exec(text);
+  return match === null ? null : { wallMs: Number(match[1]), counter: Number(match[2]) };
+}

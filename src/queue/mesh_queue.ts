@@ -1,0 +1,209 @@
+// The default journal transport: entries travel over Tandem's own links, nothing else to run. Each node
+// sends its outbox to every peer itself, one batch in flight per peer, from a cursor kept durably per peer
+// (transport_cursors "peer:<id>"); the peer answers only after every message of the batch is durable on
+// its side, and the cursor moves only then. A batch not answered (a peer down, a link cut, a timeout) is
+// sent again after a backoff, from the same cursor: at least once, in recording order. An entry counts as
+// shipped once every peer that runs the journal holds it (a peer whose agent has no journal answers "no
+// handler" and is asked again every `offRecheckMs`).
+import type { Logger } from "pino";
+import { z } from "zod";
+import type { NodeId } from "../core/types.ts";
+import { decodeJsonPayload, encodeJsonPayload, type MeshApi, RemoteError } from "../mesh/index.ts";
+import type { JournalTransport, TransportIo } from "./transport.ts";
+
+export const JOURNAL_CHANNEL = "journal";
+
+/** Messages per request. */
+export const meshBatchMax = 256;
+const requestTimeoutMs = 10_000;
+const backoffMinMs = 200;
+const backoffMaxMs = 5_000;
+const offRecheckMs = 30_000;
+/** A batch of 256 sealed messages of a few KiB fits well within a mesh frame. */
+const batchBytesMax = 8 * 1024 * 1024;
+
+const batchSchema = z.strictObject({ messages: z.array(z.base64()).min(1).max(meshBatchMax) });
+
+export interface MeshTransportOptions {
+  mesh: Pick<MeshApi, "request" | "onRequest" | "on">;
+  peers: readonly NodeId[];
+  logger: Logger;
+}
+
+interface PeerShipper {
+  id: NodeId;
+  cursor: number;
+  sending: boolean;
+  /** Woken while sending: look at the outbox once more before going idle. */
+  again: boolean;
+  /** Answered "no handler": its agent runs no journal; not counted for shipped. */
+  off: boolean;
+  backoffMs: number;
+  timer: ReturnType<typeof setTimeout> | null;
+  lastError: string | null;
+}
+
+export class MeshTransport implements JournalTransport {
+  readonly kind = "mesh";
+  private readonly options: MeshTransportOptions;
+  private readonly peers = new Map<NodeId, PeerShipper>();
+  private io: TransportIo | null = null;
+  private readonly unsubscribes: Array<() => void> = [];
+  private stopped = false;
+
+  constructor(options: MeshTransportOptions) {
+    this.options = options;
+  }
+
+  start(io: TransportIo): void {
+    this.io = io;
+    this.unsubscribes.push(
+      this.options.mesh.onRequest(JOURNAL_CHANNEL, (from, payload) => this.receive(from, payload)),
+      this.options.mesh.on("link:up", (peer) => this.wake(peer)),
+    );
+    this.setPeers(this.options.peers);
+  }
+
+  /** The cluster's members changed: ship to these peers; a peer gone is forgotten with its cursor. */
+  setPeers(peers: readonly NodeId[]): void {
+    const io = this.io;
+    if (io === null) return;
+    for (const [id, peer] of this.peers) {
+      if (peers.includes(id)) continue;
+      if (peer.timer !== null) clearTimeout(peer.timer);
+      this.peers.delete(id);
+      io.dropCursor(cursorName(id));
+    }
+    for (const id of peers) {
+      if (this.peers.has(id)) continue;
+      const cursor = io.cursor(cursorName(id));
+      this.peers.set(id, {
+        id,
+        cursor,
+        sending: false,
+        again: false,
+        off: false,
+        backoffMs: 0,
+        timer: null,
+        lastError: null,
+      });
+    }
+    this.reportShipped();
+    for (const id of peers) this.wake(id);
+  }
+
+  recorded(): void {
+    for (const id of this.peers.keys()) this.wake(id);
+  }
+
+  status(): Record<string, unknown> {
+    const peers: Record<string, unknown> = {};
+    for (const peer of this.peers.values()) {
+      peers[peer.id] = { cursor: peer.cursor, runsJournal: !peer.off, lastError: peer.lastError };
+    }
+    return { peers };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
+    for (const peer of this.peers.values()) if (peer.timer !== null) clearTimeout(peer.timer);
+  }
+
+  /** Sends to `id` now unless a batch is in flight or a backoff runs. */
+  private wake(id: NodeId): void {
+    const peer = this.peers.get(id);
+    if (peer === undefined || peer.timer !== null || this.stopped) return;
+    if (peer.sending) peer.again = true;
+    else void this.send(peer);
+  }
+
+  private async send(peer: PeerShipper): Promise<void> {
+    const io = this.io;
+    if (io === null) return;
+    peer.sending = true;
+    try {
+      while (!this.stopped && this.peers.get(peer.id) === peer) {
+        peer.again = false;
+        const batch = await io.outboxAfter(peer.cursor, meshBatchMax);
+        if (batch.length === 0) {
+          if (peer.again) continue;
+          return;
+        }
+        const messages: string[] = [];
+        let bytes = 0;
+        for (const m of batch) {
+          if (messages.length > 0 && bytes + m.message.length > batchBytesMax) break;
+          messages.push(Buffer.from(m.message).toString("base64"));
+          bytes += m.message.length;
+        }
+        await this.options.mesh.request(peer.id, JOURNAL_CHANNEL, encodeJsonPayload({ messages }), {
+          timeoutMs: requestTimeoutMs,
+        });
+        const last = batch[messages.length - 1];
+        if (last === undefined || this.peers.get(peer.id) !== peer) return;
+        peer.cursor = last.seq;
+        peer.off = false;
+        peer.backoffMs = 0;
+        peer.lastError = null;
+        io.setCursor(cursorName(peer.id), peer.cursor);
+        this.reportShipped();
+      }
+    } catch (error) {
+      this.failed(peer, error);
+    } finally {
+      peer.sending = false;
+    }
+  }
+
+  private failed(peer: PeerShipper, error: unknown): void {
+    const reason = error instanceof Error ? error.message : String(error);
+    const noJournal = error instanceof RemoteError && /no handler for channel/.test(reason);
+    if (noJournal !== peer.off) {
+      peer.off = noJournal;
+      this.reportShipped();
+    }
+    if (reason !== peer.lastError) {
+      this.options.logger.warn(
+        { peer: peer.id, reason },
+        noJournal ? "peer runs no journal" : "journal batch not delivered",
+      );
+    }
+    peer.lastError = reason;
+    peer.backoffMs = noJournal
+      ? offRecheckMs
+      : Math.min(backoffMaxMs, Math.max(backoffMinMs, peer.backoffMs * 2));
+    if (this.stopped) return;
+    peer.timer = setTimeout(() => {
+      peer.timer = null;
+      this.wake(peer.id);
+    }, peer.backoffMs);
+    peer.timer.unref();
+  }
+
+  /** Shipped: what every peer running the journal holds (everything, with no such peer). */
+  private reportShipped(): void {
+    const io = this.io;
+    if (io === null) return;
+    let through = Number.MAX_SAFE_INTEGER;
+    for (const peer of this.peers.values()) if (!peer.off) through = Math.min(through, peer.cursor);
+    if (through > 0) io.shipped(through);
+  }
+
+  /** A batch from `from`: each message made durable in order, then the answer (the acknowledgement). */
+  private async receive(from: NodeId, payload: Uint8Array): Promise<Uint8Array> {
+    const io = this.io;
+    const decoded = decodeJsonPayload(payload, batchSchema, batchBytesMax * 2);
+    if (!decoded.ok || io === null) {
+      const reason = decoded.ok ? "not started" : decoded.reason;
+      this.options.logger.warn({ peer: from, reason }, "dropped journal batch");
+      throw new Error(`journal batch refused: ${reason}`);
+    }
+    for (const text of decoded.value.messages) await io.deliver(Buffer.from(text, "base64"));
+    return encodeJsonPayload({ ok: true });
+  }
+}
+
+function cursorName(peer: NodeId): string {
+  return `peer:${peer}`;
+}

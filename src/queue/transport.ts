@@ -1,0 +1,37 @@
+// How journal entries leave this node and arrive from the others, whatever carries them (DESIGN.md, queue/):
+// the journal hands a transport a view of its outbox (sealed messages in recording order) and a way to
+// store what arrives; the transport reports how far the outbox is confirmed. At least once, in order per
+// origin: a message is acknowledged only after `deliver` resolved (durable here), and anything not
+// acknowledged is sent again. De-duplication is the journal's (by entry id, for good).
+
+export interface SealedOutboxMessage {
+  /** Its place in this node's outbox. */
+  seq: number;
+  id: string;
+  /** What the queue orders by, with the origin: the entry's ordering key, or null. */
+  key: string | null;
+  message: Uint8Array;
+}
+
+export interface TransportIo {
+  /** Up to `limit` sealed messages of this node's outbox after `seq`, in recording order. */
+  outboxAfter(seq: number, limit: number): Promise<SealedOutboxMessage[]>;
+  /** A message of another node: resolves once it is durable here (then it may be acknowledged). */
+  deliver(message: Uint8Array): Promise<void>;
+  /** The queue holds every entry up to outbox seq `seq` durably: they count as shipped. */
+  shipped(seq: number): void;
+  /** A cursor of the transport's own, kept durably by the journal (0 before any). */
+  cursor(name: string): number;
+  setCursor(name: string, seq: number): void;
+  dropCursor(name: string): void;
+}
+
+export interface JournalTransport {
+  readonly kind: string;
+  start(io: TransportIo): void;
+  /** Entries were recorded: send them soon. */
+  recorded(): void;
+  /** For GET /api/v1/journal/status: where each destination stands. */
+  status(): Record<string, unknown>;
+  stop(): Promise<void>;
+}

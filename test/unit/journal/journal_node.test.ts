@@ -1,0 +1,150 @@
+// Three journals over the in-memory mesh with the real transport, database, seal and exec handlers: what
+// any node records is applied on every other one, a node cut off catches up when its link returns, and a
+// restarted node resumes from its cursors and inbox.
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type TestContext, test } from "node:test";
+import { pino } from "pino";
+import type { JournalConfig } from "../../../src/config/index.ts";
+import { JournalKey } from "../../../src/journal/journal_key.ts";
+import { JournalNode } from "../../../src/journal/journal_node.ts";
+import { MeshTransport } from "../../../src/queue/index.ts";
+import { type MemoryMeshApi, MemoryNetwork } from "../../support/memory_mesh.ts";
+import { waitFor } from "../../support/wait_for.ts";
+
+const ids = ["n1", "n2", "n3"];
+
+interface World {
+  dir: string;
+  network: MemoryNetwork;
+  key: JournalKey;
+  config: JournalConfig;
+  nodes: Map<string, JournalNode>;
+  /** One mesh endpoint per node, kept across restarts (a stopped journal unsubscribed from it). */
+  meshes: Map<string, MemoryMeshApi>;
+}
+
+async function world(t: TestContext): Promise<World> {
+  const dir = mkdtempSync(join(tmpdir(), "tandem-journal-node-"));
+  const network = new MemoryNetwork();
+  const { key } = await JournalKey.generate();
+  // Each node's handler writes the entry it got to applied/<node>/<id>.
+  const config: JournalConfig = {
+    keyFile: "unused",
+    queue: { type: "mesh" },
+    handlers: {
+      "*": { kind: "exec", argv: ["sh", "-c", 'cat > "$0/$TANDEM_ENTRY_ID"', "DIR"], timeoutMs: 10_000 },
+    },
+    maxAttempts: 5,
+    retryBaseMs: 10,
+    retryMaxMs: 100,
+    concurrency: 4,
+  };
+  const w: World = { dir, network, key, config, nodes: new Map(), meshes: new Map() };
+  for (const id of ids) startNode(w, id);
+  network.connectAll();
+  t.after(async () => {
+    for (const node of w.nodes.values()) await node.stop();
+    network.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return w;
+}
+
+function startNode(w: World, id: string): JournalNode {
+  const out = join(w.dir, "applied", id);
+  mkdirSync(out, { recursive: true });
+  const exec = w.config.handlers["*"];
+  assert.ok(exec?.kind === "exec");
+  const config = { ...w.config, handlers: { "*": { ...exec, argv: [...exec.argv.slice(0, 3), out] } } };
+  const mesh = w.meshes.get(id) ?? w.network.join(id);
+  w.meshes.set(id, mesh);
+  const node = new JournalNode({
+    nodeId: id,
+    dataDir: join(w.dir, "data", id),
+    config,
+    key: w.key,
+    transport: new MeshTransport({
+      mesh,
+      peers: ids.filter((p) => p !== id),
+      logger: pino({ level: "silent" }),
+    }),
+    logger: pino({ level: "silent" }),
+  });
+  node.start();
+  w.nodes.set(id, node);
+  return node;
+}
+
+function node(w: World, id: string): JournalNode {
+  const n = w.nodes.get(id);
+  assert.ok(n);
+  return n;
+}
+
+function applied(w: World, id: string): string[] {
+  const out = join(w.dir, "applied", id);
+  return existsSync(out) ? readdirSync(out).sort() : [];
+}
+
+const dump = (w: World) => () => ids.map((id) => `${id}: ${JSON.stringify(node(w, id).status())}`).join("\n");
+
+test("journal node: what any node records is applied on every other node, not on itself", async (t) => {
+  const w = await world(t);
+  const recorded = new Map<string, string>();
+  for (const id of ids) {
+    const outcome = node(w, id).record({ type: "user.create", key: "user:ann", data: { by: id } });
+    assert.ok(outcome.ok);
+    if (outcome.ok) recorded.set(outcome.entry.id, id);
+  }
+  for (const id of ids) {
+    const others = [...recorded]
+      .filter(([, origin]) => origin !== id)
+      .map(([entryId]) => entryId)
+      .sort();
+    await waitFor(
+      `${id} applying its peers' entries`,
+      async () => (applied(w, id).join() === others.join() ? true : undefined),
+      dump(w),
+    );
+  }
+  const [first] = applied(w, "n2");
+  const got = JSON.parse(readFileSync(join(w.dir, "applied", "n2", first ?? ""), "utf8"));
+  assert.equal(got.type, "user.create");
+  assert.equal(got.key, "user:ann");
+  await waitFor(
+    "every outbox shipped",
+    async () => (ids.every((id) => node(w, id).status().unshipped === 0) ? true : undefined),
+    dump(w),
+  );
+});
+
+test("journal node: a node cut off catches up when its link returns; the entry counts as shipped only then", async (t) => {
+  const w = await world(t);
+  w.network.disconnect("n1", "n3");
+  const outcome = node(w, "n1").record({ type: "setting.set", data: { motd: "hello" } });
+  assert.ok(outcome.ok);
+  await waitFor("n2 applying", async () => (applied(w, "n2").length === 1 ? true : undefined), dump(w));
+  assert.deepEqual(applied(w, "n3"), []);
+  assert.equal(node(w, "n1").status().unshipped, 1, "n3 does not hold it yet");
+  w.network.connect("n1", "n3");
+  await waitFor("n3 catching up", async () => (applied(w, "n3").length === 1 ? true : undefined), dump(w));
+  await waitFor("shipped", async () => (node(w, "n1").status().unshipped === 0 ? true : undefined), dump(w));
+});
+
+test("journal node: a restarted node keeps what it applied and resumes from its cursors", async (t) => {
+  const w = await world(t);
+  for (let i = 0; i < 5; i++) node(w, "n1").record({ type: "t", key: "k", data: i });
+  await waitFor("n2 applying 5", async () => (applied(w, "n2").length === 5 ? true : undefined), dump(w));
+  await node(w, "n2").stop();
+  w.network.disconnect("n1", "n2");
+  w.network.disconnect("n2", "n3");
+  for (let i = 5; i < 8; i++) node(w, "n1").record({ type: "t", key: "k", data: i });
+  startNode(w, "n2");
+  w.network.connect("n1", "n2");
+  w.network.connect("n2", "n3");
+  await waitFor("n2 applying 8", async () => (applied(w, "n2").length === 8 ? true : undefined), dump(w));
+  assert.equal(node(w, "n2").status().deadLetters, 0);
+});
