@@ -7,5 +7,6 @@ export {
   plug,
   type RunningCapability,
 } from "./capability.ts";
+export { journalCapability } from "./journal_capability.ts";
 export { type ServicesCapabilityConfig, servicesCapability } from "./services_capability.ts";
 export { storeCapability, tombstoneSweepMs } from "./store_capability.ts";

@@ -11,8 +11,12 @@ export type Checked<T> = { ok: true; value: T } | { ok: false; reason: string; c
 /** Command bodies are a few fields. */
 const bodyBytesMax = 4096;
 
-/** A small JSON body (at most bodyBytesMax), checked by `schema`; an empty body parses as {}. */
-export async function jsonBody<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<Checked<T>> {
+/** A JSON body of at most `bytesMax` (a command's few fields by default), checked by `schema`; empty is {}. */
+export async function jsonBody<T>(
+  req: IncomingMessage,
+  schema: z.ZodType<T>,
+  bytesMax = bodyBytesMax,
+): Promise<Checked<T>> {
   if ((req.headers["content-type"] ?? "").split(";")[0]?.trim() !== "application/json") {
     return {
       ok: false,
@@ -20,13 +24,13 @@ export async function jsonBody<T>(req: IncomingMessage, schema: z.ZodType<T>): P
       reason: "the body is JSON: Content-Type: application/json",
     };
   }
-  const body = await readBody(req, bodyBytesMax);
+  const body = await readBody(req, bytesMax);
   if (!body.ok) {
     return body.tooLarge
       ? {
           ok: false,
           code: ApiErrorCode.PayloadTooLarge,
-          reason: `request body is larger than ${bodyBytesMax} bytes`,
+          reason: `request body is larger than ${bytesMax} bytes`,
         }
       : { ok: false, reason: body.error.message };
   }

@@ -2,6 +2,7 @@ export { aclDecide, compileAcl } from "./acl.ts";
 export { ApiErrorCode, sendError, sendJson } from "./errors.ts";
 export { eventsRoute } from "./events_route.ts";
 export { InflightLimit } from "./inflight_limit.ts";
+export { type JournalView, journalRoutes } from "./journal_routes.ts";
 export { NonLoopbackError, startLocalApi } from "./local_listener.ts";
 export {
   type MemberChangeJson,

@@ -6,6 +6,7 @@ import type { Server } from "node:http";
 import { type Logger, pino } from "pino";
 import {
   assertChannelsDisjoint,
+  journalCapability,
   type PluggedCapability,
   plug,
   type RunningCapability,
@@ -41,7 +42,10 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-/** The capabilities, in dependency order. Services without any configured start nothing (no idle cost). */
+/**
+ * The capabilities, in dependency order. Services without any configured start nothing (no idle cost); the
+ * journal runs only with a `journal:` section.
+ */
 function capabilitiesOf(config: TandemConfig): PluggedCapability[] {
   return [
     plug(storeCapability, config.store),
@@ -50,6 +54,7 @@ function capabilitiesOf(config: TandemConfig): PluggedCapability[] {
       leaseMs: grantLeaseMsDefault,
       advertiseHost: config.advertise.host,
     }),
+    ...(config.journal === null ? [] : [plug(journalCapability, config.journal)]),
   ];
 }
 

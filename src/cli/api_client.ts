@@ -61,8 +61,12 @@ export interface CredentialOptions {
 }
 
 /** --token, --ca, --cert, --key; each falls back to $TANDEM_TOKEN, $TANDEM_CA, $TANDEM_CERT, $TANDEM_KEY. */
-/** --config, --api and --json, and the credential options: what every command that calls the API takes. */
-export function withApiOptions(command: Command): Command {
+/**
+ * --config, --api and --json, and the credential options: what every command that calls the API takes.
+ * `keyFlag`: where --key means something else to the command (`journal record --key` is an ordering key),
+ * the client key's flag is --cert-key, read into options.certKey.
+ */
+export function withApiOptions(command: Command, keyFlag: "--key" | "--cert-key" = "--key"): Command {
   const withApi = command
     .option(
       "-c, --config <file>",
@@ -73,10 +77,10 @@ export function withApiOptions(command: Command): Command {
       "API base URL of any node, e.g. http://127.0.0.1:7401 (default: from config, else $TANDEM_API)",
     )
     .option("--json", "print the API's JSON answer");
-  return withCredentialOptions(withApi);
+  return withCredentialOptions(withApi, keyFlag);
 }
 
-export function withCredentialOptions(command: Command): Command {
+export function withCredentialOptions(command: Command, keyFlag: "--key" | "--cert-key" = "--key"): Command {
   // No defaults shown from the environment: --help must never print a token.
   return command
     .option("--token <token>", "API bearer token (default: $TANDEM_TOKEN)")
@@ -85,7 +89,7 @@ export function withCredentialOptions(command: Command): Command {
       "--cert <file>",
       "https: client certificate (`tandem tls cert NAME --client`; default: $TANDEM_CERT)",
     )
-    .option("--key <file>", "https: the client certificate's private key (default: $TANDEM_KEY)");
+    .option(`${keyFlag} <file>`, "https: the client certificate's private key (default: $TANDEM_KEY)");
 }
 
 /** Options first, then the environment; reads the PEM files. Throws CredentialsError naming the file. */

@@ -5,6 +5,7 @@ import { registerConfigCommand } from "./commands/config.ts";
 import { registerDevCommand } from "./commands/dev.ts";
 import { registerEventsCommand } from "./commands/events.ts";
 import { registerInitCommand } from "./commands/init.ts";
+import { registerJournalCommands } from "./commands/journal.ts";
 import { registerMemberCommands } from "./commands/member.ts";
 import { registerServiceControlCommands } from "./commands/service_control.ts";
 import { registerServicesCommand } from "./commands/services.ts";
@@ -21,7 +22,7 @@ export async function runCli(argv: readonly string[]): Promise<void> {
     .name("tandem")
     .description(
       "High-availability daemon for small fleets: an encrypted mesh between nodes, failure detection, " +
-        "leader election with fencing terms, and a replicated store of small files. Run `tandem <command> --help` for details and examples.",
+        "leader election with fencing terms, a replicated store of small files, services with failover and a journal replicating actions. Run `tandem <command> --help` for details and examples.",
     )
     .version(VERSION)
     .showHelpAfterError("(run with --help for usage)");
@@ -37,6 +38,7 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   registerEventsCommand(program);
   registerMemberCommands(program);
   registerStoreCommands(program);
+  registerJournalCommands(program);
   registerSyncCommand(program);
   registerDevCommand(program);
 
