@@ -2,16 +2,19 @@
 // journal.db in the data directory, the mesh transport on the channel "journal" following the cluster's
 // membership, the applier with this node's handlers, and the /api/v1/journal routes. Its events
 // (refusals, dead letters) go to GET /api/v1/events.
+
+import { readFile } from "node:fs/promises";
+import type { Logger } from "pino";
 import { journalRoutes } from "../api/index.ts";
 import type { JournalConfig } from "../config/index.ts";
 import { JournalKey, JournalNode } from "../journal/index.ts";
-import { JOURNAL_CHANNEL, MeshTransport } from "../queue/index.ts";
+import { JOURNAL_CHANNEL, type JournalTransport, MeshTransport, natsTransport } from "../queue/index.ts";
 import type { CapabilityBase, RunningCapability } from "./capability.ts";
 
 export async function startJournal(config: JournalConfig, base: CapabilityBase): Promise<RunningCapability> {
   const logger = base.logger.child({ component: "journal" });
   const key = await JournalKey.load(config.keyFile);
-  const transport = new MeshTransport({ mesh: base.mesh, peers: base.peers, logger });
+  const transport = await transportOf(config, base, logger);
   const node = new JournalNode({
     nodeId: base.nodeId,
     dataDir: base.dataDir,
@@ -28,17 +31,40 @@ export async function startJournal(config: JournalConfig, base: CapabilityBase):
     throw error;
   }
   const unfollow = base.coordination.on("members:changed", (members) => {
-    if (members.length === 0) return;
+    if (members.length === 0 || !(transport instanceof MeshTransport)) return;
     transport.setPeers(members.map((m) => m.id).filter((id) => id !== base.nodeId));
   });
   logger.info({ queue: transport.kind, recipient: key.recipient }, "journal started");
   return {
     routes: journalRoutes(node),
-    channels: [JOURNAL_CHANNEL],
+    channels: transport instanceof MeshTransport ? [JOURNAL_CHANNEL] : [],
     status: () => node.status(),
     async stop() {
       unfollow();
       await node.stop();
     },
   };
+}
+
+async function transportOf(
+  config: JournalConfig,
+  base: CapabilityBase,
+  logger: Logger,
+): Promise<JournalTransport> {
+  const queue = config.queue;
+  if (queue.type === "mesh") return new MeshTransport({ mesh: base.mesh, peers: base.peers, logger });
+  let token: string | undefined;
+  if (queue.tokenFile !== null) token = (await readFile(queue.tokenFile, "utf8")).trim();
+  else if (queue.tokenEnv !== null) {
+    token = process.env[queue.tokenEnv];
+    if (token === undefined) throw new Error(`journal.queue.token_env: $${queue.tokenEnv} is not set`);
+  }
+  return natsTransport({
+    nodeId: base.nodeId,
+    servers: queue.servers,
+    stream: queue.stream,
+    subjectPrefix: queue.subjectPrefix,
+    ...(token === undefined ? {} : { token }),
+    logger,
+  });
 }

@@ -16,6 +16,7 @@ export type {
   HookConfig,
   JournalConfig,
   JournalHandlerConfig,
+  JournalQueueConfig,
   PeerConfig,
   SecurityConfig,
   ServiceConfig,

@@ -35,12 +35,32 @@ const meshQueue = z
   .strictObject({ type: z.literal("mesh") })
   .describe("Entries travel over Tandem's own links, acknowledged and redelivered; nothing else to run");
 
+const natsQueue = z
+  .strictObject({
+    type: z.literal("nats"),
+    url: z
+      .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+      .describe("nats://host:port of the NATS server(s) with JetStream"),
+    stream: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, { error: "expected 1-64 characters of A-Z a-z 0-9 _ -" })
+      .optional()
+      .describe("The cluster's stream, created if absent; default TANDEM_<cluster_name>"),
+    token_file: z.string().min(1).optional().describe("A file holding the NATS token"),
+    token_env: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+      .optional()
+      .describe("An environment variable holding the NATS token"),
+  })
+  .describe("NATS JetStream: a stream per cluster, a durable consumer per node, de-duplication by entry id");
+
 export const journalSchema = z.strictObject({
   key_file: z
     .string()
     .min(1)
     .describe("The cluster's replication key (`tandem journal keygen`), the same file on every node"),
-  queue: z.discriminatedUnion("type", [meshQueue]).default({ type: "mesh" }),
+  queue: z.discriminatedUnion("type", [meshQueue, natsQueue]).default({ type: "mesh" }),
   handlers: z
     .record(z.string(), z.union([execHandler, webhookHandler]))
     .default({})

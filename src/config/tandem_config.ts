@@ -37,10 +37,22 @@ export type JournalHandlerConfig =
   | { kind: "exec"; argv: string[]; timeoutMs: number }
   | { kind: "webhook"; url: string; timeoutMs: number };
 
+export type JournalQueueConfig =
+  | { type: "mesh" }
+  | {
+      type: "nats";
+      servers: string[];
+      stream: string;
+      subjectPrefix: string;
+      /** Absolute; the token is read at start, never kept in the config. */
+      tokenFile: string | null;
+      tokenEnv: string | null;
+    };
+
 export interface JournalConfig {
   /** Absolute. */
   keyFile: string;
-  queue: { type: "mesh" };
+  queue: JournalQueueConfig;
   /** By entry type; "*" for every type without its own. */
   handlers: Record<string, JournalHandlerConfig>;
   maxAttempts: number;
@@ -173,7 +185,8 @@ export function toTandemConfig(file: ConfigFile, sourcePath: string): Normalised
   const security = resolveSecurity(file, baseDir, problems);
   const store = resolveStore(file, baseDir, problems);
   const services = resolveServices(file, advertise, baseDir, timings, problems);
-  const journal = file.journal === undefined ? null : resolveJournal(file.journal, baseDir, problems);
+  const journal =
+    file.journal === undefined ? null : resolveJournal(file.journal, file.cluster_name, baseDir, problems);
   if (problems.length > 0) return { ok: false, problems };
   const peers = file.peers.map((p) => ({
     id: p.id,
@@ -333,7 +346,12 @@ function resolveStore(file: ConfigFile, baseDir: string, problems: FieldProblem[
   };
 }
 
-function resolveJournal(j: JournalFile, baseDir: string, problems: FieldProblem[]): JournalConfig {
+function resolveJournal(
+  j: JournalFile,
+  clusterName: string,
+  baseDir: string,
+  problems: FieldProblem[],
+): JournalConfig {
   if (j.retry_max_ms < j.retry_base_ms) {
     problems.push({
       path: ["journal", "retry_max_ms"],
@@ -350,7 +368,7 @@ function resolveJournal(j: JournalFile, baseDir: string, problems: FieldProblem[
   }
   return {
     keyFile: resolve(baseDir, j.key_file),
-    queue: j.queue,
+    queue: resolveQueue(j.queue, clusterName, baseDir, problems),
     handlers: Object.fromEntries(
       Object.entries(j.handlers).map(([type, h]): [string, JournalHandlerConfig] => [
         type,
@@ -363,6 +381,31 @@ function resolveJournal(j: JournalFile, baseDir: string, problems: FieldProblem[
     retryBaseMs: j.retry_base_ms,
     retryMaxMs: j.retry_max_ms,
     concurrency: j.concurrency,
+  };
+}
+
+function resolveQueue(
+  q: JournalFile["queue"],
+  clusterName: string,
+  baseDir: string,
+  problems: FieldProblem[],
+): JournalQueueConfig {
+  if (q.type === "mesh") return q;
+  if (q.token_file !== undefined && q.token_env !== undefined) {
+    problems.push({
+      path: ["journal", "queue", "token_env"],
+      message: "give token_file or token_env, not both",
+    });
+  }
+  // A cluster name may hold "." (a subject separator in NATS): the stream and subjects spell it "_".
+  const name = clusterName.replace(/\./g, "_");
+  return {
+    type: "nats",
+    servers: typeof q.url === "string" ? [q.url] : q.url,
+    stream: q.stream ?? `TANDEM_${name}`,
+    subjectPrefix: `tandem.${name}.journal`,
+    tokenFile: q.token_file === undefined ? null : resolve(baseDir, q.token_file),
+    tokenEnv: q.token_env ?? null,
   };
 }
 
