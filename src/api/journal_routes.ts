@@ -15,9 +15,10 @@ export interface JournalView {
     data: unknown;
     key?: string | null;
     files?: string[];
-  }):
+  }): Promise<
     | { ok: true; entry: { id: string; origin: string; hlc: string; key: string | null; keySeq: number } }
-    | { ok: false; reason: string };
+    | { ok: false; reason: string }
+  >;
   status(): Record<string, unknown>;
   deadLetters(): Array<{
     entry: { id: string; origin: string; hlc: string; type: string; key: string | null; data: string };
@@ -43,7 +44,7 @@ export function journalRoutes(view: JournalView): ApiRoute[] {
   const record = async (req: IncomingMessage, res: ServerResponse) => {
     const body = await jsonBody(req, recordSchema, recordBodyBytesMax);
     if (refused(res, body)) return;
-    const outcome = view.record(body.value);
+    const outcome = await view.record(body.value);
     if (!outcome.ok) return sendError(res, ApiErrorCode.BadRequest, outcome.reason);
     const { id, origin, hlc, key, keySeq } = outcome.entry;
     sendJson(res, 201, { id, origin, hlc, key, keySeq });

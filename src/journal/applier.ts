@@ -8,7 +8,8 @@ import type { JournalHandlerConfig } from "../config/index.ts";
 import { JournalLanes, type LaneEntry, type LanesOptions } from "../core/journal_lanes.ts";
 import type { NodeId } from "../core/types.ts";
 import { type EntryHandler, entryHandler, handlerFor } from "./entry_handlers.ts";
-import type { JournalDb, JournalEntry } from "./journal_db.ts";
+import { GroupCommit } from "./group_commit.ts";
+import type { JournalDb, JournalEntry, ReceiveResult } from "./journal_db.ts";
 import type { JournalKey } from "./journal_key.ts";
 import { openMessage } from "./journal_wire.ts";
 
@@ -38,11 +39,14 @@ export class JournalApplier {
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
   private refused = 0;
+  /** Deliveries arriving together share one transaction and one fsync. */
+  private readonly receiver: GroupCommit<JournalEntry, ReceiveResult>;
 
   constructor(options: ApplierOptions) {
     this.options = options;
     this.now = options.now ?? Date.now;
     this.lanes = new JournalLanes(options.lanes);
+    this.receiver = new GroupCommit((entries) => options.db.receiveMany(entries, this.now()));
   }
 
   /** Seeds the lanes from the durable state (watermarks, then the inbox in arrival order) and starts. */
@@ -69,8 +73,8 @@ export class JournalApplier {
     const entry = opened.entry;
     if (entry.origin === this.options.nodeId) return "own";
     if (this.stopped) throw new Error("the journal is stopping");
-    const result = this.options.db.receive(entry, this.now());
-    if (result !== "new") return "known";
+    const result = await this.receiver.push(entry);
+    if (result !== "new" || this.stopped) return "known";
     this.queue(entry);
     this.pump();
     return "stored";

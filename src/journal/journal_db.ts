@@ -1,5 +1,7 @@
-// A node's journal in SQLite (journal.db in the data directory), every change one transaction, fsync'd at
-// commit (synchronous = FULL): "recorded" and "applied" mean on disk.
+// A node's journal in SQLite (journal.db in the data directory), every change one transaction: a record and
+// a delivery are fsync'd at commit (synchronous = FULL), so "recorded" and "acknowledged" mean on disk; a
+// handler's result is written without an fsync of its own and reaches the disk with the next durable commit
+// or checkpoint (a power loss before that runs the handler once more: entries apply at least once).
 // - outbox: what this node recorded, in recording order (seq), each with its place in its lane (key_seq, the
 //   lane's counter bumped in the same transaction, so a lane never has a gap), until the queue confirms it
 //   (shipped_at). Payloads are sealed when shipped (src/journal/journal_key.ts), not here: the transactional
@@ -176,26 +178,52 @@ export class JournalDb {
    * a transaction of its own, or inside the caller's (the transactional outbox: both or neither).
    */
   record(input: RecordInput, nowMs: number): JournalEntry {
-    return this.db.transaction(() => {
-      let keySeq = 0;
-      if (input.key !== null) {
-        const last = this.statements.outLane.pluck().get(input.key) as number | undefined;
-        keySeq = (last ?? 0) + 1;
-        this.statements.setOutLane.run(input.key, keySeq);
-      }
-      const entry: JournalEntry = { ...input, files: [...input.files], origin: this.nodeId, keySeq };
-      this.statements.insertOutbox.run(
-        entry.id,
-        entry.hlc,
-        entry.type,
-        entry.key,
-        keySeq,
-        entry.data,
-        JSON.stringify(entry.files),
-        nowMs,
-      );
-      return entry;
-    })();
+    return this.durably(() => this.insertRecord(input, nowMs));
+  }
+
+  /** Records several entries in one transaction (one fsync): what a group commit of concurrent calls uses. */
+  recordMany(inputs: readonly RecordInput[], nowMs: number): JournalEntry[] {
+    return this.durably(() => inputs.map((input) => this.insertRecord(input, nowMs)));
+  }
+
+  private insertRecord(input: RecordInput, nowMs: number): JournalEntry {
+    let keySeq = 0;
+    if (input.key !== null) {
+      const last = this.statements.outLane.pluck().get(input.key) as number | undefined;
+      keySeq = (last ?? 0) + 1;
+      this.statements.setOutLane.run(input.key, keySeq);
+    }
+    const entry: JournalEntry = { ...input, files: [...input.files], origin: this.nodeId, keySeq };
+    this.statements.insertOutbox.run(
+      entry.id,
+      entry.hlc,
+      entry.type,
+      entry.key,
+      keySeq,
+      entry.data,
+      JSON.stringify(entry.files),
+      nowMs,
+    );
+    return entry;
+  }
+
+  /**
+   * A transaction fsync'd at commit (what "recorded" and an acknowledged delivery promise), or, with
+   * `relaxed`, written to the WAL without an fsync of its own: a result the next durable commit carries to
+   * disk, which only a power loss before then could undo (the handler then runs once more: at least once).
+   * An attached app's database keeps the app's own setting.
+   */
+  private durably<T>(run: () => T, relaxed = false): T {
+    if (this.owned) this.setSynchronous(relaxed ? "NORMAL" : "FULL");
+    return this.db.transaction(run)();
+  }
+
+  private synchronous: "FULL" | "NORMAL" = "FULL";
+
+  private setSynchronous(mode: "FULL" | "NORMAL"): void {
+    if (this.synchronous === mode || this.db.inTransaction) return;
+    this.db.pragma(`synchronous = ${mode}`);
+    this.synchronous = mode;
   }
 
   /** Up to `limit` entries the queue has not confirmed, in recording order. */
@@ -245,25 +273,32 @@ export class JournalDb {
     this.statements.dropCursor.run(name);
   }
 
-  /** An entry of another node, as delivered: written to the inbox unless it is known already. */
+  /** An entry of another node, as delivered: written to the inbox unless it is known already; durable. */
   receive(entry: JournalEntry, nowMs: number): ReceiveResult {
-    return this.db.transaction((): ReceiveResult => {
-      const outcome = this.statements.appliedOutcome.pluck().get(entry.id) as string | undefined;
-      if (outcome !== undefined) return "applied-before";
-      if (this.statements.deadExists.get(entry.id) !== undefined) return "dead-letter";
-      const inserted = this.statements.insertInbox.run(
-        entry.id,
-        entry.origin,
-        entry.hlc,
-        entry.type,
-        entry.key,
-        entry.keySeq,
-        entry.data,
-        JSON.stringify(entry.files),
-        nowMs,
-      );
-      return inserted.changes === 1 ? "new" : "in-inbox";
-    })();
+    return this.durably(() => this.insertReceived(entry, nowMs));
+  }
+
+  /** Several delivered entries in one transaction (one fsync). */
+  receiveMany(entries: readonly JournalEntry[], nowMs: number): ReceiveResult[] {
+    return this.durably(() => entries.map((entry) => this.insertReceived(entry, nowMs)));
+  }
+
+  private insertReceived(entry: JournalEntry, nowMs: number): ReceiveResult {
+    const outcome = this.statements.appliedOutcome.pluck().get(entry.id) as string | undefined;
+    if (outcome !== undefined) return "applied-before";
+    if (this.statements.deadExists.get(entry.id) !== undefined) return "dead-letter";
+    const inserted = this.statements.insertInbox.run(
+      entry.id,
+      entry.origin,
+      entry.hlc,
+      entry.type,
+      entry.key,
+      entry.keySeq,
+      entry.data,
+      JSON.stringify(entry.files),
+      nowMs,
+    );
+    return inserted.changes === 1 ? "new" : "in-inbox";
   }
 
   /** Everything received and not yet settled, in arrival order (to seed the applier after a restart). */
@@ -277,11 +312,11 @@ export class JournalDb {
 
   /** The handler succeeded: out of the inbox, into applied, the lane moved on; one transaction. */
   settleApplied(entry: LaneEntry, watermark: LaneWatermark | null, nowMs: number): void {
-    this.db.transaction(() => {
+    this.durably(() => {
       this.statements.deleteInbox.run(entry.id);
       this.statements.insertApplied.run(entry.id, entry.origin, "applied", nowMs);
       if (watermark !== null) this.setMark(watermark);
-    })();
+    }, true);
   }
 
   /** Given up after `attempts`: out of the inbox, into the dead letters, the lane moved on. */

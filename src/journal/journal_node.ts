@@ -9,7 +9,8 @@ import { HybridClock } from "../core/hlc.ts";
 import type { NodeId } from "../core/types.ts";
 import type { JournalTransport, SealedOutboxMessage } from "../queue/index.ts";
 import { JournalApplier } from "./applier.ts";
-import { type DeadLetter, JournalDb, type JournalEntry } from "./journal_db.ts";
+import { GroupCommit } from "./group_commit.ts";
+import { type DeadLetter, JournalDb, type JournalEntry, type RecordInput } from "./journal_db.ts";
 import type { JournalKey } from "./journal_key.ts";
 import { entryTypePattern, orderingKeyMax, sealMessage } from "./journal_wire.ts";
 
@@ -44,12 +45,15 @@ export class JournalNode {
   readonly db: JournalDb;
   private readonly applier: JournalApplier;
   private readonly clock: HybridClock;
+  /** Records arriving together share one transaction and one fsync. */
+  private readonly recorder: GroupCommit<RecordInput, JournalEntry>;
 
   constructor(options: JournalNodeOptions) {
     this.options = options;
     this.db = JournalDb.open(join(options.dataDir, "journal.db"), options.nodeId);
     const last = parseHlc(this.db.lastRecordedHlc());
     this.clock = new HybridClock({ skewMsMax: clockSkewMsMax, ...(last === null ? {} : { last }) });
+    this.recorder = new GroupCommit((inputs) => this.db.recordMany(inputs, Date.now()));
     this.applier = new JournalApplier({
       nodeId: options.nodeId,
       db: this.db,
@@ -80,22 +84,19 @@ export class JournalNode {
     });
   }
 
-  /** Records an entry of this node: on disk when this returns, then shipped to every other node. */
-  record(request: RecordRequest): RecordOutcome {
+  /** Records an entry of this node: on disk when this resolves, then shipped to every other node. */
+  async record(request: RecordRequest): Promise<RecordOutcome> {
     const problem = recordProblem(request);
     if (problem !== null) return { ok: false, reason: problem };
     const hlc = this.clock.now(Date.now());
-    const entry = this.db.record(
-      {
-        id: randomUUID(),
-        hlc: `${hlc.wallMs}.${hlc.counter}`,
-        type: request.type,
-        key: request.key ?? null,
-        data: JSON.stringify(request.data),
-        files: request.files ?? [],
-      },
-      Date.now(),
-    );
+    const entry = await this.recorder.push({
+      id: randomUUID(),
+      hlc: `${hlc.wallMs}.${hlc.counter}`,
+      type: request.type,
+      key: request.key ?? null,
+      data: JSON.stringify(request.data),
+      files: request.files ?? [],
+    });
     this.options.transport.recorded();
     return { ok: true, entry };
   }

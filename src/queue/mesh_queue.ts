@@ -199,7 +199,8 @@ export class MeshTransport implements JournalTransport {
       this.options.logger.warn({ peer: from, reason }, "dropped journal batch");
       throw new Error(`journal batch refused: ${reason}`);
     }
-    for (const text of decoded.value.messages) await io.deliver(Buffer.from(text, "base64"));
+    // Together, so the journal stores the batch in one transaction; the lanes order what arrives.
+    await Promise.all(decoded.value.messages.map((text) => io.deliver(Buffer.from(text, "base64"))));
     return encodeJsonPayload({ ok: true });
   }
 }

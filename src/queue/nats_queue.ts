@@ -144,19 +144,27 @@ export class NatsTransport implements JournalTransport {
     this.options.logger.info({ stream, durable }, "journal on NATS JetStream");
   }
 
-  /** Each message made durable here, then acknowledged; one that fails is left for redelivery. */
+  /**
+   * Each message acknowledged once durable here; one that fails is given back for redelivery. Not awaited
+   * one by one: messages arriving together are stored in one transaction (NATS bounds them by
+   * max_ack_pending), and the journal's lanes order them.
+   */
   private async consume(messages: ConsumerMessages): Promise<void> {
     const io = this.io;
     if (io === null) return;
+    const inFlight = new Set<Promise<void>>();
     for await (const message of messages) {
-      try {
-        await io.deliver(message.data);
-        message.ack();
-      } catch (error) {
-        this.options.logger.warn({ err: error }, "journal message not stored; NATS delivers it again");
-        message.nak(backoffMaxMs);
-      }
+      const delivery: Promise<void> = io.deliver(message.data).then(
+        () => message.ack(),
+        (error: unknown) => {
+          this.options.logger.warn({ err: error }, "journal message not stored; NATS delivers it again");
+          message.nak(backoffMaxMs);
+        },
+      );
+      inFlight.add(delivery);
+      void delivery.finally(() => inFlight.delete(delivery));
     }
+    await Promise.all(inFlight);
   }
 
   /** The outbox from the cursor, a batch at a time, each batch's acks awaited before the cursor moves. */

@@ -119,7 +119,7 @@ describe("journal over NATS JetStream", { skip, timeout: 180_000 }, () => {
     const recorded: Array<{ id: string; origin: string }> = [];
     for (let i = 0; i < 10; i++) {
       for (const id of ids) {
-        const outcome = node(c, id).record({
+        const outcome = await node(c, id).record({
           type: "user.create",
           key: `user:${i % 3}`,
           data: { i, by: id },
@@ -155,14 +155,14 @@ describe("journal over NATS JetStream", { skip, timeout: 180_000 }, () => {
       await server.stop();
       rmSync(storeDir, { recursive: true, force: true });
     });
-    assert.ok(node(c, "n1").record({ type: "t", data: "before" }).ok);
+    assert.ok((await node(c, "n1").record({ type: "t", data: "before" })).ok);
     await waitFor(
       "n2 applying the first",
       async () => (applied(c, "n2").length === 1 ? true : undefined),
       dump(c),
     );
     await server.stop();
-    for (let i = 0; i < 5; i++) assert.ok(node(c, "n1").record({ type: "t", key: "k", data: i }).ok);
+    for (let i = 0; i < 5; i++) assert.ok((await node(c, "n1").record({ type: "t", key: "k", data: i })).ok);
     await new Promise((resolve) => setTimeout(resolve, 500));
     assert.equal(node(c, "n1").status().unshipped, 5, "kept, not shipped while the queue is down");
     await server.start();

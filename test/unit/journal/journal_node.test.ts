@@ -95,7 +95,7 @@ test("journal node: what any node records is applied on every other node, not on
   const w = await world(t);
   const recorded = new Map<string, string>();
   for (const id of ids) {
-    const outcome = node(w, id).record({ type: "user.create", key: "user:ann", data: { by: id } });
+    const outcome = await node(w, id).record({ type: "user.create", key: "user:ann", data: { by: id } });
     assert.ok(outcome.ok);
     if (outcome.ok) recorded.set(outcome.entry.id, id);
   }
@@ -124,7 +124,7 @@ test("journal node: what any node records is applied on every other node, not on
 test("journal node: a node cut off catches up when its link returns; the entry counts as shipped only then", async (t) => {
   const w = await world(t);
   w.network.disconnect("n1", "n3");
-  const outcome = node(w, "n1").record({ type: "setting.set", data: { motd: "hello" } });
+  const outcome = await node(w, "n1").record({ type: "setting.set", data: { motd: "hello" } });
   assert.ok(outcome.ok);
   await waitFor("n2 applying", async () => (applied(w, "n2").length === 1 ? true : undefined), dump(w));
   assert.deepEqual(applied(w, "n3"), []);
@@ -136,12 +136,12 @@ test("journal node: a node cut off catches up when its link returns; the entry c
 
 test("journal node: a restarted node keeps what it applied and resumes from its cursors", async (t) => {
   const w = await world(t);
-  for (let i = 0; i < 5; i++) node(w, "n1").record({ type: "t", key: "k", data: i });
+  for (let i = 0; i < 5; i++) await node(w, "n1").record({ type: "t", key: "k", data: i });
   await waitFor("n2 applying 5", async () => (applied(w, "n2").length === 5 ? true : undefined), dump(w));
   await node(w, "n2").stop();
   w.network.disconnect("n1", "n2");
   w.network.disconnect("n2", "n3");
-  for (let i = 5; i < 8; i++) node(w, "n1").record({ type: "t", key: "k", data: i });
+  for (let i = 5; i < 8; i++) await node(w, "n1").record({ type: "t", key: "k", data: i });
   startNode(w, "n2");
   w.network.connect("n1", "n2");
   w.network.connect("n2", "n3");
