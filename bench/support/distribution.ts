@@ -5,6 +5,7 @@ export interface Distribution {
   min: number;
   p50: number;
   p90: number;
+  p99: number;
   max: number;
   mean: number;
 }
@@ -31,6 +32,7 @@ export function summarize(values: readonly number[]): Distribution {
     min: sorted[0] ?? Number.NaN,
     p50: percentile(sorted, 50),
     p90: percentile(sorted, 90),
+    p99: percentile(sorted, 99),
     max: sorted[sorted.length - 1] ?? Number.NaN,
     mean: sorted.reduce((sum, v) => sum + v, 0) / sorted.length,
   };

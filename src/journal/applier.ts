@@ -11,7 +11,7 @@ import { type EntryHandler, entryHandler, handlerFor } from "./entry_handlers.ts
 import { GroupCommit } from "./group_commit.ts";
 import type { JournalDb, JournalEntry, ReceiveResult } from "./journal_db.ts";
 import type { JournalKey } from "./journal_key.ts";
-import { openMessage } from "./journal_wire.ts";
+import { openBatch } from "./journal_wire.ts";
 
 export interface ApplierOptions {
   nodeId: NodeId;
@@ -26,7 +26,10 @@ export interface ApplierOptions {
   now?: () => number;
 }
 
-export type DeliverOutcome = "stored" | "known" | "own" | "refused";
+/** What a delivered message held: entries newly stored, already known, this node's own; or refused whole. */
+export type DeliverOutcome =
+  | { refused: true }
+  | { refused: false; stored: number; known: number; own: number };
 
 export class JournalApplier {
   private readonly options: ApplierOptions;
@@ -56,28 +59,34 @@ export class JournalApplier {
     this.pump();
   }
 
-  /** A transport delivered `message`: resolves once it is durable here (or known, or refused). */
+  /** A transport delivered `message` (a sealed batch): resolves once it is durable here (or refused). */
   async deliver(message: Uint8Array): Promise<DeliverOutcome> {
-    const opened = await openMessage(message, this.options.key);
+    const opened = await openBatch(message, this.options.key);
     if (!opened.ok) {
       this.refused += 1;
       const fields = {
-        id: opened.header?.id ?? null,
+        ids: opened.header?.ids ?? null,
         origin: opened.header?.origin ?? null,
         reason: opened.reason,
       };
-      this.options.logger.warn(fields, "journal entry refused");
+      this.options.logger.warn(fields, "journal message refused");
       this.options.onEvent?.({ event: "refused", ...fields });
-      return "refused";
+      return { refused: true };
     }
-    const entry = opened.entry;
-    if (entry.origin === this.options.nodeId) return "own";
+    if (opened.origin === this.options.nodeId) {
+      return { refused: false, stored: 0, known: 0, own: opened.entries.length };
+    }
     if (this.stopped) throw new Error("the journal is stopping");
-    const result = await this.receiver.push(entry);
-    if (result !== "new" || this.stopped) return "known";
-    this.queue(entry);
+    // All together: one transaction (group commit) for the whole batch.
+    const results = await Promise.all(opened.entries.map((entry) => this.receiver.push(entry)));
+    let stored = 0;
+    opened.entries.forEach((entry, i) => {
+      if (results[i] !== "new" || this.stopped) return;
+      this.queue(entry);
+      stored += 1;
+    });
     this.pump();
-    return "stored";
+    return { refused: false, stored, known: opened.entries.length - stored, own: 0 };
   }
 
   /** An operator's retry of a dead letter: back in the inbox, applied on its own (its lane moved on). */

@@ -3,4 +3,4 @@ export { entryHandler, handlerFor, handlerPayload } from "./entry_handlers.ts";
 export { type DeadLetter, JournalDb, type JournalEntry, JournalOpenError } from "./journal_db.ts";
 export { JournalKey, JournalKeyError, SealedPayloadError } from "./journal_key.ts";
 export { entryDataBytesMax, JournalNode, type RecordRequest, recordProblem } from "./journal_node.ts";
-export { openMessage, readHeader, sealMessage } from "./journal_wire.ts";
+export { batchEntriesMax, openBatch, readHeader, sealBatch } from "./journal_wire.ts";

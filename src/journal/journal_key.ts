@@ -20,11 +20,14 @@ export class SealedPayloadError extends Error {
 export class JournalKey {
   /** The public half, age1...: what a payload is sealed to. */
   readonly recipient: string;
-  private readonly identity: string;
+  /** Made once: each holds its key parsed (the identity's public half costs a scalar multiplication). */
+  private readonly encrypter = new Encrypter();
+  private readonly decrypter = new Decrypter();
 
   private constructor(identity: string, recipient: string) {
-    this.identity = identity;
     this.recipient = recipient;
+    this.encrypter.addRecipient(recipient);
+    this.decrypter.addIdentity(identity);
   }
 
   /** A new key, and the text of its file (what `age-keygen` writes). */
@@ -63,17 +66,13 @@ export class JournalKey {
 
   /** Seals `plaintext` to this key (age's binary format: authenticated, a fresh file key each time). */
   async seal(plaintext: Uint8Array): Promise<Uint8Array> {
-    const encrypter = new Encrypter();
-    encrypter.addRecipient(this.recipient);
-    return encrypter.encrypt(plaintext);
+    return this.encrypter.encrypt(plaintext);
   }
 
   /** Opens what seal() made with this key; SealedPayloadError for anything else. */
   async open(sealed: Uint8Array): Promise<Uint8Array> {
-    const decrypter = new Decrypter();
-    decrypter.addIdentity(this.identity);
     try {
-      return await decrypter.decrypt(sealed);
+      return await this.decrypter.decrypt(sealed);
     } catch (error) {
       throw new SealedPayloadError(`refused: ${(error as Error).message}`);
     }

@@ -7,12 +7,12 @@ import type { Logger } from "pino";
 import type { JournalConfig } from "../config/index.ts";
 import { HybridClock } from "../core/hlc.ts";
 import type { NodeId } from "../core/types.ts";
-import type { JournalTransport, SealedOutboxMessage } from "../queue/index.ts";
+import type { JournalTransport, SealedBatch } from "../queue/index.ts";
 import { JournalApplier } from "./applier.ts";
 import { GroupCommit } from "./group_commit.ts";
 import { type DeadLetter, JournalDb, type JournalEntry, type RecordInput } from "./journal_db.ts";
 import type { JournalKey } from "./journal_key.ts";
-import { entryTypePattern, orderingKeyMax, sealMessage } from "./journal_wire.ts";
+import { batchEntriesMax, entryTypePattern, orderingKeyMax, sealBatch } from "./journal_wire.ts";
 
 /** The largest `data` of one entry (JSON text); a journal carries actions, not files. */
 export const entryDataBytesMax = 1024 * 1024;
@@ -131,16 +131,16 @@ export class JournalNode {
     this.db.close();
   }
 
-  private async sealedAfter(seq: number, limit: number): Promise<SealedOutboxMessage[]> {
-    const rows = this.db.outboxAfter(seq, limit);
-    return Promise.all(
-      rows.map(async (row) => ({
-        seq: row.seq,
-        id: row.entry.id,
-        key: row.entry.key,
-        message: await sealMessage(row.entry, this.options.key),
-      })),
+  private async sealedAfter(seq: number, limit: number): Promise<SealedBatch | null> {
+    const rows = this.db.outboxAfter(seq, Math.min(limit, batchEntriesMax));
+    const first = rows[0];
+    const last = rows.at(-1);
+    if (first === undefined || last === undefined) return null;
+    const message = await sealBatch(
+      rows.map((row) => row.entry),
+      this.options.key,
     );
+    return { firstSeq: first.seq, lastSeq: last.seq, message };
   }
 }
 

@@ -2,7 +2,7 @@ import type { NatsTransport, NatsTransportOptions } from "./nats_queue.ts";
 
 export { JOURNAL_CHANNEL, MeshTransport, type MeshTransportOptions, meshBatchMax } from "./mesh_queue.ts";
 export type { NatsTransportOptions } from "./nats_queue.ts";
-export type { JournalTransport, SealedOutboxMessage, TransportIo } from "./transport.ts";
+export type { JournalTransport, SealedBatch, TransportIo } from "./transport.ts";
 
 /** The NATS transport, its client loaded only by a journal that uses it. */
 export async function natsTransport(options: NatsTransportOptions): Promise<NatsTransport> {

@@ -6,23 +6,20 @@
 // shipped once every peer that runs the journal holds it (a peer whose agent has no journal answers "no
 // handler" and is asked again every `offRecheckMs`).
 import type { Logger } from "pino";
-import { z } from "zod";
 import type { NodeId } from "../core/types.ts";
-import { decodeJsonPayload, encodeJsonPayload, type MeshApi, RemoteError } from "../mesh/index.ts";
+import { encodeJsonPayload, type MeshApi, RemoteError } from "../mesh/index.ts";
 import type { JournalTransport, TransportIo } from "./transport.ts";
 
 export const JOURNAL_CHANNEL = "journal";
 
-/** Messages per request. */
+/** Entries per request: one sealed batch (src/journal/journal_wire.ts batchEntriesMax). */
 export const meshBatchMax = 256;
 const requestTimeoutMs = 10_000;
 const backoffMinMs = 200;
 const backoffMaxMs = 5_000;
 const offRecheckMs = 30_000;
-/** A batch of 256 sealed messages of a few KiB fits well within a mesh frame. */
-const batchBytesMax = 8 * 1024 * 1024;
-
-const batchSchema = z.strictObject({ messages: z.array(z.base64()).min(1).max(meshBatchMax) });
+/** 256 entries of up to 1 MiB of data each could exceed a mesh frame; such a batch is refused and retried. */
+const batchBytesMax = 16 * 1024 * 1024;
 
 export interface MeshTransportOptions {
   mesh: Pick<MeshApi, "request" | "onRequest" | "on">;
@@ -125,24 +122,22 @@ export class MeshTransport implements JournalTransport {
     try {
       while (!this.stopped && this.peers.get(peer.id) === peer) {
         peer.again = false;
-        const batch = await io.outboxAfter(peer.cursor, meshBatchMax);
-        if (batch.length === 0) {
+        // A large entry makes a small batch: the batch must fit in a mesh frame.
+        let limit = meshBatchMax;
+        let batch = await io.outboxAfter(peer.cursor, limit);
+        while (batch !== null && batch.message.length > batchBytesMax && limit > 1) {
+          limit = Math.max(1, Math.floor(limit / 4));
+          batch = await io.outboxAfter(peer.cursor, limit);
+        }
+        if (batch === null) {
           if (peer.again) continue;
           return;
         }
-        const messages: string[] = [];
-        let bytes = 0;
-        for (const m of batch) {
-          if (messages.length > 0 && bytes + m.message.length > batchBytesMax) break;
-          messages.push(Buffer.from(m.message).toString("base64"));
-          bytes += m.message.length;
-        }
-        await this.options.mesh.request(peer.id, JOURNAL_CHANNEL, encodeJsonPayload({ messages }), {
+        await this.options.mesh.request(peer.id, JOURNAL_CHANNEL, batch.message, {
           timeoutMs: requestTimeoutMs,
         });
-        const last = batch[messages.length - 1];
-        if (last === undefined || this.peers.get(peer.id) !== peer) return;
-        peer.cursor = last.seq;
+        if (this.peers.get(peer.id) !== peer) return;
+        peer.cursor = batch.lastSeq;
         peer.off = false;
         peer.backoffMs = 0;
         peer.lastError = null;
@@ -190,17 +185,15 @@ export class MeshTransport implements JournalTransport {
     if (through > 0) io.shipped(through);
   }
 
-  /** A batch from `from`: each message made durable in order, then the answer (the acknowledgement). */
+  /** A sealed batch from `from`: made durable here, then the answer (the acknowledgement). */
   private async receive(from: NodeId, payload: Uint8Array): Promise<Uint8Array> {
     const io = this.io;
-    const decoded = decodeJsonPayload(payload, batchSchema, batchBytesMax * 2);
-    if (!decoded.ok || io === null) {
-      const reason = decoded.ok ? "not started" : decoded.reason;
+    if (io === null || payload.length > batchBytesMax) {
+      const reason = io === null ? "not started" : `${payload.length} bytes exceeds ${batchBytesMax}`;
       this.options.logger.warn({ peer: from, reason }, "dropped journal batch");
       throw new Error(`journal batch refused: ${reason}`);
     }
-    // Together, so the journal stores the batch in one transaction; the lanes order what arrives.
-    await Promise.all(decoded.value.messages.map((text) => io.deliver(Buffer.from(text, "base64"))));
+    await io.deliver(payload);
     return encodeJsonPayload({ ok: true });
   }
 }

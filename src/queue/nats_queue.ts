@@ -1,6 +1,7 @@
 // The journal over NATS JetStream (the official client): one stream per cluster, each node publishing its
-// outbox to `<prefix>.<node>` with the entry id as the message id (the stream drops a duplicate within its
-// window), and reading every node's messages through a durable consumer of its own (explicit acks, so a
+// outbox to `<prefix>.<node>` in sealed batches, each with its outbox range as the message id (the stream
+// drops a republished duplicate within its window; the journal drops any other repeat by entry id), and
+// reading every node's messages through a durable consumer of its own (explicit acks, so a
 // message not acknowledged, because this node died before its inbox held it, is delivered again). Its own
 // messages come back too and are skipped by the journal. A batch counts as shipped once the stream
 // acknowledged every message of it; a NATS outage backs off and resumes from the same outbox cursor, and
@@ -177,16 +178,15 @@ export class NatsTransport implements JournalTransport {
       while (!this.stopped) {
         this.again = false;
         const batch = await io.outboxAfter(this.cursor, publishBatchMax);
-        if (batch.length === 0) {
+        if (batch === null) {
           if (this.again) continue;
           return;
         }
         const subject = `${this.options.subjectPrefix}.${this.options.nodeId}`;
-        // Published in order on one connection, so stored in order; awaited together.
-        await Promise.all(batch.map((m) => js.publish(subject, m.message, { msgID: m.id })));
-        const last = batch[batch.length - 1];
-        if (last === undefined) return;
-        this.cursor = last.seq;
+        // The same outbox range gets the same id: a republish after a lost ack is dropped by the stream.
+        const msgID = `${this.options.nodeId}-${batch.firstSeq}-${batch.lastSeq}`;
+        await js.publish(subject, batch.message, { msgID });
+        this.cursor = batch.lastSeq;
         io.setCursor(cursorName, this.cursor);
         io.shipped(this.cursor);
         this.backoffMs = 0;

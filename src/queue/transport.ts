@@ -1,21 +1,20 @@
 // How journal entries leave this node and arrive from the others, whatever carries them (DESIGN.md, queue/):
-// the journal hands a transport a view of its outbox (sealed messages in recording order) and a way to
-// store what arrives; the transport reports how far the outbox is confirmed. At least once, in order per
-// origin: a message is acknowledged only after `deliver` resolved (durable here), and anything not
-// acknowledged is sent again. De-duplication is the journal's (by entry id, for good).
+// the journal hands a transport a view of its outbox (sealed batches in recording order) and a way to store
+// what arrives; the transport reports how far the outbox is confirmed. At least once, in order per origin:
+// a message is acknowledged only after `deliver` resolved (durable here), and anything not acknowledged is
+// sent again. De-duplication is the journal's (by entry id, for good).
 
-export interface SealedOutboxMessage {
-  /** Its place in this node's outbox. */
-  seq: number;
-  id: string;
-  /** What the queue orders by, with the origin: the entry's ordering key, or null. */
-  key: string | null;
+/** Up to a batch of this node's outbox entries, sealed into one message (src/journal/journal_wire.ts). */
+export interface SealedBatch {
+  /** The outbox seq of its first and last entry. */
+  firstSeq: number;
+  lastSeq: number;
   message: Uint8Array;
 }
 
 export interface TransportIo {
-  /** Up to `limit` sealed messages of this node's outbox after `seq`, in recording order. */
-  outboxAfter(seq: number, limit: number): Promise<SealedOutboxMessage[]>;
+  /** The next sealed batch of this node's outbox after `seq` (at most `limit` entries), or null: none. */
+  outboxAfter(seq: number, limit: number): Promise<SealedBatch | null>;
   /** A message of another node: resolves once it is durable here (then it may be acknowledged). */
   deliver(message: Uint8Array): Promise<void>;
   /** The queue holds every entry up to outbox seq `seq` durably: they count as shipped. */

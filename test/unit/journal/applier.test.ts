@@ -7,7 +7,7 @@ import { pino } from "pino";
 import { JournalApplier } from "../../../src/journal/applier.ts";
 import { JournalDb, type JournalEntry } from "../../../src/journal/journal_db.ts";
 import { JournalKey } from "../../../src/journal/journal_key.ts";
-import { sealMessage } from "../../../src/journal/journal_wire.ts";
+import { sealBatch } from "../../../src/journal/journal_wire.ts";
 import { waitFor } from "../../support/wait_for.ts";
 
 function entry(id: string, type = "user.create", origin = "n2"): JournalEntry {
@@ -39,18 +39,18 @@ test("journal applier: an altered or foreign message is refused, reported, and n
     await applier.stop();
     db.close();
   });
-  const good = await sealMessage(entry("e-1"), key);
+  const good = await sealBatch([entry("e-1")], key);
   const altered = good.slice();
   altered[altered.length - 2] = (altered[altered.length - 2] ?? 0) ^ 0x01;
-  assert.equal(await applier.deliver(altered), "refused");
-  const foreign = await sealMessage(entry("e-2"), (await JournalKey.generate()).key);
-  assert.equal(await applier.deliver(foreign), "refused");
+  assert.deepEqual(await applier.deliver(altered), { refused: true });
+  const foreign = await sealBatch([entry("e-2")], (await JournalKey.generate()).key);
+  assert.deepEqual(await applier.deliver(foreign), { refused: true });
   assert.equal(applier.status().refused, 2);
   assert.deepEqual(
-    events.map((e) => [e.event, e.id, e.origin]),
+    events.map((e) => [e.event, e.ids, e.origin]),
     [
-      ["refused", "e-1", "n2"],
-      ["refused", "e-2", "n2"],
+      ["refused", ["e-1"], "n2"],
+      ["refused", ["e-2"], "n2"],
     ],
   );
   assert.deepEqual(db.inbox(), []);
@@ -63,10 +63,15 @@ test("journal applier: its own entries and redeliveries are no work; a type with
     await applier.stop();
     db.close();
   });
-  assert.equal(await applier.deliver(await sealMessage(entry("mine", "t", "n1"), key)), "own");
-  const orphan = await sealMessage(entry("orphan", "nobody.handles"), key);
-  assert.equal(await applier.deliver(orphan), "stored");
-  assert.equal(await applier.deliver(orphan), "known");
+  assert.deepEqual(await applier.deliver(await sealBatch([entry("mine", "t", "n1")], key)), {
+    refused: false,
+    stored: 0,
+    known: 0,
+    own: 1,
+  });
+  const orphan = await sealBatch([entry("orphan", "nobody.handles")], key);
+  assert.deepEqual(await applier.deliver(orphan), { refused: false, stored: 1, known: 0, own: 0 });
+  assert.deepEqual(await applier.deliver(orphan), { refused: false, stored: 0, known: 1, own: 0 });
   const dead = await waitFor(
     "the dead letter",
     async () => db.deadLetters()[0],
@@ -75,5 +80,6 @@ test("journal applier: its own entries and redeliveries are no work; a type with
   assert.equal(dead.entry.id, "orphan");
   assert.equal(dead.attempts, 2);
   assert.match(dead.reason, /no handler for type nobody.handles on n1/);
-  assert.equal(await applier.deliver(orphan), "known", "a dead letter is known for good");
+  assert.equal((await applier.deliver(orphan)).refused, false);
+  assert.equal(db.receive(entry("orphan", "nobody.handles"), 0), "dead-letter", "known for good");
 });

@@ -1,0 +1,352 @@
+// The journal, recorded on every node at once and applied on every other (issue 19): three agents (compiled
+// build, default config but for the journal section), each node's handler a webhook to this process, which
+// notes when each entry reached each node; `concurrency: 32` (a webhook answers within a millisecond, so the
+// default 4, sized for commands, would leave most of the time waiting). Per queue (mesh, then NATS JetStream
+// on 127.0.0.1:4222 with a fresh stream):
+// - throughput: `total` entries of 256-byte data (ordering keys k0..k63 per node), recorded through the HTTP
+//   API with 64 requests in flight per node, all nodes at once; the rate is the entries over the time from
+//   the first request to the last entry applied on both other nodes (cluster-wide, recorded → applied);
+// - latency: 1,000 entries/s cluster-wide (333/s per node, paced every 10 ms) for `paceSeconds`; for each entry
+//   and each other node, the time from before its record request to its webhook call there.
+// Beside NATS, the raw JetStream publish rate of 256-byte messages by this process's own client, pipelined
+// the same way (batches of 256 awaited together), in the same run. Writes bench/results/journal.json.
+//
+//   node bench/journal.ts [--quick] [--results-dir DIR] [--queues mesh,nats]
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { Agent, createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { JournalKey } from "../src/journal/index.ts";
+import { accepting } from "../test/support/nats_server.ts";
+import {
+  CLUSTER_NODE_IDS,
+  createBenchCluster,
+  exitOnSignals,
+  waitForSteadyCluster,
+} from "./support/bench_cluster.ts";
+import { parseBenchOptions } from "./support/bench_options.ts";
+import { buildCli } from "./support/cli_build.ts";
+import { type Distribution, summarize } from "./support/distribution.ts";
+import { describeMachine, formatMachine } from "./support/machine.ts";
+import { writeResult } from "./support/result_file.ts";
+import { printTable } from "./support/table.ts";
+import { Comparison, checkTarget, type TargetCheck, targetHeader, targetRow } from "./support/target.ts";
+
+const DATA_BYTES = 256;
+const IN_FLIGHT_PER_NODE = 64;
+const KEYS_PER_NODE = 64;
+const PACE_PER_SECOND = 1_000;
+const THROUGHPUT_MIN = 5_000;
+const P99_MS_MAX = 100;
+const NATS_URL = "nats://127.0.0.1:4222";
+const APPLY_TIMEOUT_MS = 120_000;
+
+type Queue = "mesh" | "nats";
+
+interface QueueResult {
+  queue: Queue;
+  entries: number;
+  recordSeconds: number;
+  appliedSeconds: number;
+  /** Entries per second, cluster-wide, first request → last applied everywhere. */
+  throughput: number;
+  latencyMs: Distribution;
+  /** NATS only: the raw JetStream publish rate of this process's client. */
+  rawPublishPerSecond: number | null;
+}
+
+const options = parseBenchOptions(process.argv.slice(2).filter((a) => !a.startsWith("--queues")));
+const queuesArg = process.argv.find((a) => a.startsWith("--queues="))?.slice("--queues=".length);
+const queues: Queue[] = (queuesArg?.split(",") as Queue[] | undefined) ?? ["mesh", "nats"];
+const total = options.quick ? 3_000 : 30_000;
+const paceSeconds = options.quick ? 5 : 30;
+const httpAgent = new Agent({ keepAlive: true, maxSockets: IN_FLIGHT_PER_NODE });
+const data = randomBytes(DATA_BYTES / 2).toString("hex");
+
+/** The webhook every node calls: notes when entry `id` reached node `node`. */
+class ApplyRecorder {
+  readonly applied = new Map<string, Map<string, number>>();
+  private waiters: Array<() => void> = [];
+  private readonly server = createServer((req, res) => {
+    const node = req.url?.split("/").at(-1) ?? "";
+    let body = "";
+    req.on("data", (chunk) => {
+      body += chunk;
+    });
+    req.on("end", () => {
+      const id = (JSON.parse(body) as { id: string }).id;
+      let at = this.applied.get(id);
+      if (at === undefined) {
+        at = new Map();
+        this.applied.set(id, at);
+      }
+      if (!at.has(node)) at.set(node, Date.now());
+      res.writeHead(204).end();
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+  });
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/applied`;
+  }
+
+  /** Until every entry of `sent` is applied on every node but its origin. */
+  async allApplied(sent: ReadonlyMap<string, { origin: string }>, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let missing = 0;
+      for (const [id, { origin }] of sent) {
+        const at = this.applied.get(id);
+        for (const node of CLUSTER_NODE_IDS) if (node !== origin && !at?.has(node)) missing += 1;
+      }
+      if (missing === 0) return;
+      if (Date.now() > deadline) throw new Error(`${missing} applies missing after ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 200);
+      });
+    }
+  }
+
+  close(): void {
+    this.server.close();
+  }
+}
+
+function post(url: string, body: unknown): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const text = JSON.stringify(body);
+    const req = request(
+      url,
+      {
+        method: "POST",
+        agent: httpAgent,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(text) },
+      },
+      (res) => {
+        let answer = "";
+        res.on("data", (chunk) => {
+          answer += chunk;
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, text: answer }));
+      },
+    );
+    req.on("error", reject);
+    req.end(text);
+  });
+}
+
+async function recordOne(apiUrl: string, node: string, i: number): Promise<string> {
+  const answer = await post(`${apiUrl}/api/v1/journal`, {
+    type: "bench.entry",
+    key: `${node}-k${i % KEYS_PER_NODE}`,
+    data,
+  });
+  if (answer.status !== 201) throw new Error(`record on ${node}: HTTP ${answer.status} ${answer.text}`);
+  return (JSON.parse(answer.text) as { id: string }).id;
+}
+
+async function rawNatsPublishRate(messages: number): Promise<number> {
+  const nc = await connect({ servers: NATS_URL });
+  const stream = `BENCH_RAW_${Date.now().toString(36)}`;
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: stream, subjects: [`bench.${stream}.>`] });
+  const js = jetstream(nc);
+  const payload = randomBytes(DATA_BYTES + 200);
+  const start = performance.now();
+  for (let sent = 0; sent < messages; sent += 256) {
+    const batch = Math.min(256, messages - sent);
+    await Promise.all(
+      Array.from({ length: batch }, (_, i) =>
+        js.publish(`bench.${stream}.n1`, payload, { msgID: `${sent + i}` }),
+      ),
+    );
+  }
+  const seconds = (performance.now() - start) / 1000;
+  await jsm.streams.delete(stream);
+  await nc.close();
+  return messages / seconds;
+}
+
+async function runQueue(queue: Queue): Promise<QueueResult> {
+  const harness = await createBenchCluster("build");
+  const recorder = new ApplyRecorder();
+  const hookBase = await recorder.listen();
+  const keyFile = join(harness.dir, "journal.key");
+  writeFileSync(keyFile, (await JournalKey.generate()).fileText, { mode: 0o600 });
+  const stream = `BENCH_${Date.now().toString(36)}`;
+  for (const id of CLUSTER_NODE_IDS) {
+    harness.editConfig(id, (config) => {
+      config.journal = {
+        key_file: keyFile,
+        ...(queue === "nats" ? { queue: { type: "nats", url: NATS_URL, stream } } : {}),
+        handlers: { "bench.entry": { webhook: `${hookBase}/${id}` } },
+        concurrency: 32,
+      };
+    });
+  }
+  try {
+    harness.startAll();
+    await waitForSteadyCluster(harness, 60_000);
+    const apis = new Map(CLUSTER_NODE_IDS.map((id) => [id, harness.node(id).apiUrl]));
+
+    // Throughput: every node records its share with IN_FLIGHT_PER_NODE requests in flight.
+    const sent = new Map<string, { origin: string; atMs: number }>();
+    const startMs = Date.now();
+    await Promise.all(
+      CLUSTER_NODE_IDS.map(async (node) => {
+        const share = Math.floor(total / CLUSTER_NODE_IDS.length);
+        let next = 0;
+        await Promise.all(
+          Array.from({ length: IN_FLIGHT_PER_NODE }, async () => {
+            while (next < share) {
+              const i = next++;
+              const atMs = Date.now();
+              sent.set(await recordOne(apis.get(node) as string, node, i), { origin: node, atMs });
+            }
+          }),
+        );
+      }),
+    );
+    const recordSeconds = (Date.now() - startMs) / 1000;
+    await recorder.allApplied(sent, APPLY_TIMEOUT_MS);
+    let lastMs = 0;
+    for (const id of sent.keys())
+      for (const at of recorder.applied.get(id)?.values() ?? []) lastMs = Math.max(lastMs, at);
+    const appliedSeconds = (lastMs - startMs) / 1000;
+    console.log(
+      `${queue.padEnd(5)} throughput: ${sent.size} entries recorded in ${recordSeconds.toFixed(1)} s, applied everywhere after ${appliedSeconds.toFixed(1)} s`,
+    );
+
+    // Latency at a steady 1,000 entries/s cluster-wide.
+    const paced = new Map<string, { origin: string; atMs: number }>();
+    const perTick = PACE_PER_SECOND / CLUSTER_NODE_IDS.length / 100;
+    const pending: Array<Promise<void>> = [];
+    const paceStart = Date.now();
+    let owed = 0;
+    let counter = total;
+    while (Date.now() - paceStart < paceSeconds * 1000) {
+      owed += perTick;
+      while (owed >= 1) {
+        owed -= 1;
+        for (const node of CLUSTER_NODE_IDS) {
+          const i = counter++;
+          const atMs = Date.now();
+          pending.push(
+            recordOne(apis.get(node) as string, node, i).then((id) => {
+              paced.set(id, { origin: node, atMs });
+            }),
+          );
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await Promise.all(pending);
+    await recorder.allApplied(paced, APPLY_TIMEOUT_MS);
+    const latencies: number[] = [];
+    for (const [id, { origin, atMs }] of paced) {
+      for (const [node, at] of recorder.applied.get(id) ?? []) if (node !== origin) latencies.push(at - atMs);
+    }
+    const latencyMs = summarize(latencies);
+    console.log(
+      `${queue.padEnd(5)} latency at ${PACE_PER_SECOND}/s: ${paced.size} entries, p50 ${latencyMs.p50} ms, p99 ${latencyMs.p99} ms, max ${latencyMs.max} ms`,
+    );
+    const rawPublishPerSecond = queue === "nats" ? await rawNatsPublishRate(total) : null;
+    return {
+      queue,
+      entries: sent.size,
+      recordSeconds,
+      appliedSeconds,
+      throughput: sent.size / appliedSeconds,
+      latencyMs,
+      rawPublishPerSecond,
+    };
+  } finally {
+    recorder.close();
+    await harness.dispose();
+    if (queue === "nats") {
+      const nc = await connect({ servers: NATS_URL }).catch(() => null);
+      if (nc !== null) {
+        await (await jetstreamManager(nc)).streams.delete(stream).catch(() => false);
+        await nc.close();
+      }
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  exitOnSignals();
+  buildCli();
+  console.log(`journal   ${new Date().toISOString()}${options.quick ? "  (--quick: not for quoting)" : ""}`);
+  const machine = describeMachine();
+  console.log(`machine   ${formatMachine(machine)}`);
+  const results: QueueResult[] = [];
+  for (const queue of queues) {
+    if (queue === "nats" && !(await accepting(4222))) {
+      console.log("nats      no NATS on 127.0.0.1:4222 (nats-server -a 127.0.0.1 -p 4222 -js): not measured");
+      continue;
+    }
+    results.push(await runQueue(queue));
+  }
+  console.log("");
+  printTable(
+    [
+      "queue",
+      "entries",
+      "recorded in",
+      "applied everywhere in",
+      "entries/s",
+      "p50 ms",
+      "p99 ms",
+      "max ms",
+      "raw publish/s",
+    ],
+    results.map((r) => [
+      r.queue,
+      String(r.entries),
+      `${r.recordSeconds.toFixed(1)} s`,
+      `${r.appliedSeconds.toFixed(1)} s`,
+      r.throughput.toFixed(0),
+      String(r.latencyMs.p50),
+      String(r.latencyMs.p99),
+      String(r.latencyMs.max),
+      r.rawPublishPerSecond === null
+        ? "-"
+        : `${r.rawPublishPerSecond.toFixed(0)} (${(r.throughput / r.rawPublishPerSecond).toFixed(2)}×)`,
+    ]),
+  );
+  const targets: TargetCheck[] = results.flatMap((r) => [
+    checkTarget(
+      `recorded → applied on every other node, cluster-wide (${r.queue})`,
+      "entries/s",
+      Comparison.AtLeast,
+      THROUGHPUT_MIN,
+      r.throughput,
+    ),
+    checkTarget(
+      `record → applied p99 at ${PACE_PER_SECOND}/s (${r.queue})`,
+      "ms",
+      Comparison.AtMost,
+      P99_MS_MAX,
+      r.latencyMs.p99,
+    ),
+  ]);
+  console.log("");
+  printTable([...targetHeader], targets.map(targetRow));
+  const path = writeResult(options.resultsDir, {
+    bench: "journal",
+    date: new Date().toISOString(),
+    quick: options.quick,
+    machine,
+    targets,
+    data: { dataBytes: DATA_BYTES, inFlightPerNode: IN_FLIGHT_PER_NODE, paceSeconds, results },
+  });
+  console.log(`wrote     ${path}`);
+  if (!targets.every((t) => t.pass)) process.exitCode = 1;
+}
+
+await main();
