@@ -66,9 +66,14 @@ const paceSeconds = options.quick ? 5 : 30;
 const httpAgent = new Agent({ keepAlive: true, maxSockets: IN_FLIGHT_PER_NODE });
 const data = randomBytes(DATA_BYTES / 2).toString("hex");
 
-/** The webhook every node calls: notes when entry `id` reached node `node`. */
+/**
+ * The webhook every node calls: notes when entry `id` reached node `node`, and counts the applies still
+ * missing of the entries it expects (each on every node but its origin), without scanning them.
+ */
 class ApplyRecorder {
   readonly applied = new Map<string, Map<string, number>>();
+  private readonly expected = new Map<string, string>();
+  private remaining = 0;
   private waiters: Array<() => void> = [];
   private readonly server = createServer((req, res) => {
     const node = req.url?.split("/").at(-1) ?? "";
@@ -77,15 +82,8 @@ class ApplyRecorder {
       body += chunk;
     });
     req.on("end", () => {
-      const id = (JSON.parse(body) as { id: string }).id;
-      let at = this.applied.get(id);
-      if (at === undefined) {
-        at = new Map();
-        this.applied.set(id, at);
-      }
-      if (!at.has(node)) at.set(node, Date.now());
+      this.note((JSON.parse(body) as { id: string }).id, node);
       res.writeHead(204).end();
-      for (const wake of this.waiters.splice(0)) wake();
     });
   });
 
@@ -94,17 +92,19 @@ class ApplyRecorder {
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/applied`;
   }
 
-  /** Until every entry of `sent` is applied on every node but its origin. */
-  async allApplied(sent: ReadonlyMap<string, { origin: string }>, timeoutMs: number): Promise<void> {
+  /** Entry `id`, recorded on `origin`, is to be applied on every other node (it may have been already). */
+  expect(id: string, origin: string): void {
+    this.expected.set(id, origin);
+    const at = this.applied.get(id);
+    const done = at === undefined ? 0 : [...at.keys()].filter((node) => node !== origin).length;
+    this.remaining += CLUSTER_NODE_IDS.length - 1 - done;
+  }
+
+  /** Until every expected entry is applied on every node but its origin. */
+  async allApplied(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      let missing = 0;
-      for (const [id, { origin }] of sent) {
-        const at = this.applied.get(id);
-        for (const node of CLUSTER_NODE_IDS) if (node !== origin && !at?.has(node)) missing += 1;
-      }
-      if (missing === 0) return;
-      if (Date.now() > deadline) throw new Error(`${missing} applies missing after ${timeoutMs} ms`);
+    while (this.remaining > 0) {
+      if (Date.now() > deadline) throw new Error(`${this.remaining} applies missing after ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
         this.waiters.push(resolve);
         setTimeout(resolve, 200);
@@ -114,6 +114,20 @@ class ApplyRecorder {
 
   close(): void {
     this.server.close();
+  }
+
+  private note(id: string, node: string): void {
+    let at = this.applied.get(id);
+    if (at === undefined) {
+      at = new Map();
+      this.applied.set(id, at);
+    }
+    if (at.has(node)) return;
+    at.set(node, Date.now());
+    const origin = this.expected.get(id);
+    if (origin === undefined || origin === node) return;
+    this.remaining -= 1;
+    if (this.remaining === 0) for (const wake of this.waiters.splice(0)) wake();
   }
 }
 
@@ -206,14 +220,16 @@ async function runQueue(queue: Queue): Promise<QueueResult> {
             while (next < share) {
               const i = next++;
               const atMs = Date.now();
-              sent.set(await recordOne(apis.get(node) as string, node, i), { origin: node, atMs });
+              const id = await recordOne(apis.get(node) as string, node, i);
+              sent.set(id, { origin: node, atMs });
+              recorder.expect(id, node);
             }
           }),
         );
       }),
     );
     const recordSeconds = (Date.now() - startMs) / 1000;
-    await recorder.allApplied(sent, APPLY_TIMEOUT_MS);
+    await recorder.allApplied(APPLY_TIMEOUT_MS);
     let lastMs = 0;
     for (const id of sent.keys())
       for (const at of recorder.applied.get(id)?.values() ?? []) lastMs = Math.max(lastMs, at);
@@ -239,6 +255,7 @@ async function runQueue(queue: Queue): Promise<QueueResult> {
           pending.push(
             recordOne(apis.get(node) as string, node, i).then((id) => {
               paced.set(id, { origin: node, atMs });
+              recorder.expect(id, node);
             }),
           );
         }
@@ -246,7 +263,7 @@ async function runQueue(queue: Queue): Promise<QueueResult> {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     await Promise.all(pending);
-    await recorder.allApplied(paced, APPLY_TIMEOUT_MS);
+    await recorder.allApplied(APPLY_TIMEOUT_MS);
     const latencies: number[] = [];
     for (const [id, { origin, atMs }] of paced) {
       for (const [node, at] of recorder.applied.get(id) ?? []) if (node !== origin) latencies.push(at - atMs);
