@@ -131,7 +131,20 @@ class ApplyRecorder {
   }
 }
 
-function post(url: string, body: unknown): Promise<{ status: number; text: string }> {
+/**
+ * One POST over the keep-alive pool, sent again once when the server closed a pooled connection just as it
+ * was reused (ECONNRESET; Node's keep-alive race): the request never reached the agent.
+ */
+async function post(url: string, body: unknown): Promise<{ status: number; text: string }> {
+  try {
+    return await postOnce(url, body);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ECONNRESET") throw error;
+    return postOnce(url, body);
+  }
+}
+
+function postOnce(url: string, body: unknown): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const text = JSON.stringify(body);
     const req = request(
@@ -242,6 +255,7 @@ async function runQueue(queue: Queue): Promise<QueueResult> {
     const paced = new Map<string, { origin: string; atMs: number }>();
     const perTick = PACE_PER_SECOND / CLUSTER_NODE_IDS.length / 100;
     const pending: Array<Promise<void>> = [];
+    const failedRecords: string[] = [];
     const paceStart = Date.now();
     let owed = 0;
     let counter = total;
@@ -253,16 +267,24 @@ async function runQueue(queue: Queue): Promise<QueueResult> {
           const i = counter++;
           const atMs = Date.now();
           pending.push(
-            recordOne(apis.get(node) as string, node, i).then((id) => {
-              paced.set(id, { origin: node, atMs });
-              recorder.expect(id, node);
-            }),
+            recordOne(apis.get(node) as string, node, i).then(
+              (id) => {
+                paced.set(id, { origin: node, atMs });
+                recorder.expect(id, node);
+              },
+              (error: Error) => {
+                failedRecords.push(error.message);
+              },
+            ),
           );
         }
       }
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     await Promise.all(pending);
+    if (failedRecords.length > 0) {
+      console.log(`${queue.padEnd(5)} ${failedRecords.length} records failed, e.g. ${failedRecords[0]}`);
+    }
     await recorder.allApplied(APPLY_TIMEOUT_MS);
     const latencies: number[] = [];
     for (const [id, { origin, atMs }] of paced) {

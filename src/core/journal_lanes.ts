@@ -54,6 +54,15 @@ export type FinishResult =
   | { kind: "retry"; attempts: number; atMs: number }
   | { kind: "dead"; attempts: number };
 
+/**
+ * The watermark of `entry`'s lane once it settled (applied or given up): what the shell stores with the
+ * result, before it tells the lanes (an entry runs only right after its lane's watermark). Null without a
+ * lane (no key, or applied out of its lane). Pass the entry as due() returned it.
+ */
+export function watermarkAfter(entry: LaneEntry): LaneWatermark | null {
+  return entry.key === null ? null : { origin: entry.origin, key: entry.key, done: entry.keySeq };
+}
+
 export class JournalLanesError extends Error {
   override readonly name = "JournalLanesError";
 }
@@ -152,6 +161,19 @@ export class JournalLanes {
     return started;
   }
 
+  /** What finished(id, ok) will make of a running entry, without doing it (so the shell can store it first). */
+  outcomeOf(
+    id: string,
+    ok: boolean,
+  ): { kind: "applied" } | { kind: "dead"; attempts: number } | { kind: "retry" } {
+    const waiting = this.waiting.get(id);
+    if (waiting === undefined || !waiting.running) throw new JournalLanesError(`entry ${id} is not running`);
+    if (ok) return { kind: "applied" };
+    return waiting.attempts >= this.options.maxAttempts
+      ? { kind: "dead", attempts: waiting.attempts }
+      : { kind: "retry" };
+  }
+
   /** The handler of a running entry returned. `ok: false` retries it after a backoff, or gives it up. */
   finished(id: string, ok: boolean, nowMs: number): FinishResult {
     const waiting = this.waiting.get(id);
@@ -174,13 +196,6 @@ export class JournalLanes {
     this.delayed.set(id, waiting);
     this.check(waiting.entry);
     return { kind: "retry", attempts: waiting.attempts, atMs: waiting.notBeforeMs };
-  }
-
-  /** The watermark of `entry`'s lane after it settled (what the shell stores with the result), or null. */
-  watermark(entry: LaneEntry): LaneWatermark | null {
-    if (entry.key === null) return null;
-    const lane = this.lanes.get(laneId(entry.origin, entry.key));
-    return lane === undefined ? null : { origin: entry.origin, key: entry.key, done: lane.done };
   }
 
   /** When a backoff ends next (for the shell's timer), or null when none is waiting. */

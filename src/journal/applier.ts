@@ -5,11 +5,11 @@
 // with its lane's watermark) in one transaction before the lane moves on.
 import type { Logger } from "pino";
 import type { JournalHandlerConfig } from "../config/index.ts";
-import { JournalLanes, type LaneEntry, type LanesOptions } from "../core/journal_lanes.ts";
+import { JournalLanes, type LaneEntry, type LanesOptions, watermarkAfter } from "../core/journal_lanes.ts";
 import type { NodeId } from "../core/types.ts";
 import { type EntryHandler, entryHandler, handlerFor } from "./entry_handlers.ts";
 import { GroupCommit } from "./group_commit.ts";
-import type { JournalDb, JournalEntry, ReceiveResult } from "./journal_db.ts";
+import type { JournalDb, JournalEntry, ReceiveResult, SettledResult } from "./journal_db.ts";
 import type { JournalKey } from "./journal_key.ts";
 import { openBatch } from "./journal_wire.ts";
 
@@ -44,12 +44,18 @@ export class JournalApplier {
   private refused = 0;
   /** Deliveries arriving together share one transaction and one fsync. */
   private readonly receiver: GroupCommit<JournalEntry, ReceiveResult>;
+  /** Results of one turn share one transaction. */
+  private readonly settler: GroupCommit<SettledResult, undefined>;
 
   constructor(options: ApplierOptions) {
     this.options = options;
     this.now = options.now ?? Date.now;
     this.lanes = new JournalLanes(options.lanes);
     this.receiver = new GroupCommit((entries) => options.db.receiveMany(entries, this.now()));
+    this.settler = new GroupCommit((results) => {
+      options.db.settle(results, this.now());
+      return results.map(() => undefined);
+    });
   }
 
   /** Seeds the lanes from the durable state (watermarks, then the inbox in arrival order) and starts. */
@@ -152,14 +158,20 @@ export class JournalApplier {
       const handler = this.handler(entry.type, config);
       ({ ok, detail } = await handler(entry).catch((error: Error) => ({ ok: false, detail: error.message })));
     }
+    // Stored first (with the others finishing in this turn: one transaction), and only then told to the
+    // lanes, so the next entry of the lane never runs before this one's result is in the table.
+    const outcome = this.lanes.outcomeOf(lane.id, ok);
+    const watermark = watermarkAfter(lane);
+    if (outcome.kind === "applied") await this.settler.push({ kind: "applied", entry: lane, watermark });
+    else if (outcome.kind === "dead") {
+      await this.settler.push({ kind: "dead", entry, attempts: outcome.attempts, reason: detail, watermark });
+    }
     const result = this.lanes.finished(lane.id, ok, this.now());
     const fields = { id: entry.id, origin: entry.origin, type: entry.type, key: entry.key };
     if (result.kind === "applied") {
-      this.options.db.settleApplied(lane, this.lanes.watermark(lane), this.now());
       this.entries.delete(lane.id);
       this.options.logger.debug(fields, "journal entry applied");
     } else if (result.kind === "dead") {
-      this.options.db.settleDead(entry, result.attempts, detail, this.lanes.watermark(lane), this.now());
       this.entries.delete(lane.id);
       this.options.logger.warn(
         { ...fields, attempts: result.attempts, reason: detail },

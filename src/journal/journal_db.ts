@@ -53,6 +53,11 @@ export interface DeadLetter {
 
 export type ReceiveResult = "new" | "applied-before" | "dead-letter" | "in-inbox";
 
+/** A handler's final result, as settle() stores it; the watermark is the entry's lane's after it. */
+export type SettledResult =
+  | { kind: "applied"; entry: LaneEntry; watermark: LaneWatermark | null }
+  | { kind: "dead"; entry: JournalEntry; attempts: number; reason: string; watermark: LaneWatermark | null };
+
 export class JournalOpenError extends Error {
   override readonly name = "JournalOpenError";
 }
@@ -310,40 +315,37 @@ export class JournalDb {
     return this.statements.laneMarks.all() as LaneWatermark[];
   }
 
-  /** The handler succeeded: out of the inbox, into applied, the lane moved on; one transaction. */
-  settleApplied(entry: LaneEntry, watermark: LaneWatermark | null, nowMs: number): void {
+  /**
+   * Handlers' results, in one transaction: each entry out of the inbox, into applied or the dead letters,
+   * its lane's watermark moved. Applied results are not fsync'd by themselves (see the header); a dead
+   * letter is.
+   */
+  settle(results: readonly SettledResult[], nowMs: number): void {
+    const relaxed = results.every((r) => r.kind === "applied");
     this.durably(() => {
-      this.statements.deleteInbox.run(entry.id);
-      this.statements.insertApplied.run(entry.id, entry.origin, "applied", nowMs);
-      if (watermark !== null) this.setMark(watermark);
-    }, true);
-  }
-
-  /** Given up after `attempts`: out of the inbox, into the dead letters, the lane moved on. */
-  settleDead(
-    entry: JournalEntry,
-    attempts: number,
-    reason: string,
-    watermark: LaneWatermark | null,
-    nowMs: number,
-  ): void {
-    this.db.transaction(() => {
-      this.statements.deleteInbox.run(entry.id);
-      this.statements.insertDead.run(
-        entry.id,
-        entry.origin,
-        entry.hlc,
-        entry.type,
-        entry.key,
-        entry.keySeq,
-        entry.data,
-        JSON.stringify(entry.files),
-        attempts,
-        reason,
-        nowMs,
-      );
-      if (watermark !== null) this.setMark(watermark);
-    })();
+      for (const r of results) {
+        this.statements.deleteInbox.run(r.entry.id);
+        if (r.kind === "applied")
+          this.statements.insertApplied.run(r.entry.id, r.entry.origin, "applied", nowMs);
+        else {
+          const e = r.entry;
+          this.statements.insertDead.run(
+            e.id,
+            e.origin,
+            e.hlc,
+            e.type,
+            e.key,
+            e.keySeq,
+            e.data,
+            JSON.stringify(e.files),
+            r.attempts,
+            r.reason,
+            nowMs,
+          );
+        }
+        if (r.watermark !== null) this.setMark(r.watermark);
+      }
+    }, relaxed);
   }
 
   deadLetters(): DeadLetter[] {

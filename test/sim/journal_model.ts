@@ -14,7 +14,12 @@
 //    only when a kill fell between its end and the commit; counted as `reruns`).
 // 3. In order: a handler starts for an entry of a lane only after every earlier entry of that lane (its
 //    origin's, same key) was committed, applied or given up.
-import { JournalLanes, type LaneEntry, type LaneWatermark } from "../../src/core/journal_lanes.ts";
+import {
+  JournalLanes,
+  type LaneEntry,
+  type LaneWatermark,
+  watermarkAfter,
+} from "../../src/core/journal_lanes.ts";
 import { Prng } from "../../src/core/prng.ts";
 import { EventQueue } from "./event_queue.ts";
 
@@ -175,14 +180,16 @@ export function runJournalModel(seed: string): JournalModelResult {
         if (event.ok) reruns += 1;
         continue;
       }
-      const result = r.lanes.finished(event.entry.id, event.ok, now);
-      if (result.kind !== "retry") {
+      // The applier's order: the result stored first, then the lanes told (so the lane moves on only then).
+      const outcome = r.lanes.outcomeOf(event.entry.id, event.ok);
+      if (outcome.kind !== "retry") {
         const { durable } = r;
         durable.inbox.delete(event.entry.id);
-        (result.kind === "applied" ? durable.applied : durable.dead).add(event.entry.id);
-        const watermark = r.lanes.watermark(event.entry);
+        (outcome.kind === "applied" ? durable.applied : durable.dead).add(event.entry.id);
+        const watermark = watermarkAfter(event.entry);
         if (watermark !== null) durable.watermarks.set(laneKey(watermark.origin, watermark.key), watermark);
       }
+      r.lanes.finished(event.entry.id, event.ok, now);
       pump(r);
     } else if (event.kind === "pump") {
       const r = receivers.get(event.node) as Receiver;

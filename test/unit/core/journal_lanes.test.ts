@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { JournalLanes, JournalLanesError, type LaneEntry } from "../../../src/core/journal_lanes.ts";
+import {
+  JournalLanes,
+  JournalLanesError,
+  type LaneEntry,
+  watermarkAfter,
+} from "../../../src/core/journal_lanes.ts";
 
 const options = { maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 250, concurrency: 4 };
 
@@ -19,8 +24,10 @@ test("journal lanes: a lane applies in its origin's order, whatever order the en
   lanes.offer(entry("a", "user:ann", 1), 0);
   assert.deepEqual(ids(lanes.due(0)), ["a"]);
   assert.deepEqual(ids(lanes.due(0)), [], "one at a time in a lane");
+  assert.deepEqual(lanes.outcomeOf("a", true), { kind: "applied" });
   assert.deepEqual(lanes.finished("a", true, 0), { kind: "applied" });
-  assert.deepEqual(lanes.watermark(entry("a", "user:ann", 1)), { origin: "n1", key: "user:ann", done: 1 });
+  assert.deepEqual(watermarkAfter(entry("a", "user:ann", 1)), { origin: "n1", key: "user:ann", done: 1 });
+  assert.equal(watermarkAfter(entry("z", null)), null);
   assert.deepEqual(ids(lanes.due(0)), ["b"]);
   lanes.finished("b", true, 0);
   assert.deepEqual(ids(lanes.due(0)), ["c"]);
@@ -33,6 +40,7 @@ test("journal lanes: a failing entry backs off and holds back only its own lane;
   lanes.offer(entry("other", "k2", 1), 0);
   lanes.offer(entry("loose", null), 0);
   assert.deepEqual(ids(lanes.due(0)), ["bad", "other", "loose"]);
+  assert.deepEqual(lanes.outcomeOf("bad", false), { kind: "retry" });
   assert.deepEqual(lanes.finished("bad", false, 0), { kind: "retry", attempts: 1, atMs: 100 });
   lanes.finished("other", true, 0);
   lanes.finished("loose", true, 0);
@@ -41,6 +49,7 @@ test("journal lanes: a failing entry backs off and holds back only its own lane;
   assert.deepEqual(ids(lanes.due(100)), ["bad"]);
   assert.deepEqual(lanes.finished("bad", false, 100), { kind: "retry", attempts: 2, atMs: 300 });
   assert.deepEqual(ids(lanes.due(300)), ["bad"]);
+  assert.deepEqual(lanes.outcomeOf("bad", false), { kind: "dead", attempts: 3 });
   assert.deepEqual(lanes.finished("bad", false, 300), { kind: "dead", attempts: 3 });
   // Given up: its lane moves on.
   assert.deepEqual(ids(lanes.due(300)), ["after-bad"]);

@@ -107,8 +107,19 @@ test("journal db: received entries are kept once; applied and dead ones stay kno
       ["y", 2, ["rec/1.cast"]],
     ],
   );
-  db.settleApplied(x, { origin: "n2", key: "k", done: 1 }, 5);
-  db.settleDead(y, 4, "exit code 1", { origin: "n2", key: "k", done: 2 }, 6);
+  db.settle([{ kind: "applied", entry: x, watermark: { origin: "n2", key: "k", done: 1 } }], 5);
+  db.settle(
+    [
+      {
+        kind: "dead",
+        entry: y,
+        attempts: 4,
+        reason: "exit code 1",
+        watermark: { origin: "n2", key: "k", done: 2 },
+      },
+    ],
+    6,
+  );
   assert.equal(db.receive(x, 7), "applied-before");
   assert.equal(db.receive(y, 7), "dead-letter");
   assert.deepEqual(db.inbox(), []);
@@ -129,8 +140,13 @@ test("journal db: a retried dead letter returns to the inbox outside its lane; a
   const z = fromOther("z", null, 0);
   db.receive(y, 1);
   db.receive(z, 1);
-  db.settleDead(y, 3, "timed out", null, 2);
-  db.settleDead(z, 3, "timed out", null, 2);
+  db.settle(
+    [
+      { kind: "dead", entry: y, attempts: 3, reason: "timed out", watermark: null },
+      { kind: "dead", entry: z, attempts: 3, reason: "timed out", watermark: null },
+    ],
+    2,
+  );
   const retried = db.retryDead("y", 3);
   assert.deepEqual([retried?.id, retried?.key, retried?.keySeq], ["y", null, 0]);
   assert.deepEqual(

@@ -111,7 +111,21 @@ test("journal node: what any node records is applied on every other node, not on
     );
   }
   const [first] = applied(w, "n2");
-  const got = JSON.parse(readFileSync(join(w.dir, "applied", "n2", first ?? ""), "utf8"));
+  // The handler may still be writing the file it just created.
+  const got = await waitFor(
+    "the handler's copy of the entry",
+    async () => {
+      try {
+        return JSON.parse(readFileSync(join(w.dir, "applied", "n2", first ?? ""), "utf8")) as {
+          type: string;
+          key: string;
+        };
+      } catch {
+        return undefined;
+      }
+    },
+    dump(w),
+  );
   assert.equal(got.type, "user.create");
   assert.equal(got.key, "user:ann");
   await waitFor(
