@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { JournalKey } from "../src/journal/index.ts";
+import type { ClusterHarness } from "../test/support/cluster_harness.ts";
 import { accepting } from "../test/support/nats_server.ts";
 import {
   CLUSTER_NODE_IDS,
@@ -177,6 +178,18 @@ async function recordOne(apiUrl: string, node: string, i: number): Promise<strin
   return (JSON.parse(answer.text) as { id: string }).id;
 }
 
+/** Streams a killed earlier run of this bench left behind (they hold the journal's subjects). */
+async function removeLeftoverBenchStreams(): Promise<void> {
+  const nc = await connect({ servers: NATS_URL });
+  const jsm = await jetstreamManager(nc);
+  for await (const name of jsm.streams.names()) {
+    if (!name.startsWith("BENCH_")) continue;
+    await jsm.streams.delete(name);
+    console.log(`nats      removed the stream ${name} an earlier run left`);
+  }
+  await nc.close();
+}
+
 async function rawNatsPublishRate(messages: number): Promise<number> {
   const nc = await connect({ servers: NATS_URL });
   const stream = `BENCH_RAW_${Date.now().toString(36)}`;
@@ -217,6 +230,30 @@ async function runQueue(queue: Queue): Promise<QueueResult> {
     });
   }
   try {
+    return await measureQueue(queue, harness, recorder);
+  } catch (error) {
+    // What the agents said is what explains a failed run.
+    console.log(harness.dumpLogs().split("\n").slice(-40).join("\n"));
+    throw error;
+  } finally {
+    recorder.close();
+    await harness.dispose();
+    if (queue === "nats") {
+      const nc = await connect({ servers: NATS_URL }).catch(() => null);
+      if (nc !== null) {
+        await (await jetstreamManager(nc)).streams.delete(stream).catch(() => false);
+        await nc.close();
+      }
+    }
+  }
+}
+
+async function measureQueue(
+  queue: Queue,
+  harness: ClusterHarness,
+  recorder: ApplyRecorder,
+): Promise<QueueResult> {
+  {
     harness.startAll();
     await waitForSteadyCluster(harness, 60_000);
     const apis = new Map(CLUSTER_NODE_IDS.map((id) => [id, harness.node(id).apiUrl]));
@@ -304,16 +341,6 @@ async function runQueue(queue: Queue): Promise<QueueResult> {
       latencyMs,
       rawPublishPerSecond,
     };
-  } finally {
-    recorder.close();
-    await harness.dispose();
-    if (queue === "nats") {
-      const nc = await connect({ servers: NATS_URL }).catch(() => null);
-      if (nc !== null) {
-        await (await jetstreamManager(nc)).streams.delete(stream).catch(() => false);
-        await nc.close();
-      }
-    }
   }
 }
 
@@ -329,6 +356,7 @@ async function main(): Promise<void> {
       console.log("nats      no NATS on 127.0.0.1:4222 (nats-server -a 127.0.0.1 -p 4222 -js): not measured");
       continue;
     }
+    if (queue === "nats") await removeLeftoverBenchStreams();
     results.push(await runQueue(queue));
   }
   console.log("");
