@@ -1,7 +1,8 @@
 // The journal's HTTP API (docs/journal.md): POST /api/v1/journal records an entry on this node (durable when
 // answered, then applied on every other node); GET /api/v1/journal/status shows the outbox, the inbox, the
 // dead letters and each peer's delivery; GET /api/v1/journal/dead lists the dead letters, and POST
-// /api/v1/journal/dead/{id}/retry or /drop acts on one. Behind the ACL like every route.
+// /api/v1/journal/dead/{id}/retry or /drop acts on one; GET /api/v1/journal/steps lists the post-execution
+// steps given up, and POST /api/v1/journal/steps/{id}/{step}/retry runs one again. Behind the ACL.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import { jsonBody, refused } from "./checked_input.ts";
@@ -28,6 +29,8 @@ export interface JournalView {
   }>;
   retryDead(id: string): boolean;
   dropDead(id: string): boolean;
+  deadSteps(): Array<{ entryId: string; step: string; attempts: number; reason: string }>;
+  retryStep(entryId: string, step: string): boolean;
 }
 
 /** The largest body of a record request: the entry's data limit, plus its other fields. */
@@ -74,8 +77,22 @@ export function journalRoutes(view: JournalView): ApiRoute[] {
     sendJson(res, 200, { id, [verb === "retry" ? "retried" : "dropped"]: true });
   };
 
+  const retryStep = (_req: IncomingMessage, res: ServerResponse, context: RouteContext) => {
+    const match = /^([A-Za-z0-9-]{1,64})\/([a-z0-9][a-z0-9_-]{0,63})\/retry$/.exec(context.param);
+    if (match === null) return sendError(res, ApiErrorCode.NotFound, `no route ${context.url.pathname}`);
+    const [, id = "", step = ""] = match;
+    if (!view.retryStep(id, step))
+      return sendError(res, ApiErrorCode.NotFound, `no given-up step ${step} of ${id}`);
+    sendJson(res, 200, { id, step, retried: true });
+  };
+
   return [
     { path: "/api/v1/journal", methods: { POST: record } },
+    {
+      path: "/api/v1/journal/steps",
+      methods: { GET: (_req, res) => sendJson(res, 200, { deadSteps: view.deadSteps() }) },
+    },
+    { path: "/api/v1/journal/steps/", prefix: true, methods: { POST: retryStep } },
     { path: "/api/v1/journal/status", methods: { GET: (_req, res) => sendJson(res, 200, view.status()) } },
     { path: "/api/v1/journal/dead", methods: { GET: dead } },
     { path: "/api/v1/journal/dead/", prefix: true, methods: { POST: act } },

@@ -65,7 +65,29 @@ export const journalSchema = z.strictObject({
     .record(z.string(), z.union([execHandler, webhookHandler]))
     .default({})
     .describe("What applies each entry type here; an entry of a type with none goes to the dead letters"),
-  max_attempts: z.int().min(1).max(1000).default(10).describe("Runs of a handler before a dead letter"),
+  steps: z
+    .record(
+      z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/),
+      z.strictObject({
+        exec: z
+          .array(z.string().min(1))
+          .min(1)
+          .describe("argv, run without a shell; the entry as JSON on stdin; exit code 0 is done"),
+        types: z
+          .array(z.string().min(1))
+          .optional()
+          .describe("Only entries of these types; default every one"),
+        timeout_ms: timeoutMs,
+      }),
+    )
+    .default({})
+    .describe("Post-execution steps: run on this node for each of its own entries once it is shipped"),
+  max_attempts: z
+    .int()
+    .min(1)
+    .max(1000)
+    .default(10)
+    .describe("Runs of a handler (or a step) before a dead letter"),
   retry_base_ms: z
     .int()
     .min(0)

@@ -55,6 +55,8 @@ export interface JournalConfig {
   queue: JournalQueueConfig;
   /** By entry type; "*" for every type without its own. */
   handlers: Record<string, JournalHandlerConfig>;
+  /** Post-execution steps by name. */
+  steps: Array<{ name: string; argv: string[]; types: string[] | null; timeoutMs: number }>;
   maxAttempts: number;
   retryBaseMs: number;
   retryMaxMs: number;
@@ -377,6 +379,12 @@ function resolveJournal(
           : { kind: "webhook", url: h.webhook, timeoutMs: h.timeout_ms },
       ]),
     ),
+    steps: Object.entries(j.steps).map(([name, step]) => ({
+      name,
+      argv: step.exec,
+      types: step.types ?? null,
+      timeoutMs: step.timeout_ms,
+    })),
     maxAttempts: j.max_attempts,
     retryBaseMs: j.retry_base_ms,
     retryMaxMs: j.retry_max_ms,

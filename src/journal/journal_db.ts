@@ -11,6 +11,8 @@
 //   for a time window. lane_marks: each lane's watermark (src/core/journal_lanes.ts), moved in the same
 //   transaction as the result that moves it.
 // - transport_cursors: how far into the outbox the transport has delivered (per peer for the mesh).
+// - step_runs: the post-execution steps each shipped entry of this node owes (src/journal/post_steps.ts),
+//   created in the transaction that marks it shipped, each with its attempts and state.
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { LaneEntry, LaneWatermark } from "../core/journal_lanes.ts";
@@ -52,6 +54,18 @@ export interface DeadLetter {
 }
 
 export type ReceiveResult = "new" | "applied-before" | "dead-letter" | "in-inbox";
+
+/** A post-execution step an entry of this node owes, with the runs it had. */
+export interface StepRun {
+  step: string;
+  attempts: number;
+  entry: JournalEntry;
+}
+
+export type StepOutcome =
+  | { kind: "done"; attempts: number }
+  | { kind: "retry"; attempts: number; retryAtMs: number; reason: string }
+  | { kind: "dead"; attempts: number; reason: string };
 
 /** A handler's final result, as settle() stores it; the watermark is the entry's lane's after it. */
 export type SettledResult =
@@ -111,6 +125,16 @@ CREATE TABLE IF NOT EXISTS dead (
   at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS transport_cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS step_runs (
+  entry_id TEXT NOT NULL,
+  step TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  next_at INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  PRIMARY KEY (entry_id, step)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS step_runs_due ON step_runs (next_at) WHERE state = 'pending';
 CREATE TABLE IF NOT EXISTS lane_marks (
   origin TEXT NOT NULL,
   key TEXT NOT NULL,
@@ -255,9 +279,69 @@ export class JournalDb {
     }));
   }
 
-  /** The queue confirmed every entry up to outbox seq `seq`. */
-  markShippedThrough(seq: number, nowMs: number): number {
-    return this.statements.markShippedThrough.run(nowMs, seq).changes;
+  /**
+   * The queue confirmed every entry up to outbox seq `seq`. `stepsFor` names the post-execution steps each
+   * newly shipped entry owes; they are created in the same transaction, due at once.
+   */
+  markShippedThrough(
+    seq: number,
+    nowMs: number,
+    stepsFor: (entry: JournalEntry) => readonly string[] = () => [],
+  ): number {
+    return this.durably(() => {
+      for (const row of this.statements.shippingThrough.all(seq) as Array<EntryColumns & { seq: number }>) {
+        const entry = this.entryOf({ ...row, origin: this.nodeId });
+        for (const step of stepsFor(entry)) this.statements.insertStepRun.run(entry.id, step, nowMs);
+      }
+      return this.statements.markShippedThrough.run(nowMs, seq).changes;
+    });
+  }
+
+  /** Up to `limit` step runs due by `nowMs`, with their entries, soonest first. */
+  dueStepRuns(nowMs: number, limit: number): StepRun[] {
+    const rows = this.statements.dueStepRuns.all(nowMs, limit) as Array<
+      EntryColumns & { step: string; attempts: number }
+    >;
+    return rows.map((row) => ({
+      step: row.step,
+      attempts: row.attempts,
+      entry: this.entryOf({ ...row, origin: this.nodeId }),
+    }));
+  }
+
+  /** When the next pending step run is due, or null. */
+  nextStepRunAtMs(): number | null {
+    return (this.statements.nextStepRun.pluck().get() as number | null | undefined) ?? null;
+  }
+
+  /** A step run's outcome: done, failed with a retry at `retryAtMs`, or given up (retryAtMs null). */
+  settleStepRun(entryId: string, step: string, outcome: StepOutcome): void {
+    this.durably(() => {
+      if (outcome.kind === "done")
+        this.statements.finishStepRun.run("done", outcome.attempts, "", entryId, step);
+      else if (outcome.kind === "dead") {
+        this.statements.finishStepRun.run("dead", outcome.attempts, outcome.reason, entryId, step);
+      } else {
+        this.statements.retryStepRun.run(outcome.attempts, outcome.retryAtMs, outcome.reason, entryId, step);
+      }
+    });
+  }
+
+  /** Step runs given up after their attempts: the step's dead letters. */
+  deadStepRuns(): Array<{ entryId: string; step: string; attempts: number; reason: string }> {
+    return (
+      this.statements.deadStepRuns.all() as Array<{
+        entry_id: string;
+        step: string;
+        attempts: number;
+        reason: string;
+      }>
+    ).map((row) => ({ entryId: row.entry_id, step: row.step, attempts: row.attempts, reason: row.reason }));
+  }
+
+  /** An operator's retry of a step's dead letter: pending again, due at once. False when there is none. */
+  retryStepRun(entryId: string, step: string, nowMs: number): boolean {
+    return this.statements.reviveStepRun.run(nowMs, entryId, step).changes === 1;
   }
 
   /** The HLC of the last entry recorded here ("wallMs.counter"), so a restarted clock never goes back. */
@@ -403,6 +487,7 @@ export class JournalDb {
     inbox: number;
     deadLetters: number;
     lastAppliedAtMs: Record<NodeId, number>;
+    steps: { pending: number; dead: number };
   } {
     const backlog = this.statements.backlog.get() as { n: number; oldest: number | null };
     const lastApplied: Record<NodeId, number> = {};
@@ -415,6 +500,7 @@ export class JournalDb {
       inbox: this.statements.inboxCount.pluck().get() as number,
       deadLetters: this.statements.deadCount.pluck().get() as number,
       lastAppliedAtMs: lastApplied,
+      steps: this.statements.stepCounts.get() as { pending: number; dead: number },
     };
   }
 
@@ -462,6 +548,30 @@ function prepare(db: Database.Database) {
       "SELECT seq, id, hlc, type, key, key_seq, data, files, recorded_at FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
     ),
     markShippedThrough: db.prepare("UPDATE outbox SET shipped_at = ? WHERE seq <= ? AND shipped_at IS NULL"),
+    shippingThrough: db.prepare(
+      "SELECT seq, id, hlc, type, key, key_seq, data, files FROM outbox WHERE seq <= ? AND shipped_at IS NULL ORDER BY seq",
+    ),
+    insertStepRun: db.prepare(
+      "INSERT OR IGNORE INTO step_runs (entry_id, step, state, attempts, next_at, reason) VALUES (?, ?, 'pending', 0, ?, '')",
+    ),
+    dueStepRuns: db.prepare(
+      `SELECT r.step, r.attempts, o.id, o.hlc, o.type, o.key, o.key_seq, o.data, o.files
+       FROM step_runs r JOIN outbox o ON o.id = r.entry_id
+       WHERE r.state = 'pending' AND r.next_at <= ? ORDER BY r.next_at LIMIT ?`,
+    ),
+    nextStepRun: db.prepare("SELECT min(next_at) FROM step_runs WHERE state = 'pending'"),
+    finishStepRun: db.prepare(
+      "UPDATE step_runs SET state = ?, attempts = ?, reason = ? WHERE entry_id = ? AND step = ?",
+    ),
+    retryStepRun: db.prepare(
+      "UPDATE step_runs SET attempts = ?, next_at = ?, reason = ? WHERE entry_id = ? AND step = ?",
+    ),
+    deadStepRuns: db.prepare(
+      "SELECT entry_id, step, attempts, reason FROM step_runs WHERE state = 'dead' ORDER BY entry_id",
+    ),
+    reviveStepRun: db.prepare(
+      "UPDATE step_runs SET state = 'pending', next_at = ? WHERE entry_id = ? AND step = ? AND state = 'dead'",
+    ),
     cursor: db.prepare("SELECT seq FROM transport_cursors WHERE name = ?"),
     lastHlc: db.prepare("SELECT hlc FROM outbox ORDER BY seq DESC LIMIT 1"),
     setCursor: db.prepare(
@@ -495,5 +605,8 @@ function prepare(db: Database.Database) {
     lastApplied: db.prepare("SELECT origin, max(at) AS at FROM applied GROUP BY origin"),
     inboxCount: db.prepare("SELECT count(*) FROM inbox"),
     deadCount: db.prepare("SELECT count(*) FROM dead"),
+    stepCounts: db.prepare(
+      "SELECT count(*) FILTER (WHERE state = 'pending') AS pending, count(*) FILTER (WHERE state = 'dead') AS dead FROM step_runs",
+    ),
   };
 }

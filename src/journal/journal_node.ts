@@ -9,10 +9,12 @@ import { HybridClock } from "../core/hlc.ts";
 import type { NodeId } from "../core/types.ts";
 import type { JournalTransport, SealedBatch } from "../queue/index.ts";
 import { JournalApplier } from "./applier.ts";
+import { entryHandler } from "./entry_handlers.ts";
 import { GroupCommit } from "./group_commit.ts";
 import { type DeadLetter, JournalDb, type JournalEntry, type RecordInput } from "./journal_db.ts";
 import type { JournalKey } from "./journal_key.ts";
 import { batchEntriesMax, entryTypePattern, orderingKeyMax, sealBatch } from "./journal_wire.ts";
+import { type PostStep, PostStepRunner } from "./post_steps.ts";
 
 /** The largest `data` of one entry (JSON text); a journal carries actions, not files. */
 export const entryDataBytesMax = 1024 * 1024;
@@ -38,6 +40,20 @@ export interface JournalNodeOptions {
   transport: JournalTransport;
   logger: Logger;
   onEvent?: (fields: Record<string, unknown>) => void;
+  /** Post-execution steps of the embedding code, beside those of the config (the blob offload). */
+  postSteps?: readonly PostStep[];
+}
+
+/** The config's post-execution steps: a command for each shipped entry of the given types. */
+function configuredSteps(config: JournalConfig): PostStep[] {
+  return config.steps.map((step) => {
+    const run = entryHandler({ kind: "exec", argv: step.argv, timeoutMs: step.timeoutMs });
+    return {
+      name: step.name,
+      appliesTo: (entry) => step.types === null || step.types.includes(entry.type),
+      run,
+    };
+  });
 }
 
 export class JournalNode {
@@ -47,6 +63,7 @@ export class JournalNode {
   private readonly clock: HybridClock;
   /** Records arriving together share one transaction and one fsync. */
   private readonly recorder: GroupCommit<RecordInput, JournalEntry>;
+  private readonly steps: PostStepRunner;
 
   constructor(options: JournalNodeOptions) {
     this.options = options;
@@ -54,6 +71,16 @@ export class JournalNode {
     const last = parseHlc(this.db.lastRecordedHlc());
     this.clock = new HybridClock({ skewMsMax: clockSkewMsMax, ...(last === null ? {} : { last }) });
     this.recorder = new GroupCommit((inputs) => this.db.recordMany(inputs, Date.now()));
+    this.steps = new PostStepRunner({
+      db: this.db,
+      steps: [...configuredSteps(options.config), ...(options.postSteps ?? [])],
+      maxAttempts: options.config.maxAttempts,
+      retryBaseMs: options.config.retryBaseMs,
+      retryMaxMs: options.config.retryMaxMs,
+      concurrency: options.config.concurrency,
+      logger: options.logger,
+      ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+    });
     this.applier = new JournalApplier({
       nodeId: options.nodeId,
       db: this.db,
@@ -72,12 +99,16 @@ export class JournalNode {
 
   start(): void {
     this.applier.start();
+    this.steps.start();
     this.options.transport.start({
       outboxAfter: (seq, limit) => this.sealedAfter(seq, limit),
       deliver: async (message) => {
         await this.applier.deliver(message);
       },
-      shipped: (seq) => this.db.markShippedThrough(seq, Date.now()),
+      shipped: (seq) => {
+        if (this.db.markShippedThrough(seq, Date.now(), (entry) => this.steps.stepsFor(entry)) > 0)
+          this.steps.wake();
+      },
       cursor: (name) => this.db.cursor(name),
       setCursor: (name, seq) => this.db.setCursor(name, seq),
       dropCursor: (name) => this.db.dropCursor(name),
@@ -105,6 +136,18 @@ export class JournalNode {
     return this.db.deadLetters();
   }
 
+  /** Post-execution steps given up after their attempts. */
+  deadSteps(): Array<{ entryId: string; step: string; attempts: number; reason: string }> {
+    return this.db.deadStepRuns();
+  }
+
+  /** Runs a given-up step again. */
+  retryStep(entryId: string, step: string): boolean {
+    const revived = this.db.retryStepRun(entryId, step, Date.now());
+    if (revived) this.steps.wake();
+    return revived;
+  }
+
   retryDead(id: string): boolean {
     return this.applier.retryDead(id);
   }
@@ -127,6 +170,7 @@ export class JournalNode {
 
   async stop(): Promise<void> {
     await this.options.transport.stop();
+    await this.steps.stop();
     await this.applier.stop();
     this.db.close();
   }

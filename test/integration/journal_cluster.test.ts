@@ -54,6 +54,18 @@ describe("journal: three agents", { timeout: 300_000 }, () => {
           retry_base_ms: 100,
           retry_max_ms: 500,
           max_attempts: 3,
+          // A post-execution step: each node notes its own user.create entries once they are shipped.
+          steps: {
+            archive: {
+              exec: [
+                "sh",
+                "-c",
+                `mkdir -p "$0" && touch "$0/$TANDEM_ENTRY_ID"`,
+                join(harness.dir, "steps", id),
+              ],
+              types: ["user.create"],
+            },
+          },
           handlers: {
             "user.create": { exec: handler(id) },
             "user.update": { exec: handler(id) },
@@ -169,8 +181,24 @@ describe("journal: three agents", { timeout: 300_000 }, () => {
       },
       dump,
     );
-    const status = await runTandem(["journal", "status", "--api", harness.node("n1").apiUrl]);
-    assert.equal(status.code, 0, status.stderr);
+    // n2 kept running throughout: every user it created was shipped, and its archive step ran for each.
+    const n2Creates = [...acked].filter(([, u]) => u.origin === "n2").length;
+    await waitFor(
+      "n2's archive step run for each of its user.create entries",
+      async () => {
+        const folder = join(harness.dir, "steps", "n2");
+        return existsSync(folder) && readdirSync(folder).length === n2Creates ? true : undefined;
+      },
+      dump,
+    );
+    const status = await waitFor(
+      "n1's status with no step owed",
+      async () => {
+        const result = await runTandem(["journal", "status", "--api", harness.node("n1").apiUrl]);
+        return /^steps\s+0 owed, 0 given up$/m.test(result.stdout) ? result : undefined;
+      },
+      dump,
+    );
     assert.match(status.stdout, /^queue\s+mesh$/m);
     assert.match(status.stdout, /^peer n2\s+delivered through outbox \d+, ok$/m);
   });

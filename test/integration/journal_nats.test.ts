@@ -54,6 +54,7 @@ async function cluster(url: string, stream: string): Promise<Cluster> {
       handlers: {
         "*": { kind: "exec", argv: ["sh", "-c", 'cat > "$0/$TANDEM_ENTRY_ID"', out], timeoutMs: 10_000 },
       },
+      steps: [],
       maxAttempts: 5,
       retryBaseMs: 10,
       retryMaxMs: 100,

@@ -136,8 +136,10 @@ export function registerJournalCommands(program: Command): void {
         blocked: number;
         refused: number;
       };
+      const steps = status.steps as { pending: number; dead: number };
       const lines = [
         `queue            ${String(status.queue)}`,
+        `steps            ${steps.pending} owed, ${steps.dead} given up`,
         `unshipped        ${String(status.unshipped)}${status.oldestUnshippedAgeMs === null ? "" : ` (oldest ${String(status.oldestUnshippedAgeMs)} ms)`}`,
         `inbox            ${String(status.inbox)} (running ${applier.running}, waiting for an earlier entry ${applier.blocked})`,
         `dead letters     ${String(status.deadLetters)}`,
@@ -198,6 +200,46 @@ export function registerJournalCommands(program: Command): void {
         }
       }),
     );
+
+  withApiOptions(
+    journal.command("steps").description("list the post-execution steps given up after their attempts"),
+  )
+    .addHelpText("after", "\nThen: tandem journal step-retry ID STEP runs one again.")
+    .action((options: ApiOptions) =>
+      guarded("steps", async () => {
+        const answer = (await call(options, "/api/v1/journal/steps")) as {
+          deadSteps: Array<{ entryId: string; step: string; attempts: number; reason: string }>;
+        };
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(answer)}\n`);
+          return;
+        }
+        if (answer.deadSteps.length === 0) process.stdout.write("no given-up steps\n");
+        for (const d of answer.deadSteps) {
+          process.stdout.write(
+            `${escapeControls(`${d.entryId}  ${d.step}  after ${d.attempts} attempts: ${d.reason}`)}\n`,
+          );
+        }
+      }),
+    );
+
+  withApiOptions(
+    journal
+      .command("step-retry")
+      .description("run a given-up post-execution step again")
+      .argument("<id>", "the entry's id (tandem journal steps)")
+      .argument("<step>", "the step's name"),
+  ).action((id: string, step: string, options: ApiOptions) =>
+    guarded("step-retry", async () => {
+      await call(
+        options,
+        `/api/v1/journal/steps/${encodeURIComponent(id)}/${encodeURIComponent(step)}/retry`,
+        "POST",
+        {},
+      );
+      process.stdout.write(options.json ? `${JSON.stringify({ ok: true })}\n` : `${id} ${step}: retrying\n`);
+    }),
+  );
 
   for (const [verb, help] of [
     ["retry", "apply a dead letter again (on its own: its ordering key has moved on)"],

@@ -18,6 +18,7 @@ test("config: journal: absent is off; present resolves the key file and each han
       "user.create": { kind: "exec", argv: ["/usr/local/bin/create-user"], timeoutMs: 30_000 },
       "*": { kind: "webhook", url: "http://127.0.0.1:8080/hooks/tandem", timeoutMs: 5_000 },
     },
+    steps: [],
     maxAttempts: 10,
     retryBaseMs: 1_000,
     retryMaxMs: 300_000,

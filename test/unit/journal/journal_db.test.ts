@@ -64,6 +64,7 @@ test("journal db: a recorded entry takes the next place of its lane, is kept 060
     inbox: 0,
     deadLetters: 0,
     lastAppliedAtMs: {},
+    steps: { pending: 0, dead: 0 },
   });
 });
 

@@ -37,6 +37,7 @@ async function world(t: TestContext): Promise<World> {
     handlers: {
       "*": { kind: "exec", argv: ["sh", "-c", 'cat > "$0/$TANDEM_ENTRY_ID"', "DIR"], timeoutMs: 10_000 },
     },
+    steps: [],
     maxAttempts: 5,
     retryBaseMs: 10,
     retryMaxMs: 100,
