@@ -53,6 +53,13 @@ export interface ApiCredentials {
   files?: CredentialFiles;
 }
 
+/** What a command given withApiOptions() receives, besides its own options. */
+export interface ApiCommandOptions extends CredentialOptions {
+  config?: string;
+  api?: string;
+  json?: boolean;
+}
+
 export interface CredentialOptions {
   token?: string;
   ca?: string;

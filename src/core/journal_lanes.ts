@@ -63,6 +63,11 @@ export function watermarkAfter(entry: LaneEntry): LaneWatermark | null {
   return entry.key === null ? null : { origin: entry.origin, key: entry.key, done: entry.keySeq };
 }
 
+/** The wait before run `attempts + 1` after `attempts` failed runs: doubling from `baseMs`, up to `maxMs`. */
+export function retryBackoffMs(attempts: number, baseMs: number, maxMs: number): number {
+  return Math.min(maxMs, baseMs * 2 ** Math.min(30, attempts - 1));
+}
+
 export class JournalLanesError extends Error {
   override readonly name = "JournalLanesError";
 }
@@ -188,10 +193,7 @@ export class JournalLanes {
       this.settle(waiting);
       return { kind: "dead", attempts: waiting.attempts };
     }
-    const backoffMs = Math.min(
-      this.options.retryMaxMs,
-      this.options.retryBaseMs * 2 ** Math.min(30, waiting.attempts - 1),
-    );
+    const backoffMs = retryBackoffMs(waiting.attempts, this.options.retryBaseMs, this.options.retryMaxMs);
     waiting.notBeforeMs = nowMs + backoffMs;
     this.delayed.set(id, waiting);
     this.check(waiting.entry);

@@ -76,6 +76,15 @@ export class JournalOpenError extends Error {
   override readonly name = "JournalOpenError";
 }
 
+/** The columns of a whole entry of another node, in the inbox and the dead letters. */
+const entryColumnsDdl = `  origin TEXT NOT NULL,
+  hlc TEXT NOT NULL,
+  type TEXT NOT NULL,
+  key TEXT,
+  key_seq INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  files TEXT NOT NULL,`;
+
 const ddl = `
 CREATE TABLE IF NOT EXISTS journal_meta (key TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -95,13 +104,7 @@ CREATE TABLE IF NOT EXISTS out_lanes (key TEXT PRIMARY KEY, last_seq INTEGER NOT
 CREATE TABLE IF NOT EXISTS inbox (
   n INTEGER PRIMARY KEY,
   id TEXT NOT NULL UNIQUE,
-  origin TEXT NOT NULL,
-  hlc TEXT NOT NULL,
-  type TEXT NOT NULL,
-  key TEXT,
-  key_seq INTEGER NOT NULL,
-  data TEXT NOT NULL,
-  files TEXT NOT NULL,
+${entryColumnsDdl}
   received_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS applied (
@@ -113,13 +116,7 @@ CREATE TABLE IF NOT EXISTS applied (
 CREATE INDEX IF NOT EXISTS applied_by_origin ON applied (origin, at);
 CREATE TABLE IF NOT EXISTS dead (
   id TEXT PRIMARY KEY,
-  origin TEXT NOT NULL,
-  hlc TEXT NOT NULL,
-  type TEXT NOT NULL,
-  key TEXT,
-  key_seq INTEGER NOT NULL,
-  data TEXT NOT NULL,
-  files TEXT NOT NULL,
+${entryColumnsDdl}
   attempts INTEGER NOT NULL,
   reason TEXT NOT NULL,
   at INTEGER NOT NULL

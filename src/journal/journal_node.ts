@@ -71,29 +71,25 @@ export class JournalNode {
     const last = parseHlc(this.db.lastRecordedHlc());
     this.clock = new HybridClock({ skewMsMax: clockSkewMsMax, ...(last === null ? {} : { last }) });
     this.recorder = new GroupCommit((inputs) => this.db.recordMany(inputs, Date.now()));
+    // Handlers and steps retry alike: the same attempts, backoff and concurrency.
+    const { maxAttempts, retryBaseMs, retryMaxMs, concurrency } = options.config;
+    const retries = { maxAttempts, retryBaseMs, retryMaxMs, concurrency };
+    const events = options.onEvent === undefined ? {} : { onEvent: options.onEvent };
     this.steps = new PostStepRunner({
       db: this.db,
       steps: [...configuredSteps(options.config), ...(options.postSteps ?? [])],
-      maxAttempts: options.config.maxAttempts,
-      retryBaseMs: options.config.retryBaseMs,
-      retryMaxMs: options.config.retryMaxMs,
-      concurrency: options.config.concurrency,
+      ...retries,
       logger: options.logger,
-      ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+      ...events,
     });
     this.applier = new JournalApplier({
       nodeId: options.nodeId,
       db: this.db,
       key: options.key,
       handlers: options.config.handlers,
-      lanes: {
-        maxAttempts: options.config.maxAttempts,
-        retryBaseMs: options.config.retryBaseMs,
-        retryMaxMs: options.config.retryMaxMs,
-        concurrency: options.config.concurrency,
-      },
+      lanes: retries,
       logger: options.logger,
-      ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+      ...events,
     });
   }
 

@@ -6,6 +6,7 @@
 // it up after its attempts (its dead letters: `tandem journal steps`, retried with `tandem journal
 // step-retry`). Steps of different entries run independently; nothing holds up shipping or applying.
 import type { Logger } from "pino";
+import { retryBackoffMs } from "../core/journal_lanes.ts";
 import type { HandlerResult } from "./entry_handlers.ts";
 import type { JournalDb, JournalEntry, StepRun } from "./journal_db.ts";
 
@@ -105,10 +106,7 @@ export class PostStepRunner {
       this.options.logger.warn({ ...fields, reason: result.detail }, "post-execution step given up");
       this.options.onEvent?.({ event: "step-dead", ...fields, reason: result.detail });
     } else {
-      const backoffMs = Math.min(
-        this.options.retryMaxMs,
-        this.options.retryBaseMs * 2 ** Math.min(30, attempts - 1),
-      );
+      const backoffMs = retryBackoffMs(attempts, this.options.retryBaseMs, this.options.retryMaxMs);
       const retryAtMs = this.now() + backoffMs;
       this.options.db.settleStepRun(run.entry.id, run.step, {
         kind: "retry",

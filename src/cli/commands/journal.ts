@@ -3,20 +3,16 @@
 import { readFile, writeFile } from "node:fs/promises";
 import type { Command } from "commander";
 import {
+  type ApiCommandOptions,
   apiBaseUrl,
   apiCredentialsFrom,
-  type CredentialOptions,
   callJson,
   withApiOptions,
 } from "../api_client.ts";
 import { configPathFrom } from "../config_source.ts";
 import { escapeControls } from "../terminal_text.ts";
 
-interface ApiOptions extends CredentialOptions {
-  config?: string;
-  api?: string;
-  json?: boolean;
-}
+type ApiOptions = ApiCommandOptions;
 
 interface RecordOptions extends Omit<ApiOptions, "key"> {
   data?: string;

@@ -5,10 +5,10 @@
 // whichever node is asked; an action exits with the action's own exit code.
 import type { Command } from "commander";
 import {
+  type ApiCommandOptions,
   type ApiCredentials,
   apiBaseUrl,
   apiCredentialsFrom,
-  type CredentialOptions,
   callJson,
   getJson,
   withApiOptions,
@@ -17,11 +17,7 @@ import { configPathFrom } from "../config_source.ts";
 import { escapeControls } from "../terminal_text.ts";
 import { parseNodeIdOption } from "./member.ts";
 
-interface ApiOptions extends CredentialOptions {
-  config?: string;
-  api?: string;
-  json?: boolean;
-}
+type ApiOptions = ApiCommandOptions;
 
 /** The leader may run a placement round first, and a forwarded command waits for it. */
 const commandTimeoutMs = 15_000;
