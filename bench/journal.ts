@@ -21,7 +21,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { JournalKey } from "../src/journal/index.ts";
 import type { ClusterHarness } from "../test/support/cluster_harness.ts";
-import { accepting } from "../test/support/nats_server.ts";
+import { accepting } from "../test/support/test_server.ts";
 import {
   CLUSTER_NODE_IDS,
   createBenchCluster,

@@ -8,7 +8,13 @@ import type { Logger } from "pino";
 import { journalRoutes } from "../api/index.ts";
 import type { JournalConfig } from "../config/index.ts";
 import { JournalKey, JournalNode } from "../journal/index.ts";
-import { JOURNAL_CHANNEL, type JournalTransport, MeshTransport, natsTransport } from "../queue/index.ts";
+import {
+  JOURNAL_CHANNEL,
+  type JournalTransport,
+  MeshTransport,
+  natsTransport,
+  redisTransport,
+} from "../queue/index.ts";
 import type { CapabilityBase, RunningCapability } from "./capability.ts";
 
 export async function startJournal(config: JournalConfig, base: CapabilityBase): Promise<RunningCapability> {
@@ -53,12 +59,17 @@ async function transportOf(
 ): Promise<JournalTransport> {
   const queue = config.queue;
   if (queue.type === "mesh") return new MeshTransport({ mesh: base.mesh, peers: base.peers, logger });
-  let token: string | undefined;
-  if (queue.tokenFile !== null) token = (await readFile(queue.tokenFile, "utf8")).trim();
-  else if (queue.tokenEnv !== null) {
-    token = process.env[queue.tokenEnv];
-    if (token === undefined) throw new Error(`journal.queue.token_env: $${queue.tokenEnv} is not set`);
+  if (queue.type === "redis") {
+    const password = await secretOf(queue.passwordFile, queue.passwordEnv, "password_env");
+    return redisTransport({
+      nodeId: base.nodeId,
+      url: queue.url,
+      stream: queue.stream,
+      ...(password === undefined ? {} : { password }),
+      logger,
+    });
   }
+  const token = await secretOf(queue.tokenFile, queue.tokenEnv, "token_env");
   return natsTransport({
     nodeId: base.nodeId,
     servers: queue.servers,
@@ -67,4 +78,17 @@ async function transportOf(
     ...(token === undefined ? {} : { token }),
     logger,
   });
+}
+
+/** A queue's secret, from its file (trimmed) or its environment variable; undefined when neither is set. */
+async function secretOf(
+  file: string | null,
+  env: string | null,
+  envKey: string,
+): Promise<string | undefined> {
+  if (file !== null) return (await readFile(file, "utf8")).trim();
+  if (env === null) return undefined;
+  const value = process.env[env];
+  if (value === undefined) throw new Error(`journal.queue.${envKey}: $${env} is not set`);
+  return value;
 }

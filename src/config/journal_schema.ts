@@ -55,12 +55,36 @@ const natsQueue = z
   })
   .describe("NATS JetStream: a stream per cluster, a durable consumer per node, de-duplication by entry id");
 
+const redisQueue = z
+  .strictObject({
+    type: z.literal("redis"),
+    url: z
+      .string()
+      .regex(/^rediss?:\/\/[^@/]+(\/\d+)?$/, {
+        error: "expected redis://host:port[/db] (no password: password_file)",
+      })
+      .describe("The Redis server (5.0 or later, for streams)"),
+    stream: z
+      .string()
+      .min(1)
+      .max(256)
+      .optional()
+      .describe("The stream key; default tandem:<cluster_name>:journal"),
+    password_file: z.string().min(1).optional().describe("A file holding the Redis password"),
+    password_env: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+      .optional()
+      .describe("An environment variable holding the Redis password"),
+  })
+  .describe("Redis Streams: a stream per cluster, a consumer group per node");
+
 export const journalSchema = z.strictObject({
   key_file: z
     .string()
     .min(1)
     .describe("The cluster's replication key (`tandem journal keygen`), the same file on every node"),
-  queue: z.discriminatedUnion("type", [meshQueue, natsQueue]).default({ type: "mesh" }),
+  queue: z.discriminatedUnion("type", [meshQueue, natsQueue, redisQueue]).default({ type: "mesh" }),
   handlers: z
     .record(z.string(), z.union([execHandler, webhookHandler]))
     .default({})

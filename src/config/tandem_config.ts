@@ -47,6 +47,14 @@ export type JournalQueueConfig =
       /** Absolute; the token is read at start, never kept in the config. */
       tokenFile: string | null;
       tokenEnv: string | null;
+    }
+  | {
+      type: "redis";
+      url: string;
+      stream: string;
+      /** Absolute; the password is read at start, never kept in the config. */
+      passwordFile: string | null;
+      passwordEnv: string | null;
     };
 
 export interface JournalConfig {
@@ -399,6 +407,21 @@ function resolveQueue(
   problems: FieldProblem[],
 ): JournalQueueConfig {
   if (q.type === "mesh") return q;
+  if (q.type === "redis") {
+    if (q.password_file !== undefined && q.password_env !== undefined) {
+      problems.push({
+        path: ["journal", "queue", "password_env"],
+        message: "give password_file or password_env, not both",
+      });
+    }
+    return {
+      type: "redis",
+      url: q.url,
+      stream: q.stream ?? `tandem:${clusterName}:journal`,
+      passwordFile: q.password_file === undefined ? null : resolve(baseDir, q.password_file),
+      passwordEnv: q.password_env ?? null,
+    };
+  }
   if (q.token_file !== undefined && q.token_env !== undefined) {
     problems.push({
       path: ["journal", "queue", "token_env"],

@@ -1,11 +1,19 @@
 import type { NatsTransport, NatsTransportOptions } from "./nats_queue.ts";
+import type { RedisTransport, RedisTransportOptions } from "./redis_queue.ts";
 
 export { JOURNAL_CHANNEL, MeshTransport, type MeshTransportOptions, meshBatchMax } from "./mesh_queue.ts";
 export type { NatsTransportOptions } from "./nats_queue.ts";
+export type { RedisTransportOptions } from "./redis_queue.ts";
 export type { JournalTransport, SealedBatch, TransportIo } from "./transport.ts";
 
 /** The NATS transport, its client loaded only by a journal that uses it. */
 export async function natsTransport(options: NatsTransportOptions): Promise<NatsTransport> {
   const { NatsTransport } = await import("./nats_queue.ts");
   return new NatsTransport(options);
+}
+
+/** The Redis Streams transport, its client loaded only by a journal that uses it. */
+export async function redisTransport(options: RedisTransportOptions): Promise<RedisTransport> {
+  const { RedisTransport } = await import("./redis_queue.ts");
+  return new RedisTransport(options);
 }

@@ -1,0 +1,118 @@
+// Publishing this node's outbox to a broker (NATS, Redis): a sealed batch at a time from a durable cursor,
+// the cursor moved and the batch counted as shipped only once the broker confirmed it, a failure backed off
+// (0.2 s doubling to 5 s) and retried from the same cursor. Shared by the broker transports, which give it
+// how to append one batch.
+import type { Logger } from "pino";
+import type { SealedBatch, TransportIo } from "./transport.ts";
+
+const batchEntriesMax = 256;
+const backoffMinMs = 200;
+export const backoffMaxMs = 5_000;
+
+/** A failure's wait, doubling from 0.2 s to 5 s; reset by a success. */
+export class Backoff {
+  private ms = 0;
+
+  next(): number {
+    this.ms = Math.min(backoffMaxMs, Math.max(backoffMinMs, this.ms * 2));
+    return this.ms;
+  }
+
+  reset(): void {
+    this.ms = 0;
+  }
+
+  sleep(): Promise<void> {
+    return new Promise((resolve) => {
+      setTimeout(resolve, this.next()).unref();
+    });
+  }
+}
+
+/** Logs a failure once per distinct reason (a broker down for an hour is one warning, not thousands). */
+export class ErrorNote {
+  last: string | null = null;
+  private readonly logger: Logger;
+
+  constructor(logger: Logger) {
+    this.logger = logger;
+  }
+
+  note(what: string, error: unknown): void {
+    const reason = error instanceof Error ? error.message : String(error);
+    if (reason !== this.last) this.logger.warn({ reason }, what);
+    this.last = reason;
+  }
+}
+
+export class OutboxPublisher {
+  private readonly io: TransportIo;
+  private readonly cursorName: string;
+  private readonly append: (batch: SealedBatch) => Promise<void>;
+  private readonly errors: ErrorNote;
+  private readonly backoff = new Backoff();
+  private cursor: number;
+  private publishing = false;
+  private again = false;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private stopped = false;
+
+  /** `append` publishes one batch and resolves once the broker holds it. */
+  constructor(
+    io: TransportIo,
+    cursorName: string,
+    append: (batch: SealedBatch) => Promise<void>,
+    errors: ErrorNote,
+  ) {
+    this.io = io;
+    this.cursorName = cursorName;
+    this.append = append;
+    this.errors = errors;
+    this.cursor = io.cursor(cursorName);
+  }
+
+  get publishedThrough(): number {
+    return this.cursor;
+  }
+
+  /** Entries were recorded (or the broker became reachable): publish what the cursor has not passed. */
+  wake(): void {
+    if (this.timer !== null || this.stopped) return;
+    if (this.publishing) this.again = true;
+    else void this.publish();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+  }
+
+  private async publish(): Promise<void> {
+    this.publishing = true;
+    try {
+      while (!this.stopped) {
+        this.again = false;
+        const batch = await this.io.outboxAfter(this.cursor, batchEntriesMax);
+        if (batch === null) {
+          if (this.again) continue;
+          return;
+        }
+        await this.append(batch);
+        this.cursor = batch.lastSeq;
+        this.io.setCursor(this.cursorName, this.cursor);
+        this.io.shipped(this.cursor);
+        this.backoff.reset();
+        this.errors.last = null;
+      }
+    } catch (error) {
+      this.errors.note("journal batch not published", error);
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        void this.publish();
+      }, this.backoff.next());
+      this.timer.unref();
+    } finally {
+      this.publishing = false;
+    }
+  }
+}

@@ -1,0 +1,81 @@
+// A server of the test's own (Debian's nats-server, redis-server), on a free port with its own data folder,
+// so a test can stop and start it without touching the machine's shared one; stopped by its pid.
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { createConnection } from "node:net";
+import { freeBasePort } from "./free_ports.ts";
+import { findBinary } from "./tool_gate.ts";
+
+export const natsServerBinary = findBinary("nats-server");
+export const redisServerBinary = findBinary("redis-server");
+
+export class TestServer {
+  readonly port: number;
+  private readonly binary: string;
+  private readonly args: string[];
+  private child: ChildProcess | null = null;
+
+  private constructor(binary: string, port: number, args: string[]) {
+    this.binary = binary;
+    this.port = port;
+    this.args = args;
+  }
+
+  /** NATS with JetStream, storing under `dir`. */
+  static async nats(dir: string): Promise<TestServer> {
+    if (natsServerBinary === undefined) throw new Error("nats-server is not installed");
+    const port = await freeBasePort(1);
+    return TestServer.started(natsServerBinary, port, [
+      "-a",
+      "127.0.0.1",
+      "-p",
+      String(port),
+      "-js",
+      "-sd",
+      dir,
+    ]);
+  }
+
+  /** Redis with an append-only file under `dir`, fsync'd always (so a restart keeps what it acknowledged). */
+  static async redis(dir: string): Promise<TestServer> {
+    if (redisServerBinary === undefined) throw new Error("redis-server is not installed");
+    const port = await freeBasePort(1);
+    const args = ["--bind", "127.0.0.1", "--port", String(port), "--dir", dir, "--appendonly", "yes"];
+    return TestServer.started(redisServerBinary, port, [...args, "--appendfsync", "always", "--save", ""]);
+  }
+
+  private static async started(binary: string, port: number, args: string[]): Promise<TestServer> {
+    const server = new TestServer(binary, port, args);
+    await server.start();
+    return server;
+  }
+
+  /** (Again) on the same port and folder: what it held before is there. */
+  async start(): Promise<void> {
+    this.child = spawn(this.binary, this.args, { stdio: "ignore" });
+    const deadline = Date.now() + 15_000;
+    while (!(await accepting(this.port))) {
+      if (Date.now() > deadline) throw new Error(`${this.binary} did not listen on ${this.port}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.child = null;
+    if (child === null || child.exitCode !== null) return;
+    child.kill("SIGTERM");
+    await once(child, "exit");
+  }
+}
+
+export function accepting(port: number, host = "127.0.0.1"): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ port, host });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
