@@ -9,6 +9,7 @@ import { journalRoutes } from "../api/index.ts";
 import type { JournalConfig } from "../config/index.ts";
 import { JournalKey, JournalNode } from "../journal/index.ts";
 import {
+  amqpTransport,
   JOURNAL_CHANNEL,
   type JournalTransport,
   MeshTransport,
@@ -59,6 +60,18 @@ async function transportOf(
 ): Promise<JournalTransport> {
   const queue = config.queue;
   if (queue.type === "mesh") return new MeshTransport({ mesh: base.mesh, peers: base.peers, logger });
+  if (queue.type === "amqp") {
+    const password = await secretOf(queue.passwordFile, queue.passwordEnv, "password_env");
+    const members = base.coordination.members().map((m) => m.id);
+    return amqpTransport({
+      nodeId: base.nodeId,
+      members: members.length > 0 ? members : [base.nodeId, ...base.peers],
+      url: queue.url,
+      prefix: queue.prefix,
+      ...(password === undefined ? {} : { password }),
+      logger,
+    });
+  }
   if (queue.type === "redis") {
     const password = await secretOf(queue.passwordFile, queue.passwordEnv, "password_env");
     return redisTransport({

@@ -79,12 +79,34 @@ const redisQueue = z
   })
   .describe("Redis Streams: a stream per cluster, a consumer group per node");
 
+const amqpQueue = z
+  .strictObject({
+    type: z.literal("amqp"),
+    url: z
+      .string()
+      .regex(/^amqps?:\/\/([^:@/]+@)?[^@/]+(\/[^/]*)?$/, {
+        error: "expected amqp://user@host:port/vhost (no password: password_file)",
+      })
+      .describe("The RabbitMQ server (3.8 or later, for quorum queues)"),
+    password_file: z.string().min(1).optional().describe("A file holding the RabbitMQ password"),
+    password_env: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+      .optional()
+      .describe("An environment variable holding the RabbitMQ password"),
+  })
+  .describe(
+    "RabbitMQ: a fanout exchange per cluster, a quorum queue per node, publisher confirms, manual acks",
+  );
+
 export const journalSchema = z.strictObject({
   key_file: z
     .string()
     .min(1)
     .describe("The cluster's replication key (`tandem journal keygen`), the same file on every node"),
-  queue: z.discriminatedUnion("type", [meshQueue, natsQueue, redisQueue]).default({ type: "mesh" }),
+  queue: z
+    .discriminatedUnion("type", [meshQueue, natsQueue, redisQueue, amqpQueue])
+    .default({ type: "mesh" }),
   handlers: z
     .record(z.string(), z.union([execHandler, webhookHandler]))
     .default({})

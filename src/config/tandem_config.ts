@@ -49,6 +49,15 @@ export type JournalQueueConfig =
       tokenEnv: string | null;
     }
   | {
+      type: "amqp";
+      url: string;
+      /** The exchange; the queues are `<prefix>.<node>`. */
+      prefix: string;
+      /** Absolute; the password is read at start, never kept in the config. */
+      passwordFile: string | null;
+      passwordEnv: string | null;
+    }
+  | {
       type: "redis";
       url: string;
       stream: string;
@@ -407,13 +416,26 @@ function resolveQueue(
   problems: FieldProblem[],
 ): JournalQueueConfig {
   if (q.type === "mesh") return q;
+  if (
+    (q.type === "redis" || q.type === "amqp") &&
+    q.password_file !== undefined &&
+    q.password_env !== undefined
+  ) {
+    problems.push({
+      path: ["journal", "queue", "password_env"],
+      message: "give password_file or password_env, not both",
+    });
+  }
+  if (q.type === "amqp") {
+    return {
+      type: "amqp",
+      url: q.url,
+      prefix: `tandem.${clusterName}.journal`,
+      passwordFile: q.password_file === undefined ? null : resolve(baseDir, q.password_file),
+      passwordEnv: q.password_env ?? null,
+    };
+  }
   if (q.type === "redis") {
-    if (q.password_file !== undefined && q.password_env !== undefined) {
-      problems.push({
-        path: ["journal", "queue", "password_env"],
-        message: "give password_file or password_env, not both",
-      });
-    }
     return {
       type: "redis",
       url: q.url,

@@ -1,6 +1,8 @@
+import type { AmqpTransport, AmqpTransportOptions } from "./amqp_queue.ts";
 import type { NatsTransport, NatsTransportOptions } from "./nats_queue.ts";
 import type { RedisTransport, RedisTransportOptions } from "./redis_queue.ts";
 
+export type { AmqpTransportOptions } from "./amqp_queue.ts";
 export { JOURNAL_CHANNEL, MeshTransport, type MeshTransportOptions, meshBatchMax } from "./mesh_queue.ts";
 export type { NatsTransportOptions } from "./nats_queue.ts";
 export type { RedisTransportOptions } from "./redis_queue.ts";
@@ -16,4 +18,10 @@ export async function natsTransport(options: NatsTransportOptions): Promise<Nats
 export async function redisTransport(options: RedisTransportOptions): Promise<RedisTransport> {
   const { RedisTransport } = await import("./redis_queue.ts");
   return new RedisTransport(options);
+}
+
+/** The RabbitMQ transport, its client loaded only by a journal that uses it. */
+export async function amqpTransport(options: AmqpTransportOptions): Promise<AmqpTransport> {
+  const { AmqpTransport } = await import("./amqp_queue.ts");
+  return new AmqpTransport(options);
 }
