@@ -8,12 +8,13 @@
 //   the first request to the last entry applied on both other nodes (cluster-wide, recorded → applied);
 // - latency: 1,000 entries/s cluster-wide (333/s per node, paced every 10 ms) for `paceSeconds`; for each entry
 //   and each other node, the time from before its record request to its webhook call there.
-// Beside NATS and Redis, the raw publish rate of this process's own client (JetStream publish, XADD), one
+// Beside NATS, Redis and RabbitMQ, the raw publish rate of this process's own client (JetStream publish,
+// XADD, a confirmed persistent publish to a quorum queue), one
 // message per entry of an entry's sealed size, 256 at a time awaited together, in the same run (the issue's
 // baseline: a queue should reach half of it). Writes
 // bench/results/journal.json.
 //
-//   node bench/journal.ts [--quick] [--results-dir DIR] [--queues=mesh,nats,redis]
+//   node bench/journal.ts [--quick] [--results-dir DIR] [--queues=mesh,nats,redis,amqp]
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { Agent, createServer, request } from "node:http";
@@ -21,6 +22,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
+import { connect as amqpConnect } from "amqplib";
 import { createClient } from "redis";
 import { JournalKey } from "../src/journal/index.ts";
 import type { ClusterHarness } from "../test/support/cluster_harness.ts";
@@ -47,11 +49,16 @@ const THROUGHPUT_MIN = 5_000;
 const P99_MS_MAX = 100;
 const NATS_URL = "nats://127.0.0.1:4222";
 const REDIS_URL = "redis://127.0.0.1:6379";
+/** The agents' URL has no password (the config refuses one): they read it from AMQP_PASSWORD_ENV. */
+const AMQP_URL = "amqp://guest@127.0.0.1:5672/";
+const AMQP_PASSWORD_ENV = "TANDEM_BENCH_AMQP_PASSWORD";
+/** The exchange the agents of cluster "tandem" use, and its queues with a ".<node>" suffix. */
+const AMQP_PREFIX = "tandem.tandem.journal";
 /** Issue 19: a broker queue reaches at least this share of its own client's raw publish rate. */
 const RAW_SHARE_MIN = 0.5;
 const APPLY_TIMEOUT_MS = 120_000;
 
-type Queue = "mesh" | "nats" | "redis";
+type Queue = "mesh" | "nats" | "redis" | "amqp";
 
 interface QueueResult {
   queue: Queue;
@@ -67,7 +74,7 @@ interface QueueResult {
 
 const options = parseBenchOptions(process.argv.slice(2).filter((a) => !a.startsWith("--queues")));
 const queuesArg = process.argv.find((a) => a.startsWith("--queues="))?.slice("--queues=".length);
-const queues: Queue[] = (queuesArg?.split(",") as Queue[] | undefined) ?? ["mesh", "nats", "redis"];
+const queues: Queue[] = (queuesArg?.split(",") as Queue[] | undefined) ?? ["mesh", "nats", "redis", "amqp"];
 const total = options.quick ? 3_000 : 30_000;
 const paceSeconds = options.quick ? 5 : 30;
 const httpAgent = new Agent({ keepAlive: true, maxSockets: IN_FLIGHT_PER_NODE });
@@ -196,6 +203,34 @@ async function removeLeftoverBenchStreams(): Promise<void> {
   await nc.close();
 }
 
+/** The exchange and queues of the agents (fixed names): removed before a run and after it. */
+async function removeAmqpNames(): Promise<void> {
+  const connection = await amqpConnect(AMQP_URL.replace("guest@", "guest:guest@"));
+  const channel = await connection.createChannel();
+  for (const id of CLUSTER_NODE_IDS) await channel.deleteQueue(`${AMQP_PREFIX}.${id}`);
+  await channel.deleteExchange(AMQP_PREFIX);
+  await connection.close();
+}
+
+/** amqplib publishing `messages` of one entry's sealed size on a confirm channel, 256 per confirm wait. */
+async function rawAmqpPublishRate(messages: number): Promise<number> {
+  const connection = await amqpConnect(AMQP_URL.replace("guest@", "guest:guest@"));
+  const channel = await connection.createConfirmChannel();
+  const queue = `bench.raw.${Date.now().toString(36)}`;
+  await channel.assertQueue(queue, { durable: true, arguments: { "x-queue-type": "quorum" } });
+  const payload = randomBytes(DATA_BYTES + 200);
+  const start = performance.now();
+  for (let sent = 0; sent < messages; sent += 256) {
+    for (let i = 0; i < Math.min(256, messages - sent); i++)
+      channel.sendToQueue(queue, payload, { persistent: true });
+    await channel.waitForConfirms();
+  }
+  const seconds = (performance.now() - start) / 1000;
+  await channel.deleteQueue(queue);
+  await connection.close();
+  return messages / seconds;
+}
+
 /** Redis's own client appending `messages` of one entry's sealed size, 256 at a time awaited together. */
 async function rawRedisPublishRate(messages: number): Promise<number> {
   const client = createClient({ url: REDIS_URL });
@@ -249,6 +284,9 @@ async function runQueue(queue: Queue): Promise<QueueResult> {
         key_file: keyFile,
         ...(queue === "nats" ? { queue: { type: "nats", url: NATS_URL, stream } } : {}),
         ...(queue === "redis" ? { queue: { type: "redis", url: REDIS_URL, stream: redisKey } } : {}),
+        ...(queue === "amqp"
+          ? { queue: { type: "amqp", url: AMQP_URL, password_env: AMQP_PASSWORD_ENV } }
+          : {}),
         handlers: { "bench.entry": { webhook: `${hookBase}/${id}` } },
         concurrency: 32,
       };
@@ -263,6 +301,7 @@ async function runQueue(queue: Queue): Promise<QueueResult> {
   } finally {
     recorder.close();
     await harness.dispose();
+    if (queue === "amqp") await removeAmqpNames();
     if (queue === "redis") {
       const client = createClient({ url: REDIS_URL });
       await client.connect();
@@ -367,7 +406,9 @@ async function measureQueue(
         ? await rawNatsPublishRate(total)
         : queue === "redis"
           ? await rawRedisPublishRate(total)
-          : null;
+          : queue === "amqp"
+            ? await rawAmqpPublishRate(total)
+            : null;
     return {
       queue,
       entries: sent.size,
@@ -388,6 +429,14 @@ async function main(): Promise<void> {
   console.log(`machine   ${formatMachine(machine)}`);
   const results: QueueResult[] = [];
   for (const queue of queues) {
+    if (queue === "amqp" && !(await accepting(5672))) {
+      console.log("amqp      no RabbitMQ on 127.0.0.1:5672: not measured");
+      continue;
+    }
+    if (queue === "amqp") {
+      process.env[AMQP_PASSWORD_ENV] = "guest";
+      await removeAmqpNames();
+    }
     if (queue === "redis" && !(await accepting(6379))) {
       console.log("redis     no Redis on 127.0.0.1:6379: not measured");
       continue;
