@@ -14,6 +14,7 @@ import {
   type JournalTransport,
   MeshTransport,
   natsTransport,
+  pubsubTransport,
   redisTransport,
 } from "../queue/index.ts";
 import type { CapabilityBase, RunningCapability } from "./capability.ts";
@@ -60,12 +61,23 @@ async function transportOf(
 ): Promise<JournalTransport> {
   const queue = config.queue;
   if (queue.type === "mesh") return new MeshTransport({ mesh: base.mesh, peers: base.peers, logger });
+  // The queues with one queue per member create them all (the membership; before bootstrap, the config's).
+  const known = base.coordination.members().map((m) => m.id);
+  const members = known.length > 0 ? known : [base.nodeId, ...base.peers];
+  if (queue.type === "pubsub") {
+    return pubsubTransport({
+      nodeId: base.nodeId,
+      members,
+      project: queue.project,
+      topic: queue.topic,
+      logger,
+    });
+  }
   if (queue.type === "amqp") {
     const password = await secretOf(queue.passwordFile, queue.passwordEnv, "password_env");
-    const members = base.coordination.members().map((m) => m.id);
     return amqpTransport({
       nodeId: base.nodeId,
-      members: members.length > 0 ? members : [base.nodeId, ...base.peers],
+      members,
       url: queue.url,
       prefix: queue.prefix,
       ...(password === undefined ? {} : { password }),

@@ -99,13 +99,29 @@ const amqpQueue = z
     "RabbitMQ: a fanout exchange per cluster, a quorum queue per node, publisher confirms, manual acks",
   );
 
+const pubsubQueue = z
+  .strictObject({
+    type: z.literal("pubsub"),
+    project: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, { error: "expected a Google Cloud project id" }),
+    topic: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9._~%+-]{2,200}$/, { error: "expected a Pub/Sub topic name" })
+      .optional()
+      .describe("The topic; default tandem-<cluster_name>-journal"),
+  })
+  .describe(
+    "Google Cloud Pub/Sub: a topic per cluster, an ordered subscription per node; credentials the client's standard way",
+  );
+
 export const journalSchema = z.strictObject({
   key_file: z
     .string()
     .min(1)
     .describe("The cluster's replication key (`tandem journal keygen`), the same file on every node"),
   queue: z
-    .discriminatedUnion("type", [meshQueue, natsQueue, redisQueue, amqpQueue])
+    .discriminatedUnion("type", [meshQueue, natsQueue, redisQueue, amqpQueue, pubsubQueue])
     .default({ type: "mesh" }),
   handlers: z
     .record(z.string(), z.union([execHandler, webhookHandler]))

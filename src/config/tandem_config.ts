@@ -48,6 +48,7 @@ export type JournalQueueConfig =
       tokenFile: string | null;
       tokenEnv: string | null;
     }
+  | { type: "pubsub"; project: string; topic: string }
   | {
       type: "amqp";
       url: string;
@@ -416,6 +417,8 @@ function resolveQueue(
   problems: FieldProblem[],
 ): JournalQueueConfig {
   if (q.type === "mesh") return q;
+  if (q.type === "pubsub")
+    return { type: "pubsub", project: q.project, topic: q.topic ?? `tandem-${clusterName}-journal` };
   if (
     (q.type === "redis" || q.type === "amqp") &&
     q.password_file !== undefined &&

@@ -2,23 +2,32 @@
 // so a test can stop and start it without touching the machine's shared one; stopped by its pid.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { existsSync } from "node:fs";
 import { createConnection } from "node:net";
 import { freeBasePort } from "./free_ports.ts";
 import { findBinary } from "./tool_gate.ts";
 
 export const natsServerBinary = findBinary("nats-server");
 export const redisServerBinary = findBinary("redis-server");
+/** The Pub/Sub emulator of the Cloud SDK, where `gcloud info` says the SDK is (Debian's package path). */
+export const pubsubEmulatorBinary = (() => {
+  const path = "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator";
+  return existsSync(path) ? path : undefined;
+})();
 
 export class TestServer {
   readonly port: number;
   private readonly binary: string;
   private readonly args: string[];
+  /** How long it may take to listen (a JVM starts slowly). */
+  private readonly readyMs: number;
   private child: ChildProcess | null = null;
 
-  private constructor(binary: string, port: number, args: string[]) {
+  private constructor(binary: string, port: number, args: string[], readyMs: number) {
     this.binary = binary;
     this.port = port;
     this.args = args;
+    this.readyMs = readyMs;
   }
 
   /** NATS with JetStream, storing under `dir`. */
@@ -44,8 +53,20 @@ export class TestServer {
     return TestServer.started(redisServerBinary, port, [...args, "--appendfsync", "always", "--save", ""]);
   }
 
-  private static async started(binary: string, port: number, args: string[]): Promise<TestServer> {
-    const server = new TestServer(binary, port, args);
+  /** The Pub/Sub emulator (in memory: a restart forgets everything). */
+  static async pubsub(): Promise<TestServer> {
+    if (pubsubEmulatorBinary === undefined) throw new Error("the Pub/Sub emulator is not installed");
+    const port = await freeBasePort(1);
+    return TestServer.started(pubsubEmulatorBinary, port, ["--host=127.0.0.1", `--port=${port}`], 60_000);
+  }
+
+  private static async started(
+    binary: string,
+    port: number,
+    args: string[],
+    readyMs = 15_000,
+  ): Promise<TestServer> {
+    const server = new TestServer(binary, port, args, readyMs);
     await server.start();
     return server;
   }
@@ -53,7 +74,7 @@ export class TestServer {
   /** (Again) on the same port and folder: what it held before is there. */
   async start(): Promise<void> {
     this.child = spawn(this.binary, this.args, { stdio: "ignore" });
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + this.readyMs;
     while (!(await accepting(this.port))) {
       if (Date.now() > deadline) throw new Error(`${this.binary} did not listen on ${this.port}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
