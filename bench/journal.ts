@@ -8,25 +8,27 @@
 //   the first request to the last entry applied on both other nodes (cluster-wide, recorded → applied);
 // - latency: 1,000 entries/s cluster-wide (333/s per node, paced every 10 ms) for `paceSeconds`; for each entry
 //   and each other node, the time from before its record request to its webhook call there.
-// Beside NATS, Redis and RabbitMQ, the raw publish rate of this process's own client (JetStream publish,
-// XADD, a confirmed persistent publish to a quorum queue), one
+// Beside NATS, Redis, RabbitMQ and the Pub/Sub emulator (started here), the raw publish rate of this
+// process's own client (JetStream publish, XADD, a confirmed persistent publish to a quorum queue, a
+// publish), one
 // message per entry of an entry's sealed size, 256 at a time awaited together, in the same run (the issue's
 // baseline: a queue should reach half of it). Writes
 // bench/results/journal.json.
 //
-//   node bench/journal.ts [--quick] [--results-dir DIR] [--queues=mesh,nats,redis,amqp]
+//   node bench/journal.ts [--quick] [--results-dir DIR] [--queues=mesh,nats,redis,amqp,pubsub]
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { Agent, createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { PubSub } from "@google-cloud/pubsub";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { connect as amqpConnect } from "amqplib";
 import { createClient } from "redis";
 import { JournalKey } from "../src/journal/index.ts";
 import type { ClusterHarness } from "../test/support/cluster_harness.ts";
-import { accepting } from "../test/support/test_server.ts";
+import { accepting, pubsubEmulatorBinary, TestServer } from "../test/support/test_server.ts";
 import {
   CLUSTER_NODE_IDS,
   createBenchCluster,
@@ -54,11 +56,13 @@ const AMQP_URL = "amqp://guest@127.0.0.1:5672/";
 const AMQP_PASSWORD_ENV = "TANDEM_BENCH_AMQP_PASSWORD";
 /** The exchange the agents of cluster "tandem" use, and its queues with a ".<node>" suffix. */
 const AMQP_PREFIX = "tandem.tandem.journal";
+/** The emulator takes any project id. */
+const PUBSUB_PROJECT = "tandem-bench";
 /** Issue 19: a broker queue reaches at least this share of its own client's raw publish rate. */
 const RAW_SHARE_MIN = 0.5;
 const APPLY_TIMEOUT_MS = 120_000;
 
-type Queue = "mesh" | "nats" | "redis" | "amqp";
+type Queue = "mesh" | "nats" | "redis" | "amqp" | "pubsub";
 
 interface QueueResult {
   queue: Queue;
@@ -74,7 +78,13 @@ interface QueueResult {
 
 const options = parseBenchOptions(process.argv.slice(2).filter((a) => !a.startsWith("--queues")));
 const queuesArg = process.argv.find((a) => a.startsWith("--queues="))?.slice("--queues=".length);
-const queues: Queue[] = (queuesArg?.split(",") as Queue[] | undefined) ?? ["mesh", "nats", "redis", "amqp"];
+const queues: Queue[] = (queuesArg?.split(",") as Queue[] | undefined) ?? [
+  "mesh",
+  "nats",
+  "redis",
+  "amqp",
+  "pubsub",
+];
 const total = options.quick ? 3_000 : 30_000;
 const paceSeconds = options.quick ? 5 : 30;
 const httpAgent = new Agent({ keepAlive: true, maxSockets: IN_FLIGHT_PER_NODE });
@@ -231,6 +241,24 @@ async function rawAmqpPublishRate(messages: number): Promise<number> {
   return messages / seconds;
 }
 
+/** The Pub/Sub client publishing `messages` of one entry's sealed size, 256 at a time awaited together. */
+async function rawPubsubPublishRate(messages: number): Promise<number> {
+  const client = new PubSub({ projectId: PUBSUB_PROJECT });
+  const name = `bench-raw-${Date.now().toString(36)}`;
+  const [topic] = await client.createTopic(name);
+  await topic.createSubscription(`${name}-sub`);
+  const payload = randomBytes(DATA_BYTES + 200);
+  const start = performance.now();
+  for (let sent = 0; sent < messages; sent += 256) {
+    const batch = Math.min(256, messages - sent);
+    await Promise.all(Array.from({ length: batch }, () => topic.publishMessage({ data: payload })));
+  }
+  const seconds = (performance.now() - start) / 1000;
+  await topic.delete();
+  await client.close();
+  return messages / seconds;
+}
+
 /** Redis's own client appending `messages` of one entry's sealed size, 256 at a time awaited together. */
 async function rawRedisPublishRate(messages: number): Promise<number> {
   const client = createClient({ url: REDIS_URL });
@@ -278,6 +306,7 @@ async function runQueue(queue: Queue): Promise<QueueResult> {
   writeFileSync(keyFile, (await JournalKey.generate()).fileText, { mode: 0o600 });
   const stream = `BENCH_${Date.now().toString(36)}`;
   const redisKey = `tandem:bench-${Date.now().toString(36)}:journal`;
+  const pubsubTopic = `tandem-bench-${Date.now().toString(36)}-journal`;
   for (const id of CLUSTER_NODE_IDS) {
     harness.editConfig(id, (config) => {
       config.journal = {
@@ -286,6 +315,9 @@ async function runQueue(queue: Queue): Promise<QueueResult> {
         ...(queue === "redis" ? { queue: { type: "redis", url: REDIS_URL, stream: redisKey } } : {}),
         ...(queue === "amqp"
           ? { queue: { type: "amqp", url: AMQP_URL, password_env: AMQP_PASSWORD_ENV } }
+          : {}),
+        ...(queue === "pubsub"
+          ? { queue: { type: "pubsub", project: PUBSUB_PROJECT, topic: pubsubTopic } }
           : {}),
         handlers: { "bench.entry": { webhook: `${hookBase}/${id}` } },
         concurrency: 32,
@@ -408,7 +440,9 @@ async function measureQueue(
           ? await rawRedisPublishRate(total)
           : queue === "amqp"
             ? await rawAmqpPublishRate(total)
-            : null;
+            : queue === "pubsub"
+              ? await rawPubsubPublishRate(total)
+              : null;
     return {
       queue,
       entries: sent.size,
@@ -428,7 +462,18 @@ async function main(): Promise<void> {
   const machine = describeMachine();
   console.log(`machine   ${formatMachine(machine)}`);
   const results: QueueResult[] = [];
+  let emulator: TestServer | null = null;
   for (const queue of queues) {
+    if (queue === "pubsub") {
+      if (pubsubEmulatorBinary === undefined) {
+        console.log("pubsub    no Pub/Sub emulator (the Cloud SDK's): not measured");
+        continue;
+      }
+      // The agents inherit these: the client talks to the emulator, and asks no metadata server.
+      emulator = await TestServer.pubsub();
+      process.env.PUBSUB_EMULATOR_HOST = `127.0.0.1:${emulator.port}`;
+      process.env.METADATA_SERVER_DETECTION = "none";
+    }
     if (queue === "amqp" && !(await accepting(5672))) {
       console.log("amqp      no RabbitMQ on 127.0.0.1:5672: not measured");
       continue;
@@ -446,7 +491,12 @@ async function main(): Promise<void> {
       continue;
     }
     if (queue === "nats") await removeLeftoverBenchStreams();
-    results.push(await runQueue(queue));
+    try {
+      results.push(await runQueue(queue));
+    } finally {
+      await emulator?.stop();
+      emulator = null;
+    }
   }
   console.log("");
   printTable(

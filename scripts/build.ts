@@ -16,9 +16,10 @@ export const BUILD_ENTRY = fileURLToPath(new URL("../dist/tandem.js", import.met
 
 /**
  * Loaded from node_modules at run time: better-sqlite3 is a native addon that finds its .node file
- * relative to itself; bufferutil and utf-8-validate are ws's optional native helpers (absent is fine).
+ * relative to itself; bufferutil and utf-8-validate are ws's optional native helpers (absent is fine);
+ * the Pub/Sub client reads its protocol definitions from files beside its own (through __dirname).
  */
-const external = ["better-sqlite3", "bufferutil", "utf-8-validate"];
+const external = ["better-sqlite3", "bufferutil", "utf-8-validate", "@google-cloud/pubsub"];
 
 /** CommonJS dependencies (ws, pino) call require(); an ES module bundle has none of its own. */
 const requireShim = 'import{createRequire as __cr}from"node:module";const require=__cr(import.meta.url);';
