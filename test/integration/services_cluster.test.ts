@@ -114,6 +114,10 @@ describe("services: three agents", { timeout: 300_000 }, () => {
     );
     const cli = await runTandem(["services", "--api", harness.node("n3").apiUrl]);
     assert.equal(cli.code, 0, cli.stderr);
+    // These agents run no journal: its commands say so, not "no route".
+    const journal = await runTandem(["journal", "status", "--api", harness.node("n3").apiUrl]);
+    assert.equal(journal.code, 1);
+    assert.match(journal.stderr, /this node runs no journal \(its tandem.yml has no journal: section/);
     assert.match(cli.stdout, /^web\s+n2\s+running\s+\S+\s+\d+\.\d+\s+(placed|runs) on n2$/m);
     // At start each agent stops what an earlier run may have left (no status command: it cannot tell),
     // outside any grant ("0.0"); only then does it report to the leader.

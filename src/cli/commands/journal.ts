@@ -4,6 +4,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import type { Command } from "commander";
 import {
   type ApiCommandOptions,
+  ApiResponseError,
   apiBaseUrl,
   apiCredentialsFrom,
   callJson,
@@ -39,7 +40,15 @@ async function guarded(name: string, action: () => Promise<void>): Promise<void>
   try {
     await action();
   } catch (error) {
-    process.stderr.write(`tandem journal ${name}: ${escapeControls((error as Error).message)}\n`);
+    // An agent without a journal has none of its routes.
+    const noJournal =
+      error instanceof ApiResponseError &&
+      error.status === 404 &&
+      /^no route \/api\/v1\/journal/.test(error.message);
+    const message = noJournal
+      ? "this node runs no journal (its tandem.yml has no journal: section; docs/journal.md)"
+      : (error as Error).message;
+    process.stderr.write(`tandem journal ${name}: ${escapeControls(message)}\n`);
     process.exitCode = 1;
   }
 }
