@@ -1,8 +1,8 @@
 // The journal's start (src/agent/journal_capability.ts loads it): the replication key from its file,
-// journal.db in the data directory, the mesh transport on the channel "journal" following the cluster's
-// membership, the applier with this node's handlers, and the /api/v1/journal routes. Its events
-// (refusals, dead letters) go to GET /api/v1/events.
-
+// journal.db in the data directory, the transport journal.queue names (the mesh on the channel "journal",
+// following the cluster's membership; or a broker, its client loaded only then, its secret read from its
+// file or environment variable), the applier with this node's handlers, and the /api/v1/journal routes.
+// Its events (refusals, dead letters) go to GET /api/v1/events.
 import { readFile } from "node:fs/promises";
 import type { Logger } from "pino";
 import { journalRoutes } from "../api/index.ts";
