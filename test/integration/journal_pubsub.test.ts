@@ -5,10 +5,14 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import { pubsubTransport } from "../../src/queue/index.ts";
-import { journalNodeIds as ids, type JournalNodes, startJournalNodes } from "../support/journal_nodes.ts";
+import {
+  appliesEverywhereAndCatchesUp,
+  journalNodeIds as ids,
+  type JournalNodes,
+  startJournalNodes,
+} from "../support/journal_nodes.ts";
 import { pubsubEmulatorBinary, TestServer } from "../support/test_server.ts";
 import { testGate } from "../support/tool_gate.ts";
-import { waitFor } from "../support/wait_for.ts";
 
 const { unsupported, skip } = testGate(
   pubsubEmulatorBinary === undefined
@@ -38,41 +42,6 @@ describe("journal over Pub/Sub (emulator)", { skip, timeout: 240_000 }, () => {
   it("every node applies every other node's entries; a stopped node catches up from its subscription", async (t) => {
     const c = await pubsubNodes(`tandem-test-${Date.now().toString(36)}-journal`);
     t.after(() => c.stop());
-    const recorded: Array<{ id: string; origin: string }> = [];
-    const recordRound = async (nodes: string[], round: number) => {
-      for (let i = 0; i < 5; i++) {
-        for (const id of nodes) {
-          const outcome = await c
-            .node(id)
-            .record({ type: "t", key: `k${i % 2}`, data: { round, i, by: id } });
-          assert.ok(outcome.ok);
-          if (outcome.ok) recorded.push({ id: outcome.entry.id, origin: id });
-        }
-      }
-    };
-    const allApplied = async () => {
-      for (const id of ids) {
-        const expected = recorded
-          .filter((r) => r.origin !== id)
-          .map((r) => r.id)
-          .sort();
-        await waitFor(
-          `${id} applying`,
-          async () => (c.applied(id).join() === expected.join() ? true : undefined),
-          c.dump,
-        );
-      }
-    };
-    await recordRound(ids, 1);
-    await allApplied();
-    await c.node("n3").stop();
-    await recordRound(["n1", "n2"], 2);
-    await waitFor(
-      "shipped while n3 is away",
-      async () => (c.node("n1").status().unshipped === 0 ? true : undefined),
-      c.dump,
-    );
-    await c.restart("n3");
-    await allApplied();
+    await appliesEverywhereAndCatchesUp(c);
   });
 });

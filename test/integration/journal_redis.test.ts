@@ -1,5 +1,5 @@
 // The journal over Redis Streams, against real servers: three journals on the machine's shared Redis with a
-// fresh stream key apply every node's entries on every other; then, on a Redis of the test's own, entries
+// fresh stream key apply every node's entries on every other, and a stopped node catches up; then, on a Redis of the test's own, entries
 // recorded while it is down are kept, and shipped and applied once it is back; and a node stopped with
 // messages read but not yet acknowledged reads them again from its group's pending list.
 import assert from "node:assert/strict";
@@ -10,7 +10,12 @@ import { before, describe, it } from "node:test";
 import { pino } from "pino";
 import { createClient } from "redis";
 import { redisTransport } from "../../src/queue/index.ts";
-import { journalNodeIds as ids, type JournalNodes, startJournalNodes } from "../support/journal_nodes.ts";
+import {
+  appliesEverywhereAndCatchesUp,
+  type JournalNodes,
+  startJournalNodes,
+  survivesQueueOutage,
+} from "../support/journal_nodes.ts";
 import { accepting, redisServerBinary, TestServer } from "../support/test_server.ts";
 import { testGate } from "../support/tool_gate.ts";
 import { waitFor } from "../support/wait_for.ts";
@@ -35,7 +40,7 @@ describe("journal over Redis Streams", { skip, timeout: 180_000 }, () => {
     if (unsupported) assert.fail(unsupported);
   });
 
-  it("on the shared server, a fresh stream: every node applies every other node's entries, once", async (t) => {
+  it("on the shared server, a fresh stream: applied everywhere, once; a stopped node catches up", async (t) => {
     const stream = `tandem:test-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e6)}:journal`;
     const c = await redisNodes(sharedUrl, stream);
     t.after(async () => {
@@ -45,32 +50,7 @@ describe("journal over Redis Streams", { skip, timeout: 180_000 }, () => {
       await client.del(stream);
       await client.close();
     });
-    const recorded: Array<{ id: string; origin: string }> = [];
-    for (let i = 0; i < 10; i++) {
-      for (const id of ids) {
-        const outcome = await c
-          .node(id)
-          .record({ type: "user.create", key: `user:${i % 3}`, data: { i, by: id } });
-        assert.ok(outcome.ok);
-        if (outcome.ok) recorded.push({ id: outcome.entry.id, origin: id });
-      }
-    }
-    for (const id of ids) {
-      const expected = recorded
-        .filter((r) => r.origin !== id)
-        .map((r) => r.id)
-        .sort();
-      await waitFor(
-        `${id} applying`,
-        async () => (c.applied(id).join() === expected.join() ? true : undefined),
-        c.dump,
-      );
-    }
-    await waitFor(
-      "every outbox shipped",
-      async () => (ids.every((id) => c.node(id).status().unshipped === 0) ? true : undefined),
-      c.dump,
-    );
+    await appliesEverywhereAndCatchesUp(c);
   });
 
   it("entries recorded while Redis is down are kept, then shipped and applied when it is back", async (t) => {
@@ -82,23 +62,7 @@ describe("journal over Redis Streams", { skip, timeout: 180_000 }, () => {
       await server.stop();
       rmSync(dir, { recursive: true, force: true });
     });
-    assert.ok((await c.node("n1").record({ type: "t", data: "before" })).ok);
-    await waitFor(
-      "n2 applying the first",
-      async () => (c.applied("n2").length === 1 ? true : undefined),
-      c.dump,
-    );
-    await server.stop();
-    for (let i = 0; i < 5; i++) assert.ok((await c.node("n1").record({ type: "t", key: "k", data: i })).ok);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    assert.equal(c.node("n1").status().unshipped, 5, "kept, not shipped while the queue is down");
-    await server.start();
-    await waitFor(
-      "n2 and n3 applying all six",
-      async () => (c.applied("n2").length === 6 && c.applied("n3").length === 6 ? true : undefined),
-      c.dump,
-    );
-    await waitFor("shipped", async () => (c.node("n1").status().unshipped === 0 ? true : undefined), c.dump);
+    await survivesQueueOutage(c, server);
   });
 
   it("messages read but never acknowledged (the node died first) are read again when it starts", async (t) => {

@@ -9,6 +9,7 @@ import type { JournalConfig, JournalQueueConfig } from "../../src/config/index.t
 import { JournalKey } from "../../src/journal/journal_key.ts";
 import { JournalNode } from "../../src/journal/journal_node.ts";
 import type { JournalTransport } from "../../src/queue/index.ts";
+import { waitFor } from "./wait_for.ts";
 
 export const journalNodeIds = ["n1", "n2", "n3"];
 
@@ -83,4 +84,85 @@ export async function startJournalNodes(
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** An entry recorded in a test, and where. */
+export interface RecordedEntry {
+  id: string;
+  origin: string;
+}
+
+/** Records `perNode` entries on each of `nodes`, on two ordering keys, one node after the other per step. */
+export async function recordOnEach(
+  c: JournalNodes,
+  nodes: readonly string[],
+  perNode: number,
+  round = 1,
+): Promise<RecordedEntry[]> {
+  const recorded: RecordedEntry[] = [];
+  for (let i = 0; i < perNode; i++) {
+    for (const id of nodes) {
+      const outcome = await c.node(id).record({ type: "t", key: `k${i % 2}`, data: { round, i, by: id } });
+      assert.ok(outcome.ok);
+      if (outcome.ok) recorded.push({ id: outcome.entry.id, origin: id });
+    }
+  }
+  return recorded;
+}
+
+/** Until every node applied exactly the entries of `recorded` that other nodes recorded. */
+export async function waitAllApplied(c: JournalNodes, recorded: readonly RecordedEntry[]): Promise<void> {
+  for (const id of journalNodeIds) {
+    const expected = recorded
+      .filter((r) => r.origin !== id)
+      .map((r) => r.id)
+      .sort();
+    await waitFor(
+      `${id} applying`,
+      async () => (c.applied(id).join() === expected.join() ? true : undefined),
+      c.dump,
+    );
+  }
+}
+
+/**
+ * What every queue must do: each node's entries applied on every other; then n3's journal stops, the others
+ * record and ship (the queue holds it for n3), and n3, started again, catches up.
+ */
+export async function appliesEverywhereAndCatchesUp(c: JournalNodes): Promise<void> {
+  const recorded = await recordOnEach(c, journalNodeIds, 5, 1);
+  await waitAllApplied(c, recorded);
+  await c.node("n3").stop();
+  recorded.push(...(await recordOnEach(c, ["n1", "n2"], 5, 2)));
+  await waitFor(
+    "shipped while n3 is away",
+    async () => (c.node("n1").status().unshipped === 0 ? true : undefined),
+    c.dump,
+  );
+  await c.restart("n3");
+  await waitAllApplied(c, recorded);
+}
+
+/** A queue server going down: what is recorded meanwhile stays unshipped, then ships once it is back. */
+export async function survivesQueueOutage(
+  c: JournalNodes,
+  server: { stop(): Promise<void>; start(): Promise<void> },
+): Promise<void> {
+  assert.ok((await c.node("n1").record({ type: "t", data: "before" })).ok);
+  await waitFor(
+    "n2 applying the first",
+    async () => (c.applied("n2").length === 1 ? true : undefined),
+    c.dump,
+  );
+  await server.stop();
+  for (let i = 0; i < 5; i++) assert.ok((await c.node("n1").record({ type: "t", key: "k", data: i })).ok);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.equal(c.node("n1").status().unshipped, 5, "kept, not shipped while the queue is down");
+  await server.start();
+  await waitFor(
+    "n2 and n3 applying all six",
+    async () => (c.applied("n2").length === 6 && c.applied("n3").length === 6 ? true : undefined),
+    c.dump,
+  );
+  await waitFor("shipped", async () => (c.node("n1").status().unshipped === 0 ? true : undefined), c.dump);
 }
