@@ -200,6 +200,7 @@ describe("journal: three agents", { timeout: 300_000 }, () => {
       dump,
     );
     assert.match(status.stdout, /^queue\s+mesh$/m);
+    assert.match(status.stdout, /^recipient\s+age1[0-9a-z]+ /m);
     assert.match(status.stdout, /^peer n2\s+delivered through outbox \d+, ok$/m);
   });
 });

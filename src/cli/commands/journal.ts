@@ -144,6 +144,7 @@ export function registerJournalCommands(program: Command): void {
       const steps = status.steps as { pending: number; dead: number };
       const lines = [
         `queue            ${String(status.queue)}`,
+        `recipient        ${String(status.recipient)} (the replication key's public half: the same on every node)`,
         `steps            ${steps.pending} owed, ${steps.dead} given up`,
         `unshipped        ${String(status.unshipped)}${status.oldestUnshippedAgeMs === null ? "" : ` (oldest ${String(status.oldestUnshippedAgeMs)} ms)`}`,
         `inbox            ${String(status.inbox)} (running ${applier.running}, waiting for an earlier entry ${applier.blocked})`,
