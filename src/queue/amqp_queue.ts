@@ -10,7 +10,7 @@
 import { type ChannelModel, type ConfirmChannel, connect } from "amqplib";
 import type { Logger } from "pino";
 import type { NodeId } from "../core/types.ts";
-import { Backoff, ErrorNote, OutboxPublisher } from "./outbox_publisher.ts";
+import { Backoff, ErrorNote, OutboxPublisher, setUpWithRetry } from "./outbox_publisher.ts";
 import type { JournalTransport, SealedBatch, TransportIo } from "./transport.ts";
 
 export interface AmqpTransportOptions {
@@ -81,21 +81,19 @@ export class AmqpTransport implements JournalTransport {
   }
 
   private async connectLoop(): Promise<void> {
-    while (!this.stopped && this.connection === null) {
-      try {
-        await this.setUp();
-        this.backoff.reset();
-        this.errors.last = null;
-      } catch (error) {
-        this.errors.note("cannot set up the RabbitMQ queues", error);
+    const ready = await setUpWithRetry({
+      what: "cannot set up the RabbitMQ queues",
+      setUp: () => this.setUp(),
+      undo: async () => {
         // Set by setUp() before it failed, if it got that far.
-        const half = this.connection as ChannelModel | null;
-        await half?.close().catch(() => {});
+        await this.connection?.close().catch(() => {});
         this.dropped();
-        await this.backoff.sleep();
-      }
-    }
-    if (this.connection !== null) this.publisher?.wake();
+      },
+      stopped: () => this.stopped,
+      backoff: this.backoff,
+      errors: this.errors,
+    });
+    if (ready) this.publisher?.wake();
   }
 
   private dropped(): void {

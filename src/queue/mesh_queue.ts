@@ -8,6 +8,7 @@
 import type { Logger } from "pino";
 import type { NodeId } from "../core/types.ts";
 import { encodeJsonPayload, type MeshApi, RemoteError } from "../mesh/index.ts";
+import { Backoff, ErrorNote } from "./outbox_publisher.ts";
 import type { JournalTransport, TransportIo } from "./transport.ts";
 
 export const JOURNAL_CHANNEL = "journal";
@@ -15,8 +16,6 @@ export const JOURNAL_CHANNEL = "journal";
 /** Entries per request: one sealed batch (src/journal/journal_wire.ts batchEntriesMax). */
 export const meshBatchMax = 256;
 const requestTimeoutMs = 10_000;
-const backoffMinMs = 200;
-const backoffMaxMs = 5_000;
 const offRecheckMs = 30_000;
 /** 256 entries of up to 1 MiB of data each could exceed a mesh frame; such a batch is refused and retried. */
 const batchBytesMax = 16 * 1024 * 1024;
@@ -35,9 +34,10 @@ interface PeerShipper {
   again: boolean;
   /** Answered "no handler": its agent runs no journal; not counted for shipped. */
   off: boolean;
-  backoffMs: number;
+  backoff: Backoff;
   timer: ReturnType<typeof setTimeout> | null;
-  lastError: string | null;
+  /** Its delivery failures, logged once per reason (with the peer's id). */
+  errors: ErrorNote;
 }
 
 export class MeshTransport implements JournalTransport {
@@ -80,9 +80,9 @@ export class MeshTransport implements JournalTransport {
         sending: false,
         again: false,
         off: false,
-        backoffMs: 0,
+        backoff: new Backoff(),
         timer: null,
-        lastError: null,
+        errors: new ErrorNote(this.options.logger.child({ peer: id })),
       });
     }
     this.reportShipped();
@@ -96,7 +96,7 @@ export class MeshTransport implements JournalTransport {
   status(): Record<string, unknown> {
     const peers: Record<string, unknown> = {};
     for (const peer of this.peers.values()) {
-      peers[peer.id] = { cursor: peer.cursor, runsJournal: !peer.off, lastError: peer.lastError };
+      peers[peer.id] = { cursor: peer.cursor, runsJournal: !peer.off, lastError: peer.errors.last };
     }
     return { peers };
   }
@@ -139,8 +139,8 @@ export class MeshTransport implements JournalTransport {
         if (this.peers.get(peer.id) !== peer) return;
         peer.cursor = batch.lastSeq;
         peer.off = false;
-        peer.backoffMs = 0;
-        peer.lastError = null;
+        peer.backoff.reset();
+        peer.errors.last = null;
         io.setCursor(cursorName(peer.id), peer.cursor);
         this.reportShipped();
       }
@@ -158,21 +158,15 @@ export class MeshTransport implements JournalTransport {
       peer.off = noJournal;
       this.reportShipped();
     }
-    if (reason !== peer.lastError) {
-      this.options.logger.warn(
-        { peer: peer.id, reason },
-        noJournal ? "peer runs no journal" : "journal batch not delivered",
-      );
-    }
-    peer.lastError = reason;
-    peer.backoffMs = noJournal
-      ? offRecheckMs
-      : Math.min(backoffMaxMs, Math.max(backoffMinMs, peer.backoffMs * 2));
+    peer.errors.note(noJournal ? "peer runs no journal" : "journal batch not delivered", error);
     if (this.stopped) return;
-    peer.timer = setTimeout(() => {
-      peer.timer = null;
-      this.wake(peer.id);
-    }, peer.backoffMs);
+    peer.timer = setTimeout(
+      () => {
+        peer.timer = null;
+        this.wake(peer.id);
+      },
+      noJournal ? offRecheckMs : peer.backoff.next(),
+    );
     peer.timer.unref();
   }
 

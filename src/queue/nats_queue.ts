@@ -10,7 +10,7 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/
 import { connect, type NatsConnection, nanos } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { NodeId } from "../core/types.ts";
-import { Backoff, backoffMaxMs, ErrorNote, OutboxPublisher } from "./outbox_publisher.ts";
+import { Backoff, backoffMaxMs, ErrorNote, OutboxPublisher, setUpWithRetry } from "./outbox_publisher.ts";
 import type { JournalTransport, SealedBatch, TransportIo } from "./transport.ts";
 
 export interface NatsTransportOptions {
@@ -84,19 +84,18 @@ export class NatsTransport implements JournalTransport {
 
   /** Connects, sets up the stream and this node's consumer, then publishes and consumes; retried on failure. */
   private async connectLoop(io: TransportIo): Promise<void> {
-    while (!this.stopped && this.js === null) {
-      try {
-        await this.setUp(io);
-        this.backoff.reset();
-        this.errors.last = null;
-      } catch (error) {
+    const ready = await setUpWithRetry({
+      what: "cannot set up the NATS stream",
+      setUp: () => this.setUp(io),
+      undo: async () => {
         await this.nc?.close().catch(() => {});
         this.nc = null;
-        this.errors.note("cannot set up the NATS stream", error);
-        await this.backoff.sleep();
-      }
-    }
-    if (this.js !== null) this.publisher?.wake();
+      },
+      stopped: () => this.stopped,
+      backoff: this.backoff,
+      errors: this.errors,
+    });
+    if (ready) this.publisher?.wake();
   }
 
   private async setUp(io: TransportIo): Promise<void> {

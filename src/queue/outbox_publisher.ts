@@ -1,7 +1,7 @@
-// Publishing this node's outbox to a broker (NATS, Redis): a sealed batch at a time from a durable cursor,
-// the cursor moved and the batch counted as shipped only once the broker confirmed it, a failure backed off
-// (0.2 s doubling to 5 s) and retried from the same cursor. Shared by the broker transports, which give it
-// how to append one batch.
+// What the transports share: publishing this node's outbox to a broker (a sealed batch at a time from a
+// durable cursor, the cursor moved and the batch counted as shipped only once the broker confirmed it, a
+// failure backed off, 0.2 s doubling to 5 s, and retried from the same cursor; each broker gives how to
+// append one batch), setting a broker up again until it works, the backoff, and the once-per-reason log.
 import type { Logger } from "pino";
 import type { SealedBatch, TransportIo } from "./transport.ts";
 
@@ -43,6 +43,33 @@ export class ErrorNote {
     if (reason !== this.last) this.logger.warn({ reason }, what);
     this.last = reason;
   }
+}
+
+/**
+ * Runs `setUp` until it succeeds, or until `stopped()`: each failure noted, `undo` run (letting go of what
+ * the failed attempt opened), then a backoff. True once set up.
+ */
+export async function setUpWithRetry(options: {
+  what: string;
+  setUp: () => Promise<void>;
+  undo?: () => Promise<void> | void;
+  stopped: () => boolean;
+  backoff: Backoff;
+  errors: ErrorNote;
+}): Promise<boolean> {
+  while (!options.stopped()) {
+    try {
+      await options.setUp();
+      options.backoff.reset();
+      options.errors.last = null;
+      return true;
+    } catch (error) {
+      options.errors.note(options.what, error);
+      await options.undo?.();
+      await options.backoff.sleep();
+    }
+  }
+  return false;
 }
 
 export class OutboxPublisher {

@@ -10,7 +10,7 @@
 import { PubSub, type Subscription, type Topic } from "@google-cloud/pubsub";
 import type { Logger } from "pino";
 import type { NodeId } from "../core/types.ts";
-import { Backoff, ErrorNote, OutboxPublisher } from "./outbox_publisher.ts";
+import { Backoff, ErrorNote, OutboxPublisher, setUpWithRetry } from "./outbox_publisher.ts";
 import type { JournalTransport, SealedBatch, TransportIo } from "./transport.ts";
 
 export interface PubsubTransportOptions {
@@ -82,17 +82,14 @@ export class PubsubTransport implements JournalTransport {
   }
 
   private async connectLoop(io: TransportIo): Promise<void> {
-    while (!this.stopped && this.topic === null) {
-      try {
-        await this.setUp(io);
-        this.backoff.reset();
-        this.errors.last = null;
-      } catch (error) {
-        this.errors.note("cannot set up the Pub/Sub topic", error);
-        await this.backoff.sleep();
-      }
-    }
-    if (this.topic !== null) this.publisher?.wake();
+    const ready = await setUpWithRetry({
+      what: "cannot set up the Pub/Sub topic",
+      setUp: () => this.setUp(io),
+      stopped: () => this.stopped,
+      backoff: this.backoff,
+      errors: this.errors,
+    });
+    if (ready) this.publisher?.wake();
   }
 
   private async setUp(io: TransportIo): Promise<void> {

@@ -9,7 +9,7 @@
 import type { Logger } from "pino";
 import { createClient, type RedisClientType } from "redis";
 import type { NodeId } from "../core/types.ts";
-import { Backoff, backoffMaxMs, ErrorNote, OutboxPublisher } from "./outbox_publisher.ts";
+import { Backoff, backoffMaxMs, ErrorNote, OutboxPublisher, setUpWithRetry } from "./outbox_publisher.ts";
 import type { JournalTransport, SealedBatch, TransportIo } from "./transport.ts";
 
 export interface RedisTransportOptions {
@@ -87,21 +87,19 @@ export class RedisTransport implements JournalTransport {
   }
 
   private async connectLoop(io: TransportIo): Promise<void> {
-    while (!this.stopped && !this.ready) {
-      try {
-        await this.setUp();
-        this.ready = true;
-        this.errors.last = null;
-        this.backoff.reset();
-      } catch (error) {
-        this.errors.note("cannot set up the Redis stream", error);
+    this.ready = await setUpWithRetry({
+      what: "cannot set up the Redis stream",
+      setUp: () => this.setUp(),
+      undo: () => {
         this.client?.destroy();
         this.reader?.destroy();
         this.client = null;
         this.reader = null;
-        await this.backoff.sleep();
-      }
-    }
+      },
+      stopped: () => this.stopped,
+      backoff: this.backoff,
+      errors: this.errors,
+    });
     if (this.ready) {
       this.reading = this.readLoop(io);
       this.publisher?.wake();
