@@ -1,9 +1,12 @@
 // The `journal:` section of tandem.yml (docs/journal.md): the replication key, the queue entries travel
 // through, and what applies each entry type on this node. Absent: the node runs no journal.
 import { z } from "zod";
+import { entryTypePattern } from "../core/types.ts";
 
-/** An entry type as the journal names it (src/journal/journal_wire.ts entryTypePattern), or "*". */
-export const handlerNamePattern = /^(\*|[a-z0-9][a-z0-9._-]{0,63})$/;
+/** A handler is named by an entry type, or "*" for every type without its own. */
+export function isHandlerName(name: string): boolean {
+  return name === "*" || entryTypePattern.test(name);
+}
 
 const timeoutMs = z
   .int()

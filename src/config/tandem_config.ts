@@ -8,7 +8,7 @@ import type { NodeId } from "../core/types.ts";
 import { type AclRule, defaultAcl } from "./acl.ts";
 import { type HostPort, isLoopbackHost, isWildcardHost, parseHostPort } from "./address.ts";
 import { type DnsDriverConfig, dnsDriverAddress, toDnsDriverConfig } from "./dns_driver_schema.ts";
-import { handlerNamePattern, type JournalFile } from "./journal_schema.ts";
+import { isHandlerName, type JournalFile } from "./journal_schema.ts";
 import type { ConfigFile, LogLevel, NodeRole } from "./schema.ts";
 import { parseDurationMs, type ServiceFile } from "./services_schema.ts";
 import { presetTimings, type Timings, timingsYamlKeys, validateTimings } from "./timings.ts";
@@ -379,7 +379,7 @@ function resolveJournal(
     });
   }
   for (const type of Object.keys(j.handlers)) {
-    if (handlerNamePattern.test(type)) continue;
+    if (isHandlerName(type)) continue;
     problems.push({
       path: ["journal", "handlers", type],
       message: 'expected an entry type (a-z 0-9 . _ -, up to 64) or "*" for every type without its own',

@@ -9,6 +9,9 @@ export const nodeIdPattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 /** The grammar of a service name (config, grants on the mesh, API paths). */
 export const serviceNamePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
+/** The grammar of a journal entry's type (what picks its handler on each node). */
+export const entryTypePattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
 /** An election term. Monotonic per node; the fencing token handed to drivers and writes. */
 export type Term = number;
 

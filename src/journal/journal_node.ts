@@ -6,14 +6,14 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import type { JournalConfig } from "../config/index.ts";
 import { HybridClock } from "../core/hlc.ts";
-import type { NodeId } from "../core/types.ts";
+import { entryTypePattern, type NodeId } from "../core/types.ts";
 import type { JournalTransport, SealedBatch } from "../queue/index.ts";
 import { JournalApplier } from "./applier.ts";
 import { entryHandler } from "./entry_handlers.ts";
 import { GroupCommit } from "./group_commit.ts";
 import { type DeadLetter, JournalDb, type JournalEntry, type RecordInput } from "./journal_db.ts";
 import type { JournalKey } from "./journal_key.ts";
-import { batchEntriesMax, entryTypePattern, orderingKeyMax, sealBatch } from "./journal_wire.ts";
+import { batchEntriesMax, orderingKeyMax, sealBatch } from "./journal_wire.ts";
 import { type PostStep, PostStepRunner } from "./post_steps.ts";
 
 /** The largest `data` of one entry (JSON text); a journal carries actions, not files. */

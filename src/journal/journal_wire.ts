@@ -8,12 +8,10 @@
 //
 //   {"v":1,"origin":"n1","ids":["…","…"]}\n<age ciphertext of the entries as a JSON array>
 import { z } from "zod";
-import { nodeIdPattern } from "../core/types.ts";
+import { entryTypePattern, nodeIdPattern } from "../core/types.ts";
 import type { JournalEntry } from "./journal_db.ts";
 import { type JournalKey, SealedPayloadError } from "./journal_key.ts";
 
-/** An entry type: what its handler is chosen by. */
-export const entryTypePattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const orderingKeyMax = 256;
 export const entryIdPattern = /^[A-Za-z0-9-]{1,64}$/;
 /** Entries in one message at most. */
