@@ -1,0 +1,12 @@
+export {
+  assertBlobKey,
+  assertBlobPrefix,
+  BlobKeyError,
+  BlobNotFoundError,
+  type BlobObject,
+  type BlobStore,
+  type BlobStoreKind,
+  HashingCounter,
+  type PutResult,
+} from "./blob_store.ts";
+export { LocalBlobStore } from "./local_store.ts";
