@@ -1,3 +1,4 @@
+export { AgeDecryptError, ageDecryptStream, ageEncryptStream } from "./age_stream.ts";
 export {
   assertBlobKey,
   assertBlobPrefix,
