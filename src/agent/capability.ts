@@ -5,8 +5,21 @@ import type { Logger } from "pino";
 import type { ApiRoute } from "../api/index.ts";
 import type { Coordination } from "../cluster/index.ts";
 import type { NodeId } from "../core/types.ts";
+import type { PostStep } from "../journal/index.ts";
 import type { MeshApi } from "../mesh/index.ts";
 import type { EventLog, Ticker } from "../shell/index.ts";
+import type { Replicator } from "../store/index.ts";
+
+/** The replicated store as other capabilities use it: read entries, write with acknowledgements. */
+export type ReplicatedStore = Pick<Replicator, "get" | "list" | "write">;
+
+/** What a capability offers those started after it; the agent gathers it into CapabilityBase.provided. */
+export interface Provided {
+  /** The store capability's replicated store. */
+  store?: ReplicatedStore;
+  /** Post-execution steps the journal runs for its shipped entries (the blob capability's offload). */
+  postSteps?: readonly PostStep[];
+}
 
 /** What every capability stands on; the agent owns all of it and outlives every capability. */
 export interface CapabilityBase {
@@ -22,6 +35,8 @@ export interface CapabilityBase {
   ticker: Ticker;
   /** What operators see at GET /api/v1/events: a capability records what it decided and did. */
   events: EventLog;
+  /** What the capabilities started before this one provide (the list's order is the dependency order). */
+  provided: Provided;
 }
 
 export interface RunningCapability {
@@ -32,6 +47,8 @@ export interface RunningCapability {
   status(): unknown;
   /** Unsubscribes from the mesh and the ticker, closes its files. Called once, in reverse start order. */
   stop(): Promise<void>;
+  /** What it offers the capabilities after it. */
+  provides?: Provided;
 }
 
 export interface Capability<Config> {

@@ -1,4 +1,6 @@
 // The agent's composition: the capability interface and the capabilities it plugs in.
+
+export { blobCapability } from "./blob_capability.ts";
 export {
   assertChannelsDisjoint,
   type Capability,

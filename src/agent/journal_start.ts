@@ -3,7 +3,6 @@
 // following the cluster's membership; or a broker, its client loaded only then, its secret read from its
 // file or environment variable), the applier with this node's handlers, and the /api/v1/journal routes.
 // Its events (refusals, dead letters) go to GET /api/v1/events.
-import { readFile } from "node:fs/promises";
 import type { Logger } from "pino";
 import { journalRoutes } from "../api/index.ts";
 import type { JournalConfig } from "../config/index.ts";
@@ -17,6 +16,7 @@ import {
   pubsubTransport,
   redisTransport,
 } from "../queue/index.ts";
+import { readSecret } from "../shell/index.ts";
 import type { CapabilityBase, RunningCapability } from "./capability.ts";
 
 export async function startJournal(config: JournalConfig, base: CapabilityBase): Promise<RunningCapability> {
@@ -31,6 +31,7 @@ export async function startJournal(config: JournalConfig, base: CapabilityBase):
     transport,
     logger,
     onEvent: (fields) => base.events.emit("journal", fields),
+    postSteps: base.provided.postSteps ?? [],
   });
   try {
     node.start();
@@ -74,7 +75,7 @@ async function transportOf(
     });
   }
   if (queue.type === "amqp") {
-    const password = await secretOf(queue.passwordFile, queue.passwordEnv, "password_env");
+    const password = await readSecret(queue.passwordFile, queue.passwordEnv, "journal.queue.password");
     return amqpTransport({
       nodeId: base.nodeId,
       members,
@@ -85,7 +86,7 @@ async function transportOf(
     });
   }
   if (queue.type === "redis") {
-    const password = await secretOf(queue.passwordFile, queue.passwordEnv, "password_env");
+    const password = await readSecret(queue.passwordFile, queue.passwordEnv, "journal.queue.password");
     return redisTransport({
       nodeId: base.nodeId,
       url: queue.url,
@@ -94,7 +95,7 @@ async function transportOf(
       logger,
     });
   }
-  const token = await secretOf(queue.tokenFile, queue.tokenEnv, "token_env");
+  const token = await readSecret(queue.tokenFile, queue.tokenEnv, "journal.queue.token");
   return natsTransport({
     nodeId: base.nodeId,
     servers: queue.servers,
@@ -103,17 +104,4 @@ async function transportOf(
     ...(token === undefined ? {} : { token }),
     logger,
   });
-}
-
-/** A queue's secret, from its file (trimmed) or its environment variable; undefined when neither is set. */
-async function secretOf(
-  file: string | null,
-  env: string | null,
-  envKey: string,
-): Promise<string | undefined> {
-  if (file !== null) return (await readFile(file, "utf8")).trim();
-  if (env === null) return undefined;
-  const value = process.env[env];
-  if (value === undefined) throw new Error(`journal.queue.${envKey}: $${env} is not set`);
-  return value;
 }

@@ -99,5 +99,6 @@ async function startStore(
     channels: Replicator.channels,
     status: () => ({ readOnly: config.readOnly, lastSeq: replicator.lastSeq(), sync: replicator.status() }),
     stop: () => stack.unwind(),
+    provides: { store: replicator },
   };
 }

@@ -6,6 +6,13 @@ import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { Transform } from "node:stream";
 
+/**
+ * The buffer size of the streams blobs flow through (reads, encryption, uploads): large enough for few
+ * system calls, small enough that a 1 GiB upload holds little in flight (1 MiB buffers cost a local
+ * upload ~15 % of its speed and 12 MiB more peak memory, bench/blob.ts).
+ */
+export const BLOB_STREAM_BYTES = 256 * 1024;
+
 export type BlobStoreKind = "local" | "s3" | "sftp";
 
 export interface BlobObject {

@@ -8,9 +8,11 @@ import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { fsyncPath } from "../shell/index.ts";
 import {
   assertBlobKey,
   assertBlobPrefix,
+  BLOB_STREAM_BYTES,
   BlobNotFoundError,
   type BlobObject,
   type BlobStore,
@@ -43,7 +45,7 @@ export class LocalBlobStore implements BlobStore {
     const counter = new HashingCounter();
     try {
       // Large writes: fewer system calls than the default 16 KiB.
-      await pipeline(body, counter, createWriteStream(tmp, { highWaterMark: 1 << 20 }));
+      await pipeline(body, counter, createWriteStream(tmp, { highWaterMark: BLOB_STREAM_BYTES }));
       await fsyncPath(tmp);
       await mkdir(dirname(path), { recursive: true });
       await rename(tmp, path);
@@ -61,7 +63,7 @@ export class LocalBlobStore implements BlobStore {
     const handle = await open(path, "r").catch((error: NodeJS.ErrnoException) => {
       throw error.code === "ENOENT" ? new BlobNotFoundError(this.name, key) : error;
     });
-    return handle.createReadStream({ highWaterMark: 1 << 20 });
+    return handle.createReadStream({ highWaterMark: BLOB_STREAM_BYTES });
   }
 
   async stat(key: string): Promise<BlobObject | null> {
@@ -106,15 +108,5 @@ export class LocalBlobStore implements BlobStore {
   private pathOf(key: string): string {
     assertBlobKey(key);
     return join(this.root, ...key.split("/"));
-  }
-}
-
-/** fsync of a file or a folder (a folder's fsync makes a rename in it durable). */
-async function fsyncPath(path: string): Promise<void> {
-  const handle = await open(path, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

@@ -6,6 +6,7 @@ import type { Server } from "node:http";
 import { type Logger, pino } from "pino";
 import {
   assertChannelsDisjoint,
+  blobCapability,
   journalCapability,
   type PluggedCapability,
   plug,
@@ -44,7 +45,7 @@ export interface RunningAgent {
 
 /**
  * The capabilities, in dependency order. Services without any configured start nothing (no idle cost); the
- * journal runs only with a `journal:` section.
+ * blob stores and the journal run only with their sections.
  */
 function capabilitiesOf(config: TandemConfig): PluggedCapability[] {
   return [
@@ -54,6 +55,8 @@ function capabilitiesOf(config: TandemConfig): PluggedCapability[] {
       leaseMs: grantLeaseMsDefault,
       advertiseHost: config.advertise.host,
     }),
+    // Before the journal: it gives the journal its offload step.
+    ...(config.blob === null ? [] : [plug(blobCapability, config.blob)]),
     ...(config.journal === null ? [] : [plug(journalCapability, config.journal)]),
   ];
 }
@@ -132,12 +135,14 @@ async function compose(
     dataDir: config.dataDir,
     ticker,
     events,
+    provided: {},
   };
   const capabilities = new Map<string, RunningCapability>();
   for (const capability of capabilitiesOf(config)) {
     const running = await capability.start(base);
     stack.push(capability.name, () => running.stop());
     capabilities.set(capability.name, running);
+    base.provided = { ...base.provided, ...running.provides };
   }
   assertChannelsDisjoint([...capabilities].map(([name, running]) => ({ name, channels: running.channels })));
 

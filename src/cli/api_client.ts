@@ -222,19 +222,20 @@ export async function requestApi(
 }
 
 /**
- * A streaming GET (server-sent events): the open response once it answers 200, ApiResponseError with the
- * server's message for another status, ApiUnreachableError when no answer came in `timeoutMs`. The
- * stream itself has no time limit.
+ * A streaming GET (server-sent events by default, or a download): the open response once it answers 200,
+ * ApiResponseError with the server's message for another status, ApiUnreachableError when no answer came
+ * in `timeoutMs`. The stream itself has no time limit.
  */
 export async function openApiStream(
   baseUrl: string,
   path: string,
-  options: { timeoutMs: number; credentials: ApiCredentials },
+  options: { timeoutMs: number; credentials: ApiCredentials; accept?: string },
 ): Promise<IncomingMessage> {
   let res: IncomingMessage;
   try {
     res = await new Promise((resolve, reject) => {
-      const req = apiRequest(baseUrl, path, { ...options, headers: { accept: "text/event-stream" } });
+      const accept = options.accept ?? "text/event-stream";
+      const req = apiRequest(baseUrl, path, { ...options, headers: { accept } });
       req.on("error", reject);
       req.on("response", (response: IncomingMessage) => {
         req.setTimeout(0);

@@ -1,6 +1,7 @@
 // The `tandem` program. Each subcommand lives in src/cli/commands/<name>.ts and registers itself here.
 import { Command } from "commander";
 import { registerAgentCommand } from "./commands/agent.ts";
+import { registerBlobCommands } from "./commands/blob.ts";
 import { registerConfigCommand } from "./commands/config.ts";
 import { registerDevCommand } from "./commands/dev.ts";
 import { registerEventsCommand } from "./commands/events.ts";
@@ -39,6 +40,7 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   registerMemberCommands(program);
   registerStoreCommands(program);
   registerJournalCommands(program);
+  registerBlobCommands(program);
   registerSyncCommand(program);
   registerDevCommand(program);
 

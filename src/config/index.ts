@@ -1,6 +1,13 @@
 // Public surface of src/config: load and validate tandem.yml, load key material, timings, JSON Schema.
 export { type AclRule, defaultAcl } from "./acl.ts";
 export { formatHostPort, type HostPort, isLoopbackHost, parseHostPort } from "./address.ts";
+export type {
+  BackupScheduleConfig,
+  BackupTargetConfig,
+  BlobConfig,
+  BlobStoreConfig,
+  SecretSource,
+} from "./blob_schema.ts";
 export { type DnsDriverConfig, dnsDriverAddress } from "./dns_driver_schema.ts";
 export { ConfigError, type ConfigProblem, formatProblem } from "./errors.ts";
 export { configJsonSchema, configJsonSchemaText } from "./json_schema.ts";

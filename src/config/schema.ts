@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { nodeIdPattern } from "../core/types.ts";
 import { hostPortPattern, parseHostPort } from "./address.ts";
+import { blobSchema } from "./blob_schema.ts";
 import { journalSchema } from "./journal_schema.ts";
 import { regexSource } from "./regex_source.ts";
 import { serviceSchema } from "./services_schema.ts";
@@ -147,6 +148,9 @@ export const configFileSchema = z
     journal: journalSchema
       .optional()
       .describe("Record actions on any node and apply them on every other (docs/journal.md); absent: off"),
+    blob: blobSchema
+      .optional()
+      .describe("Encrypted object stores, offload of journal files and backups (docs/blob.md); absent: off"),
     log: z
       .strictObject({
         level: z

@@ -28,7 +28,7 @@ const duration = z
   .union([z.int().min(1), z.string().regex(durationPattern, { error: 'expected e.g. "90s", "15m" or "2h"' })])
   .describe('a duration: "90s", "15m", "2h", or milliseconds');
 
-const timeZone = z.string().superRefine((zone, ctx) => {
+export const timeZone = z.string().superRefine((zone, ctx) => {
   try {
     new Intl.DateTimeFormat("en", { timeZone: zone });
   } catch {
@@ -39,7 +39,7 @@ const timeZone = z.string().superRefine((zone, ctx) => {
   }
 });
 
-const cronPattern = z
+export const cronPattern = z
   .string()
   .min(1)
   .superRefine((pattern, ctx) => {

@@ -7,6 +7,7 @@ import { validateStorePath } from "../core/store_path.ts";
 import type { NodeId } from "../core/types.ts";
 import { type AclRule, defaultAcl } from "./acl.ts";
 import { type HostPort, isLoopbackHost, isWildcardHost, parseHostPort } from "./address.ts";
+import { type BlobConfig, resolveBlob } from "./blob_schema.ts";
 import { type DnsDriverConfig, dnsDriverAddress, toDnsDriverConfig } from "./dns_driver_schema.ts";
 import { isHandlerName, type JournalFile } from "./journal_schema.ts";
 import type { ConfigFile, LogLevel, NodeRole } from "./schema.ts";
@@ -165,6 +166,8 @@ export interface TandemConfig {
   services: ServiceConfig[];
   /** null: this node runs no journal. */
   journal: JournalConfig | null;
+  /** null: no blob stores. */
+  blob: BlobConfig | null;
   log: { level: LogLevel };
 }
 
@@ -207,6 +210,10 @@ export function toTandemConfig(file: ConfigFile, sourcePath: string): Normalised
   const services = resolveServices(file, advertise, baseDir, timings, problems);
   const journal =
     file.journal === undefined ? null : resolveJournal(file.journal, file.cluster_name, baseDir, problems);
+  const blob =
+    file.blob === undefined
+      ? null
+      : resolveBlob(file.blob, baseDir, journal?.keyFile ?? null, securityFiles(security), problems);
   if (problems.length > 0) return { ok: false, problems };
   const peers = file.peers.map((p) => ({
     id: p.id,
@@ -235,9 +242,16 @@ export function toTandemConfig(file: ConfigFile, sourcePath: string): Normalised
       store,
       services,
       journal,
+      blob,
       log: { level: file.log.level },
     },
   };
+}
+
+/** The key material a backup holds when asked: this node's TLS key, certificate and CA, or its PSK file. */
+function securityFiles(security: SecurityConfig): string[] {
+  if (security.mode === "mtls") return [security.keyFile, security.certFile, security.caFile];
+  return security.pskFile === undefined ? [] : [security.pskFile];
 }
 
 function peerProblems(file: ConfigFile, advertise: HostPort): FieldProblem[] {

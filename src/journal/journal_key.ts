@@ -38,26 +38,10 @@ export class JournalKey {
     return { key, fileText };
   }
 
-  /** Reads a key file: comment lines (#) and blank lines, then exactly one X25519 identity. */
+  /** Reads a key file (see readAgeKeyFile). */
   static async load(path: string): Promise<JournalKey> {
-    let text: string;
-    try {
-      text = await readFile(path, "utf8");
-    } catch (error) {
-      throw new JournalKeyError(`cannot read the journal key ${path}: ${(error as Error).message}`);
-    }
-    const lines = text
-      .split(/\r?\n/)
-      .map((line) => line.trim())
-      .filter((line) => line !== "" && !line.startsWith("#"));
-    const identity = lines[0];
-    // The secret itself never goes into a message: only where it was and what was wrong.
-    if (lines.length !== 1 || identity === undefined || !identityPattern.test(identity)) {
-      throw new JournalKeyError(
-        `${path} is not an age X25519 key file (one AGE-SECRET-KEY-1... line; make one with \`tandem journal keygen\`)`,
-      );
-    }
-    return JournalKey.fromIdentity(identity);
+    const { identity, recipient } = await readAgeKeyFile(path);
+    return new JournalKey(identity, recipient);
   }
 
   private static async fromIdentity(identity: string): Promise<JournalKey> {
@@ -77,4 +61,29 @@ export class JournalKey {
       throw new SealedPayloadError(`refused: ${(error as Error).message}`);
     }
   }
+}
+
+/**
+ * Reads an age key file: comment lines (#) and blank lines, then exactly one X25519 identity; gives the
+ * identity and its public half. The blob stores encrypt to the same key.
+ */
+export async function readAgeKeyFile(path: string): Promise<{ identity: string; recipient: string }> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    throw new JournalKeyError(`cannot read the age key file ${path}: ${(error as Error).message}`);
+  }
+  const lines = text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("#"));
+  const identity = lines[0];
+  // The secret itself never goes into a message: only where it was and what was wrong.
+  if (lines.length !== 1 || identity === undefined || !identityPattern.test(identity)) {
+    throw new JournalKeyError(
+      `${path} is not an age X25519 key file (one AGE-SECRET-KEY-1... line; make one with \`tandem journal keygen\`)`,
+    );
+  }
+  return { identity, recipient: await identityToRecipient(identity) };
 }

@@ -3,6 +3,7 @@
 // fsync the folder so the rename itself survives a power loss); a private database file created before
 // SQLite opens it; a folder's entries made durable.
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
 export function writeFileAtomic(path: string, data: string, mode: number): void {
@@ -39,4 +40,14 @@ export function fsyncDirectory(path: string): void {
 export function createPrivateFile(path: string): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   closeSync(openSync(path, "a", 0o600));
+}
+
+/** fsync of a file or a folder, off the event loop (a folder's fsync makes a rename or unlink in it durable). */
+export async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }

@@ -1,6 +1,6 @@
-// A server of the test's own (Debian's nats-server, redis-server), on a free port with its own data folder,
-// so a test can stop and start it without touching the machine's shared one; stopped by its pid.
-import { type ChildProcess, spawn } from "node:child_process";
+// A server of the test's own (Debian's nats-server, redis-server, moto's S3), on a free port with its own
+// data folder, so a test can stop and start it without touching the machine's shared one; stopped by its pid.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { createConnection } from "node:net";
@@ -14,6 +14,22 @@ export const pubsubEmulatorBinary = (() => {
   const path = "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator";
   return existsSync(path) ? path : undefined;
 })();
+
+let motoPython: string | undefined | null = null;
+/**
+ * python3, when it can import moto's server (`pip install 'moto[server]'`); asked on first use only, as
+ * importing moto takes a second and most tests that load this file never need it.
+ */
+export function motoServerPython(): string | undefined {
+  if (motoPython === null) {
+    const python = findBinary("python3");
+    const importable =
+      python !== undefined &&
+      spawnSync(python, ["-c", "import moto.server"], { stdio: "ignore", timeout: 60_000 }).status === 0;
+    motoPython = importable ? python : undefined;
+  }
+  return motoPython;
+}
 
 export class TestServer {
   readonly port: number;
@@ -58,6 +74,15 @@ export class TestServer {
     if (pubsubEmulatorBinary === undefined) throw new Error("the Pub/Sub emulator is not installed");
     const port = await freeBasePort(1);
     return TestServer.started(pubsubEmulatorBinary, port, ["--host=127.0.0.1", `--port=${port}`], 60_000);
+  }
+
+  /** moto's server: S3 (and the rest of AWS, IAM included) in memory, so every start is empty. */
+  static async moto(): Promise<TestServer> {
+    const python = motoServerPython();
+    if (python === undefined) throw new Error("moto's server is not installed for python3");
+    const port = await freeBasePort(1);
+    const args = ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)];
+    return TestServer.started(python, port, args, 30_000);
   }
 
   private static async started(

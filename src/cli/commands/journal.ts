@@ -1,6 +1,7 @@
 // `tandem journal ...` (docs/journal.md): keygen writes the cluster's replication key; record, status, dead,
 // retry and drop talk to the agent's /api/v1/journal. Exit codes: 0 done, 1 refused, failed or unreachable.
 import { readFile, writeFile } from "node:fs/promises";
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import {
   type ApiCommandOptions,
@@ -104,7 +105,11 @@ export function registerJournalCommands(program: Command): void {
       .argument("<type>", "what applies it on the other nodes (journal.handlers), e.g. user.create")
       .option("--data <json>", "the entry's data: JSON, or @FILE to read it from a file (default null)")
       .option("--key <key>", "ordering key: entries with the same key apply in the order recorded here")
-      .option("--file <path>", "attach a file's name (repeatable)", collect),
+      .option(
+        "--file <path>",
+        "attach a file: its absolute path goes with the entry (blob.offload uploads it; repeatable)",
+        collect,
+      ),
     "--cert-key",
   )
     .addHelpText(
@@ -117,7 +122,7 @@ export function registerJournalCommands(program: Command): void {
           type,
           data: await dataOf(options.data),
           ...(options.key === undefined ? {} : { key: options.key }),
-          ...(options.file === undefined ? {} : { files: options.file }),
+          ...(options.file === undefined ? {} : { files: options.file.map((file) => resolve(file)) }),
         };
         const { key: _orderingKey, certKey, ...rest } = options;
         const api: ApiOptions = { ...rest, ...(certKey === undefined ? {} : { key: certKey }) };

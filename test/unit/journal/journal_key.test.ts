@@ -60,7 +60,7 @@ test("journal key: a key file that is not one X25519 identity is refused without
       return true;
     });
   }
-  await assert.rejects(JournalKey.load(join(dir, "missing")), /cannot read the journal key/);
+  await assert.rejects(JournalKey.load(join(dir, "missing")), /cannot read the age key file/);
 });
 
 const age = findBinary("age");

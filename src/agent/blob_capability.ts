@@ -1,0 +1,12 @@
+// Blob stores as a capability (src/agent/blob_start.ts starts it). Loaded only when a node has a `blob:`
+// section: its encryption and its store clients would cost every other agent memory idle.
+import type { BlobConfig } from "../config/index.ts";
+import type { Capability } from "./capability.ts";
+
+export const blobCapability: Capability<BlobConfig> = {
+  name: "blob",
+  async start(config, base) {
+    const { startBlob } = await import("./blob_start.ts");
+    return startBlob(config, base);
+  },
+};

@@ -1,0 +1,52 @@
+// The blob capability's start (src/agent/blob_capability.ts loads it): the age key from its file, the
+// configured stores (each opened on first use), the records in the replicated store, the offload step it
+// gives the journal (started after it), and the /api/v1/blobs routes. Its events (offloads) go to
+// GET /api/v1/events.
+import { blobRoutes } from "../api/index.ts";
+import { BlobNode, BlobRecords, BlobStores, OffloadStep } from "../blob/index.ts";
+import type { BlobConfig } from "../config/index.ts";
+import { readAgeKeyFile } from "../journal/index.ts";
+import type { CapabilityBase, RunningCapability } from "./capability.ts";
+
+export async function startBlob(config: BlobConfig, base: CapabilityBase): Promise<RunningCapability> {
+  const logger = base.logger.child({ component: "blob" });
+  const store = base.provided.store;
+  if (store === undefined)
+    throw new Error("the blob capability needs the replicated store, started before it");
+  const key = await readAgeKeyFile(config.keyFile);
+  const stores = new BlobStores(config.stores);
+  const records = new BlobRecords(store, config.recordsPrefix);
+  const node = new BlobNode({
+    stores,
+    records,
+    identities: [key.identity],
+    offloadStore: config.offload?.store ?? null,
+  });
+  const offload =
+    config.offload === null
+      ? []
+      : [
+          new OffloadStep({
+            stores,
+            store: config.offload.store,
+            records,
+            recipients: [key.recipient, ...config.recipients],
+            dirs: config.offload.dirs,
+            types: config.offload.types,
+            keepLocal: config.offload.keepLocal,
+            // One peer holds the record before the file goes here; alone, this node's disk must do.
+            minAcks: () =>
+              Math.min(1, base.coordination.members().filter((m) => m.id !== base.nodeId).length),
+            logger,
+            onEvent: (fields) => base.events.emit("blob", fields),
+          }),
+        ];
+  logger.info({ stores: stores.names(), offload: config.offload?.store ?? null }, "blob stores ready");
+  return {
+    routes: blobRoutes(node, logger),
+    channels: [],
+    status: () => node.status(),
+    stop: () => node.close(),
+    provides: { postSteps: offload },
+  };
+}

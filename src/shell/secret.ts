@@ -1,0 +1,22 @@
+// A secret (a broker password, an S3 key) from its file or its environment variable, as the config names
+// it: never inline in tandem.yml, and never in a message (errors say where it was looked for, not what).
+import { readFile } from "node:fs/promises";
+
+/** The secret, trimmed from its file or as the variable holds it; undefined when neither is named. */
+export async function readSecret(
+  file: string | null,
+  env: string | null,
+  label: string,
+): Promise<string | undefined> {
+  if (file !== null) {
+    try {
+      return (await readFile(file, "utf8")).trim();
+    } catch (error) {
+      throw new Error(`${label}: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? "error"}`);
+    }
+  }
+  if (env === null) return undefined;
+  const value = process.env[env];
+  if (value === undefined) throw new Error(`${label}: $${env} is not set`);
+  return value;
+}
