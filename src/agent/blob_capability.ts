@@ -3,7 +3,13 @@
 import type { BlobConfig } from "../config/index.ts";
 import type { Capability } from "./capability.ts";
 
-export const blobCapability: Capability<BlobConfig> = {
+export interface BlobCapabilityConfig extends BlobConfig {
+  /** Written into each backup's manifest. */
+  clusterName: string;
+  version: string;
+}
+
+export const blobCapability: Capability<BlobCapabilityConfig> = {
   name: "blob",
   async start(config, base) {
     const { startBlob } = await import("./blob_start.ts");

@@ -2,13 +2,23 @@
 // configured stores (each opened on first use), the records in the replicated store, the offload step it
 // gives the journal (started after it), and the /api/v1/blobs routes. Its events (offloads) go to
 // GET /api/v1/events.
-import { blobRoutes } from "../api/index.ts";
-import { BlobNode, BlobRecords, BlobStores, OffloadStep } from "../blob/index.ts";
-import type { BlobConfig } from "../config/index.ts";
+import { backupRoutes, blobRoutes } from "../api/index.ts";
+import {
+  BackupRunner,
+  BlobNode,
+  BlobRecords,
+  BlobStores,
+  clearBackupLeftovers,
+  OffloadStep,
+} from "../blob/index.ts";
 import { readAgeKeyFile } from "../journal/index.ts";
+import type { BlobCapabilityConfig } from "./blob_capability.ts";
 import type { CapabilityBase, RunningCapability } from "./capability.ts";
 
-export async function startBlob(config: BlobConfig, base: CapabilityBase): Promise<RunningCapability> {
+export async function startBlob(
+  config: BlobCapabilityConfig,
+  base: CapabilityBase,
+): Promise<RunningCapability> {
   const logger = base.logger.child({ component: "blob" });
   const store = base.provided.store;
   if (store === undefined)
@@ -41,12 +51,33 @@ export async function startBlob(config: BlobConfig, base: CapabilityBase): Promi
             onEvent: (fields) => base.events.emit("blob", fields),
           }),
         ];
-  logger.info({ stores: stores.names(), offload: config.offload?.store ?? null }, "blob stores ready");
+  await clearBackupLeftovers(base.dataDir);
+  const backups = new BackupRunner({
+    nodeId: base.nodeId,
+    clusterName: config.clusterName,
+    version: config.version,
+    dataDir: base.dataDir,
+    stores,
+    targets: config.backups.targets,
+    schedules: config.backups.schedules,
+    recipients: [key.recipient, ...config.recipients],
+    keyMaterial: config.keyMaterial,
+    logger,
+    onEvent: (fields) => base.events.emit("backup", fields),
+  });
+  backups.start();
+  logger.info(
+    { stores: stores.names(), offload: config.offload?.store ?? null, backupTargets: backups.targetNames() },
+    "blob stores ready",
+  );
   return {
-    routes: blobRoutes(node, logger),
+    routes: [...blobRoutes(node, logger), ...backupRoutes(backups)],
     channels: [],
-    status: () => node.status(),
-    stop: () => node.close(),
+    status: () => ({ ...node.status(), backupTargets: backups.targetNames() }),
+    async stop() {
+      await backups.stop();
+      await node.close();
+    },
     provides: { postSteps: offload },
   };
 }

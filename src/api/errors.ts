@@ -7,6 +7,7 @@ export const ApiErrorCode = {
   MethodNotAllowed: "method_not_allowed",
   Forbidden: "forbidden",
   ReadOnlyReplica: "read_only_replica",
+  Conflict: "conflict",
   PayloadTooLarge: "payload_too_large",
   UnsupportedMediaType: "unsupported_media_type",
   TooManyRequests: "too_many_requests",
@@ -23,6 +24,7 @@ const statusByCode: Record<ApiErrorCode, number> = {
   forbidden: 403,
   // The request is fine; this node's role refuses it (a read-only replica), so it conflicts with its state.
   read_only_replica: 409,
+  conflict: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   too_many_requests: 429,

@@ -1,4 +1,5 @@
 export { aclDecide, compileAcl } from "./acl.ts";
+export { type BackupView, backupRoutes } from "./backup_routes.ts";
 export { type BlobView, blobRoutes } from "./blob_routes.ts";
 export { ApiErrorCode, sendError, sendJson } from "./errors.ts";
 export { eventsRoute } from "./events_route.ts";

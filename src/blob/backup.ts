@@ -213,7 +213,7 @@ async function upload(request: BackupRequest, work: string, manifest: BackupMani
   const body = new PassThrough({ highWaterMark: BLOB_STREAM_BYTES });
   const [, , put] = await Promise.all([
     packing,
-    pipeline(tar, createGzip({ level: 6 }), await ageEncryptStream(request.recipients), body),
+    pipeline(tar, createGzip({ level: 1 }), await ageEncryptStream(request.recipients), body),
     request.store.put(key, body),
   ]);
   return put;

@@ -11,6 +11,13 @@ export {
   parseBackupKey,
   takeBackup,
 } from "./backup.ts";
+export {
+  type BackupJob,
+  type BackupListing,
+  BackupRequestError,
+  BackupRunner,
+  type BackupRunnerOptions,
+} from "./backup_runner.ts";
 export { BlobNode, type BlobNodeOptions } from "./blob_node.ts";
 export { type BlobRecord, BlobRecords, type RecordStore } from "./blob_records.ts";
 export {

@@ -56,7 +56,9 @@ function capabilitiesOf(config: TandemConfig): PluggedCapability[] {
       advertiseHost: config.advertise.host,
     }),
     // Before the journal: it gives the journal its offload step.
-    ...(config.blob === null ? [] : [plug(blobCapability, config.blob)]),
+    ...(config.blob === null
+      ? []
+      : [plug(blobCapability, { ...config.blob, clusterName: config.clusterName, version: VERSION })]),
     ...(config.journal === null ? [] : [plug(journalCapability, config.journal)]),
   ];
 }

@@ -1,6 +1,7 @@
 // The `tandem` program. Each subcommand lives in src/cli/commands/<name>.ts and registers itself here.
 import { Command } from "commander";
 import { registerAgentCommand } from "./commands/agent.ts";
+import { registerBackupCommands } from "./commands/backup.ts";
 import { registerBlobCommands } from "./commands/blob.ts";
 import { registerConfigCommand } from "./commands/config.ts";
 import { registerDevCommand } from "./commands/dev.ts";
@@ -41,6 +42,7 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   registerStoreCommands(program);
   registerJournalCommands(program);
   registerBlobCommands(program);
+  registerBackupCommands(program);
   registerSyncCommand(program);
   registerDevCommand(program);
 
