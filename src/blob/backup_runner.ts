@@ -63,6 +63,8 @@ export class BackupRunner {
   private readonly options: BackupRunnerOptions;
   private readonly jobs = new Map<string, BackupJob>();
   private running: Promise<void> | null = null;
+  /** Scheduled runs (a backup, then its pruning) in progress: stop() waits for them. */
+  private readonly scheduledRuns = new Set<Promise<void>>();
   private readonly crons: Cron[] = [];
 
   constructor(options: BackupRunnerOptions) {
@@ -76,9 +78,11 @@ export class BackupRunner {
   /** Arms the schedules. */
   start(): void {
     for (const schedule of this.options.schedules) {
-      const cron = new Cron(schedule.cron, { timezone: schedule.timezone, protect: true }, () =>
-        this.scheduled(schedule),
-      );
+      const cron = new Cron(schedule.cron, { timezone: schedule.timezone, protect: true }, () => {
+        const run = this.scheduled(schedule).finally(() => this.scheduledRuns.delete(run));
+        this.scheduledRuns.add(run);
+        return run;
+      });
       this.crons.push(cron);
     }
   }
@@ -86,6 +90,7 @@ export class BackupRunner {
   async stop(): Promise<void> {
     for (const cron of this.crons) cron.stop();
     await this.running?.catch(() => {});
+    await Promise.allSettled([...this.scheduledRuns]);
   }
 
   /** Starts a backup to `targetName` (or the only target); refused while one runs. */
