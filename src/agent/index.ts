@@ -10,5 +10,6 @@ export {
   type RunningCapability,
 } from "./capability.ts";
 export { journalCapability } from "./journal_capability.ts";
+export { provisionCapability } from "./provision_capability.ts";
 export { type ServicesCapabilityConfig, servicesCapability } from "./services_capability.ts";
 export { storeCapability, tombstoneSweepMs } from "./store_capability.ts";

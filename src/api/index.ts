@@ -14,6 +14,7 @@ export {
   type MembersJson,
   memberRoutes,
 } from "./member_routes.ts";
+export { type ProvisionView, provisionRoutes } from "./provision_routes.ts";
 export {
   type ApiDependencies,
   type ApiIdentity,

@@ -10,6 +10,7 @@ import {
   journalCapability,
   type PluggedCapability,
   plug,
+  provisionCapability,
   type RunningCapability,
   servicesCapability,
   storeCapability,
@@ -45,7 +46,7 @@ export interface RunningAgent {
 
 /**
  * The capabilities, in dependency order. Services without any configured start nothing (no idle cost); the
- * blob stores and the journal run only with their sections.
+ * blob stores, the journal and provisioning run only with their sections.
  */
 function capabilitiesOf(config: TandemConfig): PluggedCapability[] {
   return [
@@ -60,6 +61,7 @@ function capabilitiesOf(config: TandemConfig): PluggedCapability[] {
       ? []
       : [plug(blobCapability, { ...config.blob, clusterName: config.clusterName, version: VERSION })]),
     ...(config.journal === null ? [] : [plug(journalCapability, config.journal)]),
+    ...(config.provision === null ? [] : [plug(provisionCapability, config.provision)]),
   ];
 }
 

@@ -9,6 +9,7 @@ import { registerEventsCommand } from "./commands/events.ts";
 import { registerInitCommand } from "./commands/init.ts";
 import { registerJournalCommands } from "./commands/journal.ts";
 import { registerMemberCommands } from "./commands/member.ts";
+import { registerProvisionCommands } from "./commands/provision.ts";
 import { registerServiceControlCommands } from "./commands/service_control.ts";
 import { registerServicesCommand } from "./commands/services.ts";
 import { registerStatusCommand } from "./commands/status.ts";
@@ -43,6 +44,7 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   registerJournalCommands(program);
   registerBlobCommands(program);
   registerBackupCommands(program);
+  registerProvisionCommands(program);
   registerSyncCommand(program);
   registerDevCommand(program);
 

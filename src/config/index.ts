@@ -12,6 +12,7 @@ export { type DnsDriverConfig, dnsDriverAddress } from "./dns_driver_schema.ts";
 export { ConfigError, type ConfigProblem, formatProblem } from "./errors.ts";
 export { configJsonSchema, configJsonSchemaText } from "./json_schema.ts";
 export { configPathDefault, configPathEnv, loadConfig, parseConfigText, resolveConfigPath } from "./load.ts";
+export type { ProvisionConfig, ProvisionServerConfig, ProvisionTargetConfig } from "./provision_schema.ts";
 export { err, ok, type Result } from "./result.ts";
 export { LogLevel, NodeRole, nodeIdPattern } from "./schema.ts";
 export { type LoadedSecurity, loadMeshSecurity, pskBytesMin } from "./security.ts";

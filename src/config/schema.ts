@@ -5,6 +5,7 @@ import { nodeIdPattern } from "../core/types.ts";
 import { hostPortPattern, parseHostPort } from "./address.ts";
 import { blobSchema } from "./blob_schema.ts";
 import { journalSchema } from "./journal_schema.ts";
+import { provisionSchema } from "./provision_schema.ts";
 import { regexSource } from "./regex_source.ts";
 import { serviceSchema } from "./services_schema.ts";
 import { storeDefaults, storeSchema } from "./store_schema.ts";
@@ -151,6 +152,9 @@ export const configFileSchema = z
     blob: blobSchema
       .optional()
       .describe("Encrypted object stores, offload of journal files and backups (docs/blob.md); absent: off"),
+    provision: provisionSchema
+      .optional()
+      .describe("Keep database replicas complete, run by the leader (docs/provision.md); absent: off"),
     log: z
       .strictObject({
         level: z

@@ -24,7 +24,7 @@ export function parseDurationMs(value: string | number): number {
   return Number(match[1]) * unitMs[match[2] as keyof typeof unitMs];
 }
 
-const duration = z
+export const duration = z
   .union([z.int().min(1), z.string().regex(durationPattern, { error: 'expected e.g. "90s", "15m" or "2h"' })])
   .describe('a duration: "90s", "15m", "2h", or milliseconds');
 

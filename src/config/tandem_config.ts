@@ -10,6 +10,7 @@ import { type HostPort, isLoopbackHost, isWildcardHost, parseHostPort } from "./
 import { type BlobConfig, resolveBlob } from "./blob_schema.ts";
 import { type DnsDriverConfig, dnsDriverAddress, toDnsDriverConfig } from "./dns_driver_schema.ts";
 import { isHandlerName, type JournalFile } from "./journal_schema.ts";
+import { type ProvisionConfig, resolveProvision } from "./provision_schema.ts";
 import type { ConfigFile, LogLevel, NodeRole } from "./schema.ts";
 import { parseDurationMs, type ServiceFile } from "./services_schema.ts";
 import { presetTimings, type Timings, timingsYamlKeys, validateTimings } from "./timings.ts";
@@ -168,6 +169,8 @@ export interface TandemConfig {
   journal: JournalConfig | null;
   /** null: no blob stores. */
   blob: BlobConfig | null;
+  /** null: no provisioning. */
+  provision: ProvisionConfig | null;
   log: { level: LogLevel };
 }
 
@@ -214,6 +217,7 @@ export function toTandemConfig(file: ConfigFile, sourcePath: string): Normalised
     file.blob === undefined
       ? null
       : resolveBlob(file.blob, baseDir, journal?.keyFile ?? null, securityFiles(security), problems);
+  const provision = file.provision === undefined ? null : resolveProvision(file.provision, baseDir, problems);
   if (problems.length > 0) return { ok: false, problems };
   const peers = file.peers.map((p) => ({
     id: p.id,
@@ -243,6 +247,7 @@ export function toTandemConfig(file: ConfigFile, sourcePath: string): Normalised
       services,
       journal,
       blob,
+      provision,
       log: { level: file.log.level },
     },
   };

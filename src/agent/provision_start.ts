@@ -1,0 +1,113 @@
+// Provisioning's start (src/agent/provision_capability.ts loads it): an engine and a provisioner per
+// target, passes run by the leader on the agent's ticker and when leadership arrives, each pass's status
+// written to the replicated store (every node serves it), and the /api/v1/provision routes.
+import { provisionRoutes } from "../api/index.ts";
+import type {
+  ProvisionConfig,
+  ProvisionServerConfig,
+  ProvisionTargetConfig,
+  SecretSource,
+} from "../config/index.ts";
+import { PostgresEngine, Provisioner, type TargetStatus } from "../provision/index.ts";
+import { readSecret } from "../shell/index.ts";
+import type { CapabilityBase, RunningCapability } from "./capability.ts";
+
+/** Where in the replicated store each target's last pass is kept. */
+export const PROVISION_STATUS_PREFIX = "tandem/provision";
+
+export async function startProvision(
+  config: ProvisionConfig,
+  base: CapabilityBase,
+): Promise<RunningCapability> {
+  const logger = base.logger.child({ component: "provision" });
+  const store = base.provided.store;
+  if (store === undefined) throw new Error("provisioning needs the replicated store, started before it");
+  const provisioners = new Map<string, Provisioner>();
+  try {
+    for (const target of config.targets) {
+      const targetLogger = logger.child({ target: target.name });
+      provisioners.set(
+        target.name,
+        new Provisioner({
+          nodeId: base.nodeId,
+          target,
+          engine: await engineOf(target, targetLogger),
+          leadership: () => base.coordination.leadership(),
+          followerPassword: () =>
+            secretOf(target.follower.password, `provision.targets.${target.name}.follower.password`),
+          every: (periodMs, onTick) => base.ticker.every(periodMs, onTick),
+          publish: async (status: TargetStatus) => {
+            const value = new TextEncoder().encode(JSON.stringify(status));
+            await store.write([{ path: `${PROVISION_STATUS_PREFIX}/${target.name}`, value }], { minAcks: 0 });
+          },
+          logger: targetLogger,
+          onEvent: (fields) => base.events.emit("provision", fields),
+        }),
+      );
+    }
+  } catch (error) {
+    await Promise.allSettled([...provisioners.values()].map((p) => p.stop()));
+    throw error;
+  }
+  for (const provisioner of provisioners.values()) provisioner.start();
+  const unfollow = base.coordination.on("leader:changed", (view) => {
+    if (view.leaderId === base.nodeId) for (const provisioner of provisioners.values()) provisioner.wake();
+  });
+  logger.info({ targets: [...provisioners.keys()] }, "provisioning ready (passes run on the leader)");
+  const statuses = () =>
+    config.targets.map((target) => {
+      const entry = store.get(`${PROVISION_STATUS_PREFIX}/${target.name}`);
+      if (entry === null || entry.deleted) return { target: target.name, passed: false };
+      return { passed: true, ...(JSON.parse(new TextDecoder().decode(entry.value)) as TargetStatus) };
+    });
+  return {
+    routes: provisionRoutes({
+      statuses,
+      provisioner: (name) => provisioners.get(name),
+      leader: () => base.coordination.leadership().leaderId,
+    }),
+    channels: [],
+    status: () => ({ targets: config.targets.map((t) => t.name) }),
+    async stop() {
+      unfollow();
+      await Promise.allSettled([...provisioners.values()].map((p) => p.stop()));
+    },
+  };
+}
+
+async function engineOf(
+  target: ProvisionTargetConfig,
+  logger: CapabilityBase["logger"],
+): Promise<PostgresEngine> {
+  const server = async (s: ProvisionServerConfig, label: string) => {
+    const password = s.password === null ? undefined : await secretOf(s.password, label);
+    return { url: s.url, ...(password === undefined ? {} : { password }) };
+  };
+  const at = `provision.targets.${target.name}`;
+  return new PostgresEngine({
+    primary: { name: "primary", ...(await server(target.primary, `${at}.primary.password`)) },
+    replicas: await Promise.all(
+      target.replicas.map(async (r) => ({
+        name: r.name,
+        ...(await server(r, `${at}.replicas.${r.name}.password`)),
+      })),
+    ),
+    include: target.include,
+    exclude: target.exclude,
+    follower: {
+      role: target.follower.role,
+      password: await secretOf(target.follower.password, `${at}.follower.password`),
+    },
+    logger,
+  });
+}
+
+async function secretOf(source: SecretSource, label: string): Promise<string> {
+  const value = await readSecret(
+    "file" in source ? source.file : null,
+    "env" in source ? source.env : null,
+    label,
+  );
+  if (value === undefined) throw new Error(`${label}: not set`);
+  return value;
+}

@@ -1,0 +1,111 @@
+// Provisioning across real agents (processes, CLI, config files) and throwaway PostgreSQL clusters: the
+// leader's passes make a database created on the primary appear on the replica with its rows; every node
+// shows the same status; the leader is killed with kill -9 and the next leader's passes carry on (a
+// database created meanwhile arrives too), leaving one subscription and one slot per database.
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { runTandem } from "../support/cli_run.ts";
+import { ClusterHarness } from "../support/cluster_harness.ts";
+import { describeRun } from "../support/membership_cluster.ts";
+import { PgCluster, pgClusterUnsupported } from "../support/pg_cluster.ts";
+import { testGate } from "../support/tool_gate.ts";
+import { waitFor } from "../support/wait_for.ts";
+
+const { unsupported, skip } = testGate(pgClusterUnsupported);
+const ids = ["n1", "n2", "n3"];
+
+describe("provisioning: three agents, a primary and a replica", { skip, timeout: 300_000 }, () => {
+  let harness: ClusterHarness | undefined;
+  let primary: PgCluster | undefined;
+  let replica: PgCluster | undefined;
+  after(async () => {
+    await harness?.dispose();
+    await primary?.dispose();
+    await replica?.dispose();
+  });
+
+  it("databases reach the replica through kill -9 of the leader, once each", async () => {
+    if (unsupported) assert.fail(unsupported);
+    primary = await PgCluster.create({ name: "primary" });
+    replica = await PgCluster.create({ name: "replica" });
+    harness = await ClusterHarness.create({ nodes: 3 });
+    const h = harness;
+    const p = primary;
+    const r = replica;
+    const followerFile = join(h.dir, "follower.pass");
+    writeFileSync(followerFile, "follower-Secret-1\n", { mode: 0o600 });
+    for (const id of ids) {
+      h.editConfig(id, (config) => {
+        config.provision = {
+          targets: {
+            main: {
+              primary: { url: p.url("postgres") },
+              replicas: [{ name: "r1", url: r.url("postgres") }],
+              interval: "1s",
+              follower: { password_file: followerFile },
+            },
+          },
+        };
+      });
+    }
+    h.startAll();
+    const first = await h.waitForAgreedLeader(ids);
+    const dump = () => `${h.dumpLogs()}\n--- primary\n${p.logTail(10)}\n--- replica\n${r.logTail(10)}`;
+    const rows = async (database: string) =>
+      r.query<{ n: number }>(database, "SELECT count(*)::int AS n FROM orders").then(
+        (result) => result[0]?.n ?? 0,
+        () => 0,
+      );
+
+    await p.query("postgres", "CREATE DATABASE shop");
+    await p.query("shop", "CREATE TABLE orders (id int PRIMARY KEY, total numeric)");
+    await p.query("shop", "INSERT INTO orders SELECT g, g * 1.5 FROM generate_series(1, 1000) g");
+    await waitFor(
+      "shop's 1,000 rows on the replica",
+      async () => ((await rows("shop")) === 1000 ? true : undefined),
+      dump,
+    );
+
+    // Every node serves the leader's last pass.
+    const follower = ids.find((id) => id !== first.leaderId) as string;
+    const status = await waitFor(
+      "shop streaming in the status a follower serves",
+      async () => {
+        const run = await runTandem(["provision", "status", "--api", h.node(follower).apiUrl]);
+        return /r1\s+shop\s+streaming/.test(run.stdout) ? run : undefined;
+      },
+      dump,
+    );
+    assert.match(status.stdout, new RegExp(`by ${first.leaderId} \\(term ${first.term}\\)`));
+    const prune = await runTandem(["provision", "prune", "main", "--yes", "--api", h.node(follower).apiUrl]);
+    assert.equal(prune.code, 1, "prune runs on the leader only");
+    assert.match(prune.stderr, new RegExp(`the leader is ${first.leaderId}`), describeRun(prune));
+
+    // The leader dies; a database created meanwhile arrives through the next leader's passes.
+    await h.kill(first.leaderId);
+    await p.query("postgres", "CREATE DATABASE billing");
+    await p.query("billing", "CREATE TABLE orders (id int PRIMARY KEY, total numeric)");
+    await p.query("billing", "INSERT INTO orders SELECT g, g FROM generate_series(1, 1000) g");
+    await p.query("shop", "INSERT INTO orders SELECT g, g FROM generate_series(1001, 1500) g");
+    const rest = ids.filter((id) => id !== first.leaderId);
+    const second = await h.waitForAgreedLeader(rest);
+    assert.notEqual(second.leaderId, first.leaderId);
+    await waitFor(
+      "billing's rows and shop's new ones on the replica",
+      async () => ((await rows("billing")) === 1000 && (await rows("shop")) === 1500 ? true : undefined),
+      dump,
+    );
+    const subscriptions = await r.query<{ n: number }>(
+      "postgres",
+      "SELECT count(*)::int AS n FROM pg_subscription",
+    );
+    const slots = await p.query<{ n: number }>(
+      "postgres",
+      "SELECT count(*)::int AS n FROM pg_replication_slots",
+    );
+    assert.equal(subscriptions[0]?.n, 2, "one subscription per database");
+    assert.equal(slots[0]?.n, 2, "one slot per database");
+  });
+});
