@@ -12,8 +12,9 @@ import { PostgresEngine, Provisioner, type TargetStatus } from "../provision/ind
 import { readSecret } from "../shell/index.ts";
 import type { CapabilityBase, RunningCapability } from "./capability.ts";
 
-/** Where in the replicated store each target's last pass is kept. */
+/** Where in the replicated store each target's last pass is kept, and its released databases. */
 export const PROVISION_STATUS_PREFIX = "tandem/provision";
+export const PROVISION_RELEASED_PREFIX = "tandem/provision-released";
 
 export async function startProvision(
   config: ProvisionConfig,
@@ -33,6 +34,25 @@ export async function startProvision(
           target,
           engine: await engineOf(target, targetLogger),
           leadership: () => base.coordination.leadership(),
+          released: {
+            has: (database) => {
+              const entry = store.get(`${PROVISION_RELEASED_PREFIX}/${target.name}/${database}`);
+              return entry !== null && !entry.deleted;
+            },
+            add: async (database) => {
+              const path = `${PROVISION_RELEASED_PREFIX}/${target.name}/${database}`;
+              // Every member that is up holds it before a slot goes, so whichever of them leads next skips
+              // the database; one that is down learns it from its peers when it returns (leading before
+              // that, it would subscribe again: release again, and drop the database on the primary soon).
+              const live = base.coordination
+                .memberLiveness()
+                .filter((m) => m.id !== base.nodeId && m.unreachableMs === 0).length;
+              const value = new TextEncoder().encode(new Date().toISOString());
+              const outcome = await store.write([{ path, value }], { minAcks: live });
+              if (!outcome.acked)
+                throw new Error("the members that are up did not all acknowledge the release: retry");
+            },
+          },
           followerPassword: () =>
             secretOf(target.follower.password, `provision.targets.${target.name}.follower.password`),
           every: (periodMs, onTick) => base.ticker.every(periodMs, onTick),

@@ -58,6 +58,11 @@ export interface ProvisionEngine {
   ensureReplicated(database: DatabaseInfo, replica: string, fence: Fence): Promise<ReplicaDatabaseStatus>;
   /** The state, lag and drift of `database` on `replica`, read only. */
   status(database: string, replica: string): Promise<ReplicaDatabaseStatus>;
+  /**
+   * Stops replicating `database` to `replica` (its subscription and the slot on the primary dropped),
+   * keeping the copy: the primary refuses to drop a database while a slot holds it.
+   */
+  release(database: string, replica: string, fence: Fence): Promise<void>;
   /** Drops an orphan on a replica: its subscription, then the database. */
   dropOrphan(database: string, replica: string, fence: Fence): Promise<void>;
   /**

@@ -184,6 +184,18 @@ export class PostgresEngine implements ProvisionEngine {
     logger.info("orphan database dropped on the replica");
   }
 
+  async release(database: string, replicaName: string, fence: Fence): Promise<void> {
+    const replica = this.replicaNamed(replicaName);
+    const logger = this.logger.child({ database, replica: replica.name });
+    const name = subscriptionName(replica.name, database);
+    await dropSubscription(
+      { connections: this.connections, primary: this.primary, replica, database, name, logger },
+      fence,
+    );
+    await this.connections.closeDatabase(this.primary, database);
+    logger.info("replication released: the copy stays on the replica");
+  }
+
   useFollowerPassword(password: string): void {
     this.follower.password = password;
   }

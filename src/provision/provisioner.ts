@@ -37,6 +37,8 @@ export interface ProvisionerOptions {
   every: (periodMs: number, onTick: () => void) => MonotonicTicker;
   /** The follower's password as configured now (its file may have changed since the start). */
   followerPassword: () => Promise<string>;
+  /** Databases released (tandem provision release): passes leave them alone. Kept in the replicated store. */
+  released: { has(database: string): boolean; add(database: string): Promise<void> };
   /** Records the pass's status where every node reads it (the replicated store). */
   publish: (status: TargetStatus) => Promise<void>;
   logger: Logger;
@@ -114,6 +116,20 @@ export class Provisioner {
     return dropped;
   }
 
+  /**
+   * Stops replicating `database` (tandem provision release), so that the primary can drop it: marked
+   * released for every later pass first, then its subscriptions and slots dropped; the leader only.
+   */
+  async release(database: string): Promise<void> {
+    const fence = this.leaderFence();
+    await this.options.released.add(database);
+    for (const replica of this.options.target.replicas) {
+      await this.options.engine.release(database, replica.name, fence);
+    }
+    this.options.logger.info({ database }, "database released: no longer replicated");
+    this.options.onEvent?.({ event: "released", target: this.options.target.name, database });
+  }
+
   /** Sets the follower's (new) password on the primary and every subscription; the leader only. */
   async rotatePassword(): Promise<void> {
     const fence = this.leaderFence();
@@ -154,7 +170,7 @@ export class Provisioner {
       engine.useFollowerPassword(await this.options.followerPassword());
       status.preconditions = await engine.check();
       fence();
-      const databases = await engine.databases();
+      const databases = (await engine.databases()).filter((d) => !this.options.released.has(d.name));
       for (const database of databases) {
         for (const replica of target.replicas)
           status.databases.push(await this.ensure(database, replica.name, fence));

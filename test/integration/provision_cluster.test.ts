@@ -107,5 +107,28 @@ describe("provisioning: three agents, a primary and a replica", { skip, timeout:
     );
     assert.equal(subscriptions[0]?.n, 2, "one subscription per database");
     assert.equal(slots[0]?.n, 2, "one slot per database");
+
+    // Retiring a database: released (the primary may then drop it), orphaned, pruned on the replica.
+    const api = h.node(second.leaderId).apiUrl;
+    const release = await runTandem(["provision", "release", "main", "billing", "--api", api], {}, 60_000);
+    assert.equal(release.code, 0, describeRun(release));
+    await p.query("postgres", "DROP DATABASE billing");
+    await waitFor(
+      "billing reported orphaned",
+      async () => {
+        const run = await runTandem(["provision", "status", "--api", api]);
+        return /r1\s+billing\s+orphaned/.test(run.stdout) ? true : undefined;
+      },
+      dump,
+    );
+    const pruned = await runTandem(["provision", "prune", "main", "--yes", "--api", api], {}, 60_000);
+    assert.equal(pruned.code, 0, describeRun(pruned));
+    assert.match(pruned.stdout, /dropped billing on r1/);
+    const left = await r.query<{ datname: string }>(
+      "postgres",
+      "SELECT datname FROM pg_database WHERE datname = 'billing'",
+    );
+    assert.deepEqual(left, []);
+    assert.equal(await rows("shop"), 1500, "shop untouched");
   });
 });

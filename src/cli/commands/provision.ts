@@ -126,6 +126,25 @@ export function registerProvisionCommands(program: Command): void {
 
   withApiOptions(
     provision
+      .command("release")
+      .description("stop replicating a database (its subscriptions and slots dropped; the copies stay)")
+      .argument("<target>", "a target of provision.targets")
+      .argument("<database>", "the database"),
+  )
+    .addHelpText(
+      "after",
+      "\nThe primary refuses to drop a database while a replication slot holds it: release it first, then\n" +
+        "DROP DATABASE on the primary; the copies on the replicas are then orphans (tandem provision prune).",
+    )
+    .action((target: string, database: string, options: ApiCommandOptions) =>
+      guarded("release", async () => {
+        await call(options, `/api/v1/provision/${target}/release`, "POST", { database });
+        process.stdout.write(`${database} is no longer replicated; the primary may drop it now\n`);
+      }),
+    );
+
+  withApiOptions(
+    provision
       .command("rotate-password")
       .description(
         "apply the follower role's new password (from its password_file or password_env) everywhere",
