@@ -4,17 +4,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Command } from "commander";
 import { loadConfig } from "../../config/index.ts";
-import {
-  type ApiCommandOptions,
-  ApiResponseError,
-  apiBaseUrl,
-  apiCredentialsFrom,
-  callJson,
-  withApiOptions,
-} from "../api_client.ts";
+import { type ApiCommandOptions, withApiOptions } from "../api_client.ts";
+import { callApi, capabilityGuard } from "../capability_command.ts";
 import { configPathFrom } from "../config_source.ts";
 import { ProgressBar } from "../progress_bar.ts";
-import { escapeControls } from "../terminal_text.ts";
 
 const answerTimeoutMs = 15_000;
 const pollMs = 250;
@@ -35,21 +28,11 @@ interface Listing {
   backups: Array<{ id: string; node: string; key: string; size: number; createdAt: string }>;
 }
 
-async function guarded(name: string, action: () => Promise<void>): Promise<void> {
-  try {
-    await action();
-  } catch (error) {
-    const noBlob =
-      error instanceof ApiResponseError &&
-      error.status === 404 &&
-      /^no route \/api\/v1\/backups/.test(error.message);
-    const message = noBlob
-      ? "this node has no blob section (blob.backups in tandem.yml; docs/blob.md)"
-      : (error as Error).message;
-    process.stderr.write(`tandem ${name}: ${escapeControls(message)}\n`);
-    process.exitCode = 1;
-  }
-}
+const guarded = capabilityGuard(
+  "",
+  "/api/v1/backups",
+  "this node has no blob section (blob.backups in tandem.yml; docs/blob.md)",
+);
 
 export function registerBackupCommands(program: Command): void {
   withApiOptions(
@@ -69,14 +52,8 @@ export function registerBackupCommands(program: Command): void {
     )
     .action((options: ApiCommandOptions & { target?: string; withKeys?: boolean }) =>
       guarded("backup", async () => {
-        const base = apiBaseUrl({ ...options, configPath: configPathFrom(options.config) });
         const call = (path: string, method = "GET", body?: unknown) =>
-          callJson(base, path, {
-            method,
-            ...(body === undefined ? {} : { body }),
-            timeoutMs: answerTimeoutMs,
-            credentials: apiCredentialsFrom(options),
-          });
+          callApi(options, path, { method, body, timeoutMs: answerTimeoutMs });
         const body = {
           ...(options.target === undefined ? {} : { target: options.target }),
           withKeys: options.withKeys === true,
@@ -105,11 +82,9 @@ export function registerBackupCommands(program: Command): void {
       .option("--target <name>", "a target of blob.backups.targets (default: the only one)"),
   ).action((options: ApiCommandOptions & { target?: string }) =>
     guarded("backups", async () => {
-      const base = apiBaseUrl({ ...options, configPath: configPathFrom(options.config) });
       const query = options.target === undefined ? "" : `?target=${encodeURIComponent(options.target)}`;
-      const listing = (await callJson(base, `/api/v1/backups${query}`, {
+      const listing = (await callApi(options, `/api/v1/backups${query}`, {
         timeoutMs: answerTimeoutMs,
-        credentials: apiCredentialsFrom(options),
       })) as Listing;
       if (options.json) return void process.stdout.write(`${JSON.stringify(listing)}\n`);
       for (const b of listing.backups) {

@@ -10,13 +10,12 @@ import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import {
   type ApiCommandOptions,
-  ApiResponseError,
   apiBaseUrl,
   apiCredentialsFrom,
-  callJson,
   openApiStream,
   withApiOptions,
 } from "../api_client.ts";
+import { callApi, capabilityGuard } from "../capability_command.ts";
 import { configPathFrom } from "../config_source.ts";
 import { escapeControls } from "../terminal_text.ts";
 
@@ -35,21 +34,11 @@ interface BlobListing {
   }>;
 }
 
-async function guarded(name: string, action: () => Promise<void>): Promise<void> {
-  try {
-    await action();
-  } catch (error) {
-    const noBlob =
-      error instanceof ApiResponseError &&
-      error.status === 404 &&
-      /^no route \/api\/v1\/blobs/.test(error.message);
-    const message = noBlob
-      ? "this node has no blob stores (its tandem.yml has no blob: section; docs/blob.md)"
-      : (error as Error).message;
-    process.stderr.write(`tandem blob ${name}: ${escapeControls(message)}\n`);
-    process.exitCode = 1;
-  }
-}
+const guarded = capabilityGuard(
+  "blob ",
+  "/api/v1/blobs",
+  "this node has no blob stores (its tandem.yml has no blob: section; docs/blob.md)",
+);
 
 /** ENTRY or ENTRY/N (N defaults to 0, the entry's first file). */
 function parseTarget(target: string): { entry: string; index: number } {
@@ -67,11 +56,9 @@ export function registerBlobCommands(program: Command): void {
     blob.command("ls").description("where an entry's files went").argument("<entry>", "a journal entry's id"),
   ).action((entry: string, options: ApiCommandOptions & { json?: boolean }) =>
     guarded("ls", async () => {
-      const base = apiBaseUrl({ ...options, configPath: configPathFrom(options.config) });
       const { entry: id } = parseTarget(entry);
-      const listing = (await callJson(base, `/api/v1/blobs/${id}`, {
+      const listing = (await callApi(options, `/api/v1/blobs/${id}`, {
         timeoutMs: answerTimeoutMs,
-        credentials: apiCredentialsFrom(options),
       })) as BlobListing;
       if (options.json) {
         process.stdout.write(`${JSON.stringify(listing)}\n`);

@@ -3,15 +3,8 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import {
-  type ApiCommandOptions,
-  ApiResponseError,
-  apiBaseUrl,
-  apiCredentialsFrom,
-  callJson,
-  withApiOptions,
-} from "../api_client.ts";
-import { configPathFrom } from "../config_source.ts";
+import { type ApiCommandOptions, withApiOptions } from "../api_client.ts";
+import { callApi, capabilityGuard } from "../capability_command.ts";
 import { escapeControls } from "../terminal_text.ts";
 
 type ApiOptions = ApiCommandOptions;
@@ -26,33 +19,14 @@ interface RecordOptions extends Omit<ApiOptions, "key"> {
 
 const callTimeoutMs = 15_000;
 
-async function call(options: ApiOptions, path: string, method = "GET", body?: unknown): Promise<unknown> {
-  const base = apiBaseUrl({ ...options, configPath: configPathFrom(options.config) });
-  return callJson(base, path, {
-    method,
-    ...(body === undefined ? {} : { body }),
-    timeoutMs: callTimeoutMs,
-    credentials: apiCredentialsFrom(options),
-  });
-}
+const call = (options: ApiOptions, path: string, method = "GET", body?: unknown) =>
+  callApi(options, path, { method, body, timeoutMs: callTimeoutMs });
 
-/** Runs `action`; an error is printed (control bytes escaped) with exit code 1. */
-async function guarded(name: string, action: () => Promise<void>): Promise<void> {
-  try {
-    await action();
-  } catch (error) {
-    // An agent without a journal has none of its routes.
-    const noJournal =
-      error instanceof ApiResponseError &&
-      error.status === 404 &&
-      /^no route \/api\/v1\/journal/.test(error.message);
-    const message = noJournal
-      ? "this node runs no journal (its tandem.yml has no journal: section; docs/journal.md)"
-      : (error as Error).message;
-    process.stderr.write(`tandem journal ${name}: ${escapeControls(message)}\n`);
-    process.exitCode = 1;
-  }
-}
+const guarded = capabilityGuard(
+  "journal ",
+  "/api/v1/journal",
+  "this node runs no journal (its tandem.yml has no journal: section; docs/journal.md)",
+);
 
 /** --data: inline JSON, or @file for a file holding it; none: null. */
 async function dataOf(text: string | undefined): Promise<unknown> {

@@ -2,15 +2,8 @@
 // orphans, preconditions; the same on every node), `tandem provision prune --yes` (drop the orphans on the
 // replicas) and `tandem provision rotate-password` (apply the follower's new password): docs/provision.md.
 import type { Command } from "commander";
-import {
-  type ApiCommandOptions,
-  ApiResponseError,
-  apiBaseUrl,
-  apiCredentialsFrom,
-  callJson,
-  withApiOptions,
-} from "../api_client.ts";
-import { configPathFrom } from "../config_source.ts";
+import { type ApiCommandOptions, withApiOptions } from "../api_client.ts";
+import { callApi, capabilityGuard } from "../capability_command.ts";
 import { escapeControls } from "../terminal_text.ts";
 
 const answerTimeoutMs = 120_000;
@@ -35,31 +28,14 @@ interface Status {
   orphans?: Array<{ replica: string; database: string }>;
 }
 
-async function guarded(name: string, action: () => Promise<void>): Promise<void> {
-  try {
-    await action();
-  } catch (error) {
-    const none =
-      error instanceof ApiResponseError &&
-      error.status === 404 &&
-      /^no route \/api\/v1\/provision/.test(error.message);
-    const message = none
-      ? "this node has no provision: section (docs/provision.md)"
-      : (error as Error).message;
-    process.stderr.write(`tandem provision ${name}: ${escapeControls(message)}\n`);
-    process.exitCode = 1;
-  }
-}
+const guarded = capabilityGuard(
+  "provision ",
+  "/api/v1/provision",
+  "this node has no provision: section (docs/provision.md)",
+);
 
-function call(options: ApiCommandOptions, path: string, method = "GET", body?: unknown): Promise<unknown> {
-  const base = apiBaseUrl({ ...options, configPath: configPathFrom(options.config) });
-  return callJson(base, path, {
-    method,
-    ...(body === undefined ? {} : { body }),
-    timeoutMs: answerTimeoutMs,
-    credentials: apiCredentialsFrom(options),
-  });
-}
+const call = (options: ApiCommandOptions, path: string, method = "GET", body?: unknown) =>
+  callApi(options, path, { method, body, timeoutMs: answerTimeoutMs });
 
 function printStatus(s: Status): void {
   if (!s.passed) {
