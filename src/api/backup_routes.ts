@@ -54,7 +54,7 @@ export function backupRoutes(view: BackupView): ApiRoute[] {
     }
   };
   const progress = (_req: IncomingMessage, res: ServerResponse, context: RouteContext) => {
-    const job = view.job(decodeURIComponent(context.param));
+    const job = /^[A-Za-z0-9._-]{1,100}$/.test(context.param) ? view.job(context.param) : undefined;
     if (job === undefined)
       return sendError(res, ApiErrorCode.NotFound, `no backup job ${context.param} on this node`);
     sendJson(res, 200, job);

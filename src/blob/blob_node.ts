@@ -37,6 +37,8 @@ export class BlobNode {
     const sealed = await store.get(record.key);
     const stream = sealed.pipe(ageDecryptStream(this.options.identities));
     sealed.on("error", (error) => stream.destroy(error));
+    // A reader that goes away early (a client hanging up) must not leave the store's stream open.
+    stream.on("close", () => sealed.destroy());
     return { record, stream };
   }
 

@@ -45,7 +45,8 @@ export async function restoreBackup(request: RestoreRequest): Promise<BackupMani
   if (stored === null) throw new RestoreError(`no backup ${request.key} in store ${request.store.name}`);
   const partial = `${request.dataDir.replace(/\/+$/, "")}.restoring`;
   await rm(partial, { recursive: true, force: true });
-  await mkdir(join(partial, "keys"), { recursive: true, mode: 0o700 });
+  await mkdir(partial, { recursive: true, mode: 0o700 });
+  await mkdir(join(partial, "keys"), { mode: 0o700 });
   try {
     const manifest = await unpack(request, partial, stored.size);
     await place(partial, manifest);
