@@ -187,7 +187,13 @@ export class Provisioner {
       status.error = (error as Error).message;
     }
     status.passEndedAt = new Date().toISOString();
-    fence();
+    try {
+      fence();
+    } catch (error) {
+      // Deposed while finishing: the next leader's pass publishes.
+      logger.info({ term, reason: (error as Error).message }, "provisioning pass stopped");
+      return;
+    }
     this.noteChanges(status);
     await this.options.publish(status);
   }
