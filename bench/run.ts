@@ -99,6 +99,7 @@ const benches: BenchSpec[] = [
   ownBench("services", 70 * 60_000, 15 * 60_000),
   ownBench("journal", 20 * 60_000, 8 * 60_000),
   ownBench("blob", 45 * 60_000, 15 * 60_000),
+  ownBench("provision", 30 * 60_000, 10 * 60_000),
   {
     name: "mesh_rtt",
     // It has no --quick and always writes bench/results/mesh_rtt.json: a quick run overwrites the full one.

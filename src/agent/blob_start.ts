@@ -78,6 +78,6 @@ export async function startBlob(
       await backups.stop();
       await node.close();
     },
-    provides: { postSteps: offload },
+    provides: { postSteps: offload, backups },
   };
 }

@@ -3,6 +3,7 @@
 // Store is the first; services, journal, blob and backup, provisioning and the dashboard follow.
 import type { Logger } from "pino";
 import type { ApiRoute } from "../api/index.ts";
+import type { DatabaseDumps } from "../blob/index.ts";
 import type { Coordination } from "../cluster/index.ts";
 import type { NodeId } from "../core/types.ts";
 import type { PostStep } from "../journal/index.ts";
@@ -19,6 +20,8 @@ export interface Provided {
   store?: ReplicatedStore;
   /** Post-execution steps the journal runs for its shipped entries (the blob capability's offload). */
   postSteps?: readonly PostStep[];
+  /** The blob capability's backups, which back up databases once provisioning hands them its dumps. */
+  backups?: { useDatabaseDumps(dumps: DatabaseDumps): void };
 }
 
 /** What every capability stands on; the agent owns all of it and outlives every capability. */

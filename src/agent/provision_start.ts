@@ -24,15 +24,18 @@ export async function startProvision(
   const store = base.provided.store;
   if (store === undefined) throw new Error("provisioning needs the replicated store, started before it");
   const provisioners = new Map<string, Provisioner>();
+  const engines: PostgresEngine[] = [];
   try {
     for (const target of config.targets) {
       const targetLogger = logger.child({ target: target.name });
+      const engine = await engineOf(target, targetLogger);
+      engines.push(engine);
       provisioners.set(
         target.name,
         new Provisioner({
           nodeId: base.nodeId,
           target,
-          engine: await engineOf(target, targetLogger),
+          engine,
           leadership: () => base.coordination.leadership(),
           released: {
             has: (database) => {
@@ -70,6 +73,16 @@ export async function startProvision(
     throw error;
   }
   for (const provisioner of provisioners.values()) provisioner.start();
+  // Database backups (blob.backups) dump through the engine of the target that has the database.
+  base.provided.backups?.useDatabaseDumps({
+    databases: async () => (await Promise.all(engines.map((e) => e.databases()))).flat().map((d) => d.name),
+    dump: async (database) => {
+      for (const engine of engines) {
+        if ((await engine.databases()).some((d) => d.name === database)) return engine.dump(database);
+      }
+      throw new Error(`no provisioning target has a database ${database}`);
+    },
+  });
   const unfollow = base.coordination.on("leader:changed", (view) => {
     if (view.leaderId === base.nodeId) for (const provisioner of provisioners.values()) provisioner.wake();
   });

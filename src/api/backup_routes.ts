@@ -1,5 +1,6 @@
 // The backup API (docs/blob.md): POST /api/v1/backups starts a backup of this node to a configured target
-// (`{"target": NAME, "withKeys": bool}`: a name from blob.backups.targets, never a path, which the body
+// or of a database provisioning knows (`{"target": NAME, "withKeys": bool, "database": NAME}`: a target is a
+// name from blob.backups.targets, never a path, which the body
 // cannot even express); GET /api/v1/backups/{id} its progress; GET /api/v1/backups[?target=NAME] what the
 // target holds. Behind the ACL like every route.
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -10,7 +11,12 @@ import type { ApiRoute, RouteContext } from "./router.ts";
 
 /** What the routes use of the blob capability's backups (src/blob/backup_runner.ts). */
 export interface BackupView {
-  begin(target: string | undefined, withKeys: boolean): { id: string; target: string };
+  begin(
+    target: string | undefined,
+    withKeys: boolean,
+    trigger: "request",
+    database: string | null,
+  ): { id: string; target: string };
   job(id: string): { id: string } | undefined;
   list(target: string | undefined): Promise<unknown[]>;
 }
@@ -21,6 +27,7 @@ const startSchema = z.strictObject({
     .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, { error: "expected a target's name from blob.backups.targets" })
     .optional(),
   withKeys: z.boolean().optional(),
+  database: z.string().min(1).max(63).optional(),
 });
 
 /** A request the runner refuses (no such target, one running) says why; `conflict` answers 409. */
@@ -38,7 +45,12 @@ export function backupRoutes(view: BackupView): ApiRoute[] {
     const body = await jsonBody(req, startSchema, 4096);
     if (refused(res, body)) return;
     try {
-      const job = view.begin(body.value.target, body.value.withKeys ?? false);
+      const job = view.begin(
+        body.value.target,
+        body.value.withKeys ?? false,
+        "request",
+        body.value.database ?? null,
+      );
       sendJson(res, 202, job);
     } catch (error) {
       refusal(res, error);

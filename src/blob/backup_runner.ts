@@ -6,8 +6,10 @@ import { Cron } from "croner";
 import type { Logger } from "pino";
 import type { BackupScheduleConfig, BackupTargetConfig } from "../config/index.ts";
 import { backupsToKeep } from "../core/backup_retention.ts";
+import { globMatches } from "../core/name_pattern.ts";
 import { type BackupProgress, backupId, parseBackupKey, takeBackup } from "./backup.ts";
 import type { BlobStores } from "./blob_stores.ts";
+import { type DatabaseDumps, parseDatabaseBackupKey, takeDatabaseBackup } from "./database_backup.ts";
 
 /** Finished jobs remembered for GET /api/v1/backups/{id}. */
 const JOBS_KEPT = 32;
@@ -15,6 +17,8 @@ const JOBS_KEPT = 32;
 export interface BackupJob {
   id: string;
   target: string;
+  /** A database's backup (provisioning's), or null for this node's state. */
+  database: string | null;
   state: "running" | "done" | "failed";
   phase: BackupProgress["phase"];
   bytesDone: number;
@@ -30,6 +34,8 @@ export interface BackupJob {
 
 export interface BackupListing {
   id: string;
+  kind: "node" | "database";
+  /** The node whose state it holds, or the database. */
   node: string;
   key: string;
   size: number;
@@ -63,6 +69,7 @@ export class BackupRunner {
   private readonly options: BackupRunnerOptions;
   private readonly jobs = new Map<string, BackupJob>();
   private running: Promise<void> | null = null;
+  private dumps: DatabaseDumps | null = null;
   /** Scheduled runs (a backup, then its pruning) in progress: stop() waits for them. */
   private readonly scheduledRuns = new Set<Promise<void>>();
   private readonly crons: Cron[] = [];
@@ -93,18 +100,31 @@ export class BackupRunner {
     await Promise.allSettled([...this.scheduledRuns]);
   }
 
-  /** Starts a backup to `targetName` (or the only target); refused while one runs. */
+  /** Provisioning's dumps, for database backups (it starts after this capability). */
+  useDatabaseDumps(dumps: DatabaseDumps): void {
+    this.dumps = dumps;
+  }
+
+  /**
+   * Starts a backup of this node's state, or of `database`, to `targetName` (or the only target); refused
+   * while one runs.
+   */
   begin(
     targetName: string | undefined,
     withKeys: boolean,
     trigger: BackupJob["trigger"] = "request",
+    database: string | null = null,
   ): BackupJob {
     const target = this.targetOf(targetName);
+    if (database !== null && this.dumps === null) {
+      throw new BackupRequestError("database backups need a provision: section naming the database's server");
+    }
     if (this.running !== null) throw new BackupRequestError("a backup of this node is already running", true);
     const now = new Date();
     const job: BackupJob = {
-      id: backupId(this.options.nodeId, now),
+      id: backupId(database ?? this.options.nodeId, now),
       target: target.name,
+      database,
       state: "running",
       phase: "snapshot",
       bytesDone: 0,
@@ -136,10 +156,23 @@ export class BackupRunner {
     const store = await this.options.stores.get(target.store);
     const found: BackupListing[] = [];
     for await (const object of store.list(`${target.prefix}/`)) {
+      const database = parseDatabaseBackupKey(object.key);
+      if (database !== null) {
+        found.push({
+          id: database.id,
+          kind: "database",
+          node: database.database,
+          key: object.key,
+          size: object.size,
+          createdAt: new Date(database.createdMs).toISOString(),
+        });
+        continue;
+      }
       const parsed = parseBackupKey(object.key);
       if (parsed === null) continue;
       found.push({
         id: parsed.id,
+        kind: "node",
         node: parsed.node,
         key: object.key,
         size: object.size,
@@ -167,26 +200,33 @@ export class BackupRunner {
   }
 
   private async run(job: BackupJob, target: BackupTargetConfig, now: Date): Promise<void> {
-    const fields = { backup: job.id, target: target.name };
+    const fields = {
+      backup: job.id,
+      target: target.name,
+      ...(job.database === null ? {} : { database: job.database }),
+    };
     this.options.logger.info({ ...fields, withKeys: job.withKeys, trigger: job.trigger }, "backup started");
     this.options.onEvent?.({ event: "backup-started", ...fields });
     try {
-      const result = await takeBackup({
-        dataDir: this.options.dataDir,
-        nodeId: this.options.nodeId,
-        clusterName: this.options.clusterName,
-        version: this.options.version,
-        store: await this.options.stores.get(target.store),
-        prefix: target.prefix,
-        recipients: this.options.recipients,
-        keyFiles: job.withKeys ? this.options.keyMaterial : [],
-        now,
-        onProgress: (progress) => {
-          job.phase = progress.phase;
-          job.bytesDone = progress.bytesDone;
-          job.bytesTotal = progress.bytesTotal;
-        },
-      });
+      const result =
+        job.database !== null
+          ? await this.databaseBackup(job, job.database, target, now)
+          : await takeBackup({
+              dataDir: this.options.dataDir,
+              nodeId: this.options.nodeId,
+              clusterName: this.options.clusterName,
+              version: this.options.version,
+              store: await this.options.stores.get(target.store),
+              prefix: target.prefix,
+              recipients: this.options.recipients,
+              keyFiles: job.withKeys ? this.options.keyMaterial : [],
+              now,
+              onProgress: (progress) => {
+                job.phase = progress.phase;
+                job.bytesDone = progress.bytesDone;
+                job.bytesTotal = progress.bytesTotal;
+              },
+            });
       Object.assign(job, {
         state: "done",
         key: result.key,
@@ -206,26 +246,58 @@ export class BackupRunner {
     }
   }
 
-  private async scheduled(schedule: BackupScheduleConfig): Promise<void> {
-    let job: BackupJob;
-    try {
-      job = this.begin(schedule.target, schedule.withKeys, "schedule");
-    } catch (error) {
-      this.options.logger.warn(
-        { target: schedule.target, err: (error as Error).message },
-        "scheduled backup skipped",
-      );
-      return;
-    }
-    await this.running;
-    if (job.state === "done") await this.prune(schedule);
+  /** A database's dump, streamed to the target; its progress in bytes dumped (the total is not known). */
+  private async databaseBackup(job: BackupJob, database: string, target: BackupTargetConfig, now: Date) {
+    const dumps = this.dumps as DatabaseDumps;
+    job.phase = "upload";
+    return takeDatabaseBackup({
+      store: await this.options.stores.get(target.store),
+      prefix: target.prefix,
+      database,
+      dumps,
+      recipients: this.options.recipients,
+      now,
+      onProgress: (bytesDone) => {
+        job.bytesDone = bytesDone;
+        job.bytesTotal = bytesDone;
+      },
+    });
   }
 
-  /** Removes this node's backups in the schedule's target that its retention does not keep. */
-  private async prune(schedule: BackupScheduleConfig): Promise<void> {
+  /** A schedule's run: this node's state, or each database its patterns select, one after the other. */
+  private async scheduled(schedule: BackupScheduleConfig): Promise<void> {
+    const databases =
+      schedule.databases === null
+        ? [null]
+        : ((await this.dumps?.databases().catch(() => [])) ?? []).filter((d) =>
+            (schedule.databases ?? []).some((pattern) => globMatches(pattern, d)),
+          );
+    for (const database of databases) {
+      let job: BackupJob;
+      try {
+        job = this.begin(schedule.target, schedule.withKeys, "schedule", database);
+      } catch (error) {
+        this.options.logger.warn(
+          { target: schedule.target, database, err: (error as Error).message },
+          "scheduled backup skipped",
+        );
+        continue;
+      }
+      await this.running;
+      if (job.state === "done")
+        await this.prune(schedule, database ?? this.options.nodeId, database === null ? "node" : "database");
+    }
+  }
+
+  /** Removes the backups of this node (or of a database) in the schedule's target that retention does not keep. */
+  private async prune(
+    schedule: BackupScheduleConfig,
+    owner: string,
+    kind: BackupListing["kind"],
+  ): Promise<void> {
     try {
       const target = this.targetOf(schedule.target);
-      const ours = (await this.list(schedule.target)).filter((b) => b.node === this.options.nodeId);
+      const ours = (await this.list(schedule.target)).filter((b) => b.kind === kind && b.node === owner);
       const keep = backupsToKeep(
         ours.map((b) => ({ id: b.id, createdMs: Date.parse(b.createdAt) })),
         schedule.keep,

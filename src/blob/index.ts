@@ -33,6 +33,12 @@ export {
   type PutResult,
 } from "./blob_store.ts";
 export { BlobStores } from "./blob_stores.ts";
+export {
+  type DatabaseDumps,
+  databaseBackupKey,
+  parseDatabaseBackupKey,
+  takeDatabaseBackup,
+} from "./database_backup.ts";
 export { LocalBlobStore } from "./local_store.ts";
 export { OFFLOAD_STEP, type OffloadOptions, OffloadStep, offloadKey } from "./offload.ts";
 export {

@@ -94,6 +94,13 @@ const backups = z.strictObject({
         timezone: timeZone.default("UTC").describe("IANA time zone of the cron pattern"),
         keep: keep.default({ last: 7, daily: 7, weekly: 4 }).describe("Which of this node's backups to keep"),
         with_keys: z.boolean().default(false).describe("Include key material (the age key, TLS keys)"),
+        databases: z
+          .array(z.string().min(1))
+          .min(1)
+          .optional()
+          .describe(
+            "Back up these databases of provisioning (patterns with * and ?) instead of the node's state",
+          ),
       }),
     )
     .default([]),
@@ -174,6 +181,8 @@ export interface BackupScheduleConfig {
   timezone: string;
   keep: { last: number; daily: number; weekly: number };
   withKeys: boolean;
+  /** Database patterns: a schedule of provisioning's database backups; null: this node's state. */
+  databases: string[] | null;
 }
 
 export interface BlobConfig {
@@ -262,7 +271,14 @@ function resolveBackups(b: BlobFile, problems: FieldProblem[]): BlobConfig["back
         message: `no target named ${s.target} in blob.backups.targets`,
       });
     }
-    return { target: s.target, cron: s.cron, timezone: s.timezone, keep: s.keep, withKeys: s.with_keys };
+    return {
+      target: s.target,
+      cron: s.cron,
+      timezone: s.timezone,
+      keep: s.keep,
+      withKeys: s.with_keys,
+      databases: s.databases ?? null,
+    };
   });
   return { targets, schedules };
 }

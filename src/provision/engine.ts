@@ -3,6 +3,7 @@
 // follower role), report each one's state and lag, and find what drifted or was orphaned. Every call is
 // idempotent, so a pass cut off at any instant is finished by the next one. PostgreSQL (logical
 // replication) is the engine built now; another engine implements this interface.
+import type { Readable } from "node:stream";
 
 /** A database on the primary, with what a replica's copy must be created with. */
 export interface DatabaseInfo {
@@ -56,6 +57,8 @@ export interface ProvisionEngine {
   orphans(replica: string): Promise<string[]>;
   /** Makes `database` complete on `replica`, step by step, calling `fence` before each step. */
   ensureReplicated(database: DatabaseInfo, replica: string, fence: Fence): Promise<ReplicaDatabaseStatus>;
+  /** A dump of `database` (PostgreSQL: pg_dump's custom format) from a streaming replica, else the primary. */
+  dump(database: string): Promise<{ stream: Readable; server: string }>;
   /** The state, lag and drift of `database` on `replica`, read only. */
   status(database: string, replica: string): Promise<ReplicaDatabaseStatus>;
   /**

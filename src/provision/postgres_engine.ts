@@ -4,10 +4,12 @@
 // the follower's SELECT grants on the primary; the replication slot on the primary, then the subscription on
 // the replica using it (create_slot = false); a refresh when the publication has tables the subscription
 // has not. Slot and subscription share one name per replica and database (postgres_names.ts).
+import type { Readable } from "node:stream";
 import type { Logger } from "pino";
 import type { DatabaseInfo, Fence, Precondition, ProvisionEngine, ReplicaDatabaseStatus } from "./engine.ts";
 import { checkPreconditions } from "./postgres_check.ts";
 import { PostgresConnections } from "./postgres_connections.ts";
+import { dumpStream } from "./postgres_dump.ts";
 import { ensureFollowerRole, type FollowerRole } from "./postgres_follower.ts";
 import {
   connectionParts,
@@ -86,6 +88,16 @@ export class PostgresEngine implements ProvisionEngine {
          FROM pg_database WHERE NOT datistemplate AND datallowconn AND datname <> 'postgres' ORDER BY datname`,
     );
     return rows.filter((row) => selected(row.name, this.include, this.exclude));
+  }
+
+  async dump(database: string): Promise<{ stream: Readable; server: string }> {
+    // A replica whose copy is streaming spares the primary the dump's load; else the primary.
+    for (const replica of this.replicas) {
+      const status = await this.status(database, replica.name).catch(() => null);
+      if (status?.state === "streaming")
+        return { stream: dumpStream(replica, database), server: replica.name };
+    }
+    return { stream: dumpStream(this.primary, database), server: this.primary.name };
   }
 
   async ensureReplicated(

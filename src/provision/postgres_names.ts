@@ -1,7 +1,9 @@
 // Names and quoting for the PostgreSQL engine: identifiers and literals in SQL, libpq keyword strings,
 // connection URLs (a password never printed), include/exclude patterns, and the deterministic names of
 // Tandem's publication, subscriptions and replication slots.
+
 import { createHash } from "node:crypto";
+import { globMatches } from "../core/name_pattern.ts";
 
 /** The publication Tandem creates in each replicated database of the primary. */
 export const publicationName = "tandem";
@@ -36,14 +38,6 @@ export function subscriptionName(replica: string, database: string): string {
     .slice(0, 8);
   const base = `tandem_${clean(replica)}_${clean(database)}`;
   return `${base.slice(0, identifierBytesMax - hash.length - 1)}_${hash}`;
-}
-
-/** `*` any run of characters, `?` one; everything else literal; the whole name must match. */
-export function globMatches(pattern: string, name: string): boolean {
-  const source = pattern.replace(/[.+^${}()|[\]\\*?]/g, (c) =>
-    c === "*" ? ".*" : c === "?" ? "." : `\\${c}`,
-  );
-  return new RegExp(`^${source}$`, "s").test(name);
 }
 
 export function selected(name: string, include: readonly string[], exclude: readonly string[]): boolean {

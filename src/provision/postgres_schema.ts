@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import type { Drift } from "./engine.ts";
 import type { PostgresConnections } from "./postgres_connections.ts";
 import {
+  type ConnectionParts,
   connectionParts,
   describeServer,
   libpqConninfo,
@@ -168,8 +169,17 @@ export async function copySchema(copy: SchemaCopy): Promise<void> {
   await runTool("psql", psqlArgs, copy.replica, copy.database, script);
 }
 
+/** The environment of a client program (pg_dump, psql, pg_restore): the password in PGPASSWORD, never argv. */
+export function clientToolEnv(parts: ConnectionParts): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, PGCONNECT_TIMEOUT: "10", PGAPPNAME: "tandem-provision" };
+  delete env.PGPASSWORD;
+  delete env.PGSERVICE;
+  if (parts.password !== undefined) env.PGPASSWORD = parts.password;
+  return env;
+}
+
 /** Runs a client program against `database` of `target`; its password in PGPASSWORD, never in argv. */
-function runTool(
+export function runTool(
   tool: string,
   args: string[],
   target: ServerTarget,
@@ -182,13 +192,9 @@ function runTool(
     return Promise.reject(new Error(`${tool} is not installed (apt-get install postgresql-client)`));
   }
   const parts = connectionParts(target, database);
-  const env: NodeJS.ProcessEnv = { ...process.env, PGCONNECT_TIMEOUT: "10", PGAPPNAME: "tandem-provision" };
-  delete env.PGPASSWORD;
-  delete env.PGSERVICE;
-  if (parts.password !== undefined) env.PGPASSWORD = parts.password;
   return new Promise((resolve, reject) => {
     const child = spawn(binary, [...args, `--dbname=${libpqConninfo(parts, false)}`], {
-      env,
+      env: clientToolEnv(parts),
       stdio: ["pipe", "pipe", "pipe"],
       timeout: schemaCopyTimeoutMs,
     });

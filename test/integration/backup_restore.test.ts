@@ -99,7 +99,7 @@ describe("backup and restore: three agents", { timeout: 300_000 }, () => {
     assert.match(id, /^n3-\d{8}T\d{6}Z$/);
     assert.match(backup.stderr, new RegExp(`backup ${id} to nightly: backups/n3/${id}\\.tar\\.gz\\.age`));
     const listed = await cli(["backups"]);
-    assert.match(listed.stdout, new RegExp(`^${id} +n3 `, "m"));
+    assert.match(listed.stdout, new RegExp(`^${id} +node +n3 `, "m"));
     assert.deepEqual(readdirSync(join(archive, ".tmp")), [], "no half upload in the archive");
     await writer.ackedAtLeast(backedUp + 20, "after the backup");
 

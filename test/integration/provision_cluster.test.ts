@@ -34,6 +34,8 @@ describe("provisioning: three agents, a primary and a replica", { skip, timeout:
     const h = harness;
     const p = primary;
     const r = replica;
+    const keyFile = join(h.dir, "cluster.key");
+    assert.equal((await runTandem(["journal", "keygen", "--out", keyFile])).code, 0);
     const followerFile = join(h.dir, "follower.pass");
     writeFileSync(followerFile, "follower-Secret-1\n", { mode: 0o600 });
     for (const id of ids) {
@@ -44,9 +46,15 @@ describe("provisioning: three agents, a primary and a replica", { skip, timeout:
               primary: { url: p.url("postgres") },
               replicas: [{ name: "r1", url: r.url("postgres") }],
               interval: "1s",
+              exclude: ["*_copy"],
               follower: { password_file: followerFile },
             },
           },
+        };
+        config.blob = {
+          key_file: keyFile,
+          stores: { archive: { type: "local", path: join(h.dir, "archive") } },
+          backups: { targets: { nightly: { store: "archive" } } },
         };
       });
     }
@@ -79,6 +87,30 @@ describe("provisioning: three agents, a primary and a replica", { skip, timeout:
       dump,
     );
     assert.match(status.stdout, new RegExp(`by ${first.leaderId} \\(term ${first.term}\\)`));
+    // A database's backup, taken through any node (dumped from the streaming replica), restored as a copy.
+    const backup = await runTandem(
+      ["backup", "--database", "shop", "--api", h.node(follower).apiUrl],
+      {},
+      60_000,
+    );
+    assert.equal(backup.code, 0, describeRun(backup));
+    const id = backup.stdout.trim();
+    assert.match(id, /^shop-\d{8}T\d{6}Z$/);
+    const restored = await runTandem(
+      ["restore", id, "--database", "shop_copy", "--config", h.node(follower).configPath],
+      {},
+      60_000,
+    );
+    assert.equal(restored.code, 0, describeRun(restored));
+    const copy = await p.query<{ n: number; total: string }>(
+      "shop_copy",
+      "SELECT count(*)::int AS n, sum(total)::text AS total FROM orders",
+    );
+    const original = await p.query<{ n: number; total: string }>(
+      "shop",
+      "SELECT count(*)::int AS n, sum(total)::text AS total FROM orders",
+    );
+    assert.deepEqual(copy, original);
     const prune = await runTandem(["provision", "prune", "main", "--yes", "--api", h.node(follower).apiUrl]);
     assert.equal(prune.code, 1, "prune runs on the leader only");
     assert.match(prune.stderr, new RegExp(`the leader is ${first.leaderId}`), describeRun(prune));

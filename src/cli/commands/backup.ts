@@ -25,7 +25,7 @@ interface Job {
 }
 
 interface Listing {
-  backups: Array<{ id: string; node: string; key: string; size: number; createdAt: string }>;
+  backups: Array<{ id: string; kind: string; node: string; key: string; size: number; createdAt: string }>;
 }
 
 const guarded = capabilityGuard(
@@ -42,21 +42,23 @@ export function registerBackupCommands(program: Command): void {
         "back up this node's state (store, journal, election state) to a configured target, online",
       )
       .option("--target <name>", "a target of blob.backups.targets (default: the only one)")
-      .option("--with-keys", "include key material: the age key and this node's TLS key and certificates"),
+      .option("--with-keys", "include key material: the age key and this node's TLS key and certificates")
+      .option("--database <name>", "back up this database of provisioning (pg_dump) instead of the node"),
   )
     .addHelpText(
       "after",
       "\nThe agent takes a consistent snapshot of every database while it keeps serving, then packs,\n" +
         "compresses, encrypts (age, to the cluster's key) and uploads it. Prints the backup's id.\n\n" +
-        "Examples:\n  tandem backup\n  tandem backup --target offsite --with-keys",
+        "Examples:\n  tandem backup\n  tandem backup --target offsite --with-keys\n  tandem backup --database shop",
     )
-    .action((options: ApiCommandOptions & { target?: string; withKeys?: boolean }) =>
+    .action((options: ApiCommandOptions & { target?: string; withKeys?: boolean; database?: string }) =>
       guarded("backup", async () => {
         const call = (path: string, method = "GET", body?: unknown) =>
           callApi(options, path, { method, body, timeoutMs: answerTimeoutMs });
         const body = {
           ...(options.target === undefined ? {} : { target: options.target }),
           withKeys: options.withKeys === true,
+          ...(options.database === undefined ? {} : { database: options.database }),
         };
         let job = (await call("/api/v1/backups", "POST", body)) as Job;
         const bar = new ProgressBar(options.json ? false : undefined);
@@ -89,7 +91,7 @@ export function registerBackupCommands(program: Command): void {
       if (options.json) return void process.stdout.write(`${JSON.stringify(listing)}\n`);
       for (const b of listing.backups) {
         process.stdout.write(
-          `${b.id.padEnd(28)} ${b.node.padEnd(10)} ${String(b.size).padStart(12)} bytes  ${b.createdAt}\n`,
+          `${b.id.padEnd(32)} ${b.kind.padEnd(9)} ${b.node.padEnd(16)} ${String(b.size).padStart(12)} bytes  ${b.createdAt}\n`,
         );
       }
     }),
@@ -97,73 +99,136 @@ export function registerBackupCommands(program: Command): void {
 
   program
     .command("restore")
-    .description("rebuild a data directory from a backup (with the agent stopped, or on a new machine)")
-    .argument("<backup>", "a backup's id (tandem backups), e.g. n3-20261207T030000Z")
-    .requiredOption("--data-dir <dir>", "the directory to rebuild: new or empty")
+    .description("rebuild a data directory, or a database, from a backup (no agent needed)")
+    .argument("<backup>", "a backup's id (tandem backups), e.g. n3-20261207T030000Z or shop-20261207T030000Z")
+    .option("--data-dir <dir>", "a node's backup: the directory to rebuild, new or empty")
+    .option("--database <name>", "a database's backup: the new database to restore it into, on the primary")
     .option("--target <name>", "a target of blob.backups.targets (default: the only one)")
+    .option(
+      "--provision-target <name>",
+      "with --database: a target of provision.targets (default: the only one)",
+    )
     .option(
       "--config <file>",
       "tandem.yml: the stores, the targets and the key (default: $TANDEM_CONFIG or ./tandem.yml)",
     )
     .addHelpText(
       "after",
-      "\nThe store comes back with a fresh change-log identity, so peers send it everything newer; the\n" +
-        "election state (term and vote) is not restored: remove the node on a live member and start it\n" +
-        "with --join, as docs/blob.md says. Key material in the backup goes to DIR/keys-from-backup/.\n\n" +
-        "Example:\n  tandem restore n3-20261207T030000Z --data-dir /var/lib/tandem",
+      "\nA node's backup: the store comes back with a fresh change-log identity, so peers send it everything\n" +
+        "newer; the election state (term and vote) is not restored: remove the node on a live member and\n" +
+        "start it with --join, as docs/blob.md says. Key material in the backup goes to DIR/keys-from-backup/.\n" +
+        "A database's backup: pg_restore into a new database on the provisioning target's primary.\n\n" +
+        "Examples:\n  tandem restore n3-20261207T030000Z --data-dir /var/lib/tandem\n" +
+        "  tandem restore shop-20261207T030000Z --database shop_restored",
     )
-    .action((backup: string, options: { dataDir: string; target?: string; config?: string }) =>
-      guarded("restore", async () => {
-        const loaded = loadConfig(configPathFrom(options.config));
-        if (!loaded.ok) throw new Error(loaded.error.format());
-        const blob = loaded.value.blob;
-        if (blob === null)
-          throw new Error("the config has no blob section: it names the stores backups are in");
-        const targets = blob.backups.targets;
-        const target =
-          options.target === undefined
-            ? targets.length === 1
-              ? targets[0]
-              : undefined
-            : targets.find((t) => t.name === options.target);
-        if (target === undefined) {
-          throw new Error(
-            options.target === undefined
-              ? `name a target (--target): ${targets.map((t) => t.name).join(", ") || "none configured"}`
-              : `no backup target ${options.target} in blob.backups.targets`,
-          );
-        }
-        const node = /^(.+)-\d{8}T\d{6}Z$/.exec(backup)?.[1];
-        if (node === undefined)
-          throw new Error(`expected a backup id like n3-20261207T030000Z, got ${backup}`);
-        const { BlobStores, backupKey, restoreBackup, RESTORED_KEYS_DIR } = await import(
-          "../../blob/index.ts"
-        );
-        const { readAgeKeyFile } = await import("../../journal/index.ts");
-        const key = await readAgeKeyFile(blob.keyFile);
-        const stores = new BlobStores(blob.stores);
-        const bar = new ProgressBar();
-        try {
-          const manifest = await restoreBackup({
-            store: await stores.get(target.store),
-            key: backupKey(target.prefix, node, backup),
-            identities: [key.identity],
-            dataDir: options.dataDir,
-            onProgress: (done, total) => bar.update("restore", done, total),
-          });
-          bar.done();
-          const keys = manifest.files.some((f) => f.name.startsWith("keys/"));
-          process.stdout.write(
-            `restored ${backup} (node ${manifest.node}, taken ${manifest.createdAt}) into ${options.dataDir}\n` +
-              (keys
-                ? `key material: ${options.dataDir}/${RESTORED_KEYS_DIR}/ (move it where tandem.yml expects it)\n`
-                : "") +
-              `next: on a live member, \`tandem member remove ${manifest.node}\`; then start this node with \`tandem agent --join ADDRESS\`\n`,
-          );
-        } finally {
-          bar.done();
-          await stores.close();
-        }
-      }),
+    .action(
+      (
+        backup: string,
+        options: {
+          dataDir?: string;
+          database?: string;
+          target?: string;
+          provisionTarget?: string;
+          config?: string;
+        },
+      ) =>
+        guarded("restore", async () => {
+          if ((options.dataDir === undefined) === (options.database === undefined)) {
+            throw new Error("give --data-dir (a node's backup) or --database (a database's backup)");
+          }
+          const loaded = loadConfig(configPathFrom(options.config));
+          if (!loaded.ok) throw new Error(loaded.error.format());
+          const blob = loaded.value.blob;
+          if (blob === null)
+            throw new Error("the config has no blob section: it names the stores backups are in");
+          const target = oneOf(blob.backups.targets, options.target, "--target", "blob.backups.targets");
+          const owner = /^(.+)-\d{8}T\d{6}Z$/.exec(backup)?.[1];
+          if (owner === undefined)
+            throw new Error(`expected a backup id like n3-20261207T030000Z, got ${backup}`);
+          const blobModule = await import("../../blob/index.ts");
+          const { readAgeKeyFile } = await import("../../journal/index.ts");
+          const key = await readAgeKeyFile(blob.keyFile);
+          const stores = new blobModule.BlobStores(blob.stores);
+          const bar = new ProgressBar();
+          try {
+            const store = await stores.get(target.store);
+            if (options.database !== undefined) {
+              const provision = loaded.value.provision;
+              if (provision === null)
+                throw new Error("the config has no provision section: it names the primary");
+              const into = oneOf(
+                provision.targets,
+                options.provisionTarget,
+                "--provision-target",
+                "provision.targets",
+              );
+              const objectKey = blobModule.databaseBackupKey(target.prefix, owner, backup);
+              if ((await store.stat(objectKey)) === null)
+                throw new Error(`no backup ${objectKey} in ${store.name}`);
+              const { restoreInto } = await import("../../provision/index.ts");
+              const { readSecret } = await import("../../shell/index.ts");
+              const source = into.primary.password;
+              const password =
+                source === null
+                  ? undefined
+                  : await readSecret(
+                      "file" in source ? source.file : null,
+                      "env" in source ? source.env : null,
+                      "password",
+                    );
+              const sealed = await store.get(objectKey);
+              const plain = blobModule.ageDecryptStream([key.identity]);
+              sealed.on("error", (error) => plain.destroy(error));
+              await restoreInto(
+                { name: "primary", url: into.primary.url, ...(password === undefined ? {} : { password }) },
+                options.database,
+                sealed.pipe(plain),
+              );
+              process.stdout.write(
+                `restored ${backup} into the new database ${options.database} on ${into.name}'s primary\n`,
+              );
+              return;
+            }
+            const dataDir = options.dataDir as string;
+            const manifest = await blobModule.restoreBackup({
+              store,
+              key: blobModule.backupKey(target.prefix, owner, backup),
+              identities: [key.identity],
+              dataDir,
+              onProgress: (done, total) => bar.update("restore", done, total),
+            });
+            bar.done();
+            const keys = manifest.files.some((f) => f.name.startsWith("keys/"));
+            process.stdout.write(
+              `restored ${backup} (node ${manifest.node}, taken ${manifest.createdAt}) into ${dataDir}\n` +
+                (keys
+                  ? `key material: ${dataDir}/${blobModule.RESTORED_KEYS_DIR}/ (move it where tandem.yml expects it)\n`
+                  : "") +
+                `next: on a live member, \`tandem member remove ${manifest.node}\`; then start this node with \`tandem agent --join ADDRESS\`\n`,
+            );
+          } finally {
+            bar.done();
+            await stores.close();
+          }
+        }),
     );
+}
+
+/** The one named, or the only one when none is named. */
+function oneOf<T extends { name: string }>(
+  all: readonly T[],
+  name: string | undefined,
+  flag: string,
+  where: string,
+): T {
+  const found =
+    name === undefined ? (all.length === 1 ? all[0] : undefined) : all.find((t) => t.name === name);
+  if (found === undefined) {
+    throw new Error(
+      name === undefined
+        ? `name one (${flag}): ${all.map((t) => t.name).join(", ") || "none configured"}`
+        : `no ${name} in ${where}`,
+    );
+  }
+  return found;
 }

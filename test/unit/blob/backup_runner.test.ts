@@ -81,6 +81,7 @@ test("a schedule backs up, then keeps only what its retention keeps of this node
       timezone: "UTC",
       keep: { last: 2, daily: 0, weekly: 0 },
       withKeys: false,
+      databases: null,
     },
   ]);
   // Another node's backup in the same target: never this node's to prune.

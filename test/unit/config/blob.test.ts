@@ -73,6 +73,7 @@ test("config: blob: backup targets name a store and a folder; schedules a target
         timezone: "UTC",
         keep: { last: 3, daily: 7, weekly: 4 },
         withKeys: false,
+        databases: null,
       },
       {
         target: "weekly",
@@ -80,6 +81,7 @@ test("config: blob: backup targets name a store and a folder; schedules a target
         timezone: "Europe/Berlin",
         keep: { last: 7, daily: 7, weekly: 4 },
         withKeys: true,
+        databases: null,
       },
     ],
   });
