@@ -105,3 +105,42 @@ test("a schedule backs up, then keeps only what its retention keeps of this node
   // Stopped after the last run's pruning: the newest two of every backup it made.
   assert.deepEqual(ours, [...new Set([...seen, ...ours])].sort().reverse().slice(0, 2));
 });
+
+test("a database schedule backs up each matching database and keeps per database what retention says", async (t) => {
+  const { runner } = await setUp(t, [
+    {
+      target: "nightly",
+      cron: "* * * * * *",
+      timezone: "UTC",
+      keep: { last: 1, daily: 0, weekly: 0 },
+      withKeys: false,
+      databases: ["shop*"],
+    },
+  ]);
+  // What provisioning hands over: its databases, and a dump of one (here: a few bytes naming it).
+  const dumped: string[] = [];
+  runner.useDatabaseDumps({
+    databases: async () => ["shop", "shop_eu", "crm"],
+    dump: async (database) => {
+      dumped.push(database);
+      return { stream: Readable.from([Buffer.from(`dump of ${database}`)]), server: "r1" };
+    },
+  });
+  runner.start();
+  await waitFor(
+    "two rounds of both shop databases, one backup of each kept",
+    async () => {
+      const listed = (await runner.list("nightly")).filter((b) => b.kind === "database");
+      const rounds = dumped.filter((d) => d === "shop").length;
+      return rounds >= 2 && listed.length === 2 ? listed : undefined;
+    },
+    () => `dumped ${dumped.join(", ")}`,
+  );
+  await runner.stop();
+  assert.equal(dumped.includes("crm"), false, "crm matches no pattern");
+  const listed = (await runner.list("nightly")).filter((b) => b.kind === "database");
+  assert.deepEqual(listed.map((b) => b.node).sort(), ["shop", "shop_eu"]);
+  assert.ok(
+    listed.every((b) => /^backups\/databases\/(shop|shop_eu)\/\1-\d{8}T\d{6}Z\.pgdump\.age$/.test(b.key)),
+  );
+});
