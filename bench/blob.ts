@@ -335,6 +335,7 @@ async function measureS3(worker: string, source: string, recipient: string): Pro
         prefix: "",
         accessKeyId: { env: S3_KEY_ENV },
         secretAccessKey: { env: S3_SECRET_ENV },
+        recipients: [],
       },
       recipient,
       null,
@@ -364,6 +365,7 @@ async function measureSftp(worker: string, source: string, recipient: string): P
         privateKeyFile: server.clientKey.privateKeyFile,
         hostKey: server.hostKey,
         path: join(server.dir, "store"),
+        recipients: [],
       },
       recipient,
       null,
@@ -752,7 +754,7 @@ async function main(): Promise<void> {
   const local = await measureStore(
     worker,
     source,
-    { type: "local", name: "local", path: storeRoot },
+    { type: "local", name: "local", path: storeRoot, recipients: [] },
     recipient,
     copies,
   );

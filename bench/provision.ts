@@ -116,6 +116,8 @@ interface TargetView {
 }
 
 const labs = new Set<Lab>();
+/** Per part: seconds from the first pass (leadership) to the second (the ticker's first tick). */
+const secondPassGaps: Record<string, number> = {};
 exitOnSignals();
 // On a signal or a throw: the agents killed by pid (the harness's own exit hook does it too) and their
 // folder removed; the PostgreSQL servers are stopped by pid and removed by pg_cluster.ts's exit hook.
@@ -173,7 +175,7 @@ async function openLab(name: string): Promise<Lab> {
     await sized(replica, REPLICA_SETTINGS);
     const [{ version } = { version: "?" }] = await primary.query<{ version: string }>(
       "postgres",
-      "SHOW server_version",
+      "SELECT current_setting('server_version') AS version",
     );
     harness = await createBenchCluster("build");
     const h = harness;
@@ -211,14 +213,23 @@ async function openLab(name: string): Promise<Lab> {
     labs.add(lab);
     h.startAll();
     lab.leadership = await waitForSteadyCluster(h, STEADY_TIMEOUT_MS);
+    const api = h.node(lab.leadership.leaderId).apiUrl;
     const first = await waitUntil("the first provisioning pass", FIRST_PASS_TIMEOUT_MS, 200, async () => {
-      const view = await provisionStatus(h.node(lab.leadership.leaderId).apiUrl);
+      const view = await provisionStatus(api);
       return view?.passed ? view : undefined;
     });
+    // The first pass runs when leadership arrives; the ticker's first tick comes one to two intervals after
+    // the agent's start (src/shell/ticker.ts). From the second pass on they come every interval: start there.
+    const second = await waitUntil("the second provisioning pass", 2 * intervalMs + 30_000, 200, async () => {
+      const view = await provisionStatus(api);
+      return view?.passed && view.passStartedAt !== first.passStartedAt ? view : undefined;
+    });
+    const gap = (Date.parse(second.passStartedAt ?? "") - Date.parse(first.passStartedAt ?? "")) / 1000;
+    secondPassGaps[name] = gap;
     console.log(
       `${name.padEnd(9)} PostgreSQL ${version} on 127.0.0.1:${primary.port} (primary) and :${replica.port} ` +
         `(replica); leader ${lab.leadership.leaderId} (term ${lab.leadership.term}); interval ` +
-        `${intervalMs / 1000} s; first pass ${first.error ? `error: ${first.error}` : "ok"}`,
+        `${intervalMs / 1000} s; first pass ${first.error ? `error: ${first.error}` : "ok"}, the second ${fmt(gap, 1)} s later`,
     );
     for (const p of first.preconditions ?? [])
       console.log(`${name.padEnd(9)} precondition ${p.server}: ${p.problem}`);
@@ -957,6 +968,7 @@ async function main(): Promise<void> {
       primarySettings: PRIMARY_SETTINGS,
       replicaSettings: REPLICA_SETTINGS,
       pollMs: POLL_MS,
+      secondPassGaps,
       arrival: { trials, seconds: arrivalSeconds, error: arrival.error },
       many: { ...m, error: many.error },
       lag: { ...l, error: lag.error },

@@ -218,7 +218,7 @@ export class BackupRunner {
               version: this.options.version,
               store: await this.options.stores.get(target.store),
               prefix: target.prefix,
-              recipients: this.options.recipients,
+              recipients: [...this.options.recipients, ...this.options.stores.recipientsFor(target.store)],
               keyFiles: job.withKeys ? this.options.keyMaterial : [],
               now,
               onProgress: (progress) => {
@@ -255,7 +255,7 @@ export class BackupRunner {
       prefix: target.prefix,
       database,
       dumps,
-      recipients: this.options.recipients,
+      recipients: [...this.options.recipients, ...this.options.stores.recipientsFor(target.store)],
       now,
       onProgress: (bytesDone) => {
         job.bytesDone = bytesDone;

@@ -20,6 +20,11 @@ export class BlobStores {
     return [...this.configs.keys()];
   }
 
+  /** The recipients objects in `name` are encrypted to beyond the cluster's: the store's own. */
+  recipientsFor(name: string): readonly string[] {
+    return this.configs.get(name)?.recipients ?? [];
+  }
+
   kindOf(name: string): BlobStoreConfig["type"] | undefined {
     return this.configs.get(name)?.type;
   }

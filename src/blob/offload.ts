@@ -115,7 +115,10 @@ export class OffloadStep implements PostStep {
       pipeline(
         createReadStream(path, { highWaterMark: BLOB_STREAM_BYTES }),
         plain,
-        await ageEncryptStream(this.options.recipients),
+        await ageEncryptStream([
+          ...this.options.recipients,
+          ...this.options.stores.recipientsFor(this.options.store),
+        ]),
         body,
       ),
       store.put(key, body),

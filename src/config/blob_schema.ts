@@ -13,10 +13,17 @@ const storeName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, {
   error: "expected a-z 0-9 _ -, up to 64, starting with a letter or digit",
 });
 
+const recipient = z.string().regex(/^age1[0-9a-z]+$/, { error: "expected an age public key (age1...)" });
+const storeRecipients = z
+  .array(recipient)
+  .default([])
+  .describe("Objects in this store are also encrypted to these (an offsite store's own recovery key)");
+
 const localStore = z
   .strictObject({
     type: z.literal("local"),
     path: z.string().min(1).describe("The directory; relative to the config file's folder"),
+    recipients: storeRecipients,
   })
   .describe("A directory on this node (a mounted disk or NAS)");
 
@@ -39,6 +46,7 @@ const s3Store = z
     access_key_id_env: envName.optional(),
     secret_access_key_file: z.string().min(1).optional(),
     secret_access_key_env: envName.optional(),
+    recipients: storeRecipients,
   })
   .describe("An S3 bucket (multipart uploads for large objects)");
 
@@ -57,10 +65,9 @@ const sftpStore = z
       })
       .describe("The server's host key, pinned: any other key is refused"),
     path: z.string().min(1).describe("The remote directory objects go under (created if missing)"),
+    recipients: storeRecipients,
   })
   .describe("An SFTP server (OpenSSH); key authentication, host key pinned");
-
-const recipient = z.string().regex(/^age1[0-9a-z]+$/, { error: "expected an age public key (age1...)" });
 
 const keep = z
   .strictObject({
@@ -145,7 +152,7 @@ export type BlobFile = z.output<typeof blobSchema>;
 /** A secret's source: a file (absolute) or an environment variable. */
 export type SecretSource = { file: string } | { env: string };
 
-export type BlobStoreConfig =
+export type BlobStoreConfig = (
   | { type: "local"; name: string; path: string }
   | {
       type: "s3";
@@ -167,7 +174,11 @@ export type BlobStoreConfig =
       privateKeyFile: string;
       hostKey: string;
       path: string;
-    };
+    }
+) & {
+  /** Also encrypted to these, in this store. */
+  recipients: string[];
+};
 
 export interface BackupTargetConfig {
   name: string;
@@ -289,7 +300,8 @@ function resolveStore(
   baseDir: string,
   problems: FieldProblem[],
 ): BlobStoreConfig {
-  if (s.type === "local") return { type: "local", name, path: resolve(baseDir, s.path) };
+  if (s.type === "local")
+    return { type: "local", name, path: resolve(baseDir, s.path), recipients: s.recipients };
   if (s.type === "sftp") {
     return {
       type: "sftp",
@@ -300,6 +312,7 @@ function resolveStore(
       privateKeyFile: resolve(baseDir, s.private_key_file),
       hostKey: s.host_key,
       path: s.path,
+      recipients: s.recipients,
     };
   }
   const secret = (file: string | undefined, env: string | undefined, field: string): SecretSource => {
@@ -321,5 +334,6 @@ function resolveStore(
     prefix: s.prefix,
     accessKeyId: secret(s.access_key_id_file, s.access_key_id_env, "access_key_id"),
     secretAccessKey: secret(s.secret_access_key_file, s.secret_access_key_env, "secret_access_key"),
+    recipients: s.recipients,
   };
 }

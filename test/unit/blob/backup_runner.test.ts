@@ -28,7 +28,9 @@ async function setUp(t: TestContext, schedules: BackupScheduleConfig[] = []) {
   store.writeLocal([{ path: "a", value: new Uint8Array([1]) }], Date.now());
   store.close();
   writeFileSync(join(dataDir, "election-state.json"), "{}");
-  const stores = new BlobStores([{ type: "local", name: "archive", path: join(dir, "archive") }]);
+  const stores = new BlobStores([
+    { type: "local", name: "archive", path: join(dir, "archive"), recipients: [] },
+  ]);
   t.after(() => stores.close());
   const runner = new BackupRunner({
     nodeId: "n1",

@@ -22,6 +22,7 @@ import { generateX25519Identity, identityToRecipient } from "age-encryption";
 import { pino } from "pino";
 import {
   AgeDecryptError,
+  ageDecryptStream,
   BlobNode,
   BlobRecords,
   BlobStores,
@@ -32,13 +33,15 @@ import type { JournalEntry } from "../../../src/journal/index.ts";
 import { readAllBytes } from "../../support/blob_store_contract.ts";
 import { MemoryStoreService } from "../../support/memory_store_service.ts";
 
-async function setUp(t: TestContext, options: { keepLocal?: boolean } = {}) {
+async function setUp(t: TestContext, options: { keepLocal?: boolean; storeRecipients?: string[] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "tandem-offload-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const recordings = join(dir, "recordings");
   mkdirSync(recordings);
   const identity = await generateX25519Identity();
-  const stores = new BlobStores([{ type: "local", name: "archive", path: join(dir, "archive") }]);
+  const stores = new BlobStores([
+    { type: "local", name: "archive", path: join(dir, "archive"), recipients: options.storeRecipients ?? [] },
+  ]);
   t.after(() => stores.close());
   const kv = new MemoryStoreService({ peers: ["n2"] });
   const records = new BlobRecords(kv, "tandem/blobs");
@@ -168,4 +171,18 @@ test("an altered object is refused when read back", async (t) => {
   await store.put(offloadKey(entry, 0), Readable.from([stored]));
   const opened = await node.open(entry.id, 0);
   await assert.rejects(readAllBytes(opened?.stream as Readable), AgeDecryptError);
+});
+
+test("a store's own recipients can open its objects too (an offsite recovery key)", async (t) => {
+  const offline = await generateX25519Identity();
+  const { recordings, stores, step } = await setUp(t, {
+    storeRecipients: [await identityToRecipient(offline)],
+  });
+  const file = join(recordings, "s6.cast");
+  const content = randomBytes(100_000);
+  writeFileSync(file, content);
+  const entry = entryWith([file]);
+  assert.equal((await step.run(entry)).ok, true);
+  const sealed = await (await stores.get("archive")).get(offloadKey(entry, 0));
+  assert.deepEqual(await readAllBytes(sealed.pipe(ageDecryptStream([offline]))), content);
 });

@@ -17,7 +17,7 @@ test("config: blob: absent is off; stores resolve, the key defaults to the journ
   ).blob;
   assert.deepEqual(blob, {
     stores: [
-      { type: "local", name: "archive", path: "/etc/tandem/blobs" },
+      { type: "local", name: "archive", path: "/etc/tandem/blobs", recipients: [] },
       {
         type: "s3",
         name: "s3main",
@@ -28,6 +28,7 @@ test("config: blob: absent is off; stores resolve, the key defaults to the journ
         prefix: "",
         accessKeyId: { env: "S3_KEY_ID" },
         secretAccessKey: { file: "/etc/tandem/keys/s3.secret" },
+        recipients: [],
       },
       {
         type: "sftp",
@@ -38,6 +39,7 @@ test("config: blob: absent is off; stores resolve, the key defaults to the journ
         privateKeyFile: "/etc/tandem/keys/id_ed25519",
         hostKey,
         path: "/srv/tandem",
+        recipients: [],
       },
     ],
     backups: { targets: [], schedules: [] },
