@@ -634,9 +634,9 @@ async function measureLag(lab: Lab): Promise<LagResult> {
   );
   let polls = 0;
   let reading = true;
-  let writing = true;
   const engine = new Map<string, EngineSample>();
   const writeStartWall = Date.now();
+  let writeEndWall = Number.POSITIVE_INFINITY;
   const start = performance.now();
 
   const read = async () => {
@@ -657,11 +657,13 @@ async function measureLag(lab: Lab): Promise<LagResult> {
     }
   };
   const sample = async () => {
-    for (let tick = 1; writing; tick++) {
+    // Until the replica caught up: a pass begun during the writes may publish after their end.
+    for (let tick = 1; reading; tick++) {
       const view = await provisionStatus(api);
       const d = view?.databases?.find((x) => x.database === database && x.replica === REPLICA);
       const passStartedAt = view?.passStartedAt;
-      if (d !== undefined && passStartedAt !== undefined && Date.parse(passStartedAt) >= writeStartWall)
+      const began = Date.parse(passStartedAt ?? "");
+      if (d !== undefined && passStartedAt !== undefined && began >= writeStartWall && began < writeEndWall)
         engine.set(passStartedAt, {
           passStartedAt,
           state: d.state,
@@ -703,7 +705,7 @@ async function measureLag(lab: Lab): Promise<LagResult> {
     reading = false;
     throw error;
   } finally {
-    writing = false;
+    writeEndWall = Date.now();
   }
   const writeSeconds = (performance.now() - start) / 1000;
   const [{ id: maxId } = { id: 0 }] = (

@@ -24,7 +24,7 @@ export async function startBlob(
   if (store === undefined)
     throw new Error("the blob capability needs the replicated store, started before it");
   const key = await readAgeKeyFile(config.keyFile);
-  const stores = new BlobStores(config.stores);
+  const stores = new BlobStores(config.stores, base.nodeId);
   const records = new BlobRecords(store, config.recordsPrefix);
   const node = new BlobNode({
     stores,

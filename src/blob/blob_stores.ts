@@ -11,9 +11,12 @@ import { LocalBlobStore } from "./local_store.ts";
 export class BlobStores {
   private readonly configs: Map<string, BlobStoreConfig>;
   private readonly opened = new Map<string, Promise<BlobStore>>();
+  /** Who writes through these stores (this node's id): its name marks its temporary files. */
+  private readonly writer: string;
 
-  constructor(configs: readonly BlobStoreConfig[]) {
+  constructor(configs: readonly BlobStoreConfig[], writer = "local") {
     this.configs = new Map(configs.map((config) => [config.name, config]));
+    this.writer = writer;
   }
 
   names(): string[] {
@@ -35,7 +38,7 @@ export class BlobStores {
     if (config === undefined) return Promise.reject(new Error(`no blob store named ${name}`));
     let store = this.opened.get(name);
     if (store === undefined) {
-      store = openStore(config);
+      store = openStore(config, this.writer);
       this.opened.set(name, store);
       store.catch(() => this.opened.delete(name));
     }
@@ -49,8 +52,8 @@ export class BlobStores {
   }
 }
 
-async function openStore(config: BlobStoreConfig): Promise<BlobStore> {
-  if (config.type === "local") return LocalBlobStore.open(config.name, config.path);
+async function openStore(config: BlobStoreConfig, writer: string): Promise<BlobStore> {
+  if (config.type === "local") return LocalBlobStore.open(config.name, config.path, writer);
   if (config.type === "s3") {
     const secret = (source: SecretSource, field: string) =>
       readSecret(

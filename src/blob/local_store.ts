@@ -1,6 +1,8 @@
 // The `local` blob store: a directory. A put writes a temporary file under ROOT/.tmp, fsyncs it, renames it
 // onto the key's path and fsyncs that folder, so after a crash the key holds the whole old object or the
-// whole new one; temporary files a crash left behind are removed when the store opens.
+// whole new one. The directory may be a share several nodes mount: temporary files carry their writer's
+// name, and opening the store removes its own writer's leftovers (that process is gone: one agent per data
+// directory) and anyone's older than an hour, never another node's upload in progress.
 
 import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
@@ -21,27 +23,41 @@ import {
 } from "./blob_store.ts";
 
 const TMP_DIR = ".tmp";
+/** A temporary file untouched this long belongs to a put that will not finish. */
+const TMP_ABANDONED_MS = 60 * 60_000;
 
 export class LocalBlobStore implements BlobStore {
   readonly kind = "local" as const;
   readonly name: string;
   private readonly root: string;
+  private readonly writer: string;
 
-  private constructor(name: string, root: string) {
+  private constructor(name: string, root: string, writer: string) {
     this.name = name;
     this.root = root;
+    this.writer = writer;
   }
 
-  /** Opens (creating) the store at `root` and clears what an interrupted put left in its .tmp folder. */
-  static async open(name: string, root: string): Promise<LocalBlobStore> {
-    await rm(join(root, TMP_DIR), { recursive: true, force: true });
-    await mkdir(join(root, TMP_DIR), { recursive: true });
-    return new LocalBlobStore(name, root);
+  /**
+   * Opens (creating) the store at `root` for `writer` (this node's id) and clears what interrupted puts
+   * left in its .tmp folder: the writer's own, and any abandoned (see above).
+   */
+  static async open(name: string, root: string, writer = "local"): Promise<LocalBlobStore> {
+    const tmp = join(root, TMP_DIR);
+    await mkdir(tmp, { recursive: true });
+    const now = Date.now();
+    for (const entry of await readdir(tmp)) {
+      const info = await stat(join(tmp, entry)).catch(() => null);
+      const abandoned = info !== null && now - info.mtimeMs > TMP_ABANDONED_MS;
+      if (entry.startsWith(`${writer}.`) || abandoned)
+        await rm(join(tmp, entry), { recursive: true, force: true });
+    }
+    return new LocalBlobStore(name, root, writer);
   }
 
   async put(key: string, body: Readable): Promise<PutResult> {
     const path = this.pathOf(key);
-    const tmp = join(this.root, TMP_DIR, `${randomBytes(8).toString("hex")}.part`);
+    const tmp = join(this.root, TMP_DIR, `${this.writer}.${randomBytes(8).toString("hex")}.part`);
     const counter = new HashingCounter();
     try {
       // Large writes: fewer system calls than the default 16 KiB.
