@@ -180,6 +180,19 @@ async function checkWorkers(
       fix: `ALTER SYSTEM SET max_logical_replication_workers = ${needed + copyHeadroom}; then restart ${replica.name}`,
     });
   }
+  // Before PostgreSQL 18, a replica's max_replication_slots also caps its replication origins: one per
+  // subscription and one per table being copied. Short, a subscription's apply worker cannot start, and
+  // the server says so only in its log (its tables would look forever "copying").
+  if (settings.version_num < 180000) {
+    const origins = (row?.others ?? 0) + ours.size + copyHeadroom;
+    if (settings.max_replication_slots < origins) {
+      problems.push({
+        server: replica.name,
+        problem: `max_replication_slots is ${settings.max_replication_slots}; on a replica it also limits replication origins: ${ours.size} subscriptions, ${row?.others ?? 0} others and ${copyHeadroom} initial copies need ${origins}`,
+        fix: `ALTER SYSTEM SET max_replication_slots = ${origins}; then restart ${replica.name}`,
+      });
+    }
+  }
   const workers = Math.max(needed, settings.max_logical_replication_workers) + 1;
   if (settings.max_worker_processes < workers) {
     problems.push({

@@ -50,6 +50,7 @@ export class Provisioner {
   private ticker: MonotonicTicker | null = null;
   private passing: Promise<void> | null = null;
   private again = false;
+  private lastPassStartedMs = 0;
   private readonly lastStates = new Map<string, string>();
   private stopped = false;
 
@@ -58,7 +59,12 @@ export class Provisioner {
   }
 
   start(): void {
-    this.ticker = this.options.every(this.options.target.intervalMs, () => this.wake());
+    // Checked every second (at most), a pass runs once `interval` has passed since the last began: the
+    // shared ticker's first tick of a long period would come up to two periods after the start.
+    const checkMs = Math.min(1_000, this.options.target.intervalMs);
+    this.ticker = this.options.every(checkMs, () => {
+      if (Date.now() - this.lastPassStartedMs >= this.options.target.intervalMs) this.wake();
+    });
     this.ticker.start();
     this.wake();
   }
@@ -72,6 +78,7 @@ export class Provisioner {
     }
     const view = this.options.leadership();
     if (view.role !== "leader" || !view.leaseValid) return;
+    this.lastPassStartedMs = Date.now();
     this.passing = this.pass(view.term)
       .catch((error: Error) => this.options.logger.error({ err: error.message }, "provisioning pass failed"))
       .finally(() => {

@@ -444,6 +444,20 @@ describe("provisioning: the PostgreSQL engine", { skip, timeout: 600_000 }, () =
     assert.match(keyless.fix, /REPLICA IDENTITY FULL/);
   });
 
+  it("names a replica's max_replication_slots when its replication origins would run out", async () => {
+    // Before PostgreSQL 18 the setting also caps a replica's origins: one per subscription, one per copy.
+    await guarded.query("postgres", "ALTER SYSTEM SET max_replication_slots = 1");
+    await guarded.stop();
+    await guarded.start();
+    const e = engine({
+      replicas: [{ name: "small", url: guarded.url("postgres"), password: guardedPassword }],
+    });
+    const problems = await e.check();
+    const origins = problems.find((p) => p.server === "small" && p.problem.includes("replication origins"));
+    assert.ok(origins, JSON.stringify(problems));
+    assert.match(origins.fix, /ALTER SYSTEM SET max_replication_slots = \d+; then restart small/);
+  });
+
   it("says which server refused wrong credentials, without the password", async () => {
     const wrong = wrongPassword;
     const e = engine({
