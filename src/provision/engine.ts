@@ -66,6 +66,11 @@ export interface ProvisionEngine {
    * keeping the copy: the primary refuses to drop a database while a slot holds it.
    */
   release(database: string, replica: string, fence: Fence): Promise<void>;
+  /**
+   * Makes the primary wait for the replicas (`sync`: its synchronous standbys are Tandem's subscriptions)
+   * or not (`async`: a list Tandem set is removed; one the operator set is left alone). Gives the value now.
+   */
+  applyMode(mode: "async" | "sync", fence: Fence): Promise<string>;
   /** Drops an orphan on a replica: its subscription, then the database. */
   dropOrphan(database: string, replica: string, fence: Fence): Promise<void>;
   /**

@@ -208,6 +208,47 @@ export class PostgresEngine implements ProvisionEngine {
     logger.info("replication released: the copy stays on the replica");
   }
 
+  async applyMode(mode: "async" | "sync", fence: Fence): Promise<string> {
+    // The subscriptions Tandem runs from this primary: their slots, named as the subscriptions, which
+    // are also the application names their walsenders report (what synchronous_standby_names lists).
+    const slots = await this.connections.query<{ name: string }>(
+      this.primary,
+      undefined,
+      "SELECT slot_name AS name FROM pg_replication_slots WHERE slot_type = 'logical' AND slot_name LIKE 'tandem\\_%' ORDER BY 1",
+    );
+    const [{ current } = { current: "" }] = await this.connections.query<{ current: string }>(
+      this.primary,
+      undefined,
+      "SELECT current_setting('synchronous_standby_names') AS current",
+    );
+    const ours = isTandemStandbyList(current);
+    // sync: a commit on the primary waits until one of them has it (any replica, any of its databases'
+    // walsenders: each confirms the WAL it has read). async: Tandem's own list, if it set one, goes.
+    const desired =
+      mode === "sync" && slots.length > 0
+        ? `ANY 1 (${slots.map((slot) => quoteIdent(slot.name)).join(", ")})`
+        : mode === "async" && ours
+          ? ""
+          : current;
+    if (mode === "sync" && current !== "" && !ours) {
+      throw new Error(
+        `${this.primary.name} already has synchronous_standby_names = '${current}', set outside Tandem: not replaced (mode sync)`,
+      );
+    }
+    if (desired === current) return current;
+    fence();
+    await this.connections.query(
+      this.primary,
+      undefined,
+      desired === ""
+        ? "ALTER SYSTEM RESET synchronous_standby_names"
+        : `ALTER SYSTEM SET synchronous_standby_names = ${quoteLiteral(desired)}`,
+    );
+    await this.connections.query(this.primary, undefined, "SELECT pg_reload_conf()");
+    this.logger.info({ synchronousStandbyNames: desired }, "synchronous standbys set on the primary");
+    return desired;
+  }
+
   useFollowerPassword(password: string): void {
     this.follower.password = password;
   }
@@ -303,4 +344,9 @@ export class PostgresEngine implements ProvisionEngine {
       );
     }
   }
+}
+
+/** Whether a synchronous_standby_names value is one Tandem wrote (ANY 1 of its own subscriptions). */
+function isTandemStandbyList(value: string): boolean {
+  return /^ANY 1 \("tandem_[^"]*"(, "tandem_[^"]*")*\)$/.test(value);
 }

@@ -24,6 +24,8 @@ export interface TargetStatus {
   preconditions: Precondition[];
   databases: ReplicaDatabaseStatus[];
   orphans: Array<{ replica: string; database: string }>;
+  /** The primary's synchronous_standby_names after the pass (mode sync: Tandem's subscriptions). */
+  synchronousStandbyNames: string | null;
   /** Why the pass stopped short (a server unreachable), or null. */
   error: string | null;
 }
@@ -171,6 +173,7 @@ export class Provisioner {
       preconditions: [],
       databases: [],
       orphans: [],
+      synchronousStandbyNames: null,
       error: null,
     };
     try {
@@ -186,6 +189,10 @@ export class Provisioner {
         for (const database of await engine.orphans(replica.name))
           status.orphans.push({ replica: replica.name, database });
       }
+      status.synchronousStandbyNames = await engine.applyMode(
+        target.mode === "sync" ? "sync" : "async",
+        fence,
+      );
     } catch (error) {
       if (error instanceof StaleTermError) {
         logger.info({ term, reason: error.message }, "provisioning pass stopped");

@@ -200,6 +200,50 @@ describe("provisioning: the PostgreSQL engine", { skip, timeout: 600_000 }, () =
     });
   });
 
+  it("makes the primary wait for its replicas in sync mode, and lets go in async mode", async () => {
+    const e = engine();
+    const standbys = async () =>
+      (
+        await primary.query<{ v: string }>(
+          "postgres",
+          "SELECT current_setting('synchronous_standby_names') AS v",
+        )
+      )[0]?.v;
+    const set = await e.applyMode("sync", noFence);
+    assert.match(set, /^ANY 1 \("tandem_r1_shop_[0-9a-f]+", "tandem_r2_shop_[0-9a-f]+"\)$/);
+    await waitFor(
+      "the primary's walsenders of Tandem's subscriptions counted as synchronous",
+      async () => {
+        const [row] = await primary.query<{ n: number }>(
+          "postgres",
+          "SELECT count(*)::int AS n FROM pg_stat_replication WHERE sync_state = 'quorum' AND application_name LIKE 'tandem%'",
+        );
+        return (row?.n ?? 0) === 2 ? true : undefined;
+      },
+      dump,
+    );
+    // Commits go on (a replica confirms each) and arrive.
+    await primary.query("shop", "INSERT INTO items (name) SELECT 'sync ' || i FROM generate_series(1, 10) i");
+    await waitForRows("shop", "items", 260);
+    await primary.query("shop", "DELETE FROM items WHERE name LIKE 'sync %'");
+    await waitForRows("shop", "items", 250);
+    assert.equal(await e.applyMode("sync", noFence), set, "unchanged when already set");
+    assert.equal(await e.applyMode("async", noFence), "");
+    assert.equal(await standbys(), "");
+    // A list the operator set is theirs: async leaves it, sync refuses to replace it.
+    await primary.query("postgres", "ALTER SYSTEM SET synchronous_standby_names = 'standby_of_ops'");
+    await primary.query("postgres", "SELECT pg_reload_conf()");
+    await waitFor(
+      "the operator's list in effect",
+      async () => ((await standbys()) === "standby_of_ops" ? true : undefined),
+      dump,
+    );
+    assert.equal(await e.applyMode("async", noFence), "standby_of_ops");
+    await assert.rejects(e.applyMode("sync", noFence), /set outside Tandem: not replaced/);
+    await primary.query("postgres", "ALTER SYSTEM RESET synchronous_standby_names");
+    await primary.query("postgres", "SELECT pg_reload_conf()");
+  });
+
   it("creates a table added since on the replicas and copies its rows", async () => {
     const e = engine();
     await primary.query(

@@ -26,6 +26,7 @@ interface Status {
     lastError: string | null;
   }>;
   orphans?: Array<{ replica: string; database: string }>;
+  synchronousStandbyNames?: string | null;
 }
 
 const guarded = capabilityGuard(
@@ -45,6 +46,9 @@ function printStatus(s: Status): void {
   process.stdout.write(
     `${s.target}: last pass ${s.passEndedAt} by ${s.leader} (term ${s.term})${s.error ? `, stopped: ${s.error}` : ""}\n`,
   );
+  if (s.synchronousStandbyNames) {
+    process.stdout.write(`  the primary waits for: ${escapeControls(s.synchronousStandbyNames)}\n`);
+  }
   for (const p of s.preconditions ?? [])
     process.stdout.write(`  ! ${p.server}: ${p.problem}\n    fix: ${p.fix}\n`);
   for (const d of s.databases ?? []) {
