@@ -113,12 +113,6 @@ export function resolveProvision(
         });
       return null;
     };
-    if (t.mode !== "async") {
-      problems.push({
-        path: at("mode"),
-        message: `${t.mode} is not built yet: async is the mode this version runs`,
-      });
-    }
     const names = new Set<string>();
     t.replicas.forEach((r, index) => {
       if (names.has(r.name))

@@ -68,9 +68,10 @@ export interface ProvisionEngine {
   release(database: string, replica: string, fence: Fence): Promise<void>;
   /**
    * Makes the primary wait for the replicas (`sync`: its synchronous standbys are Tandem's subscriptions)
-   * or not (`async`: a list Tandem set is removed; one the operator set is left alone). Gives the value now.
+   * or not (`async`: a list Tandem set is removed; one the operator set is left alone), or leaves the
+   * primary's own setting to decide (`auto`). Gives the value now.
    */
-  applyMode(mode: "async" | "sync", fence: Fence): Promise<string>;
+  applyMode(mode: "async" | "sync" | "auto", fence: Fence): Promise<string>;
   /** Drops an orphan on a replica: its subscription, then the database. */
   dropOrphan(database: string, replica: string, fence: Fence): Promise<void>;
   /**

@@ -208,7 +208,7 @@ export class PostgresEngine implements ProvisionEngine {
     logger.info("replication released: the copy stays on the replica");
   }
 
-  async applyMode(mode: "async" | "sync", fence: Fence): Promise<string> {
+  async applyMode(mode: "async" | "sync" | "auto", fence: Fence): Promise<string> {
     // The subscriptions Tandem runs from this primary: their slots, named as the subscriptions, which
     // are also the application names their walsenders report (what synchronous_standby_names lists).
     const slots = await this.connections.query<{ name: string }>(
@@ -224,12 +224,14 @@ export class PostgresEngine implements ProvisionEngine {
     const ours = isTandemStandbyList(current);
     // sync: a commit on the primary waits until one of them has it (any replica, any of its databases'
     // walsenders: each confirms the WAL it has read). async: Tandem's own list, if it set one, goes.
+    // auto: the primary's setting, whoever wrote it, is what the replicas follow: left as it is.
     const desired =
       mode === "sync" && slots.length > 0
         ? `ANY 1 (${slots.map((slot) => quoteIdent(slot.name)).join(", ")})`
         : mode === "async" && ours
           ? ""
           : current;
+    if (mode === "auto") return current;
     if (mode === "sync" && current !== "" && !ours) {
       throw new Error(
         `${this.primary.name} already has synchronous_standby_names = '${current}', set outside Tandem: not replaced (mode sync)`,

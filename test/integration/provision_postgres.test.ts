@@ -200,7 +200,7 @@ describe("provisioning: the PostgreSQL engine", { skip, timeout: 600_000 }, () =
     });
   });
 
-  it("makes the primary wait for its replicas in sync mode, and lets go in async mode", async () => {
+  it("makes the primary wait for its replicas in sync mode, lets go in async mode, leaves it in auto", async () => {
     const e = engine();
     const standbys = async () =>
       (
@@ -239,6 +239,7 @@ describe("provisioning: the PostgreSQL engine", { skip, timeout: 600_000 }, () =
       dump,
     );
     assert.equal(await e.applyMode("async", noFence), "standby_of_ops");
+    assert.equal(await e.applyMode("auto", noFence), "standby_of_ops", "auto leaves the primary's setting");
     await assert.rejects(e.applyMode("sync", noFence), /set outside Tandem: not replaced/);
     await primary.query("postgres", "ALTER SYSTEM RESET synchronous_standby_names");
     await primary.query("postgres", "SELECT pg_reload_conf()");
