@@ -1,6 +1,6 @@
-// Provisioning across real agents (processes, CLI, config files) and throwaway PostgreSQL clusters: the
-// leader's passes make a database created on the primary appear on the replica with its rows; every node
-// shows the same status; the leader is killed with kill -9 and the next leader's passes carry on (a
+// Provisioning across real agents (processes, CLI, config files) and throwaway PostgreSQL clusters, in
+// mode sync: the leader's passes make a database created on the primary appear on the replica with its
+// rows, and the primary wait for it; every node shows the same status; the leader is killed with kill -9 and the next leader's passes carry on (a
 // database created meanwhile arrives too), leaving one subscription and one slot per database.
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
@@ -47,6 +47,7 @@ describe("provisioning: three agents, a primary and a replica", { skip, timeout:
               replicas: [{ name: "r1", url: r.url("postgres") }],
               interval: "1s",
               exclude: ["*_copy"],
+              mode: "sync",
               follower: { password_file: followerFile },
             },
           },
@@ -87,6 +88,8 @@ describe("provisioning: three agents, a primary and a replica", { skip, timeout:
       dump,
     );
     assert.match(status.stdout, new RegExp(`by ${first.leaderId} \\(term ${first.term}\\)`));
+    // mode sync: the primary waits for the replica's subscription.
+    assert.match(status.stdout, /the primary waits for: ANY 1 \("tandem_r1_shop_[0-9a-f]+"\)/);
     // A database's backup, taken through any node (dumped from the streaming replica), restored as a copy.
     const backup = await runTandem(
       ["backup", "--database", "shop", "--api", h.node(follower).apiUrl],
