@@ -2,14 +2,9 @@
 // target, passes run by the leader on the agent's ticker and when leadership arrives, each pass's status
 // written to the replicated store (every node serves it), and the /api/v1/provision routes.
 import { provisionRoutes } from "../api/index.ts";
-import type {
-  ProvisionConfig,
-  ProvisionServerConfig,
-  ProvisionTargetConfig,
-  SecretSource,
-} from "../config/index.ts";
+import type { ProvisionConfig, ProvisionServerConfig, ProvisionTargetConfig } from "../config/index.ts";
 import { PostgresEngine, Provisioner, type TargetStatus } from "../provision/index.ts";
-import { readSecret } from "../shell/index.ts";
+import { readSecretFrom } from "../shell/index.ts";
 import type { CapabilityBase, RunningCapability } from "./capability.ts";
 
 /** Where in the replicated store each target's last pass is kept, and its released databases. */
@@ -57,7 +52,7 @@ export async function startProvision(
             },
           },
           followerPassword: () =>
-            secretOf(target.follower.password, `provision.targets.${target.name}.follower.password`),
+            readSecretFrom(target.follower.password, `provision.targets.${target.name}.follower.password`),
           every: (periodMs, onTick) => base.ticker.every(periodMs, onTick),
           publish: async (status: TargetStatus) => {
             const value = new TextEncoder().encode(JSON.stringify(status));
@@ -113,7 +108,7 @@ async function engineOf(
   logger: CapabilityBase["logger"],
 ): Promise<PostgresEngine> {
   const server = async (s: ProvisionServerConfig, label: string) => {
-    const password = s.password === null ? undefined : await secretOf(s.password, label);
+    const password = s.password === null ? undefined : await readSecretFrom(s.password, label);
     return { url: s.url, ...(password === undefined ? {} : { password }) };
   };
   const at = `provision.targets.${target.name}`;
@@ -129,18 +124,8 @@ async function engineOf(
     exclude: target.exclude,
     follower: {
       role: target.follower.role,
-      password: await secretOf(target.follower.password, `${at}.follower.password`),
+      password: await readSecretFrom(target.follower.password, `${at}.follower.password`),
     },
     logger,
   });
-}
-
-async function secretOf(source: SecretSource, label: string): Promise<string> {
-  const value = await readSecret(
-    "file" in source ? source.file : null,
-    "env" in source ? source.env : null,
-    label,
-  );
-  if (value === undefined) throw new Error(`${label}: not set`);
-  return value;
 }

@@ -3,7 +3,6 @@
 // so writers go on and the event loop stays free), the JSON state files beside them, and key material only
 // when asked; packed as tar with a manifest of sizes and SHA-256, gzipped, encrypted with age and uploaded
 // to a configured target. The key names the node and the time: PREFIX/NODE/NODE-YYYYMMDDTHHMMSSZ.tar.gz.age.
-import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { copyFile, mkdir, readdir, rm, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -14,7 +13,7 @@ import { Worker } from "node:worker_threads";
 import { createGzip } from "node:zlib";
 import { pack as tarPack } from "tar-stream";
 import { ageEncryptStream } from "./age_stream.ts";
-import { BLOB_STREAM_BYTES, type BlobStore } from "./blob_store.ts";
+import { BLOB_STREAM_BYTES, type BlobStore, hashOf } from "./blob_store.ts";
 
 export const BACKUP_FORMAT = 1;
 export const MANIFEST_NAME = "manifest.json";
@@ -76,10 +75,14 @@ export function parseBackupKey(key: string): { id: string; node: string; created
   const match = /\/([^/]+)\/(\1-(\d{8})T(\d{6})Z)\.tar\.gz\.age$/.exec(key);
   if (match === null) return null;
   const [, node = "", id = "", d = "", t = ""] = match;
-  const createdMs = Date.parse(
-    `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6)}T${t.slice(0, 2)}:${t.slice(2, 4)}:${t.slice(4)}Z`,
-  );
+  const createdMs = backupStampMs(d, t);
   return Number.isNaN(createdMs) ? null : { id, node, createdMs };
+}
+
+/** The time of a backup id's stamp, its date (YYYYMMDD) and time (HHMMSS) parts; NaN if not a time. */
+export function backupStampMs(date: string, time: string): number {
+  const [y, mo, d] = [date.slice(0, 4), date.slice(4, 6), date.slice(6)];
+  return Date.parse(`${y}-${mo}-${d}T${time.slice(0, 2)}:${time.slice(2, 4)}:${time.slice(4)}Z`);
 }
 
 export async function takeBackup(request: BackupRequest): Promise<BackupResult> {
@@ -97,7 +100,10 @@ export async function takeBackup(request: BackupRequest): Promise<BackupResult> 
       createdAt: at.toISOString(),
       version: request.version,
       files: await Promise.all(
-        files.map(async (name) => ({ name, ...(await sizeAndHash(join(work, name))) })),
+        files.map(async (name) => ({
+          name,
+          ...(await hashOf(createReadStream(join(work, name), { highWaterMark: BLOB_STREAM_BYTES }))),
+        })),
       ),
     };
     const key = backupKey(request.prefix, request.nodeId, id);
@@ -176,16 +182,6 @@ function vacuumInto(source: string, target: string): Promise<void> {
         : reject(new Error(`snapshot of ${basename(source)} failed (worker exit ${code})`)),
     );
   });
-}
-
-async function sizeAndHash(path: string): Promise<{ size: number; sha256: string }> {
-  const hash = createHash("sha256");
-  let size = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: BLOB_STREAM_BYTES })) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { size, sha256: hash.digest("hex") };
 }
 
 /** tar (manifest first) → gzip → age → the store, reporting the bytes packed. */

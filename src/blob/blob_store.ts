@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 
 /**
  * The buffer size of the streams blobs flow through (reads, encryption, uploads): large enough for few
@@ -103,4 +104,13 @@ export class HashingCounter extends Transform {
   result(): PutResult {
     return { size: this.size, sha256: this.hash.digest("hex") };
   }
+}
+
+/** The size and SHA-256 of everything `source` yields (a file, an object read back), consumed whole. */
+export async function hashOf(source: Readable): Promise<PutResult> {
+  const counter = new HashingCounter();
+  await pipeline(source, counter, async (hashed: AsyncIterable<Buffer>) => {
+    for await (const _ of hashed);
+  });
+  return counter.result();
 }

@@ -4,7 +4,7 @@
 
 import { readFile } from "node:fs/promises";
 import type { BlobStoreConfig, SecretSource } from "../config/index.ts";
-import { readSecret } from "../shell/index.ts";
+import { readSecretFrom } from "../shell/index.ts";
 import type { BlobStore } from "./blob_store.ts";
 import { LocalBlobStore } from "./local_store.ts";
 
@@ -56,11 +56,7 @@ async function openStore(config: BlobStoreConfig, writer: string): Promise<BlobS
   if (config.type === "local") return LocalBlobStore.open(config.name, config.path, writer);
   if (config.type === "s3") {
     const secret = (source: SecretSource, field: string) =>
-      readSecret(
-        "file" in source ? source.file : null,
-        "env" in source ? source.env : null,
-        `blob.stores.${config.name}.${field}`,
-      );
+      readSecretFrom(source, `blob.stores.${config.name}.${field}`);
     const { S3BlobStore } = await import("./s3_store.ts");
     return new S3BlobStore({
       name: config.name,
@@ -69,8 +65,8 @@ async function openStore(config: BlobStoreConfig, writer: string): Promise<BlobS
       ...(config.endpoint === null ? {} : { endpoint: config.endpoint }),
       forcePathStyle: config.pathStyle,
       prefix: config.prefix,
-      accessKeyId: (await secret(config.accessKeyId, "access_key_id")) ?? "",
-      secretAccessKey: (await secret(config.secretAccessKey, "secret_access_key")) ?? "",
+      accessKeyId: await secret(config.accessKeyId, "access_key_id"),
+      secretAccessKey: await secret(config.secretAccessKey, "secret_access_key"),
     });
   }
   const privateKey = await readFile(config.privateKeyFile, "utf8").catch((error: NodeJS.ErrnoException) => {

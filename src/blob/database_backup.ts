@@ -5,7 +5,7 @@ import type { Readable } from "node:stream";
 import { PassThrough, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ageEncryptStream } from "./age_stream.ts";
-import { backupId } from "./backup.ts";
+import { backupId, backupStampMs } from "./backup.ts";
 import { assertBlobKey, BLOB_STREAM_BYTES, type BlobStore } from "./blob_store.ts";
 
 /** What provisioning offers the backups: its databases, and a dump of one. */
@@ -25,8 +25,7 @@ export function parseDatabaseBackupKey(
   const match = /\/databases\/([^/]+)\/(\1-(\d{8})T(\d{6})Z)\.pgdump\.age$/.exec(key);
   if (match === null) return null;
   const [, database = "", id = "", d = "", t = ""] = match;
-  const iso = `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6)}T${t.slice(0, 2)}:${t.slice(2, 4)}:${t.slice(4)}Z`;
-  const createdMs = Date.parse(iso);
+  const createdMs = backupStampMs(d, t);
   return Number.isNaN(createdMs) ? null : { id, database, createdMs };
 }
 

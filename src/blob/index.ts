@@ -30,6 +30,7 @@ export {
   type BlobStore,
   type BlobStoreKind,
   HashingCounter,
+  hashOf,
   type PutResult,
 } from "./blob_store.ts";
 export { BlobStores } from "./blob_stores.ts";

@@ -15,7 +15,7 @@ import { fsyncPath } from "../shell/index.ts";
 import type { MinAcks } from "../store/index.ts";
 import { ageEncryptStream } from "./age_stream.ts";
 import type { BlobRecord, BlobRecords } from "./blob_records.ts";
-import { BLOB_STREAM_BYTES, HashingCounter } from "./blob_store.ts";
+import { BLOB_STREAM_BYTES, HashingCounter, hashOf } from "./blob_store.ts";
 import type { BlobStores } from "./blob_stores.ts";
 
 export const OFFLOAD_STEP = "offload";
@@ -130,11 +130,9 @@ export class OffloadStep implements PostStep {
     const stored = await store.stat(key);
     if (stored?.size !== put.size)
       return `verification failed: stored ${stored?.size ?? "nothing"} of ${put.size} bytes`;
-    const check = new HashingCounter();
-    await pipeline(await store.get(key), check, async (source: AsyncIterable<Buffer>) => {
-      for await (const _ of source);
-    });
-    if (check.result().sha256 !== put.sha256) return "verification failed: the stored object's hash differs";
+    if ((await hashOf(await store.get(key))).sha256 !== put.sha256) {
+      return "verification failed: the stored object's hash differs";
+    }
     return {
       entryId: entry.id,
       index,

@@ -12,7 +12,7 @@ export {
   commandSucceeded,
   runCommand,
 } from "./run_command.ts";
-export { readSecret } from "./secret.ts";
+export { readSecret, readSecretFrom, type SecretFrom } from "./secret.ts";
 export { SeqRing } from "./seq_ring.ts";
 export { ShutdownStack } from "./shutdown_stack.ts";
 export {

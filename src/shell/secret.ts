@@ -20,3 +20,17 @@ export async function readSecret(
   if (value === undefined) throw new Error(`${label}: $${env} is not set`);
   return value;
 }
+
+/** Where the config says a secret is: a file (absolute) or an environment variable. */
+export type SecretFrom = { file: string } | { env: string };
+
+/** The secret from where the config says it is; an error (naming `label`) when it is not there. */
+export async function readSecretFrom(source: SecretFrom, label: string): Promise<string> {
+  const value = await readSecret(
+    "file" in source ? source.file : null,
+    "env" in source ? source.env : null,
+    label,
+  );
+  if (value === undefined) throw new Error(`${label}: not set`);
+  return value;
+}

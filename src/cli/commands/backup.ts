@@ -166,16 +166,9 @@ export function registerBackupCommands(program: Command): void {
               if ((await store.stat(objectKey)) === null)
                 throw new Error(`no backup ${objectKey} in ${store.name}`);
               const { restoreInto } = await import("../../provision/index.ts");
-              const { readSecret } = await import("../../shell/index.ts");
+              const { readSecretFrom } = await import("../../shell/index.ts");
               const source = into.primary.password;
-              const password =
-                source === null
-                  ? undefined
-                  : await readSecret(
-                      "file" in source ? source.file : null,
-                      "env" in source ? source.env : null,
-                      "password",
-                    );
+              const password = source === null ? undefined : await readSecretFrom(source, "password");
               const sealed = await store.get(objectKey);
               const plain = blobModule.ageDecryptStream([key.identity]);
               sealed.on("error", (error) => plain.destroy(error));

@@ -2,10 +2,8 @@
 // went, and one of them fetched and decrypted by the agent from whichever store holds it (any node can:
 // a session recorded on one node replays on another). The download is checked against the size and
 // SHA-256 recorded at upload; --out writes a temporary file and renames it only once it checks out.
-import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
-import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import {
@@ -102,17 +100,10 @@ export function registerBlobCommands(program: Command): void {
           size: Number(res.headers["content-length"]),
           sha256: String(res.headers["x-tandem-sha256"]),
         };
-        const hash = createHash("sha256");
-        let size = 0;
-        const check = new Transform({
-          transform(chunk: Buffer, _encoding, done) {
-            size += chunk.length;
-            hash.update(chunk);
-            done(null, chunk);
-          },
-        });
+        const { HashingCounter } = await import("../../blob/index.ts");
+        const check = new HashingCounter();
         const verify = () => {
-          const sha256 = hash.digest("hex");
+          const { size, sha256 } = check.result();
           if (size !== expected.size || sha256 !== expected.sha256) {
             throw new Error(
               `the download does not check out: ${size} of ${expected.size} bytes, sha256 ${sha256}`,
@@ -121,7 +112,7 @@ export function registerBlobCommands(program: Command): void {
         };
         if (options.out === undefined) {
           await pipeline(res, check, process.stdout).catch((error: Error) => {
-            throw new Error(`download cut short (${size} of ${expected.size} bytes): ${error.message}`);
+            throw new Error(`download cut short (${check.size} of ${expected.size} bytes): ${error.message}`);
           });
           return verify();
         }
@@ -132,12 +123,14 @@ export function registerBlobCommands(program: Command): void {
           await rename(temporary, options.out);
         } catch (error) {
           await rm(temporary, { force: true });
-          if (size < expected.size && !(error as Error).message.startsWith("the download")) {
-            throw new Error(`download cut short (${size} of ${expected.size} bytes): the agent logged why`);
+          if (check.size < expected.size && !(error as Error).message.startsWith("the download")) {
+            throw new Error(
+              `download cut short (${check.size} of ${expected.size} bytes): the agent logged why`,
+            );
           }
           throw error;
         }
-        process.stderr.write(`wrote ${options.out} (${size} bytes, sha256 ${expected.sha256})\n`);
+        process.stderr.write(`wrote ${options.out} (${check.size} bytes, sha256 ${expected.sha256})\n`);
       }),
     );
 }
