@@ -2,11 +2,11 @@
 // journal.db in the data directory, the transport journal.queue names (the mesh on the channel "journal",
 // following the cluster's membership; or a broker, its client loaded only then, its secret read from its
 // file or environment variable), the applier with this node's handlers, and the /api/v1/journal routes.
-// Its events (refusals, dead letters) go to GET /api/v1/events.
+// Its events (refusals, dead letters) go to GET /api/v1/events. The outbox pruning sweep rides the ticker.
 import type { Logger } from "pino";
 import { journalRoutes } from "../api/index.ts";
 import type { JournalConfig } from "../config/index.ts";
-import { JournalKey, JournalNode } from "../journal/index.ts";
+import { JournalKey, JournalNode, outboxPruneEveryMs } from "../journal/index.ts";
 import {
   amqpTransport,
   JOURNAL_CHANNEL,
@@ -39,6 +39,14 @@ export async function startJournal(config: JournalConfig, base: CapabilityBase):
     await node.stop();
     throw error;
   }
+  // Pruning rides the agent's ticker; a retention of 0 keeps every entry and runs no sweep.
+  const sweep =
+    config.outboxRetentionMs > 0
+      ? base.ticker.every(outboxPruneEveryMs(config.outboxRetentionMs), () => {
+          node.prune().catch((error: unknown) => logger.error({ err: error }, "journal outbox not pruned"));
+        })
+      : null;
+  sweep?.start();
   const unfollow = base.coordination.on("members:changed", (members) => {
     if (members.length === 0 || !(transport instanceof MeshTransport)) return;
     transport.setPeers(members.map((m) => m.id).filter((id) => id !== base.nodeId));
@@ -49,6 +57,7 @@ export async function startJournal(config: JournalConfig, base: CapabilityBase):
     channels: transport instanceof MeshTransport ? [JOURNAL_CHANNEL] : [],
     status: () => node.status(),
     async stop() {
+      sweep?.stop();
       unfollow();
       await node.stop();
     },

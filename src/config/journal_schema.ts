@@ -3,6 +3,17 @@
 import { z } from "zod";
 import { entryTypePattern } from "../core/types.ts";
 
+/** "7d", "168h", "30m", "90s" or "500ms"; a bare number is milliseconds; 0 keeps every entry. */
+export const retentionPattern = /^(\d+)(ms|s|m|h|d)$/;
+const retentionUnitMs = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+export function parseRetentionMs(value: string | number): number {
+  if (typeof value === "number") return value;
+  const match = retentionPattern.exec(value);
+  if (match === null) throw new RangeError(`not a retention: ${value}`);
+  return Number(match[1]) * retentionUnitMs[match[2] as keyof typeof retentionUnitMs];
+}
+
 /** A handler is named by an entry type, or "*" for every type without its own. */
 export function isHandlerName(name: string): boolean {
   return name === "*" || entryTypePattern.test(name);
@@ -161,6 +172,17 @@ export const journalSchema = z.strictObject({
     .describe("Wait after a first failure; doubled after each"),
   retry_max_ms: z.int().min(0).max(86_400_000).default(300_000).describe("The longest wait between runs"),
   concurrency: z.int().min(1).max(256).default(4).describe("Handlers running at once (one per ordering key)"),
+  outbox_retention: z
+    .union([
+      z.int().min(0),
+      z
+        .string()
+        .regex(retentionPattern, { error: 'expected e.g. "7d", "168h", "30m", or 0 to keep every entry' }),
+    ])
+    .default("7d")
+    .describe(
+      "How long this node keeps its own entries once every peer (or the queue) confirmed them and their post-execution steps are done; 0 keeps every entry",
+    ),
 });
 
 export type JournalFile = z.output<typeof journalSchema>;

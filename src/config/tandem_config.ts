@@ -9,7 +9,7 @@ import { type AclRule, defaultAcl } from "./acl.ts";
 import { type HostPort, isLoopbackHost, isWildcardHost, parseHostPort } from "./address.ts";
 import { type BlobConfig, resolveBlob } from "./blob_schema.ts";
 import { type DnsDriverConfig, dnsDriverAddress, toDnsDriverConfig } from "./dns_driver_schema.ts";
-import { isHandlerName, type JournalFile } from "./journal_schema.ts";
+import { isHandlerName, type JournalFile, parseRetentionMs } from "./journal_schema.ts";
 import { type ProvisionConfig, resolveProvision } from "./provision_schema.ts";
 import type { ConfigFile, LogLevel, NodeRole } from "./schema.ts";
 import { parseDurationMs, type ServiceFile } from "./services_schema.ts";
@@ -81,6 +81,8 @@ export interface JournalConfig {
   retryBaseMs: number;
   retryMaxMs: number;
   concurrency: number;
+  /** Shipped entries of this node older than this (and owing no step) are pruned; 0: kept for good. */
+  outboxRetentionMs: number;
 }
 
 export interface StoreConfig {
@@ -426,6 +428,7 @@ function resolveJournal(
     retryBaseMs: j.retry_base_ms,
     retryMaxMs: j.retry_max_ms,
     concurrency: j.concurrency,
+    outboxRetentionMs: parseRetentionMs(j.outbox_retention),
   };
 }
 

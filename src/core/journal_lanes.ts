@@ -19,6 +19,11 @@ export interface LaneEntry {
   key: string | null;
   /** Its position among its origin's entries with this key, from 1; unused without a key. */
   keySeq: number;
+  /**
+   * Its origin pruned the lane's entries up to this keySeq (src/journal/journal_db.ts): a receiver holding
+   * none of them starts the lane after it instead of waiting for them. Absent or 0: nothing pruned.
+   */
+  keyFloor?: number;
 }
 
 export interface LanesOptions {
@@ -123,6 +128,7 @@ export class JournalLanes {
       if (!(Number.isInteger(entry.keySeq) && entry.keySeq >= 1))
         throw new JournalLanesError(`entry ${entry.id}: keySeq must be an integer >= 1, got ${entry.keySeq}`);
       const lane = this.lane(entry.origin, entry.key);
+      this.raiseFloor(lane, entry.keyFloor ?? 0);
       if (lane.pending.has(entry.keySeq)) {
         unordered = true;
         entry = { ...entry, key: null };
@@ -213,6 +219,19 @@ export class JournalLanes {
   depth(): { waiting: number; running: number; blocked: number } {
     const blocked = this.waiting.size - this.running - this.ready.size - this.delayed.size;
     return { waiting: this.waiting.size, running: this.running, blocked };
+  }
+
+  /**
+   * The origin pruned the lane through `floor`: with none of those entries waiting here (none ever
+   * received, or all settled), the lane starts after it. One waiting means they were delivered here: the
+   * lane goes through them in order, as usual.
+   */
+  private raiseFloor(lane: Lane, floor: number): void {
+    if (floor <= lane.done) return;
+    for (const keySeq of lane.pending.keys()) if (keySeq <= floor) return;
+    lane.done = floor;
+    const next = lane.pending.get(floor + 1);
+    if (next !== undefined) this.ready.set(next.entry.id, next);
   }
 
   /** Applied or given up: its lane moves on to the next keySeq, if received. */

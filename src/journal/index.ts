@@ -2,6 +2,12 @@ export { JournalApplier } from "./applier.ts";
 export { entryHandler, type HandlerResult, handlerFor, handlerPayload } from "./entry_handlers.ts";
 export { type DeadLetter, JournalDb, type JournalEntry, JournalOpenError } from "./journal_db.ts";
 export { JournalKey, JournalKeyError, readAgeKeyFile, SealedPayloadError } from "./journal_key.ts";
-export { entryDataBytesMax, JournalNode, type RecordRequest, recordProblem } from "./journal_node.ts";
+export {
+  entryDataBytesMax,
+  JournalNode,
+  outboxPruneEveryMs,
+  type RecordRequest,
+  recordProblem,
+} from "./journal_node.ts";
 export { batchEntriesMax, openBatch, readHeader, sealBatch } from "./journal_wire.ts";
 export type { PostStep } from "./post_steps.ts";

@@ -11,6 +11,11 @@
 //   for a time window. lane_marks: each lane's watermark (src/core/journal_lanes.ts), moved in the same
 //   transaction as the result that moves it.
 // - transport_cursors: how far into the outbox the transport has delivered (per peer for the mesh).
+// - pruning (pruneOutbox): entries of this node that every peer (or the queue) confirmed, older than the
+//   retention and owing no post-execution step, leave the outbox with their step runs; the newest entry
+//   always stays (it keeps seq and the HLC from going back). out_lanes.pruned_through remembers each lane's
+//   last pruned keySeq: sent with the lane's next entries (keyFloor), it lets a node that never received the
+//   pruned ones start the lane there instead of waiting for them.
 // - step_runs: the post-execution steps each shipped entry of this node owes (src/journal/post_steps.ts),
 //   created in the transaction that marks it shipped, each with its attempts and state.
 import { dirname } from "node:path";
@@ -20,7 +25,7 @@ import type { NodeId } from "../core/types.ts";
 import { createPrivateFile, fsyncDirectory } from "../shell/index.ts";
 
 /** Bumped when the layout changes; a database written by a newer version is refused. */
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 /** An entry as recorded: everything but the seal. `data` is JSON text. */
 export interface JournalEntry extends LaneEntry {
@@ -29,6 +34,13 @@ export interface JournalEntry extends LaneEntry {
   type: string;
   data: string;
   files: string[];
+}
+
+/** What one pruning batch did: rows deleted, the last seq it looked at, and whether it reached the end. */
+export interface PruneBatch {
+  pruned: number;
+  lastSeq: number;
+  done: boolean;
 }
 
 export interface RecordInput {
@@ -100,13 +112,18 @@ CREATE TABLE IF NOT EXISTS outbox (
   shipped_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS outbox_unshipped ON outbox (seq) WHERE shipped_at IS NULL;
-CREATE TABLE IF NOT EXISTS out_lanes (key TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS out_lanes (
+  key TEXT PRIMARY KEY,
+  last_seq INTEGER NOT NULL,
+  pruned_through INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS inbox (
   n INTEGER PRIMARY KEY,
   id TEXT NOT NULL UNIQUE,
 ${entryColumnsDdl}
   received_at INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS inbox_lane ON inbox (origin, key, key_seq) WHERE key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS applied (
   id TEXT PRIMARY KEY,
   origin TEXT NOT NULL,
@@ -265,16 +282,52 @@ export class JournalDb {
     }));
   }
 
-  /** Up to `limit` recorded entries after outbox seq `seq`, in recording order (what a transport sends). */
+  /**
+   * Up to `limit` recorded entries after outbox seq `seq`, in recording order (what a transport sends); an
+   * entry of a lane whose earlier entries were pruned carries the last pruned keySeq as its keyFloor.
+   */
   outboxAfter(seq: number, limit: number): OutboxRow[] {
     const rows = this.statements.outboxAfter.all(seq, limit) as Array<
-      EntryColumns & { seq: number; recorded_at: number }
+      EntryColumns & { seq: number; recorded_at: number; key_floor: number | null }
     >;
-    return rows.map((row) => ({
-      seq: row.seq,
-      entry: this.entryOf({ ...row, origin: this.nodeId }),
-      recordedAtMs: row.recorded_at,
-    }));
+    return rows.map((row) => {
+      const entry = this.entryOf({ ...row, origin: this.nodeId });
+      if (row.key_floor !== null && row.key_floor > 0) entry.keyFloor = row.key_floor;
+      return { seq: row.seq, entry, recordedAtMs: row.recorded_at };
+    });
+  }
+
+  /**
+   * One bounded batch of pruning, in one transaction: looks at up to `scanMax` entries after outbox seq
+   * `afterSeq`, in recording order, and deletes those shipped, recorded at or before `cutoffMs` and owing
+   * no step (a pending or given-up step run keeps its entry), with their step runs. Stops (done) at the
+   * first entry not shipped or recorded after the cutoff: shipping goes in recording order, so the rest are
+   * too. The newest entry is never deleted.
+   */
+  pruneOutbox(cutoffMs: number, afterSeq: number, scanMax: number): PruneBatch {
+    return this.durably(() => {
+      const newest = (this.statements.lastSeq.pluck().get() as number | null) ?? 0;
+      const rows = this.statements.pruneWindow.all(afterSeq, newest, scanMax) as Array<{
+        seq: number;
+        id: string;
+        key: string | null;
+        key_seq: number;
+        recorded_at: number;
+        shipped_at: number | null;
+      }>;
+      let pruned = 0;
+      let lastSeq = afterSeq;
+      for (const row of rows) {
+        if (row.shipped_at === null || row.recorded_at > cutoffMs) return { pruned, lastSeq, done: true };
+        lastSeq = row.seq;
+        if (this.statements.stepOwed.get(row.id) !== undefined) continue;
+        this.statements.deleteStepRuns.run(row.id);
+        this.statements.deleteOutbox.run(row.seq);
+        if (row.key !== null) this.statements.setPrunedThrough.run(row.key_seq, row.key);
+        pruned += 1;
+      }
+      return { pruned, lastSeq, done: rows.length < scanMax };
+    });
   }
 
   /**
@@ -374,6 +427,7 @@ export class JournalDb {
     const outcome = this.statements.appliedOutcome.pluck().get(entry.id) as string | undefined;
     if (outcome !== undefined) return "applied-before";
     if (this.statements.deadExists.get(entry.id) !== undefined) return "dead-letter";
+    this.raiseLaneFloor(entry);
     const inserted = this.statements.insertInbox.run(
       entry.id,
       entry.origin,
@@ -386,6 +440,20 @@ export class JournalDb {
       nowMs,
     );
     return inserted.changes === 1 ? "new" : "in-inbox";
+  }
+
+  /**
+   * An entry whose origin pruned its lane's earlier entries through keyFloor: a node that holds none of
+   * them (it joined later, or ran no journal then) starts the lane there rather than wait for them for
+   * good. A node holding any of them (in the inbox) waits for them as usual; the lanes do the same.
+   */
+  private raiseLaneFloor(entry: JournalEntry): void {
+    const floor = entry.keyFloor ?? 0;
+    if (entry.key === null || floor <= 0) return;
+    const done = (this.statements.laneMark.pluck().get(entry.origin, entry.key) as number | undefined) ?? 0;
+    if (done >= floor) return;
+    if (this.statements.inboxLaneAtOrBelow.get(entry.origin, entry.key, floor) !== undefined) return;
+    this.setMark({ origin: entry.origin, key: entry.key, done: floor });
   }
 
   /** Everything received and not yet settled, in arrival order (to seed the applier after a restart). */
@@ -486,6 +554,8 @@ export class JournalDb {
     deadLetters: number;
     lastAppliedAtMs: Record<NodeId, number>;
     steps: { pending: number; dead: number };
+    /** The outbox's oldest and newest seq still kept (pruning removes the oldest), or null when empty. */
+    outboxSeqs: { first: number; last: number } | null;
   } {
     const backlog = this.statements.backlog.get() as { n: number; oldest: number | null };
     const lastApplied: Record<NodeId, number> = {};
@@ -499,7 +569,14 @@ export class JournalDb {
       deadLetters: this.statements.deadCount.pluck().get() as number,
       lastAppliedAtMs: lastApplied,
       steps: this.statements.stepCounts.get() as { pending: number; dead: number },
+      outboxSeqs: this.outboxSeqs(),
     };
+  }
+
+  private outboxSeqs(): { first: number; last: number } | null {
+    const first = this.statements.firstSeq.pluck().get() as number | undefined;
+    const last = this.statements.lastSeq.pluck().get() as number | null;
+    return first === undefined || last === null ? null : { first, last };
   }
 
   private setMark(watermark: LaneWatermark): void {
@@ -525,6 +602,12 @@ function createSchema(db: Database.Database, path: string): void {
   const version = db.prepare("SELECT value FROM journal_meta WHERE key = 'schema_version'").pluck().get();
   if (version === undefined) {
     db.prepare("INSERT INTO journal_meta (key, value) VALUES ('schema_version', ?)").run(SCHEMA_VERSION);
+  } else if (version === 1) {
+    // Version 2 adds out_lanes.pruned_through (the ddl above made the rest).
+    db.transaction(() => {
+      db.exec("ALTER TABLE out_lanes ADD COLUMN pruned_through INTEGER NOT NULL DEFAULT 0");
+      db.prepare("UPDATE journal_meta SET value = ? WHERE key = 'schema_version'").run(SCHEMA_VERSION);
+    })();
   } else if (version !== SCHEMA_VERSION) {
     throw new JournalOpenError(
       `${path}: journal schema ${String(version)}, this version reads ${SCHEMA_VERSION}`,
@@ -543,7 +626,24 @@ function prepare(db: Database.Database) {
       "INSERT INTO outbox (id, hlc, type, key, key_seq, data, files, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     ),
     outboxAfter: db.prepare(
-      "SELECT seq, id, hlc, type, key, key_seq, data, files, recorded_at FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+      `SELECT o.seq, o.id, o.hlc, o.type, o.key, o.key_seq, o.data, o.files, o.recorded_at,
+              l.pruned_through AS key_floor
+       FROM outbox o LEFT JOIN out_lanes l ON l.key = o.key WHERE o.seq > ? ORDER BY o.seq LIMIT ?`,
+    ),
+    pruneWindow: db.prepare(
+      "SELECT seq, id, key, key_seq, recorded_at, shipped_at FROM outbox WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?",
+    ),
+    stepOwed: db.prepare("SELECT 1 FROM step_runs WHERE entry_id = ? AND state != 'done' LIMIT 1"),
+    deleteStepRuns: db.prepare("DELETE FROM step_runs WHERE entry_id = ?"),
+    deleteOutbox: db.prepare("DELETE FROM outbox WHERE seq = ?"),
+    setPrunedThrough: db.prepare(
+      "UPDATE out_lanes SET pruned_through = max(pruned_through, ?) WHERE key = ?",
+    ),
+    firstSeq: db.prepare("SELECT seq FROM outbox ORDER BY seq LIMIT 1"),
+    lastSeq: db.prepare("SELECT max(seq) FROM outbox"),
+    laneMark: db.prepare("SELECT done FROM lane_marks WHERE origin = ? AND key = ?"),
+    inboxLaneAtOrBelow: db.prepare(
+      "SELECT 1 FROM inbox WHERE origin = ? AND key = ? AND key_seq <= ? LIMIT 1",
     ),
     markShippedThrough: db.prepare("UPDATE outbox SET shipped_at = ? WHERE seq <= ? AND shipped_at IS NULL"),
     shippingThrough: db.prepare(

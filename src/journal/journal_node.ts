@@ -21,6 +21,14 @@ export const entryDataBytesMax = 1024 * 1024;
 const filesMax = 1000;
 /** HybridClock's bound on a remote clock's lead; this clock only stamps local records. */
 const clockSkewMsMax = 60_000;
+/** Outbox entries one pruning transaction looks at, and such transactions in one sweep at most. */
+const pruneScanMax = 1_000;
+const pruneBatchesMax = 100;
+
+/** How often the outbox is pruned for a retention: a tenth of it, from every second to every minute. */
+export function outboxPruneEveryMs(retentionMs: number): number {
+  return Math.min(60_000, Math.max(1_000, Math.floor(retentionMs / 10)));
+}
 
 export interface RecordRequest {
   type: string;
@@ -64,6 +72,9 @@ export class JournalNode {
   /** Records arriving together share one transaction and one fsync. */
   private readonly recorder: GroupCommit<RecordInput, JournalEntry>;
   private readonly steps: PostStepRunner;
+  private pruning = false;
+  private prunedTotal = 0;
+  private stopped = false;
 
   constructor(options: JournalNodeOptions) {
     this.options = options;
@@ -128,6 +139,33 @@ export class JournalNode {
     return { ok: true, entry };
   }
 
+  /**
+   * Deletes this node's entries past the retention that are shipped and owe no step (journal_db.ts
+   * pruneOutbox), in transactions of up to pruneScanMax entries with the event loop free between them.
+   * Returns how many went; 0 with a retention of 0, or while a sweep runs.
+   */
+  async prune(nowMs = Date.now()): Promise<number> {
+    const retentionMs = this.options.config.outboxRetentionMs;
+    if (retentionMs <= 0 || this.pruning || this.stopped) return 0;
+    this.pruning = true;
+    let pruned = 0;
+    try {
+      let afterSeq = 0;
+      for (let batch = 0; batch < pruneBatchesMax && !this.stopped; batch++) {
+        const result = this.db.pruneOutbox(nowMs - retentionMs, afterSeq, pruneScanMax);
+        pruned += result.pruned;
+        afterSeq = result.lastSeq;
+        if (result.done) break;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.pruning = false;
+    }
+    this.prunedTotal += pruned;
+    if (pruned > 0) this.options.logger.info({ pruned, retentionMs }, "journal outbox pruned");
+    return pruned;
+  }
+
   deadLetters(): DeadLetter[] {
     return this.db.deadLetters();
   }
@@ -159,12 +197,15 @@ export class JournalNode {
       queue: this.options.transport.kind,
       recipient: this.options.key.recipient,
       ...this.db.counts(Date.now()),
+      outboxRetentionMs: this.options.config.outboxRetentionMs,
+      prunedSinceStart: this.prunedTotal,
       applier: this.applier.status(),
       transport: this.options.transport.status(),
     };
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     await this.options.transport.stop();
     await this.steps.stop();
     await this.applier.stop();

@@ -31,6 +31,7 @@ const entrySchema = z.strictObject({
   type: z.string().regex(entryTypePattern),
   key: z.string().min(1).max(orderingKeyMax).nullable(),
   keySeq: z.number().int().min(0),
+  keyFloor: z.number().int().min(1).optional(),
   data: z.string(),
   files: z.array(z.string().min(1).max(4096)).max(1000),
 });
@@ -55,6 +56,7 @@ export async function sealBatch(entries: readonly JournalEntry[], key: JournalKe
     throw new RangeError(`a batch holds 1 to ${batchEntriesMax} entries of one origin`);
   }
   const header: MessageHeader = { v: 1, origin: first.origin, ids: entries.map((e) => e.id) };
+  // keyFloor only when a lane was pruned: a receiver of an older version refuses a field it does not know.
   const inner = entries.map((e) => ({
     id: e.id,
     origin: e.origin,
@@ -62,6 +64,7 @@ export async function sealBatch(entries: readonly JournalEntry[], key: JournalKe
     type: e.type,
     key: e.key,
     keySeq: e.keySeq,
+    ...(e.keyFloor !== undefined && e.keyFloor > 0 && e.key !== null ? { keyFloor: e.keyFloor } : {}),
     data: e.data,
     files: e.files,
   }));

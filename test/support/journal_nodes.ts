@@ -47,6 +47,7 @@ export async function startJournalNodes(
       retryBaseMs: 10,
       retryMaxMs: 100,
       concurrency: 4,
+      outboxRetentionMs: 0,
     };
     const logger = pino({ level: "silent" });
     const node = new JournalNode({

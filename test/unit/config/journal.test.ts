@@ -23,6 +23,7 @@ test("config: journal: absent is off; present resolves the key file and each han
     retryBaseMs: 1_000,
     retryMaxMs: 300_000,
     concurrency: 4,
+    outboxRetentionMs: 7 * 86_400_000,
   });
 });
 
@@ -47,4 +48,17 @@ test("config: journal: mistakes are refused with their line", () => {
     /journal.retry_max_ms: must be at least retry_base_ms \(5000\)/,
   );
   assert.match(configProblems(`${base}journal:\n  key_file: k\n  queue: { type: kafka }\n`), /journal.queue/);
+});
+
+test("config: journal: outbox_retention is a duration up to days, 0 keeps every entry", () => {
+  const retention = (value: string) =>
+    parsedConfig(`${base}journal:\n  key_file: k\n  outbox_retention: ${value}\n`).journal?.outboxRetentionMs;
+  assert.equal(retention("0"), 0);
+  assert.equal(retention("3d"), 3 * 86_400_000);
+  assert.equal(retention("12h"), 12 * 3_600_000);
+  assert.equal(retention("90000"), 90_000);
+  assert.match(
+    configProblems(`${base}journal:\n  key_file: k\n  outbox_retention: 1w\n`),
+    /journal.outbox_retention/,
+  );
 });

@@ -123,3 +123,23 @@ test("journal lanes: misuse is refused", () => {
   assert.throws(() => lanes.finished("nope", true, 0), JournalLanesError);
   assert.throws(() => lanes.offer(entry("z", "k", 0), 0), JournalLanesError);
 });
+
+test("journal lanes: a lane pruned at its origin starts at the floor unless its earlier entries wait here", () => {
+  const lanes = new JournalLanes(options);
+  // Joined later: keySeq 9 arrives first, then 8, both saying 1-7 were pruned.
+  lanes.offer({ ...entry("i", "user:ann", 9), keyFloor: 7 }, 0);
+  assert.deepEqual(ids(lanes.due(0)), [], "waits for 8, which is not pruned");
+  lanes.offer({ ...entry("h", "user:ann", 8), keyFloor: 7 }, 0);
+  assert.deepEqual(ids(lanes.due(0)), ["h"]);
+  lanes.finished("h", true, 0);
+  assert.deepEqual(ids(lanes.due(0)), ["i"]);
+  // A node that received keySeq 2 before goes through it: the floor does not skip what waits here.
+  lanes.offer(entry("b2", "user:bob", 2), 0);
+  lanes.offer({ ...entry("b8", "user:bob", 8), keyFloor: 7 }, 0);
+  assert.deepEqual(ids(lanes.due(0)), [], "still waits for keySeq 1");
+  // A blocked entry right after the floor becomes ready when the floor arrives with a later one.
+  lanes.offer(entry("c5", "user:cy", 5), 0);
+  assert.deepEqual(ids(lanes.due(0)), []);
+  lanes.offer({ ...entry("c6", "user:cy", 6), keyFloor: 4 }, 0);
+  assert.deepEqual(ids(lanes.due(0)), ["c5"]);
+});

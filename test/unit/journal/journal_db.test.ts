@@ -65,6 +65,7 @@ test("journal db: a recorded entry takes the next place of its lane, is kept 060
     deadLetters: 0,
     lastAppliedAtMs: {},
     steps: { pending: 0, dead: 0 },
+    outboxSeqs: { first: 1, last: 5 },
   });
 });
 
@@ -158,4 +159,113 @@ test("journal db: a retried dead letter returns to the inbox outside its lane; a
   assert.equal(db.dropDead("z", 5), true);
   assert.equal(db.dropDead("z", 5), false);
   assert.equal(db.receive(z, 6), "applied-before", "dropped: known for good");
+});
+
+test("journal db: pruning deletes shipped entries past the cutoff, never an unshipped one, nor the newest", (t) => {
+  const { open } = tempDb(t);
+  const db = open();
+  t.after(() => db.close());
+  for (const [i, id] of ["a", "b", "c", "d", "e"].entries()) db.record(input(id, null), 100 + i);
+  assert.deepEqual(db.pruneOutbox(1_000, 0, 100), { pruned: 0, lastSeq: 0, done: true }, "nothing shipped");
+  db.markShippedThrough(3, 200);
+  assert.deepEqual(
+    db.pruneOutbox(101, 0, 100),
+    { pruned: 2, lastSeq: 2, done: true },
+    "only up to the cutoff",
+  );
+  assert.deepEqual(db.pruneOutbox(1_000, 2, 100), { pruned: 1, lastSeq: 3, done: true }, "d is not shipped");
+  assert.deepEqual(
+    db.outboxAfter(0, 10).map((r) => r.entry.id),
+    ["d", "e"],
+  );
+  db.markShippedThrough(5, 300);
+  assert.equal(db.pruneOutbox(1_000, 0, 100).pruned, 1, "the newest entry stays");
+  assert.deepEqual(
+    db.outboxAfter(0, 10).map((r) => r.entry.id),
+    ["e"],
+  );
+  assert.equal(db.record(input("f", null), 400).id, "f");
+  assert.deepEqual(
+    db.outboxAfter(5, 10).map((r) => [r.seq, r.entry.id]),
+    [[6, "f"]],
+    "seq keeps counting up: a transport's cursor stays valid",
+  );
+  assert.deepEqual(db.counts(500).outboxSeqs, { first: 5, last: 6 });
+});
+
+test("journal db: an entry owing a post-execution step (pending or given up) is not pruned", (t) => {
+  const { open } = tempDb(t);
+  const db = open();
+  t.after(() => db.close());
+  for (const id of ["a", "b", "c", "d"]) db.record(input(id, null), 100);
+  db.markShippedThrough(4, 200, (entry) => (entry.id === "d" ? [] : ["offload"]));
+  db.settleStepRun("a", "offload", { kind: "done", attempts: 1 });
+  db.settleStepRun("b", "offload", { kind: "dead", attempts: 3, reason: "store down" });
+  db.settleStepRun("c", "offload", { kind: "retry", attempts: 1, retryAtMs: 900, reason: "store down" });
+  assert.deepEqual(db.pruneOutbox(1_000, 0, 100), { pruned: 1, lastSeq: 3, done: true });
+  assert.deepEqual(
+    db.outboxAfter(0, 10).map((r) => r.entry.id),
+    ["b", "c", "d"],
+  );
+  assert.deepEqual(
+    db.deadStepRuns().map((r) => r.entryId),
+    ["b"],
+    "a given-up step keeps its entry: it can be retried",
+  );
+  db.retryStepRun("b", "offload", 300);
+  db.settleStepRun("b", "offload", { kind: "done", attempts: 4 });
+  db.settleStepRun("c", "offload", { kind: "done", attempts: 2 });
+  assert.equal(db.pruneOutbox(1_000, 0, 100).pruned, 2);
+  assert.deepEqual(db.counts(1_000).steps, { pending: 0, dead: 0 });
+});
+
+test("journal db: pruning goes in bounded batches, and a pruned lane's next entries carry its floor", (t) => {
+  const { open } = tempDb(t);
+  const db = open();
+  t.after(() => db.close());
+  for (const [i, id] of ["a", "b", "c", "d", "e", "f"].entries()) db.record(input(id, "user:ann"), 100 + i);
+  db.record(input("x", null), 100);
+  db.markShippedThrough(7, 200);
+  assert.deepEqual(db.pruneOutbox(102, 0, 2), { pruned: 2, lastSeq: 2, done: false });
+  assert.deepEqual(db.pruneOutbox(102, 2, 2), { pruned: 1, lastSeq: 3, done: true }, "d is after the cutoff");
+  assert.deepEqual(
+    db.outboxAfter(0, 10).map((r) => [r.entry.id, r.entry.keySeq, r.entry.keyFloor]),
+    [
+      ["d", 4, 3],
+      ["e", 5, 3],
+      ["f", 6, 3],
+      ["x", 0, undefined],
+    ],
+  );
+});
+
+test("journal db: a receiver holding none of a lane's pruned entries starts the lane at its floor", (t) => {
+  const { open } = tempDb(t);
+  const db = open();
+  t.after(() => db.close());
+  // A node that joined later: the lane's first entry it sees is keySeq 8, entries 1-7 pruned at the origin.
+  db.receive({ ...fromOther("h", "user:ann", 8), keyFloor: 7 }, 1);
+  assert.deepEqual(db.laneMarks(), [{ origin: "n2", key: "user:ann", done: 7 }]);
+  // A node still holding keySeq 2 of another lane in its inbox waits for it, as usual.
+  db.receive(fromOther("b2", "user:bob", 2), 1);
+  db.receive({ ...fromOther("b8", "user:bob", 8), keyFloor: 7 }, 1);
+  assert.deepEqual(
+    db.laneMarks().filter((m) => m.key === "user:bob"),
+    [],
+  );
+});
+
+test("journal db: a version 1 database gains the pruning column when opened", (t) => {
+  const { path, open } = tempDb(t);
+  const raw = new Database(path);
+  raw.exec(`CREATE TABLE journal_meta (key TEXT PRIMARY KEY, value);
+    INSERT INTO journal_meta VALUES ('schema_version', 1);
+    CREATE TABLE out_lanes (key TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+    INSERT INTO out_lanes VALUES ('user:ann', 4);`);
+  raw.close();
+  const db = open();
+  t.after(() => db.close());
+  assert.equal(db.record(input("a", "user:ann"), 1).keySeq, 5);
+  db.markShippedThrough(1, 2);
+  assert.equal(db.pruneOutbox(10, 0, 10).pruned, 0, "the newest entry stays");
 });

@@ -42,6 +42,7 @@ async function world(t: TestContext): Promise<World> {
     retryBaseMs: 10,
     retryMaxMs: 100,
     concurrency: 4,
+    outboxRetentionMs: 0,
   };
   const w: World = { dir, network, key, config, nodes: new Map(), meshes: new Map() };
   for (const id of ids) startNode(w, id);
