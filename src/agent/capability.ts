@@ -6,7 +6,7 @@ import type { ApiRoute } from "../api/index.ts";
 import type { DatabaseDumps } from "../blob/index.ts";
 import type { Coordination } from "../cluster/index.ts";
 import type { NodeId } from "../core/types.ts";
-import type { PostStep } from "../journal/index.ts";
+import type { JournalNode, PostStep } from "../journal/index.ts";
 import type { MeshApi } from "../mesh/index.ts";
 import type { EventLog, Ticker } from "../shell/index.ts";
 import type { Replicator } from "../store/index.ts";
@@ -22,6 +22,8 @@ export interface Provided {
   postSteps?: readonly PostStep[];
   /** The blob capability's backups, which back up databases once provisioning hands them its dumps. */
   backups?: { useDatabaseDumps(dumps: DatabaseDumps): void };
+  /** The journal capability's recorder: what an embedding app records with (src/sdk). */
+  journal?: Pick<JournalNode, "record" | "recordNow" | "status">;
 }
 
 /** What every capability stands on; the agent owns all of it and outlives every capability. */

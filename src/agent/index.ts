@@ -6,10 +6,15 @@ export {
   type Capability,
   type CapabilityBase,
   type PluggedCapability,
+  type Provided,
   plug,
   type RunningCapability,
 } from "./capability.ts";
-export { journalCapability } from "./journal_capability.ts";
+export {
+  type JournalCapabilityConfig,
+  type JournalEmbedding,
+  journalCapability,
+} from "./journal_capability.ts";
 export { provisionCapability } from "./provision_capability.ts";
 export { type ServicesCapabilityConfig, servicesCapability } from "./services_capability.ts";
 export { storeCapability, tombstoneSweepMs } from "./store_capability.ts";

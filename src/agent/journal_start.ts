@@ -18,8 +18,12 @@ import {
 } from "../queue/index.ts";
 import { readSecret } from "../shell/index.ts";
 import type { CapabilityBase, RunningCapability } from "./capability.ts";
+import type { JournalCapabilityConfig } from "./journal_capability.ts";
 
-export async function startJournal(config: JournalConfig, base: CapabilityBase): Promise<RunningCapability> {
+export async function startJournal(
+  config: JournalCapabilityConfig,
+  base: CapabilityBase,
+): Promise<RunningCapability> {
   const logger = base.logger.child({ component: "journal" });
   const key = await JournalKey.load(config.keyFile);
   const transport = await transportOf(config, base, logger);
@@ -32,6 +36,8 @@ export async function startJournal(config: JournalConfig, base: CapabilityBase):
     logger,
     onEvent: (fields) => base.events.emit("journal", fields),
     postSteps: base.provided.postSteps ?? [],
+    ...(config.embedding?.db === undefined ? {} : { appDb: config.embedding.db }),
+    ...(config.embedding?.handlers === undefined ? {} : { handlers: config.embedding.handlers }),
   });
   try {
     node.start();
@@ -56,6 +62,7 @@ export async function startJournal(config: JournalConfig, base: CapabilityBase):
     routes: journalRoutes(node),
     channels: transport instanceof MeshTransport ? [JOURNAL_CHANNEL] : [],
     status: () => node.status(),
+    provides: { journal: node },
     async stop() {
       sweep?.stop();
       unfollow();

@@ -7,8 +7,10 @@ import { type Logger, pino } from "pino";
 import {
   assertChannelsDisjoint,
   blobCapability,
+  type JournalEmbedding,
   journalCapability,
   type PluggedCapability,
+  type Provided,
   plug,
   provisionCapability,
   type RunningCapability,
@@ -39,6 +41,8 @@ export interface RunningAgent {
   cluster: Cluster;
   /** The capabilities by name, in start order. */
   capabilities: ReadonlyMap<string, RunningCapability>;
+  /** What the capabilities provide (the journal's recorder for an embedding app, src/sdk). */
+  provided: Provided;
   localApi: Server | null;
   /** Graceful stop, in reverse order of start: API, capabilities, leadership hand-off, mesh, lock. */
   stop(): Promise<void>;
@@ -48,7 +52,12 @@ export interface RunningAgent {
  * The capabilities, in dependency order. Services without any configured start nothing (no idle cost); the
  * blob stores, the journal and provisioning run only with their sections.
  */
-function capabilitiesOf(config: TandemConfig): PluggedCapability[] {
+function capabilitiesOf(config: TandemConfig, options: AgentStartOptions): PluggedCapability[] {
+  if (options.journal !== undefined && config.journal === null) {
+    throw new Error(
+      "the app passes the journal a database or handlers, but the config has no journal: section (docs/journal.md)",
+    );
+  }
   return [
     plug(storeCapability, config.store),
     plug(servicesCapability, {
@@ -60,7 +69,14 @@ function capabilitiesOf(config: TandemConfig): PluggedCapability[] {
     ...(config.blob === null
       ? []
       : [plug(blobCapability, { ...config.blob, clusterName: config.clusterName, version: VERSION })]),
-    ...(config.journal === null ? [] : [plug(journalCapability, config.journal)]),
+    ...(config.journal === null
+      ? []
+      : [
+          plug(journalCapability, {
+            ...config.journal,
+            ...(options.journal === undefined ? {} : { embedding: options.journal }),
+          }),
+        ]),
     ...(config.provision === null ? [] : [plug(provisionCapability, config.provision)]),
   ];
 }
@@ -72,6 +88,8 @@ export function agentLogger(config: TandemConfig): Logger {
 export interface AgentStartOptions {
   /** tandem agent --join ADDRESS: never bootstrap; ask the member at ADDRESS to add this node. */
   join?: string;
+  /** An app embedding the agent (src/sdk): its database and in-process handlers for the journal. */
+  journal?: JournalEmbedding;
 }
 
 export async function startAgent(
@@ -94,6 +112,7 @@ async function compose(
   stack: ShutdownStack,
   options: AgentStartOptions,
 ): Promise<RunningAgent> {
+  const plugged = capabilitiesOf(config, options);
   const lock = new DataDirLock(config.dataDir);
   lock.acquire();
   stack.push("data-dir lock", () => lock.release());
@@ -142,7 +161,7 @@ async function compose(
     provided: {},
   };
   const capabilities = new Map<string, RunningCapability>();
-  for (const capability of capabilitiesOf(config)) {
+  for (const capability of plugged) {
     const running = await capability.start(base);
     stack.push(capability.name, () => running.stop());
     capabilities.set(capability.name, running);
@@ -189,6 +208,7 @@ async function compose(
     mesh,
     cluster: running,
     capabilities,
+    provided: base.provided,
     localApi,
     async stop() {
       await stack.unwind();

@@ -7,7 +7,7 @@ import type { Logger } from "pino";
 import type { JournalHandlerConfig } from "../config/index.ts";
 import { JournalLanes, type LaneEntry, type LanesOptions, watermarkAfter } from "../core/journal_lanes.ts";
 import type { NodeId } from "../core/types.ts";
-import { type EntryHandler, entryHandler, handlerFor } from "./entry_handlers.ts";
+import { type EntryHandler, entryHandler, type HandlerSpec, handlerFor } from "./entry_handlers.ts";
 import { GroupCommit } from "./group_commit.ts";
 import type { JournalDb, JournalEntry, ReceiveResult, SettledResult } from "./journal_db.ts";
 import type { JournalKey } from "./journal_key.ts";
@@ -17,7 +17,8 @@ export interface ApplierOptions {
   nodeId: NodeId;
   db: JournalDb;
   key: JournalKey;
-  handlers: Readonly<Record<string, JournalHandlerConfig>>;
+  /** By entry type ("*" for the rest): a handler of the config, or an embedding app's (combineHandlers). */
+  handlers: Readonly<Record<string, HandlerSpec>>;
   lanes: LanesOptions;
   logger: Logger;
   /** Journal events for GET /api/v1/events: refusals, dead letters, retries of dead letters. */
@@ -148,14 +149,14 @@ export class JournalApplier {
   private async run(lane: LaneEntry): Promise<void> {
     const entry = this.entries.get(lane.id);
     if (entry === undefined) throw new Error(`journal entry ${lane.id} is not in memory`);
-    const config = handlerFor(this.options.handlers, entry.type);
+    const spec = handlerFor(this.options.handlers, entry.type);
     let ok: boolean;
     let detail: string;
-    if (config === null) {
+    if (spec === null) {
       ok = false;
       detail = `no handler for type ${entry.type} on ${this.options.nodeId}`;
     } else {
-      const handler = this.handler(entry.type, config);
+      const handler = typeof spec === "function" ? spec : this.handler(entry.type, spec);
       ({ ok, detail } = await handler(entry).catch((error: Error) => ({ ok: false, detail: error.message })));
     }
     // Stored first (with the others finishing in this turn: one transaction), and only then told to the

@@ -1,7 +1,8 @@
 // What applies an entry on this node, by its type: a command (the entry as JSON on its standard input, exit
-// code 0 applies it) or a webhook (the entry POSTed as JSON to a local application, a 2xx answer applies
-// it). The handler gets the entry's id (also in TANDEM_ENTRY_ID) to make itself idempotent: an entry runs
-// again if the agent died between the handler's success and its record.
+// code 0 applies it), a webhook (the entry POSTed as JSON to a local application, a 2xx answer applies it),
+// or, in an app embedding the agent (src/sdk), a function of the app's own (it returns: applied; it throws:
+// failed, its message the detail). The handler gets the entry's id (also in TANDEM_ENTRY_ID) to make
+// itself idempotent: an entry runs again if the agent died between the handler's success and its record.
 import { createRequire } from "node:module";
 import type { JournalHandlerConfig } from "../config/index.ts";
 import { commandSucceeded, http, runCommand } from "../shell/index.ts";
@@ -15,28 +16,100 @@ export interface HandlerResult {
 
 export type EntryHandler = (entry: JournalEntry) => Promise<HandlerResult>;
 
+/** The entry as an in-process handler gets it: what an exec handler reads on stdin, `data` parsed. */
+export interface HandlerEntry {
+  id: string;
+  origin: string;
+  hlc: string;
+  type: string;
+  key: string | null;
+  data: unknown;
+  files: string[];
+}
+
+/**
+ * An embedding app's handler, run on the agent's event loop: resolving (with nothing, or `{ ok: true }`)
+ * applies the entry; throwing, rejecting or `{ ok: false, detail }` is a failure (retried, then a dead
+ * letter). It must not hold the event loop for long (docs/journal.md, Embedding).
+ */
+export type InProcessHandler = (
+  entry: HandlerEntry,
+  // biome-ignore lint/suspicious/noConfusingVoidType: an async function returning nothing is Promise<void>
+) => void | HandlerReturn | Promise<void | HandlerReturn>;
+
+/** What an in-process handler may return instead of nothing: a failure without throwing, or a detail. */
+export interface HandlerReturn {
+  ok: boolean;
+  detail?: string;
+}
+
+/** A handler of the config, or an embedding app's function: what the applier looks up by type. */
+export type HandlerSpec = JournalHandlerConfig | EntryHandler;
+
+export class HandlerConflictError extends Error {
+  override readonly name = "HandlerConflictError";
+}
+
 /** Answers of a webhook kept for the detail. */
 const answerBytesMax = 2048;
 
-/** The JSON a handler receives: the entry, with its data parsed. */
-export function handlerPayload(entry: JournalEntry): string {
-  return JSON.stringify({
+function handlerEntry(entry: JournalEntry): HandlerEntry {
+  return {
     id: entry.id,
     origin: entry.origin,
     hlc: entry.hlc,
     type: entry.type,
     key: entry.key,
     data: JSON.parse(entry.data),
-    files: entry.files,
-  });
+    files: [...entry.files],
+  };
+}
+
+/** The JSON a handler receives: the entry, with its data parsed. */
+export function handlerPayload(entry: JournalEntry): string {
+  return JSON.stringify(handlerEntry(entry));
 }
 
 /** The handler for `type`: its own, else "*", else none (the entry goes to the dead letters). */
-export function handlerFor(
-  handlers: Readonly<Record<string, JournalHandlerConfig>>,
+export function handlerFor<Handler>(
+  handlers: Readonly<Record<string, Handler>>,
   type: string,
-): JournalHandlerConfig | null {
+): Handler | null {
   return handlers[type] ?? handlers["*"] ?? null;
+}
+
+/**
+ * The config's handlers and an embedding app's in one table. An entry type's own handler comes before
+ * "*", whichever side gives either; a type (or "*") given by both is refused: which one applies would be
+ * a guess.
+ */
+export function combineHandlers(
+  configured: Readonly<Record<string, JournalHandlerConfig>>,
+  inProcess: Readonly<Record<string, InProcessHandler>>,
+): Record<string, HandlerSpec> {
+  const both = Object.keys(inProcess).filter((type) => Object.hasOwn(configured, type));
+  if (both.length > 0) {
+    throw new HandlerConflictError(
+      `journal handler for ${both.map((t) => JSON.stringify(t)).join(", ")} given both in journal.handlers ` +
+        "and in-process: remove one of them",
+    );
+  }
+  const table: Record<string, HandlerSpec> = { ...configured };
+  for (const [type, handler] of Object.entries(inProcess)) table[type] = inProcessHandler(handler);
+  return table;
+}
+
+export function inProcessHandler(handler: InProcessHandler): EntryHandler {
+  return async (entry) => {
+    try {
+      const result = await handler(handlerEntry(entry));
+      if (result === undefined) return { ok: true, detail: "returned" };
+      const ok = result.ok === true;
+      return { ok, detail: result.detail ?? (ok ? "returned ok" : "returned not ok") };
+    } catch (error) {
+      return { ok: false, detail: error instanceof Error ? error.message : String(error) };
+    }
+  };
 }
 
 export function entryHandler(config: JournalHandlerConfig): EntryHandler {

@@ -1,10 +1,20 @@
 export { JournalApplier } from "./applier.ts";
-export { entryHandler, type HandlerResult, handlerFor, handlerPayload } from "./entry_handlers.ts";
+export {
+  combineHandlers,
+  entryHandler,
+  HandlerConflictError,
+  type HandlerEntry,
+  type HandlerResult,
+  handlerFor,
+  handlerPayload,
+  type InProcessHandler,
+} from "./entry_handlers.ts";
 export { type DeadLetter, JournalDb, type JournalEntry, JournalOpenError } from "./journal_db.ts";
 export { JournalKey, JournalKeyError, readAgeKeyFile, SealedPayloadError } from "./journal_key.ts";
 export {
   entryDataBytesMax,
   JournalNode,
+  JournalRecordError,
   outboxPruneEveryMs,
   type RecordRequest,
   recordProblem,

@@ -3,13 +3,14 @@
 // the dead letters, and the status. src/agent/journal_capability.ts plugs it into the agent.
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
+import type Database from "better-sqlite3";
 import type { Logger } from "pino";
 import type { JournalConfig } from "../config/index.ts";
 import { HybridClock } from "../core/hlc.ts";
 import { entryTypePattern, type NodeId } from "../core/types.ts";
 import type { JournalTransport, SealedBatch } from "../queue/index.ts";
 import { JournalApplier } from "./applier.ts";
-import { entryHandler } from "./entry_handlers.ts";
+import { combineHandlers, entryHandler, type InProcessHandler } from "./entry_handlers.ts";
 import { GroupCommit } from "./group_commit.ts";
 import { type DeadLetter, JournalDb, type JournalEntry, type RecordInput } from "./journal_db.ts";
 import type { JournalKey } from "./journal_key.ts";
@@ -50,6 +51,18 @@ export interface JournalNodeOptions {
   onEvent?: (fields: Record<string, unknown>) => void;
   /** Post-execution steps of the embedding code, beside those of the config (the blob offload). */
   postSteps?: readonly PostStep[];
+  /**
+   * An embedding app's own database: the journal's tables go in it instead of journal.db in the data
+   * directory, so the app records in its own transactions (recordNow). The app keeps and closes it.
+   */
+  appDb?: Database.Database;
+  /** An embedding app's handlers by entry type, beside the config's (combineHandlers). */
+  handlers?: Readonly<Record<string, InProcessHandler>>;
+}
+
+/** A record refused (its reason as message): thrown by recordNow, so the app's transaction rolls back. */
+export class JournalRecordError extends Error {
+  override readonly name = "JournalRecordError";
 }
 
 /** The config's post-execution steps: a command for each shipped entry of the given types. */
@@ -78,7 +91,12 @@ export class JournalNode {
 
   constructor(options: JournalNodeOptions) {
     this.options = options;
-    this.db = JournalDb.open(join(options.dataDir, "journal.db"), options.nodeId);
+    // Refused before anything is opened: a type handled both ways.
+    const handlers = combineHandlers(options.config.handlers, options.handlers ?? {});
+    this.db =
+      options.appDb === undefined
+        ? JournalDb.open(join(options.dataDir, "journal.db"), options.nodeId)
+        : JournalDb.attach(options.appDb, options.nodeId);
     const last = parseHlc(this.db.lastRecordedHlc());
     this.clock = new HybridClock({ skewMsMax: clockSkewMsMax, ...(last === null ? {} : { last }) });
     this.recorder = new GroupCommit((inputs) => this.db.recordMany(inputs, Date.now()));
@@ -97,7 +115,7 @@ export class JournalNode {
       nodeId: options.nodeId,
       db: this.db,
       key: options.key,
-      handlers: options.config.handlers,
+      handlers,
       lanes: retries,
       logger: options.logger,
       ...events,
@@ -137,6 +155,35 @@ export class JournalNode {
     });
     this.options.transport.recorded();
     return { ok: true, entry };
+  }
+
+  /**
+   * Records an entry at once, synchronously: inside the caller's transaction on the app's database it
+   * commits or rolls back with the app's change (the transactional outbox); outside one, in its own
+   * transaction. A refused record throws JournalRecordError (rolling the caller's transaction back). The
+   * transport hears of it only after the caller's synchronous code (its transaction) has finished: a
+   * rolled-back entry is never read.
+   */
+  recordNow(request: RecordRequest): JournalEntry {
+    const problem = recordProblem(request);
+    if (problem !== null) throw new JournalRecordError(problem);
+    if (this.stopped) throw new JournalRecordError("the journal is stopped");
+    const hlc = this.clock.now(Date.now());
+    const entry = this.db.record(
+      {
+        id: randomUUID(),
+        hlc: `${hlc.wallMs}.${hlc.counter}`,
+        type: request.type,
+        key: request.key ?? null,
+        data: JSON.stringify(request.data),
+        files: request.files ?? [],
+      },
+      Date.now(),
+    );
+    setImmediate(() => {
+      if (!this.stopped) this.options.transport.recorded();
+    });
+    return entry;
   }
 
   /**

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { pino } from "pino";
 import { JournalApplier } from "../../../src/journal/applier.ts";
+import { type HandlerSpec, inProcessHandler } from "../../../src/journal/entry_handlers.ts";
 import { JournalDb, type JournalEntry } from "../../../src/journal/journal_db.ts";
 import { JournalKey } from "../../../src/journal/journal_key.ts";
 import { sealBatch } from "../../../src/journal/journal_wire.ts";
@@ -14,7 +15,7 @@ function entry(id: string, type = "user.create", origin = "n2"): JournalEntry {
   return { id, origin, hlc: "1.0", type, key: null, keySeq: 0, data: "{}", files: [] };
 }
 
-async function setup(handlers: Record<string, { kind: "exec"; argv: string[]; timeoutMs: number }> = {}) {
+async function setup(handlers: Record<string, HandlerSpec> = {}) {
   const { key } = await JournalKey.generate();
   const db = JournalDb.open(":memory:", "n1");
   const events: Array<Record<string, unknown>> = [];
@@ -82,4 +83,37 @@ test("journal applier: its own entries and redeliveries are no work; a type with
   assert.match(dead.reason, /no handler for type nobody.handles on n1/);
   assert.equal((await applier.deliver(orphan)).refused, false);
   assert.equal(db.receive(entry("orphan", "nobody.handles"), 0), "dead-letter", "known for good");
+});
+
+test("journal applier: an in-process handler that throws is retried, holds back only its key, then is a dead letter", async (t) => {
+  const runs: string[] = [];
+  const { key, db, applier } = await setup({
+    "user.create": inProcessHandler((e) => {
+      runs.push(e.id);
+      if (e.id === "bad") throw new Error(`cannot create ${JSON.stringify(e.data)}`);
+    }),
+  });
+  t.after(async () => {
+    await applier.stop();
+    db.close();
+  });
+  const keyed = (id: string, keySeq: number): JournalEntry => ({
+    ...entry(id),
+    key: "user:ann",
+    keySeq,
+    data: '"ann"',
+  });
+  await applier.deliver(await sealBatch([keyed("bad", 1), keyed("after", 2), entry("other")], key));
+  const dump = () => JSON.stringify({ runs, status: applier.status() });
+  const dead = await waitFor("the dead letter", async () => db.deadLetters()[0], dump);
+  assert.equal(dead.entry.id, "bad");
+  assert.equal(dead.attempts, 2);
+  assert.equal(dead.reason, 'cannot create "ann"');
+  await waitFor("the rest applied", async () => (runs.includes("after") ? true : undefined), dump);
+  assert.ok(runs.indexOf("other") < runs.indexOf("after"), "other's key went on while bad retried");
+  assert.deepEqual(
+    runs.filter((id) => id === "bad"),
+    ["bad", "bad"],
+  );
+  assert.equal(db.receive(keyed("after", 2), 0), "applied-before");
 });

@@ -5,7 +5,13 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { entryHandler, handlerFor } from "../../../src/journal/entry_handlers.ts";
+import {
+  combineHandlers,
+  entryHandler,
+  HandlerConflictError,
+  handlerFor,
+  inProcessHandler,
+} from "../../../src/journal/entry_handlers.ts";
 import type { JournalEntry } from "../../../src/journal/journal_db.ts";
 
 const entry: JournalEntry = {
@@ -83,4 +89,54 @@ test("entry handlers: a webhook gets the entry POSTed as JSON; a 2xx answer appl
   assert.deepEqual(await hook(entry), { ok: false, detail: "HTTP 409: user exists" });
   const closed = entryHandler({ kind: "webhook", url: "http://127.0.0.1:1/", timeoutMs: 10_000 });
   assert.match((await closed(entry)).detail, /ECONNREFUSED/);
+});
+
+test("entry handlers: in-process: returning applies; throwing, rejecting or ok: false fails with its detail", async () => {
+  const seen: unknown[] = [];
+  const returns = inProcessHandler((e) => {
+    seen.push(e);
+  });
+  assert.deepEqual(await returns(entry), { ok: true, detail: "returned" });
+  assert.deepEqual(seen, [
+    {
+      id: "e-1",
+      origin: "n2",
+      hlc: "1700000000000.0",
+      type: "user.create",
+      key: "user:ann",
+      data: { name: "ann" },
+      files: [],
+    },
+  ]);
+  const throws = inProcessHandler(() => {
+    throw new Error("users table is locked");
+  });
+  assert.deepEqual(await throws(entry), { ok: false, detail: "users table is locked" });
+  const rejects = inProcessHandler(async () => {
+    await Promise.resolve();
+    throw new Error("no such group");
+  });
+  assert.deepEqual(await rejects(entry), { ok: false, detail: "no such group" });
+  const refuses = inProcessHandler(async () => ({ ok: false, detail: "quota reached" }));
+  assert.deepEqual(await refuses(entry), { ok: false, detail: "quota reached" });
+  const answers = inProcessHandler(() => ({ ok: true, detail: "created" }));
+  assert.deepEqual(await answers(entry), { ok: true, detail: "created" });
+});
+
+test('entry handlers: config and in-process combine, a type\'s own before "*"; a type given both ways is refused', () => {
+  const exec = { kind: "exec" as const, argv: ["true"], timeoutMs: 1000 };
+  const own = () => undefined;
+  const table = combineHandlers({ "*": exec, "user.delete": exec }, { "user.create": own });
+  assert.equal(typeof handlerFor(table, "user.create"), "function", "in-process own type before config *");
+  assert.equal(handlerFor(table, "user.delete"), exec);
+  assert.equal(handlerFor(table, "user.rename"), exec);
+  const reversed = combineHandlers({ "user.delete": exec }, { "*": own });
+  assert.equal(handlerFor(reversed, "user.delete"), exec, "config own type before in-process *");
+  assert.equal(typeof handlerFor(reversed, "user.rename"), "function");
+  assert.throws(
+    () => combineHandlers({ "user.create": exec, "*": exec }, { "user.create": own, "*": own }),
+    (error: unknown) =>
+      error instanceof HandlerConflictError &&
+      /"user.create", "\*" given both in journal.handlers/.test(error.message),
+  );
 });
