@@ -35,6 +35,8 @@ export interface EmbeddedJournal {
 }
 
 export interface EmbeddedAgent {
+  /** This node's id (node.id of the config). */
+  nodeId: string;
   agent: RunningAgent;
   journal: EmbeddedJournal;
   /** Stops the agent (the app's database stays open). */
@@ -58,6 +60,7 @@ export async function startEmbeddedAgent(options: EmbeddedAgentOptions): Promise
     throw new Error("the config has no journal: section: an embedded app records through the journal");
   }
   return {
+    nodeId: config.node.id,
     agent,
     journal: {
       record: (request) => recorder.recordNow(request),

@@ -37,6 +37,8 @@ export interface ClusterHarnessOptions {
   security?: "mtls" | "psk";
   /** Which CLI the agents run (default: source). */
   entry?: keyof typeof CLI_ENTRY;
+  /** A script run instead of the CLI, as `node SCRIPT agent --config FILE` (an app embedding the agent). */
+  script?: string;
 }
 
 /** Deadlines for a loaded machine: they bound a broken build, they are not timing claims. */
@@ -74,7 +76,7 @@ export class ClusterHarness {
       security: options.security ?? "mtls",
       witness: options.witness ?? false,
     });
-    return new ClusterHarness(dir, nodes, CLI_ENTRY[options.entry ?? "source"], ports);
+    return new ClusterHarness(dir, nodes, options.script ?? CLI_ENTRY[options.entry ?? "source"], ports);
   }
 
   node(id: string): DevNode {
