@@ -182,6 +182,14 @@ export class Cluster implements Coordination {
       leadership: () => this.leadership(),
       leaseMs: options.grantLeaseMs ?? grantLeaseMsDefault,
       logger: options.logger.child({ component: "grants" }),
+      // The votes bound how long an earlier leader's grants may run (src/core/grants.ts).
+      election: {
+        leaseMs: options.timings.leaseTicks * options.timings.tickMs,
+        contactsWhenWon: (term) => this.election.contactsWhenWon(term),
+        advertise: (tailMs) => this.election.setGrantTailMs(tailMs),
+        acknowledgedTailMs: () => this.election.acknowledgedGrantTailMs(),
+        tailAcknowledged: (tailMs, timeoutMs) => this.election.grantTailAcknowledged(tailMs, timeoutMs),
+      },
     });
     this.reportConfigDrift();
     this.election.events.on("leader:changed", () => {

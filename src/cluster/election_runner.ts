@@ -3,14 +3,17 @@
 // advance. Everything here is synchronous, so inputs arriving from the mesh are simply stepped in turn;
 // nothing can interleave with a drain.
 import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { Election, type ProposeResult } from "../core/election.ts";
 import type {
   ElectionConfig,
   ElectionEvent,
+  ElectionMessage,
   ElectionStatus,
   MembershipStatus,
 } from "../core/election_types.ts";
+import type { LeaderContact } from "../core/grants.ts";
 import type { MembershipChange } from "../core/membership.ts";
 import { Prng } from "../core/prng.ts";
 import type { NodeId, Role, Term } from "../core/types.ts";
@@ -43,6 +46,8 @@ export interface ElectionRunnerOptions {
   ticker?: Ticker;
   /** What heartbeats carry for the failure detectors (see HealthRunner); none by default. */
   vouches?: HeartbeatVouches;
+  /** Monotonic ms for the contacts votes carry (src/core/grants.ts); performance.now() by default. */
+  now?: () => number;
 }
 
 /**
@@ -74,6 +79,17 @@ export class ElectionRunner {
   private lastMembershipEpoch: number;
   private draining = false;
   private readonly vouches: HeartbeatVouches | undefined;
+  private readonly tickMs: number;
+  private readonly now: () => number;
+  /** The granted votes of the newest campaign: null for a vote that carried no contacts (an older peer). */
+  private votes: { term: Term; contacts: Map<NodeId, LeaderContact | null> } = {
+    term: -1,
+    contacts: new Map(),
+  };
+  /** What the votes that made this node leader said (null: a vote without contacts), per won term. */
+  private won: { term: Term; contacts: LeaderContact[] | null } | null = null;
+  /** Leader: grant services waiting for a quorum to acknowledge an advertised tail. */
+  private tailWaiters: Array<{ tailMs: number; resolve: (acknowledged: boolean) => void }> = [];
 
   constructor(options: ElectionRunnerOptions) {
     this.selfId = options.config.selfId;
@@ -81,6 +97,8 @@ export class ElectionRunner {
     this.mesh = options.mesh;
     this.logger = options.logger;
     this.vouches = options.vouches;
+    this.tickMs = options.tickMs;
+    this.now = options.now ?? (() => performance.now());
     this.events = new SafeEmitter(options.logger);
     const persisted = this.store.load();
     const rng = new Prng(options.seed ?? randomBytes(8).toString("hex"));
@@ -126,6 +144,44 @@ export class ElectionRunner {
     return this.core.membership();
   }
 
+  /**
+   * Leader: the contacts of the votes that elected it in `term`, its own included (src/core/grants.ts), or
+   * null when some vote carried none, or this node did not win `term`.
+   */
+  contactsWhenWon(term: Term): readonly LeaderContact[] | null {
+    return this.won?.term === term ? this.won.contacts : null;
+  }
+
+  /** Leader: advertise `tailMs` in its heartbeats (a larger one goes out at once). */
+  setGrantTailMs(tailMs: number): void {
+    this.ticker.catchUp();
+    this.core.setGrantTailMs(Math.ceil(tailMs));
+    this.drain();
+  }
+
+  /** Leader: the largest advertised tail a quorum acknowledged this term, or null. */
+  acknowledgedGrantTailMs(): number | null {
+    return this.core.acknowledgedGrantTailMs();
+  }
+
+  /** Resolves true once a quorum acknowledged a tail of `tailMs`, false after `timeoutMs` or losing the lead. */
+  grantTailAcknowledged(tailMs: number, timeoutMs: number): Promise<boolean> {
+    if ((this.core.acknowledgedGrantTailMs() ?? -1) >= tailMs) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter = { tailMs, resolve };
+      this.tailWaiters.push(waiter);
+      const timer = setTimeout(() => {
+        this.tailWaiters = this.tailWaiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, timeoutMs);
+      timer.unref();
+      waiter.resolve = (acknowledged) => {
+        clearTimeout(timer);
+        resolve(acknowledged);
+      };
+    });
+  }
+
   /** Leader only: start one membership change; its commit shows as a "membership:changed" event. */
   propose(change: MembershipChange): ProposeResult {
     this.ticker.catchUp();
@@ -149,9 +205,63 @@ export class ElectionRunner {
     }
     // Time first: a node that slept through its lease must notice before it acts on a message.
     this.ticker.catchUp();
+    if (decoded.message.type === "vote-response") this.noteVote(from, decoded.message);
     this.core.step({ from, to: this.selfId, message: decoded.message });
     this.drain();
     if (decoded.message.type === "heartbeat") this.vouches?.vouched(from, decoded.vouchedPeers);
+  }
+
+  /** A granted vote's contacts, on this node's clock (see src/core/grants.ts). */
+  private noteVote(from: NodeId, vote: Extract<ElectionMessage, { type: "vote-response" }>): void {
+    if (!vote.granted) return;
+    if (this.votes.term !== vote.term) this.votes = { term: vote.term, contacts: new Map() };
+    const heardMsAgo = vote.leaderHeardMsAgo;
+    this.votes.contacts.set(
+      from,
+      heardMsAgo === undefined ? null : { atMs: this.now(), heardMsAgo, tailMs: vote.grantTailMs ?? null },
+    );
+  }
+
+  /** Won `term`: its votes' contacts and its own, as they stand now (the moment it won). */
+  private noteWon(term: Term): void {
+    const own = this.core.contactsWhenWon();
+    if (own === null) return;
+    const contacts: LeaderContact[] = [
+      { atMs: this.now(), heardMsAgo: this.ticksAgoMs(own.leaderHeardTicksAgo), tailMs: own.grantTailMs },
+    ];
+    let complete = true;
+    if (this.votes.term === term) {
+      for (const contact of this.votes.contacts.values()) {
+        if (contact === null) complete = false;
+        else contacts.push(contact);
+      }
+    }
+    this.won = { term, contacts: complete ? contacts : null };
+  }
+
+  /** `ticks` whole ticks ago is at least this many ms ago: a tick boundary may have passed just after. */
+  private ticksAgoMs(ticks: number): number {
+    return Math.max(0, ticks - 1) * this.tickMs;
+  }
+
+  /** A vote leaves with its contacts in ms: peers' ticks may differ in length. */
+  private wireForm(message: ElectionMessage): ElectionMessage {
+    if (message.type !== "vote-response" || message.leaderHeardTicksAgo === undefined) return message;
+    const { leaderHeardTicksAgo, ...rest } = message;
+    return { ...rest, leaderHeardMsAgo: Math.floor(this.ticksAgoMs(leaderHeardTicksAgo)) };
+  }
+
+  private settleTailWaiters(): void {
+    if (this.tailWaiters.length === 0) return;
+    const leading = this.core.status().role === "leader";
+    const acknowledged = this.core.acknowledgedGrantTailMs() ?? -1;
+    const waiting = this.tailWaiters;
+    this.tailWaiters = [];
+    for (const waiter of waiting) {
+      if (!leading) waiter.resolve(false);
+      else if (acknowledged >= waiter.tailMs) waiter.resolve(true);
+      else this.tailWaiters.push(waiter);
+    }
   }
 
   /**
@@ -177,10 +287,11 @@ export class ElectionRunner {
           this.mesh.send(
             envelope.to,
             ELECTION_CHANNEL,
-            encodeElectionMessage(envelope.message, vouchedPeers),
+            encodeElectionMessage(this.wireForm(envelope.message), vouchedPeers),
           );
         }
         for (const event of ready.events) this.logEvent(event);
+        if (ready.softState?.role === "leader") this.noteWon(ready.fencingTerm);
         if (ready.softState)
           changes.push(
             ...this.softStateChanges(ready.softState.role, ready.softState.leaderId, ready.fencingTerm),
@@ -191,6 +302,7 @@ export class ElectionRunner {
       this.draining = false;
     }
     if (heartbeatsTo.length > 0) this.vouches?.heartbeatsSent(heartbeatsTo);
+    this.settleTailWaiters();
     // Ticks before the core's next timer only count: sleep through them (inputs catch up first).
     this.ticker.wakeAfter(Math.min(this.core.ticksUntilTimer(), sleepTicksMax));
     if (this.core.membershipEpoch !== this.lastMembershipEpoch) {

@@ -2,6 +2,8 @@
 // are safe). The leader keeps a GrantLedger for its term and the assignments its placement made, and
 // answers "grants" requests; any node (the leader too, without the network) asks the leader for the
 // grants of the services assigned to it, and counts each one's deadline from when it sent the request.
+// With the election's contacts (GrantElection) a new leader's inherited window ends when its voters prove
+// it does, and it advertises the tail of its own grants before issuing them.
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import {
@@ -10,9 +12,11 @@ import {
   type GrantAnswer,
   GrantLedger,
   holderDeadlineMs,
+  inheritedBound,
+  type LeaderContact,
   renewalPeriodMs,
 } from "../core/grants.ts";
-import type { NodeId } from "../core/types.ts";
+import type { NodeId, Term } from "../core/types.ts";
 import { decodeJsonPayload, encodeJsonPayload, type MeshApi } from "../mesh/index.ts";
 import type { FenceCheck, GrantAsk, HeldGrant, LeadershipView } from "./coordination.ts";
 import { CoordinationUnavailableError, GrantRefusedError, NotLeaderError } from "./coordination_errors.ts";
@@ -24,6 +28,20 @@ import {
   grantAnswerSchema,
   grantRequestSchema,
 } from "./grant_wire.ts";
+
+/** The election's side of the grants (ElectionRunner implements it; see src/core/grants.ts). */
+export interface GrantElection {
+  /** This node's leader lease in ms (the election's leaseTicks × tick). */
+  leaseMs: number;
+  /** The contacts of the votes that elected this node in `term`, or null (unknown: the widest window). */
+  contactsWhenWon(term: Term): readonly LeaderContact[] | null;
+  /** Advertise this tail in the leader's heartbeats from now on (a larger one goes out at once). */
+  advertise(tailMs: number): void;
+  /** The largest advertised tail a quorum acknowledged this term, or null. */
+  acknowledgedTailMs(): number | null;
+  /** True once a quorum acknowledged `tailMs`; false after `timeoutMs` or when leadership was lost. */
+  tailAcknowledged(tailMs: number, timeoutMs: number): Promise<boolean>;
+}
 
 export interface GrantServiceOptions {
   selfId: NodeId;
@@ -38,8 +56,13 @@ export interface GrantServiceOptions {
    * lease asked for by default, so a request stuck on a leader that died never delays the claim to the next.
    */
   requestTimeoutMs?: number;
-  /** Monotonic ms; performance.now() by default. */
+  /** Monotonic ms; performance.now() by default (the election's contacts must use the same clock). */
   now?: () => number;
+  /**
+   * The election's contacts and adverts. Without, a new leader's inherited window is always a whole
+   * lease × (1 + margin) from its start (and it advertises nothing, so neither is its successors').
+   */
+  election?: GrantElection;
 }
 
 export class GrantService {
@@ -73,13 +96,23 @@ export class GrantService {
       return;
     }
     if (this.ledger?.term === view.term) return;
+    const election = this.options.election;
+    const contacts = election?.contactsWhenWon(view.term) ?? null;
+    const leaderSinceMs = this.now();
     this.ledger = new GrantLedger({
       term: view.term,
-      leaderSinceMs: this.now(),
+      leaderSinceMs,
       leaseMs: this.options.leaseMs,
+      inherited: contacts === null ? null : inheritedBound(contacts, clockMarginDefault),
+      ...(election === undefined ? {} : { leaderLeaseMs: election.leaseMs }),
     });
     this.assigned.clear();
-    this.options.logger.info({ term: view.term }, "grant ledger started");
+    election?.advertise(this.ledger.tailMs());
+    const windowMs = Math.round(this.ledger.inheritedUntilMs - leaderSinceMs);
+    this.options.logger.info(
+      { term: view.term, inheritedWindowMs: windowMs, contacts: contacts !== null },
+      "grant ledger started",
+    );
   }
 
   /** Leader: `service` should run on `owner` (null: nowhere); another holder's grant is no longer renewed. */
@@ -155,7 +188,7 @@ export class GrantService {
   private async ask(request: GrantRequest, leaseMs: number): Promise<GrantWireAnswer> {
     const leader = this.options.leadership().leaderId;
     if (leader === null) throw new NotLeaderError(null, `cannot ${request.kind} ${request.service}`);
-    if (leader === this.options.selfId) return this.answer(leader, request);
+    if (leader === this.options.selfId) return await this.answer(leader, request);
     let response: Uint8Array;
     try {
       response = await this.options.mesh.request(leader, GRANTS_CHANNEL, encodeJsonPayload(request), {
@@ -171,17 +204,31 @@ export class GrantService {
     return decoded.value;
   }
 
-  private serve(from: NodeId, payload: Uint8Array): Uint8Array {
+  private async serve(from: NodeId, payload: Uint8Array): Promise<Uint8Array> {
     const decoded = decodeJsonPayload(payload, grantRequestSchema);
     if (!decoded.ok) {
       this.options.logger.warn({ peer: from, reason: decoded.reason }, "dropped grant request");
       return encodeJsonPayload(refusal("refused", `bad request: ${decoded.reason}`, null, null));
     }
-    return encodeJsonPayload(this.answer(from, decoded.value));
+    return encodeJsonPayload(await this.answer(from, decoded.value));
+  }
+
+  /**
+   * The leader's answer; a grant that needs a longer advertised tail first waits (a heartbeat round) for a
+   * quorum to acknowledge it, then is decided afresh.
+   */
+  private async answer(from: NodeId, request: GrantRequest): Promise<GrantWireAnswer> {
+    const first = this.answerNow(from, request);
+    const election = this.options.election;
+    if (first.kind !== "pending" || election === undefined) return settled(first);
+    const waitMs =
+      renewalPeriodMs(request.kind === "acquire" ? (request.leaseMs ?? this.options.leaseMs) : 0) / 2;
+    await election.tailAcknowledged(first.tailMs, waitMs);
+    return settled(this.answerNow(from, request));
   }
 
   /** The leader's answer to `from`: only under a valid lease, and only for services assigned to it. */
-  private answer(from: NodeId, request: GrantRequest): GrantWireAnswer {
+  private answerNow(from: NodeId, request: GrantRequest): GrantWireAnswer | PendingTail {
     const view = this.options.leadership();
     if (view.role !== "leader" || !view.leaseValid) {
       const leaderId = view.leaderId === this.options.selfId ? null : view.leaderId;
@@ -207,7 +254,13 @@ export class GrantService {
       const where = assignedTo === undefined ? "not assigned to any node" : `assigned to ${assignedTo}`;
       return refusal("refused", `${request.service} is ${where}`, null, null);
     }
-    return wireAnswer(ledger.request(request.service, from, now, request.current, request.leaseMs), now);
+    const acknowledged = this.options.election?.acknowledgedTailMs() ?? Number.POSITIVE_INFINITY;
+    const answer = ledger.request(request.service, from, now, request.current, request.leaseMs, acknowledged);
+    if (!answer.ok && answer.tailMs !== undefined) {
+      this.options.election?.advertise(ledger.tailMs());
+      return { kind: "pending", tailMs: answer.tailMs, reason: answer.reason };
+    }
+    return wireAnswer(answer, now);
   }
 
   private leaderLedger(what: string): GrantLedger {
@@ -216,6 +269,19 @@ export class GrantService {
     this.leadershipChanged(view);
     return this.ledger as GrantLedger;
   }
+}
+
+/** Not yet: a quorum must acknowledge a longer advertised tail first. */
+interface PendingTail {
+  kind: "pending";
+  tailMs: number;
+  reason: string;
+}
+
+/** Still pending after the wait: the asker tries again later, and a holder keeps what it holds. */
+function settled(answer: GrantWireAnswer | PendingTail): GrantWireAnswer {
+  if (answer.kind !== "pending") return answer;
+  return refusal("unavailable", `${answer.reason}: ask again`, null, null);
 }
 
 function wireAnswer(answer: GrantAnswer, nowMs: number): GrantWireAnswer {
@@ -235,5 +301,6 @@ function refusal(
 
 function refusalError(answer: GrantWireRefusal): Error {
   if (answer.refusal === "not-leader") return new NotLeaderError(answer.leaderId, answer.reason);
+  if (answer.refusal === "unavailable") return new CoordinationUnavailableError(answer.reason);
   return new GrantRefusedError(answer.reason, answer.retryInMs);
 }

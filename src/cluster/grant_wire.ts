@@ -36,14 +36,15 @@ const grant = z.strictObject({
 
 /**
  * The leader's answer: the grant; the report of a stop taken (also when that grant was gone already); or a
- * refusal: "not-leader" (ask `leaderId`) or "refused" (retry after `retryInMs`, if any).
+ * refusal: "not-leader" (ask `leaderId`), "unavailable" (not yet: ask again, keep what is held) or "refused"
+ * (retry after `retryInMs`, if any).
  */
 export const grantAnswerSchema = z.discriminatedUnion("kind", [
   z.strictObject({ kind: z.literal("granted"), grant, continueOnly: z.boolean() }),
   z.strictObject({ kind: z.literal("released") }),
   z.strictObject({
     kind: z.literal("refused"),
-    refusal: z.enum(["not-leader", "refused"]),
+    refusal: z.enum(["not-leader", "unavailable", "refused"]),
     reason: z.string().max(2000),
     leaderId: z.string().regex(nodeIdPattern).nullable(),
     retryInMs: z.number().min(0).nullable(),

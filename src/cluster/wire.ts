@@ -6,15 +6,19 @@
 //   timeout-now                                  nothing more
 //   pre-vote                                     summary
 //   pre-vote-response, vote-response, vote       u8 flag (granted / transfer) | summary
+//   vote-response with contacts                  as vote-response | u8 has | f64 heard ms ago | f64 tail
 //   heartbeat-response                           f64 seq | summary
 //   heartbeat                                    f64 seq | summary | f64 committed | u32 n | n bytes
-//                                                | u16 v | v bytes
+//                                                | u16 v | v bytes [| f64 tail]
 // where summary = f64 membership version | f64 membership term | 8 bytes membership hash, numbers are
 // non-negative safe integers, the heartbeat's n bytes (n = 0: none) are the whole membership as JSON,
 // sent only to a node that does not hold it yet, and schema-checked here, and its v bytes are the ids of
 // the peers the sender heard lately, comma-separated (v = 0: none): the leader vouches for them to the
-// followers' failure detectors (see HealthRunner.heardLately), which the election core never sees. Every
-// other type has one length; anything else is refused, so an accepted payload re-encodes to the same bytes.
+// followers' failure detectors (see HealthRunner.heardLately), which the election core never sees. The
+// optional tail (a heartbeat's grantTailMs) and a vote's contacts (bit 0 of `has`: leaderHeardMsAgo, bit 1:
+// grantTailMs; an absent one is 0; no contacts: the short form) are new: messages without them, from older
+// peers, still decode, and their votes count as votes without contacts. Every other type has one length;
+// anything else is refused, so an accepted payload re-encodes to the same bytes.
 import type { ElectionMessage, Membership, MembershipSummary } from "../core/election_types.ts";
 import { type NodeId, nodeIdPattern } from "../core/types.ts";
 import { checkMembership } from "./membership_schema.ts";
@@ -36,6 +40,10 @@ const typeCodes = {
 const summaryAtByCode = [-1, 9, 10, 10, 10, 17, 17, -1];
 /** Fixed length per type code (index); a heartbeat adds its membership and vouch bytes. 0 for unknown codes. */
 const lengthByCode = [0, 33, 34, 34, 34, 55, 41, 9];
+/** A vote-response with contacts: the short form plus `has` and two numbers. */
+const voteResponseContactsLength = 34 + 1 + 16;
+/** A heartbeat's optional tail after its vouch bytes. */
+const heartbeatTailBytes = 8;
 /** Where a heartbeat's membership bytes start (after their u32 length). */
 const heartbeatConfigAt = 53;
 
@@ -65,9 +73,12 @@ export function encodeElectionMessage(
       ? Buffer.from(JSON.stringify(message.config))
       : null;
   const vouches = message.type === "heartbeat" ? vouchedPeers : noBytes;
-  const bytes = Buffer.allocUnsafe(
-    (lengthByCode[code] as number) + (config?.byteLength ?? 0) + vouches.byteLength,
-  );
+  const tail = message.type === "heartbeat" && message.grantTailMs !== undefined ? heartbeatTailBytes : 0;
+  const contacts =
+    message.type === "vote-response" &&
+    (message.leaderHeardMsAgo !== undefined || message.grantTailMs !== undefined);
+  const length = contacts ? voteResponseContactsLength : (lengthByCode[code] as number);
+  const bytes = Buffer.allocUnsafe(length + (config?.byteLength ?? 0) + vouches.byteLength + tail);
   bytes[0] = code;
   writeUint(bytes, 1, message.term);
   switch (message.type) {
@@ -97,6 +108,16 @@ export function encodeElectionMessage(
     config?.copy(bytes, heartbeatConfigAt);
     bytes.writeUInt16BE(vouches.byteLength, heartbeatConfigAt + configBytes);
     bytes.set(vouches, heartbeatConfigAt + configBytes + 2);
+    if (message.grantTailMs !== undefined) {
+      writeUint(bytes, heartbeatConfigAt + configBytes + 2 + vouches.byteLength, message.grantTailMs);
+    }
+  }
+  if (contacts && message.type === "vote-response") {
+    const heard = message.leaderHeardMsAgo;
+    const tailMs = message.grantTailMs;
+    bytes[34] = (heard === undefined ? 0 : 1) | (tailMs === undefined ? 0 : 2);
+    writeUint(bytes, 35, heard ?? 0);
+    writeUint(bytes, 43, tailMs ?? 0);
   }
   return bytes;
 }
@@ -125,7 +146,10 @@ export function decodeElectionMessage(payload: Uint8Array): DecodeResult {
   const length = lengthByCode[code] ?? 0;
   if (length === 0) return refuse(`unknown type ${code}`);
   const fixedLength =
-    code === typeCodes.heartbeat ? payload.byteLength >= length : payload.byteLength === length;
+    code === typeCodes.heartbeat
+      ? payload.byteLength >= length
+      : payload.byteLength === length ||
+        (code === typeCodes["vote-response"] && payload.byteLength === voteResponseContactsLength);
   if (!fixedLength) return refuse(`${payload.byteLength} bytes, type ${code} takes ${length}`);
   const term = readUint(payload, 1);
   if (term < 0) return refuse("term is not a non-negative integer");
@@ -143,6 +167,9 @@ export function decodeElectionMessage(payload: Uint8Array): DecodeResult {
       if (code === typeCodes.vote) {
         return accept({ type: "vote", term, transfer: flag === 1, membership });
       }
+      if (code === typeCodes["vote-response"] && payload.byteLength === voteResponseContactsLength) {
+        return decodeVoteContacts(payload, { type: "vote-response", term, granted: flag === 1, membership });
+      }
       const type = code === typeCodes["vote-response"] ? "vote-response" : "pre-vote-response";
       return accept({ type, term, granted: flag === 1, membership });
     }
@@ -155,6 +182,25 @@ export function decodeElectionMessage(payload: Uint8Array): DecodeResult {
       return decodeHeartbeat(payload, term, seq, membership);
     }
   }
+}
+
+function decodeVoteContacts(
+  payload: Uint8Array,
+  vote: Extract<ElectionMessage, { type: "vote-response" }>,
+): DecodeResult {
+  const has = payload[34] as number;
+  if (has === 0 || has > 3) return refuse(`contacts flags ${has}`);
+  const heard = readUint(payload, 35);
+  const tailMs = readUint(payload, 43);
+  if (heard < 0 || tailMs < 0) return refuse("contacts are not non-negative integers");
+  if (((has & 1) === 0 && heard !== 0) || ((has & 2) === 0 && tailMs !== 0)) {
+    return refuse("an absent contact is not 0");
+  }
+  return accept({
+    ...vote,
+    ...((has & 1) === 1 ? { leaderHeardMsAgo: heard } : {}),
+    ...((has & 2) === 2 ? { grantTailMs: tailMs } : {}),
+  });
 }
 
 function decodeHeartbeat(
@@ -172,12 +218,23 @@ function decodeHeartbeat(
     return refuse(`heartbeat of ${payload.byteLength} bytes announces ${configBytes} membership bytes`);
   }
   const vouchBytes = view.readUInt16BE(vouchesAt - 2);
-  if (payload.byteLength !== vouchesAt + vouchBytes) {
+  const tailAt = vouchesAt + vouchBytes;
+  if (payload.byteLength !== tailAt && payload.byteLength !== tailAt + heartbeatTailBytes) {
     return refuse(`heartbeat of ${payload.byteLength} bytes announces ${vouchBytes} vouch bytes`);
   }
-  const vouchedPeers = vouchBytes === 0 ? noPeers : parseVouchedPeers(view.subarray(vouchesAt));
+  const vouchedPeers =
+    vouchBytes === 0 ? noPeers : parseVouchedPeers(view.subarray(vouchesAt, vouchesAt + vouchBytes));
   if (vouchedPeers === null) return refuse("vouched peers are not a list of node ids");
-  const heartbeat = { type: "heartbeat" as const, term, seq, membership, committed };
+  const tailMs = payload.byteLength === tailAt ? -1 : readUint(payload, tailAt);
+  if (payload.byteLength !== tailAt && tailMs < 0) return refuse("tail is not a non-negative integer");
+  const heartbeat = {
+    type: "heartbeat" as const,
+    term,
+    seq,
+    membership,
+    committed,
+    ...(tailMs < 0 ? {} : { grantTailMs: tailMs }),
+  };
   if (configBytes === 0) return { ok: true, message: heartbeat, vouchedPeers };
   if (configBytes > membershipBytesMax) return refuse(`membership of ${configBytes} bytes`);
   const config = parseMembership(view.subarray(heartbeatConfigAt, heartbeatConfigAt + configBytes));

@@ -15,6 +15,11 @@
 // the highest-priority member that has answered heartbeats without a gap for T ticks, if that member's
 // priority is strictly higher than its own (equal priorities never move leadership).
 //
+// Contacts (for src/core/grants.ts, which has the argument). Every node notes the tick it last heard a
+// leader's heartbeat of its term, granted a vote, or stopped leading (its start, before any), and the tail
+// the newest leader it heard advertised (an opaque number the leader's shell sets; the largest of that
+// term). A granted vote carries both; a leader counts how much of its advert a quorum acknowledged.
+//
 // Ties. Members are ranked by priority, then id. A follower told that its link to the leader closed
 // (peerDisconnected) campaigns T+1 ticks after it last heard the leader, the earliest moment every voter
 // that heard the same heartbeat has left its lease window, plus two ticks per member ranked above it, so
@@ -58,7 +63,7 @@ import {
 } from "./membership.ts";
 import { MembershipView } from "./membership_view.ts";
 import type { Prng } from "./prng.ts";
-import { quorumSize, VoteResult, voteResult } from "./quorum.ts";
+import { quorumSize, quorumValue, VoteResult, voteResult } from "./quorum.ts";
 import { Timeout } from "./timeout.ts";
 import { type Envelope, type NodeId, Role, type Term } from "./types.ts";
 
@@ -124,6 +129,18 @@ export class Election {
   /** Tick at which the current vote requests were sent; dates a won election's first lease. */
   private campaignTicks = 0;
   private lease: LeaderLease | null = null;
+  /** Tick it last heard a leader's heartbeat, granted a vote or led (Contacts). */
+  private lastLeaderTicks = 0;
+  /** The newest term whose leader's tail it heard (or led in) and the largest tail of it; null: none. */
+  private heardTail: { term: Term; ms: number | null } | null = null;
+  /** Leader: the tail advertised in its heartbeats this term (null: none yet). */
+  private advertMs: number | null = null;
+  /** Leader: from which heartbeat seq on each advertised tail went out, in order. */
+  private advertSince: Array<{ seq: number; ms: number }> = [];
+  /** Leader: the largest tail each voter acknowledged this term. */
+  private readonly acknowledgedTail = new Map<NodeId, number>();
+  /** Leader: its own contacts when it won (its vote counts towards the inherited bound too). */
+  private wonWith: { leaderHeardTicksAgo: number; grantTailMs: number | null } | null = null;
 
   private stepRole: (from: NodeId, message: ElectionMessage) => void;
   private tickRole: () => void;
@@ -214,6 +231,39 @@ export class Election {
     if (this.role !== Role.Leader || to === this.selfId || !this.view.leaderEligible.includes(to)) return;
     this.transferTo(to, "transfer requested");
     this.assertInvariants();
+  }
+
+  /**
+   * Leader only: advertise `ms` as its tail in every heartbeat of this term from now on (see Contacts); a
+   * larger value than before goes out at once. Ignored elsewhere, and when not larger.
+   */
+  setGrantTailMs(ms: number): void {
+    if (!(Number.isSafeInteger(ms) && ms >= 0))
+      throw new RangeError(`a tail must be an integer >= 0, got ${ms}`);
+    if (this.role !== Role.Leader || (this.advertMs !== null && ms <= this.advertMs)) return;
+    this.advertMs = ms;
+    this.broadcastHeartbeat();
+    this.assertInvariants();
+  }
+
+  /** Leader only: the largest advertised tail a quorum (itself included) acknowledged this term, or null. */
+  acknowledgedGrantTailMs(): number | null {
+    if (this.role !== Role.Leader || this.advertMs === null) return null;
+    const values = this.view.voters.map((voter) =>
+      voter === this.selfId
+        ? (this.advertMs as number)
+        : (this.acknowledgedTail.get(voter) ?? Number.NEGATIVE_INFINITY),
+    );
+    const value = quorumValue(values);
+    return Number.isFinite(value) ? value : null;
+  }
+
+  /**
+   * Leader only: its own contacts as they stood when it won (ticks before winning), for the bound on its
+   * predecessors' grants; null elsewhere.
+   */
+  contactsWhenWon(): { leaderHeardTicksAgo: number; grantTailMs: number | null } | null {
+    return this.role === Role.Leader ? this.wonWith : null;
   }
 
   /**
@@ -428,8 +478,11 @@ export class Election {
       this.send(from, { type: `${request.type}-response`, term: this.term, granted: false });
       return;
     }
+    // What this vote reports is the contact before it: the vote itself only dates the candidate's lease.
+    const contacts = this.contacts();
     if (!preVote) {
       this.votedFor = from;
+      this.lastLeaderTicks = this.nowTicks;
       this.electionTimer.resetRandomized(this.rng, this.timeoutDraws);
       // The candidate dates its first lease from its request, so honour it as if it were leader.
       this.leaseWindow.reset();
@@ -438,7 +491,8 @@ export class Election {
       if (this.role === Role.PreCandidate) this.becomeFollower(this.term, null, `voted for ${from}`);
     }
     this.events.push({ type: "vote-granted", term: request.term, to: from, preVote });
-    this.send(from, { type: `${request.type}-response`, term: request.term, granted: true });
+    if (preVote) this.send(from, { type: "pre-vote-response", term: request.term, granted: true });
+    else this.send(from, { type: "vote-response", term: request.term, granted: true, ...contacts });
   }
 
   private rejectVote(request: VoteRequest, from: NodeId, reason: string): void {
@@ -452,6 +506,8 @@ export class Election {
       this.electionTimer.resetRandomized(this.rng, this.timeoutDraws);
       this.electionTimer.clearAttempts();
       this.leaseWindow.reset();
+      this.lastLeaderTicks = this.nowTicks;
+      this.hearTail(message.grantTailMs ?? null);
       this.followLeaderMembership(from, message);
       this.send(from, { type: "heartbeat-response", term: this.term, seq: message.seq });
     } else if (message.type === "timeout-now" && this.view.canLead()) {
@@ -483,8 +539,37 @@ export class Election {
   private stepLeader(from: NodeId, message: ElectionMessage): void {
     if (message.type !== "heartbeat-response") return;
     this.lease?.acknowledged(from, message.seq);
+    this.acknowledgeTail(from, message.seq);
     this.heldByPeer.set(from, message.membership.hash);
     this.commitIfHeld();
+  }
+
+  // --- contacts (see the header) -------------------------------------------------------------------
+
+  /** What a granted vote carries. */
+  private contacts(): { leaderHeardTicksAgo: number; grantTailMs?: number } {
+    const ticksAgo = this.nowTicks - this.lastLeaderTicks;
+    const ms = this.heardTail?.ms ?? null;
+    return { leaderHeardTicksAgo: ticksAgo, ...(ms === null ? {} : { grantTailMs: ms }) };
+  }
+
+  /** A heartbeat of this term's leader advertised `ms` (null: none): keep the largest of the newest term. */
+  private hearTail(ms: number | null): void {
+    const heard = this.heardTail;
+    if (heard === null || heard.term < this.term) {
+      this.heardTail = { term: this.term, ms };
+    } else if (heard.term === this.term && ms !== null && (heard.ms === null || ms > heard.ms)) {
+      this.heardTail = { term: this.term, ms };
+    }
+  }
+
+  /** `from` answered heartbeat `seq`: it holds the tail that heartbeat carried (or a larger one). */
+  private acknowledgeTail(from: NodeId, seq: number): void {
+    let ms: number | null = null;
+    for (const since of this.advertSince) if (since.seq <= seq) ms = since.ms;
+    if (ms === null) return;
+    if (ms > (this.acknowledgedTail.get(from) ?? Number.NEGATIVE_INFINITY))
+      this.acknowledgedTail.set(from, ms);
   }
 
   // --- membership --------------------------------------------------------------------------------
@@ -644,10 +729,15 @@ export class Election {
     const config = this.view.config;
     const hash = this.view.hash;
     const committed = this.committedVersion;
+    const advert = this.advertMs;
+    const last = this.advertSince[this.advertSince.length - 1];
+    if (advert !== null && last?.ms !== advert) this.advertSince.push({ seq, ms: advert });
+    const tail = advert === null ? {} : { grantTailMs: advert };
     for (const node of this.view.others()) {
       // The whole list goes only to nodes that have not answered holding it in this term.
       const attach = this.heldByPeer.get(node) !== hash && config !== null;
-      this.send(node, { type: "heartbeat", term: this.term, seq, committed, ...(attach ? { config } : {}) });
+      const heartbeat = { type: "heartbeat", term: this.term, seq, committed, ...tail } as const;
+      this.send(node, { ...heartbeat, ...(attach ? { config } : {}) });
     }
     this.heartbeatTimer.reset();
   }
@@ -664,6 +754,15 @@ export class Election {
 
   private becomeFollower(term: Term, leaderId: NodeId | null, reason: string): void {
     const wasLeader = this.role === Role.Leader;
+    if (wasLeader) {
+      // It led until now: its own term's tail is the newest it knows.
+      this.lastLeaderTicks = this.nowTicks;
+      this.heardTail = { term: this.term, ms: this.advertMs };
+      this.advertMs = null;
+      this.advertSince = [];
+      this.acknowledgedTail.clear();
+      this.wonWith = null;
+    }
     this.setTerm(term, reason);
     this.stepRole = this.stepFollower;
     this.tickRole = this.tickElection;
@@ -701,6 +800,11 @@ export class Election {
     if (this.role !== Role.Candidate) throw new Error(`${this.role} cannot become leader`);
     this.stepRole = this.stepLeader;
     this.tickRole = this.tickHeartbeat;
+    const own = this.contacts();
+    this.wonWith = { leaderHeardTicksAgo: own.leaderHeardTicksAgo, grantTailMs: own.grantTailMs ?? null };
+    this.advertMs = null;
+    this.advertSince = [];
+    this.acknowledgedTail.clear();
     // Raft's no-op: our list becomes ours as of this term, and no change until a quorum holds it so.
     this.view.confirm(this.term);
     this.heldByPeer.clear();
@@ -870,6 +974,11 @@ export class Election {
       leaderId: this.leaderId,
       fencingTerm: this.term,
       canLead: this.view.canLead(),
+      nowTicks: this.nowTicks,
+      lastLeaderTicks: this.lastLeaderTicks,
+      heardTail: this.heardTail,
+      advertMs: this.advertMs,
+      acknowledgedTailMs: this.acknowledgedGrantTailMs(),
     };
   }
 

@@ -64,7 +64,22 @@ export type ElectionMessage =
   | { type: "pre-vote-response"; term: Term; granted: boolean; membership: MembershipSummary }
   /** `transfer`: campaign started by leadership transfer; voters ignore their leader lease for it. */
   | { type: "vote"; term: Term; transfer: boolean; membership: MembershipSummary }
-  | { type: "vote-response"; term: Term; granted: boolean; membership: MembershipSummary }
+  /**
+   * A granted vote carries the voter's contacts (see "Contacts" in election.ts): `leaderHeardTicksAgo`,
+   * whole ticks since it last heard a leader's heartbeat, granted a vote or led (since it started, if never);
+   * `grantTailMs`, the largest tail the newest leader it heard advertised, when that leader advertised one.
+   * Peers' ticks may differ in length, so the shell sends the ticks as `leaderHeardMsAgo` (at least that
+   * long ago); a received vote carries only that. The core reads none of them on receipt.
+   */
+  | {
+      type: "vote-response";
+      term: Term;
+      granted: boolean;
+      membership: MembershipSummary;
+      leaderHeardTicksAgo?: number;
+      leaderHeardMsAgo?: number;
+      grantTailMs?: number;
+    }
   /**
    * From the leader; `seq` is echoed so the leader can date the lease from the send time. `committed`: the
    * newest membership version a quorum holds; `config`: the whole membership, sent until the follower
@@ -77,6 +92,8 @@ export type ElectionMessage =
       membership: MembershipSummary;
       committed: number;
       config?: Membership;
+      /** Opaque to the election: the tail the leader's shell advertises (setGrantTailMs); none before. */
+      grantTailMs?: number;
     }
   | { type: "heartbeat-response"; term: Term; seq: number; membership: MembershipSummary }
   /** From the leader to the chosen successor: campaign now (leadership transfer). */

@@ -14,10 +14,20 @@
 // - The leader grants a service to a new owner only when the previous grant lapsed on its clock, or its
 //   holder reported the service stopped (released). Once it decided to move a service it stops renewing
 //   the old grant (revoke), so that grant runs out.
-// - A new leader does not know the grants of the one before (they live in no replicated state: the store's
-//   last-write-wins cannot give exclusivity). Any of them may still be live for one lease after the old
-//   leader's lease ended, which was before this leader was elected. So for the longest lease × (1 + margin)
-//   after it took over (the inherited window) it gives a service to no new owner. A holder re-announces its grant
+// - A new leader does not know the grants of the ones before (they live in no replicated state: the store's
+//   last-write-wins cannot give exclusivity), so for a while after it took over (the inherited window) it
+//   gives a service to no new owner. The election bounds that window (src/core/election.ts, "Contacts"):
+//   an earlier leader answered grants only under its lease, i.e. less than its leaseMs after sending a
+//   heartbeat (or vote request) that a quorum acknowledged; that quorum and the one that elected this leader
+//   share a voter, which heard that message no later than the last time it heard any leader, and reports
+//   how long ago that was in its vote. Its vote also carries the tail that leader advertised in its
+//   heartbeats: its lease plus the longest lease of any grant it may have live (tailMs below), which it
+//   never exceeds before a quorum acknowledged a heartbeat advertising it. So every earlier grant has
+//   lapsed on this leader's clock by lastLeaderMs + tail × (1 + margin), lastLeaderMs the latest of the
+//   voters' reports (each shrunk by the margin) and tail the longest they carry (inheritedUntilMs). Without
+//   that (no contacts, or a voter that heard no tail) it is leaderSinceMs + leaseMs × (1 + margin): the old
+//   leader's lease ended before this one was elected. While the window is open this leader advertises what
+//   is left of it, so a leader after it inherits it too. A holder re-announces its grant
 //   at its first renewal after a leader change (a claim); the first claim of a service is adopted, and the
 //   answer says so: the holder keeps running under it only if its own grant had not run out meanwhile, and
 //   never starts the service under it (a claim may arrive late, from a holder that stopped while another
@@ -89,6 +99,43 @@ export function holderDeadlineMs(
   return requestSentAtMs + leaseMs * (1 - margin);
 }
 
+/**
+ * What one vote that elected a leader said about the leaders before (the leader's own state counts as one):
+ * collected by the election's shell, turned into a bound by inheritedBound.
+ */
+export interface LeaderContact {
+  /** On the new leader's clock: when the vote arrived (its own: when it won). */
+  atMs: number;
+  /** At least this long before, on the voter's clock, it last heard a leader, granted a vote or led. */
+  heardMsAgo: number;
+  /** The tail (lease + longest grant) the newest leader it heard advertised; null when it heard none. */
+  tailMs: number | null;
+}
+
+export interface InheritedBound {
+  /** On this leader's clock: no earlier leader had a quorum acknowledge a message sent after this. */
+  lastLeaderMs: number;
+  /** The longest tail any earlier leader may have had a grant live under; null: unknown. */
+  tailMs: number | null;
+}
+
+/** The bound the votes give (see the header); null without any. */
+export function inheritedBound(
+  contacts: readonly LeaderContact[],
+  margin = clockMarginDefault,
+): InheritedBound | null {
+  if (contacts.length === 0) return null;
+  let lastLeaderMs = Number.NEGATIVE_INFINITY;
+  let tailMs: number | null = 0;
+  for (const contact of contacts) {
+    if (!(contact.heardMsAgo >= 0))
+      throw new RangeError(`heardMsAgo must be >= 0, got ${contact.heardMsAgo}`);
+    lastLeaderMs = Math.max(lastLeaderMs, contact.atMs - contact.heardMsAgo * (1 - margin));
+    tailMs = tailMs === null || contact.tailMs === null ? null : Math.max(tailMs, contact.tailMs);
+  }
+  return { lastLeaderMs, tailMs };
+}
+
 export interface GrantLedgerOptions {
   term: Term;
   /** When this node became leader, on its clock. */
@@ -96,13 +143,24 @@ export interface GrantLedgerOptions {
   /** The longest a grant lasts: what one is given when it asks for no lease, or for a longer one. */
   leaseMs: number;
   margin?: number;
+  /** What the votes said about earlier leaders; absent: nothing (the window is a whole lease × margin). */
+  inherited?: InheritedBound | null;
+  /**
+   * This leader's own lease (the election's, in ms). Given, the ledger issues a grant of lease L only once
+   * a quorum acknowledged an advertised tail of at least leaderLeaseMs + L (request's acknowledgedTailMs),
+   * and tailMs() says what to advertise; absent, it issues without (no later leader then has contacts).
+   */
+  leaderLeaseMs?: number;
 }
 
 export type GrantAnswer =
   /** `continueOnly`: an adopted claim, which keeps a running service going and never starts one. */
   | { ok: true; grant: Grant; continueOnly: boolean }
-  /** `retryAtMs`: when asking again can succeed (a lapse), or null when only an event can change it. */
-  | { ok: false; reason: string; retryAtMs: number | null };
+  /**
+   * `retryAtMs`: when asking again can succeed (a lapse), or null when only an event can change it.
+   * `tailMs`: not yet: a quorum must first acknowledge a heartbeat advertising this tail (see tailMs()).
+   */
+  | { ok: false; reason: string; retryAtMs: number | null; tailMs?: number };
 
 interface LedgerEntry {
   grant: Grant;
@@ -119,7 +177,10 @@ export class GrantLedger {
   private readonly leaseMs: number;
   private readonly margin: number;
   /** Until then, a grant of an earlier leader this one never heard of may still be live. */
-  private readonly inheritedUntilMs: number;
+  readonly inheritedUntilMs: number;
+  private readonly leaderLeaseMs: number | null;
+  /** The tail to advertise: never less than the window left at leaderSinceMs, nor a grant's need. */
+  private tailWantedMs: number;
   private seq = 0;
   private readonly entries = new Map<string, LedgerEntry>();
 
@@ -129,7 +190,28 @@ export class GrantLedger {
     this.margin = options.margin ?? clockMarginDefault;
     if (!(this.leaseMs > 0)) throw new RangeError(`leaseMs must be > 0, got ${this.leaseMs}`);
     if (!(this.margin >= 0 && this.margin < 1)) throw new RangeError(`margin must be in [0, 1)`);
-    this.inheritedUntilMs = options.leaderSinceMs + this.leaseMs * (1 + this.margin);
+    const widest = options.leaderSinceMs + this.leaseMs * (1 + this.margin);
+    const inherited = options.inherited ?? null;
+    const bounded =
+      inherited === null || inherited.tailMs === null
+        ? Number.POSITIVE_INFINITY
+        : inherited.lastLeaderMs + inherited.tailMs * (1 + this.margin);
+    this.inheritedUntilMs = Math.min(widest, bounded);
+    this.leaderLeaseMs = options.leaderLeaseMs ?? null;
+    if (this.leaderLeaseMs !== null && !(this.leaderLeaseMs > 0)) {
+      throw new RangeError(`leaderLeaseMs must be > 0, got ${this.leaderLeaseMs}`);
+    }
+    // Every heartbeat advertising the tail leaves after leaderSinceMs, and a later leader counts from one.
+    this.tailWantedMs = Math.max(0, Math.ceil(this.inheritedUntilMs - options.leaderSinceMs));
+    if (this.leaderLeaseMs !== null) this.tailWantedMs = Math.max(this.tailWantedMs, this.leaderLeaseMs);
+  }
+
+  /**
+   * The tail this leader must advertise in its heartbeats (ms of its clock, never decreasing): its lease
+   * plus the longest lease it was asked to issue, and what is left of its inherited window at its start.
+   */
+  tailMs(): number {
+    return this.tailWantedMs;
   }
 
   /**
@@ -138,6 +220,7 @@ export class GrantLedger {
    * of it cannot free the new one). The current grant: a renewal. A grant of an earlier leader: a claim
    * (see the header). Anything else is stale: refused, the holder must stop. `leaseMs`: how long a fresh
    * or claimed grant lasts (capped at the ledger's); a renewal keeps the grant's own.
+   * `acknowledgedTailMs`: the longest tail a quorum acknowledged in this term (with leaderLeaseMs).
    */
   request(
     service: string,
@@ -145,6 +228,7 @@ export class GrantLedger {
     nowMs: number,
     current?: FencingToken,
     leaseMs = this.leaseMs,
+    acknowledgedTailMs = Number.POSITIVE_INFINITY,
   ): GrantAnswer {
     const entry = this.live(service, nowMs);
     const claim = current !== undefined && current.term < this.term;
@@ -157,11 +241,12 @@ export class GrantLedger {
       const renewal =
         current !== undefined && (compareFence(current, entry.grant.fence) === 0 || (claim && entry.adopted));
       if (renewal) {
+        // Issued under an acknowledged tail of this term, which only grows: no new advert needed.
         entry.lapsesAtMs = this.lapseAt(nowMs, entry.grant.leaseMs);
         return { ok: true, grant: entry.grant, continueOnly: entry.adopted && nowMs < this.inheritedUntilMs };
       }
       if (current !== undefined) return refuse("renews a grant that is no longer the current one", null);
-      return this.issue(service, owner, nowMs, false, leaseMs);
+      return this.issue(service, owner, nowMs, false, leaseMs, acknowledgedTailMs);
     }
     if (current !== undefined && !claim) {
       return refuse(`the grant ${current.term}.${current.seq} is no longer live here: stop`, null);
@@ -169,7 +254,7 @@ export class GrantLedger {
     const inherited = nowMs < this.inheritedUntilMs;
     if (inherited && !claim)
       return refuse("a grant of the previous leader may still be live", this.inheritedUntilMs);
-    return this.issue(service, owner, nowMs, inherited && claim, leaseMs);
+    return this.issue(service, owner, nowMs, inherited && claim, leaseMs, acknowledgedTailMs);
   }
 
   private issue(
@@ -178,10 +263,19 @@ export class GrantLedger {
     nowMs: number,
     adopted: boolean,
     askedMs: number,
+    acknowledgedTailMs: number,
   ): GrantAnswer {
     if (!(askedMs > 0)) throw new RangeError(`a grant's leaseMs must be > 0, got ${askedMs}`);
-    this.seq += 1;
     const leaseMs = Math.min(askedMs, this.leaseMs);
+    if (this.leaderLeaseMs !== null) {
+      const tailMs = this.leaderLeaseMs + leaseMs;
+      this.tailWantedMs = Math.max(this.tailWantedMs, tailMs);
+      if (acknowledgedTailMs < tailMs) {
+        const reason = `a quorum has not yet acknowledged a tail of ${tailMs} ms`;
+        return { ok: false, reason, retryAtMs: nowMs, tailMs };
+      }
+    }
+    this.seq += 1;
     const grant: Grant = { service, owner, fence: { term: this.term, seq: this.seq }, leaseMs };
     this.entries.set(service, { grant, lapsesAtMs: this.lapseAt(nowMs, leaseMs), revoked: false, adopted });
     return { ok: true, grant, continueOnly: adopted };

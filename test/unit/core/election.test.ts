@@ -345,7 +345,13 @@ describe("election", () => {
       e.step({ from: "n3", to: "n2", message: { type: "vote", term: 2, transfer: true, membership: newer } }),
     );
     assert.deepEqual(termAndVote(cluster.disks.get("n2")), { term: 2, votedFor: "n3" });
-    assert.deepEqual(bare(cluster.sent.at(-1)?.message), { type: "vote-response", term: 2, granted: true });
+    // n1's heartbeat came this very tick; n1 advertised no tail (nothing set one).
+    assert.deepEqual(bare(cluster.sent.at(-1)?.message), {
+      type: "vote-response",
+      term: 2,
+      granted: true,
+      leaderHeardTicksAgo: 0,
+    });
   });
 
   test("election: vote: a granted vote is honoured like a lease for T ticks", () => {
@@ -699,7 +705,13 @@ describe("election", () => {
     assert.deepEqual(termAndVote(ready.hardState), { term: 1, votedFor: "n1" });
     assert.deepEqual(
       ready.messages.map((m) => ({ ...m, message: bare(m.message) })),
-      [{ from: "n2", to: "n1", message: { type: "vote-response", term: 1, granted: true } }],
+      [
+        {
+          from: "n2",
+          to: "n1",
+          message: { type: "vote-response", term: 1, granted: true, leaderHeardTicksAgo: 0 },
+        },
+      ],
     );
     assert.equal(ready.fencingTerm, 1);
     node.advance(ready);
@@ -813,24 +825,45 @@ describe("election: invariants", () => {
     leaderId: "n1",
     fencingTerm: 3,
     canLead: true,
+    nowTicks: 10,
+    lastLeaderTicks: 5,
+    heardTail: { term: 2, ms: 1500 },
+    advertMs: 1600,
+    acknowledgedTailMs: 1500,
   };
+  const follower = { advertMs: null, acknowledgedTailMs: null };
   const cases: [string, Partial<ElectionSnapshot>, RegExp | null][] = [
     ["unchanged", {}, null],
     ["term decreased", { term: 2, fencingTerm: 2 }, /term decreased/],
-    ["vote changed in a term", { role: "follower", leaderId: null, votedFor: "n2" }, /vote in term 3/],
+    [
+      "vote changed in a term",
+      { role: "follower", leaderId: null, votedFor: "n2", ...follower },
+      /vote in term 3/,
+    ],
     [
       "vote kept in a newer term may change",
-      { term: 4, fencingTerm: 4, role: "follower", votedFor: "n2" },
+      { term: 4, fencingTerm: 4, role: "follower", votedFor: "n2", ...follower },
       null,
     ],
     ["leader names another leader", { leaderId: "n2" }, /leaderId/],
     [
       "candidate without own vote",
-      { term: 4, fencingTerm: 4, role: "candidate", votedFor: null },
+      { term: 4, fencingTerm: 4, role: "candidate", votedFor: null, ...follower },
       /own vote/,
     ],
     ["witness or learner leads", { canLead: false }, /without being a voting member/],
-    ["witness or learner follows", { canLead: false, role: "follower", leaderId: "n2" }, null],
+    ["witness or learner follows", { canLead: false, role: "follower", leaderId: "n2", ...follower }, null],
+    ["last leader contact goes back", { lastLeaderTicks: 4 }, /last leader contact/],
+    ["last leader contact ahead of now", { lastLeaderTicks: 11 }, /last leader contact/],
+    ["heard tail forgotten", { heardTail: null }, /went back/],
+    ["heard tail of an older term", { heardTail: { term: 1, ms: 3000 } }, /went back/],
+    ["heard tail shrank in its term", { heardTail: { term: 2, ms: 1000 } }, /shrank/],
+    ["heard tail grows", { heardTail: { term: 2, ms: 1700 } }, null],
+    ["heard tail of a newer term may be shorter", { heardTail: { term: 3, ms: 900 } }, null],
+    ["heard tail ahead of the term", { heardTail: { term: 4, ms: 900 } }, /ahead of term/],
+    ["advert shrank while leading", { advertMs: 1000, acknowledgedTailMs: 1000 }, /advertised tail shrank/],
+    ["acknowledged above the advert", { acknowledgedTailMs: 1700 }, /above the advertised/],
+    ["follower advertising", { role: "follower", leaderId: "n2" }, /follower advertising/],
     ["fencing term lags", { fencingTerm: 2 }, /fencing/],
   ];
   for (const [name, change, expected] of cases) {
