@@ -7,7 +7,7 @@ import {
   GrantRefusedError,
   NotLeaderError,
 } from "../../../src/cluster/coordination_errors.ts";
-import { GrantService } from "../../../src/cluster/grant_service.ts";
+import { type GrantElection, GrantService } from "../../../src/cluster/grant_service.ts";
 import { GRANTS_CHANNEL } from "../../../src/cluster/grant_wire.ts";
 import { clockMarginDefault } from "../../../src/core/grants.ts";
 import { Role } from "../../../src/core/types.ts";
@@ -209,4 +209,76 @@ test("grant service: a claim of a service the new leader has not placed yet is a
   assert.equal(adopted.continueOnly, true);
   assert.equal(node(w, "n3").assignments().get("web"), "n2");
   await assert.rejects(node(w, "n1").acquire("web", { current: { term: 3, seq: 9 } }), /assigned to n2/);
+});
+
+test("grant service: with the election's contacts the window is shorter, and a grant waits for its tail to be acknowledged", async (t) => {
+  const network = new MemoryNetwork();
+  const clock = { nowMs: 50_000 };
+  const advertised: number[] = [];
+  let acknowledged: number | null = null;
+  const waits: Array<{ tailMs: number; resolve: (ok: boolean) => void }> = [];
+  const leadership = (id: string) => (): LeadershipView => ({
+    leaderId: "n1",
+    term: 4,
+    role: id === "n1" ? Role.Leader : Role.Follower,
+    leaseValid: id === "n1",
+  });
+  const make = (id: string, election?: GrantElection) =>
+    new GrantService({
+      selfId: id,
+      mesh: network.join(id),
+      leadership: leadership(id),
+      leaseMs,
+      logger: pino({ level: "silent" }),
+      now: () => clock.nowMs,
+      ...(election === undefined ? {} : { election }),
+    });
+  const leader = make("n1", {
+    leaseMs: 550,
+    // n2 heard the old leader 700 ms before n1 won (its own contact is older); the old tail was 1550 ms.
+    contactsWhenWon: (term) =>
+      term === 4
+        ? [
+            { atMs: clock.nowMs, heardMsAgo: 750, tailMs: 1550 },
+            { atMs: clock.nowMs - 1, heardMsAgo: 700, tailMs: 1550 },
+          ]
+        : null,
+    advertise: (tailMs) => advertised.push(tailMs),
+    acknowledgedTailMs: () => acknowledged,
+    tailAcknowledged: (tailMs) => new Promise((resolve) => waits.push({ tailMs, resolve })),
+  });
+  const holder = make("n2");
+  network.connectAll();
+  t.after(() => {
+    leader.stop();
+    holder.stop();
+    network.close();
+  });
+  const wonAtMs = clock.nowMs;
+  leader.leadershipChanged();
+  const untilMs = wonAtMs - 1 - 700 * (1 - clockMarginDefault) + 1550 * (1 + clockMarginDefault);
+  leader.assign("web", "n2");
+  assert.equal(leader.freeInMs("web"), untilMs - wonAtMs);
+  assert.ok(untilMs - wonAtMs < lapseMs - 1000, "far shorter than a whole lease × margin");
+  assert.deepEqual(advertised, [Math.ceil(untilMs - wonAtMs)]);
+  acknowledged = advertised[0] as number;
+  clock.nowMs = untilMs;
+  // A 1 s grant needs 550 + 1000 ms acknowledged first: the leader advertises it and waits.
+  const asked = holder.acquire("web", { leaseMs: 1000 });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(advertised.at(-1), 1550);
+  assert.deepEqual(
+    waits.map((w) => w.tailMs),
+    [1550],
+  );
+  acknowledged = 1550;
+  waits[0]?.resolve(true);
+  const held = await asked;
+  assert.equal(held.grant.leaseMs, 1000);
+  // Unacknowledged after the wait: unavailable (ask again), never a refusal that would stop a holder.
+  leader.assign("db", "n2");
+  const longer = holder.acquire("db", { leaseMs: 2000 });
+  await new Promise((resolve) => setImmediate(resolve));
+  waits[1]?.resolve(false);
+  await assert.rejects(longer, CoordinationUnavailableError);
 });

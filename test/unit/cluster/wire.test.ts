@@ -36,8 +36,13 @@ const electionSamples: ElectionMessage[] = [
   { type: "vote", term: 4, transfer: true, membership },
   { type: "vote-response", term: 4, granted: false, membership },
   { type: "vote-response", term: 0, granted: true, membership },
+  { type: "vote-response", term: 5, granted: true, membership, leaderHeardMsAgo: 650, grantTailMs: 1550 },
+  { type: "vote-response", term: 5, granted: true, membership, leaderHeardMsAgo: 0 },
+  { type: "vote-response", term: 5, granted: true, membership, grantTailMs: 0 },
   { type: "heartbeat", term: 4, seq: 17, membership, committed: 2 },
   { type: "heartbeat", term: 4, seq: 18, membership, committed: 3, config },
+  { type: "heartbeat", term: 4, seq: 19, membership, committed: 3, grantTailMs: 1550 },
+  { type: "heartbeat", term: 4, seq: 20, membership, committed: 3, config, grantTailMs: 0 },
   {
     type: "heartbeat-response",
     term: Number.MAX_SAFE_INTEGER,
@@ -113,6 +118,40 @@ test("cluster wire: a heartbeat carries the peers its sender vouches for; other 
   });
 });
 
+test("cluster wire: a vote's contacts and a heartbeat's tail are optional (older peers send neither)", () => {
+  const short = raw(4, [3], [1, ...summaryBytes]);
+  assert.deepEqual(decodeElectionMessage(short), {
+    ok: true,
+    message: {
+      type: "vote-response",
+      term: 3,
+      granted: true,
+      membership: { ...decodedSummary, version: 0, term: 0 },
+    },
+    vouchedPeers: [],
+  });
+  const tail = Buffer.alloc(8);
+  tail.writeDoubleBE(2040);
+  const vouched = encodeVouchedPeers(["n2"]);
+  const heartbeat: ElectionMessage = { type: "heartbeat", term: 4, seq: 1, membership, committed: 1 };
+  const withTail = encodeElectionMessage({ ...heartbeat, grantTailMs: 2040 }, vouched);
+  assert.deepEqual(Buffer.from(withTail), Buffer.concat([encodeElectionMessage(heartbeat, vouched), tail]));
+  assert.deepEqual(decodeElectionMessage(withTail), {
+    ok: true,
+    message: { ...heartbeat, grantTailMs: 2040 },
+    vouchedPeers: ["n2"],
+  });
+  // The ticks a core puts in its vote are its shell's business (ElectionRunner sends them as ms).
+  const ticks: ElectionMessage = {
+    type: "vote-response",
+    term: 1,
+    granted: true,
+    membership,
+    leaderHeardTicksAgo: 7,
+  };
+  assert.equal(encodeElectionMessage(ticks).byteLength, 34);
+});
+
 test("cluster wire: a plain Uint8Array decodes like a Buffer", () => {
   const message: ElectionMessage = { type: "heartbeat", term: 9, seq: 2, membership, committed: 1, config };
   const copy = new Uint8Array(encodeElectionMessage(message));
@@ -154,6 +193,15 @@ test("cluster wire: hostile election payloads are reasons, never exceptions", ()
     heartbeatTail([0, 0, 0, 0]), // no vouch field
     heartbeatTail([0, 0, 0, 0, 0, 3, 0x6e, 0x31]), // announces three vouch bytes, carries two
     heartbeatTail([0, 0, 0, 0, 0, 0, 0]), // a byte after the vouch field
+    heartbeatTail([0, 0, 0, 0, 0, 0, ...Buffer.alloc(7)]), // a tail of 7 bytes
+    heartbeatTail([0, 0, 0, 0, 0, 0, 0xbf, 0xf0, 0, 0, 0, 0, 0, 0]), // a tail of -1
+    heartbeatTail([0, 0, 0, 0, 0, 0, ...Buffer.alloc(16)]), // two tails
+    raw(4, [1], [1, ...summaryBytes, 0, ...Buffer.alloc(16)]), // contacts announced, none present
+    raw(4, [1], [1, ...summaryBytes, 4, ...Buffer.alloc(16)]), // an unknown contact bit
+    raw(4, [1], [1, ...summaryBytes, 1, ...Buffer.alloc(8), 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]), // absent tail not 0
+    raw(4, [1], [1, ...summaryBytes, 3, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0, ...Buffer.alloc(8)]), // 1.5 ms
+    raw(4, [1], [1, ...summaryBytes, 3, ...Buffer.alloc(15)]), // one byte short
+    raw(2, [1], [1, ...summaryBytes, 3, ...Buffer.alloc(16)]), // contacts on a pre-vote answer
     heartbeatWith(config, "n1,,n2"), // an empty id
     heartbeatWith(config, "n1,"),
     heartbeatWith(config, "N1"), // not a node id
@@ -217,12 +265,12 @@ test("cluster wire: fuzzed bytes never throw, and what is accepted re-encodes to
   const rng = new Prng("cluster-wire-fuzz");
   let acceptedElection = 0;
   let acceptedHealth = 0;
-  for (let i = 0; i < 20_000; i++) {
+  for (let i = 0; i < 30_000; i++) {
     // Mostly the right lengths and type codes, so the field checks are what gets exercised.
     const length =
       rng.intBetween(0, 3) === 0
         ? rng.intBetween(0, 60)
-        : ([9, 17, 33, 34, 41, 55][rng.intBetween(0, 5)] ?? 9);
+        : ([9, 17, 33, 34, 41, 51, 55, 63][rng.intBetween(0, 7)] ?? 9);
     const bytes = Buffer.from(Array.from({ length }, () => rng.intBetween(0, 255)));
     if (length > 0 && rng.intBetween(0, 1) === 0) bytes[0] = rng.intBetween(0, 8);
     // Float64s with small exponents are often integers: make some of them so.
@@ -236,7 +284,13 @@ test("cluster wire: fuzzed bytes never throw, and what is accepted re-encodes to
         bytes.writeDoubleBE(rng.intBetween(0, 9), at + 8);
       }
     }
-    if (length === 55 && rng.intBetween(0, 1) === 0) bytes.writeUIntBE(0, 49, 6);
+    if ((length === 55 || length === 63) && rng.intBetween(0, 1) === 0) bytes.writeUIntBE(0, 49, 6);
+    if (length === 63 && rng.intBetween(0, 1) === 0) bytes.writeDoubleBE(rng.intBetween(0, 3000), 55);
+    if (length === 51 && rng.intBetween(0, 1) === 0) {
+      bytes[34] = rng.intBetween(0, 3);
+      bytes.writeDoubleBE((bytes[34] & 1) === 0 ? 0 : rng.intBetween(0, 3000), 35);
+      bytes.writeDoubleBE((bytes[34] & 2) === 0 ? 0 : rng.intBetween(0, 3000), 43);
+    }
     const election = decodeElectionMessage(bytes);
     if (election.ok) {
       acceptedElection++;

@@ -884,3 +884,127 @@ describe("election: invariants", () => {
     assert.match(error.message, /n1: a; b/);
   });
 });
+
+describe("election: contacts", () => {
+  type VoteResponse = Extract<ElectionMessage, { type: "vote-response" }>;
+  const votesGranted = (cluster: Cluster, term: number) =>
+    cluster.sent.filter(
+      (e): e is Envelope<VoteResponse> =>
+        e.message.type === "vote-response" && e.message.granted && e.message.term === term,
+    );
+
+  test("election: contacts: a leader advertises its tail at once and counts what a quorum acknowledged", () => {
+    const cluster = electedCluster(three);
+    const leader = cluster.node("n1");
+    assert.equal(leader.acknowledgedGrantTailMs(), null, "nothing advertised yet");
+    const before = cluster.sent.length;
+    cluster.on("n1", (e) => e.setGrantTailMs(1550));
+    const heartbeats = cluster.sent.slice(before).filter((e) => e.message.type === "heartbeat");
+    assert.deepEqual(
+      heartbeats.map((e) => (e.message.type === "heartbeat" ? e.message.grantTailMs : null)),
+      [1550, 1550],
+    );
+    assert.equal(leader.acknowledgedGrantTailMs(), 1550);
+    // A smaller tail changes nothing; a larger one counts only once a quorum answered a heartbeat with it.
+    cluster.on("n1", (e) => e.setGrantTailMs(1000));
+    assert.equal(leader.acknowledgedGrantTailMs(), 1550);
+    cluster.isolate("n2");
+    cluster.isolate("n3");
+    cluster.on("n1", (e) => e.setGrantTailMs(2550));
+    assert.equal(leader.acknowledgedGrantTailMs(), 1550);
+    cluster.heal();
+    cluster.tick(heartbeatIntervalTicks);
+    assert.equal(leader.acknowledgedGrantTailMs(), 2550);
+    assert.equal(cluster.node("n2").acknowledgedGrantTailMs(), null, "followers count nothing");
+    cluster.on("n2", (e) => e.setGrantTailMs(9999));
+    assert.ok(!cluster.sent.some((e) => e.from === "n2" && e.message.type === "heartbeat"));
+  });
+
+  test("election: contacts: votes for the next leader carry the ticks since the old one was heard, and its tail", () => {
+    const cluster = electedCluster(three);
+    cluster.on("n1", (e) => e.setGrantTailMs(1550));
+    cluster.tick(3);
+    const lastHeartbeatTicks = cluster.nowTicks;
+    cluster.crash("n1");
+    let votes: Envelope<VoteResponse>[] = [];
+    let votedAtTicks = 0;
+    cluster.tickUntil(() => {
+      votes = votesGranted(cluster, 2);
+      votedAtTicks = cluster.nowTicks;
+      return votes.length > 0;
+    });
+    const vote = votes[0]?.message;
+    // Heartbeats go out every heartbeatIntervalTicks: the last one reached it at most that long before the crash.
+    const ago = vote?.leaderHeardTicksAgo ?? -1;
+    const sinceCrash = votedAtTicks - lastHeartbeatTicks;
+    assert.ok(ago >= sinceCrash && ago <= sinceCrash + heartbeatIntervalTicks, `${ago} vs ${sinceCrash}`);
+    assert.equal(vote?.grantTailMs, 1550);
+    const winner = cluster.soleLeader();
+    assert.ok(winner !== null && winner !== "n1");
+    const own = cluster.node(winner).contactsWhenWon();
+    assert.equal(own?.grantTailMs, 1550);
+    assert.ok((own?.leaderHeardTicksAgo ?? -1) >= sinceCrash);
+    assert.equal(cluster.node(winner === "n2" ? "n3" : "n2").contactsWhenWon(), null, "followers have none");
+  });
+
+  test("election: contacts: a voter keeps the largest tail of its leader's term; a newer term's replaces it", () => {
+    const node = new Election(configFor("n2", three), bootstrapped(three), new Prng(1));
+    const heartbeat = (term: number, seq: number, grantTailMs?: number) =>
+      node.step({
+        from: term === 1 ? "n1" : "n3",
+        to: "n2",
+        message: {
+          type: "heartbeat",
+          term,
+          seq,
+          membership: newer,
+          committed: 1,
+          ...(grantTailMs === undefined ? {} : { grantTailMs }),
+        },
+      });
+    // A transfer's vote is granted even inside the lease window.
+    const vote = (from: NodeId, term: number): VoteResponse => {
+      node.step({ from, to: "n2", message: { type: "vote", term, transfer: true, membership: newer } });
+      const ready = node.ready();
+      node.advance(ready);
+      const answer = ready.messages.at(-1)?.message;
+      assert.ok(answer?.type === "vote-response" && answer.granted);
+      return answer;
+    };
+    heartbeat(1, 1);
+    heartbeat(1, 3, 1000);
+    heartbeat(1, 2, 800); // late: the term's largest stays
+    for (let i = 0; i < 3; i++) node.tick();
+    assert.deepEqual(bare(vote("n3", 2)), {
+      type: "vote-response",
+      term: 2,
+      granted: true,
+      leaderHeardTicksAgo: 3,
+      grantTailMs: 1000,
+    });
+    // The vote itself counts as a contact (the candidate dates its first lease from it).
+    node.tick();
+    assert.equal(vote("n1", 3).leaderHeardTicksAgo, 1);
+    // Term 3's leader advertised nothing yet: the tail is unknown, even though an older one was larger.
+    heartbeat(3, 1);
+    assert.equal(vote("n3", 4).grantTailMs, undefined);
+    heartbeat(4, 1, 600);
+    assert.equal(vote("n1", 5).grantTailMs, 600, "a newer term's tail replaces a longer older one");
+  });
+
+  test("election: contacts: a leader that steps down reports its own tail and when it stopped leading", () => {
+    const cluster = electedCluster(three);
+    cluster.on("n1", (e) => e.setGrantTailMs(1234));
+    cluster.isolate("n1");
+    cluster.tickUntil(() => cluster.node("n1").status().role === "follower");
+    const steppedDownTicks = cluster.nowTicks;
+    cluster.tick(2);
+    cluster.heal();
+    cluster.crash("n2");
+    cluster.on("n3", (e) => e.campaign());
+    cluster.tickUntil(() => votesGranted(cluster, 2).some((e) => e.from === "n1"));
+    const fromOld = votesGranted(cluster, 2).find((e) => e.from === "n1")?.message;
+    assert.equal(fromOld?.grantTailMs, 1234);
+    assert.ok((fromOld?.leaderHeardTicksAgo ?? -1) <= cluster.nowTicks - steppedDownTicks);
+  });
+});

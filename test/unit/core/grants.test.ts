@@ -7,6 +7,7 @@ import {
   type GrantAnswer,
   GrantLedger,
   holderDeadlineMs,
+  inheritedBound,
 } from "../../../src/core/grants.ts";
 import { Prng } from "../../../src/core/prng.ts";
 
@@ -157,4 +158,79 @@ test("grants: impossible settings are refused", () => {
   assert.throws(() => new GrantLedger({ term: 1, leaderSinceMs: 0, leaseMs: 0 }), RangeError);
   assert.throws(() => settledLedger().request("web", "n1", 0, undefined, 0), RangeError);
   assert.throws(() => new GrantLedger({ term: 1, leaderSinceMs: 0, leaseMs: 10, margin: 1 }), RangeError);
+});
+
+test("grants: inheritedBound: the latest contact, each shrunk by the margin; any tail unknown makes it unknown", () => {
+  const m = clockMarginDefault;
+  assert.equal(inheritedBound([]), null);
+  const bound = inheritedBound([
+    { atMs: 1000, heardMsAgo: 700, tailMs: 1550 },
+    { atMs: 1010, heardMsAgo: 900, tailMs: 2000 },
+    { atMs: 990, heardMsAgo: 600, tailMs: null },
+  ]);
+  assert.deepEqual(bound, { lastLeaderMs: 990 - 600 * (1 - m), tailMs: null });
+  assert.deepEqual(
+    inheritedBound([
+      { atMs: 1000, heardMsAgo: 700, tailMs: 1550 },
+      { atMs: 1010, heardMsAgo: 900, tailMs: 2000 },
+    ]),
+    { lastLeaderMs: 1000 - 700 * (1 - m), tailMs: 2000 },
+  );
+  assert.throws(() => inheritedBound([{ atMs: 0, heardMsAgo: -1, tailMs: 0 }]), RangeError);
+});
+
+test("grants: the voters' contacts end the inherited window at lastLeader + tail, never after the widest one", () => {
+  const m = clockMarginDefault;
+  // The lan case: the old leader (lease 550 ms, a 1 s grant) was last heard 700 ms before this one won.
+  const ledger = new GrantLedger({
+    term: 6,
+    leaderSinceMs: 10_000,
+    leaseMs,
+    inherited: { lastLeaderMs: 9_300, tailMs: 1550 },
+  });
+  const untilMs = 9_300 + 1550 * (1 + m);
+  assert.equal(ledger.inheritedUntilMs, untilMs);
+  assert.ok(untilMs < 10_000 + lapseMs, "shorter than the widest window");
+  assert.equal(refused(ledger.request("web", "n2", untilMs - 1)).retryAtMs, untilMs);
+  assert.equal(ledger.freeAtMs("web", 10_000), untilMs);
+  granted(ledger.request("web", "n2", untilMs));
+  // Contacts that prove nothing better: the widest window still holds.
+  const late = new GrantLedger({
+    term: 6,
+    leaderSinceMs: 10_000,
+    leaseMs,
+    inherited: { lastLeaderMs: 9_900, tailMs: 5000 },
+  });
+  assert.equal(late.inheritedUntilMs, 10_000 + lapseMs);
+  const unknown = new GrantLedger({
+    term: 6,
+    leaderSinceMs: 10_000,
+    leaseMs,
+    inherited: { lastLeaderMs: 0, tailMs: null },
+  });
+  assert.equal(unknown.inheritedUntilMs, 10_000 + lapseMs);
+});
+
+test("grants: with its own lease given, a ledger issues a lease only under an acknowledged tail that covers it", () => {
+  const ledger = new GrantLedger({
+    term: 6,
+    leaderSinceMs: 10_000,
+    leaseMs,
+    inherited: { lastLeaderMs: 9_300, tailMs: 1550 },
+    leaderLeaseMs: 550,
+  });
+  // It advertises at least what is left of its window from its start, and its own lease.
+  assert.equal(ledger.tailMs(), Math.ceil(ledger.inheritedUntilMs - 10_000));
+  const at = ledger.inheritedUntilMs;
+  const pending = refused(ledger.request("web", "n2", at, undefined, 1000, 900));
+  assert.equal(pending.tailMs, 1550);
+  assert.equal(ledger.tailMs(), 1550, "the tail to advertise grew");
+  assert.equal(ledger.holder("web", at), null, "nothing issued");
+  const grant = granted(ledger.request("web", "n2", at, undefined, 1000, 1550)).grant;
+  // A renewal was covered when issued; the acknowledged tail of a term only grows.
+  granted(ledger.request("web", "n2", at + 200, grant.fence, 1000, 1550));
+  // A claim is issued too: it waits for its tail like a fresh grant.
+  const claimer = new GrantLedger({ term: 7, leaderSinceMs: 0, leaseMs, leaderLeaseMs: 550 });
+  assert.equal(refused(claimer.request("web", "n1", 10, { term: 6, seq: 1 }, 2000, 600)).tailMs, 2550);
+  assert.equal(granted(claimer.request("web", "n1", 20, { term: 6, seq: 1 }, 2000, 2550)).continueOnly, true);
 });
