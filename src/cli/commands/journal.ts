@@ -126,6 +126,7 @@ export function registerJournalCommands(program: Command): void {
         `recipient        ${String(status.recipient)} (the replication key's public half: the same on every node)`,
         `steps            ${steps.pending} owed, ${steps.dead} given up`,
         `unshipped        ${String(status.unshipped)}${status.oldestUnshippedAgeMs === null ? "" : ` (oldest ${String(status.oldestUnshippedAgeMs)} ms)`}`,
+        `outbox           ${outboxLine(status)}`,
         `inbox            ${String(status.inbox)} (running ${applier.running}, waiting for an earlier entry ${applier.blocked})`,
         `dead letters     ${String(status.deadLetters)}`,
         `refused          ${applier.refused}`,
@@ -243,4 +244,15 @@ export function registerJournalCommands(program: Command): void {
       }),
     );
   }
+}
+
+/** The outbox's kept entries and its pruning, e.g. "entries 412-980 kept; pruned after 7d (411 since start)". */
+function outboxLine(status: Record<string, unknown>): string {
+  const seqs = status.outboxSeqs as { first: number; last: number } | null;
+  const retentionMs = status.outboxRetentionMs as number;
+  const kept = seqs === null ? "empty" : `entries ${seqs.first}-${seqs.last} kept`;
+  if (retentionMs === 0) return `${kept}; never pruned (outbox_retention 0)`;
+  const days = retentionMs / 86_400_000;
+  const retention = Number.isInteger(days) ? `${days}d` : `${retentionMs} ms`;
+  return `${kept}; pruned after ${retention} once shipped (${String(status.prunedSinceStart)} since start)`;
 }
