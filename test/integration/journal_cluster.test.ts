@@ -202,6 +202,9 @@ describe("journal: three agents", { timeout: 300_000 }, () => {
     assert.match(status.stdout, /^queue\s+mesh$/m);
     assert.match(status.stdout, /^recipient\s+age1[0-9a-z]+ /m);
     assert.match(status.stdout, /^peer n2\s+delivered through outbox \d+, ok$/m);
-    assert.match(status.stdout, /^outbox\s+entries 1-\d+ kept; pruned after 7d once shipped \(0 since start\)$/m);
+    assert.match(
+      status.stdout,
+      /^outbox\s+entries 1-\d+ kept; pruned after 7d once shipped \(0 since start\)$/m,
+    );
   });
 });
