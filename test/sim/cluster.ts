@@ -287,6 +287,14 @@ export class Cluster {
     this.check();
   }
 
+  /** Runs a local input on `id`'s core (a shell's call, e.g. setGrantTailMs), then drains it. */
+  input(id: NodeId, apply: (core: ElectionCore) => void): void {
+    const node = this.live(id);
+    apply(node.core);
+    this.drain(node);
+    this.check();
+  }
+
   /** Asks `id` for one membership change; the answer goes to the transcript too. */
   propose(id: NodeId, change: MembershipChange): ProposeResult {
     const node = this.live(id);

@@ -36,12 +36,12 @@
 import { parseArgs } from "node:util";
 import { pino } from "pino";
 import type { LeadershipView } from "../../src/cluster/coordination.ts";
-import { GrantService } from "../../src/cluster/grant_service.ts";
+import { type GrantElection, GrantService } from "../../src/cluster/grant_service.ts";
 import { grantLeaseMsDefault } from "../../src/cluster/index.ts";
 import type { ServiceConfig } from "../../src/config/index.ts";
 import { Election } from "../../src/core/election.ts";
-import type { ElectionEvent } from "../../src/core/election_types.ts";
-import { clockMarginDefault, renewalPeriodMs } from "../../src/core/grants.ts";
+import type { ElectionEvent, ElectionMessage } from "../../src/core/election_types.ts";
+import { clockMarginDefault, type LeaderContact, renewalPeriodMs } from "../../src/core/grants.ts";
 import type { MemberSpec } from "../../src/core/membership.ts";
 import { Prng } from "../../src/core/prng.ts";
 import type { NodeId } from "../../src/core/types.ts";
@@ -72,6 +72,11 @@ const driversMax = 2;
 
 const logger = pino({ level: "silent" });
 
+/** election_runner.ts ticksAgoMs: whole ticks ago is at least this many ms of the node's clock. */
+function ticksAgoMs(ticks: number): number {
+  return Math.max(0, ticks - 1) * tickMs;
+}
+
 export class ServicesSimError extends Error {
   override name = "ServicesSimError";
   readonly seed: string;
@@ -95,6 +100,9 @@ export interface ServicesHistoryResult {
   repeatedFailbacks: number;
   /** Slowest (ms) from the healed cluster's agreed leader to every service running. */
   livenessMs: number;
+  /** New leaders whose inherited window the votes bounded; and those with the widest one. */
+  boundedWindows: number;
+  widestWindows: number;
   livenessBoundMs: number;
 }
 
@@ -205,8 +213,15 @@ class ServicesSim {
   readonly windows = new Map<string, { phaseMs: number; periodMs: number; lengthMs: number }>();
   readonly failbacks: Array<{ service: string; window: string | null; term: number; atUnits: number }> = [];
   private readonly log: ((line: string) => void) | undefined;
+  /** Each node's core, and the granted votes of its newest campaign (election_runner.ts noteVote). */
+  private readonly cores = new Map<NodeId, Election>();
+  private readonly votes = new Map<NodeId, { term: number; contacts: Map<NodeId, LeaderContact | null> }>();
+  private readonly leaseMs: number;
   events = 0;
   crashes = 0;
+  /** Leaders whose votes bounded the inherited window (contacts with a tail), and those that fell back. */
+  boundedWindows = 0;
+  widestWindows = 0;
   private partitioned = false;
 
   constructor(
@@ -221,6 +236,7 @@ class ServicesSim {
     this.log = log;
     this.ids = specs.map((s) => s.id);
     this.services = services;
+    this.leaseMs = timings.leaseTicks * tickMs;
     for (const s of specs) {
       this.drifts.set(s.id, s.drift);
       this.offsets.set(s.id, rng.next() * 1e6);
@@ -228,9 +244,13 @@ class ServicesSim {
     // The real core, with every delivered message noted as heard from its sender (any frame counts).
     const createElection: ElectionFactory = (config, persisted, coreRng) => {
       const core = new Election(config, persisted, coreRng);
+      this.cores.set(config.selfId, core);
+      this.votes.delete(config.selfId);
       const step = core.step.bind(core);
       core.step = (envelope) => {
         this.heard(config.selfId, envelope.from);
+        if (envelope.message.type === "vote-response")
+          this.noteVote(config.selfId, envelope.from, envelope.message);
         step(envelope);
       };
       return core;
@@ -342,6 +362,74 @@ class ServicesSim {
     });
   }
 
+  // --- election_runner.ts: the contacts votes carry, the advertised tail ----------------------------------
+
+  /** noteVote: a granted vote's contacts on the candidate's clock (ticks → ms as wireForm sends them). */
+  private noteVote(id: NodeId, from: NodeId, vote: ElectionMessage): void {
+    if (vote.type !== "vote-response" || !vote.granted) return;
+    let votes = this.votes.get(id);
+    if (votes === undefined || votes.term !== vote.term) {
+      votes = { term: vote.term, contacts: new Map() };
+      this.votes.set(id, votes);
+    }
+    const ticks = vote.leaderHeardTicksAgo;
+    votes.contacts.set(
+      from,
+      ticks === undefined
+        ? null
+        : { atMs: this.local(id), heardMsAgo: ticksAgoMs(ticks), tailMs: vote.grantTailMs ?? null },
+    );
+  }
+
+  /** The GrantElection of `id`'s agent, as cluster.ts builds it over the ElectionRunner. */
+  grantElection(id: NodeId, agent: () => Agent): GrantElection {
+    const core = () => this.cores.get(id) as Election;
+    return {
+      leaseMs: this.leaseMs,
+      // noteWon, read when the grant service asks (later than the win only makes the bound later).
+      contactsWhenWon: (term) => {
+        const own = core().contactsWhenWon();
+        if (own === null || core().status().term !== term) return null;
+        const contacts: LeaderContact[] = [
+          { atMs: this.local(id), heardMsAgo: ticksAgoMs(own.leaderHeardTicksAgo), tailMs: own.grantTailMs },
+        ];
+        const votes = this.votes.get(id);
+        for (const contact of votes?.term === term ? votes.contacts.values() : []) {
+          if (contact === null) {
+            this.widestWindows++;
+            return null;
+          }
+          contacts.push(contact);
+        }
+        if (contacts.every((c) => c.tailMs !== null)) this.boundedWindows++;
+        else this.widestWindows++;
+        return contacts;
+      },
+      // The runner drains at once; here the call comes from inside a drain's events, so it goes next.
+      advertise: (tailMs) =>
+        void this.timer(
+          agent(),
+          0,
+          () => {
+            if (this.cluster.isAlive(id) && this.agents.get(id) === agent())
+              this.cluster.input(id, () => core().setGrantTailMs(Math.ceil(tailMs)));
+          },
+          false,
+        ),
+      acknowledgedTailMs: () => core().acknowledgedGrantTailMs(),
+      tailAcknowledged: (tailMs, timeoutMs) =>
+        new Promise((resolve) => {
+          const untilMs = this.local(id) + timeoutMs;
+          const check = () => {
+            if ((core().acknowledgedGrantTailMs() ?? -1) >= tailMs) resolve(true);
+            else if (this.local(id) >= untilMs || core().status().role !== "leader") resolve(false);
+            else this.timer(agent(), 1, check, false);
+          };
+          check();
+        }),
+    };
+  }
+
   private heard(id: NodeId, from: NodeId): void {
     this.agents.get(id)?.lastHeardMs.set(from, this.local(id));
   }
@@ -443,6 +531,7 @@ class ServicesSim {
       leaseMs,
       logger,
       now: () => this.local(id),
+      election: this.grantElection(id, () => agent),
     });
     agent = {
       id,
@@ -923,6 +1012,8 @@ export async function runServicesHistory(
       repeatedFailbacks: repeated,
       livenessMs,
       livenessBoundMs: Math.max(...bounds.values()),
+      boundedWindows: sim.boundedWindows,
+      widestWindows: sim.widestWindows,
     };
   } catch (error) {
     if (error instanceof ServicesSimError) throw error;
@@ -990,7 +1081,8 @@ export async function servicesCli(args: readonly string[]): Promise<number> {
     `seed=${r.seed} ok: ${r.nodes} nodes, ${r.services} services, ${r.events} events, ${r.runs} runs, ` +
     `${r.crashes} crashes, ${r.leaderTerms} terms with a leader, ${r.failbacks} failbacks ` +
     `(${r.repeatedFailbacks} repeated in a window by a later leader), every service running ` +
-    `${r.livenessMs.toFixed(0)} ms after the healed leader (bound ${r.livenessBoundMs.toFixed(0)} ms)`;
+    `${r.livenessMs.toFixed(0)} ms after the healed leader (bound ${r.livenessBoundMs.toFixed(0)} ms), ` +
+    `${r.boundedWindows} new leaders' windows bounded by their votes, ${r.widestWindows} the widest`;
   if (values.seed !== undefined) {
     const log = values.verbose ? (line: string) => console.log(line) : undefined;
     try {
@@ -1010,6 +1102,8 @@ export async function servicesCli(args: readonly string[]): Promise<number> {
   let runs = 0;
   let failbacks = 0;
   let repeated = 0;
+  let bounded = 0;
+  let widest = 0;
   let slowest = { ms: 0, seed: "" };
   let lastReport = started;
   for (let i = 0; i < count; i++) {
@@ -1020,6 +1114,8 @@ export async function servicesCli(args: readonly string[]): Promise<number> {
       runs += r.runs;
       failbacks += r.failbacks;
       repeated += r.repeatedFailbacks;
+      bounded += r.boundedWindows;
+      widest += r.widestWindows;
       if (r.livenessMs > slowest.ms) slowest = { ms: r.livenessMs, seed };
     } catch (error) {
       if (!(error instanceof ServicesSimError)) throw error;
@@ -1040,7 +1136,8 @@ export async function servicesCli(args: readonly string[]): Promise<number> {
     `${failures === 0 ? "ok" : "done"}: ${count} histories (seeds ${from}..${from + count - 1}) in ${seconds.toFixed(1)} s: ` +
       `${(count / seconds).toFixed(1)} histories/s, ${(events / seconds).toFixed(0)} events/s; ${runs} runs, ` +
       `${failbacks} failbacks (${repeated} repeated in a window by a later leader), slowest liveness ` +
-      `${slowest.ms.toFixed(0)} ms (seed ${slowest.seed})`,
+      `${slowest.ms.toFixed(0)} ms (seed ${slowest.seed}); new leaders' windows: ${bounded} bounded by ` +
+      `their votes, ${widest} the widest`,
   );
   if (failures > 0) console.error(`${failures} of ${count} histories failed`);
   return failures === 0 ? 0 : 1;

@@ -55,20 +55,27 @@ if (services) {
 } else if (grants) {
   let runs = 0;
   let leaderChanges = 0;
+  let bounded = 0;
+  let windowMsMax = 0;
   process.exitCode = runSeedCli<GrantsHistoryResult>(
     {
       name: "swarm_cli.ts --grants",
       run: (seed) => runGrantsHistory(seed),
       isFailure: (error): error is Error => error instanceof GrantsSafetyError,
       describe: (r) =>
-        `seed=${r.seed} ok: ${r.events} events, ${r.runs.length} runs of the service, ${r.leaderChanges} leader changes`,
+        `seed=${r.seed} ok: ${r.events} events, ${r.runs.length} runs of the service, ${r.leaderChanges} leader changes, ` +
+        `${r.boundedWindows} windows bounded by votes, the longest ${r.windowMsMax.toFixed(0)} ms`,
       tally: () => ({
         add: (r) => {
           runs += r.runs.length;
           leaderChanges += r.leaderChanges;
+          bounded += r.boundedWindows;
+          windowMsMax = Math.max(windowMsMax, r.windowMsMax);
         },
         summary: () => ({
-          inline: `${runs} runs of the service, ${leaderChanges} leader changes`,
+          inline:
+            `${runs} runs of the service, ${leaderChanges} leader changes, ${bounded} new leaders' windows ` +
+            `bounded by their votes, the longest window ${windowMsMax.toFixed(0)} ms`,
           lines: [],
         }),
       }),
