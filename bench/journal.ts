@@ -16,6 +16,9 @@
 // bench/results/journal.json.
 //
 //   node bench/journal.ts [--quick] [--results-dir DIR] [--queues=mesh,nats,redis,amqp,pubsub]
+//                         [--cpu-prof-dir=DIR]
+// --cpu-prof-dir: the agents run with their V8 flags plus --cpu-prof into DIR (TANDEM_AGENT_NODE_FLAGS) and
+// are stopped with SIGTERM at the end of each queue's run, so each writes its profile.
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { Agent, createServer, request } from "node:http";
@@ -26,6 +29,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { connect as amqpConnect } from "amqplib";
 import { createClient } from "redis";
+import { AGENT_NODE_FLAGS, AGENT_NODE_FLAGS_ENV } from "../src/cli/agent_flags.ts";
 import { JournalKey } from "../src/journal/index.ts";
 import type { ClusterHarness } from "../test/support/cluster_harness.ts";
 import { accepting, pubsubEmulatorBinary, TestServer } from "../test/support/test_server.ts";
@@ -76,8 +80,19 @@ interface QueueResult {
   rawPublishPerSecond: number | null;
 }
 
-const options = parseBenchOptions(process.argv.slice(2).filter((a) => !a.startsWith("--queues")));
+const ownArgs = ["--queues=", "--cpu-prof-dir="];
+const options = parseBenchOptions(
+  process.argv.slice(2).filter((a) => !ownArgs.some((own) => a.startsWith(own))),
+);
 const queuesArg = process.argv.find((a) => a.startsWith("--queues="))?.slice("--queues=".length);
+const cpuProfDir = process.argv.find((a) => a.startsWith("--cpu-prof-dir="))?.slice("--cpu-prof-dir=".length);
+if (cpuProfDir !== undefined) {
+  process.env[AGENT_NODE_FLAGS_ENV] = [
+    ...AGENT_NODE_FLAGS,
+    "--cpu-prof",
+    `--cpu-prof-dir=${cpuProfDir}`,
+  ].join(" ");
+}
 const queues: Queue[] = (queuesArg?.split(",") as Queue[] | undefined) ?? [
   "mesh",
   "nats",
@@ -332,6 +347,9 @@ async function runQueue(queue: Queue): Promise<QueueResult> {
     throw error;
   } finally {
     recorder.close();
+    // A profile is written at a clean exit only.
+    if (cpuProfDir !== undefined)
+      await Promise.all(CLUSTER_NODE_IDS.map((id) => harness.kill(id, "SIGTERM")));
     await harness.dispose();
     if (queue === "amqp") await removeAmqpNames();
     if (queue === "redis") {

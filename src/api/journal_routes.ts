@@ -1,5 +1,6 @@
 // The journal's HTTP API (docs/journal.md): POST /api/v1/journal records an entry on this node (durable when
-// answered, then applied on every other node); GET /api/v1/journal/status shows the outbox, the inbox, the
+// answered, then applied on every other node), or, given an array, up to 1,000 entries in one transaction
+// (all or none); GET /api/v1/journal/status shows the outbox, the inbox, the
 // dead letters and each peer's delivery; GET /api/v1/journal/dead lists the dead letters, and POST
 // /api/v1/journal/dead/{id}/retry or /drop acts on one; GET /api/v1/journal/steps lists the post-execution
 // steps given up, and POST /api/v1/journal/steps/{id}/{step}/retry runs one again. Behind the ACL.
@@ -9,17 +10,28 @@ import { jsonBody, refused } from "./checked_input.ts";
 import { ApiErrorCode, sendError, sendJson } from "./errors.ts";
 import type { ApiRoute, RouteContext } from "./router.ts";
 
+interface RecordedEntry {
+  id: string;
+  origin: string;
+  hlc: string;
+  key: string | null;
+  keySeq: number;
+}
+
+interface RecordBody {
+  type: string;
+  data: unknown;
+  key?: string | null;
+  files?: string[];
+}
+
 /** What the routes use of the journal (src/journal/journal_node.ts). */
 export interface JournalView {
-  record(request: {
-    type: string;
-    data: unknown;
-    key?: string | null;
-    files?: string[];
-  }): Promise<
-    | { ok: true; entry: { id: string; origin: string; hlc: string; key: string | null; keySeq: number } }
-    | { ok: false; reason: string }
-  >;
+  record(request: RecordBody): Promise<{ ok: true; entry: RecordedEntry } | { ok: false; reason: string }>;
+  /** The entries in one transaction: all recorded, or none. */
+  recordMany(
+    requests: readonly RecordBody[],
+  ): Promise<{ ok: true; entries: RecordedEntry[] } | { ok: false; reason: string }>;
   status(): Record<string, unknown>;
   deadLetters(): Array<{
     entry: { id: string; origin: string; hlc: string; type: string; key: string | null; data: string };
@@ -33,8 +45,13 @@ export interface JournalView {
   retryStep(entryId: string, step: string): boolean;
 }
 
-/** The largest body of a record request: the entry's data limit, plus its other fields. */
-export const recordBodyBytesMax = 1024 * 1024 + 64 * 1024;
+/**
+ * The largest body of a record request, one entry or a batch (an array); each entry's data is bounded by
+ * itself (src/journal/journal_node.ts entryDataBytesMax).
+ */
+export const recordBodyBytesMax = 8 * 1024 * 1024;
+/** Entries of one batch at most (src/journal/journal_node.ts recordBatchMax). */
+const recordBatchMax = 1000;
 
 const recordSchema = z.strictObject({
   type: z.string(),
@@ -42,15 +59,42 @@ const recordSchema = z.strictObject({
   key: z.string().nullable().optional(),
   files: z.array(z.string()).optional(),
 });
+const recordBatchSchema = z.array(recordSchema).min(1).max(recordBatchMax);
+
+/** Parsed by `schema`, or the first problem ("1.type: …"). */
+function parsedBy<T>(
+  schema: z.ZodType<T>,
+  value: unknown,
+): { ok: true; value: T } | { ok: false; reason: string } {
+  const result = schema.safeParse(value);
+  if (result.success) return { ok: true, value: result.data };
+  const issue = result.error.issues[0];
+  const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
+  return { ok: false, reason: `${where}${issue?.message ?? "invalid body"}` };
+}
+
+function recordedFields(entry: RecordedEntry): RecordedEntry {
+  const { id, origin, hlc, key, keySeq } = entry;
+  return { id, origin, hlc, key, keySeq };
+}
 
 export function journalRoutes(view: JournalView): ApiRoute[] {
+  // One entry (an object, answered with its fields), or a batch (an array, answered with an array).
   const record = async (req: IncomingMessage, res: ServerResponse) => {
-    const body = await jsonBody(req, recordSchema, recordBodyBytesMax);
+    const body = await jsonBody(req, z.unknown(), recordBodyBytesMax);
     if (refused(res, body)) return;
-    const outcome = await view.record(body.value);
+    if (Array.isArray(body.value)) {
+      const batch = parsedBy(recordBatchSchema, body.value);
+      if (!batch.ok) return sendError(res, ApiErrorCode.BadRequest, batch.reason);
+      const outcome = await view.recordMany(batch.value);
+      if (!outcome.ok) return sendError(res, ApiErrorCode.BadRequest, outcome.reason);
+      return sendJson(res, 201, outcome.entries.map(recordedFields));
+    }
+    const one = parsedBy(recordSchema, body.value);
+    if (!one.ok) return sendError(res, ApiErrorCode.BadRequest, one.reason);
+    const outcome = await view.record(one.value);
     if (!outcome.ok) return sendError(res, ApiErrorCode.BadRequest, outcome.reason);
-    const { id, origin, hlc, key, keySeq } = outcome.entry;
-    sendJson(res, 201, { id, origin, hlc, key, keySeq });
+    sendJson(res, 201, recordedFields(outcome.entry));
   };
 
   const dead = (_req: IncomingMessage, res: ServerResponse) =>

@@ -16,7 +16,9 @@ export {
   JournalNode,
   JournalRecordError,
   outboxPruneEveryMs,
+  type RecordManyOutcome,
   type RecordRequest,
+  recordBatchMax,
   recordProblem,
 } from "./journal_node.ts";
 export { batchEntriesMax, openBatch, readHeader, sealBatch } from "./journal_wire.ts";

@@ -10,7 +10,8 @@
 // - applied / dead: every id ever applied (or dropped) and every dead letter: de-duplication for good, not
 //   for a time window. lane_marks: each lane's watermark (src/core/journal_lanes.ts), moved in the same
 //   transaction as the result that moves it.
-// - transport_cursors: how far into the outbox the transport has delivered (per peer for the mesh).
+// - transport_cursors: how far into the outbox the transport has delivered (per peer for the mesh); written
+//   without an fsync of their own, like a result (a cursor that went back sends entries again).
 // - pruning (pruneOutbox): entries of this node that every peer (or the queue) confirmed, older than the
 //   retention and owing no post-execution step, leave the outbox with their step runs; the newest entry
 //   always stays (it keeps seq and the HLC from going back). out_lanes.pruned_through remembers each lane's
@@ -405,8 +406,12 @@ export class JournalDb {
     return (this.statements.cursor.pluck().get(name) as number | undefined) ?? 0;
   }
 
+  /**
+   * Not fsync'd by itself (the next durable commit carries it): a cursor that went back with a power loss
+   * only sends its entries again, which the receivers drop by id.
+   */
   setCursor(name: string, seq: number): void {
-    this.statements.setCursor.run(name, seq);
+    this.durably(() => this.statements.setCursor.run(name, seq), true);
   }
 
   dropCursor(name: string): void {

@@ -40,6 +40,10 @@ export interface RecordRequest {
 }
 
 export type RecordOutcome = { ok: true; entry: JournalEntry } | { ok: false; reason: string };
+export type RecordManyOutcome = { ok: true; entries: JournalEntry[] } | { ok: false; reason: string };
+
+/** Entries of one recordMany call (one request of the record API) at most. */
+export const recordBatchMax = 1000;
 
 export interface JournalNodeOptions {
   nodeId: NodeId;
@@ -82,8 +86,14 @@ export class JournalNode {
   readonly db: JournalDb;
   private readonly applier: JournalApplier;
   private readonly clock: HybridClock;
-  /** Records arriving together share one transaction and one fsync. */
-  private readonly recorder: GroupCommit<RecordInput, JournalEntry>;
+  /** Records arriving together share one transaction and one fsync; a call's entries are all or none. */
+  private readonly recorder: GroupCommit<readonly RecordInput[], JournalEntry[]>;
+  /**
+   * The last batch sealed: the mesh sends the same outbox range to every peer, and a seal costs an X25519
+   * exchange, so a peer asking from the same cursor gets this one (the outbox after a seq never changes:
+   * pruning takes only what every peer holds).
+   */
+  private lastSealed: { afterSeq: number; batch: SealedBatch; entries: number } | null = null;
   private readonly steps: PostStepRunner;
   private pruning = false;
   private prunedTotal = 0;
@@ -99,7 +109,14 @@ export class JournalNode {
         : JournalDb.attach(options.appDb, options.nodeId);
     const last = parseHlc(this.db.lastRecordedHlc());
     this.clock = new HybridClock({ skewMsMax: clockSkewMsMax, ...(last === null ? {} : { last }) });
-    this.recorder = new GroupCommit((inputs) => this.db.recordMany(inputs, Date.now()));
+    this.recorder = new GroupCommit((calls) => {
+      const entries = this.db.recordMany(calls.flat(), Date.now());
+      let at = 0;
+      return calls.map((inputs) => {
+        at += inputs.length;
+        return entries.slice(at - inputs.length, at);
+      });
+    });
     // Handlers and steps retry alike: the same attempts, backoff and concurrency.
     const { maxAttempts, retryBaseMs, retryMaxMs, concurrency } = options.config;
     const retries = { maxAttempts, retryBaseMs, retryMaxMs, concurrency };
@@ -142,19 +159,37 @@ export class JournalNode {
 
   /** Records an entry of this node: on disk when this resolves, then shipped to every other node. */
   async record(request: RecordRequest): Promise<RecordOutcome> {
-    const problem = recordProblem(request);
-    if (problem !== null) return { ok: false, reason: problem };
-    const hlc = this.clock.now(Date.now());
-    const entry = await this.recorder.push({
-      id: randomUUID(),
-      hlc: `${hlc.wallMs}.${hlc.counter}`,
-      type: request.type,
-      key: request.key ?? null,
-      data: JSON.stringify(request.data),
-      files: request.files ?? [],
+    const outcome = await this.recordMany([request]);
+    return outcome.ok ? { ok: true, entry: outcome.entries[0] as JournalEntry } : outcome;
+  }
+
+  /**
+   * Records several entries of this node in one transaction (one fsync), in the order given: all of them
+   * on disk when this resolves, or none (one refused refuses the lot, its index in the reason).
+   */
+  async recordMany(requests: readonly RecordRequest[]): Promise<RecordManyOutcome> {
+    if (requests.length === 0 || requests.length > recordBatchMax) {
+      return { ok: false, reason: `entries: expected 1-${recordBatchMax}` };
+    }
+    for (const [i, request] of requests.entries()) {
+      const problem = recordProblem(request);
+      if (problem !== null)
+        return { ok: false, reason: requests.length === 1 ? problem : `entries[${i}].${problem}` };
+    }
+    const inputs = requests.map((request): RecordInput => {
+      const hlc = this.clock.now(Date.now());
+      return {
+        id: randomUUID(),
+        hlc: `${hlc.wallMs}.${hlc.counter}`,
+        type: request.type,
+        key: request.key ?? null,
+        data: JSON.stringify(request.data),
+        files: request.files ?? [],
+      };
     });
+    const entries = await this.recorder.push(inputs);
     this.options.transport.recorded();
-    return { ok: true, entry };
+    return { ok: true, entries };
   }
 
   /**
@@ -200,6 +235,8 @@ export class JournalNode {
       let afterSeq = 0;
       for (let batch = 0; batch < pruneBatchesMax && !this.stopped; batch++) {
         const result = this.db.pruneOutbox(nowMs - retentionMs, afterSeq, pruneScanMax);
+        // A batch sealed before holds no keyFloor for what went now.
+        if (result.pruned > 0) this.lastSealed = null;
         pruned += result.pruned;
         afterSeq = result.lastSeq;
         if (result.done) break;
@@ -260,15 +297,20 @@ export class JournalNode {
   }
 
   private async sealedAfter(seq: number, limit: number): Promise<SealedBatch | null> {
-    const rows = this.db.outboxAfter(seq, Math.min(limit, batchEntriesMax));
+    const wanted = Math.min(limit, batchEntriesMax);
+    const last = this.lastSealed;
+    if (last !== null && last.afterSeq === seq && last.entries <= wanted) return last.batch;
+    const rows = this.db.outboxAfter(seq, wanted);
     const first = rows[0];
-    const last = rows.at(-1);
-    if (first === undefined || last === undefined) return null;
+    const final = rows.at(-1);
+    if (first === undefined || final === undefined) return null;
     const message = await sealBatch(
       rows.map((row) => row.entry),
       this.options.key,
     );
-    return { firstSeq: first.seq, lastSeq: last.seq, message };
+    const batch = { firstSeq: first.seq, lastSeq: final.seq, message };
+    this.lastSealed = { afterSeq: seq, batch, entries: rows.length };
+    return batch;
   }
 }
 

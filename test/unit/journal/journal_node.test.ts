@@ -10,7 +10,8 @@ import { pino } from "pino";
 import type { JournalConfig } from "../../../src/config/index.ts";
 import { JournalKey } from "../../../src/journal/journal_key.ts";
 import { JournalNode } from "../../../src/journal/journal_node.ts";
-import { MeshTransport } from "../../../src/queue/index.ts";
+import { openBatch } from "../../../src/journal/journal_wire.ts";
+import { type JournalTransport, MeshTransport, type TransportIo } from "../../../src/queue/index.ts";
 import { type MemoryMeshApi, MemoryNetwork } from "../../support/memory_mesh.ts";
 import { waitFor } from "../../support/wait_for.ts";
 
@@ -163,4 +164,61 @@ test("journal node: a restarted node keeps what it applied and resumes from its 
   w.network.connect("n2", "n3");
   await waitFor("n2 applying 8", async () => (applied(w, "n2").length === 8 ? true : undefined), dump(w));
   assert.equal(node(w, "n2").status().deadLetters, 0);
+});
+
+test("journal: the mesh's peers asking from the same cursor share one seal", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "tandem-journal-seal-"));
+  let io: TransportIo | null = null;
+  const transport: JournalTransport = {
+    kind: "stub",
+    start: (given) => {
+      io = given;
+    },
+    recorded: () => {},
+    status: () => ({}),
+    stop: async () => {},
+  };
+  const { key } = await JournalKey.generate();
+  const node = new JournalNode({
+    nodeId: "n1",
+    dataDir: dir,
+    config: {
+      keyFile: "unused",
+      queue: { type: "mesh" },
+      handlers: {},
+      steps: [],
+      maxAttempts: 5,
+      retryBaseMs: 10,
+      retryMaxMs: 100,
+      concurrency: 4,
+      outboxRetentionMs: 0,
+    },
+    key,
+    transport,
+    logger: pino({ level: "silent" }),
+  });
+  node.start();
+  t.after(async () => {
+    await node.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const outbox = io as TransportIo | null;
+  assert.ok(outbox !== null);
+  const recorded = await node.recordMany([1, 2, 3].map((i) => ({ type: "t", data: i })));
+  assert.ok(recorded.ok);
+  const first = await outbox.outboxAfter(0, 256);
+  assert.ok(first !== null);
+  assert.equal(await outbox.outboxAfter(0, 256), first, "the second peer gets the same sealed batch");
+  await node.record({ type: "t", data: 4 });
+  assert.equal(await outbox.outboxAfter(0, 256), first, "a later entry goes in the next batch");
+  const smaller = await outbox.outboxAfter(0, 2);
+  assert.deepEqual([smaller?.firstSeq, smaller?.lastSeq], [1, 2], "a smaller limit seals afresh");
+  const next = await outbox.outboxAfter(first.lastSeq, 256);
+  assert.deepEqual([next?.firstSeq, next?.lastSeq], [4, 4]);
+  const opened = await openBatch(first.message, key);
+  assert.ok(opened.ok);
+  assert.deepEqual(
+    opened.entries.map((e) => e.data),
+    ["1", "2", "3"],
+  );
 });
