@@ -15,8 +15,15 @@
 // baseline: a queue should reach half of it). Writes
 // bench/results/journal.json.
 //
+// Three ways of using the journal, each measured the same way (`--ways=`, all three by default):
+// - http: one entry per HTTP request (POST /api/v1/journal), each node's handler a webhook to this process;
+// - batch: the same, but each request records an array of entries (64 per request, 4 requests in flight per
+//   node; paced: the entries due every 10 ms in one request);
+// - embedded: three apps embedding the agent (bench/support/journal_app.ts, startEmbeddedAgent), each entry
+//   recorded in an app transaction of its own beside an app row, an in-process handler noting its arrival.
+//
 //   node bench/journal.ts [--quick] [--results-dir DIR] [--queues=mesh,nats,redis,amqp,pubsub]
-//                         [--cpu-prof-dir=DIR]
+//                         [--ways=http,batch,embedded] [--cpu-prof-dir=DIR]
 // --cpu-prof-dir: the agents run with their V8 flags plus --cpu-prof into DIR (TANDEM_AGENT_NODE_FLAGS) and
 // are stopped with SIGTERM at the end of each queue's run, so each writes its profile.
 import { randomBytes } from "node:crypto";
@@ -24,6 +31,7 @@ import { writeFileSync } from "node:fs";
 import { Agent, createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { PubSub } from "@google-cloud/pubsub";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
@@ -31,7 +39,7 @@ import { connect as amqpConnect } from "amqplib";
 import { createClient } from "redis";
 import { AGENT_NODE_FLAGS, AGENT_NODE_FLAGS_ENV } from "../src/cli/agent_flags.ts";
 import { JournalKey } from "../src/journal/index.ts";
-import type { ClusterHarness } from "../test/support/cluster_harness.ts";
+import { ClusterHarness } from "../test/support/cluster_harness.ts";
 import { accepting, pubsubEmulatorBinary, TestServer } from "../test/support/test_server.ts";
 import {
   CLUSTER_NODE_IDS,
@@ -49,6 +57,9 @@ import { Comparison, checkTarget, type TargetCheck, targetHeader, targetRow } fr
 
 const DATA_BYTES = 256;
 const IN_FLIGHT_PER_NODE = 64;
+/** The batch way: entries per request, and requests in flight per node. */
+const BATCH_ENTRIES = 64;
+const BATCH_IN_FLIGHT_PER_NODE = 4;
 const KEYS_PER_NODE = 64;
 const PACE_PER_SECOND = 1_000;
 const THROUGHPUT_MIN = 5_000;
@@ -67,9 +78,16 @@ const RAW_SHARE_MIN = 0.5;
 const APPLY_TIMEOUT_MS = 120_000;
 
 type Queue = "mesh" | "nats" | "redis" | "amqp" | "pubsub";
+type Way = "http" | "batch" | "embedded";
+const WAY_LABEL: Record<Way, string> = {
+  http: "HTTP record per entry, webhook handler",
+  batch: `HTTP records of ${BATCH_ENTRIES}, webhook handler`,
+  embedded: "embedded app, in-process record and handler",
+};
 
 interface QueueResult {
   queue: Queue;
+  way: Way;
   entries: number;
   recordSeconds: number;
   appliedSeconds: number;
@@ -80,11 +98,13 @@ interface QueueResult {
   rawPublishPerSecond: number | null;
 }
 
-const ownArgs = ["--queues=", "--cpu-prof-dir="];
+const ownArgs = ["--queues=", "--ways=", "--cpu-prof-dir="];
 const options = parseBenchOptions(
   process.argv.slice(2).filter((a) => !ownArgs.some((own) => a.startsWith(own))),
 );
 const queuesArg = process.argv.find((a) => a.startsWith("--queues="))?.slice("--queues=".length);
+const waysArg = process.argv.find((a) => a.startsWith("--ways="))?.slice("--ways=".length);
+const ways: Way[] = (waysArg?.split(",") as Way[] | undefined) ?? ["http", "batch", "embedded"];
 const cpuProfDir = process.argv.find((a) => a.startsWith("--cpu-prof-dir="))?.slice("--cpu-prof-dir=".length);
 if (cpuProfDir !== undefined) {
   process.env[AGENT_NODE_FLAGS_ENV] = [
@@ -206,14 +226,22 @@ function postOnce(url: string, body: unknown): Promise<{ status: number; text: s
   });
 }
 
+function benchEntry(node: string, i: number): { type: string; key: string; data: string } {
+  return { type: "bench.entry", key: `${node}-k${i % KEYS_PER_NODE}`, data };
+}
+
 async function recordOne(apiUrl: string, node: string, i: number): Promise<string> {
-  const answer = await post(`${apiUrl}/api/v1/journal`, {
-    type: "bench.entry",
-    key: `${node}-k${i % KEYS_PER_NODE}`,
-    data,
-  });
+  const answer = await post(`${apiUrl}/api/v1/journal`, benchEntry(node, i));
   if (answer.status !== 201) throw new Error(`record on ${node}: HTTP ${answer.status} ${answer.text}`);
   return (JSON.parse(answer.text) as { id: string }).id;
+}
+
+/** Entries `from` .. `from + count - 1` of `node` in one request (an array): their ids, in order. */
+async function recordBatch(apiUrl: string, node: string, from: number, count: number): Promise<string[]> {
+  const body = Array.from({ length: count }, (_, i) => benchEntry(node, from + i));
+  const answer = await post(`${apiUrl}/api/v1/journal`, body);
+  if (answer.status !== 201) throw new Error(`record on ${node}: HTTP ${answer.status} ${answer.text}`);
+  return (JSON.parse(answer.text) as Array<{ id: string }>).map((entry) => entry.id);
 }
 
 /** Streams a killed earlier run of this bench left behind (they hold the journal's subjects). */
@@ -313,8 +341,13 @@ async function rawNatsPublishRate(messages: number): Promise<number> {
   return messages / seconds;
 }
 
-async function runQueue(queue: Queue): Promise<QueueResult> {
-  const harness = await createBenchCluster("build");
+const journalApp = fileURLToPath(new URL("./support/journal_app.ts", import.meta.url));
+
+async function runQueue(queue: Queue, way: Way): Promise<QueueResult> {
+  const harness =
+    way === "embedded"
+      ? await ClusterHarness.create({ nodes: CLUSTER_NODE_IDS.length, script: journalApp })
+      : await createBenchCluster("build");
   const recorder = new ApplyRecorder();
   const hookBase = await recorder.listen();
   const keyFile = join(harness.dir, "journal.key");
@@ -334,13 +367,17 @@ async function runQueue(queue: Queue): Promise<QueueResult> {
         ...(queue === "pubsub"
           ? { queue: { type: "pubsub", project: PUBSUB_PROJECT, topic: pubsubTopic } }
           : {}),
-        handlers: { "bench.entry": { webhook: `${hookBase}/${id}` } },
+        // The embedded apps handle "bench.entry" in their process.
+        ...(way === "embedded" ? {} : { handlers: { "bench.entry": { webhook: `${hookBase}/${id}` } } }),
         concurrency: 32,
       };
     });
   }
   try {
-    return await measureQueue(queue, harness, recorder);
+    harness.startAll();
+    await waitForSteadyCluster(harness, 60_000);
+    const driver = way === "embedded" ? await embeddedDriver(harness) : httpDriver(way, harness, recorder);
+    return await measure(queue, way, driver);
   } catch (error) {
     // What the agents said is what explains a failed run.
     console.log(harness.dumpLogs().split("\n").slice(-40).join("\n"));
@@ -368,109 +405,228 @@ async function runQueue(queue: Queue): Promise<QueueResult> {
   }
 }
 
-async function measureQueue(
-  queue: Queue,
-  harness: ClusterHarness,
-  recorder: ApplyRecorder,
-): Promise<QueueResult> {
-  {
-    harness.startAll();
-    await waitForSteadyCluster(harness, 60_000);
-    const apis = new Map(CLUSTER_NODE_IDS.map((id) => [id, harness.node(id).apiUrl]));
+/** Entry id → its origin and when its record began (wall clock ms). */
+type Recorded = Map<string, { origin: string; atMs: number }>;
 
-    // Throughput: every node records its share with IN_FLIGHT_PER_NODE requests in flight.
-    const sent = new Map<string, { origin: string; atMs: number }>();
-    const startMs = Date.now();
+/** How one way records and learns of applies; every time is the wall clock of this machine. */
+interface Driver {
+  /** Records `count` entries on every node at once, as fast as this way goes. */
+  burst(count: number): Promise<Recorded>;
+  /** Records `perSecond` entries a second on every node for `seconds`. */
+  pace(perSecond: number, seconds: number): Promise<Recorded>;
+  /** Until every entry recorded so far is applied on every node but its origin; then when each was. */
+  applied(timeoutMs: number): Promise<Map<string, Map<string, number>>>;
+}
+
+function httpDriver(way: Way, harness: ClusterHarness, recorder: ApplyRecorder): Driver {
+  const apis = new Map(CLUSTER_NODE_IDS.map((id) => [id, harness.node(id).apiUrl]));
+  let counter = 0;
+  const noted = (recorded: Recorded, node: string, id: string, atMs: number) => {
+    recorded.set(id, { origin: node, atMs });
+    recorder.expect(id, node);
+  };
+  return {
+    burst: async (count) => {
+      const recorded: Recorded = new Map();
+      const base = counter;
+      counter += count;
+      await Promise.all(
+        CLUSTER_NODE_IDS.map(async (node) => {
+          const api = apis.get(node) as string;
+          let next = 0;
+          const workers = way === "batch" ? BATCH_IN_FLIGHT_PER_NODE : IN_FLIGHT_PER_NODE;
+          await Promise.all(
+            Array.from({ length: workers }, async () => {
+              while (next < count) {
+                const from = next;
+                const size = way === "batch" ? Math.min(BATCH_ENTRIES, count - from) : 1;
+                next += size;
+                const atMs = Date.now();
+                const ids =
+                  way === "batch"
+                    ? await recordBatch(api, node, base + from, size)
+                    : [await recordOne(api, node, base + from)];
+                for (const id of ids) noted(recorded, node, id, atMs);
+              }
+            }),
+          );
+        }),
+      );
+      return recorded;
+    },
+    pace: async (perSecond, seconds) => {
+      const recorded: Recorded = new Map();
+      const pending: Array<Promise<void>> = [];
+      const failed: string[] = [];
+      const start = Date.now();
+      let owed = 0;
+      let last = start;
+      while (Date.now() - start < seconds * 1000) {
+        const now = Date.now();
+        owed += ((now - last) * perSecond) / 1000;
+        last = now;
+        const due = Math.floor(owed);
+        owed -= due;
+        for (const node of CLUSTER_NODE_IDS) {
+          const api = apis.get(node) as string;
+          const from = counter;
+          counter += due;
+          const record =
+            way === "batch"
+              ? due === 0
+                ? []
+                : [recordBatch(api, node, from, due)]
+              : Array.from({ length: due }, (_, i) => recordOne(api, node, from + i).then((id) => [id]));
+          for (const ids of record) {
+            pending.push(
+              ids.then(
+                (got) => {
+                  for (const id of got) noted(recorded, node, id, now);
+                },
+                (error: Error) => {
+                  failed.push(error.message);
+                },
+              ),
+            );
+          }
+        }
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await Promise.all(pending);
+      if (failed.length > 0) console.log(`${failed.length} records failed, e.g. ${failed[0]}`);
+      return recorded;
+    },
+    applied: async (timeoutMs) => {
+      await recorder.allApplied(timeoutMs);
+      return recorder.applied;
+    },
+  };
+}
+
+/** The embedded apps: the port each printed, then their commands (bench/support/journal_app.ts). */
+async function embeddedDriver(harness: ClusterHarness): Promise<Driver> {
+  const urls = new Map<string, string>();
+  const deadline = Date.now() + 30_000;
+  for (const node of CLUSTER_NODE_IDS) {
+    for (;;) {
+      const line = harness
+        .logLines(node)
+        .filter((l) => l.includes('"app":"listening"'))
+        .at(-1);
+      if (line !== undefined) {
+        urls.set(node, `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`);
+        break;
+      }
+      if (Date.now() > deadline) throw new Error(`the app of ${node} never listened`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  const app = (node: string) => urls.get(node) as string;
+  interface Times {
+    recorded: Array<[string, number]>;
+    applied: Array<[string, number]>;
+  }
+  const times = async (node: string): Promise<Times> =>
+    (await fetch(`${app(node)}/times`)).json() as Promise<Times>;
+  /** Recorded entries of each node already handed out by burst or pace. */
+  const seen = new Map<string, number>(CLUSTER_NODE_IDS.map((node) => [node, 0]));
+  const command = async (path: string): Promise<Recorded> => {
     await Promise.all(
       CLUSTER_NODE_IDS.map(async (node) => {
-        const share = Math.floor(total / CLUSTER_NODE_IDS.length);
-        let next = 0;
-        await Promise.all(
-          Array.from({ length: IN_FLIGHT_PER_NODE }, async () => {
-            while (next < share) {
-              const i = next++;
-              const atMs = Date.now();
-              const id = await recordOne(apis.get(node) as string, node, i);
-              sent.set(id, { origin: node, atMs });
-              recorder.expect(id, node);
-            }
-          }),
-        );
+        const answer = await fetch(`${app(node)}${path}&node=${node}`, { method: "POST" });
+        if (!answer.ok) throw new Error(`${node}: ${path}: HTTP ${answer.status} ${await answer.text()}`);
       }),
     );
-    const recordSeconds = (Date.now() - startMs) / 1000;
-    await recorder.allApplied(APPLY_TIMEOUT_MS);
-    let lastMs = 0;
-    for (const id of sent.keys())
-      for (const at of recorder.applied.get(id)?.values() ?? []) lastMs = Math.max(lastMs, at);
-    const appliedSeconds = (lastMs - startMs) / 1000;
-    console.log(
-      `${queue.padEnd(5)} throughput: ${sent.size} entries recorded in ${recordSeconds.toFixed(1)} s, applied everywhere after ${appliedSeconds.toFixed(1)} s`,
-    );
-
-    // Latency at a steady 1,000 entries/s cluster-wide.
-    const paced = new Map<string, { origin: string; atMs: number }>();
-    const perTick = PACE_PER_SECOND / CLUSTER_NODE_IDS.length / 100;
-    const pending: Array<Promise<void>> = [];
-    const failedRecords: string[] = [];
-    const paceStart = Date.now();
-    let owed = 0;
-    let counter = total;
-    while (Date.now() - paceStart < paceSeconds * 1000) {
-      owed += perTick;
-      while (owed >= 1) {
-        owed -= 1;
-        for (const node of CLUSTER_NODE_IDS) {
-          const i = counter++;
-          const atMs = Date.now();
-          pending.push(
-            recordOne(apis.get(node) as string, node, i).then(
-              (id) => {
-                paced.set(id, { origin: node, atMs });
-                recorder.expect(id, node);
-              },
-              (error: Error) => {
-                failedRecords.push(error.message);
-              },
-            ),
-          );
+    const recorded: Recorded = new Map();
+    for (const node of CLUSTER_NODE_IDS) {
+      const all = (await times(node)).recorded;
+      for (const [id, atMs] of all.slice(seen.get(node))) recorded.set(id, { origin: node, atMs });
+      seen.set(node, all.length);
+    }
+    return recorded;
+  };
+  return {
+    burst: (count) => command(`/burst?n=${count}`),
+    pace: (perSecond, seconds) => command(`/pace?rate=${perSecond}&seconds=${seconds}`),
+    applied: async (timeoutMs) => {
+      const end = Date.now() + timeoutMs;
+      const total = [...seen.values()].reduce((sum, n) => sum + n, 0);
+      for (;;) {
+        const progress = await Promise.all(
+          CLUSTER_NODE_IDS.map(
+            async (node) =>
+              (await (await fetch(`${app(node)}/progress`)).json()) as { recorded: number; applied: number },
+          ),
+        );
+        const missing = CLUSTER_NODE_IDS.reduce(
+          (sum, node, i) => sum + (total - (seen.get(node) ?? 0)) - (progress[i]?.applied ?? 0),
+          0,
+        );
+        if (missing <= 0) break;
+        if (Date.now() > end) throw new Error(`${missing} applies missing after ${timeoutMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const applied = new Map<string, Map<string, number>>();
+      for (const node of CLUSTER_NODE_IDS) {
+        for (const [id, atMs] of (await times(node)).applied) {
+          let at = applied.get(id);
+          if (at === undefined) {
+            at = new Map();
+            applied.set(id, at);
+          }
+          at.set(node, atMs);
         }
       }
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    await Promise.all(pending);
-    if (failedRecords.length > 0) {
-      console.log(`${queue.padEnd(5)} ${failedRecords.length} records failed, e.g. ${failedRecords[0]}`);
-    }
-    await recorder.allApplied(APPLY_TIMEOUT_MS);
-    const latencies: number[] = [];
-    for (const [id, { origin, atMs }] of paced) {
-      for (const [node, at] of recorder.applied.get(id) ?? []) if (node !== origin) latencies.push(at - atMs);
-    }
-    const latencyMs = summarize(latencies);
-    console.log(
-      `${queue.padEnd(5)} latency at ${PACE_PER_SECOND}/s: ${paced.size} entries, p50 ${latencyMs.p50} ms, p99 ${latencyMs.p99} ms, max ${latencyMs.max} ms`,
-    );
-    const rawPublishPerSecond =
-      queue === "nats"
-        ? await rawNatsPublishRate(total)
-        : queue === "redis"
-          ? await rawRedisPublishRate(total)
-          : queue === "amqp"
-            ? await rawAmqpPublishRate(total)
-            : queue === "pubsub"
-              ? await rawPubsubPublishRate(total)
-              : null;
-    return {
-      queue,
-      entries: sent.size,
-      recordSeconds,
-      appliedSeconds,
-      throughput: sent.size / appliedSeconds,
-      latencyMs,
-      rawPublishPerSecond,
-    };
+      return applied;
+    },
+  };
+}
+
+async function measure(queue: Queue, way: Way, driver: Driver): Promise<QueueResult> {
+  const label = `${queue.padEnd(6)} ${way.padEnd(8)}`;
+  // Throughput: every node records its share at once.
+  const startMs = Date.now();
+  const sent = await driver.burst(Math.floor(total / CLUSTER_NODE_IDS.length));
+  const recordSeconds = (Date.now() - startMs) / 1000;
+  let applied = await driver.applied(APPLY_TIMEOUT_MS);
+  let lastMs = 0;
+  for (const [id, { origin }] of sent)
+    for (const [node, at] of applied.get(id) ?? []) if (node !== origin) lastMs = Math.max(lastMs, at);
+  const appliedSeconds = (lastMs - startMs) / 1000;
+  console.log(
+    `${label} throughput: ${sent.size} entries recorded in ${recordSeconds.toFixed(1)} s, applied everywhere after ${appliedSeconds.toFixed(1)} s`,
+  );
+
+  // Latency at a steady 1,000 entries/s cluster-wide.
+  const paced = await driver.pace(PACE_PER_SECOND / CLUSTER_NODE_IDS.length, paceSeconds);
+  applied = await driver.applied(APPLY_TIMEOUT_MS);
+  const latencies: number[] = [];
+  for (const [id, { origin, atMs }] of paced) {
+    for (const [node, at] of applied.get(id) ?? []) if (node !== origin) latencies.push(at - atMs);
   }
+  const latencyMs = summarize(latencies);
+  console.log(
+    `${label} latency at ${PACE_PER_SECOND}/s: ${paced.size} entries, p50 ${latencyMs.p50} ms, p99 ${latencyMs.p99} ms, max ${latencyMs.max} ms`,
+  );
+  return {
+    queue,
+    way,
+    entries: sent.size,
+    recordSeconds,
+    appliedSeconds,
+    throughput: sent.size / appliedSeconds,
+    latencyMs,
+    rawPublishPerSecond: null,
+  };
+}
+
+/** This process's own client publishing to `queue`'s broker (the issue's baseline), or null for the mesh. */
+function rawPublishRate(queue: Queue): Promise<number> | null {
+  if (queue === "nats") return rawNatsPublishRate(total);
+  if (queue === "redis") return rawRedisPublishRate(total);
+  if (queue === "amqp") return rawAmqpPublishRate(total);
+  if (queue === "pubsub") return rawPubsubPublishRate(total);
+  return null;
 }
 
 async function main(): Promise<void> {
@@ -510,7 +666,10 @@ async function main(): Promise<void> {
     }
     if (queue === "nats") await removeLeftoverBenchStreams();
     try {
-      results.push(await runQueue(queue));
+      const ofQueue: QueueResult[] = [];
+      for (const way of ways) ofQueue.push(await runQueue(queue, way));
+      const raw = await rawPublishRate(queue);
+      for (const result of ofQueue) results.push({ ...result, rawPublishPerSecond: raw ?? null });
     } finally {
       await emulator?.stop();
       emulator = null;
@@ -520,6 +679,7 @@ async function main(): Promise<void> {
   printTable(
     [
       "queue",
+      "way",
       "entries",
       "recorded in",
       "applied everywhere in",
@@ -531,6 +691,7 @@ async function main(): Promise<void> {
     ],
     results.map((r) => [
       r.queue,
+      r.way,
       String(r.entries),
       `${r.recordSeconds.toFixed(1)} s`,
       `${r.appliedSeconds.toFixed(1)} s`,
@@ -548,14 +709,14 @@ async function main(): Promise<void> {
     r.queue === "mesh" || r.queue === "nats"
       ? [
           checkTarget(
-            `recorded → applied on every other node, cluster-wide (${r.queue})`,
+            `recorded → applied on every other node, cluster-wide (${r.queue}, ${r.way})`,
             "entries/s",
             Comparison.AtLeast,
             THROUGHPUT_MIN,
             r.throughput,
           ),
           checkTarget(
-            `record → applied p99 at ${PACE_PER_SECOND}/s (${r.queue})`,
+            `record → applied p99 at ${PACE_PER_SECOND}/s (${r.queue}, ${r.way})`,
             "ms",
             Comparison.AtMost,
             P99_MS_MAX,
@@ -564,7 +725,7 @@ async function main(): Promise<void> {
         ]
       : [
           checkTarget(
-            `recorded → applied, cluster-wide / the client's raw publish rate (${r.queue})`,
+            `recorded → applied, cluster-wide / the client's raw publish rate (${r.queue}, ${r.way})`,
             "×",
             Comparison.AtLeast,
             RAW_SHARE_MIN,
@@ -573,6 +734,8 @@ async function main(): Promise<void> {
         ],
   );
   console.log("");
+  for (const way of ways) console.log(`${way.padEnd(8)}  ${WAY_LABEL[way]}`);
+  console.log("");
   printTable([...targetHeader], targets.map(targetRow));
   const path = writeResult(options.resultsDir, {
     bench: "journal",
@@ -580,7 +743,14 @@ async function main(): Promise<void> {
     quick: options.quick,
     machine,
     targets,
-    data: { dataBytes: DATA_BYTES, inFlightPerNode: IN_FLIGHT_PER_NODE, paceSeconds, results },
+    data: {
+      dataBytes: DATA_BYTES,
+      inFlightPerNode: IN_FLIGHT_PER_NODE,
+      batch: { entries: BATCH_ENTRIES, inFlightPerNode: BATCH_IN_FLIGHT_PER_NODE },
+      ways: WAY_LABEL,
+      paceSeconds,
+      results,
+    },
   });
   console.log(`wrote     ${path}`);
   if (!targets.every((t) => t.pass)) process.exitCode = 1;

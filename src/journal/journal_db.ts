@@ -1,7 +1,8 @@
 // A node's journal in SQLite (journal.db in the data directory), every change one transaction: a record and
 // a delivery are fsync'd at commit (synchronous = FULL), so "recorded" and "acknowledged" mean on disk; a
 // handler's result is written without an fsync of its own and reaches the disk with the next durable commit
-// or checkpoint (a power loss before that runs the handler once more: entries apply at least once).
+// or checkpoint (a power loss before that runs the handler once more: entries apply at least once); so are a
+// transport's cursors and shipped marks (lost, entries are sent again and marked again).
 // - outbox: what this node recorded, in recording order (seq), each with its place in its lane (key_seq, the
 //   lane's counter bumped in the same transaction, so a lane never has a gap), until the queue confirms it
 //   (shipped_at). Payloads are sealed when shipped (src/journal/journal_key.ts), not here: the transactional
@@ -256,11 +257,24 @@ export class JournalDb {
    * A transaction fsync'd at commit (what "recorded" and an acknowledged delivery promise), or, with
    * `relaxed`, written to the WAL without an fsync of its own: a result the next durable commit carries to
    * disk, which only a power loss before then could undo (the handler then runs once more: at least once).
-   * An attached app's database keeps the app's own setting.
+   * An attached app's database keeps the app's own setting for everything else: a relaxed transaction
+   * outside the app's own sets NORMAL for itself and the app's setting back at once (nothing async runs in
+   * between); inside the app's transaction it commits with the app's.
    */
   private durably<T>(run: () => T, relaxed = false): T {
-    if (this.owned) this.setSynchronous(relaxed ? "NORMAL" : "FULL");
-    return this.db.transaction(run)();
+    if (this.owned) {
+      this.setSynchronous(relaxed ? "NORMAL" : "FULL");
+      return this.db.transaction(run)();
+    }
+    if (!relaxed || this.db.inTransaction) return this.db.transaction(run)();
+    const appMode = this.db.pragma("synchronous", { simple: true }) as number;
+    if (appMode <= 1) return this.db.transaction(run)();
+    this.db.pragma("synchronous = NORMAL");
+    try {
+      return this.db.transaction(run)();
+    } finally {
+      this.db.pragma(`synchronous = ${appMode}`);
+    }
   }
 
   private synchronous: "FULL" | "NORMAL" = "FULL";
@@ -333,7 +347,9 @@ export class JournalDb {
 
   /**
    * The queue confirmed every entry up to outbox seq `seq`. `stepsFor` names the post-execution steps each
-   * newly shipped entry owes; they are created in the same transaction, due at once.
+   * newly shipped entry owes; they are created in the same transaction, due at once. Not fsync'd by itself:
+   * lost with a power loss, the transport says it again from its cursor when it starts (written before
+   * this, so never behind it on disk).
    */
   markShippedThrough(
     seq: number,
@@ -346,7 +362,7 @@ export class JournalDb {
         for (const step of stepsFor(entry)) this.statements.insertStepRun.run(entry.id, step, nowMs);
       }
       return this.statements.markShippedThrough.run(nowMs, seq).changes;
-    });
+    }, true);
   }
 
   /** Up to `limit` step runs due by `nowMs`, with their entries, soonest first. */

@@ -96,6 +96,8 @@ export class OutboxPublisher {
     this.append = append;
     this.errors = errors;
     this.cursor = io.cursor(cursorName);
+    // What the broker confirmed before a restart counts as shipped (that mark is not fsync'd by itself).
+    if (this.cursor > 0) io.shipped(this.cursor);
   }
 
   get publishedThrough(): number {

@@ -269,3 +269,37 @@ test("journal db: a version 1 database gains the pruning column when opened", (t
   db.markShippedThrough(1, 2);
   assert.equal(db.pruneOutbox(10, 0, 10).pruned, 0, "the newest entry stays");
 });
+
+test("journal db in an app's database: cursors and results skip their own fsync, records keep the app's", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tandem-journal-attach-"));
+  const app = new Database(join(dir, "app.db"));
+  app.pragma("journal_mode = WAL");
+  app.pragma("synchronous = FULL");
+  const modes: string[] = [];
+  const pragma = app.pragma.bind(app);
+  app.pragma = ((source: string, options?: Database.PragmaOptions) => {
+    if (source.startsWith("synchronous =")) modes.push(source);
+    return pragma(source, options);
+  }) as typeof app.pragma;
+  try {
+    const db = JournalDb.attach(app, "n1");
+    db.record({ id: "e1", hlc: "1.0", type: "t", key: null, data: "1", files: [] }, 1);
+    assert.deepEqual(modes, [], "a record commits as the app's database is set: FULL");
+    db.setCursor("peer:n2", 1);
+    db.markShippedThrough(1, 2);
+    assert.deepEqual(modes, [
+      "synchronous = NORMAL",
+      "synchronous = 2",
+      "synchronous = NORMAL",
+      "synchronous = 2",
+    ]);
+    assert.equal(pragma("synchronous", { simple: true }), 2, "the app's setting is back");
+    modes.length = 0;
+    app.transaction(() => db.setCursor("peer:n2", 2))();
+    assert.deepEqual(modes, [], "inside the app's transaction it commits with the app's");
+    assert.equal(db.cursor("peer:n2"), 2);
+  } finally {
+    app.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
