@@ -45,6 +45,18 @@ export interface ClusterTimings {
   leaseTicks: number;
 }
 
+/**
+ * The leader answers grant requests only within this many ticks of sending a heartbeat a quorum
+ * acknowledged: one heartbeat interval and two ticks (a round trip, a late timer), at most the lease. A new
+ * leader's inherited window counts this instead of the whole lease (src/core/grants.ts); an answer that
+ * finds the last acknowledged heartbeat older waits for a heartbeat round instead.
+ */
+export function grantAnswerWindowTicks(
+  t: Pick<ClusterTimings, "leaderHeartbeatTicks" | "leaseTicks">,
+): number {
+  return Math.min(t.leaseTicks, t.leaderHeartbeatTicks + 2);
+}
+
 export interface ClusterOptions {
   self: ClusterMember;
   /** The configured peers: they bootstrap a brand-new cluster only; afterwards the held membership rules. */
@@ -176,6 +188,7 @@ export class Cluster implements Coordination {
       ticker,
       handOff: () => this.handOffLeadership(),
     });
+    const answerWindowTicks = grantAnswerWindowTicks(options.timings);
     this.grantService = new GrantService({
       selfId: options.self.id,
       mesh: options.mesh,
@@ -184,7 +197,9 @@ export class Cluster implements Coordination {
       logger: options.logger.child({ component: "grants" }),
       // The votes bound how long an earlier leader's grants may run (src/core/grants.ts).
       election: {
-        leaseMs: options.timings.leaseTicks * options.timings.tickMs,
+        answerWindowMs: answerWindowTicks * options.timings.tickMs,
+        fresh: () => this.election.leaseFresherThan(answerWindowTicks),
+        freshen: (timeoutMs) => this.election.freshenLease(answerWindowTicks, timeoutMs),
         contactsWhenWon: (term) => this.election.contactsWhenWon(term),
         advertise: (tailMs) => this.election.setGrantTailMs(tailMs),
         acknowledgedTailMs: () => this.election.acknowledgedGrantTailMs(),

@@ -88,8 +88,8 @@ export class ElectionRunner {
   };
   /** What the votes that made this node leader said (null: a vote without contacts), per won term. */
   private won: { term: Term; contacts: LeaderContact[] | null } | null = null;
-  /** Leader: grant services waiting for a quorum to acknowledge an advertised tail. */
-  private tailWaiters: Array<{ tailMs: number; resolve: (acknowledged: boolean) => void }> = [];
+  /** Leader: callers waiting for a condition on the core (checked after every drain). */
+  private waiters: Array<{ holds: () => boolean; resolve: (held: boolean) => void }> = [];
 
   constructor(options: ElectionRunnerOptions) {
     this.selfId = options.config.selfId;
@@ -166,18 +166,45 @@ export class ElectionRunner {
 
   /** Resolves true once a quorum acknowledged a tail of `tailMs`, false after `timeoutMs` or losing the lead. */
   grantTailAcknowledged(tailMs: number, timeoutMs: number): Promise<boolean> {
-    if ((this.core.acknowledgedGrantTailMs() ?? -1) >= tailMs) return Promise.resolve(true);
+    return this.leaderUntil(() => (this.core.acknowledgedGrantTailMs() ?? -1) >= tailMs, timeoutMs);
+  }
+
+  /**
+   * Leader: whether a quorum acknowledged a heartbeat sent less than `ticks` ago (a window within the lease
+   * that a caller acts in: see src/core/grants.ts).
+   */
+  leaseFresherThan(ticks: number): boolean {
+    this.ticker.catchUp();
+    this.drain();
+    const age = this.core.leaseAgeTicks();
+    return age !== null && age < ticks;
+  }
+
+  /** Leader: a heartbeat round now, and true once its answers make leaseFresherThan(ticks) hold. */
+  freshenLease(ticks: number, timeoutMs: number): Promise<boolean> {
+    if (this.leaseFresherThan(ticks)) return Promise.resolve(true);
+    this.core.heartbeatNow();
+    this.drain();
+    return this.leaderUntil(() => {
+      const age = this.core.leaseAgeTicks();
+      return age !== null && age < ticks;
+    }, timeoutMs);
+  }
+
+  /** True once `holds` does (checked after every drain), false after `timeoutMs` or when no longer leader. */
+  private leaderUntil(holds: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (holds()) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const waiter = { tailMs, resolve };
-      this.tailWaiters.push(waiter);
+      const waiter = { holds, resolve };
+      this.waiters.push(waiter);
       const timer = setTimeout(() => {
-        this.tailWaiters = this.tailWaiters.filter((w) => w !== waiter);
+        this.waiters = this.waiters.filter((w) => w !== waiter);
         resolve(false);
       }, timeoutMs);
       timer.unref();
-      waiter.resolve = (acknowledged) => {
+      waiter.resolve = (held) => {
         clearTimeout(timer);
-        resolve(acknowledged);
+        resolve(held);
       };
     });
   }
@@ -251,16 +278,15 @@ export class ElectionRunner {
     return { ...rest, leaderHeardMsAgo: Math.floor(this.ticksAgoMs(leaderHeardTicksAgo)) };
   }
 
-  private settleTailWaiters(): void {
-    if (this.tailWaiters.length === 0) return;
+  private settleWaiters(): void {
+    if (this.waiters.length === 0) return;
     const leading = this.core.status().role === "leader";
-    const acknowledged = this.core.acknowledgedGrantTailMs() ?? -1;
-    const waiting = this.tailWaiters;
-    this.tailWaiters = [];
+    const waiting = this.waiters;
+    this.waiters = [];
     for (const waiter of waiting) {
       if (!leading) waiter.resolve(false);
-      else if (acknowledged >= waiter.tailMs) waiter.resolve(true);
-      else this.tailWaiters.push(waiter);
+      else if (waiter.holds()) waiter.resolve(true);
+      else this.waiters.push(waiter);
     }
   }
 
@@ -302,7 +328,7 @@ export class ElectionRunner {
       this.draining = false;
     }
     if (heartbeatsTo.length > 0) this.vouches?.heartbeatsSent(heartbeatsTo);
-    this.settleTailWaiters();
+    this.settleWaiters();
     // Ticks before the core's next timer only count: sleep through them (inputs catch up first).
     this.ticker.wakeAfter(Math.min(this.core.ticksUntilTimer(), sleepTicksMax));
     if (this.core.membershipEpoch !== this.lastMembershipEpoch) {

@@ -31,8 +31,15 @@ import {
 
 /** The election's side of the grants (ElectionRunner implements it; see src/core/grants.ts). */
 export interface GrantElection {
-  /** This node's leader lease in ms (the election's leaseTicks × tick). */
-  leaseMs: number;
+  /**
+   * The leader answers grant requests only while a quorum acknowledged a heartbeat it sent less than this
+   * long ago (ms, at most its lease): the part of the tail it advertises beyond its longest grant.
+   */
+  answerWindowMs: number;
+  /** Leader: a quorum acknowledged a heartbeat sent within answerWindowMs. */
+  fresh(): boolean;
+  /** Leader: a heartbeat round now; true once fresh() holds, false after `timeoutMs` or losing the lead. */
+  freshen(timeoutMs: number): Promise<boolean>;
   /** The contacts of the votes that elected this node in `term`, or null (unknown: the widest window). */
   contactsWhenWon(term: Term): readonly LeaderContact[] | null;
   /** Advertise this tail in the leader's heartbeats from now on (a larger one goes out at once). */
@@ -104,7 +111,7 @@ export class GrantService {
       leaderSinceMs,
       leaseMs: this.options.leaseMs,
       inherited: contacts === null ? null : inheritedBound(contacts, clockMarginDefault),
-      ...(election === undefined ? {} : { leaderLeaseMs: election.leaseMs }),
+      ...(election === undefined ? {} : { leaderLeaseMs: election.answerWindowMs }),
     });
     this.assigned.clear();
     election?.advertise(this.ledger.tailMs());
@@ -214,21 +221,22 @@ export class GrantService {
   }
 
   /**
-   * The leader's answer; a grant that needs a longer advertised tail first waits (a heartbeat round) for a
-   * quorum to acknowledge it, then is decided afresh.
+   * The leader's answer. One that needs a heartbeat round first (the last acknowledged one is older than the
+   * answer window, or a quorum has yet to acknowledge a longer tail) waits for it, then is decided afresh.
    */
   private async answer(from: NodeId, request: GrantRequest): Promise<GrantWireAnswer> {
     const first = this.answerNow(from, request);
-    const election = this.options.election;
-    if (first.kind !== "pending" || election === undefined) return settled(first);
-    const waitMs =
-      renewalPeriodMs(request.kind === "acquire" ? (request.leaseMs ?? this.options.leaseMs) : 0) / 2;
-    await election.tailAcknowledged(first.tailMs, waitMs);
+    if (first.kind !== "pending") return first;
+    const askedMs = request.kind === "acquire" ? (request.leaseMs ?? this.options.leaseMs) : 0;
+    await first.until(renewalPeriodMs(askedMs) / 2);
     return settled(this.answerNow(from, request));
   }
 
-  /** The leader's answer to `from`: only under a valid lease, and only for services assigned to it. */
-  private answerNow(from: NodeId, request: GrantRequest): GrantWireAnswer | PendingTail {
+  /**
+   * The leader's answer to `from`: only under a valid lease (a grant, within the answer window of it), and
+   * only for services assigned to it.
+   */
+  private answerNow(from: NodeId, request: GrantRequest): GrantWireAnswer | PendingAnswer {
     const view = this.options.leadership();
     if (view.role !== "leader" || !view.leaseValid) {
       const leaderId = view.leaderId === this.options.selfId ? null : view.leaderId;
@@ -254,11 +262,17 @@ export class GrantService {
       const where = assignedTo === undefined ? "not assigned to any node" : `assigned to ${assignedTo}`;
       return refusal("refused", `${request.service} is ${where}`, null, null);
     }
-    const acknowledged = this.options.election?.acknowledgedTailMs() ?? Number.POSITIVE_INFINITY;
+    const election = this.options.election;
+    if (election !== undefined && !election.fresh()) {
+      const reason = "no heartbeat acknowledged within the answer window";
+      return { kind: "pending", reason, until: (timeoutMs) => election.freshen(timeoutMs) };
+    }
+    const acknowledged = election?.acknowledgedTailMs() ?? Number.POSITIVE_INFINITY;
     const answer = ledger.request(request.service, from, now, request.current, request.leaseMs, acknowledged);
-    if (!answer.ok && answer.tailMs !== undefined) {
-      this.options.election?.advertise(ledger.tailMs());
-      return { kind: "pending", tailMs: answer.tailMs, reason: answer.reason };
+    if (election !== undefined && !answer.ok && answer.tailMs !== undefined) {
+      const tailMs = answer.tailMs;
+      election.advertise(ledger.tailMs());
+      return { kind: "pending", reason: answer.reason, until: (t) => election.tailAcknowledged(tailMs, t) };
     }
     return wireAnswer(answer, now);
   }
@@ -271,15 +285,15 @@ export class GrantService {
   }
 }
 
-/** Not yet: a quorum must acknowledge a longer advertised tail first. */
-interface PendingTail {
+/** Not yet: a heartbeat round must be acknowledged first (`until` waits for it, up to a timeout). */
+interface PendingAnswer {
   kind: "pending";
-  tailMs: number;
   reason: string;
+  until: (timeoutMs: number) => Promise<boolean>;
 }
 
 /** Still pending after the wait: the asker tries again later, and a holder keeps what it holds. */
-function settled(answer: GrantWireAnswer | PendingTail): GrantWireAnswer {
+function settled(answer: GrantWireAnswer | PendingAnswer): GrantWireAnswer {
   if (answer.kind !== "pending") return answer;
   return refusal("unavailable", `${answer.reason}: ask again`, null, null);
 }

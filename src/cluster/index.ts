@@ -3,6 +3,7 @@ export {
   type ClusterMember,
   type ClusterOptions,
   type ClusterStatus,
+  grantAnswerWindowTicks,
   grantLeaseMsDefault,
   type PeerStatus,
 } from "./cluster.ts";

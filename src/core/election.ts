@@ -246,6 +246,22 @@ export class Election {
     this.assertInvariants();
   }
 
+  /**
+   * Leader only (with checkQuorum): ticks since it sent the heartbeat (or vote request) its lease rests on,
+   * the newest one a quorum acknowledged; null elsewhere. A shell may act on a shorter window than the lease.
+   */
+  leaseAgeTicks(): number | null {
+    if (this.role !== Role.Leader || this.lease === null || !this.config.checkQuorum) return null;
+    return this.nowTicks - (this.lease.expiresAtTicks(this.nowTicks) - this.config.leaseTicks);
+  }
+
+  /** Leader only: send a heartbeat round now (its answers renew the lease sooner); ignored elsewhere. */
+  heartbeatNow(): void {
+    if (this.role !== Role.Leader) return;
+    this.broadcastHeartbeat();
+    this.assertInvariants();
+  }
+
   /** Leader only: the largest advertised tail a quorum (itself included) acknowledged this term, or null. */
   acknowledgedGrantTailMs(): number | null {
     if (this.role !== Role.Leader || this.advertMs === null) return null;

@@ -31,6 +31,8 @@ const service = "web";
 const leaseMs = 2000;
 /** The lan election: lease, election timeout, leader heartbeat (src/config/timings.ts). */
 const electionLeaseMs = 550;
+/** cluster.ts grantAnswerWindowTicks (lan: 4 + 2 ticks of 50 ms): grants answered within it of a heartbeat. */
+const answerWindowMs = 300;
 const electionTimeoutMs = 700;
 const heartbeatMs = 200;
 const historyMs = 120_000;
@@ -107,7 +109,8 @@ type Event =
       continueOnly: boolean;
     }
   | { kind: "release"; from: NodeId; to: NodeId; fence: FencingToken }
-  | { kind: "heartbeat-timer"; leader: Leader }
+  /** `once`: a round asked for now (GrantService.freshen), not the periodic one. */
+  | { kind: "heartbeat-timer"; leader: Leader; once?: boolean }
   | { kind: "heartbeat"; leader: Leader; to: NodeId; sentLocal: number; tailMs: number }
   | { kind: "heartbeat-ack"; leader: Leader; from: NodeId; sentLocal: number; tailMs: number }
   | { kind: "cut" }
@@ -182,7 +185,7 @@ export function runGrantsHistory(seed: string): GrantsHistoryResult {
         leaderSinceMs: local(id, t),
         leaseMs,
         inherited: contacts === null ? null : inheritedBound(contacts, clockMarginDefault),
-        leaderLeaseMs: electionLeaseMs,
+        leaderLeaseMs: answerWindowMs,
       }),
       assigned: null,
       ackedSendLocal: new Map(),
@@ -212,6 +215,13 @@ export function runGrantsHistory(seed: string): GrantsHistoryResult {
     voter.lastLeaderLocal = now;
     voter.heardTail = { term: leader.term, ms: leader.ledger.tailMs() };
     return false;
+  };
+
+  /** GrantService: a grant is answered only within the answer window of an acknowledged heartbeat. */
+  const fresh = (leader: Leader, t: number): boolean => {
+    let newestSend = Number.NEGATIVE_INFINITY;
+    for (const sent of leader.ackedSendLocal.values()) newestSend = Math.max(newestSend, sent);
+    return local(leader.id, t) < newestSend + answerWindowMs;
   };
 
   /** GrantService: with the ledger's acknowledged tail (a quorum: itself and the best voter). */
@@ -287,6 +297,11 @@ export function runGrantsHistory(seed: string): GrantsHistoryResult {
       // Only a leader under a valid lease answers (GrantService.answer).
       const leader = leading.get(event.to);
       if (leader === undefined || !leaseValid(leader, t)) continue;
+      // Stale: a heartbeat round now, and "unavailable" (the asker tries again, a holder keeps its grant).
+      if (!fresh(leader, t)) {
+        queue.push(t, { kind: "heartbeat-timer", leader, once: true });
+        continue;
+      }
       const claim = event.current !== undefined && event.current.term < leader.term;
       if (claim && leader.assigned === null) leader.assigned = event.from;
       let fence: FencingToken | null = null;
@@ -354,7 +369,8 @@ export function runGrantsHistory(seed: string): GrantsHistoryResult {
         const d = to === leader.id ? null : delay(leader.id, to, t);
         if (d !== null) queue.push(t + d, { kind: "heartbeat", leader, to, sentLocal, tailMs });
       }
-      queue.push(t + after(leader.id, heartbeatMs), { kind: "heartbeat-timer", leader });
+      if (event.once !== true)
+        queue.push(t + after(leader.id, heartbeatMs), { kind: "heartbeat-timer", leader });
     } else if (event.kind === "heartbeat") {
       const voter = voters.get(event.to) as Voter;
       if (t < (holders.get(event.to) as Holder).downUntilMs || event.leader.term < voter.term) continue;

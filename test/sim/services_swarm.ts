@@ -37,7 +37,7 @@ import { parseArgs } from "node:util";
 import { pino } from "pino";
 import type { LeadershipView } from "../../src/cluster/coordination.ts";
 import { type GrantElection, GrantService } from "../../src/cluster/grant_service.ts";
-import { grantLeaseMsDefault } from "../../src/cluster/index.ts";
+import { grantAnswerWindowTicks, grantLeaseMsDefault } from "../../src/cluster/index.ts";
 import type { ServiceConfig } from "../../src/config/index.ts";
 import { Election } from "../../src/core/election.ts";
 import type { ElectionEvent, ElectionMessage } from "../../src/core/election_types.ts";
@@ -216,7 +216,8 @@ class ServicesSim {
   /** Each node's core, and the granted votes of its newest campaign (election_runner.ts noteVote). */
   private readonly cores = new Map<NodeId, Election>();
   private readonly votes = new Map<NodeId, { term: number; contacts: Map<NodeId, LeaderContact | null> }>();
-  private readonly leaseMs: number;
+  /** cluster.ts: the leader answers grants within this many ticks of an acknowledged heartbeat. */
+  private readonly answerWindowTicks: number;
   events = 0;
   crashes = 0;
   /** Leaders whose votes bounded the inherited window (contacts with a tail), and those that fell back. */
@@ -236,7 +237,10 @@ class ServicesSim {
     this.log = log;
     this.ids = specs.map((s) => s.id);
     this.services = services;
-    this.leaseMs = timings.leaseTicks * tickMs;
+    this.answerWindowTicks = grantAnswerWindowTicks({
+      leaderHeartbeatTicks: timings.heartbeatIntervalTicks,
+      leaseTicks: timings.leaseTicks,
+    });
     for (const s of specs) {
       this.drifts.set(s.id, s.drift);
       this.offsets.set(s.id, rng.next() * 1e6);
@@ -384,8 +388,39 @@ class ServicesSim {
   /** The GrantElection of `id`'s agent, as cluster.ts builds it over the ElectionRunner. */
   grantElection(id: NodeId, agent: () => Agent): GrantElection {
     const core = () => this.cores.get(id) as Election;
+    const fresh = () => {
+      const age = core().leaseAgeTicks();
+      return age !== null && age < this.answerWindowTicks;
+    };
+    /** election_runner.ts leaderUntil: true once `holds`, false after `timeoutMs` or when no longer leader. */
+    const until = (holds: () => boolean, timeoutMs: number) =>
+      new Promise<boolean>((resolve) => {
+        const untilMs = this.local(id) + timeoutMs;
+        const check = () => {
+          if (core().status().role === "leader" && holds()) resolve(true);
+          else if (this.local(id) >= untilMs || core().status().role !== "leader") resolve(false);
+          else this.timer(agent(), 1, check, false);
+        };
+        check();
+      });
+    /** A call from inside a drain's events (leadershipChanged) waits for the drain: it goes next. */
+    const input = (apply: () => void) =>
+      void this.timer(
+        agent(),
+        0,
+        () => {
+          if (this.cluster.isAlive(id) && this.agents.get(id) === agent()) this.cluster.input(id, apply);
+        },
+        false,
+      );
     return {
-      leaseMs: this.leaseMs,
+      answerWindowMs: this.answerWindowTicks * tickMs,
+      fresh,
+      freshen: (timeoutMs) => {
+        if (fresh()) return Promise.resolve(true);
+        input(() => core().heartbeatNow());
+        return until(fresh, timeoutMs);
+      },
       // noteWon, read when the grant service asks (later than the win only makes the bound later).
       contactsWhenWon: (term) => {
         const own = core().contactsWhenWon();
@@ -405,28 +440,10 @@ class ServicesSim {
         else this.widestWindows++;
         return contacts;
       },
-      // The runner drains at once; here the call comes from inside a drain's events, so it goes next.
-      advertise: (tailMs) =>
-        void this.timer(
-          agent(),
-          0,
-          () => {
-            if (this.cluster.isAlive(id) && this.agents.get(id) === agent())
-              this.cluster.input(id, () => core().setGrantTailMs(Math.ceil(tailMs)));
-          },
-          false,
-        ),
+      advertise: (tailMs) => input(() => core().setGrantTailMs(Math.ceil(tailMs))),
       acknowledgedTailMs: () => core().acknowledgedGrantTailMs(),
       tailAcknowledged: (tailMs, timeoutMs) =>
-        new Promise((resolve) => {
-          const untilMs = this.local(id) + timeoutMs;
-          const check = () => {
-            if ((core().acknowledgedGrantTailMs() ?? -1) >= tailMs) resolve(true);
-            else if (this.local(id) >= untilMs || core().status().role !== "leader") resolve(false);
-            else this.timer(agent(), 1, check, false);
-          };
-          check();
-        }),
+        until(() => (core().acknowledgedGrantTailMs() ?? -1) >= tailMs, timeoutMs),
     };
   }
 

@@ -234,7 +234,9 @@ test("grant service: with the election's contacts the window is shorter, and a g
       ...(election === undefined ? {} : { election }),
     });
   const leader = make("n1", {
-    leaseMs: 550,
+    answerWindowMs: 550,
+    fresh: () => true,
+    freshen: () => Promise.resolve(true),
     // n2 heard the old leader 700 ms before n1 won (its own contact is older); the old tail was 1550 ms.
     contactsWhenWon: (term) =>
       term === 4

@@ -1008,3 +1008,24 @@ describe("election: contacts", () => {
     assert.ok((fromOld?.leaderHeardTicksAgo ?? -1) <= cluster.nowTicks - steppedDownTicks);
   });
 });
+
+describe("election: lease age", () => {
+  test("election: lease age: ticks since the heartbeat the lease rests on; a heartbeat round now renews it", () => {
+    const cluster = electedCluster(three);
+    const leader = cluster.node("n1");
+    cluster.tick(1);
+    const age = leader.leaseAgeTicks() ?? -1;
+    assert.ok(age >= 0 && age < heartbeatIntervalTicks, `age ${age}`);
+    cluster.isolate("n2");
+    cluster.isolate("n3");
+    cluster.tick(3);
+    assert.equal(leader.leaseAgeTicks(), age + 3, "unanswered heartbeats do not renew it");
+    cluster.heal();
+    cluster.on("n1", (e) => e.heartbeatNow());
+    assert.equal(leader.leaseAgeTicks(), 0);
+    assert.equal(cluster.node("n2").leaseAgeTicks(), null, "followers have none");
+    const before = cluster.sent.length;
+    cluster.on("n2", (e) => e.heartbeatNow());
+    assert.equal(cluster.sent.length, before, "a follower sends nothing");
+  });
+});
