@@ -86,6 +86,8 @@ export class ServicesNode {
   private readonly unsubscribes: Array<() => void> = [];
   /** Leader: a round at the moment a decision changes by itself, when that is sooner than the next period. */
   private dueRound: ReturnType<typeof setTimeout> | null = null;
+  /** A new leader: no round yet; the first runs once every reachable member reported (or at the period). */
+  private firstRoundPending = false;
 
   constructor(options: ServicesNodeOptions) {
     this.options = options;
@@ -175,8 +177,10 @@ export class ServicesNode {
         previousDrained: () => (this.table.term > 0 ? this.table.drained : this.saved.drained()),
       });
       this.placement.start();
+      this.firstRoundPending = true;
     } else if (view.role !== "leader" && this.loop !== null) {
       this.loop = null;
+      this.firstRoundPending = false;
       this.placement.stop();
       this.cancelDueRound();
     }
@@ -215,9 +219,24 @@ export class ServicesNode {
     return this.deciding;
   }
 
+  /**
+   * A new leader's first round need not wait for the placement period (a failover that comes with a leader
+   * change would wait up to two): it runs once every member it can reach has told it what it runs.
+   */
+  private everyReachableReported(): boolean {
+    return this.options.coordination
+      .memberLiveness()
+      .every((m) => m.unreachableMs > 0 || this.reports.has(m.id) || this.isWitness(m.id));
+  }
+
+  private isWitness(id: NodeId): boolean {
+    return this.options.coordination.members().some((m) => m.id === id && m.role === "witness");
+  }
+
   private async round(): Promise<void> {
     const loop = this.loop;
     if (loop === null) return;
+    this.firstRoundPending = false;
     try {
       const services = await loop.round(this.reports);
       if (this.loop !== loop) return;
@@ -248,6 +267,7 @@ export class ServicesNode {
     if (message.kind === "report") {
       if (this.loop !== null)
         this.reports.set(from, { services: message.services, receivedAtMs: performance.now() });
+      if (this.firstRoundPending && this.everyReachableReported()) void this.decide();
       return;
     }
     // Only the leader of the newest term places services.

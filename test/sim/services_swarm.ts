@@ -129,6 +129,8 @@ interface Agent {
   loop: PlacementLoop | null;
   deciding: boolean;
   placementTimer: number | null;
+  /** services_node.ts firstRoundPending: a new leader's first round runs once every reachable member reported. */
+  firstRoundPending: boolean;
   /** services_node.ts dueRound: a round when a decision changes by itself, if sooner than the period. */
   dueRound: number | null;
   reports: Map<NodeId, NodeReport>;
@@ -517,6 +519,12 @@ class ServicesSim {
       // services_node.ts receive(): `if (this.loop !== null) this.reports.set(from, ...)`.
       if (agent.loop !== null)
         agent.reports.set(from, { services: message.services, receivedAtMs: this.local(to) });
+      // services_node.ts: the first round once every member it can reach (witnesses aside) reported.
+      const reported = (m: MemberSpec) =>
+        m.role === "witness" ||
+        agent.reports.has(m.id) ||
+        (this.liveness(agent).find((l) => l.id === m.id)?.unreachableMs ?? 1) > 0;
+      if (agent.firstRoundPending && this.members(to).every(reported)) void this.decide(agent);
     } else {
       // "Only the leader of the newest term places services."
       const table = message.table;
@@ -560,6 +568,7 @@ class ServicesSim {
       loop: null,
       deciding: false,
       placementTimer: null,
+      firstRoundPending: false,
       dueRound: null,
       reports: new Map(),
       table: { term: 0, services: {}, drained: [] },
@@ -674,8 +683,10 @@ class ServicesSim {
         agent.placementTimer = this.timer(agent, placementEveryMs, tick);
       };
       agent.placementTimer = this.timer(agent, placementEveryMs, tick);
+      agent.firstRoundPending = true;
     } else if (view.role !== "leader" && agent.loop !== null) {
       agent.loop = null;
+      agent.firstRoundPending = false;
       if (agent.placementTimer !== null) this.cancel(agent.placementTimer);
       agent.placementTimer = null;
       if (agent.dueRound !== null) this.cancel(agent.dueRound);
@@ -689,6 +700,7 @@ class ServicesSim {
     if (agent.deciding) return;
     const loop = agent.loop;
     if (loop === null) return;
+    agent.firstRoundPending = false;
     agent.deciding = true;
     try {
       const services = await loop.round(agent.reports);
