@@ -17,8 +17,8 @@
 //
 // Three ways of using the journal, each measured the same way (`--ways=`, all three by default):
 // - http: one entry per HTTP request (POST /api/v1/journal), each node's handler a webhook to this process;
-// - batch: the same, but each request records an array of entries (64 per request, 4 requests in flight per
-//   node; paced: the entries due every 10 ms in one request);
+// - batch: each request records an array of entries (64 per request, 4 requests in flight per node; paced:
+//   the entries due every 10 ms in one request), and the webhook takes up to 64 entries a POST (`batch: 64`);
 // - embedded: three apps embedding the agent (bench/support/journal_app.ts, startEmbeddedAgent), each entry
 //   recorded in an app transaction of its own beside an app row, an in-process handler noting its arrival.
 //
@@ -27,7 +27,7 @@
 // --cpu-prof-dir: the agents run with their V8 flags plus --cpu-prof into DIR (TANDEM_AGENT_NODE_FLAGS) and
 // are stopped with SIGTERM at the end of each queue's run, so each writes its profile.
 import { randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { Agent, createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -36,6 +36,7 @@ import { PubSub } from "@google-cloud/pubsub";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { connect as amqpConnect } from "amqplib";
+import Database from "better-sqlite3";
 import { createClient } from "redis";
 import { AGENT_NODE_FLAGS, AGENT_NODE_FLAGS_ENV } from "../src/cli/agent_flags.ts";
 import { JournalKey } from "../src/journal/index.ts";
@@ -81,13 +82,15 @@ type Queue = "mesh" | "nats" | "redis" | "amqp" | "pubsub";
 type Way = "http" | "batch" | "embedded";
 const WAY_LABEL: Record<Way, string> = {
   http: "HTTP record per entry, webhook handler",
-  batch: `HTTP records of ${BATCH_ENTRIES}, webhook handler`,
+  batch: `HTTP records of up to ${BATCH_ENTRIES}, webhook handler taking up to ${BATCH_ENTRIES} a POST`,
   embedded: "embedded app, in-process record and handler",
 };
 
 interface QueueResult {
   queue: Queue;
   way: Way;
+  /** The median of 200 fsync'd SQLite commits of one row in the agents' folder, just before the run. */
+  commitMs: number;
   entries: number;
   recordSeconds: number;
   appliedSeconds: number;
@@ -141,7 +144,9 @@ class ApplyRecorder {
       body += chunk;
     });
     req.on("end", () => {
-      this.note((JSON.parse(body) as { id: string }).id, node);
+      // One entry, or an array of them (a webhook with `batch`).
+      const parsed = JSON.parse(body) as { id: string } | Array<{ id: string }>;
+      for (const entry of Array.isArray(parsed) ? parsed : [parsed]) this.note(entry.id, node);
       res.writeHead(204).end();
     });
   });
@@ -368,16 +373,29 @@ async function runQueue(queue: Queue, way: Way): Promise<QueueResult> {
           ? { queue: { type: "pubsub", project: PUBSUB_PROJECT, topic: pubsubTopic } }
           : {}),
         // The embedded apps handle "bench.entry" in their process.
-        ...(way === "embedded" ? {} : { handlers: { "bench.entry": { webhook: `${hookBase}/${id}` } } }),
+        ...(way === "embedded"
+          ? {}
+          : {
+              handlers: {
+                "bench.entry": {
+                  webhook: `${hookBase}/${id}`,
+                  ...(way === "batch" ? { batch: BATCH_ENTRIES } : {}),
+                },
+              },
+            }),
         concurrency: 32,
       };
     });
   }
   try {
+    const commitMs = sqliteCommitMs(harness.dir);
+    console.log(
+      `${queue.padEnd(6)} ${way.padEnd(8)} an fsync'd SQLite commit takes ${commitMs.toFixed(2)} ms (median)`,
+    );
     harness.startAll();
     await waitForSteadyCluster(harness, 60_000);
     const driver = way === "embedded" ? await embeddedDriver(harness) : httpDriver(way, harness, recorder);
-    return await measure(queue, way, driver);
+    return { ...(await measure(queue, way, driver)), commitMs };
   } catch (error) {
     // What the agents said is what explains a failed run.
     console.log(harness.dumpLogs().split("\n").slice(-40).join("\n"));
@@ -582,7 +600,30 @@ async function embeddedDriver(harness: ClusterHarness): Promise<Driver> {
   };
 }
 
-async function measure(queue: Queue, way: Way, driver: Driver): Promise<QueueResult> {
+/**
+ * What the disk gives the journal: the median time of an fsync'd commit (WAL, synchronous = FULL) of one
+ * row, in `dir`. Other work on the machine's disk shows here first (0.2 ms quiet, several ms busy).
+ */
+function sqliteCommitMs(dir: string): number {
+  const path = join(dir, "commit-probe.db");
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = FULL");
+  db.exec("CREATE TABLE t (n INTEGER PRIMARY KEY, v TEXT NOT NULL)");
+  const insert = db.prepare("INSERT INTO t (v) VALUES (?)");
+  const commit = db.transaction(() => insert.run(data));
+  const times: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const start = performance.now();
+    commit();
+    times.push(performance.now() - start);
+  }
+  db.close();
+  for (const suffix of ["", "-wal", "-shm"]) rmSync(`${path}${suffix}`, { force: true });
+  return summarize(times).p50;
+}
+
+async function measure(queue: Queue, way: Way, driver: Driver): Promise<Omit<QueueResult, "commitMs">> {
   const label = `${queue.padEnd(6)} ${way.padEnd(8)}`;
   // Throughput: every node records its share at once.
   const startMs = Date.now();
@@ -680,6 +721,7 @@ async function main(): Promise<void> {
     [
       "queue",
       "way",
+      "commit ms",
       "entries",
       "recorded in",
       "applied everywhere in",
@@ -692,13 +734,14 @@ async function main(): Promise<void> {
     results.map((r) => [
       r.queue,
       r.way,
+      r.commitMs.toFixed(2),
       String(r.entries),
       `${r.recordSeconds.toFixed(1)} s`,
       `${r.appliedSeconds.toFixed(1)} s`,
       r.throughput.toFixed(0),
-      String(r.latencyMs.p50),
-      String(r.latencyMs.p99),
-      String(r.latencyMs.max),
+      r.latencyMs.p50.toFixed(0),
+      r.latencyMs.p99.toFixed(0),
+      r.latencyMs.max.toFixed(0),
       r.rawPublishPerSecond === null
         ? "-"
         : `${r.rawPublishPerSecond.toFixed(0)} (${(r.throughput / r.rawPublishPerSecond).toFixed(2)}×)`,

@@ -42,6 +42,14 @@ const webhookHandler = z
       .url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" })
       .describe("POST the entry as JSON; a 2xx answer applies it"),
     timeout_ms: timeoutMs,
+    batch: z
+      .int()
+      .min(1)
+      .max(1000)
+      .optional()
+      .describe(
+        "POST up to this many entries at once (those starting together, of different ordering keys) as a JSON array; a 2xx answer applies all of them",
+      ),
   })
   .describe("POST each entry to a local application");
 

@@ -37,7 +37,8 @@ export interface HookConfig {
 /** How one entry type is applied on this node. */
 export type JournalHandlerConfig =
   | { kind: "exec"; argv: string[]; timeoutMs: number }
-  | { kind: "webhook"; url: string; timeoutMs: number };
+  /** batchMax: up to that many entries (of different ordering keys) in one POST, as a JSON array. */
+  | { kind: "webhook"; url: string; timeoutMs: number; batchMax?: number };
 
 export type JournalQueueConfig =
   | { type: "mesh" }
@@ -415,7 +416,12 @@ function resolveJournal(
         type,
         "exec" in h
           ? { kind: "exec", argv: h.exec, timeoutMs: h.timeout_ms }
-          : { kind: "webhook", url: h.webhook, timeoutMs: h.timeout_ms },
+          : {
+              kind: "webhook",
+              url: h.webhook,
+              timeoutMs: h.timeout_ms,
+              ...(h.batch === undefined ? {} : { batchMax: h.batch }),
+            },
       ]),
     ),
     steps: Object.entries(j.steps).map(([name, step]) => ({

@@ -1,5 +1,6 @@
 // What applies an entry on this node, by its type: a command (the entry as JSON on its standard input, exit
-// code 0 applies it), a webhook (the entry POSTed as JSON to a local application, a 2xx answer applies it),
+// code 0 applies it), a webhook (the entry POSTed as JSON to a local application, a 2xx answer applies it;
+// with `batchMax`, the entries started together POSTed as one JSON array, the answer shared by all of them),
 // or, in an app embedding the agent (src/sdk), a function of the app's own (it returns: applied; it throws:
 // failed, its message the detail). The handler gets the entry's id (also in TANDEM_ENTRY_ID) to make
 // itself idempotent: an entry runs again if the agent died between the handler's success and its record.
@@ -138,12 +139,49 @@ function execHandler(config: Extract<JournalHandlerConfig, { kind: "exec" }>): E
 }
 
 function webhookHandler(config: Extract<JournalHandlerConfig, { kind: "webhook" }>): EntryHandler {
+  const post = webhookPost(config);
+  if ((config.batchMax ?? 1) <= 1) {
+    return (entry) => post(handlerPayload(entry), { "tandem-entry-id": entry.id });
+  }
+  return batchedWebhook(post, config.batchMax ?? 1);
+}
+
+/**
+ * A webhook taking up to `batchMax` entries in one POST: the calls made in one turn of the event loop (the
+ * applier starts every due entry in one turn, at most one per ordering key) go together as a JSON array
+ * in the order made, and share the answer: a 2xx applies all of them, anything else fails all of them
+ * (each then retried on its own, perhaps in another batch).
+ */
+function batchedWebhook(
+  post: (body: string, headers: Record<string, string>) => Promise<HandlerResult>,
+  batchMax: number,
+): EntryHandler {
+  let pending: Array<{ entry: JournalEntry; resolve: (result: HandlerResult) => void }> = [];
+  const flush = () => {
+    const batch = pending.slice(0, batchMax);
+    pending = pending.slice(batchMax);
+    if (pending.length > 0) setImmediate(flush);
+    const body = `[${batch.map((p) => handlerPayload(p.entry)).join(",")}]`;
+    void post(body, { "tandem-entry-count": String(batch.length) }).then((result) => {
+      for (const p of batch) p.resolve(result);
+    });
+  };
+  return (entry) =>
+    new Promise((resolve) => {
+      pending.push({ entry, resolve });
+      if (pending.length === 1) setImmediate(flush);
+    });
+}
+
+/** POSTs a JSON body to the webhook: a 2xx answer is success; the answer's start is the detail. */
+function webhookPost(
+  config: Extract<JournalHandlerConfig, { kind: "webhook" }>,
+): (body: string, headers: Record<string, string>) => Promise<HandlerResult> {
   const url = new URL(config.url);
   const transport =
     url.protocol === "https:" ? (createRequire(import.meta.url)("node:https") as typeof http) : http;
-  return (entry) =>
+  return (body, headers) =>
     new Promise((resolve) => {
-      const body = handlerPayload(entry);
       const request = transport.request(
         url,
         {
@@ -151,7 +189,7 @@ function webhookHandler(config: Extract<JournalHandlerConfig, { kind: "webhook" 
           headers: {
             "content-type": "application/json",
             "content-length": Buffer.byteLength(body),
-            "tandem-entry-id": entry.id,
+            ...headers,
           },
           timeout: config.timeoutMs,
         },

@@ -27,6 +27,24 @@ test("config: journal: absent is off; present resolves the key file and each han
   });
 });
 
+test("config: journal: a webhook's batch is its batchMax", () => {
+  const journal = parsedConfig(
+    `${base}journal:\n  key_file: k\n  handlers:\n    "*": { webhook: "http://127.0.0.1:8080/h", batch: 64 }\n`,
+  ).journal;
+  assert.deepEqual(journal?.handlers["*"], {
+    kind: "webhook",
+    url: "http://127.0.0.1:8080/h",
+    timeoutMs: 30_000,
+    batchMax: 64,
+  });
+  assert.match(
+    configProblems(
+      `${base}journal:\n  key_file: k\n  handlers:\n    t: { webhook: "http://x/y", batch: 0 }\n`,
+    ),
+    /batch/,
+  );
+});
+
 test("config: journal: mistakes are refused with their line", () => {
   assert.match(configProblems(`${base}journal: {}\n`), /journal.key_file/);
   assert.match(

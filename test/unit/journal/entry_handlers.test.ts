@@ -140,3 +140,43 @@ test('entry handlers: config and in-process combine, a type\'s own before "*"; a
       /"user.create", "\*" given both in journal.handlers/.test(error.message),
   );
 });
+
+test("entry handlers: a batching webhook POSTs the entries started together as one array, and shares its answer", async (t) => {
+  const received: Array<{ count: string | undefined; ids: string[] }> = [];
+  let status = 204;
+  const server = createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk) => {
+      body += chunk;
+    });
+    request.on("end", () => {
+      const entries = JSON.parse(body) as Array<{ id: string; data: unknown }>;
+      received.push({
+        count: request.headers["tandem-entry-count"] as string | undefined,
+        ids: entries.map((e) => e.id),
+      });
+      response.writeHead(status).end(status === 204 ? undefined : "down");
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+  const hook = entryHandler({ kind: "webhook", url, timeoutMs: 10_000, batchMax: 2 });
+  const entries = ["a", "b", "c"].map((id) => ({ ...entry, id, key: `user:${id}` }));
+  const results = await Promise.all(entries.map((e) => hook(e)));
+  assert.deepEqual(
+    results.map((r) => r.ok),
+    [true, true, true],
+  );
+  assert.deepEqual(received, [
+    { count: "2", ids: ["a", "b"] },
+    { count: "1", ids: ["c"] },
+  ]);
+  status = 500;
+  const failed = await Promise.all(entries.slice(0, 2).map((e) => hook(e)));
+  assert.deepEqual(failed, [
+    { ok: false, detail: "HTTP 500: down" },
+    { ok: false, detail: "HTTP 500: down" },
+  ]);
+  assert.deepEqual(received.at(-1), { count: "2", ids: ["a", "b"] });
+});
