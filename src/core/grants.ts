@@ -17,12 +17,13 @@
 // - A new leader does not know the grants of the ones before (they live in no replicated state: the store's
 //   last-write-wins cannot give exclusivity), so for a while after it took over (the inherited window) it
 //   gives a service to no new owner. The election bounds that window (src/core/election.ts, "Contacts"):
-//   an earlier leader answered grants only under its lease, i.e. less than its leaseMs after sending a
-//   heartbeat (or vote request) that a quorum acknowledged; that quorum and the one that elected this leader
-//   share a voter, which heard that message no later than the last time it heard any leader, and reports
-//   how long ago that was in its vote. Its vote also carries the tail that leader advertised in its
-//   heartbeats: its lease plus the longest lease of any grant it may have live (tailMs below), which it
-//   never exceeds before a quorum acknowledged a heartbeat advertising it. So every earlier grant has
+//   an earlier leader answered grants only within its answer window (leaderLeaseMs: at most its lease, a
+//   heartbeat interval and two ticks in the agent) after sending a heartbeat (or vote request) that a
+//   quorum acknowledged; that quorum and the one that elected this leader share a voter, which heard that
+//   message no later than the last time it heard any leader, and reports how long ago that was in its
+//   vote. Its vote also carries the tail that leader advertised in its heartbeats: its answer window plus
+//   the longest lease of any grant it may have live (tailMs below), which it never exceeds before a quorum
+//   acknowledged a heartbeat advertising it. So every earlier grant has
 //   lapsed on this leader's clock by lastLeaderMs + tail × (1 + margin), lastLeaderMs the latest of the
 //   voters' reports (each shrunk by the margin) and tail the longest they carry (inheritedUntilMs). Without
 //   that (no contacts, or a voter that heard no tail) it is leaderSinceMs + leaseMs × (1 + margin): the old
@@ -146,9 +147,10 @@ export interface GrantLedgerOptions {
   /** What the votes said about earlier leaders; absent: nothing (the window is a whole lease × margin). */
   inherited?: InheritedBound | null;
   /**
-   * This leader's own lease (the election's, in ms). Given, the ledger issues a grant of lease L only once
-   * a quorum acknowledged an advertised tail of at least leaderLeaseMs + L (request's acknowledgedTailMs),
-   * and tailMs() says what to advertise; absent, it issues without (no later leader then has contacts).
+   * How long after sending a heartbeat a quorum acknowledged this leader answers requests (its answer
+   * window, at most its election lease; ms). Given, the ledger issues a grant of lease L only once a quorum
+   * acknowledged an advertised tail of at least leaderLeaseMs + L (request's acknowledgedTailMs), and
+   * tailMs() says what to advertise; absent, it issues without (no later leader then has contacts).
    */
   leaderLeaseMs?: number;
 }
@@ -207,8 +209,9 @@ export class GrantLedger {
   }
 
   /**
-   * The tail this leader must advertise in its heartbeats (ms of its clock, never decreasing): its lease
-   * plus the longest lease it was asked to issue, and what is left of its inherited window at its start.
+   * The tail this leader must advertise in its heartbeats (ms of its clock, never decreasing): its answer
+   * window plus the longest lease it was asked to issue, and what is left of its inherited window at its
+   * start.
    */
   tailMs(): number {
     return this.tailWantedMs;

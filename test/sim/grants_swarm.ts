@@ -5,8 +5,9 @@
 // service's failover_after_ms as its config says; configs may disagree), renews five times per lease and
 // stops at its stop budget, as the runner does. The leader moves the service at random.
 // Leaders change as the election makes them (src/core/election.ts, modelled, not run): the leader is cut off
-// (its machine sometimes crashes with it: services down, memory gone) and answers grants only under its
-// lease (a heartbeat sent less than leaseMs ago answered by a voter); a node campaigns once neither it nor
+// (its machine sometimes crashes with it: services down, memory gone) and answers grants only within its
+// answer window (a heartbeat sent less than answerWindowMs ago answered by a voter; its lease holds longer,
+// and it steps down when that ends); a node campaigns once neither it nor
 // its voter heard a leader for an election timeout; the vote carries the voter's contacts (how long since it
 // heard a leader, the tail it advertised) and the new leader's ledger bounds its inherited window with
 // them; heartbeats advertise the ledger's tail and the ledger issues only under an acknowledged one.
