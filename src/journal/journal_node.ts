@@ -1,7 +1,7 @@
 // One node's journal: recording (durable in the outbox when record() returns), the transport that ships the
 // outbox and delivers the other nodes' entries (sealed to the replication key on the way out), the applier,
 // the dead letters, and the status. src/agent/journal_capability.ts plugs it into the agent.
-import { randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import type Database from "better-sqlite3";
 import type { Logger } from "pino";
@@ -179,7 +179,7 @@ export class JournalNode {
     const inputs = requests.map((request): RecordInput => {
       const hlc = this.clock.now(Date.now());
       return {
-        id: randomUUID(),
+        id: newEntryId(hlc.wallMs),
         hlc: `${hlc.wallMs}.${hlc.counter}`,
         type: request.type,
         key: request.key ?? null,
@@ -206,7 +206,7 @@ export class JournalNode {
     const hlc = this.clock.now(Date.now());
     const entry = this.db.record(
       {
-        id: randomUUID(),
+        id: newEntryId(hlc.wallMs),
         hlc: `${hlc.wallMs}.${hlc.counter}`,
         type: request.type,
         key: request.key ?? null,
@@ -312,6 +312,21 @@ export class JournalNode {
     this.lastSealed = { afterSeq: seq, batch, entries: rows.length };
     return batch;
   }
+}
+
+/**
+ * A new entry's id: a UUID of version 7 (RFC 9562), the record's wall-clock ms first, then 74 random bits.
+ * Ids recorded one after another sort together, so the tables keyed by id (the outbox's, the inbox's and
+ * `applied`, which keeps every id for good) grow at their end: a transaction of a few hundred entries
+ * touches a few pages of each, not one page per entry as random ids did (settling results cost a third).
+ */
+export function newEntryId(wallMs: number): string {
+  const bytes = randomBytes(16);
+  bytes.writeUIntBE(wallMs, 0, 6);
+  bytes[6] = ((bytes[6] as number) & 0x0f) | 0x70;
+  bytes[8] = ((bytes[8] as number) & 0x3f) | 0x80;
+  const hex = bytes.toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 /** Why `request` cannot be recorded, or null. */

@@ -9,7 +9,7 @@ import { type TestContext, test } from "node:test";
 import { pino } from "pino";
 import type { JournalConfig } from "../../../src/config/index.ts";
 import { JournalKey } from "../../../src/journal/journal_key.ts";
-import { JournalNode } from "../../../src/journal/journal_node.ts";
+import { JournalNode, newEntryId } from "../../../src/journal/journal_node.ts";
 import { openBatch } from "../../../src/journal/journal_wire.ts";
 import { type JournalTransport, MeshTransport, type TransportIo } from "../../../src/queue/index.ts";
 import { type MemoryMeshApi, MemoryNetwork } from "../../support/memory_mesh.ts";
@@ -221,4 +221,13 @@ test("journal: the mesh's peers asking from the same cursor share one seal", asy
     opened.entries.map((e) => e.data),
     ["1", "2", "3"],
   );
+});
+
+test("journal: entry ids are UUIDs of version 7: the record's ms first, so they sort by it", () => {
+  const ids = [1_700_000_000_000, 1_700_000_000_001, 1_700_000_000_256].map((ms) => newEntryId(ms));
+  for (const id of ids)
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.deepEqual([...ids].sort(), ids);
+  assert.equal(Number.parseInt(ids[0]?.replace("-", "").slice(0, 12) ?? "", 16), 1_700_000_000_000);
+  assert.notEqual(newEntryId(1), newEntryId(1));
 });
