@@ -240,7 +240,8 @@ export class ElectionRunner {
 
   /** A granted vote's contacts, on this node's clock (see src/core/grants.ts). */
   private noteVote(from: NodeId, vote: Extract<ElectionMessage, { type: "vote-response" }>): void {
-    if (!vote.granted) return;
+    // A late vote of an earlier campaign must not wipe those of this one.
+    if (!vote.granted || vote.term < this.votes.term) return;
     if (this.votes.term !== vote.term) this.votes = { term: vote.term, contacts: new Map() };
     const heardMsAgo = vote.leaderHeardMsAgo;
     this.votes.contacts.set(
@@ -249,7 +250,10 @@ export class ElectionRunner {
     );
   }
 
-  /** Won `term`: its votes' contacts and its own, as they stand now (the moment it won). */
+  /**
+   * Won `term`: its own contacts as they stand now (the moment it won) and those of every vote the core
+   * counted; null when one of those carried none or never reached this shell.
+   */
   private noteWon(term: Term): void {
     const own = this.core.contactsWhenWon();
     if (own === null) return;
@@ -257,11 +261,10 @@ export class ElectionRunner {
       { atMs: this.now(), heardMsAgo: this.ticksAgoMs(own.leaderHeardTicksAgo), tailMs: own.grantTailMs },
     ];
     let complete = true;
-    if (this.votes.term === term) {
-      for (const contact of this.votes.contacts.values()) {
-        if (contact === null) complete = false;
-        else contacts.push(contact);
-      }
+    for (const voter of own.grantedBy) {
+      const contact = this.votes.term === term ? this.votes.contacts.get(voter) : undefined;
+      if (contact === undefined || contact === null) complete = false;
+      else contacts.push(contact);
     }
     this.won = { term, contacts: complete ? contacts : null };
   }

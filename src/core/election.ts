@@ -69,6 +69,16 @@ import { type Envelope, type NodeId, Role, type Term } from "./types.ts";
 
 export { validateElectionConfig };
 
+/**
+ * A leader's own contacts as they stood when it won (see Contacts), and the voters whose granted votes
+ * elected it: the shell needs every one of their contacts to bound its predecessors' grants.
+ */
+export interface WonWith {
+  leaderHeardTicksAgo: number;
+  grantTailMs: number | null;
+  grantedBy: NodeId[];
+}
+
 /** Cap on extra timeout draws for low priorities: enough bias without pushing everyone to 2T-1. */
 const priorityDrawsExtraMax = 3;
 
@@ -140,7 +150,7 @@ export class Election {
   /** Leader: the largest tail each voter acknowledged this term. */
   private readonly acknowledgedTail = new Map<NodeId, number>();
   /** Leader: its own contacts when it won (its vote counts towards the inherited bound too). */
-  private wonWith: { leaderHeardTicksAgo: number; grantTailMs: number | null } | null = null;
+  private wonWith: WonWith | null = null;
 
   private stepRole: (from: NodeId, message: ElectionMessage) => void;
   private tickRole: () => void;
@@ -278,7 +288,7 @@ export class Election {
    * Leader only: its own contacts as they stood when it won (ticks before winning), for the bound on its
    * predecessors' grants; null elsewhere.
    */
-  contactsWhenWon(): { leaderHeardTicksAgo: number; grantTailMs: number | null } | null {
+  contactsWhenWon(): WonWith | null {
     return this.role === Role.Leader ? this.wonWith : null;
   }
 
@@ -817,7 +827,11 @@ export class Election {
     this.stepRole = this.stepLeader;
     this.tickRole = this.tickHeartbeat;
     const own = this.contacts();
-    this.wonWith = { leaderHeardTicksAgo: own.leaderHeardTicksAgo, grantTailMs: own.grantTailMs ?? null };
+    this.wonWith = {
+      leaderHeardTicksAgo: own.leaderHeardTicksAgo,
+      grantTailMs: own.grantTailMs ?? null,
+      grantedBy: [...this.granted].filter((id) => id !== this.selfId).sort(),
+    };
     this.advertMs = null;
     this.advertSince = [];
     this.acknowledgedTail.clear();

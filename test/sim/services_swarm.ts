@@ -374,6 +374,7 @@ class ServicesSim {
   private noteVote(id: NodeId, from: NodeId, vote: ElectionMessage): void {
     if (vote.type !== "vote-response" || !vote.granted) return;
     let votes = this.votes.get(id);
+    if (votes !== undefined && vote.term < votes.term) return;
     if (votes === undefined || votes.term !== vote.term) {
       votes = { term: vote.term, contacts: new Map() };
       this.votes.set(id, votes);
@@ -431,8 +432,9 @@ class ServicesSim {
           { atMs: this.local(id), heardMsAgo: ticksAgoMs(own.leaderHeardTicksAgo), tailMs: own.grantTailMs },
         ];
         const votes = this.votes.get(id);
-        for (const contact of votes?.term === term ? votes.contacts.values() : []) {
-          if (contact === null) {
+        for (const voter of own.grantedBy) {
+          const contact = votes?.term === term ? votes.contacts.get(voter) : undefined;
+          if (contact === undefined || contact === null) {
             this.widestWindows++;
             return null;
           }
