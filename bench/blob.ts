@@ -2,8 +2,9 @@
 // 1. Encrypt and store a 1 GiB file of random bytes to the `local` store, against `cp` of the same file on
 //    the same filesystem in the same run. The put runs in a fresh child (bench/support/blob_put_worker.ts,
 //    bundled by esbuild as dist/tandem.js is) with the agent's V8 flags and malloc tunables, on the agent's
-//    upload path (src/blob/offload.ts: read stream → HashingCounter → ageEncryptStream → PassThrough →
-//    store.put, which fsyncs before its rename); the child times the put alone and reports its VmHWM, and an
+//    upload path (src/blob/offload.ts: read stream → ageEncryptStream, which hashes the plaintext and
+//    encrypts on a worker thread → PassThrough → store.put, which hashes what it stores and fsyncs before
+//    its rename); the child times the put alone and reports its VmHWM, and an
 //    idle child (store opened, nothing put) gives the baseline of that figure. Each round: `cp SRC DST`,
 //    the encrypted put, `cp SRC DST && sync DST` (durable, as the store is), the same put unencrypted; the
 //    median of 3 rounds of each (GNU cp 9 on ext4 copies with copy_file_range, in the kernel). Nothing is

@@ -2,7 +2,8 @@
 // malloc tunables, so its peak RSS (VmHWM, read at the end) is the put's plus a Node process's baseline.
 // The store is opened through BlobStores, as the agent opens it, before the clock starts (an SFTP login is
 // not the put). The timed part is the agent's upload path (src/blob/offload.ts): the file's read stream →
-// HashingCounter → ageEncryptStream → PassThrough → store.put, or the same without ageEncryptStream. Then,
+// ageEncryptStream (which hashes the plaintext on its thread) → PassThrough → store.put, or without
+// encryption: the read stream → HashingCounter → PassThrough → store.put. Then,
 // untimed: the stored object's size is checked against what put() reported, and the object is removed.
 // With "idle": the store is opened and an encrypter made, nothing is put (the baseline of the RSS figure).
 // Prints one JSON line on stdout: {bytes, storedBytes, seconds, peakRssMiB}.
@@ -12,7 +13,7 @@ import { createReadStream, readFileSync } from "node:fs";
 import { PassThrough } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ageEncryptStream } from "../../src/blob/age_stream.ts";
-import { BLOB_STREAM_BYTES, HashingCounter } from "../../src/blob/blob_store.ts";
+import { BLOB_STREAM_BYTES, HashingCounter, type PutResult } from "../../src/blob/blob_store.ts";
 import { BlobStores } from "../../src/blob/blob_stores.ts";
 import type { BlobStoreConfig } from "../../src/config/index.ts";
 
@@ -48,19 +49,26 @@ async function main(): Promise<void> {
   try {
     const store = await stores.get(job.store.name);
     if (job.idle) {
-      if (job.recipients !== null) await ageEncryptStream(job.recipients);
+      // Made (its thread started) and stopped again: a thread left running would keep this process up.
+      if (job.recipients !== null) (await ageEncryptStream(job.recipients)).destroy();
       const report: PutReport = { bytes: 0, storedBytes: 0, seconds: 0, peakRssMiB: peakRssMiB() };
       process.stdout.write(`${JSON.stringify(report)}\n`);
       return;
     }
     const startedAt = performance.now();
-    const plain = new HashingCounter();
     const body = new PassThrough({ highWaterMark: BLOB_STREAM_BYTES });
     const read = createReadStream(job.file, { highWaterMark: BLOB_STREAM_BYTES });
-    const feeding =
-      job.recipients === null
-        ? pipeline(read, plain, body)
-        : pipeline(read, plain, await ageEncryptStream(job.recipients), body);
+    let plain: () => PutResult;
+    let feeding: Promise<void>;
+    if (job.recipients === null) {
+      const counter = new HashingCounter();
+      plain = () => counter.result();
+      feeding = pipeline(read, counter, body);
+    } else {
+      const encrypter = await ageEncryptStream(job.recipients);
+      plain = () => encrypter.plaintext();
+      feeding = pipeline(read, encrypter, body);
+    }
     const [, put] = await Promise.all([feeding, store.put(job.key, body)]);
     const seconds = (performance.now() - startedAt) / 1000;
     const peak = peakRssMiB();
@@ -69,7 +77,7 @@ async function main(): Promise<void> {
       throw new Error(`stored ${stored?.size ?? "nothing"} bytes, put() reported ${put.size}`);
     }
     await store.delete(job.key);
-    const report: PutReport = { bytes: plain.size, storedBytes: put.size, seconds, peakRssMiB: peak };
+    const report: PutReport = { bytes: plain().size, storedBytes: put.size, seconds, peakRssMiB: peak };
     process.stdout.write(`${JSON.stringify(report)}\n`);
   } finally {
     await stores.close();

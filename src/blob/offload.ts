@@ -15,7 +15,7 @@ import { fsyncPath } from "../shell/index.ts";
 import type { MinAcks } from "../store/index.ts";
 import { ageEncryptStream } from "./age_stream.ts";
 import type { BlobRecord, BlobRecords } from "./blob_records.ts";
-import { BLOB_STREAM_BYTES, HashingCounter, hashOf } from "./blob_store.ts";
+import { BLOB_STREAM_BYTES, hashOf } from "./blob_store.ts";
 import type { BlobStores } from "./blob_stores.ts";
 
 export const OFFLOAD_STEP = "offload";
@@ -109,21 +109,17 @@ export class OffloadStep implements PostStep {
   ): Promise<BlobRecord | string> {
     const store = await this.options.stores.get(this.options.store);
     const key = offloadKey(entry, index);
-    const plain = new HashingCounter();
+    // The encrypter hashes the plaintext on its own thread; the store hashes what it stores on this one.
+    const encrypter = await ageEncryptStream([
+      ...this.options.recipients,
+      ...this.options.stores.recipientsFor(this.options.store),
+    ]);
     const body = new PassThrough({ highWaterMark: BLOB_STREAM_BYTES });
     const [, put] = await Promise.all([
-      pipeline(
-        createReadStream(path, { highWaterMark: BLOB_STREAM_BYTES }),
-        plain,
-        await ageEncryptStream([
-          ...this.options.recipients,
-          ...this.options.stores.recipientsFor(this.options.store),
-        ]),
-        body,
-      ),
+      pipeline(createReadStream(path, { highWaterMark: BLOB_STREAM_BYTES }), encrypter, body),
       store.put(key, body),
     ]);
-    const { size: plainSize, sha256: plainSha256 } = plain.result();
+    const { size: plainSize, sha256: plainSha256 } = encrypter.plaintext();
     if (plainSize !== expectedSize)
       return `changed while uploading (${expectedSize} then ${plainSize} bytes): retried`;
     // Read back: the store holds what was sent, byte for byte.
