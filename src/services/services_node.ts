@@ -56,6 +56,11 @@ export interface ServicesNodeOptions {
 export const reportEveryMs = 2_000;
 /** The leader decides this often. */
 export const placementEveryMs = 500;
+/**
+ * A new leader checks this often whether every member it can reach has reported (a member's liveness may
+ * change without a report arriving, e.g. a dead one's link closing), until its first round.
+ */
+const firstRoundCheckMs = 50;
 /** A command forwarded to the leader waits this long for its answer. */
 const commandTimeoutMsDefault = 10_000;
 /** A call forwarded to the owner waits this long beyond the action's own timeout. */
@@ -178,6 +183,7 @@ export class ServicesNode {
       });
       this.placement.start();
       this.firstRoundPending = true;
+      this.checkFirstRound(this.loop);
     } else if (view.role !== "leader" && this.loop !== null) {
       this.loop = null;
       this.firstRoundPending = false;
@@ -217,6 +223,16 @@ export class ServicesNode {
       });
     }
     return this.deciding;
+  }
+
+  /** Until the first round of `loop`: run it once every reachable member reported, else look again soon. */
+  private checkFirstRound(loop: PlacementLoop): void {
+    if (this.loop !== loop || !this.firstRoundPending) return;
+    if (this.everyReachableReported()) {
+      void this.decide();
+      return;
+    }
+    setTimeout(() => this.checkFirstRound(loop), firstRoundCheckMs).unref();
   }
 
   /**

@@ -521,12 +521,7 @@ class ServicesSim {
       // services_node.ts receive(): `if (this.loop !== null) this.reports.set(from, ...)`.
       if (agent.loop !== null)
         agent.reports.set(from, { services: message.services, receivedAtMs: this.local(to) });
-      // services_node.ts: the first round once every member it can reach (witnesses aside) reported.
-      const reported = (m: MemberSpec) =>
-        m.role === "witness" ||
-        agent.reports.has(m.id) ||
-        (this.liveness(agent).find((l) => l.id === m.id)?.unreachableMs ?? 1) > 0;
-      if (agent.firstRoundPending && this.members(to).every(reported)) void this.decide(agent);
+      if (agent.firstRoundPending && this.everyReachableReported(agent)) void this.decide(agent);
     } else {
       // "Only the leader of the newest term places services."
       const table = message.table;
@@ -686,6 +681,14 @@ class ServicesSim {
       };
       agent.placementTimer = this.timer(agent, placementEveryMs, tick);
       agent.firstRoundPending = true;
+      // services_node.ts checkFirstRound: also every 50 ms (liveness changes without a report).
+      const loop = agent.loop;
+      const check = () => {
+        if (agent.loop !== loop || !agent.firstRoundPending || this.agents.get(agent.id) !== agent) return;
+        if (this.everyReachableReported(agent)) void this.decide(agent);
+        else this.timer(agent, 50, check);
+      };
+      check();
     } else if (view.role !== "leader" && agent.loop !== null) {
       agent.loop = null;
       agent.firstRoundPending = false;
@@ -695,6 +698,17 @@ class ServicesSim {
       agent.dueRound = null;
     }
     this.sendReport(agent);
+  }
+
+  /** services_node.ts: the first round once every member it can reach (witnesses aside) reported. */
+  private everyReachableReported(agent: Agent): boolean {
+    const liveness = this.liveness(agent);
+    return this.members(agent.id).every(
+      (m) =>
+        m.role === "witness" ||
+        agent.reports.has(m.id) ||
+        (liveness.find((l) => l.id === m.id)?.unreachableMs ?? 1) > 0,
+    );
   }
 
   /** decide() + round(): one round at a time; the table applied here and sent to every other member. */
