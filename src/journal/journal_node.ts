@@ -25,6 +25,8 @@ const clockSkewMsMax = 60_000;
 /** Outbox entries one pruning transaction looks at, and such transactions in one sweep at most. */
 const pruneScanMax = 1_000;
 const pruneBatchesMax = 100;
+/** Sealed batches kept for the other peers (the mesh has up to 4 in flight per peer). */
+const sealedKeptMax = 16;
 
 /** How often the outbox is pruned for a retention: a tenth of it, from every second to every minute. */
 export function outboxPruneEveryMs(retentionMs: number): number {
@@ -89,11 +91,11 @@ export class JournalNode {
   /** Records arriving together share one transaction and one fsync; a call's entries are all or none. */
   private readonly recorder: GroupCommit<readonly RecordInput[], JournalEntry[]>;
   /**
-   * The last batch sealed: the mesh sends the same outbox range to every peer, and a seal costs an X25519
-   * exchange, so a peer asking from the same cursor gets this one (the outbox after a seq never changes:
-   * pruning takes only what every peer holds).
+   * The last batches sealed, by the seq they follow: the mesh sends the same outbox ranges to every peer,
+   * and a seal costs an X25519 exchange, so a peer asking from the same seq gets the same batch (the outbox
+   * after a seq never changes: pruning takes only what every peer holds, and empties this).
    */
-  private lastSealed: { afterSeq: number; batch: SealedBatch; entries: number } | null = null;
+  private readonly sealed = new Map<number, { batch: SealedBatch; entries: number }>();
   private readonly steps: PostStepRunner;
   private pruning = false;
   private prunedTotal = 0;
@@ -236,7 +238,7 @@ export class JournalNode {
       for (let batch = 0; batch < pruneBatchesMax && !this.stopped; batch++) {
         const result = this.db.pruneOutbox(nowMs - retentionMs, afterSeq, pruneScanMax);
         // A batch sealed before holds no keyFloor for what went now.
-        if (result.pruned > 0) this.lastSealed = null;
+        if (result.pruned > 0) this.sealed.clear();
         pruned += result.pruned;
         afterSeq = result.lastSeq;
         if (result.done) break;
@@ -298,8 +300,8 @@ export class JournalNode {
 
   private async sealedAfter(seq: number, limit: number): Promise<SealedBatch | null> {
     const wanted = Math.min(limit, batchEntriesMax);
-    const last = this.lastSealed;
-    if (last !== null && last.afterSeq === seq && last.entries <= wanted) return last.batch;
+    const known = this.sealed.get(seq);
+    if (known !== undefined && known.entries <= wanted) return known.batch;
     const rows = this.db.outboxAfter(seq, wanted);
     const first = rows[0];
     const final = rows.at(-1);
@@ -309,7 +311,12 @@ export class JournalNode {
       this.options.key,
     );
     const batch = { firstSeq: first.seq, lastSeq: final.seq, message };
-    this.lastSealed = { afterSeq: seq, batch, entries: rows.length };
+    this.sealed.set(seq, { batch, entries: rows.length });
+    // Kept for the peers a few batches behind the first to ask; the oldest goes first.
+    for (const old of this.sealed.keys()) {
+      if (this.sealed.size <= sealedKeptMax) break;
+      this.sealed.delete(old);
+    }
     return batch;
   }
 }

@@ -4,7 +4,13 @@ import type { PubsubTransport, PubsubTransportOptions } from "./pubsub_queue.ts"
 import type { RedisTransport, RedisTransportOptions } from "./redis_queue.ts";
 
 export type { AmqpTransportOptions } from "./amqp_queue.ts";
-export { JOURNAL_CHANNEL, MeshTransport, type MeshTransportOptions, meshBatchMax } from "./mesh_queue.ts";
+export {
+  JOURNAL_CHANNEL,
+  MeshTransport,
+  type MeshTransportOptions,
+  meshBatchMax,
+  meshInFlightMax,
+} from "./mesh_queue.ts";
 export type { NatsTransportOptions } from "./nats_queue.ts";
 export type { PubsubTransportOptions } from "./pubsub_queue.ts";
 export type { RedisTransportOptions } from "./redis_queue.ts";

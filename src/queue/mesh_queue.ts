@@ -1,8 +1,11 @@
 // The default journal transport: entries travel over Tandem's own links, nothing else to run. Each node
-// sends its outbox to every peer itself, one batch in flight per peer, from a cursor kept durably per peer
-// (transport_cursors "peer:<id>"); the peer answers only after every message of the batch is durable on
-// its side, and the cursor moves only then. A batch not answered (a peer down, a link cut, a timeout) is
-// sent again after a backoff, from the same cursor: at least once, in recording order. An entry counts as
+// sends its outbox to every peer itself, up to `meshInFlightMax` batches in flight per peer (the next sent
+// before the last is answered, so an entry recorded meanwhile need not wait for a round trip), from a
+// cursor kept per peer (transport_cursors "peer:<id>"); the peer answers a batch only after it is durable
+// on its side, and the cursor moves through a batch only once it and every batch before it are answered.
+// A batch not answered (a peer down, a link cut, a timeout) stops the sending; once the others in flight
+// settled, everything after the cursor is sent again after a backoff: at least once, in recording order
+// per lane (a receiver may store two batches in flight in either order; the lanes apply by keySeq). An entry counts as
 // shipped once every peer that runs the journal holds it (a peer whose agent has no journal answers "no
 // handler" and is asked again every `offRecheckMs`).
 import type { Logger } from "pino";
@@ -15,6 +18,8 @@ export const JOURNAL_CHANNEL = "journal";
 
 /** Entries per request: one sealed batch (src/journal/journal_wire.ts batchEntriesMax). */
 export const meshBatchMax = 256;
+/** Batches sent to one peer and not yet answered, at most. */
+export const meshInFlightMax = 4;
 const requestTimeoutMs = 10_000;
 const offRecheckMs = 30_000;
 /** 256 entries of up to 1 MiB of data each could exceed a mesh frame; such a batch is refused and retried. */
@@ -26,11 +31,27 @@ export interface MeshTransportOptions {
   logger: Logger;
 }
 
+/** A batch sent and not yet through the cursor. */
+interface InFlight {
+  lastSeq: number;
+  state: "sent" | "answered" | "failed";
+}
+
 interface PeerShipper {
   id: NodeId;
+  /** Every entry through this seq is durable on the peer. */
   cursor: number;
-  sending: boolean;
-  /** Woken while sending: look at the outbox once more before going idle. */
+  /** The last seq sent (cursor when nothing is in flight). */
+  sentThrough: number;
+  /** In the order sent. */
+  inFlight: InFlight[];
+  /** A batch failed: nothing more is sent until every batch in flight settled, then a backoff. */
+  failure: unknown;
+  /** Bumped when sending starts over from the cursor: a batch read before then is not sent. */
+  restarts: number;
+  /** The send loop runs (reading and sealing the outbox). */
+  filling: boolean;
+  /** Woken while filling: look at the outbox once more before going idle. */
   again: boolean;
   /** Answered "no handler": its agent runs no journal; not counted for shipped. */
   off: boolean;
@@ -77,7 +98,11 @@ export class MeshTransport implements JournalTransport {
       this.peers.set(id, {
         id,
         cursor,
-        sending: false,
+        sentThrough: cursor,
+        inFlight: [],
+        failure: null,
+        restarts: 0,
+        filling: false,
         again: false,
         off: false,
         backoff: new Backoff(),
@@ -96,7 +121,12 @@ export class MeshTransport implements JournalTransport {
   status(): Record<string, unknown> {
     const peers: Record<string, unknown> = {};
     for (const peer of this.peers.values()) {
-      peers[peer.id] = { cursor: peer.cursor, runsJournal: !peer.off, lastError: peer.errors.last };
+      peers[peer.id] = {
+        cursor: peer.cursor,
+        inFlight: peer.inFlight.length,
+        runsJournal: !peer.off,
+        lastError: peer.errors.last,
+      };
     }
     return { peers };
   }
@@ -107,48 +137,97 @@ export class MeshTransport implements JournalTransport {
     for (const peer of this.peers.values()) if (peer.timer !== null) clearTimeout(peer.timer);
   }
 
-  /** Sends to `id` now unless a batch is in flight or a backoff runs. */
+  /** Sends to `id` now, unless `meshInFlightMax` batches are in flight, a failure settles or a backoff runs. */
   private wake(id: NodeId): void {
     const peer = this.peers.get(id);
     if (peer === undefined || peer.timer !== null || this.stopped) return;
-    if (peer.sending) peer.again = true;
+    if (peer.filling) peer.again = true;
     else void this.send(peer);
   }
 
+  /** Still a peer, with no failure settling and no backoff running. */
+  private sending(peer: PeerShipper): boolean {
+    return !this.stopped && this.peers.get(peer.id) === peer && peer.failure === null && peer.timer === null;
+  }
+
+  /** Sends the outbox after `sentThrough`, a batch at a time, while fewer than meshInFlightMax are out. */
   private async send(peer: PeerShipper): Promise<void> {
     const io = this.io;
     if (io === null) return;
-    peer.sending = true;
+    peer.filling = true;
     try {
-      while (!this.stopped && this.peers.get(peer.id) === peer) {
+      while (this.sending(peer) && peer.inFlight.length < meshInFlightMax) {
         peer.again = false;
+        const restarts = peer.restarts;
         // A large entry makes a small batch: the batch must fit in a mesh frame.
         let limit = meshBatchMax;
-        let batch = await io.outboxAfter(peer.cursor, limit);
+        let batch = await io.outboxAfter(peer.sentThrough, limit);
         while (batch !== null && batch.message.length > batchBytesMax && limit > 1) {
           limit = Math.max(1, Math.floor(limit / 4));
-          batch = await io.outboxAfter(peer.cursor, limit);
+          batch = await io.outboxAfter(peer.sentThrough, limit);
         }
+        if (!this.sending(peer) || peer.restarts !== restarts) return;
         if (batch === null) {
           if (peer.again) continue;
           return;
         }
-        await this.options.mesh.request(peer.id, JOURNAL_CHANNEL, batch.message, {
-          timeoutMs: requestTimeoutMs,
-        });
-        if (this.peers.get(peer.id) !== peer) return;
-        peer.cursor = batch.lastSeq;
-        peer.off = false;
-        peer.backoff.reset();
-        peer.errors.last = null;
-        io.setCursor(cursorName(peer.id), peer.cursor);
-        this.reportShipped();
+        const sent: InFlight = { lastSeq: batch.lastSeq, state: "sent" };
+        peer.inFlight.push(sent);
+        peer.sentThrough = batch.lastSeq;
+        this.options.mesh
+          .request(peer.id, JOURNAL_CHANNEL, batch.message, { timeoutMs: requestTimeoutMs })
+          .then(
+            () => this.answered(peer, sent),
+            (error: unknown) => this.settleFailure(peer, sent, error),
+          )
+          // Storing the cursor failed (the disk): start over from the last one stored, after a backoff.
+          .catch((error: unknown) => this.settleFailure(peer, null, error));
       }
     } catch (error) {
-      this.failed(peer, error);
+      this.settleFailure(peer, null, error);
     } finally {
-      peer.sending = false;
+      peer.filling = false;
     }
+  }
+
+  /** `sent` is durable on the peer: the cursor moves through every answered batch at the front. */
+  private answered(peer: PeerShipper, sent: InFlight): void {
+    if (this.stopped || this.peers.get(peer.id) !== peer) return;
+    sent.state = "answered";
+    let moved = false;
+    while (peer.inFlight[0]?.state === "answered") {
+      peer.cursor = (peer.inFlight.shift() as InFlight).lastSeq;
+      moved = true;
+    }
+    if (moved && peer.failure === null) {
+      peer.off = false;
+      peer.backoff.reset();
+      peer.errors.last = null;
+    }
+    if (moved) {
+      this.io?.setCursor(cursorName(peer.id), peer.cursor);
+      this.reportShipped();
+    }
+    if (peer.failure !== null) this.settleFailure(peer, null, peer.failure);
+    else this.wake(peer.id);
+  }
+
+  /**
+   * A batch failed (`sent`), or reading the outbox did (null): sending stops; once nothing is in flight any
+   * more, it starts over from the cursor after a backoff (what was answered past a failed batch is sent
+   * again, and dropped by id there).
+   */
+  private settleFailure(peer: PeerShipper, sent: InFlight | null, error: unknown): void {
+    if (this.stopped || this.peers.get(peer.id) !== peer) return;
+    if (sent !== null) sent.state = "failed";
+    if (peer.failure === null) peer.failure = error;
+    if (peer.inFlight.some((batch) => batch.state === "sent")) return;
+    const failure = peer.failure;
+    peer.inFlight = [];
+    peer.sentThrough = peer.cursor;
+    peer.restarts += 1;
+    peer.failure = null;
+    this.failed(peer, failure);
   }
 
   private failed(peer: PeerShipper, error: unknown): void {

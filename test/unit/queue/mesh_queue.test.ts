@@ -1,0 +1,105 @@
+// The mesh transport's sending to one peer, against a fake mesh whose answers the test releases: several
+// batches in flight, the cursor moved only through answered batches at the front, and after a failure a
+// fresh start from the cursor once the others settled.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { pino } from "pino";
+import {
+  MeshTransport,
+  meshInFlightMax,
+  type SealedBatch,
+  type TransportIo,
+} from "../../../src/queue/index.ts";
+
+/** An outbox of `size` entries, one per batch (the batch's message is its seq). */
+function outbox(size: number) {
+  const cursors = new Map<string, number>();
+  const shipped: number[] = [];
+  const io: TransportIo = {
+    outboxAfter: async (seq: number): Promise<SealedBatch | null> =>
+      seq >= size ? null : { firstSeq: seq + 1, lastSeq: seq + 1, message: new Uint8Array([seq + 1]) },
+    deliver: async () => {},
+    shipped: (seq) => shipped.push(seq),
+    cursor: (name) => cursors.get(name) ?? 0,
+    setCursor: (name, seq) => cursors.set(name, seq),
+    dropCursor: (name) => cursors.delete(name),
+  };
+  return { io, cursors, shipped };
+}
+
+/** Requests to n2 wait until the test answers or fails them. */
+function heldMesh() {
+  const held: Array<{ seq: number; answer: () => void; fail: (error: Error) => void }> = [];
+  const mesh = {
+    request: (_peer: string, _channel: string, payload: Uint8Array) =>
+      new Promise<Uint8Array>((resolve, reject) => {
+        held.push({ seq: payload[0] as number, answer: () => resolve(new Uint8Array()), fail: reject });
+      }),
+    onRequest: () => () => {},
+    on: () => () => {},
+  };
+  return { mesh, held };
+}
+
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+test("mesh transport: up to meshInFlightMax batches in flight; the cursor moves through the answered front", async () => {
+  const { io, cursors, shipped } = outbox(10);
+  const { mesh, held } = heldMesh();
+  const transport = new MeshTransport({ mesh, peers: ["n2"], logger: pino({ level: "silent" }) });
+  transport.start(io);
+  await settle();
+  assert.equal(meshInFlightMax, 4);
+  assert.deepEqual(
+    held.map((h) => h.seq),
+    [1, 2, 3, 4],
+    "four sent before any answer",
+  );
+  held[1]?.answer();
+  await settle();
+  assert.equal(cursors.get("peer:n2"), undefined, "an answer behind an unanswered batch moves nothing");
+  held[0]?.answer();
+  await settle();
+  assert.equal(cursors.get("peer:n2"), 2);
+  assert.equal(shipped.at(-1), 2);
+  assert.deepEqual(
+    held.map((h) => h.seq),
+    [1, 2, 3, 4, 5, 6],
+    "two more sent as two settled",
+  );
+  await transport.stop();
+});
+
+test("mesh transport: a failed batch stops the sending; once the rest settled, it starts over from the cursor", async () => {
+  const { io, cursors } = outbox(6);
+  const { mesh, held } = heldMesh();
+  const transport = new MeshTransport({ mesh, peers: ["n2"], logger: pino({ level: "silent" }) });
+  transport.start(io);
+  await settle();
+  held[0]?.answer();
+  held[1]?.fail(new Error("link cut"));
+  held[2]?.answer();
+  await settle();
+  assert.equal(cursors.get("peer:n2"), 1);
+  assert.deepEqual(
+    held.map((h) => h.seq),
+    [1, 2, 3, 4],
+    "nothing more sent while a failure settles",
+  );
+  held[3]?.answer();
+  await settle();
+  assert.equal(cursors.get("peer:n2"), 1, "never past the failed batch");
+  // After the backoff (0.2 s), from the cursor: 2 again, and 3 and 4 though they were answered.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.deepEqual(
+    held.slice(4).map((h) => h.seq),
+    [2, 3, 4, 5],
+  );
+  for (const h of held.slice(4)) h.answer();
+  await settle();
+  assert.equal(cursors.get("peer:n2"), 5);
+  assert.deepEqual(transport.status(), {
+    peers: { n2: { cursor: 5, inFlight: 1, runsJournal: true, lastError: null } },
+  });
+  await transport.stop();
+});
