@@ -145,7 +145,7 @@ export class JournalNode {
     this.applier.start();
     this.steps.start();
     this.options.transport.start({
-      outboxAfter: (seq, limit) => this.sealedAfter(seq, limit),
+      outboxAfter: (seq, limit, fullOnly) => this.sealedAfter(seq, limit, fullOnly === true),
       deliver: async (message) => {
         await this.applier.deliver(message);
       },
@@ -298,11 +298,14 @@ export class JournalNode {
     this.db.close();
   }
 
-  private async sealedAfter(seq: number, limit: number): Promise<SealedBatch | null> {
+  private async sealedAfter(seq: number, limit: number, fullOnly: boolean): Promise<SealedBatch | null> {
     const wanted = Math.min(limit, batchEntriesMax);
     const known = this.sealed.get(seq);
-    if (known !== undefined && known.entries <= wanted) return known.batch;
+    if (known !== undefined && (fullOnly ? known.entries === wanted : known.entries <= wanted)) {
+      return known.batch;
+    }
     const rows = this.db.outboxAfter(seq, wanted);
+    if (fullOnly && rows.length < wanted) return null;
     const first = rows[0];
     const final = rows.at(-1);
     if (first === undefined || final === undefined) return null;

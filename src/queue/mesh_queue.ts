@@ -1,13 +1,14 @@
 // The default journal transport: entries travel over Tandem's own links, nothing else to run. Each node
-// sends its outbox to every peer itself, up to `meshInFlightMax` batches in flight per peer (the next sent
-// before the last is answered, so an entry recorded meanwhile need not wait for a round trip), from a
-// cursor kept per peer (transport_cursors "peer:<id>"); the peer answers a batch only after it is durable
-// on its side, and the cursor moves through a batch only once it and every batch before it are answered.
-// A batch not answered (a peer down, a link cut, a timeout) stops the sending; once the others in flight
-// settled, everything after the cursor is sent again after a backoff: at least once, in recording order
-// per lane (a receiver may store two batches in flight in either order; the lanes apply by keySeq). An entry counts as
-// shipped once every peer that runs the journal holds it (a peer whose agent has no journal answers "no
-// handler" and is asked again every `offRecheckMs`).
+// sends its outbox to every peer itself, from a cursor kept per peer (transport_cursors "peer:<id>"): a
+// batch at a time while batches are not full (the entries recorded during a round trip make the next one:
+// a seal and an open cost an X25519 exchange each, per batch), and with a backlog of full batches up to
+// `meshInFlightMax` in flight per peer (the next sent before the last is answered). The peer answers a
+// batch only after it is durable on its side, and the cursor moves through a batch only once it and every
+// batch before it are answered. A batch not answered (a peer down, a link cut, a timeout) stops the
+// sending; once the others in flight settled, everything after the cursor is sent again after a backoff:
+// at least once, in recording order per lane (a receiver may store two batches in flight in either order;
+// the lanes apply by keySeq). An entry counts as shipped once every peer that runs the journal holds it (a
+// peer whose agent has no journal answers "no handler" and is asked again every `offRecheckMs`).
 import type { Logger } from "pino";
 import type { NodeId } from "../core/types.ts";
 import { encodeJsonPayload, type MeshApi, RemoteError } from "../mesh/index.ts";
@@ -159,12 +160,14 @@ export class MeshTransport implements JournalTransport {
       while (this.sending(peer) && peer.inFlight.length < meshInFlightMax) {
         peer.again = false;
         const restarts = peer.restarts;
+        // Behind a batch in flight, only a full one goes: a small one waits and grows meanwhile.
+        const fullOnly = peer.inFlight.length > 0;
         // A large entry makes a small batch: the batch must fit in a mesh frame.
         let limit = meshBatchMax;
-        let batch = await io.outboxAfter(peer.sentThrough, limit);
+        let batch = await io.outboxAfter(peer.sentThrough, limit, fullOnly);
         while (batch !== null && batch.message.length > batchBytesMax && limit > 1) {
           limit = Math.max(1, Math.floor(limit / 4));
-          batch = await io.outboxAfter(peer.sentThrough, limit);
+          batch = await io.outboxAfter(peer.sentThrough, limit, fullOnly);
         }
         if (!this.sending(peer) || peer.restarts !== restarts) return;
         if (batch === null) {

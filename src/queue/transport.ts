@@ -13,8 +13,11 @@ export interface SealedBatch {
 }
 
 export interface TransportIo {
-  /** The next sealed batch of this node's outbox after `seq` (at most `limit` entries), or null: none. */
-  outboxAfter(seq: number, limit: number): Promise<SealedBatch | null>;
+  /**
+   * The next sealed batch of this node's outbox after `seq` (at most `limit` entries), or null: none (with
+   * `fullOnly`, also when fewer than `limit` entries follow `seq`: nothing is sealed then).
+   */
+  outboxAfter(seq: number, limit: number, fullOnly?: boolean): Promise<SealedBatch | null>;
   /** A message of another node: resolves once it is durable here (then it may be acknowledged). */
   deliver(message: Uint8Array): Promise<void>;
   /** The queue holds every entry up to outbox seq `seq` durably: they count as shipped. */

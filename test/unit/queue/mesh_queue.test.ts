@@ -1,23 +1,30 @@
 // The mesh transport's sending to one peer, against a fake mesh whose answers the test releases: several
-// batches in flight, the cursor moved only through answered batches at the front, and after a failure a
-// fresh start from the cursor once the others settled.
+// full batches in flight (a short one waits for those), the cursor moved only through answered batches at
+// the front, and after a failure a fresh start from the cursor once the others settled.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { pino } from "pino";
 import {
   MeshTransport,
+  meshBatchMax,
   meshInFlightMax,
   type SealedBatch,
   type TransportIo,
 } from "../../../src/queue/index.ts";
 
-/** An outbox of `size` entries, one per batch (the batch's message is its seq). */
+/**
+ * An outbox of `size` entries in batches of `limit` (the mesh's 256; the message is the batch's first seq),
+ * the last one short unless `size` is a multiple.
+ */
 function outbox(size: number) {
   const cursors = new Map<string, number>();
   const shipped: number[] = [];
   const io: TransportIo = {
-    outboxAfter: async (seq: number): Promise<SealedBatch | null> =>
-      seq >= size ? null : { firstSeq: seq + 1, lastSeq: seq + 1, message: new Uint8Array([seq + 1]) },
+    outboxAfter: async (seq: number, limit: number, fullOnly?: boolean): Promise<SealedBatch | null> => {
+      const last = Math.min(size, seq + limit);
+      if (last <= seq || (fullOnly === true && last - seq < limit)) return null;
+      return { firstSeq: seq + 1, lastSeq: last, message: new Uint8Array([seq / limit + 1]) };
+    },
     deliver: async () => {},
     shipped: (seq) => shipped.push(seq),
     cursor: (name) => cursors.get(name) ?? 0,
@@ -43,8 +50,8 @@ function heldMesh() {
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
-test("mesh transport: up to meshInFlightMax batches in flight; the cursor moves through the answered front", async () => {
-  const { io, cursors, shipped } = outbox(10);
+test("mesh transport: up to meshInFlightMax full batches in flight; the cursor moves through the answered front", async () => {
+  const { io, cursors, shipped } = outbox(10 * meshBatchMax);
   const { mesh, held } = heldMesh();
   const transport = new MeshTransport({ mesh, peers: ["n2"], logger: pino({ level: "silent" }) });
   transport.start(io);
@@ -60,8 +67,8 @@ test("mesh transport: up to meshInFlightMax batches in flight; the cursor moves 
   assert.equal(cursors.get("peer:n2"), undefined, "an answer behind an unanswered batch moves nothing");
   held[0]?.answer();
   await settle();
-  assert.equal(cursors.get("peer:n2"), 2);
-  assert.equal(shipped.at(-1), 2);
+  assert.equal(cursors.get("peer:n2"), 2 * meshBatchMax);
+  assert.equal(shipped.at(-1), 2 * meshBatchMax);
   assert.deepEqual(
     held.map((h) => h.seq),
     [1, 2, 3, 4, 5, 6],
@@ -70,8 +77,29 @@ test("mesh transport: up to meshInFlightMax batches in flight; the cursor moves 
   await transport.stop();
 });
 
+test("mesh transport: behind a batch in flight, one not full waits", async () => {
+  const { io, cursors } = outbox(meshBatchMax + 10);
+  const { mesh, held } = heldMesh();
+  const transport = new MeshTransport({ mesh, peers: ["n2"], logger: pino({ level: "silent" }) });
+  transport.start(io);
+  await settle();
+  assert.deepEqual(
+    held.map((h) => h.seq),
+    [1],
+  );
+  held[0]?.answer();
+  await settle();
+  assert.equal(cursors.get("peer:n2"), meshBatchMax);
+  assert.deepEqual(
+    held.map((h) => h.seq),
+    [1, 2],
+    "then it goes alone",
+  );
+  await transport.stop();
+});
+
 test("mesh transport: a failed batch stops the sending; once the rest settled, it starts over from the cursor", async () => {
-  const { io, cursors } = outbox(6);
+  const { io, cursors } = outbox(6 * meshBatchMax);
   const { mesh, held } = heldMesh();
   const transport = new MeshTransport({ mesh, peers: ["n2"], logger: pino({ level: "silent" }) });
   transport.start(io);
@@ -80,7 +108,7 @@ test("mesh transport: a failed batch stops the sending; once the rest settled, i
   held[1]?.fail(new Error("link cut"));
   held[2]?.answer();
   await settle();
-  assert.equal(cursors.get("peer:n2"), 1);
+  assert.equal(cursors.get("peer:n2"), meshBatchMax);
   assert.deepEqual(
     held.map((h) => h.seq),
     [1, 2, 3, 4],
@@ -88,7 +116,7 @@ test("mesh transport: a failed batch stops the sending; once the rest settled, i
   );
   held[3]?.answer();
   await settle();
-  assert.equal(cursors.get("peer:n2"), 1, "never past the failed batch");
+  assert.equal(cursors.get("peer:n2"), meshBatchMax, "never past the failed batch");
   // After the backoff (0.2 s), from the cursor: 2 again, and 3 and 4 though they were answered.
   await new Promise((resolve) => setTimeout(resolve, 300));
   assert.deepEqual(
@@ -97,9 +125,9 @@ test("mesh transport: a failed batch stops the sending; once the rest settled, i
   );
   for (const h of held.slice(4)) h.answer();
   await settle();
-  assert.equal(cursors.get("peer:n2"), 5);
+  assert.equal(cursors.get("peer:n2"), 5 * meshBatchMax);
   assert.deepEqual(transport.status(), {
-    peers: { n2: { cursor: 5, inFlight: 1, runsJournal: true, lastError: null } },
+    peers: { n2: { cursor: 5 * meshBatchMax, inFlight: 1, runsJournal: true, lastError: null } },
   });
   await transport.stop();
 });
