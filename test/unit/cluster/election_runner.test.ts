@@ -76,7 +76,10 @@ function world() {
   };
   const runner = (id: string) => runners.get(id) as ElectionRunner;
   const leaders = () => ids.filter((id) => runner(id).status().role === "leader");
-  return { clock, network, runner, leaders, advance, stop: () => runners.forEach((r) => r.stop()) };
+  const stop = () => {
+    for (const r of runners.values()) r.stop();
+  };
+  return { clock, network, runner, leaders, advance, stop };
 }
 
 test("election runner: a new leader holds its voters' contacts in ms on its clock, and the tail its predecessor advertised", async () => {
