@@ -178,20 +178,22 @@ export class JournalNode {
       if (problem !== null)
         return { ok: false, reason: requests.length === 1 ? problem : `entries[${i}].${problem}` };
     }
-    const inputs = requests.map((request): RecordInput => {
-      const hlc = this.clock.now(Date.now());
-      return {
-        id: newEntryId(hlc.wallMs),
-        hlc: `${hlc.wallMs}.${hlc.counter}`,
-        type: request.type,
-        key: request.key ?? null,
-        data: JSON.stringify(request.data),
-        files: request.files ?? [],
-      };
-    });
-    const entries = await this.recorder.push(inputs);
+    const entries = await this.recorder.push(requests.map((request) => this.stamped(request)));
     this.options.transport.recorded();
     return { ok: true, entries };
+  }
+
+  /** A checked request as the row to record: its id and HLC stamp taken now. */
+  private stamped(request: RecordRequest): RecordInput {
+    const hlc = this.clock.now(Date.now());
+    return {
+      id: newEntryId(hlc.wallMs),
+      hlc: `${hlc.wallMs}.${hlc.counter}`,
+      type: request.type,
+      key: request.key ?? null,
+      data: JSON.stringify(request.data),
+      files: request.files ?? [],
+    };
   }
 
   /**
@@ -205,18 +207,7 @@ export class JournalNode {
     const problem = recordProblem(request);
     if (problem !== null) throw new JournalRecordError(problem);
     if (this.stopped) throw new JournalRecordError("the journal is stopped");
-    const hlc = this.clock.now(Date.now());
-    const entry = this.db.record(
-      {
-        id: newEntryId(hlc.wallMs),
-        hlc: `${hlc.wallMs}.${hlc.counter}`,
-        type: request.type,
-        key: request.key ?? null,
-        data: JSON.stringify(request.data),
-        files: request.files ?? [],
-      },
-      Date.now(),
-    );
+    const entry = this.db.record(this.stamped(request), Date.now());
     setImmediate(() => {
       if (!this.stopped) this.options.transport.recorded();
     });

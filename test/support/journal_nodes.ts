@@ -13,6 +13,27 @@ import { waitFor } from "./wait_for.ts";
 
 export const journalNodeIds = ["n1", "n2", "n3"];
 
+/** A journal config for tests in one process: quick retries, no pruning; `overrides` on top. */
+export function testJournalConfig(overrides: Partial<JournalConfig> = {}): JournalConfig {
+  return {
+    keyFile: "unused",
+    queue: { type: "mesh" },
+    handlers: {},
+    steps: [],
+    maxAttempts: 5,
+    retryBaseMs: 10,
+    retryMaxMs: 100,
+    concurrency: 4,
+    outboxRetentionMs: 0,
+    ...overrides,
+  };
+}
+
+/** An exec handler for every type that writes the entry it got to `dir`/<entry id>. */
+export function fileWritingHandler(dir: string): JournalConfig["handlers"] {
+  return { "*": { kind: "exec", argv: ["sh", "-c", 'cat > "$0/$TANDEM_ENTRY_ID"', dir], timeoutMs: 10_000 } };
+}
+
 export interface JournalNodes {
   dir: string;
   nodes: Map<string, JournalNode>;
@@ -36,19 +57,7 @@ export async function startJournalNodes(
   const start = async (id: string) => {
     const out = join(dir, "applied", id);
     mkdirSync(out, { recursive: true });
-    const config: JournalConfig = {
-      keyFile: "unused",
-      queue,
-      handlers: {
-        "*": { kind: "exec", argv: ["sh", "-c", 'cat > "$0/$TANDEM_ENTRY_ID"', out], timeoutMs: 10_000 },
-      },
-      steps: [],
-      maxAttempts: 5,
-      retryBaseMs: 10,
-      retryMaxMs: 100,
-      concurrency: 4,
-      outboxRetentionMs: 0,
-    };
+    const config = testJournalConfig({ queue, handlers: fileWritingHandler(out) });
     const logger = pino({ level: "silent" });
     const node = new JournalNode({
       nodeId: id,

@@ -7,9 +7,9 @@ import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { pino } from "pino";
 import { createApiRouter, journalRoutes } from "../../../src/api/index.ts";
-import type { JournalConfig } from "../../../src/config/index.ts";
 import { JournalKey, JournalNode } from "../../../src/journal/index.ts";
 import { MeshTransport } from "../../../src/queue/index.ts";
+import { testJournalConfig } from "../../support/journal_nodes.ts";
 import { MemoryNetwork } from "../../support/memory_mesh.ts";
 import { rawRequest, serveRouter } from "./store_http.ts";
 
@@ -18,17 +18,7 @@ const json = { "content-type": "application/json" };
 async function serveJournal(t: TestContext): Promise<{ base: string; node: JournalNode }> {
   const dir = mkdtempSync(join(tmpdir(), "tandem-journal-routes-"));
   const network = new MemoryNetwork();
-  const config: JournalConfig = {
-    keyFile: "unused",
-    queue: { type: "mesh" },
-    handlers: {},
-    steps: [],
-    maxAttempts: 5,
-    retryBaseMs: 10,
-    retryMaxMs: 100,
-    concurrency: 4,
-    outboxRetentionMs: 0,
-  };
+  const config = testJournalConfig();
   const logger = pino({ level: "silent" });
   const node = new JournalNode({
     nodeId: "n1",

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import {
   combineHandlers,
   entryHandler,
@@ -22,6 +22,17 @@ const entry: JournalEntry = {
   key: "user:ann",
   keySeq: 1,
   data: JSON.stringify({ name: "ann" }),
+  files: [],
+};
+
+/** What a handler gets of `entry`: its data parsed, no keySeq. */
+const handed = {
+  id: "e-1",
+  origin: "n2",
+  hlc: "1700000000000.0",
+  type: "user.create",
+  key: "user:ann",
+  data: { name: "ann" },
   files: [],
 };
 
@@ -43,15 +54,7 @@ test("entry handlers: exec gets the entry as JSON on stdin and its id in the env
     timeoutMs: 10_000,
   });
   assert.deepEqual(await ok(entry), { ok: true, detail: "exit code 0" });
-  assert.deepEqual(JSON.parse(readFileSync(out, "utf8")), {
-    id: "e-1",
-    origin: "n2",
-    hlc: "1700000000000.0",
-    type: "user.create",
-    key: "user:ann",
-    data: { name: "ann" },
-    files: [],
-  });
+  assert.deepEqual(JSON.parse(readFileSync(out, "utf8")), handed);
   assert.equal(readFileSync(`${out}.id`, "utf8").trim(), "e-1");
   const failing = entryHandler({
     kind: "exec",
@@ -66,19 +69,10 @@ test("entry handlers: exec gets the entry as JSON on stdin and its id in the env
 test("entry handlers: a webhook gets the entry POSTed as JSON; a 2xx answer applies it", async (t) => {
   const received: Array<{ id: string | undefined; body: unknown }> = [];
   let status = 204;
-  const server = createServer((request, response) => {
-    let body = "";
-    request.on("data", (chunk) => {
-      body += chunk;
-    });
-    request.on("end", () => {
-      received.push({ id: request.headers["tandem-entry-id"] as string | undefined, body: JSON.parse(body) });
-      response.writeHead(status).end(status === 204 ? undefined : "user exists");
-    });
+  const url = await webhookServer(t, (request, body) => {
+    received.push({ id: request.headers["tandem-entry-id"] as string | undefined, body: JSON.parse(body) });
+    return [status, status === 204 ? undefined : "user exists"];
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  t.after(() => server.close());
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
   const hook = entryHandler({ kind: "webhook", url, timeoutMs: 10_000 });
   assert.deepEqual(await hook(entry), { ok: true, detail: "HTTP 204" });
   const [first] = received;
@@ -97,17 +91,7 @@ test("entry handlers: in-process: returning applies; throwing, rejecting or ok: 
     seen.push(e);
   });
   assert.deepEqual(await returns(entry), { ok: true, detail: "returned" });
-  assert.deepEqual(seen, [
-    {
-      id: "e-1",
-      origin: "n2",
-      hlc: "1700000000000.0",
-      type: "user.create",
-      key: "user:ann",
-      data: { name: "ann" },
-      files: [],
-    },
-  ]);
+  assert.deepEqual(seen, [handed]);
   const throws = inProcessHandler(() => {
     throw new Error("users table is locked");
   });
@@ -144,23 +128,14 @@ test('entry handlers: config and in-process combine, a type\'s own before "*"; a
 test("entry handlers: a batching webhook POSTs the entries started together as one array, and shares its answer", async (t) => {
   const received: Array<{ count: string | undefined; ids: string[] }> = [];
   let status = 204;
-  const server = createServer((request, response) => {
-    let body = "";
-    request.on("data", (chunk) => {
-      body += chunk;
+  const url = await webhookServer(t, (request, body) => {
+    const entries = JSON.parse(body) as Array<{ id: string; data: unknown }>;
+    received.push({
+      count: request.headers["tandem-entry-count"] as string | undefined,
+      ids: entries.map((e) => e.id),
     });
-    request.on("end", () => {
-      const entries = JSON.parse(body) as Array<{ id: string; data: unknown }>;
-      received.push({
-        count: request.headers["tandem-entry-count"] as string | undefined,
-        ids: entries.map((e) => e.id),
-      });
-      response.writeHead(status).end(status === 204 ? undefined : "down");
-    });
+    return [status, status === 204 ? undefined : "down"];
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  t.after(() => server.close());
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
   const hook = entryHandler({ kind: "webhook", url, timeoutMs: 10_000, batchMax: 2 });
   const entries = ["a", "b", "c"].map((id) => ({ ...entry, id, key: `user:${id}` }));
   const results = await Promise.all(entries.map((e) => hook(e)));
@@ -180,3 +155,23 @@ test("entry handlers: a batching webhook POSTs the entries started together as o
   ]);
   assert.deepEqual(received.at(-1), { count: "2", ids: ["a", "b"] });
 });
+
+/** A local HTTP server for webhook handlers, answering each request with what `answer` returns; its URL. */
+async function webhookServer(
+  t: TestContext,
+  answer: (request: IncomingMessage, body: string) => [number, string | undefined],
+): Promise<string> {
+  const server = createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk) => {
+      body += chunk;
+    });
+    request.on("end", () => {
+      const [status, text] = answer(request, body);
+      response.writeHead(status).end(text);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => server.close());
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+}

@@ -12,6 +12,7 @@ import { JournalKey } from "../../../src/journal/journal_key.ts";
 import { JournalNode, newEntryId } from "../../../src/journal/journal_node.ts";
 import { openBatch } from "../../../src/journal/journal_wire.ts";
 import { type JournalTransport, MeshTransport, type TransportIo } from "../../../src/queue/index.ts";
+import { fileWritingHandler, testJournalConfig } from "../../support/journal_nodes.ts";
 import { type MemoryMeshApi, MemoryNetwork } from "../../support/memory_mesh.ts";
 import { waitFor } from "../../support/wait_for.ts";
 
@@ -32,19 +33,7 @@ async function world(t: TestContext): Promise<World> {
   const network = new MemoryNetwork();
   const { key } = await JournalKey.generate();
   // Each node's handler writes the entry it got to applied/<node>/<id>.
-  const config: JournalConfig = {
-    keyFile: "unused",
-    queue: { type: "mesh" },
-    handlers: {
-      "*": { kind: "exec", argv: ["sh", "-c", 'cat > "$0/$TANDEM_ENTRY_ID"', "DIR"], timeoutMs: 10_000 },
-    },
-    steps: [],
-    maxAttempts: 5,
-    retryBaseMs: 10,
-    retryMaxMs: 100,
-    concurrency: 4,
-    outboxRetentionMs: 0,
-  };
+  const config = testJournalConfig({ handlers: fileWritingHandler("DIR") });
   const w: World = { dir, network, key, config, nodes: new Map(), meshes: new Map() };
   for (const id of ids) startNode(w, id);
   network.connectAll();
@@ -182,17 +171,7 @@ test("journal: the mesh's peers asking from the same cursor share one seal", asy
   const node = new JournalNode({
     nodeId: "n1",
     dataDir: dir,
-    config: {
-      keyFile: "unused",
-      queue: { type: "mesh" },
-      handlers: {},
-      steps: [],
-      maxAttempts: 5,
-      retryBaseMs: 10,
-      retryMaxMs: 100,
-      concurrency: 4,
-      outboxRetentionMs: 0,
-    },
+    config: testJournalConfig(),
     key,
     transport,
     logger: pino({ level: "silent" }),
