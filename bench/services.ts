@@ -7,8 +7,8 @@
 // - Tandem lan, the owner the leader: equal priorities; before each trial the bench kills -9 the leader (not
 //   the owner: a leader change leaves a running service where it is) until the owner wins the election (at
 //   most 4 times; each trial records whether the owner led), so the measured kill also takes the leader: an
-//   election, then the new leader's 2 s window (the longest grant lease) before it grants a service anew
-//   (docs/services.md);
+//   election, then the new leader's inherited window (until its predecessor's grants have provably lapsed, as
+//   its voters' reports bound it) before it grants a service anew (docs/services.md);
 // - keepalived VRRPv2 with its default 1 s adverts (Debian's keepalived, one per namespace, nopreempt);
 // - Tandem fast, both cases: the fast timings preset, failover_after_ms as low as `tandem config check`
 //   allows for it (the preset's down_after_ms; one tick less is shown to be refused);
