@@ -86,13 +86,17 @@ export class StoreWriter {
         const path = `${prefix}/w${i}`;
         const value = `v${i}`;
         const node = harness.node(through[i % through.length]!);
-        const response = await fetch(`${node.apiUrl}/api/v1/store/${path}?min_acks=1`, {
+        // The timeout also covers reading the body; a write not answered in time is not counted.
+        const body = await fetch(`${node.apiUrl}/api/v1/store/${path}?min_acks=1`, {
           method: "PUT",
           body: value,
           signal: AbortSignal.timeout(waitTimeoutMs),
-        }).catch(() => null);
-        const body = response?.ok ? ((await response.json()) as { acked?: boolean }) : null;
-        if (response?.status === 200 && body?.acked === true) this.acked.push({ path, value });
+        })
+          .then((response) =>
+            response.status === 200 ? (response.json() as Promise<{ acked?: boolean }>) : null,
+          )
+          .catch(() => null);
+        if (body?.acked === true) this.acked.push({ path, value });
         else await sleep(20);
       }
     })();
@@ -118,6 +122,14 @@ export class StoreWriter {
   }
 }
 
+interface HeldPage {
+  entries: Array<{ path: string; value: string }>;
+  next: string | null;
+}
+
+/** Entries per listing page: values of 64 KiB make a page of 1,000 about 85 MB of JSON. */
+const heldPageMax = 200;
+
 /** Every live entry under `prefix` one node holds, read through its listing API, or null if it did not answer. */
 async function heldValues(
   harness: ClusterHarness,
@@ -128,15 +140,14 @@ async function heldValues(
   let after = "";
   for (;;) {
     const from = after === "" ? "" : `&after=${encodeURIComponent(after)}`;
-    const query = `prefix=${encodeURIComponent(`${prefix}/`)}&values=1&limit=10000${from}`;
-    const response = await fetch(`${harness.node(id).apiUrl}/api/v1/store?${query}`, {
+    const query = `prefix=${encodeURIComponent(`${prefix}/`)}&values=1&limit=${heldPageMax}${from}`;
+    // The timeout also covers reading the body: a slow page counts as no answer, and the wait asks again.
+    const page = await fetch(`${harness.node(id).apiUrl}/api/v1/store?${query}`, {
       signal: AbortSignal.timeout(requestTimeoutMs),
-    }).catch(() => null);
-    if (!response?.ok) return null;
-    const page = (await response.json()) as {
-      entries: Array<{ path: string; value: string }>;
-      next: string | null;
-    };
+    })
+      .then((response) => (response.ok ? (response.json() as Promise<HeldPage>) : null))
+      .catch(() => null);
+    if (page === null) return null;
     for (const entry of page.entries) held.set(entry.path, Buffer.from(entry.value, "base64").toString());
     if (page.next === null) return held;
     after = page.next;
