@@ -13,16 +13,14 @@ import {
 } from "../blob/index.ts";
 import { readAgeKeyFile } from "../journal/index.ts";
 import type { BlobCapabilityConfig } from "./blob_capability.ts";
-import type { CapabilityBase, RunningCapability } from "./capability.ts";
+import { type CapabilityBase, type RunningCapability, requireStore } from "./capability.ts";
 
 export async function startBlob(
   config: BlobCapabilityConfig,
   base: CapabilityBase,
 ): Promise<RunningCapability> {
   const logger = base.logger.child({ component: "blob" });
-  const store = base.provided.store;
-  if (store === undefined)
-    throw new Error("the blob capability needs the replicated store, started before it");
+  const store = requireStore(base, "the blob capability");
   const key = await readAgeKeyFile(config.keyFile);
   const stores = new BlobStores(config.stores, base.nodeId);
   const records = new BlobRecords(store, config.recordsPrefix);

@@ -44,6 +44,13 @@ export interface CapabilityBase {
   provided: Provided;
 }
 
+/** The replicated store for `capability` (as the error names it), which must start after the store. */
+export function requireStore(base: CapabilityBase, capability: string): ReplicatedStore {
+  const store = base.provided.store;
+  if (store === undefined) throw new Error(`${capability} needs the replicated store, started before it`);
+  return store;
+}
+
 export interface RunningCapability {
   routes: readonly ApiRoute[];
   /** Mesh channels it listens on; no two capabilities share one. */

@@ -5,7 +5,7 @@ import { provisionRoutes } from "../api/index.ts";
 import type { ProvisionConfig, ProvisionServerConfig, ProvisionTargetConfig } from "../config/index.ts";
 import { PostgresEngine, Provisioner, type TargetStatus } from "../provision/index.ts";
 import { readSecretFrom } from "../shell/index.ts";
-import type { CapabilityBase, RunningCapability } from "./capability.ts";
+import { type CapabilityBase, type RunningCapability, requireStore } from "./capability.ts";
 
 /** Where in the replicated store each target's last pass is kept, and its released databases. */
 export const PROVISION_STATUS_PREFIX = "tandem/provision";
@@ -16,8 +16,7 @@ export async function startProvision(
   base: CapabilityBase,
 ): Promise<RunningCapability> {
   const logger = base.logger.child({ component: "provision" });
-  const store = base.provided.store;
-  if (store === undefined) throw new Error("provisioning needs the replicated store, started before it");
+  const store = requireStore(base, "provisioning");
   const provisioners = new Map<string, Provisioner>();
   const engines: PostgresEngine[] = [];
   try {

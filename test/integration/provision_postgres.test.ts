@@ -98,6 +98,14 @@ describe("provisioning: the PostgreSQL engine", { skip, timeout: 600_000 }, () =
     return found;
   }
 
+  /** A table `table` of `rows` numbered rows in `database` on the primary. */
+  async function createTable(database: string, table: string, rows: number): Promise<void> {
+    await primary.query(
+      database,
+      `CREATE TABLE ${table} (id int PRIMARY KEY); INSERT INTO ${table} SELECT generate_series(1, ${rows})`,
+    );
+  }
+
   async function ensureEverywhere(e: PostgresEngine, database: string): Promise<void> {
     const db = await info(e, database);
     for (const replica of ["r1", "r2"]) await e.ensureReplicated(db, replica, noFence);
@@ -357,10 +365,7 @@ describe("provisioning: the PostgreSQL engine", { skip, timeout: 600_000 }, () =
   it("lists a database dropped on the primary as an orphan, and drops it only when asked", async () => {
     const e = engine();
     await primary.query("postgres", "CREATE DATABASE gone");
-    await primary.query(
-      "gone",
-      "CREATE TABLE g (id int PRIMARY KEY); INSERT INTO g SELECT generate_series(1, 10)",
-    );
+    await createTable("gone", "g", 10);
     await ensureEverywhere(e, "gone");
     await waitForRows("gone", "g", 10);
     assert.deepEqual(await e.orphans("r1"), []);
@@ -382,10 +387,7 @@ describe("provisioning: the PostgreSQL engine", { skip, timeout: 600_000 }, () =
 
     // Excluded now, a replicated database is an orphan too; dropped there, its slot on the primary goes too.
     await primary.query("postgres", "CREATE DATABASE kept");
-    await primary.query(
-      "kept",
-      "CREATE TABLE k (id int PRIMARY KEY); INSERT INTO k SELECT generate_series(1, 3)",
-    );
+    await createTable("kept", "k", 3);
     await ensureEverywhere(e, "kept");
     await waitForRows("kept", "k", 3);
     const narrower = engine({ exclude: ["k*"] });
@@ -554,10 +556,7 @@ describe("provisioning: the PostgreSQL engine", { skip, timeout: 600_000 }, () =
       await primary.start();
     }
     await primary.query("postgres", "CREATE DATABASE back");
-    await primary.query(
-      "back",
-      "CREATE TABLE b (id int PRIMARY KEY); INSERT INTO b SELECT generate_series(1, 40)",
-    );
+    await createTable("back", "b", 40);
     await primary.query("shop", "INSERT INTO items (name) VALUES ('after the restart')");
     await ensureEverywhere(e, "shop");
     await ensureEverywhere(e, "back");
@@ -580,10 +579,7 @@ describe("provisioning: the PostgreSQL engine", { skip, timeout: 600_000 }, () =
       for (const row of rows) assert.ok(row.conninfo.includes(`password='${next}'`), "the new password");
     }
     // New connections log in with it: a table added now is copied.
-    await primary.query(
-      "back",
-      "CREATE TABLE c (id int PRIMARY KEY); INSERT INTO c SELECT generate_series(1, 5)",
-    );
+    await createTable("back", "c", 5);
     await ensureEverywhere(engine({ follower: { role: "tandem_follower", password: next } }), "back");
     await waitForRows("back", "c", 5);
     await waitForStreaming(e, "back");
