@@ -321,7 +321,7 @@ export class JournalDb {
    */
   pruneOutbox(cutoffMs: number, afterSeq: number, scanMax: number): PruneBatch {
     return this.durably(() => {
-      const newest = (this.statements.lastSeq.pluck().get() as number | null) ?? 0;
+      const newest = this.lastSeq();
       const rows = this.statements.pruneWindow.all(afterSeq, newest, scanMax) as Array<{
         seq: number;
         id: string;
@@ -354,12 +354,14 @@ export class JournalDb {
   markShippedThrough(
     seq: number,
     nowMs: number,
-    stepsFor: (entry: JournalEntry) => readonly string[] = () => [],
+    stepsFor: ((entry: JournalEntry) => readonly string[]) | null = null,
   ): number {
     return this.durably(() => {
-      for (const row of this.statements.shippingThrough.all(seq) as Array<EntryColumns & { seq: number }>) {
+      // With no step configured, nothing to read: the rows are only marked.
+      const rows = stepsFor === null ? [] : this.statements.shippingThrough.all(seq);
+      for (const row of rows as Array<EntryColumns & { seq: number }>) {
         const entry = this.entryOf({ ...row, origin: this.nodeId });
-        for (const step of stepsFor(entry)) this.statements.insertStepRun.run(entry.id, step, nowMs);
+        for (const step of stepsFor?.(entry) ?? []) this.statements.insertStepRun.run(entry.id, step, nowMs);
       }
       return this.statements.markShippedThrough.run(nowMs, seq).changes;
     }, true);
@@ -410,6 +412,11 @@ export class JournalDb {
   /** An operator's retry of a step's dead letter: pending again, due at once. False when there is none. */
   retryStepRun(entryId: string, step: string, nowMs: number): boolean {
     return this.statements.reviveStepRun.run(nowMs, entryId, step).changes === 1;
+  }
+
+  /** The outbox's last seq (0 when empty). Seqs after any entry are contiguous: pruning takes the oldest. */
+  lastSeq(): number {
+    return (this.statements.lastSeq.pluck().get() as number | null) ?? 0;
   }
 
   /** The HLC of the last entry recorded here ("wallMs.counter"), so a restarted clock never goes back. */

@@ -5,6 +5,7 @@
 // of Debian 12 (1.1) reads only these.
 import { readFile } from "node:fs/promises";
 import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
+import { NativeX25519Identity, NativeX25519Recipient } from "./native_x25519.ts";
 
 const identityPattern = /^AGE-SECRET-KEY-1[0-9A-Z]+$/;
 
@@ -20,14 +21,17 @@ export class SealedPayloadError extends Error {
 export class JournalKey {
   /** The public half, age1...: what a payload is sealed to. */
   readonly recipient: string;
-  /** Made once: each holds its key parsed (the identity's public half costs a scalar multiplication). */
+  /**
+   * Made once: each holds its key parsed (the identity's public half costs a scalar multiplication). The
+   * X25519 stanza is node:crypto's (native_x25519.ts); the rest of the age file is the library's.
+   */
   private readonly encrypter = new Encrypter();
   private readonly decrypter = new Decrypter();
 
   private constructor(identity: string, recipient: string) {
     this.recipient = recipient;
-    this.encrypter.addRecipient(recipient);
-    this.decrypter.addIdentity(identity);
+    this.encrypter.addRecipient(new NativeX25519Recipient(recipient));
+    this.decrypter.addIdentity(new NativeX25519Identity(identity));
   }
 
   /** A new key, and the text of its file (what `age-keygen` writes). */

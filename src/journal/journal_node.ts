@@ -150,8 +150,8 @@ export class JournalNode {
         await this.applier.deliver(message);
       },
       shipped: (seq) => {
-        if (this.db.markShippedThrough(seq, Date.now(), (entry) => this.steps.stepsFor(entry)) > 0)
-          this.steps.wake();
+        const stepsFor = this.steps.any ? (entry: JournalEntry) => this.steps.stepsFor(entry) : null;
+        if (this.db.markShippedThrough(seq, Date.now(), stepsFor) > 0) this.steps.wake();
       },
       cursor: (name) => this.db.cursor(name),
       setCursor: (name, seq) => this.db.setCursor(name, seq),
@@ -295,6 +295,8 @@ export class JournalNode {
     if (known !== undefined && (fullOnly ? known.entries === wanted : known.entries <= wanted)) {
       return known.batch;
     }
+    // Asked for a full batch, most often there is none yet: known without reading (or decoding) any row.
+    if (fullOnly && this.db.lastSeq() - seq < wanted) return null;
     const rows = this.db.outboxAfter(seq, wanted);
     if (fullOnly && rows.length < wanted) return null;
     const first = rows[0];

@@ -47,6 +47,11 @@ export class PostStepRunner {
     this.byName = new Map(options.steps.map((step) => [step.name, step]));
   }
 
+  /** Whether any step is registered (else no shipped entry owes one). */
+  get any(): boolean {
+    return this.options.steps.length > 0;
+  }
+
   /** The steps `entry` owes (what markShippedThrough records for it). */
   stepsFor(entry: JournalEntry): string[] {
     return this.options.steps.filter((step) => step.appliesTo(entry)).map((step) => step.name);

@@ -1,5 +1,5 @@
 // The mesh transport's sending to one peer, against a fake mesh whose answers the test releases: several
-// full batches in flight (a short one waits for those), the cursor moved only through answered batches at
+// full batches in flight (a short one waits for those, and for the gap after the last batch), the cursor moved only through answered batches at
 // the front, and after a failure a fresh start from the cursor once the others settled.
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -16,12 +16,12 @@ import {
  * An outbox of `size` entries in batches of `limit` (the mesh's 256; the message is the batch's first seq),
  * the last one short unless `size` is a multiple.
  */
-function outbox(size: number) {
+function outbox(size: number | (() => number)) {
   const cursors = new Map<string, number>();
   const shipped: number[] = [];
   const io: TransportIo = {
     outboxAfter: async (seq: number, limit: number, fullOnly?: boolean): Promise<SealedBatch | null> => {
-      const last = Math.min(size, seq + limit);
+      const last = Math.min(typeof size === "number" ? size : size(), seq + limit);
       if (last <= seq || (fullOnly === true && last - seq < limit)) return null;
       return { firstSeq: seq + 1, lastSeq: last, message: new Uint8Array([seq / limit + 1]) };
     },
@@ -80,7 +80,12 @@ test("mesh transport: up to meshInFlightMax full batches in flight; the cursor m
 test("mesh transport: behind a batch in flight, one not full waits", async () => {
   const { io, cursors } = outbox(meshBatchMax + 10);
   const { mesh, held } = heldMesh();
-  const transport = new MeshTransport({ mesh, peers: ["n2"], logger: pino({ level: "silent" }) });
+  const transport = new MeshTransport({
+    mesh,
+    peers: ["n2"],
+    logger: pino({ level: "silent" }),
+    batchGapMs: 0,
+  });
   transport.start(io);
   await settle();
   assert.deepEqual(
@@ -129,5 +134,52 @@ test("mesh transport: a failed batch stops the sending; once the rest settled, i
   assert.deepEqual(transport.status(), {
     peers: { n2: { cursor: 5 * meshBatchMax, inFlight: 1, runsJournal: true, lastError: null } },
   });
+  await transport.stop();
+});
+
+test("mesh transport: after a batch, one not full waits out the gap; a full one goes at once", async () => {
+  // 10 entries, then a full batch and 10 more.
+  let size = 10;
+  const { io } = outbox(() => size);
+  const { mesh, held } = heldMesh();
+  const transport = new MeshTransport({
+    mesh,
+    peers: ["n2"],
+    logger: pino({ level: "silent" }),
+    batchGapMs: 600_000,
+  });
+  transport.start(io);
+  await settle();
+  assert.equal(held.length, 1, "the first goes at once");
+  held[0]?.answer();
+  size = 20;
+  transport.recorded();
+  await settle();
+  assert.equal(held.length, 1, "10 more wait: the gap has not passed");
+  size = 10 + meshBatchMax + 10;
+  transport.recorded();
+  await settle();
+  assert.equal(held.length, 2, "a full batch does not wait");
+  await transport.stop();
+});
+
+test("mesh transport: what the gap held back goes when it ends", async () => {
+  let size = 10;
+  const { io } = outbox(() => size);
+  const { mesh, held } = heldMesh();
+  const transport = new MeshTransport({
+    mesh,
+    peers: ["n2"],
+    logger: pino({ level: "silent" }),
+    batchGapMs: 50,
+  });
+  transport.start(io);
+  await settle();
+  held[0]?.answer();
+  size = 20;
+  transport.recorded();
+  const deadline = Date.now() + 30_000;
+  while (held.length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(held.length, 2, "sent after the gap");
   await transport.stop();
 });
