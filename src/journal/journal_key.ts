@@ -2,10 +2,11 @@
 // mtls mode, copied by the operator), so each entry's payload is sealed to its recipient and any node can
 // open it. The file is what `age-keygen` writes (comment lines, then the secret), so the standard `age`
 // CLI decrypts an exported entry with it. X25519 rather than age's newer post-quantum identities: the age
-// of Debian 12 (1.1) reads only these.
+// of Debian 12 (1.1) reads only these. Sealing and opening are age_native.ts's (node:crypto); the library
+// makes new keys.
 import { readFile } from "node:fs/promises";
-import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
-import { NativeX25519Identity, NativeX25519Recipient } from "./native_x25519.ts";
+import { generateX25519Identity, identityToRecipient } from "age-encryption";
+import { AgeFormatError, AgeX25519Key } from "./age_native.ts";
 
 const identityPattern = /^AGE-SECRET-KEY-1[0-9A-Z]+$/;
 
@@ -21,17 +22,12 @@ export class SealedPayloadError extends Error {
 export class JournalKey {
   /** The public half, age1...: what a payload is sealed to. */
   readonly recipient: string;
-  /**
-   * Made once: each holds its key parsed (the identity's public half costs a scalar multiplication). The
-   * X25519 stanza is node:crypto's (native_x25519.ts); the rest of the age file is the library's.
-   */
-  private readonly encrypter = new Encrypter();
-  private readonly decrypter = new Decrypter();
+  /** The key parsed once (its public half costs a scalar multiplication); seals and opens with node:crypto. */
+  private readonly key: AgeX25519Key;
 
   private constructor(identity: string, recipient: string) {
     this.recipient = recipient;
-    this.encrypter.addRecipient(new NativeX25519Recipient(recipient));
-    this.decrypter.addIdentity(new NativeX25519Identity(identity));
+    this.key = new AgeX25519Key(identity);
   }
 
   /** A new key, and the text of its file (what `age-keygen` writes). */
@@ -54,17 +50,23 @@ export class JournalKey {
 
   /** Seals `plaintext` to this key (age's binary format: authenticated, a fresh file key each time). */
   async seal(plaintext: Uint8Array): Promise<Uint8Array> {
-    return this.encrypter.encrypt(plaintext);
+    return asUint8Array(this.key.seal(plaintext));
   }
 
   /** Opens what seal() made with this key; SealedPayloadError for anything else. */
   async open(sealed: Uint8Array): Promise<Uint8Array> {
     try {
-      return await this.decrypter.decrypt(sealed);
+      return asUint8Array(this.key.open(sealed));
     } catch (error) {
-      throw new SealedPayloadError(`refused: ${(error as Error).message}`);
+      if (error instanceof AgeFormatError) throw new SealedPayloadError(`refused: ${error.message}`);
+      throw error;
     }
   }
+}
+
+/** The same bytes as a plain Uint8Array (what the journal's callers and their tests compare). */
+function asUint8Array(buffer: Buffer): Uint8Array {
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
 }
 
 /**
