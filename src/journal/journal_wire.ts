@@ -90,8 +90,12 @@ export function readHeader(message: Uint8Array): MessageHeader | null {
   return header.success ? header.data : null;
 }
 
-export async function openBatch(message: Uint8Array, key: JournalKey): Promise<OpenResult> {
-  const header = readHeader(message);
+/** Opens a message; `header` is its readHeader() when the caller read it already. */
+export async function openBatch(
+  message: Uint8Array,
+  key: JournalKey,
+  header: MessageHeader | null = readHeader(message),
+): Promise<OpenResult> {
   if (header === null) return { ok: false, reason: "malformed header", header: null };
   const sealed = message.subarray(message.indexOf(newline) + 1);
   let plaintext: Uint8Array;
