@@ -1,7 +1,8 @@
 // The journal, recorded on every node at once and applied on every other (issue 19): three agents (compiled
 // build, default config but for the journal section), each node's handler a webhook to this process, which
-// notes when each entry reached each node; `concurrency: 32` (a webhook answers within a millisecond, so the
-// default 4, sized for commands, would leave most of the time waiting). Per queue (mesh, then NATS JetStream
+// notes when each entry reached each node; `concurrency: 64` (a webhook answers within a millisecond, so the
+// default 4, sized for commands, would leave most of the time waiting; and a batching webhook's POST holds at
+// most `concurrency` entries, so 64 lets its batches of 64 fill). Per queue (mesh, then NATS JetStream
 // on 127.0.0.1:4222 with a fresh stream):
 // - throughput: `total` entries of 256-byte data (ordering keys k0..k63 per node), recorded through the HTTP
 //   API with 64 requests in flight per node, all nodes at once; the rate is the entries over the time from
@@ -383,7 +384,7 @@ async function runQueue(queue: Queue, way: Way): Promise<QueueResult> {
                 },
               },
             }),
-        concurrency: 32,
+        concurrency: BATCH_ENTRIES,
       };
     });
   }
