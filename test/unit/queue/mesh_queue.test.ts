@@ -137,17 +137,15 @@ test("mesh transport: a failed batch stops the sending; once the rest settled, i
   await transport.stop();
 });
 
-test("mesh transport: after a batch, one not full waits out the gap; a full one goes at once", async () => {
-  // 10 entries, then a full batch and 10 more.
+/**
+ * A transport with `batchGapMs` over an outbox of 10 entries whose size the test sets, its first batch sent
+ * and answered; then 10 more entries recorded.
+ */
+async function afterFirstBatch(batchGapMs: number) {
   let size = 10;
   const { io } = outbox(() => size);
   const { mesh, held } = heldMesh();
-  const transport = new MeshTransport({
-    mesh,
-    peers: ["n2"],
-    logger: pino({ level: "silent" }),
-    batchGapMs: 600_000,
-  });
+  const transport = new MeshTransport({ mesh, peers: ["n2"], logger: pino({ level: "silent" }), batchGapMs });
   transport.start(io);
   await settle();
   assert.equal(held.length, 1, "the first goes at once");
@@ -155,29 +153,24 @@ test("mesh transport: after a batch, one not full waits out the gap; a full one 
   size = 20;
   transport.recorded();
   await settle();
+  const grow = (to: number) => {
+    size = to;
+    transport.recorded();
+  };
+  return { transport, held, grow };
+}
+
+test("mesh transport: after a batch, one not full waits out the gap; a full one goes at once", async () => {
+  const { transport, held, grow } = await afterFirstBatch(600_000);
   assert.equal(held.length, 1, "10 more wait: the gap has not passed");
-  size = 10 + meshBatchMax + 10;
-  transport.recorded();
+  grow(10 + meshBatchMax + 10);
   await settle();
   assert.equal(held.length, 2, "a full batch does not wait");
   await transport.stop();
 });
 
 test("mesh transport: what the gap held back goes when it ends", async () => {
-  let size = 10;
-  const { io } = outbox(() => size);
-  const { mesh, held } = heldMesh();
-  const transport = new MeshTransport({
-    mesh,
-    peers: ["n2"],
-    logger: pino({ level: "silent" }),
-    batchGapMs: 50,
-  });
-  transport.start(io);
-  await settle();
-  held[0]?.answer();
-  size = 20;
-  transport.recorded();
+  const { transport, held } = await afterFirstBatch(50);
   const deadline = Date.now() + 30_000;
   while (held.length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   assert.equal(held.length, 2, "sent after the gap");
