@@ -3,9 +3,8 @@
 // batch at a time while batches are not full (the entries recorded during a round trip make the next one:
 // a seal and an open cost an X25519 exchange each, per batch), at most one batch that is not full per
 // `batchGapMs` (entries recorded a few at a time leave together: each batch costs a seal, an open and an
-// fsync'd delivery on the peer, which at 1,000 entries/s in batches of 3 took most of 2 cores), and with a
-// backlog of full batches up to `meshInFlightMax` in flight per peer (the next sent before the last is
-// answered). The peer answers a
+// fsync'd delivery on the peer, whatever its size), and with a backlog of full batches up to
+// `meshInFlightMax` in flight per peer (the next sent before the last is answered). The peer answers a
 // batch only after it is durable on its side, and the cursor moves through a batch only once it and every
 // batch before it are answered. A batch not answered (a peer down, a link cut, a timeout) stops the
 // sending; once the others in flight settled, everything after the cursor is sent again after a backoff:
