@@ -6,7 +6,7 @@
 import type { Logger } from "pino";
 import { journalRoutes } from "../api/index.ts";
 import type { JournalConfig } from "../config/index.ts";
-import { JournalKey, JournalNode, outboxPruneEveryMs } from "../journal/index.ts";
+import { batchesCappedByConcurrency, JournalKey, JournalNode, outboxPruneEveryMs } from "../journal/index.ts";
 import {
   amqpTransport,
   JOURNAL_CHANNEL,
@@ -58,6 +58,13 @@ export async function startJournal(
     transport.setPeers(members.map((m) => m.id).filter((id) => id !== base.nodeId));
   });
   logger.info({ queue: transport.kind, recipient: key.recipient }, "journal started");
+  const capped = batchesCappedByConcurrency(config.handlers, config.concurrency);
+  if (capped.length > 0) {
+    logger.warn(
+      { types: capped, concurrency: config.concurrency },
+      "journal webhook batches hold at most journal.concurrency entries: set it to at least their batch",
+    );
+  }
   return {
     routes: journalRoutes(node),
     channels: transport instanceof MeshTransport ? [JOURNAL_CHANNEL] : [],

@@ -113,6 +113,19 @@ export function inProcessHandler(handler: InProcessHandler): EntryHandler {
   };
 }
 
+/**
+ * The batching webhooks (by entry type) whose `batch` exceeds `concurrency`: a POST carries the entries
+ * started together, at most `concurrency` of them, so these never fill (worth a warning at start).
+ */
+export function batchesCappedByConcurrency(
+  handlers: Readonly<Record<string, JournalHandlerConfig>>,
+  concurrency: number,
+): string[] {
+  return Object.entries(handlers)
+    .filter(([, handler]) => handler.kind === "webhook" && (handler.batchMax ?? 1) > concurrency)
+    .map(([type]) => type);
+}
+
 export function entryHandler(config: JournalHandlerConfig): EntryHandler {
   return config.kind === "exec" ? execHandler(config) : webhookHandler(config);
 }

@@ -1,5 +1,6 @@
 export { JournalApplier } from "./applier.ts";
 export {
+  batchesCappedByConcurrency,
   combineHandlers,
   entryHandler,
   HandlerConflictError,

@@ -5,7 +5,9 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
+import type { JournalHandlerConfig } from "../../../src/config/index.ts";
 import {
+  batchesCappedByConcurrency,
   combineHandlers,
   entryHandler,
   HandlerConflictError,
@@ -175,3 +177,13 @@ async function webhookServer(
   t.after(() => server.close());
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
 }
+
+test("entry handlers: a batching webhook whose batch exceeds the concurrency is named (its batches never fill)", () => {
+  const handlers: Record<string, JournalHandlerConfig> = {
+    "user.create": { kind: "webhook", url: "http://127.0.0.1:1/hook", timeoutMs: 1000, batchMax: 64 },
+    "user.delete": { kind: "webhook", url: "http://127.0.0.1:1/hook", timeoutMs: 1000, batchMax: 4 },
+    "*": { kind: "exec", argv: ["true"], timeoutMs: 1000 },
+  };
+  assert.deepEqual(batchesCappedByConcurrency(handlers, 4), ["user.create"]);
+  assert.deepEqual(batchesCappedByConcurrency(handlers, 64), []);
+});
