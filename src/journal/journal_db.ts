@@ -358,10 +358,11 @@ export class JournalDb {
   ): number {
     return this.durably(() => {
       // With no step configured, nothing to read: the rows are only marked.
-      const rows = stepsFor === null ? [] : this.statements.shippingThrough.all(seq);
-      for (const row of rows as Array<EntryColumns & { seq: number }>) {
-        const entry = this.entryOf({ ...row, origin: this.nodeId });
-        for (const step of stepsFor?.(entry) ?? []) this.statements.insertStepRun.run(entry.id, step, nowMs);
+      if (stepsFor !== null) {
+        for (const row of this.statements.shippingThrough.all(seq) as Array<EntryColumns & { seq: number }>) {
+          const entry = this.entryOf({ ...row, origin: this.nodeId });
+          for (const step of stepsFor(entry)) this.statements.insertStepRun.run(entry.id, step, nowMs);
+        }
       }
       return this.statements.markShippedThrough.run(nowMs, seq).changes;
     }, true);

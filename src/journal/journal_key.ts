@@ -20,32 +20,30 @@ export class SealedPayloadError extends Error {
 }
 
 export class JournalKey {
-  /** The public half, age1...: what a payload is sealed to. */
-  readonly recipient: string;
   /** The key parsed once (its public half costs a scalar multiplication); seals and opens with node:crypto. */
   private readonly key: AgeX25519Key;
 
-  private constructor(identity: string, recipient: string) {
-    this.recipient = recipient;
+  private constructor(identity: string) {
     this.key = new AgeX25519Key(identity);
+  }
+
+  /** The public half, age1...: what a payload is sealed to. */
+  get recipient(): string {
+    return this.key.recipient;
   }
 
   /** A new key, and the text of its file (what `age-keygen` writes). */
   static async generate(now = new Date()): Promise<{ key: JournalKey; fileText: string }> {
     const identity = await generateX25519Identity();
-    const key = await JournalKey.fromIdentity(identity);
+    const key = new JournalKey(identity);
     const fileText = `# created: ${now.toISOString()}\n# public key: ${key.recipient}\n${identity}\n`;
     return { key, fileText };
   }
 
   /** Reads a key file (see readAgeKeyFile). */
   static async load(path: string): Promise<JournalKey> {
-    const { identity, recipient } = await readAgeKeyFile(path);
-    return new JournalKey(identity, recipient);
-  }
-
-  private static async fromIdentity(identity: string): Promise<JournalKey> {
-    return new JournalKey(identity, await identityToRecipient(identity));
+    const { identity } = await readAgeKeyFile(path);
+    return new JournalKey(identity);
   }
 
   /** Seals `plaintext` to this key (age's binary format: authenticated, a fresh file key each time). */
